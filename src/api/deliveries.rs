@@ -1,0 +1,175 @@
+//! Delivery history and the actions on it: list, inspect with attempts, retry, recover,
+//! and "send test".
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::body::ApiJson;
+use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
+use crate::canonical_json::to_js_string;
+use crate::clock::{self, now_ms};
+use crate::error::ApiError;
+use crate::store::deliveries::{self, Attempt, Delivery, DeliveryQuery};
+use crate::store::{endpoints, events, outbox, StoreError};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/deliveries").route(web::get().to(list_all)))
+        .service(web::resource("/deliveries/{id}").route(web::get().to(get)))
+        .service(web::resource("/deliveries/{id}/retry").route(web::post().to(retry)))
+        .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(list_for_webhook)))
+        .service(web::resource("/webhooks/{id}/test").route(web::post().to(send_test)))
+        .service(web::resource("/webhooks/{id}/recover").route(web::post().to(recover)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+    endpoint_id: Option<String>,
+    event_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[allow(dead_code)]
+    tenant: Option<String>,
+}
+
+impl ListQuery {
+    fn to_query(&self) -> Result<DeliveryQuery, ApiError> {
+        if let Some(s) = &self.status {
+            if !["pending", "succeeded", "failed", "cancelled"].contains(&s.as_str()) {
+                return Err(ApiError::invalid(
+                    "status must be pending, succeeded, failed or cancelled",
+                ));
+            }
+        }
+        Ok(DeliveryQuery {
+            status: self.status.clone(),
+            endpoint_id: self
+                .endpoint_id
+                .as_deref()
+                .map(|e| e.parse::<i64>().map_err(|_| ApiError::invalid("endpoint_id must be a number")))
+                .transpose()?,
+            event_id: self.event_id.clone(),
+            since: time_param("since", self.since.as_deref())?,
+            until: time_param("until", self.until.as_deref())?,
+        })
+    }
+}
+
+async fn list_all(state: web::Data<AppState>, auth: Auth, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let q = query.to_query()?;
+    let page = state
+        .store
+        .read(move |c| deliveries::list(c, &auth.tenant, &q, cursor))
+        .await?;
+    Ok(list(page))
+}
+
+async fn list_for_webhook(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let mut q = query.to_query()?;
+    let id = id.into_inner();
+    q.endpoint_id = Some(id);
+    let page = state
+        .store
+        .read(move |c| {
+            endpoints::get(c, &auth.tenant, id)?;
+            deliveries::list(c, &auth.tenant, &q, cursor)
+        })
+        .await?;
+    Ok(list(page))
+}
+
+#[derive(Serialize)]
+struct DeliveryWithAttempts {
+    #[serde(flatten)]
+    delivery: Delivery,
+    attempt_log: Vec<Attempt>,
+}
+
+async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let found = state
+        .store
+        .read(move |c| {
+            let delivery = deliveries::get(c, &auth.tenant, id)?;
+            let attempt_log = deliveries::attempts(c, id)?;
+            Ok(DeliveryWithAttempts { delivery, attempt_log })
+        })
+        .await?;
+    Ok(ok(found))
+}
+
+async fn retry(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let delivery = state
+        .store
+        .write(move |c| {
+            let now = now_ms();
+            deliveries::get(c, &auth.tenant, id)?;
+            if !outbox::retry(c, &auth.tenant, id, now)? {
+                return Err(StoreError::Conflict(
+                    "the delivery is already pending; it will be attempted as scheduled".into(),
+                ));
+            }
+            deliveries::get(c, &auth.tenant, id)
+        })
+        .await?;
+    state.engine.wake();
+    Ok(respond(StatusCode::ACCEPTED, delivery))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recover {
+    since: String,
+}
+
+async fn recover(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    ApiJson(body): ApiJson<Recover>,
+) -> Result<HttpResponse, ApiError> {
+    let since = clock::parse(&body.since).map_err(|e| ApiError::bad("validation_error", format!("since: {e}")))?;
+    let id = id.into_inner();
+    let recovered = state
+        .store
+        .write(move |c| outbox::recover(c, &auth.tenant, id, since, now_ms()))
+        .await?;
+    state.engine.wake();
+    Ok(respond(StatusCode::ACCEPTED, json!({ "id": id, "recovered": recovered })))
+}
+
+/// Sends a `webhook.test` event to this endpoint alone, whatever its filter.
+async fn send_test(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let now = now_ms();
+    let body = to_js_string(&json!({
+        "event": "webhook.test",
+        "timestamp": clock::rfc3339_seconds(now),
+        "data": { "webhook_id": id, "message": "This is a test event sent by Herald." },
+    }));
+    let (event_id, delivery_id) = state
+        .store
+        .write(move |c| {
+            endpoints::get(c, &auth.tenant, id)?;
+            events::insert_for_endpoint(c, &auth.tenant, id, "webhook.test", &body, now)
+        })
+        .await?;
+    state.engine.wake();
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        json!({ "event_id": event_id, "delivery_id": delivery_id, "event": "webhook.test" }),
+    ))
+}

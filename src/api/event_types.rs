@@ -1,0 +1,75 @@
+//! `/api/v1/event-types`: the optional catalogue. Anyone may read it; the admin edits it.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::ApiJson;
+use super::{auth::Auth, ok, respond, AppState};
+use crate::canonical_json::to_js_string;
+use crate::clock::now_ms;
+use crate::domain::EventName;
+use crate::error::ApiError;
+use crate::store::event_types;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/event-types")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/event-types/{name}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEventType {
+    name: String,
+    description: Option<String>,
+    example: Option<Value>,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateEventType>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let name = EventName::parse(&body.name).map_err(|e| ApiError::bad("validation_error", e))?;
+    let description = body.description.unwrap_or_default();
+    if description.chars().count() > 500 {
+        return Err(ApiError::bad("validation_error", "description: at most 500 characters"));
+    }
+    let example = match body.example {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(to_js_string(&v)),
+        Some(_) => return Err(ApiError::bad("validation_error", "example must be a JSON object")),
+    };
+    let created = state
+        .store
+        .write(move |c| event_types::upsert(c, name.as_str(), &description, example.as_deref(), now_ms()))
+        .await?;
+    Ok(respond(StatusCode::CREATED, created))
+}
+
+async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse, ApiError> {
+    Ok(ok(state.store.read(event_types::list).await?))
+}
+
+async fn get(state: web::Data<AppState>, _auth: Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    Ok(ok(state.store.read(move |c| event_types::get(c, &name)).await?))
+}
+
+async fn delete(state: web::Data<AppState>, auth: Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let name = name.into_inner();
+    let answer = json!({ "name": name });
+    state.store.write(move |c| event_types::delete(c, &name)).await?;
+    Ok(ok(answer))
+}

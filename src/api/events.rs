@@ -1,0 +1,198 @@
+//! `/api/v1/events`: publishing (the front door of the outbox) and the event log.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::body::RawBody;
+use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::payload::{self, PayloadError};
+use crate::store::events::{self, EventQuery, NewEvent, Published};
+use crate::store::{deliveries, Delivery, Event};
+
+/// The most events one batch request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/events")
+            .route(web::get().to(list_events))
+            .route(web::post().to(publish)),
+    )
+    .service(web::resource("/events/batch").route(web::post().to(publish_batch)))
+    .service(web::resource("/events/{id}").route(web::get().to(get)));
+}
+
+impl From<PayloadError> for ApiError {
+    fn from(e: PayloadError) -> Self {
+        ApiError::bad(e.code, e.message)
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let raw = v.to_str().map_err(|_| {
+                ApiError::bad("invalid_idempotency_key", "Idempotency-Key must be visible ASCII")
+            })?;
+            Ok(Some(payload::idempotency_key(raw)?))
+        }
+    }
+}
+
+/// Writes the events and answers only once the writer's transaction has committed:
+/// a 202 means the event and every delivery row are on disk.
+async fn store_events(
+    state: &AppState,
+    tenant: String,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Published>, ApiError> {
+    let now = now_ms();
+    let published = state
+        .store
+        .write(move |c| events::publish(c, &tenant, events, now))
+        .await?;
+    if published.iter().any(|p| !p.replayed && p.deliveries > 0) {
+        state.engine.wake();
+    }
+    Ok(published)
+}
+
+fn accepted(data: impl Serialize, replayed: bool) -> HttpResponse {
+    let mut response = respond(StatusCode::ACCEPTED, data);
+    if replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+async fn publish(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut event = payload::from_bytes(&body.0, now_ms())?;
+    event.idempotency_key = idempotency_key(&req)?;
+    let mut published = store_events(&state, auth.tenant.clone(), vec![event]).await?;
+    let first = published.pop().ok_or_else(|| ApiError::invalid("nothing was published"))?;
+    tracing::debug!(tenant = %auth.tenant, event = %first.id, deliveries = first.deliveries, "published");
+    let replayed = first.replayed;
+    Ok(accepted(first, replayed))
+}
+
+/// Reads `{"events": [...]}` with the JavaScript-faithful parser (see `canonical_json::parse`).
+fn batch_items(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let value = crate::canonical_json::parse(bytes)
+        .map_err(|e| ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::bad("invalid_batch", "the body must be {\"events\": [...]}"));
+    };
+    if let Some(unknown) = map.keys().find(|k| k.as_str() != "events") {
+        return Err(ApiError::bad("invalid_batch", format!("unknown field `{unknown}`, expected `events`")));
+    }
+    match map.remove("events") {
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err(ApiError::bad("invalid_batch", "`events` must be an array of payloads")),
+    }
+}
+
+#[derive(Serialize)]
+struct BatchResult {
+    events: Vec<Published>,
+    deliveries: usize,
+}
+
+/// All or nothing: one invalid item refuses the whole batch, and the valid batch is one
+/// job in the writer, so it commits as a unit. With `Idempotency-Key: K`, item `i` gets
+/// the key `K#i`, so a retried batch returns the same events.
+async fn publish_batch(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let items = batch_items(&body.0)?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::bad(
+            "invalid_batch",
+            format!("`events` must hold 1 to {MAX_BATCH} payloads"),
+        ));
+    }
+    let key = idempotency_key(&req)?;
+    let now = now_ms();
+    let mut events = Vec::with_capacity(items.len());
+    for (i, value) in items.into_iter().enumerate() {
+        let mut event = payload::from_value(value, now)
+            .map_err(|e| ApiError::bad(e.code, format!("events[{i}]: {}", e.message)))?;
+        event.idempotency_key = key.as_ref().map(|k| format!("{k}#{i}"));
+        events.push(event);
+    }
+    let published = store_events(&state, auth.tenant, events).await?;
+    let replayed = published.iter().all(|p| p.replayed);
+    let deliveries = published.iter().map(|p| p.deliveries).sum();
+    Ok(accepted(
+        BatchResult {
+            events: published,
+            deliveries,
+        },
+        replayed,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[allow(dead_code)]
+    tenant: Option<String>,
+}
+
+async fn list_events(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let q = EventQuery {
+        event_type: query.event.clone(),
+        since: time_param("since", query.since.as_deref())?,
+        until: time_param("until", query.until.as_deref())?,
+    };
+    let page = state
+        .store
+        .read(move |c| events::list(c, &auth.tenant, &q, cursor))
+        .await?;
+    Ok(list(page))
+}
+
+#[derive(Serialize)]
+struct EventWithDeliveries {
+    #[serde(flatten)]
+    event: Event,
+    deliveries: Vec<Delivery>,
+}
+
+async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let found = state
+        .store
+        .read(move |c| {
+            let event = events::get(c, &auth.tenant, &id)?;
+            let deliveries = deliveries::for_event(c, &auth.tenant, &id)?;
+            Ok(EventWithDeliveries { event, deliveries })
+        })
+        .await?;
+    Ok(ok(found))
+}

@@ -1,0 +1,112 @@
+//! The JSON API under `/api/v1` (and the seeds' `/api/webhooks` alias).
+//!
+//! Handlers are thin: validate input into domain types, call one store function, answer in
+//! the seeds' envelope. Every refusal is an `ApiError`; nothing here writes SQL.
+
+pub mod auth;
+pub mod body;
+mod deliveries;
+mod event_types;
+mod events;
+mod health;
+mod tenants;
+mod webhooks;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::engine::EngineHandle;
+use crate::error::ApiError;
+use crate::store::{Cursor, Page, Store};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub admin_token_hash: String,
+    pub engine: EngineHandle,
+}
+
+/// `{"success": true, "data": ...}` with a status.
+pub fn respond(status: StatusCode, data: impl Serialize) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "success": true, "data": data }))
+}
+
+pub fn ok(data: impl Serialize) -> HttpResponse {
+    respond(StatusCode::OK, data)
+}
+
+/// A list: `data` stays an array (the seeds' shape) and `next_cursor` sits beside it.
+pub fn list<T: Serialize>(page: Page<T>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": page.items,
+        "next_cursor": page.next_cursor,
+    }))
+}
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+/// Parses the `limit` and `cursor` query parameters every list takes.
+pub fn cursor(limit: Option<&str>, cursor: Option<&str>) -> Result<Cursor, ApiError> {
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_pagination",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                ))
+            }
+        },
+    };
+    let before = match cursor {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad(
+                "invalid_pagination",
+                "cursor is not valid; pass the next_cursor of a previous page",
+            )
+        })?),
+    };
+    Ok(Cursor { before, limit })
+}
+
+/// Parses an optional time filter (`since`, `until`).
+pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| crate::clock::parse(v).map_err(|e| ApiError::invalid(format!("{name}: {e}"))))
+        .transpose()
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::invalid(format!("invalid query string: {e}")).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|e, _| {
+        ApiError::bad("invalid_id", format!("invalid id in the path: {e}")).into()
+    }))
+    .configure(health::configure)
+    .service(
+        web::scope("/api/v1")
+            .configure(webhooks::configure)
+            .configure(events::configure)
+            .configure(event_types::configure)
+            .configure(tenants::configure)
+            .configure(deliveries::configure),
+    )
+    .service(web::scope("/api").configure(webhooks::configure));
+}
+
+/// Answers unknown routes in the envelope.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}

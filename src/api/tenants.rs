@@ -1,0 +1,186 @@
+//! `/api/v1/tenants` and their keys: admin only.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::body::ApiJson;
+use super::{auth::Auth, cursor, list, ok, respond, AppState};
+use crate::clock::now_ms;
+use crate::domain::TenantId;
+use crate::error::ApiError;
+use crate::keys;
+use crate::store::tenants::{self, ApiKey};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tenants")
+            .route(web::get().to(list_tenants))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/tenants/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(rename))
+            .route(web::delete().to(delete)),
+    )
+    .service(
+        web::resource("/tenants/{id}/keys")
+            .route(web::get().to(list_keys))
+            .route(web::post().to(create_key)),
+    )
+    .service(
+        web::resource("/tenants/{id}/keys/{key_id}")
+            .route(web::delete().to(revoke_key)),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    id: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameTenant {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad("validation_error", "name must be 1-100 characters"));
+    }
+    Ok(())
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let id = TenantId::parse(&body.id).map_err(|e| ApiError::bad("validation_error", e))?;
+    let name = body.name.unwrap_or_else(|| id.as_str().to_owned());
+    check_name(&name)?;
+    let tenant = state
+        .store
+        .write(move |c| tenants::create(c, id.as_str(), &name, now_ms()))
+        .await?;
+    Ok(respond(StatusCode::CREATED, tenant))
+}
+
+async fn list_tenants(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    Ok(list(state.store.read(move |c| tenants::list(c, cursor)).await?))
+}
+
+async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let id = id.into_inner();
+    Ok(ok(state.store.read(move |c| tenants::get(c, &id)).await?))
+}
+
+async fn rename(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<RenameTenant>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    check_name(&body.name)?;
+    let id = id.into_inner();
+    Ok(ok(state
+        .store
+        .write(move |c| tenants::rename(c, &id, &body.name))
+        .await?))
+}
+
+async fn delete(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let id = id.into_inner();
+    let answer = json!({ "id": id });
+    state.store.write(move |c| tenants::delete(c, &id)).await?;
+    Ok(ok(answer))
+}
+
+/// A key together with its only showing.
+#[derive(Serialize)]
+struct NewKey {
+    #[serde(flatten)]
+    key: ApiKey,
+    token: String,
+}
+
+async fn create_key(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let name = body.name.unwrap_or_default();
+    if name.chars().count() > 100 {
+        return Err(ApiError::bad("validation_error", "name: at most 100 characters"));
+    }
+    let tenant = id.into_inner();
+    let token = keys::generate_api_key();
+    let (hash, prefix) = (keys::hash_token(&token), keys::display_prefix(&token));
+    let key = state
+        .store
+        .write(move |c| tenants::create_key(c, &tenant, &name, &prefix, &hash, now_ms()))
+        .await?;
+    Ok(respond(StatusCode::CREATED, NewKey { key, token }))
+}
+
+async fn list_keys(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+    query: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let tenant = id.into_inner();
+    let page = state
+        .store
+        .read(move |c| {
+            tenants::get(c, &tenant)?;
+            tenants::list_keys(c, &tenant, cursor)
+        })
+        .await?;
+    Ok(list(page))
+}
+
+async fn revoke_key(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<(String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let (tenant, key_id) = path.into_inner();
+    Ok(ok(state
+        .store
+        .write(move |c| tenants::revoke_key(c, &tenant, key_id, now_ms()))
+        .await?))
+}

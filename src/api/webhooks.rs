@@ -1,0 +1,234 @@
+//! `/api/v1/webhooks`: the endpoints of a tenant, in the seeds' shapes.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+
+use super::body::ApiJson;
+use super::{auth::Auth, cursor, list, ok, respond, AppState};
+use crate::clock::now_ms;
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::error::ApiError;
+use crate::signing::{generate_secret, validate_secret, Scheme};
+use crate::store::endpoints::{self, Endpoint, EndpointPatch, NewEndpoint};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhooks")
+            .route(web::get().to(list_webhooks))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWebhook {
+    url: String,
+    events: Vec<String>,
+    secret_key: Option<String>,
+    description: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    status: Option<String>,
+    signature: Option<Vec<String>>,
+}
+
+/// PATCH: absent fields stay; `signature: null` returns to the deployment default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateWebhook {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    status: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    signature: Option<Option<Vec<String>>>,
+}
+
+/// Tells "absent" (None) from "null" (Some(None)).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+    #[allow(dead_code)]
+    tenant: Option<String>,
+}
+
+/// An endpoint together with its secret: only answered on create and rotate.
+#[derive(Serialize)]
+pub struct WithSecret<'a> {
+    #[serde(flatten)]
+    pub endpoint: &'a Endpoint,
+    pub secret: &'a str,
+}
+
+fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
+    move |e| ApiError::bad("validation_error", format!("{field}: {e}"))
+}
+
+fn parse_signature(schemes: &[String]) -> Result<Vec<Scheme>, ApiError> {
+    crate::signing::parse_schemes(&schemes.join(",")).map_err(invalid("signature"))
+}
+
+fn parse_description(d: String) -> Result<String, ApiError> {
+    if d.chars().count() > 500 {
+        return Err(invalid("description")("at most 500 characters".into()));
+    }
+    Ok(d)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Result<HttpResponse, ApiError> {
+    let allow_private = state.config.allow_private_targets;
+    let secret = match body.secret_key {
+        Some(s) => {
+            validate_secret(&s).map_err(invalid("secret_key"))?;
+            s
+        }
+        None => generate_secret(),
+    };
+    let new = NewEndpoint {
+        url: EndpointUrl::parse(&body.url, allow_private).map_err(invalid("url"))?,
+        filter: EventFilter::parse(&body.events).map_err(invalid("events"))?,
+        secret,
+        description: parse_description(body.description.unwrap_or_default())?,
+        headers: ExtraHeaders::parse(body.headers.unwrap_or_default()).map_err(invalid("headers"))?,
+        signature: body.signature.as_deref().map(parse_signature).transpose()?,
+        status: match body.status.as_deref() {
+            None => EndpointStatus::Active,
+            Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
+        },
+    };
+    let tenant = auth.tenant.clone();
+    let endpoint = state
+        .store
+        .write(move |c| endpoints::create(c, &tenant, &new, now_ms()))
+        .await?;
+    tracing::info!(tenant = %auth.tenant, endpoint = endpoint.id, "webhook created");
+    Ok(respond(
+        StatusCode::CREATED,
+        WithSecret {
+            endpoint: &endpoint,
+            secret: &endpoint.secret,
+        },
+    ))
+}
+
+async fn list_webhooks(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let status = query
+        .status
+        .as_deref()
+        .map(EndpointStatus::parse)
+        .transpose()
+        .map_err(invalid("status"))?;
+    let page = state
+        .store
+        .read(move |c| endpoints::list(c, &auth.tenant, status, cursor))
+        .await?;
+    Ok(list(page))
+}
+
+async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let endpoint = state.store.read(move |c| endpoints::get(c, &auth.tenant, id)).await?;
+    Ok(ok(endpoint))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> Result<HttpResponse, ApiError> {
+    let allow_private = state.config.allow_private_targets;
+    let patch = EndpointPatch {
+        url: body
+            .url
+            .map(|u| EndpointUrl::parse(&u, allow_private))
+            .transpose()
+            .map_err(invalid("url"))?,
+        filter: body
+            .events
+            .map(|e| EventFilter::parse(&e))
+            .transpose()
+            .map_err(invalid("events"))?,
+        description: body.description.map(parse_description).transpose()?,
+        headers: body
+            .headers
+            .map(ExtraHeaders::parse)
+            .transpose()
+            .map_err(invalid("headers"))?,
+        signature: match body.signature {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s)) => Some(Some(parse_signature(&s)?)),
+        },
+        status: body
+            .status
+            .as_deref()
+            .map(EndpointStatus::parse)
+            .transpose()
+            .map_err(invalid("status"))?,
+    };
+    let id = id.into_inner();
+    let endpoint = state
+        .store
+        .write(move |c| endpoints::update(c, &auth.tenant, id, &patch, now_ms()))
+        .await?;
+    state.engine.wake(); // a resumed endpoint may have deliveries waiting
+    Ok(ok(endpoint))
+}
+
+async fn delete(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    state
+        .store
+        .write(move |c| endpoints::delete(c, &auth.tenant, id))
+        .await?;
+    Ok(ok(json!({ "id": id })))
+}
+
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let grace = state.config.rotation_grace.as_millis() as i64;
+    let secret = generate_secret();
+    let endpoint = state
+        .store
+        .write(move |c| {
+            let now = now_ms();
+            endpoints::rotate_secret(c, &auth.tenant, id, &secret, now + grace, now)
+        })
+        .await?;
+    Ok(ok(WithSecret {
+        endpoint: &endpoint,
+        secret: &endpoint.secret,
+    }))
+}

@@ -1,0 +1,83 @@
+//! Time as Herald stores it (integer milliseconds, UTC) and as people read it (RFC 3339).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn datetime(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `2026-11-25T08:40:00.123Z`: what API fields carry.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let d = datetime(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.millisecond()
+    )
+}
+
+/// `2026-11-25T08:40:00Z`: the `timestamp` added to payloads, in the seeds' spelling.
+pub fn rfc3339_seconds(ms: i64) -> String {
+    let mut s = rfc3339_ms(ms);
+    s.replace_range(19..23, "");
+    s
+}
+
+/// Parses an RFC 3339 time (`2026-11-25T08:40:00Z`, offsets allowed) or unix seconds.
+pub fn parse(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| format!("`{s}` is out of range"));
+    }
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map(|d| (d.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| format!("`{s}` is not an RFC 3339 time like 2026-11-25T08:40:00Z"))
+}
+
+/// serde helpers so records keep `i64` ms inside and show RFC 3339 outside.
+pub mod ser {
+    use serde::Serializer;
+
+    pub fn ms<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339_ms(*v))
+    }
+
+    pub fn opt_ms<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&super::rfc3339_ms(*v)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses() {
+        assert_eq!(rfc3339_ms(1_734_948_000_123), "2024-12-23T10:00:00.123Z");
+        assert_eq!(rfc3339_seconds(1_734_948_000_123), "2024-12-23T10:00:00Z");
+        assert_eq!(parse("2024-12-23T10:00:00Z").unwrap(), 1_734_948_000_000);
+        assert_eq!(parse("2024-12-23T11:00:00+01:00").unwrap(), 1_734_948_000_000);
+        assert_eq!(parse("1734948000").unwrap(), 1_734_948_000_000);
+        assert!(parse("yesterday").is_err());
+    }
+}

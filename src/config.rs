@@ -1,0 +1,319 @@
+//! Configuration: defaults → TOML file → `HERALD_*` environment → command-line flags.
+//!
+//! Every key of DESIGN.md's table has a default that runs, so `herald serve` works with no
+//! file at all. The file and the environment are read through the same per-key parser
+//! (`Config::set`), so a value means the same thing wherever it is written; an unknown key
+//! in the file is an error rather than a silently ignored typo.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::signing::{parse_schemes, Scheme};
+
+/// How hard SQLite works to keep a commit on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged publish survives power loss.
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub db: PathBuf,
+    pub admin_token: Option<String>,
+    pub allow_private_targets: bool,
+    pub retry_schedule: Vec<Duration>,
+    pub signature_schemes: Vec<Scheme>,
+    pub signature_prefix: String,
+    pub body_signature_header: String,
+    pub workers: usize,
+    pub endpoint_concurrency: usize,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub durability: Durability,
+    pub max_payload: usize,
+    pub retention: Duration,
+    pub disable_after: Duration,
+    pub rotation_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            db: PathBuf::from("./herald.db"),
+            admin_token: None,
+            allow_private_targets: false,
+            retry_schedule: vec![mins(1), mins(5), mins(30)],
+            signature_schemes: vec![Scheme::Standard],
+            signature_prefix: "X-Herald".into(),
+            body_signature_header: "X-Webhook-Signature".into(),
+            // Workers block on network I/O, not CPU: 64 keeps two cores busy on loopback and
+            // still leaves room when a few endpoints are slow.
+            workers: 64,
+            endpoint_concurrency: 8,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+            durability: Durability::Full,
+            max_payload: 1024 * 1024,
+            retention: days(30),
+            disable_after: days(5),
+            rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Every key, in the order of DESIGN.md's table; the environment variable is `HERALD_` + upper case.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "db",
+    "admin_token",
+    "allow_private_targets",
+    "retry_schedule",
+    "signature_schemes",
+    "signature_prefix",
+    "body_signature_header",
+    "workers",
+    "endpoint_concurrency",
+    "connect_timeout",
+    "request_timeout",
+    "durability",
+    "max_payload",
+    "retention",
+    "disable_after",
+    "rotation_grace",
+];
+
+impl Config {
+    /// Builds the configuration: defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+            config
+                .apply_toml(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        config.apply_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), String> {
+        let table: toml::Table = text.parse().map_err(|e| format!("invalid TOML: {e}"))?;
+        for (key, value) in table {
+            let raw = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => return Err(format!("key `{key}`: unsupported value {other}")),
+            };
+            self.set(&key, &raw)?;
+        }
+        Ok(())
+    }
+
+    pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), String> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("HERALD_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if KEYS.contains(&key.as_str()) {
+                self.set(&key, &value).map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one key from its textual form; the single place where values are parsed.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        match key {
+            "listen" => self.listen = non_empty(v)?.to_owned(),
+            "db" => self.db = PathBuf::from(non_empty(v)?),
+            "admin_token" => {
+                if v.len() < 16 {
+                    return Err("admin_token must be at least 16 characters".into());
+                }
+                self.admin_token = Some(v.to_owned())
+            }
+            "allow_private_targets" => self.allow_private_targets = parse_bool(v)?,
+            "retry_schedule" => self.retry_schedule = parse_schedule(v)?,
+            "signature_schemes" => self.signature_schemes = parse_schemes(v)?,
+            "signature_prefix" => self.signature_prefix = header_name(v)?,
+            "body_signature_header" => self.body_signature_header = header_name(v)?,
+            "workers" => self.workers = parse_count(v, 1, 1024)?,
+            "endpoint_concurrency" => self.endpoint_concurrency = parse_count(v, 1, 1024)?,
+            "connect_timeout" => self.connect_timeout = parse_duration(v)?,
+            "request_timeout" => self.request_timeout = parse_duration(v)?,
+            "durability" => {
+                self.durability = match v {
+                    "full" => Durability::Full,
+                    "normal" => Durability::Normal,
+                    _ => return Err(format!("durability must be `full` or `normal`, not `{v}`")),
+                }
+            }
+            "max_payload" => self.max_payload = parse_size(v)?,
+            "retention" => self.retention = parse_duration(v)?,
+            "disable_after" => self.disable_after = parse_duration(v)?,
+            "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            _ => return Err(format!("unknown configuration key `{key}`")),
+        }
+        Ok(())
+    }
+}
+
+fn mins(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(86_400 * n)
+}
+
+fn non_empty(v: &str) -> Result<&str, String> {
+    if v.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(v)
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, not `{v}`")),
+    }
+}
+
+fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {min} to {max}, not `{v}`")),
+    }
+}
+
+fn header_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("`{v}` is not a valid HTTP header name"))
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `24h`, `5d` (a bare number means seconds).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a duration like 500ms, 30s, 5m, 24h or 5d"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => return Err(format!("`{v}` has an unknown unit; use ms, s, m, h or d")),
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("`{v}` is too long"))
+}
+
+fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {
+    if v.is_empty() {
+        return Ok(Vec::new()); // no retries: one attempt, then failed
+    }
+    v.split(',').map(|d| parse_duration(d.trim())).collect()
+}
+
+/// Parses `1048576`, `512KiB`, `1MiB`, `1MB` (decimal units are accepted as binary ones).
+pub fn parse_size(v: &str) -> Result<usize, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a size like 1MiB or 512KiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("`{v}` has an unknown unit; use B, KiB or MiB")),
+    };
+    match n.checked_mul(factor) {
+        Some(size) if size > 0 => Ok(size),
+        _ => Err(format!("`{v}` is not a usable size")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1GiB").is_err());
+    }
+
+    #[test]
+    fn toml_and_env_layers() {
+        let mut c = Config::default();
+        c.apply_toml("listen = \"0.0.0.0:9000\"\nworkers = 4\nretry_schedule = [\"1s\", \"2s\"]\nallow_private_targets = true")
+            .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.retry_schedule, vec![Duration::from_secs(1), Duration::from_secs(2)]);
+        assert!(c.allow_private_targets);
+        let env = vec![
+            ("HERALD_WORKERS".to_string(), "7".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        c.apply_env(env.into_iter()).unwrap();
+        assert_eq!(c.workers, 7);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let err = Config::default().apply_toml("listne = \"x\"").unwrap_err();
+        assert!(err.contains("unknown configuration key `listne`"), "{err}");
+    }
+
+    #[test]
+    fn example_file_lists_every_key_with_its_default() {
+        let text = include_str!("../config.example.toml");
+        let mut c = Config::default();
+        c.apply_toml(text).unwrap();
+        for key in KEYS {
+            assert!(text.contains(&format!("{key} =")), "config.example.toml misses {key}");
+        }
+    }
+}

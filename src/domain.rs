@@ -1,0 +1,273 @@
+//! Parsed input: names, filters, URLs and headers are validated once, when built, so the
+//! rest of the code never re-checks a raw string. Each constructor's error is a sentence
+//! meant for the person who sent the value.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::engine::ssrf;
+
+/// A tenant id: lower-case letters, digits, `-` and `_`, up to 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<TenantId, String> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(TenantId(s.to_owned()))
+        } else {
+            Err(format!(
+                "tenant id `{s}` must be 1-64 lower-case letters, digits, `-` or `_`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An event name such as `job.completed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventName(String);
+
+impl EventName {
+    pub fn parse(s: &str) -> Result<EventName, String> {
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+            && !s.starts_with('.')
+            && !s.ends_with('.');
+        if ok {
+            Ok(EventName(s.to_owned()))
+        } else {
+            Err(format!(
+                "event name `{s}` must be 1-128 letters, digits, `.`, `_`, `-` or `:` and not start or end with `.`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The events an endpoint subscribes to: exact names, `*`, or prefix wildcards (`book.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter(Vec<String>);
+
+impl EventFilter {
+    pub const MAX_PATTERNS: usize = 100;
+
+    pub fn parse(patterns: &[String]) -> Result<EventFilter, String> {
+        if patterns.is_empty() {
+            return Err("`events` must name at least one event, or `*` for all".into());
+        }
+        if patterns.len() > Self::MAX_PATTERNS {
+            return Err(format!("`events` may hold at most {} patterns", Self::MAX_PATTERNS));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            let valid = p == "*"
+                || EventName::parse(p.strip_suffix(".*").unwrap_or(p)).is_ok();
+            if !valid {
+                return Err(format!(
+                    "`{p}` is not an event name, `*`, or a prefix wildcard like `book.*`"
+                ));
+            }
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        Ok(EventFilter(out))
+    }
+
+    /// Rebuilds a filter read back from the database (it was validated when stored).
+    pub fn from_stored(patterns: Vec<String>) -> EventFilter {
+        EventFilter(patterns)
+    }
+
+    pub fn matches(&self, event: &str) -> bool {
+        self.0.iter().any(|p| pattern_matches(p, event))
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+}
+
+fn pattern_matches(pattern: &str, event: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        // `book.*` matches `book.completed` and `book.chapter.done`, not `book` or `bookshelf.x`.
+        Some(prefix) => event
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1),
+        None => pattern == event,
+    }
+}
+
+/// An endpoint URL: absolute http(s), no credentials, and (unless private targets are
+/// allowed) not a loopback, private or metadata host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(String);
+
+impl EndpointUrl {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(s: &str, allow_private_targets: bool) -> Result<EndpointUrl, String> {
+        if s.len() > Self::MAX_LEN {
+            return Err(format!("url is longer than {} characters", Self::MAX_LEN));
+        }
+        let uri: http::Uri = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a valid absolute URL"))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err("url must start with http:// or https://".into()),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{s}` has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err("url must not contain credentials; use `headers` instead".into());
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        if !allow_private_targets {
+            ssrf::check_host(host).map_err(|e| format!("url is not allowed: {e}"))?;
+        }
+        Ok(EndpointUrl(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Extra request headers of an endpoint. Headers that Herald itself sets (content type,
+/// signatures, framing) cannot be overridden, or a typo would break every delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraHeaders(BTreeMap<String, String>);
+
+impl ExtraHeaders {
+    pub const MAX: usize = 20;
+
+    pub fn parse(map: BTreeMap<String, String>) -> Result<ExtraHeaders, String> {
+        if map.len() > Self::MAX {
+            return Err(format!("at most {} extra headers", Self::MAX));
+        }
+        for (name, value) in &map {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("`{name}` is not a valid header name"));
+            }
+            if http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
+                return Err(format!("header `{name}` has an invalid value"));
+            }
+            let lower = name.to_ascii_lowercase();
+            let reserved = matches!(
+                lower.as_str(),
+                "content-type" | "content-length" | "host" | "transfer-encoding" | "connection"
+            ) || lower.starts_with("webhook-");
+            if reserved {
+                return Err(format!("header `{name}` is set by Herald and cannot be overridden"));
+            }
+        }
+        Ok(ExtraHeaders(map))
+    }
+
+    pub fn from_stored(map: BTreeMap<String, String>) -> ExtraHeaders {
+        ExtraHeaders(map)
+    }
+
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// The state of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointStatus {
+    Active,
+    Paused,
+    Disabled,
+}
+
+impl EndpointStatus {
+    pub fn parse(s: &str) -> Result<EndpointStatus, String> {
+        match s {
+            "active" => Ok(EndpointStatus::Active),
+            "paused" => Ok(EndpointStatus::Paused),
+            "disabled" => Ok(EndpointStatus::Disabled),
+            _ => Err(format!("status must be active, paused or disabled, not `{s}`")),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndpointStatus::Active => "active",
+            EndpointStatus::Paused => "paused",
+            EndpointStatus::Disabled => "disabled",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(p: &[&str]) -> EventFilter {
+        EventFilter::parse(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn filters_match_exact_star_and_prefix() {
+        let f = filter(&["job.completed", "book.*"]);
+        assert!(f.matches("job.completed"));
+        assert!(!f.matches("job.failed"));
+        assert!(f.matches("book.completed"));
+        assert!(f.matches("book.chapter.done"));
+        assert!(!f.matches("book"));
+        assert!(!f.matches("bookshelf.x"));
+        assert!(filter(&["*"]).matches("anything.at.all"));
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        for bad in [vec![], vec!["".to_string()], vec!["a b".to_string()], vec!["*.x".to_string()]] {
+            assert!(EventFilter::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(EndpointUrl::parse("https://example.com/hook", false).is_ok());
+        assert!(EndpointUrl::parse("http://127.0.0.1:9000/hook", false).is_err());
+        assert!(EndpointUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(EndpointUrl::parse("http://[::1]:9000/", false).is_err());
+        assert!(EndpointUrl::parse("http://169.254.169.254/latest", false).is_err());
+        assert!(EndpointUrl::parse("http://localhost/", false).is_err());
+        assert!(EndpointUrl::parse("ftp://example.com/", false).is_err());
+        assert!(EndpointUrl::parse("example.com/hook", false).is_err());
+        assert!(EndpointUrl::parse("https://user:pw@example.com/", false).is_err());
+    }
+
+    #[test]
+    fn reserved_headers() {
+        let mut m = BTreeMap::new();
+        m.insert("X-Team".to_string(), "a".to_string());
+        assert!(ExtraHeaders::parse(m.clone()).is_ok());
+        m.insert("Content-Type".to_string(), "text/plain".to_string());
+        assert!(ExtraHeaders::parse(m).is_err());
+    }
+}

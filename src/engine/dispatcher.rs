@@ -1,0 +1,164 @@
+//! The dispatcher: claims due deliveries and hands them to workers.
+//!
+//! It keeps, per endpoint, how many deliveries are with workers (`in_flight`) and how many
+//! it claimed beyond the endpoint's cap (`waiting`, already leased, sent as slots free up).
+//! Endpoints at their cap are left out of the next claim, so a slow or dead endpoint holds
+//! at most `endpoint_concurrency` workers while the others keep their latency.
+//!
+//! `step` is one round (claim and hand out); `run` is the loop around it, woken by
+//! publishes, by finished requests, and by the clock when the next retry comes due.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use super::Signal;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::store::outbox::{self, Claimed};
+use crate::store::{Store, StoreError};
+
+/// The longest the dispatcher sleeps without a signal: the bound on noticing work that no
+/// signal announced (a publish from the CLI, an expired lease).
+const POLL: Duration = Duration::from_secs(1);
+
+pub struct Dispatcher {
+    store: Store,
+    config: Arc<Config>,
+    work: mpsc::Sender<Claimed>,
+    in_flight: HashMap<i64, usize>,
+    waiting: HashMap<i64, VecDeque<Claimed>>,
+    total: usize,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, config: Arc<Config>, work: mpsc::Sender<Claimed>) -> Dispatcher {
+        Dispatcher {
+            store,
+            config,
+            work,
+            in_flight: HashMap::new(),
+            waiting: HashMap::new(),
+            total: 0,
+        }
+    }
+
+    /// How many deliveries may be held at once: enough that workers never wait for a
+    /// claim round, few enough that leases do not sit in a queue.
+    fn capacity(&self) -> usize {
+        self.config.workers * 2
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.config.connect_timeout + self.config.request_timeout + Duration::from_secs(60)).as_millis()
+            as i64
+    }
+
+    /// One round: claims what is due (within capacity) and hands it out. Returns how many
+    /// deliveries were claimed.
+    pub fn step(&mut self) -> Result<usize, StoreError> {
+        let room = self.capacity().saturating_sub(self.total);
+        if room == 0 {
+            return Ok(0);
+        }
+        let cap = self.config.endpoint_concurrency;
+        let busy: Vec<i64> = self
+            .in_flight
+            .iter()
+            .filter(|(id, n)| **n + self.waiting.get(*id).map_or(0, |q| q.len()) >= cap)
+            .map(|(id, _)| *id)
+            .collect();
+        let now = now_ms();
+        let lease_until = now + self.lease_ms();
+        let claimed = self
+            .store
+            .write_blocking(move |c| outbox::claim_due(c, now, lease_until, room, &busy))?;
+        let count = claimed.len();
+        for delivery in claimed {
+            self.total += 1;
+            let endpoint = delivery.endpoint_id;
+            self.waiting.entry(endpoint).or_default().push_back(delivery);
+            self.release_waiting(endpoint);
+        }
+        Ok(count)
+    }
+
+    /// Sends waiting deliveries of `endpoint` to the workers while it has free slots.
+    fn release_waiting(&mut self, endpoint: i64) {
+        let cap = self.config.endpoint_concurrency;
+        loop {
+            let running = self.in_flight.get(&endpoint).copied().unwrap_or(0);
+            if running >= cap {
+                return;
+            }
+            let Some(queue) = self.waiting.get_mut(&endpoint) else {
+                return;
+            };
+            let Some(delivery) = queue.pop_front() else {
+                self.waiting.remove(&endpoint);
+                return;
+            };
+            if self.work.send(delivery).is_err() {
+                return; // workers are gone: shutting down
+            }
+            *self.in_flight.entry(endpoint).or_default() += 1;
+        }
+    }
+
+    /// A worker finished a request of `endpoint`.
+    pub fn finished(&mut self, endpoint: i64) {
+        if let Some(n) = self.in_flight.get_mut(&endpoint) {
+            *n = n.saturating_sub(1);
+            self.total = self.total.saturating_sub(1);
+            if *n == 0 && !self.waiting.contains_key(&endpoint) {
+                self.in_flight.remove(&endpoint);
+            }
+        }
+        self.release_waiting(endpoint);
+    }
+
+    /// How long to sleep before the next retry comes due (at most `POLL`).
+    fn idle_wait(&self) -> Duration {
+        let now = now_ms();
+        let next = self
+            .store
+            .read_blocking(|c| outbox::next_due(c, now))
+            .unwrap_or(None);
+        match next {
+            Some(at) => Duration::from_millis((at - now).clamp(0, POLL.as_millis() as i64) as u64),
+            None => POLL,
+        }
+    }
+
+    pub fn run(&mut self, signals: mpsc::Receiver<Signal>, heartbeat: &AtomicI64) {
+        loop {
+            heartbeat.store(now_ms(), Ordering::Relaxed);
+            let claimed = match self.step() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed");
+                    0
+                }
+            };
+            // A full claim may mean more is due: go round again without sleeping.
+            let wait = if claimed > 0 && self.total < self.capacity() {
+                Duration::ZERO
+            } else {
+                self.idle_wait()
+            };
+            let first = match signals.recv_timeout(wait) {
+                Ok(s) => Some(s),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            for signal in first.into_iter().chain(signals.try_iter()) {
+                match signal {
+                    Signal::Wake => {}
+                    Signal::Done(endpoint) => self.finished(endpoint),
+                    Signal::Stop => return,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Outbound HTTP: one ureq agent shared by all workers (keep-alive pool), with the SSRF
+//! guard in its resolver so the check applies to the address actually connected to.
+//!
+//! Redirects are not followed (a 3xx is a failed attempt: following it would let a
+//! receiver bounce us to an internal address), any status is a response rather than an
+//! error, and the response body is read through a cap.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use ureq::config::Config as UreqConfig;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::Agent;
+
+use super::ssrf;
+use crate::config::Config;
+
+/// How much of a response body is kept in the attempt history.
+pub const RESPONSE_BODY_CAP: usize = 4096;
+
+/// Resolves names, then drops every address the SSRF guard forbids. A name that only
+/// resolves to forbidden addresses fails the attempt instead of reaching inside.
+#[derive(Debug)]
+struct GuardedResolver {
+    inner: DefaultResolver,
+    allow_private: bool,
+}
+
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolved = self.inner.resolve(uri, config, timeout)?;
+        if self.allow_private {
+            return Ok(resolved);
+        }
+        let mut allowed = self.empty();
+        for addr in resolved.iter() {
+            if !ssrf::is_forbidden(addr.ip()) {
+                allowed.push(*addr);
+            }
+        }
+        if allowed.is_empty() {
+            let host = uri.host().unwrap_or("?");
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{host} resolves only to loopback, private or reserved addresses (blocked by the SSRF guard)"),
+            )));
+        }
+        Ok(allowed)
+    }
+}
+
+pub fn agent(config: &Config) -> Agent {
+    let ureq_config: UreqConfig = Agent::config_builder()
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_global(Some(config.request_timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION"), " (+webhooks)"))
+        .max_idle_connections(config.workers.max(16) * 2)
+        .max_idle_connections_per_host(config.endpoint_concurrency.max(1) * 2)
+        .build();
+    Agent::with_parts(
+        ureq_config,
+        DefaultConnector::default(),
+        GuardedResolver {
+            inner: DefaultResolver::default(),
+            allow_private: config.allow_private_targets,
+        },
+    )
+}
+
+/// What came back from one request.
+#[derive(Debug)]
+pub struct Response {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub body: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub duration: Duration,
+}
+
+/// Sends one POST and never panics or errors: every failure becomes `Response::error`.
+pub fn post(agent: &Agent, url: &str, headers: &[(String, String)], body: &str) -> Response {
+    let started = Instant::now();
+    let mut request = agent.post(url).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    match request.send(body) {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let mut kept = serde_json::Map::new();
+            for (name, value) in response.headers() {
+                if let Ok(v) = value.to_str() {
+                    kept.insert(name.as_str().to_owned(), v.into());
+                }
+            }
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(super::retry::parse_retry_after);
+            let mut buf = Vec::new();
+            let read = response
+                .body_mut()
+                .as_reader()
+                .take(RESPONSE_BODY_CAP as u64)
+                .read_to_end(&mut buf);
+            Response {
+                status: Some(status),
+                error: read.err().map(|e| format!("reading the response failed: {e}")),
+                headers: kept,
+                body: Some(String::from_utf8_lossy(&buf).into_owned()),
+                retry_after,
+                duration: started.elapsed(),
+            }
+        }
+        Err(e) => Response {
+            status: None,
+            error: Some(describe(&e)),
+            headers: serde_json::Map::new(),
+            body: None,
+            retry_after: None,
+            duration: started.elapsed(),
+        },
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        other => other.to_string(),
+    }
+}

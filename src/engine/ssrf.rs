@@ -1,0 +1,111 @@
+//! The SSRF guard: which addresses an endpoint may never reach.
+//!
+//! Endpoint URLs come from users, and Herald runs inside someone's network. Unless
+//! `allow_private_targets` is set, a delivery must not reach loopback, private, link-local
+//! (including the 169.254.169.254 cloud metadata service), CGNAT, multicast or reserved
+//! addresses. The check runs twice: on the URL's literal host when an endpoint is created,
+//! and on every address the resolver returns at connect time (`engine::http`), because a
+//! DNS answer can change after create.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// True when a delivery must not connect to `ip`.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_forbidden_v4(v4),
+        IpAddr::V6(v6) => is_forbidden_v6(v6),
+    }
+}
+
+fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0                               // "this network"
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
+        || (a == 192 && b == 0 && c == 0)       // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19))   // benchmarking
+        || a >= 240 // reserved
+}
+
+fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_forbidden_v4(v4);
+    }
+    let seg = ip.segments();
+    // NAT64 (64:ff9b::/96) embeds an IPv4 address that must pass the v4 rules.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+        let v4 = Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        );
+        return is_forbidden_v4(v4);
+    }
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (seg[0] & 0xffc0) == 0xfec0 // deprecated site-local
+        || seg[0] == 0x2001 && seg[1] == 0x0db8 // documentation
+}
+
+/// The create-time check of a URL host (already stripped of `[]`): literal addresses and
+/// names that always mean this machine or the metadata service. Other names are checked
+/// when the worker resolves them.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return if is_forbidden(ip) {
+            Err(format!(
+                "{ip} is a loopback, private, link-local or reserved address"
+            ))
+        } else {
+            Ok(())
+        };
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    let local = name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "metadata.google.internal"
+        || name.ends_with(".internal")
+        || name.ends_with(".local");
+    if local {
+        return Err(format!("{host} names a local or internal host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_addresses() {
+        for a in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+            "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
+            "fd00::1", "fe80::1", "::ffff:127.0.0.1", "64:ff9b::a9fe:a9fe", "ff02::1",
+        ] {
+            assert!(is_forbidden(a.parse().unwrap()), "{a} should be forbidden");
+        }
+        for a in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+            assert!(!is_forbidden(a.parse().unwrap()), "{a} should be allowed");
+        }
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(check_host("localhost").is_err());
+        assert!(check_host("api.localhost").is_err());
+        assert!(check_host("metadata.google.internal").is_err());
+        assert!(check_host("example.com").is_ok());
+        assert!(check_host("127.0.0.1").is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Herald: a webhook delivery server in one binary and one SQLite file.
+//!
+//! `run` wires the parts together: the store (SQLite, one writer thread with group commit),
+//! the delivery engine (dispatcher, workers, recorder, pruner), and the HTTP server (JSON
+//! API, admin pages). See README.md's ARCHITECTURE section for the data path.
+
+pub mod api;
+pub mod canonical_json;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod pages;
+pub mod payload;
+pub mod signing;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpServer, ResponseError};
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::store::{settings, Store};
+
+/// How long shutdown waits for in-flight HTTP requests and deliveries.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
+/// Runs Herald until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let store = Store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
+    let admin_token_hash = admin_token_hash(&store, &config).await?;
+    let config = Arc::new(config);
+    let engine = {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::task::spawn_blocking(move || Engine::start(store, config))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        config: config.clone(),
+        admin_token_hash,
+        engine: engine.handle(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+            .configure(api::configure)
+            .configure(pages::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_BOUND.as_secs())
+    .bind(&config.listen)
+    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    for addr in server.addrs() {
+        // Tests and scripts read this line to find the port when listening on :0.
+        println!("Herald listening on http://{addr}");
+    }
+    tracing::info!(db = %config.db.display(), ms = started.elapsed().as_millis() as u64, "ready");
+    let server = server.run();
+    let handle = server.handle();
+    let stop = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new requests, finishing deliveries");
+        handle.stop(true).await;
+    });
+    server.await.map_err(|e| e.to_string())?;
+    stop.abort();
+    tokio::task::spawn_blocking(move || engine.shutdown(SHUTDOWN_BOUND))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The hash the admin token is checked against: the configured token's, or the one
+/// generated on first start (printed once, then only its hash is kept).
+async fn admin_token_hash(store: &Store, config: &Config) -> Result<String, String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(keys::hash_token(token));
+    }
+    let token = keys::generate_admin_token();
+    let hash = keys::hash_token(&token);
+    let stored_hash = hash.clone();
+    let stored = store
+        .write(move |c| settings::get_or_insert(c, "admin_token_sha256", &stored_hash))
+        .await
+        .map_err(|e| e.to_string())?;
+    if stored == hash {
+        println!("Generated the admin token (shown only this once; keep it safe):\n\n    {token}\n");
+    }
+    Ok(stored)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let (req, _) = res.into_parts();
+    let response = ApiError::MethodNotAllowed("this route does not accept that method".into())
+        .error_response()
+        .map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response)))
+}

@@ -1,0 +1,131 @@
+//! The `herald` command: parse arguments, load configuration, call into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use herald::config::Config;
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Self-hosted webhook delivery: one binary, one SQLite file")]
+struct Cli {
+    /// TOML configuration file (keys as in config.example.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database file (overrides `db` and HERALD_DB).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (overrides `listen` and HERALD_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage tenant API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Publish an event: `herald publish '{"event":"job.completed",...}'` (or `-` for stdin).
+    Publish {
+        json: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Copy the database to a new file while Herald runs.
+    Backup { dest: PathBuf },
+    /// Verify a webhook signature as a receiver would.
+    Verify {
+        /// standard, timestamped or body
+        #[arg(long, default_value = "standard")]
+        scheme: String,
+        #[arg(long)]
+        secret: String,
+        /// The signature header's value.
+        #[arg(long)]
+        signature: String,
+        /// webhook-timestamp / <prefix>-Timestamp value.
+        #[arg(long)]
+        timestamp: Option<i64>,
+        /// webhook-id value (standard scheme).
+        #[arg(long)]
+        id: Option<String>,
+        /// The raw body, or `-` for stdin.
+        body: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key for a tenant; the key is printed once.
+    Create {
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), String> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(db) = cli.db {
+        config.db = db;
+    }
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            actix_web::rt::System::new().block_on(herald::run(config))
+        }
+        Command::Tenant(TenantCommand::Create { id, name }) => {
+            herald::cli::create_tenant(&config, &id, name.as_deref())
+        }
+        Command::Key(KeyCommand::Create { tenant, name }) => {
+            herald::cli::create_key(&config, &tenant, name.as_deref())
+        }
+        Command::Publish { json, tenant, idempotency_key } => {
+            herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref())
+        }
+        Command::Backup { dest } => herald::cli::backup(&config, &dest),
+        Command::Verify { scheme, secret, signature, timestamp, id, body } => {
+            herald::cli::verify(&scheme, &secret, &signature, timestamp, id.as_deref(), &body)
+        }
+    }
+}

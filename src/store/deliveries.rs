@@ -1,0 +1,148 @@
+//! Deliveries and attempts as the API and the pages read them.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{Cursor, Page, Result, StoreError};
+use crate::clock::ser;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub event: String,
+    pub endpoint_id: i64,
+    pub status: String,
+    pub attempts: i64,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "ser::ms")]
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub id: i64,
+    #[serde(serialize_with = "ser::ms")]
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub response_headers: Option<serde_json::Map<String, serde_json::Value>>,
+    pub response_body: Option<String>,
+}
+
+/// Filters of a delivery list.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryQuery {
+    pub status: Option<String>,
+    pub endpoint_id: Option<i64>,
+    pub event_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+const SELECT: &str = "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+        d.last_status_code, d.last_error, d.created_at, d.updated_at
+    FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+
+fn row(r: &Row) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        event: r.get(2)?,
+        endpoint_id: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_status_code: r.get(7)?,
+        last_error: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Delivery> {
+    conn.prepare_cached(&format!("{SELECT} WHERE d.tenant_id = ?1 AND d.id = ?2"))?
+        .query_row(params![tenant_id, id], row)
+        .optional()?
+        .ok_or(StoreError::NotFound("delivery"))
+}
+
+pub fn list(conn: &Connection, tenant_id: &str, q: &DeliveryQuery, cursor: Cursor) -> Result<Page<Delivery>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE d.tenant_id = ?1 AND d.id < ?2 AND (?3 IS NULL OR d.status = ?3)
+           AND (?4 IS NULL OR d.endpoint_id = ?4) AND (?5 IS NULL OR e.id = ?5)
+           AND (?6 IS NULL OR d.created_at >= ?6) AND (?7 IS NULL OR d.created_at < ?7)
+         ORDER BY d.id DESC LIMIT ?8"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant_id,
+                cursor.before.unwrap_or(i64::MAX),
+                q.status,
+                q.endpoint_id,
+                q.event_id,
+                q.since,
+                q.until,
+                cursor.limit as i64 + 1
+            ],
+            row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, |d| d.id))
+}
+
+/// The deliveries of one event, oldest first (one per endpoint, so never long).
+pub fn for_event(conn: &Connection, tenant_id: &str, event_id: &str) -> Result<Vec<Delivery>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE d.tenant_id = ?1 AND e.id = ?2 ORDER BY d.id LIMIT 1000"
+    ))?;
+    let rows = stmt.query_map(params![tenant_id, event_id], row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, started_at, duration_ms, status_code, error, response_headers, response_body
+         FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([delivery_id], |r| {
+        let headers: Option<String> = r.get(5)?;
+        Ok(Attempt {
+            id: r.get(0)?,
+            started_at: r.get(1)?,
+            duration_ms: r.get(2)?,
+            status_code: r.get(3)?,
+            error: r.get(4)?,
+            response_headers: headers.and_then(|h| serde_json::from_str(&h).ok()),
+            response_body: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Counts for the overview page and /metrics.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Counts {
+    pub pending: i64,
+    pub succeeded_24h: i64,
+    pub failed_24h: i64,
+}
+
+pub fn counts(conn: &Connection, tenant_id: Option<&str>, now: i64) -> Result<Counts> {
+    let since = now - 86_400_000;
+    Ok(conn.query_row(
+        "SELECT
+            (SELECT count(*) FROM deliveries WHERE status = 'pending' AND (?1 IS NULL OR tenant_id = ?1)),
+            (SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1)),
+            (SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1))",
+        params![tenant_id, since],
+        |r| Ok(Counts { pending: r.get(0)?, succeeded_24h: r.get(1)?, failed_24h: r.get(2)? }),
+    )?)
+}

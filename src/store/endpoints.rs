@@ -1,0 +1,262 @@
+//! Endpoints (the seeds' "webhooks"): where a tenant's events go.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{Cursor, Page, Result, StoreError};
+use crate::clock::ser;
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::signing::{parse_schemes, Scheme};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub status: EndpointStatus,
+    pub description: String,
+    pub headers: BTreeMap<String, String>,
+    /// The endpoint's own schemes; `None` means the deployment default.
+    pub signature: Option<Vec<Scheme>>,
+    pub disabled_reason: Option<String>,
+    pub tenant_id: String,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "ser::ms")]
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub secret: String,
+    #[serde(skip)]
+    pub previous_secret: Option<String>,
+    #[serde(skip)]
+    pub previous_secret_until: Option<i64>,
+    #[serde(skip)]
+    pub failing_since: Option<i64>,
+}
+
+/// A validated endpoint to create.
+pub struct NewEndpoint {
+    pub url: EndpointUrl,
+    pub filter: EventFilter,
+    pub secret: String,
+    pub description: String,
+    pub headers: ExtraHeaders,
+    pub signature: Option<Vec<Scheme>>,
+    pub status: EndpointStatus,
+}
+
+/// A validated partial update; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct EndpointPatch {
+    pub url: Option<EndpointUrl>,
+    pub filter: Option<EventFilter>,
+    pub description: Option<String>,
+    pub headers: Option<ExtraHeaders>,
+    pub signature: Option<Option<Vec<Scheme>>>,
+    pub status: Option<EndpointStatus>,
+}
+
+const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at";
+
+fn row(r: &Row) -> rusqlite::Result<Endpoint> {
+    let events: String = r.get(3)?;
+    let headers: String = r.get(5)?;
+    let signature: Option<String> = r.get(6)?;
+    let status: String = r.get(7)?;
+    Ok(Endpoint {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        url: r.get(2)?,
+        events: serde_json::from_str(&events).unwrap_or_default(),
+        description: r.get(4)?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        signature: signature.and_then(|s| parse_schemes(&s).ok()),
+        status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
+        disabled_reason: r.get(8)?,
+        secret: r.get(9)?,
+        previous_secret: r.get(10)?,
+        previous_secret_until: r.get(11)?,
+        failing_since: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+fn schemes_text(s: &Option<Vec<Scheme>>) -> Option<String> {
+    s.as_ref()
+        .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+}
+
+fn json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
+    conn.execute(
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            tenant_id,
+            new.url.as_str(),
+            json(&new.filter.patterns()),
+            new.description,
+            json(new.headers.map()),
+            schemes_text(&new.signature),
+            new.status.as_str(),
+            new.secret,
+            now
+        ],
+    )?;
+    get(conn, tenant_id, conn.last_insert_rowid())
+}
+
+pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![tenant_id, id], row)
+    .optional()?
+    .ok_or(StoreError::NotFound("webhook"))
+}
+
+/// Looks an endpoint up by id alone (the engine works across tenants).
+pub fn get_any(conn: &Connection, id: i64) -> Result<Endpoint> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()?
+        .ok_or(StoreError::NotFound("webhook"))
+}
+
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    status: Option<EndpointStatus>,
+    cursor: Cursor,
+) -> Result<Page<Endpoint>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3)
+         ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant_id,
+                cursor.before.unwrap_or(i64::MAX),
+                status.map(|s| s.as_str()),
+                cursor.limit as i64 + 1
+            ],
+            row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, |e| e.id))
+}
+
+/// Applies a patch. Status changes carry their consequences in the same transaction:
+/// disabling cancels what is pending (nobody will send it), re-activating clears the
+/// failure record so auto-disable starts counting afresh.
+pub fn update(
+    conn: &Connection,
+    tenant_id: &str,
+    id: i64,
+    patch: &EndpointPatch,
+    now: i64,
+) -> Result<Endpoint> {
+    let current = get(conn, tenant_id, id)?;
+    let signature = match &patch.signature {
+        Some(s) => schemes_text(s),
+        None => schemes_text(&current.signature),
+    };
+    conn.execute(
+        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8
+         WHERE tenant_id = ?1 AND id = ?2",
+        params![
+            tenant_id,
+            id,
+            patch.url.as_ref().map_or(current.url.as_str(), |u| u.as_str()),
+            patch.filter.as_ref().map_or_else(|| json(&current.events), |f| json(&f.patterns())),
+            patch.description.as_ref().unwrap_or(&current.description),
+            patch.headers.as_ref().map_or_else(|| json(&current.headers), |h| json(h.map())),
+            signature,
+            now
+        ],
+    )?;
+    if let Some(status) = patch.status {
+        if status != current.status {
+            set_status(conn, id, status, None, now)?;
+        }
+    }
+    get(conn, tenant_id, id)
+}
+
+/// Changes an endpoint's status; used by the API and by the engine (410 Gone, auto-disable).
+pub fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: EndpointStatus,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE endpoints SET status = ?2, disabled_reason = ?3, updated_at = ?4,
+             failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END
+         WHERE id = ?1",
+        params![id, status.as_str(), reason, now],
+    )?;
+    if status == EndpointStatus::Disabled {
+        conn.execute(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
+                 last_error = coalesce(?3, 'endpoint disabled'), updated_at = ?2
+             WHERE endpoint_id = ?1 AND status = 'pending'",
+            params![id, now, reason.map(|r| format!("endpoint disabled: {r}"))],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, tenant_id: &str, id: i64) -> Result<()> {
+    let n = conn.execute(
+        "DELETE FROM endpoints WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("webhook"));
+    }
+    Ok(())
+}
+
+/// Installs a new secret; the old one keeps signing beside it until `grace_until`.
+pub fn rotate_secret(
+    conn: &Connection,
+    tenant_id: &str,
+    id: i64,
+    new_secret: &str,
+    grace_until: i64,
+    now: i64,
+) -> Result<Endpoint> {
+    get(conn, tenant_id, id)?;
+    conn.execute(
+        "UPDATE endpoints SET previous_secret = secret, previous_secret_until = ?4, secret = ?3, updated_at = ?5
+         WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, new_secret, grace_until, now],
+    )?;
+    get(conn, tenant_id, id)
+}
+
+/// The endpoints an event of this tenant fans out to: every endpoint that is not disabled.
+/// Paused endpoints get their deliveries too; they wait, pending, until the endpoint resumes.
+pub fn subscribers(conn: &Connection, tenant_id: &str) -> Result<Vec<(i64, EventFilter)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, events FROM endpoints WHERE tenant_id = ?1 AND status != 'disabled' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([tenant_id], |r| {
+        let events: String = r.get(1)?;
+        Ok((
+            r.get::<_, i64>(0)?,
+            EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

@@ -1,0 +1,68 @@
+//! The catalogue of event types: deployment-wide, optional.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{Result, StoreError};
+use crate::clock::ser;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub example: Option<Box<RawValue>>,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+}
+
+fn row(r: &Row) -> rusqlite::Result<EventType> {
+    let example: Option<String> = r.get(2)?;
+    Ok(EventType {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        example: example.and_then(|e| RawValue::from_string(e).ok()),
+        created_at: r.get(3)?,
+    })
+}
+
+/// Creates or replaces an event type (PUT semantics on POST: the catalogue is declarative).
+pub fn upsert(
+    conn: &Connection,
+    name: &str,
+    description: &str,
+    example: Option<&str>,
+    now: i64,
+) -> Result<EventType> {
+    conn.execute(
+        "INSERT INTO event_types (name, description, example, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example",
+        params![name, description, example, now],
+    )?;
+    get(conn, name)
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
+    conn.query_row(
+        "SELECT name, description, example, created_at FROM event_types WHERE name = ?1",
+        [name],
+        row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("event type"))
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, description, example, created_at FROM event_types ORDER BY name LIMIT 1000",
+    )?;
+    let rows = stmt.query_map([], row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn delete(conn: &Connection, name: &str) -> Result<()> {
+    if conn.execute("DELETE FROM event_types WHERE name = ?1", [name])? == 0 {
+        return Err(StoreError::NotFound("event type"));
+    }
+    Ok(())
+}

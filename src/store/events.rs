@@ -1,0 +1,188 @@
+//! Events and the publish transaction (the write side of the outbox).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{endpoints, Cursor, Page, Result, StoreError};
+use crate::clock::ser;
+
+/// An event ready to store: its type and the canonical body every attempt will send.
+pub struct NewEvent {
+    pub event_type: String,
+    pub body: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// What a publish answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub id: String,
+    pub event: String,
+    pub deliveries: usize,
+    /// True when an earlier publish with the same idempotency key is returned instead.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub event: String,
+    pub payload: Box<RawValue>,
+    pub tenant_id: String,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// Filters of the event list.
+#[derive(Debug, Default, Clone)]
+pub struct EventQuery {
+    pub event_type: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Stores events and one pending delivery per subscribed endpoint, all in the caller's
+/// transaction (the writer's batch): either the event and all its deliveries are durable,
+/// or none of it is. An idempotency key seen before returns the first result instead.
+pub fn publish(
+    conn: &Connection,
+    tenant_id: &str,
+    events: Vec<NewEvent>,
+    now: i64,
+) -> Result<Vec<Published>> {
+    let subscribers = endpoints::subscribers(conn, tenant_id)?;
+    let mut insert_event = conn.prepare_cached(
+        "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut insert_delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some(key) = &event.idempotency_key {
+            if let Some(previous) = find_by_idempotency_key(conn, tenant_id, key)? {
+                out.push(previous);
+                continue;
+            }
+        }
+        let id = format!("evt_{}", ulid::Ulid::new());
+        insert_event.execute(params![
+            id,
+            tenant_id,
+            event.event_type,
+            event.body,
+            event.idempotency_key,
+            now
+        ])?;
+        let seq = conn.last_insert_rowid();
+        let mut deliveries = 0;
+        for (endpoint_id, filter) in &subscribers {
+            if filter.matches(&event.event_type) {
+                insert_delivery.execute(params![seq, endpoint_id, tenant_id, now])?;
+                deliveries += 1;
+            }
+        }
+        out.push(Published {
+            id,
+            event: event.event_type,
+            deliveries,
+            replayed: false,
+        });
+    }
+    Ok(out)
+}
+
+fn find_by_idempotency_key(conn: &Connection, tenant_id: &str, key: &str) -> Result<Option<Published>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT e.id, e.event_type, (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)
+             FROM events e WHERE e.tenant_id = ?1 AND e.idempotency_key = ?2",
+        )?
+        .query_row(params![tenant_id, key], |r| {
+            Ok(Published {
+                id: r.get(0)?,
+                event: r.get(1)?,
+                deliveries: r.get::<_, i64>(2)? as usize,
+                replayed: true,
+            })
+        })
+        .optional()?)
+}
+
+/// Inserts one event for exactly one endpoint, whatever its filter ("send test").
+pub fn insert_for_endpoint(
+    conn: &Connection,
+    tenant_id: &str,
+    endpoint_id: i64,
+    event_type: &str,
+    body: &str,
+    now: i64,
+) -> Result<(String, i64)> {
+    let id = format!("evt_{}", ulid::Ulid::new());
+    conn.execute(
+        "INSERT INTO events (id, tenant_id, event_type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, tenant_id, event_type, body, now],
+    )?;
+    let seq = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+        params![seq, endpoint_id, tenant_id, now],
+    )?;
+    Ok((id, conn.last_insert_rowid()))
+}
+
+const COLUMNS: &str = "seq, id, tenant_id, event_type, body, created_at";
+
+fn row(r: &Row) -> rusqlite::Result<Event> {
+    let body: String = r.get(4)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        tenant_id: r.get(2)?,
+        event: r.get(3)?,
+        // The body was produced by our canonical serialiser, so it is valid JSON.
+        payload: RawValue::from_string(body).unwrap_or_else(|_| {
+            RawValue::from_string("null".into()).expect("null is JSON")
+        }),
+        created_at: r.get(5)?,
+    })
+}
+
+pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Event> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![tenant_id, id], row)
+    .optional()?
+    .ok_or(StoreError::NotFound("event"))
+}
+
+pub fn list(conn: &Connection, tenant_id: &str, q: &EventQuery, cursor: Cursor) -> Result<Page<Event>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events
+         WHERE tenant_id = ?1 AND seq < ?2 AND (?3 IS NULL OR event_type = ?3)
+           AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
+         ORDER BY seq DESC LIMIT ?6"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant_id,
+                cursor.before.unwrap_or(i64::MAX),
+                q.event_type,
+                q.since,
+                q.until,
+                cursor.limit as i64 + 1
+            ],
+            row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, |e| e.seq))
+}

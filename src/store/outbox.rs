@@ -1,0 +1,240 @@
+//! The engine's side of the outbox: claim due deliveries under a lease, record attempts,
+//! re-queue on request, prune old history.
+//!
+//! A claim sets `lease_until` in the same write that selects the rows, so a delivery is
+//! never handed to two workers. If Herald dies mid-request, nothing records the attempt;
+//! the lease runs out (or is released at the next start) and the delivery is claimed and
+//! sent again with the same `webhook-id`: at-least-once, never zero.
+
+use rusqlite::{params, Connection};
+use serde_json::json;
+
+use super::Result;
+use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::signing::{parse_schemes, Scheme};
+use crate::store::endpoints;
+
+/// A delivery a worker may send now, with everything the request needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub endpoint_id: i64,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub body: String,
+    pub url: String,
+    pub headers: ExtraHeaders,
+    /// The endpoint's own schemes, or `None` for the deployment default.
+    pub schemes: Option<Vec<Scheme>>,
+    pub secret: String,
+    /// The previous secret while its rotation grace period lasts.
+    pub previous_secret: Option<String>,
+    /// Attempts made in the current round before this one.
+    pub round_attempts: u32,
+}
+
+/// Claims up to `limit` due deliveries of active endpoints, skipping `busy` endpoints
+/// (those at their in-flight cap), oldest due first.
+pub fn claim_due(
+    conn: &Connection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    busy: &[i64],
+) -> Result<Vec<Claimed>> {
+    let busy = serde_json::to_string(busy).unwrap_or_else(|_| "[]".into());
+    let mut claim = conn.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?2
+         WHERE id IN (
+             SELECT d.id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+               AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+               AND p.status = 'active'
+               AND d.endpoint_id NOT IN (SELECT value FROM json_each(?4))
+             ORDER BY d.next_attempt_at, d.id LIMIT ?3)
+         RETURNING id",
+    )?;
+    let ids: Vec<i64> = claim
+        .query_map(params![now, lease_until, limit as i64, busy], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut details = conn.prepare_cached(
+        "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
+                p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
+                d.attempts - d.round_start
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
+         WHERE d.id = ?1",
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(details.query_row(params![id, now], |r| {
+            let headers: String = r.get(6)?;
+            let schemes: Option<String> = r.get(7)?;
+            Ok(Claimed {
+                delivery_id: r.get(0)?,
+                endpoint_id: r.get(1)?,
+                tenant_id: r.get(2)?,
+                event_id: r.get(3)?,
+                body: r.get(4)?,
+                url: r.get(5)?,
+                headers: ExtraHeaders::from_stored(serde_json::from_str(&headers).unwrap_or_default()),
+                schemes: schemes.and_then(|s| parse_schemes(&s).ok()),
+                secret: r.get(8)?,
+                previous_secret: r.get(9)?,
+                round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
+            })
+        })?);
+    }
+    Ok(out)
+}
+
+/// What became of a delivery after one attempt (decided by `engine::retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Succeeded,
+    RetryAt(i64),
+    Failed,
+}
+
+/// One finished attempt, ready to be written.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub endpoint_id: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_headers: Option<serde_json::Map<String, serde_json::Value>>,
+    pub response_body: Option<String>,
+    pub verdict: Verdict,
+    /// The endpoint answered 410 Gone: it asks never to be called again.
+    pub gone: bool,
+}
+
+/// Writes a batch of attempts and their consequences: the attempt row, the delivery's new
+/// state, the endpoint's failure record, and auto-disable once an endpoint has failed
+/// without a single success for `disable_after_ms`.
+pub fn record_attempts(
+    conn: &Connection,
+    records: &[AttemptRecord],
+    disable_after_ms: i64,
+    now: i64,
+) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut update = conn.prepare_cached(
+        "UPDATE deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, lease_until = NULL,
+             last_status_code = ?4, last_error = ?5, updated_at = ?6
+         WHERE id = ?1 AND status = 'pending'",
+    )?;
+    for r in records {
+        let (status, next) = match r.verdict {
+            Verdict::Succeeded => ("succeeded", None),
+            Verdict::RetryAt(at) => ("pending", Some(at)),
+            Verdict::Failed => ("failed", None),
+        };
+        insert.execute(params![
+            r.delivery_id,
+            r.started_at,
+            r.duration_ms,
+            r.status_code,
+            r.error,
+            r.response_headers.as_ref().map(|h| json!(h).to_string()),
+            r.response_body
+        ])?;
+        // `status = 'pending'` guards against a delivery cancelled meanwhile (endpoint
+        // disabled): the attempt is kept as history, the cancellation stands.
+        update.execute(params![r.delivery_id, status, next, r.status_code, r.error, now])?;
+        record_endpoint_health(conn, r, disable_after_ms, now)?;
+    }
+    Ok(())
+}
+
+fn record_endpoint_health(conn: &Connection, r: &AttemptRecord, disable_after_ms: i64, now: i64) -> Result<()> {
+    if r.verdict == Verdict::Succeeded {
+        conn.prepare_cached("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")?
+            .execute([r.endpoint_id])?;
+        return Ok(());
+    }
+    if r.gone {
+        return endpoints::set_status(
+            conn,
+            r.endpoint_id,
+            EndpointStatus::Disabled,
+            Some("the endpoint answered 410 Gone"),
+            now,
+        );
+    }
+    conn.prepare_cached("UPDATE endpoints SET failing_since = coalesce(failing_since, ?2) WHERE id = ?1")?
+        .execute(params![r.endpoint_id, r.started_at])?;
+    let expired: bool = conn
+        .prepare_cached(
+            "SELECT count(*) FROM endpoints WHERE id = ?1 AND status = 'active' AND failing_since <= ?2",
+        )?
+        .query_row(params![r.endpoint_id, now - disable_after_ms], |row| row.get::<_, i64>(0))?
+        > 0;
+    if expired {
+        endpoints::set_status(
+            conn,
+            r.endpoint_id,
+            EndpointStatus::Disabled,
+            Some("every delivery failed for longer than disable_after"),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// Gives leases back (shutdown, or start-up: one Herald process owns the outbox file, so
+/// nothing can still be in flight when it starts).
+pub fn release_leases(conn: &Connection, ids: Option<&[i64]>) -> Result<usize> {
+    Ok(match ids {
+        None => conn.execute("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?,
+        Some(ids) => conn.execute(
+            "UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())],
+        )?,
+    })
+}
+
+/// Queues a delivery again now, with a fresh retry round. Refused while it is pending.
+pub fn retry(conn: &Connection, tenant_id: &str, id: i64, now: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, lease_until = NULL,
+             round_start = attempts, updated_at = ?3
+         WHERE tenant_id = ?1 AND id = ?2 AND status != 'pending'",
+        params![tenant_id, id, now],
+    )? == 1)
+}
+
+/// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
+pub fn recover(conn: &Connection, tenant_id: &str, endpoint_id: i64, since: i64, now: i64) -> Result<usize> {
+    endpoints::get(conn, tenant_id, endpoint_id)?;
+    Ok(conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4, lease_until = NULL,
+             round_start = attempts, updated_at = ?4
+         WHERE endpoint_id = ?1 AND tenant_id = ?2 AND status = 'failed' AND created_at >= ?3",
+        params![endpoint_id, tenant_id, since, now],
+    )?)
+}
+
+/// Deletes up to `batch` events older than `before`, their deliveries and attempts by
+/// cascade. Small batches keep each write short so publishing never waits long behind it.
+pub fn prune(conn: &Connection, before: i64, batch: usize) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?1 ORDER BY seq LIMIT ?2)",
+        params![before, batch as i64],
+    )?)
+}
+
+/// When the next pending delivery comes due after `now` (for the dispatcher's sleep).
+/// Deliveries already due but not claimed wait for a capacity signal, not for the clock.
+pub fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+        )?
+        .query_row([now], |r| r.get(0))?)
+}

@@ -1,0 +1,21 @@
+//! Deployment-wide values kept in the `settings` table.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Result;
+
+pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Stores `value` unless the key already has one; returns the value that is now stored.
+/// First writer wins, so two processes starting at once agree on one value.
+pub fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        params![key, value],
+    )?;
+    Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?)
+}

@@ -1,0 +1,173 @@
+//! Tenants and their API keys.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{Cursor, Page, Result, StoreError};
+use crate::clock::ser;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+    #[serde(skip)]
+    pub rowid: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub tenant_id: String,
+    pub name: String,
+    pub prefix: String,
+    #[serde(serialize_with = "ser::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub revoked_at: Option<i64>,
+}
+
+fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        rowid: r.get(0)?,
+        id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+const TENANT_COLUMNS: &str = "rowid, id, name, created_at";
+
+pub fn create(conn: &Connection, id: &str, name: &str, now: i64) -> Result<Tenant> {
+    let inserted = conn.execute(
+        "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+        params![id, name, now],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("tenant `{id}` already exists")));
+    }
+    get(conn, id)
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Tenant> {
+    conn.query_row(
+        &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"),
+        [id],
+        tenant_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("tenant"))
+}
+
+pub fn exists(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub fn list(conn: &Connection, cursor: Cursor) -> Result<Page<Tenant>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+            tenant_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, |t| t.rowid))
+}
+
+pub fn rename(conn: &Connection, id: &str, name: &str) -> Result<Tenant> {
+    let n = conn.execute("UPDATE tenants SET name = ?2 WHERE id = ?1", params![id, name])?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    get(conn, id)
+}
+
+/// Deletes a tenant and, by cascade, its keys, endpoints, events and deliveries.
+pub fn delete(conn: &Connection, id: &str) -> Result<()> {
+    if id == "default" {
+        return Err(StoreError::Conflict("the default tenant cannot be deleted".into()));
+    }
+    let n = conn.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}
+
+fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        prefix: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, tenant_id, name, prefix, created_at, revoked_at";
+
+pub fn create_key(
+    conn: &Connection,
+    tenant_id: &str,
+    name: &str,
+    prefix: &str,
+    key_hash: &str,
+    now: i64,
+) -> Result<ApiKey> {
+    if !exists(conn, tenant_id)? {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    conn.execute(
+        "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![tenant_id, name, prefix, key_hash, now],
+    )?;
+    get_key(conn, tenant_id, conn.last_insert_rowid())
+}
+
+pub fn get_key(conn: &Connection, tenant_id: &str, id: i64) -> Result<ApiKey> {
+    conn.query_row(
+        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id = ?2"),
+        params![tenant_id, id],
+        key_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("key"))
+}
+
+pub fn list_keys(conn: &Connection, tenant_id: &str, cursor: Cursor) -> Result<Page<ApiKey>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![tenant_id, cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+            key_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, |k| k.id))
+}
+
+/// Revokes a key; revoking twice keeps the first revocation time.
+pub fn revoke_key(conn: &Connection, tenant_id: &str, id: i64, now: i64) -> Result<ApiKey> {
+    get_key(conn, tenant_id, id)?;
+    conn.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, now],
+    )?;
+    get_key(conn, tenant_id, id)
+}
+
+/// The tenant a key belongs to, if the key exists and is not revoked.
+pub fn tenant_for_key(conn: &Connection, key_hash: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+    )?;
+    Ok(stmt.query_row([key_hash], |r| r.get(0)).optional()?)
+}

@@ -1,0 +1,133 @@
+//! The writer thread: every write in Herald runs here, batched into group commits.
+//!
+//! Callers submit closures. The thread takes the first waiting job, then every job already
+//! queued behind it (up to `MAX_BATCH`), and runs them all inside one `BEGIN IMMEDIATE` …
+//! `COMMIT`. Each job runs inside its own SAVEPOINT, so a job that fails (a constraint, a
+//! validation inside the transaction) is rolled back alone and the others still commit.
+//!
+//! Why this is safe: a caller is answered only after `COMMIT` has returned, and with
+//! `synchronous=FULL` SQLite returns from COMMIT only once the WAL is fsynced. So anything a
+//! caller acknowledges to a client is on disk, and many concurrent publishes share one fsync
+//! instead of paying one each. No batching delay is added: while one commit waits on the
+//! disk, new jobs queue up and form the next batch by themselves.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{Result, StoreError};
+
+/// Caps the work (and latency) of one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Called after the batch's COMMIT (Ok) or its failure (Err) with the job's own result.
+type Done = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+
+pub struct Writer {
+    sender: Mutex<mpsc::Sender<Job>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+}
+
+/// Figures for /metrics and for the group-commit test.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub jobs: u64,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Writer {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("herald-writer".into())
+            .spawn(move || run(conn, receiver, &thread_counters))
+            .expect("spawn writer thread");
+        Writer {
+            sender: Mutex::new(sender),
+            counters,
+        }
+    }
+
+    /// Queues `f`; the receiver yields its result once the transaction holding it committed.
+    pub fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, receiver) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |commit| {
+                let result = match commit {
+                    Ok(()) => outcome,
+                    Err(message) => Err(StoreError::Commit(message)),
+                };
+                let _ = reply.send(result);
+            })
+        });
+        let sender = self.sender.lock().map_err(|_| StoreError::WriterGone)?;
+        sender.send(job).map_err(|_| StoreError::WriterGone)?;
+        Ok(receiver)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs unanswered tells each caller the write did not happen.
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            continue;
+        }
+        let done: Vec<Done> = batch.into_iter().map(|job| job(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, "commit failed; the batch is rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        if commit.is_ok() {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
+        }
+        for d in done {
+            d(commit.clone());
+        }
+    }
+}
+
+/// Runs one job so that its failure undoes only its own writes.
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let result = f(conn);
+    let end = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    conn.execute_batch(end)?;
+    result
+}
