@@ -1,0 +1,347 @@
+//! Test helpers: `TestApp` runs the real `herald` binary on a random loopback port over a
+//! SQLite file in a temp dir; `Receiver` is a real HTTP server that records what Herald
+//! delivers. Nothing of Herald is mocked.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A running Herald.
+pub struct TestApp {
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    child: Option<Child>,
+    agent: ureq::Agent,
+}
+
+impl TestApp {
+    /// Starts Herald with private targets allowed (receivers run on loopback) and `env`
+    /// as extra `HERALD_*` settings.
+    pub fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut all: Vec<(String, String)> = vec![
+            ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+            ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
+            ("HERALD_DURABILITY".into(), "normal".into()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut app = TestApp {
+            addr: String::new(),
+            dir,
+            env: all,
+            child: None,
+            agent,
+        };
+        app.start();
+        app
+    }
+
+    pub fn spawn() -> TestApp {
+        Self::spawn_with(&[])
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("herald.db")
+    }
+
+    /// Starts (or restarts) the process on the same database file.
+    pub fn start(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(self.db_path())
+            .env_remove("HERALD_LISTEN")
+            .env("HERALD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start herald");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("herald exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("Herald listening on http://") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.start();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with a token (None = no Authorization) and returns status + JSON.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let (status, _, text) = self.call_raw(method, path, token, &[], body);
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    /// The full form: extra headers in, status + headers + raw body out.
+    pub fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, HashMap<String, String>, String) {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        let request = match token {
+            Some(t) => request.header("authorization", format!("Bearer {t}")),
+            None => request,
+        };
+        let request = headers
+            .iter()
+            .fold(request, |r, (k, v)| r.header(*k, *v))
+            .header("content-type", "application/json");
+        let result = match body {
+            Some(b) => self.agent.run(request.body(b.to_string()).unwrap()),
+            None => self.agent.run(request.body(()).unwrap()),
+        };
+        let mut response = result.expect("request to herald");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, headers, text)
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        self.call(method, path, Some(ADMIN_TOKEN), body.as_deref())
+    }
+
+    /// Creates a webhook for the default tenant and returns its JSON `data`.
+    pub fn create_webhook(&self, url: &str, events: &[&str]) -> Value {
+        let (status, body) = self.admin(
+            "POST",
+            "/api/v1/webhooks",
+            Some(serde_json::json!({ "url": url, "events": events })),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["data"].clone()
+    }
+
+    /// Publishes a payload for the default tenant; returns the event's `data`.
+    pub fn publish(&self, payload: Value) -> Value {
+        let (status, body) = self.admin("POST", "/api/v1/events", Some(payload));
+        assert_eq!(status, 202, "{body}");
+        body["data"].clone()
+    }
+
+    /// Polls `check` until it returns Some, or panics after `timeout`.
+    pub fn wait_for<T>(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        wait_for(timeout, what, &mut check)
+    }
+
+    /// A read-only look into the database file, for assertions the API cannot make.
+    pub fn sql_count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db");
+        conn.query_row(sql, [], |r| r.get(0)).expect("query")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn wait_for<T>(timeout: Duration, what: &str, check: &mut dyn FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+}
+
+/// How the receiver answers: status, extra headers, and a delay before answering.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+type Script = dyn Fn(&str, usize) -> Reply + Send + Sync;
+
+/// A real HTTP server on 127.0.0.1 that records every request. `script(path, n)` decides
+/// the reply to the n-th request (0-based) on that path.
+pub struct Receiver {
+    pub addr: String,
+    pub requests: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub fn ok() -> Receiver {
+        Self::start(|_, _| Reply::status(200))
+    }
+
+    pub fn start(script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let seen = requests.clone();
+        let script: Arc<Script> = Arc::new(script);
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+                actix_web::HttpServer::new(move || {
+                    let (seen, script, counts) = (seen.clone(), script.clone(), counts.clone());
+                    actix_web::App::new().default_service(actix_web::web::to(
+                        move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                            let (seen, script, counts) = (seen.clone(), script.clone(), counts.clone());
+                            async move {
+                                let path = req.path().to_string();
+                                let n = {
+                                    let mut c = counts.lock().unwrap();
+                                    let e = c.entry(path.clone()).or_insert(0);
+                                    *e += 1;
+                                    *e - 1
+                                };
+                                seen.lock().unwrap().push(Received {
+                                    path: path.clone(),
+                                    headers: req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                                        .collect(),
+                                    body: String::from_utf8_lossy(&body).into_owned(),
+                                    at: Instant::now(),
+                                });
+                                let reply = script(&path, n);
+                                if !reply.delay.is_zero() {
+                                    actix_web::rt::time::sleep(reply.delay).await;
+                                }
+                                let mut response = actix_web::HttpResponse::build(
+                                    actix_web::http::StatusCode::from_u16(reply.status).unwrap(),
+                                );
+                                for (k, v) in &reply.headers {
+                                    response.insert_header((k.as_str(), v.as_str()));
+                                }
+                                response.body("ok")
+                            }
+                        },
+                    ))
+                })
+                .workers(2)
+                .listen(listener)
+                .expect("listen")
+                .run()
+                .await
+                .ok();
+            });
+        });
+        Receiver { addr, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn on_path(&self, path: &str) -> Vec<Received> {
+        self.received().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// Waits until at least `n` requests arrived on `path`.
+    pub fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        wait_for(timeout, &format!("{n} requests on {path}"), &mut || {
+            let got = self.on_path(path);
+            (got.len() >= n).then_some(got)
+        })
+    }
+}
