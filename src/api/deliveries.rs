@@ -111,22 +111,28 @@ async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Resu
 }
 
 async fn retry(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let delivery = retry_delivery(&state, auth.tenant, id.into_inner()).await?;
+    Ok(respond(StatusCode::ACCEPTED, delivery))
+}
+
+/// Queues a finished delivery again, now, with a fresh retry round (the API's and the
+/// pages' retry button). Refused with a conflict while the delivery is still pending.
+pub(crate) async fn retry_delivery(state: &AppState, tenant: String, id: i64) -> Result<Delivery, ApiError> {
     let delivery = state
         .store
         .write(move |c| {
             let now = now_ms();
-            deliveries::get(c, &auth.tenant, id)?;
-            if !outbox::retry(c, &auth.tenant, id, now)? {
+            deliveries::get(c, &tenant, id)?;
+            if !outbox::retry(c, &tenant, id, now)? {
                 return Err(StoreError::Conflict(
                     "the delivery is already pending; it will be attempted as scheduled".into(),
                 ));
             }
-            deliveries::get(c, &auth.tenant, id)
+            deliveries::get(c, &tenant, id)
         })
         .await?;
     state.engine.wake();
-    Ok(respond(StatusCode::ACCEPTED, delivery))
+    Ok(delivery)
 }
 
 #[derive(Deserialize)]
@@ -151,25 +157,30 @@ async fn recover(
     Ok(respond(StatusCode::ACCEPTED, json!({ "id": id, "recovered": recovered })))
 }
 
-/// Sends a `webhook.test` event to this endpoint alone, whatever its filter.
 async fn send_test(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let (event_id, delivery_id) = send_test_event(&state, auth.tenant, id.into_inner()).await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        json!({ "event_id": event_id, "delivery_id": delivery_id, "event": "webhook.test" }),
+    ))
+}
+
+/// Sends a `webhook.test` event to this endpoint alone, whatever its filter; returns the
+/// event id and the delivery id (shared by the API and the pages).
+pub(crate) async fn send_test_event(state: &AppState, tenant: String, id: i64) -> Result<(String, i64), ApiError> {
     let now = now_ms();
     let body = to_js_string(&json!({
         "event": "webhook.test",
         "timestamp": clock::rfc3339_seconds(now),
         "data": { "webhook_id": id, "message": "This is a test event sent by Herald." },
     }));
-    let (event_id, delivery_id) = state
+    let ids = state
         .store
         .write(move |c| {
-            endpoints::get(c, &auth.tenant, id)?;
-            events::insert_for_endpoint(c, &auth.tenant, id, "webhook.test", &body, now)
+            endpoints::get(c, &tenant, id)?;
+            events::insert_for_endpoint(c, &tenant, id, "webhook.test", &body, now)
         })
         .await?;
     state.engine.wake();
-    Ok(respond(
-        StatusCode::ACCEPTED,
-        json!({ "event_id": event_id, "delivery_id": delivery_id, "event": "webhook.test" }),
-    ))
+    Ok(ids)
 }

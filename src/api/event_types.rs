@@ -11,7 +11,7 @@ use crate::canonical_json::to_js_string;
 use crate::clock::now_ms;
 use crate::domain::EventName;
 use crate::error::ApiError;
-use crate::store::event_types;
+use crate::store::event_types::{self, EventType};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -40,21 +40,30 @@ async fn create(
     ApiJson(body): ApiJson<CreateEventType>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let name = EventName::parse(&body.name).map_err(|e| ApiError::bad("validation_error", e))?;
-    let description = body.description.unwrap_or_default();
+    let created = upsert(&state, &body.name, body.description.unwrap_or_default(), body.example).await?;
+    Ok(respond(StatusCode::CREATED, created))
+}
+
+/// Validates and stores a catalogue entry (shared by the API and the pages).
+pub(crate) async fn upsert(
+    state: &AppState,
+    name: &str,
+    description: String,
+    example: Option<Value>,
+) -> Result<EventType, ApiError> {
+    let name = EventName::parse(name).map_err(|e| ApiError::bad("validation_error", e))?;
     if description.chars().count() > 500 {
         return Err(ApiError::bad("validation_error", "description: at most 500 characters"));
     }
-    let example = match body.example {
+    let example = match example {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(to_js_string(&v)),
         Some(_) => return Err(ApiError::bad("validation_error", "example must be a JSON object")),
     };
-    let created = state
+    Ok(state
         .store
         .write(move |c| event_types::upsert(c, name.as_str(), &description, example.as_deref(), now_ms()))
-        .await?;
-    Ok(respond(StatusCode::CREATED, created))
+        .await?)
 }
 
 async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse, ApiError> {

@@ -5,12 +5,12 @@
 
 pub mod auth;
 pub mod body;
-mod deliveries;
-mod event_types;
+pub(crate) mod deliveries;
+pub(crate) mod event_types;
 mod events;
 mod health;
-mod tenants;
-mod webhooks;
+pub(crate) mod tenants;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 

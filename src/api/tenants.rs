@@ -62,7 +62,7 @@ struct Paging {
     cursor: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad("validation_error", "name must be 1-100 characters"));
     }
@@ -126,10 +126,10 @@ async fn delete(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -
 
 /// A key together with its only showing.
 #[derive(Serialize)]
-struct NewKey {
+pub(crate) struct NewKey {
     #[serde(flatten)]
-    key: ApiKey,
-    token: String,
+    pub key: ApiKey,
+    pub token: String,
 }
 
 async fn create_key(
@@ -139,18 +139,23 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let name = body.name.unwrap_or_default();
+    let key = new_key(&state, id.into_inner(), body.name.unwrap_or_default()).await?;
+    Ok(respond(StatusCode::CREATED, key))
+}
+
+/// Creates a tenant key: random, stored as its hash, returned in clear this once (shared
+/// by the API and the pages).
+pub(crate) async fn new_key(state: &AppState, tenant: String, name: String) -> Result<NewKey, ApiError> {
     if name.chars().count() > 100 {
         return Err(ApiError::bad("validation_error", "name: at most 100 characters"));
     }
-    let tenant = id.into_inner();
     let token = keys::generate_api_key();
     let (hash, prefix) = (keys::hash_token(&token), keys::display_prefix(&token));
     let key = state
         .store
         .write(move |c| tenants::create_key(c, &tenant, &name, &prefix, &hash, now_ms()))
         .await?;
-    Ok(respond(StatusCode::CREATED, NewKey { key, token }))
+    Ok(NewKey { key, token })
 }
 
 async fn list_keys(

@@ -86,7 +86,7 @@ fn parse_signature(schemes: &[String]) -> Result<Vec<Scheme>, ApiError> {
     crate::signing::parse_schemes(&schemes.join(",")).map_err(invalid("signature"))
 }
 
-fn parse_description(d: String) -> Result<String, ApiError> {
+pub(crate) fn parse_description(d: String) -> Result<String, ApiError> {
     if d.chars().count() > 500 {
         return Err(invalid("description")("at most 500 characters".into()));
     }
@@ -217,18 +217,23 @@ async fn rotate_secret(
     auth: Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let grace = state.config.rotation_grace.as_millis() as i64;
-    let secret = generate_secret();
-    let endpoint = state
-        .store
-        .write(move |c| {
-            let now = now_ms();
-            endpoints::rotate_secret(c, &auth.tenant, id, &secret, now + grace, now)
-        })
-        .await?;
+    let endpoint = rotate(&state, auth.tenant, id.into_inner()).await?;
     Ok(ok(WithSecret {
         endpoint: &endpoint,
         secret: &endpoint.secret,
     }))
+}
+
+/// Gives an endpoint a new generated secret; the old one keeps signing beside it for the
+/// configured grace period (shared by the API and the pages).
+pub(crate) async fn rotate(state: &AppState, tenant: String, id: i64) -> Result<Endpoint, ApiError> {
+    let grace = state.config.rotation_grace.as_millis() as i64;
+    let secret = generate_secret();
+    Ok(state
+        .store
+        .write(move |c| {
+            let now = now_ms();
+            endpoints::rotate_secret(c, &tenant, id, &secret, now + grace, now)
+        })
+        .await?)
 }
