@@ -32,19 +32,33 @@ pub fn create_key(config: &Config, tenant: &str, name: Option<&str>) -> Result<(
     let key = open(config)?
         .write_blocking(move |c| tenants::create_key(c, &tenant, &name, &prefix, &hash, now_ms()))
         .map_err(|e| e.to_string())?;
-    eprintln!("API key {} for tenant {} (shown only this once):", key.id, key.tenant_id);
+    eprintln!(
+        "API key {} for tenant {} (shown only this once):",
+        key.id, key.tenant_id
+    );
     println!("{token}");
     Ok(())
 }
 
 /// Publishes one event from a JSON argument or, with `-`, from standard input.
-pub fn publish(config: &Config, tenant: &str, json: &str, idempotency_key: Option<&str>) -> Result<(), String> {
+pub fn publish(
+    config: &Config,
+    tenant: &str,
+    json: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(), String> {
     let body = read_arg(json)?;
     if body.len() > config.max_payload {
-        return Err(format!("the payload is larger than max_payload ({} bytes)", config.max_payload));
+        return Err(format!(
+            "the payload is larger than max_payload ({} bytes)",
+            config.max_payload
+        ));
     }
     let mut event = payload::from_bytes(body.as_bytes(), now_ms()).map_err(|e| e.message)?;
-    event.idempotency_key = idempotency_key.map(payload::idempotency_key).transpose().map_err(|e| e.message)?;
+    event.idempotency_key = idempotency_key
+        .map(payload::idempotency_key)
+        .transpose()
+        .map_err(|e| e.message)?;
     let tenant = tenant.to_owned();
     let store = open(config)?;
     let published = store
@@ -56,7 +70,10 @@ pub fn publish(config: &Config, tenant: &str, json: &str, idempotency_key: Optio
         })
         .map_err(|e| e.to_string())?;
     for p in published {
-        println!("{}", serde_json::json!({ "id": p.id, "event": p.event, "deliveries": p.deliveries }));
+        println!(
+            "{}",
+            serde_json::json!({ "id": p.id, "event": p.event, "deliveries": p.deliveries })
+        );
     }
     Ok(())
 }

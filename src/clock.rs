@@ -76,7 +76,10 @@ mod tests {
         assert_eq!(rfc3339_ms(1_734_948_000_123), "2024-12-23T10:00:00.123Z");
         assert_eq!(rfc3339_seconds(1_734_948_000_123), "2024-12-23T10:00:00Z");
         assert_eq!(parse("2024-12-23T10:00:00Z").unwrap(), 1_734_948_000_000);
-        assert_eq!(parse("2024-12-23T11:00:00+01:00").unwrap(), 1_734_948_000_000);
+        assert_eq!(
+            parse("2024-12-23T11:00:00+01:00").unwrap(),
+            1_734_948_000_000
+        );
         assert_eq!(parse("1734948000").unwrap(), 1_734_948_000_000);
         assert!(parse("yesterday").is_err());
     }

@@ -111,7 +111,11 @@ impl Config {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
                 other => return Err(format!("key `{key}`: unsupported value {other}")),
@@ -121,7 +125,10 @@ impl Config {
         Ok(())
     }
 
-    pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), String> {
+    pub fn apply_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), String> {
         for (name, value) in vars {
             let Some(key) = name.strip_prefix("HERALD_") else {
                 continue;
@@ -199,7 +206,9 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected a whole number from {min} to {max}, not `{v}`")),
+        _ => Err(format!(
+            "expected a whole number from {min} to {max}, not `{v}`"
+        )),
     }
 }
 
@@ -291,7 +300,10 @@ mod tests {
             .unwrap();
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert_eq!(c.workers, 4);
-        assert_eq!(c.retry_schedule, vec![Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(
+            c.retry_schedule,
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
         assert!(c.allow_private_targets);
         let env = vec![
             ("HERALD_WORKERS".to_string(), "7".to_string()),
@@ -313,7 +325,10 @@ mod tests {
         let mut c = Config::default();
         c.apply_toml(text).unwrap();
         for key in KEYS {
-            assert!(text.contains(&format!("{key} =")), "config.example.toml misses {key}");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "config.example.toml misses {key}"
+            );
         }
     }
 }

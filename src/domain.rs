@@ -69,12 +69,14 @@ impl EventFilter {
             return Err("`events` must name at least one event, or `*` for all".into());
         }
         if patterns.len() > Self::MAX_PATTERNS {
-            return Err(format!("`events` may hold at most {} patterns", Self::MAX_PATTERNS));
+            return Err(format!(
+                "`events` may hold at most {} patterns",
+                Self::MAX_PATTERNS
+            ));
         }
         let mut out: Vec<String> = Vec::with_capacity(patterns.len());
         for p in patterns {
-            let valid = p == "*"
-                || EventName::parse(p.strip_suffix(".*").unwrap_or(p)).is_ok();
+            let valid = p == "*" || EventName::parse(p.strip_suffix(".*").unwrap_or(p)).is_ok();
             if !valid {
                 return Err(format!(
                     "`{p}` is not an event name, `*`, or a prefix wildcard like `book.*`"
@@ -139,7 +141,10 @@ impl EndpointUrl {
         if authority.as_str().contains('@') {
             return Err("url must not contain credentials; use `headers` instead".into());
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
         }
@@ -179,7 +184,9 @@ impl ExtraHeaders {
                 "content-type" | "content-length" | "host" | "transfer-encoding" | "connection"
             ) || lower.starts_with("webhook-");
             if reserved {
-                return Err(format!("header `{name}` is set by Herald and cannot be overridden"));
+                return Err(format!(
+                    "header `{name}` is set by Herald and cannot be overridden"
+                ));
             }
         }
         Ok(ExtraHeaders(map))
@@ -209,7 +216,9 @@ impl EndpointStatus {
             "active" => Ok(EndpointStatus::Active),
             "paused" => Ok(EndpointStatus::Paused),
             "disabled" => Ok(EndpointStatus::Disabled),
-            _ => Err(format!("status must be active, paused or disabled, not `{s}`")),
+            _ => Err(format!(
+                "status must be active, paused or disabled, not `{s}`"
+            )),
         }
     }
 
@@ -244,7 +253,12 @@ mod tests {
 
     #[test]
     fn bad_filters_are_refused() {
-        for bad in [vec![], vec!["".to_string()], vec!["a b".to_string()], vec!["*.x".to_string()]] {
+        for bad in [
+            vec![],
+            vec!["".to_string()],
+            vec!["a b".to_string()],
+            vec!["*.x".to_string()],
+        ] {
             assert!(EventFilter::parse(&bad).is_err(), "{bad:?}");
         }
     }

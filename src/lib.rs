@@ -100,7 +100,9 @@ async fn admin_token_hash(store: &Store, config: &Config) -> Result<String, Stri
         .await
         .map_err(|e| e.to_string())?;
     if stored == hash {
-        println!("Generated the admin token (shown only this once; keep it safe):\n\n    {token}\n");
+        println!(
+            "Generated the admin token (shown only this once; keep it safe):\n\n    {token}\n"
+        );
     }
     Ok(stored)
 }
@@ -127,5 +129,7 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
     let response = ApiError::MethodNotAllowed("this route does not accept that method".into())
         .error_response()
         .map_into_right_body();
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response)))
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
+        req, response,
+    )))
 }

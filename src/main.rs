@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use herald::config::Config;
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "Self-hosted webhook delivery: one binary, one SQLite file")]
+#[command(
+    name = "herald",
+    version,
+    about = "Self-hosted webhook delivery: one binary, one SQLite file"
+)]
 struct Cli {
     /// TOML configuration file (keys as in config.example.toml).
     #[arg(long, global = true)]
@@ -120,12 +124,26 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Key(KeyCommand::Create { tenant, name }) => {
             herald::cli::create_key(&config, &tenant, name.as_deref())
         }
-        Command::Publish { json, tenant, idempotency_key } => {
-            herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref())
-        }
+        Command::Publish {
+            json,
+            tenant,
+            idempotency_key,
+        } => herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref()),
         Command::Backup { dest } => herald::cli::backup(&config, &dest),
-        Command::Verify { scheme, secret, signature, timestamp, id, body } => {
-            herald::cli::verify(&scheme, &secret, &signature, timestamp, id.as_deref(), &body)
-        }
+        Command::Verify {
+            scheme,
+            secret,
+            signature,
+            timestamp,
+            id,
+            body,
+        } => herald::cli::verify(
+            &scheme,
+            &secret,
+            &signature,
+            timestamp,
+            id.as_deref(),
+            &body,
+        ),
     }
 }

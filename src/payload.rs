@@ -35,7 +35,10 @@ pub fn from_bytes(bytes: &[u8], now_ms: i64) -> Result<NewEvent, PayloadError> {
 /// Validates an already parsed payload (one item of a batch) and serialises it.
 pub fn from_value(value: Value, now_ms: i64) -> Result<NewEvent, PayloadError> {
     let Value::Object(mut map) = value else {
-        return Err(error("invalid_payload", "the payload must be a JSON object"));
+        return Err(error(
+            "invalid_payload",
+            "the payload must be a JSON object",
+        ));
     };
     let event_type = match map.get("event") {
         Some(Value::String(s)) => EventName::parse(s)
@@ -82,7 +85,11 @@ mod tests {
 
     #[test]
     fn adds_timestamp_and_keeps_order() {
-        let e = from_bytes(br#"{"event":"job.completed","data":{"b":1,"a":2}}"#, 1_734_948_000_000).unwrap();
+        let e = from_bytes(
+            br#"{"event":"job.completed","data":{"b":1,"a":2}}"#,
+            1_734_948_000_000,
+        )
+        .unwrap();
         assert_eq!(e.event_type, "job.completed");
         assert_eq!(
             e.body,

@@ -23,7 +23,9 @@ impl Auth {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this route needs the admin token".into()))
+            Err(ApiError::Forbidden(
+                "this route needs the admin token".into(),
+            ))
         }
     }
 }
@@ -38,9 +40,10 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 
 /// The tenant named by `?tenant=` or `X-Herald-Tenant`, if any.
 fn named_tenant(req: &HttpRequest) -> Option<String> {
-    let from_query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("tenant").cloned());
+    let from_query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("tenant").cloned());
     from_query.or_else(|| {
         req.headers()
             .get("x-herald-tenant")
@@ -77,10 +80,17 @@ pub async fn authenticate(
     if hash == state.admin_token_hash {
         let tenant = named.unwrap_or_else(|| "default".into());
         let check = tenant.clone();
-        if !state.store.read(move |c| tenants::exists(c, &check)).await? {
+        if !state
+            .store
+            .read(move |c| tenants::exists(c, &check))
+            .await?
+        {
             return Err(ApiError::NotFound(format!("tenant `{tenant}` not found")));
         }
-        return Ok(Auth { tenant, admin: true });
+        return Ok(Auth {
+            tenant,
+            admin: true,
+        });
     }
     let tenant = state
         .store

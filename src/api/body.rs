@@ -56,7 +56,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 /// Parses JSON into `T`, telling syntax errors (`invalid_json`) from shape errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad("invalid_json", "the request needs a JSON body"));
+        return Err(ApiError::bad(
+            "invalid_json",
+            "the request needs a JSON body",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::invalid(e.to_string()),

@@ -51,7 +51,10 @@ impl ListQuery {
             endpoint_id: self
                 .endpoint_id
                 .as_deref()
-                .map(|e| e.parse::<i64>().map_err(|_| ApiError::invalid("endpoint_id must be a number")))
+                .map(|e| {
+                    e.parse::<i64>()
+                        .map_err(|_| ApiError::invalid("endpoint_id must be a number"))
+                })
                 .transpose()?,
             event_id: self.event_id.clone(),
             since: time_param("since", self.since.as_deref())?,
@@ -60,7 +63,11 @@ impl ListQuery {
     }
 }
 
-async fn list_all(state: web::Data<AppState>, auth: Auth, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+async fn list_all(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
     let q = query.to_query()?;
     let page = state
@@ -97,27 +104,42 @@ struct DeliveryWithAttempts {
     attempt_log: Vec<Attempt>,
 }
 
-async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let found = state
         .store
         .read(move |c| {
             let delivery = deliveries::get(c, &auth.tenant, id)?;
             let attempt_log = deliveries::attempts(c, id)?;
-            Ok(DeliveryWithAttempts { delivery, attempt_log })
+            Ok(DeliveryWithAttempts {
+                delivery,
+                attempt_log,
+            })
         })
         .await?;
     Ok(ok(found))
 }
 
-async fn retry(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn retry(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let delivery = retry_delivery(&state, auth.tenant, id.into_inner()).await?;
     Ok(respond(StatusCode::ACCEPTED, delivery))
 }
 
 /// Queues a finished delivery again, now, with a fresh retry round (the API's and the
 /// pages' retry button). Refused with a conflict while the delivery is still pending.
-pub(crate) async fn retry_delivery(state: &AppState, tenant: String, id: i64) -> Result<Delivery, ApiError> {
+pub(crate) async fn retry_delivery(
+    state: &AppState,
+    tenant: String,
+    id: i64,
+) -> Result<Delivery, ApiError> {
     let delivery = state
         .store
         .write(move |c| {
@@ -147,17 +169,25 @@ async fn recover(
     id: web::Path<i64>,
     ApiJson(body): ApiJson<Recover>,
 ) -> Result<HttpResponse, ApiError> {
-    let since = clock::parse(&body.since).map_err(|e| ApiError::bad("validation_error", format!("since: {e}")))?;
+    let since = clock::parse(&body.since)
+        .map_err(|e| ApiError::bad("validation_error", format!("since: {e}")))?;
     let id = id.into_inner();
     let recovered = state
         .store
         .write(move |c| outbox::recover(c, &auth.tenant, id, since, now_ms()))
         .await?;
     state.engine.wake();
-    Ok(respond(StatusCode::ACCEPTED, json!({ "id": id, "recovered": recovered })))
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        json!({ "id": id, "recovered": recovered }),
+    ))
 }
 
-async fn send_test(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn send_test(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let (event_id, delivery_id) = send_test_event(&state, auth.tenant, id.into_inner()).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
@@ -167,7 +197,11 @@ async fn send_test(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -
 
 /// Sends a `webhook.test` event to this endpoint alone, whatever its filter; returns the
 /// event id and the delivery id (shared by the API and the pages).
-pub(crate) async fn send_test_event(state: &AppState, tenant: String, id: i64) -> Result<(String, i64), ApiError> {
+pub(crate) async fn send_test_event(
+    state: &AppState,
+    tenant: String,
+    id: i64,
+) -> Result<(String, i64), ApiError> {
     let now = now_ms();
     let body = to_js_string(&json!({
         "event": "webhook.test",

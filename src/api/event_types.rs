@@ -40,7 +40,13 @@ async fn create(
     ApiJson(body): ApiJson<CreateEventType>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let created = upsert(&state, &body.name, body.description.unwrap_or_default(), body.example).await?;
+    let created = upsert(
+        &state,
+        &body.name,
+        body.description.unwrap_or_default(),
+        body.example,
+    )
+    .await?;
     Ok(respond(StatusCode::CREATED, created))
 }
 
@@ -53,16 +59,26 @@ pub(crate) async fn upsert(
 ) -> Result<EventType, ApiError> {
     let name = EventName::parse(name).map_err(|e| ApiError::bad("validation_error", e))?;
     if description.chars().count() > 500 {
-        return Err(ApiError::bad("validation_error", "description: at most 500 characters"));
+        return Err(ApiError::bad(
+            "validation_error",
+            "description: at most 500 characters",
+        ));
     }
     let example = match example {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(to_js_string(&v)),
-        Some(_) => return Err(ApiError::bad("validation_error", "example must be a JSON object")),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "validation_error",
+                "example must be a JSON object",
+            ))
+        }
     };
     Ok(state
         .store
-        .write(move |c| event_types::upsert(c, name.as_str(), &description, example.as_deref(), now_ms()))
+        .write(move |c| {
+            event_types::upsert(c, name.as_str(), &description, example.as_deref(), now_ms())
+        })
         .await?)
 }
 
@@ -70,15 +86,29 @@ async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse, A
     Ok(ok(state.store.read(event_types::list).await?))
 }
 
-async fn get(state: web::Data<AppState>, _auth: Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    _auth: Auth,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    Ok(ok(state.store.read(move |c| event_types::get(c, &name)).await?))
+    Ok(ok(state
+        .store
+        .read(move |c| event_types::get(c, &name))
+        .await?))
 }
 
-async fn delete(state: web::Data<AppState>, auth: Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    auth: Auth,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let name = name.into_inner();
     let answer = json!({ "name": name });
-    state.store.write(move |c| event_types::delete(c, &name)).await?;
+    state
+        .store
+        .write(move |c| event_types::delete(c, &name))
+        .await?;
     Ok(ok(answer))
 }

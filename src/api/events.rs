@@ -37,7 +37,10 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         None => Ok(None),
         Some(v) => {
             let raw = v.to_str().map_err(|_| {
-                ApiError::bad("invalid_idempotency_key", "Idempotency-Key must be visible ASCII")
+                ApiError::bad(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be visible ASCII",
+                )
             })?;
             Ok(Some(payload::idempotency_key(raw)?))
         }
@@ -82,7 +85,9 @@ async fn publish(
     let mut event = payload::from_bytes(&body.0, now_ms())?;
     event.idempotency_key = idempotency_key(&req)?;
     let mut published = store_events(&state, auth.tenant.clone(), vec![event]).await?;
-    let first = published.pop().ok_or_else(|| ApiError::invalid("nothing was published"))?;
+    let first = published
+        .pop()
+        .ok_or_else(|| ApiError::invalid("nothing was published"))?;
     tracing::debug!(tenant = %auth.tenant, event = %first.id, deliveries = first.deliveries, "published");
     let replayed = first.replayed;
     Ok(accepted(first, replayed))
@@ -93,14 +98,23 @@ fn batch_items(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
     let value = crate::canonical_json::parse(bytes)
         .map_err(|e| ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut map) = value else {
-        return Err(ApiError::bad("invalid_batch", "the body must be {\"events\": [...]}"));
+        return Err(ApiError::bad(
+            "invalid_batch",
+            "the body must be {\"events\": [...]}",
+        ));
     };
     if let Some(unknown) = map.keys().find(|k| k.as_str() != "events") {
-        return Err(ApiError::bad("invalid_batch", format!("unknown field `{unknown}`, expected `events`")));
+        return Err(ApiError::bad(
+            "invalid_batch",
+            format!("unknown field `{unknown}`, expected `events`"),
+        ));
     }
     match map.remove("events") {
         Some(Value::Array(items)) => Ok(items),
-        _ => Err(ApiError::bad("invalid_batch", "`events` must be an array of payloads")),
+        _ => Err(ApiError::bad(
+            "invalid_batch",
+            "`events` must be an array of payloads",
+        )),
     }
 }
 
@@ -184,7 +198,11 @@ struct EventWithDeliveries {
     deliveries: Vec<Delivery>,
 }
 
-async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let found = state
         .store

@@ -25,7 +25,9 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.store.write(|_| Ok(())).await?;
     if !state.engine.alive() {
-        return Err(ApiError::Unavailable("the delivery dispatcher is not running".into()));
+        return Err(ApiError::Unavailable(
+            "the delivery dispatcher is not running".into(),
+        ));
     }
     Ok(ok(json!({ "status": "ready" })))
 }
@@ -39,16 +41,59 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = &state.engine.stats;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    metric("herald_deliveries_pending", "gauge", "Deliveries waiting to be sent.", counts.pending as u64);
-    metric("herald_deliveries_succeeded_24h", "gauge", "Deliveries that succeeded in the last 24 hours.", counts.succeeded_24h as u64);
-    metric("herald_deliveries_failed_24h", "gauge", "Deliveries that failed for good in the last 24 hours.", counts.failed_24h as u64);
-    metric("herald_attempts_total", "counter", "HTTP attempts made since start.", engine.attempts.load(Ordering::Relaxed));
-    metric("herald_attempts_succeeded_total", "counter", "Attempts answered with 2xx since start.", engine.succeeded.load(Ordering::Relaxed));
-    metric("herald_attempts_failed_total", "counter", "Attempts that failed since start.", engine.failed_attempts.load(Ordering::Relaxed));
-    metric("herald_store_commits_total", "counter", "Write transactions committed (group commits).", writer.commits);
-    metric("herald_store_write_jobs_total", "counter", "Write jobs committed; jobs/commits is the group-commit factor.", writer.jobs);
+    metric(
+        "herald_deliveries_pending",
+        "gauge",
+        "Deliveries waiting to be sent.",
+        counts.pending as u64,
+    );
+    metric(
+        "herald_deliveries_succeeded_24h",
+        "gauge",
+        "Deliveries that succeeded in the last 24 hours.",
+        counts.succeeded_24h as u64,
+    );
+    metric(
+        "herald_deliveries_failed_24h",
+        "gauge",
+        "Deliveries that failed for good in the last 24 hours.",
+        counts.failed_24h as u64,
+    );
+    metric(
+        "herald_attempts_total",
+        "counter",
+        "HTTP attempts made since start.",
+        engine.attempts.load(Ordering::Relaxed),
+    );
+    metric(
+        "herald_attempts_succeeded_total",
+        "counter",
+        "Attempts answered with 2xx since start.",
+        engine.succeeded.load(Ordering::Relaxed),
+    );
+    metric(
+        "herald_attempts_failed_total",
+        "counter",
+        "Attempts that failed since start.",
+        engine.failed_attempts.load(Ordering::Relaxed),
+    );
+    metric(
+        "herald_store_commits_total",
+        "counter",
+        "Write transactions committed (group commits).",
+        writer.commits,
+    );
+    metric(
+        "herald_store_write_jobs_total",
+        "counter",
+        "Write jobs committed; jobs/commits is the group-commit factor.",
+        writer.jobs,
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

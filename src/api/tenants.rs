@@ -30,10 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_keys))
             .route(web::post().to(create_key)),
     )
-    .service(
-        web::resource("/tenants/{id}/keys/{key_id}")
-            .route(web::delete().to(revoke_key)),
-    );
+    .service(web::resource("/tenants/{id}/keys/{key_id}").route(web::delete().to(revoke_key)));
 }
 
 #[derive(Deserialize)]
@@ -64,7 +61,10 @@ struct Paging {
 
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad("validation_error", "name must be 1-100 characters"));
+        return Err(ApiError::bad(
+            "validation_error",
+            "name must be 1-100 characters",
+        ));
     }
     Ok(())
 }
@@ -92,10 +92,16 @@ async fn list_tenants(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
-    Ok(list(state.store.read(move |c| tenants::list(c, cursor)).await?))
+    Ok(list(
+        state.store.read(move |c| tenants::list(c, cursor)).await?,
+    ))
 }
 
-async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let id = id.into_inner();
     Ok(ok(state.store.read(move |c| tenants::get(c, &id)).await?))
@@ -116,7 +122,11 @@ async fn rename(
         .await?))
 }
 
-async fn delete(state: web::Data<AppState>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let id = id.into_inner();
     let answer = json!({ "id": id });
@@ -145,9 +155,16 @@ async fn create_key(
 
 /// Creates a tenant key: random, stored as its hash, returned in clear this once (shared
 /// by the API and the pages).
-pub(crate) async fn new_key(state: &AppState, tenant: String, name: String) -> Result<NewKey, ApiError> {
+pub(crate) async fn new_key(
+    state: &AppState,
+    tenant: String,
+    name: String,
+) -> Result<NewKey, ApiError> {
     if name.chars().count() > 100 {
-        return Err(ApiError::bad("validation_error", "name: at most 100 characters"));
+        return Err(ApiError::bad(
+            "validation_error",
+            "name: at most 100 characters",
+        ));
     }
     let token = keys::generate_api_key();
     let (hash, prefix) = (keys::hash_token(&token), keys::display_prefix(&token));

@@ -111,7 +111,8 @@ async fn create(
         filter: EventFilter::parse(&body.events).map_err(invalid("events"))?,
         secret,
         description: parse_description(body.description.unwrap_or_default())?,
-        headers: ExtraHeaders::parse(body.headers.unwrap_or_default()).map_err(invalid("headers"))?,
+        headers: ExtraHeaders::parse(body.headers.unwrap_or_default())
+            .map_err(invalid("headers"))?,
         signature: body.signature.as_deref().map(parse_signature).transpose()?,
         status: match body.status.as_deref() {
             None => EndpointStatus::Active,
@@ -152,9 +153,16 @@ async fn list_webhooks(
     Ok(list(page))
 }
 
-async fn get(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let endpoint = state.store.read(move |c| endpoints::get(c, &auth.tenant, id)).await?;
+    let endpoint = state
+        .store
+        .read(move |c| endpoints::get(c, &auth.tenant, id))
+        .await?;
     Ok(ok(endpoint))
 }
 
@@ -203,7 +211,11 @@ async fn update(
     Ok(ok(endpoint))
 }
 
-async fn delete(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     state
         .store
@@ -226,7 +238,11 @@ async fn rotate_secret(
 
 /// Gives an endpoint a new generated secret; the old one keeps signing beside it for the
 /// configured grace period (shared by the API and the pages).
-pub(crate) async fn rotate(state: &AppState, tenant: String, id: i64) -> Result<Endpoint, ApiError> {
+pub(crate) async fn rotate(
+    state: &AppState,
+    tenant: String,
+    id: i64,
+) -> Result<Endpoint, ApiError> {
     let grace = state.config.rotation_grace.as_millis() as i64;
     let secret = generate_secret();
     Ok(state

@@ -51,8 +51,8 @@ impl Dispatcher {
     }
 
     fn lease_ms(&self) -> i64 {
-        (self.config.connect_timeout + self.config.request_timeout + Duration::from_secs(60)).as_millis()
-            as i64
+        (self.config.connect_timeout + self.config.request_timeout + Duration::from_secs(60))
+            .as_millis() as i64
     }
 
     /// One round: claims what is due (within capacity) and hands it out. Returns how many
@@ -78,7 +78,10 @@ impl Dispatcher {
         for delivery in claimed {
             self.total += 1;
             let endpoint = delivery.endpoint_id;
-            self.waiting.entry(endpoint).or_default().push_back(delivery);
+            self.waiting
+                .entry(endpoint)
+                .or_default()
+                .push_back(delivery);
             self.release_waiting(endpoint);
         }
         Ok(count)

@@ -62,7 +62,11 @@ pub fn agent(config: &Config) -> Agent {
         .timeout_global(Some(config.request_timeout))
         .max_redirects(0)
         .http_status_as_error(false)
-        .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION"), " (+webhooks)"))
+        .user_agent(concat!(
+            "Herald/",
+            env!("CARGO_PKG_VERSION"),
+            " (+webhooks)"
+        ))
         .max_idle_connections(config.workers.max(16) * 2)
         .max_idle_connections_per_host(config.endpoint_concurrency.max(1) * 2)
         .build();
@@ -116,7 +120,9 @@ pub fn post(agent: &Agent, url: &str, headers: &[(String, String)], body: &str) 
                 .read_to_end(&mut buf);
             Response {
                 status: Some(status),
-                error: read.err().map(|e| format!("reading the response failed: {e}")),
+                error: read
+                    .err()
+                    .map(|e| format!("reading the response failed: {e}")),
                 headers: kept,
                 body: Some(String::from_utf8_lossy(&buf).into_owned()),
                 retry_after,

@@ -84,7 +84,10 @@ impl Engine {
         // belonged to a process that is gone, so it is due again now.
         let released = store.write_blocking(|c| outbox::release_leases(c, None))?;
         if released > 0 {
-            tracing::warn!(released, "re-queued deliveries left in flight by the previous run");
+            tracing::warn!(
+                released,
+                "re-queued deliveries left in flight by the previous run"
+            );
         }
         let (signals, signal_rx) = mpsc::channel();
         let (work_tx, work_rx) = mpsc::channel();
@@ -112,7 +115,9 @@ impl Engine {
                 busy: busy_workers.clone(),
                 stats: stats.clone(),
             };
-            threads.push(spawn(&format!("herald-worker-{n}"), move || worker::run(ctx)));
+            threads.push(spawn(&format!("herald-worker-{n}"), move || {
+                worker::run(ctx)
+            }));
         }
         drop(record_tx);
         let recorder_store = store.clone();
@@ -156,7 +161,10 @@ impl Engine {
         // Give the recorder a moment to write what the workers just finished.
         std::thread::sleep(Duration::from_millis(50));
         let unfinished = self.busy_workers.load(Ordering::SeqCst);
-        match self.store.write_blocking(|c| outbox::release_leases(c, None)) {
+        match self
+            .store
+            .write_blocking(|c| outbox::release_leases(c, None))
+        {
             Ok(n) => tracing::info!(released = n, unfinished, "engine stopped"),
             Err(e) => tracing::error!(error = %e, "could not release leases at shutdown"),
         }

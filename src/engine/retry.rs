@@ -51,15 +51,24 @@ mod tests {
     const M: u64 = 60;
 
     fn schedule() -> Vec<Duration> {
-        [1 * M, 5 * M, 30 * M].map(Duration::from_secs).to_vec()
+        [M, 5 * M, 30 * M].map(Duration::from_secs).to_vec()
     }
 
     #[test]
     fn follows_the_schedule_then_fails() {
         let s = schedule();
-        assert_eq!(decide(false, false, None, 1, &s, 0), Verdict::RetryAt(60_000));
-        assert_eq!(decide(false, false, None, 2, &s, 0), Verdict::RetryAt(300_000));
-        assert_eq!(decide(false, false, None, 3, &s, 0), Verdict::RetryAt(1_800_000));
+        assert_eq!(
+            decide(false, false, None, 1, &s, 0),
+            Verdict::RetryAt(60_000)
+        );
+        assert_eq!(
+            decide(false, false, None, 2, &s, 0),
+            Verdict::RetryAt(300_000)
+        );
+        assert_eq!(
+            decide(false, false, None, 3, &s, 0),
+            Verdict::RetryAt(1_800_000)
+        );
         assert_eq!(decide(false, false, None, 4, &s, 0), Verdict::Failed);
         assert_eq!(decide(true, false, None, 4, &s, 0), Verdict::Succeeded);
     }
@@ -68,16 +77,28 @@ mod tests {
     fn retry_after_lengthens_but_is_capped() {
         let s = schedule();
         let long = Some(Duration::from_secs(600));
-        assert_eq!(decide(false, false, long, 1, &s, 0), Verdict::RetryAt(600_000));
+        assert_eq!(
+            decide(false, false, long, 1, &s, 0),
+            Verdict::RetryAt(600_000)
+        );
         let short = Some(Duration::from_secs(5));
-        assert_eq!(decide(false, false, short, 1, &s, 0), Verdict::RetryAt(60_000));
+        assert_eq!(
+            decide(false, false, short, 1, &s, 0),
+            Verdict::RetryAt(60_000)
+        );
         let huge = Some(Duration::from_secs(86_400 * 30));
-        assert_eq!(decide(false, false, huge, 1, &s, 0), Verdict::RetryAt(3_600_000));
+        assert_eq!(
+            decide(false, false, huge, 1, &s, 0),
+            Verdict::RetryAt(3_600_000)
+        );
     }
 
     #[test]
     fn gone_fails_at_once() {
-        assert_eq!(decide(false, true, None, 1, &schedule(), 0), Verdict::Failed);
+        assert_eq!(
+            decide(false, true, None, 1, &schedule(), 0),
+            Verdict::Failed
+        );
     }
 
     #[test]

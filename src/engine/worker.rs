@@ -65,9 +65,16 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
         event = %d.event_id, delivery = d.delivery_id);
     let _enter = span.enter();
     let started_at = now_ms();
-    let schemes = d.schemes.as_deref().unwrap_or(&ctx.config.signature_schemes);
-    let mut headers: Vec<(String, String)> =
-        d.headers.map().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let schemes = d
+        .schemes
+        .as_deref()
+        .unwrap_or(&ctx.config.signature_schemes);
+    let mut headers: Vec<(String, String)> = d
+        .headers
+        .map()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     headers.extend(signing::sign(
         schemes,
         names,

@@ -46,7 +46,8 @@ pub struct DeliveryQuery {
     pub until: Option<i64>,
 }
 
-const SELECT: &str = "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+const SELECT: &str =
+    "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
         d.last_status_code, d.last_error, d.created_at, d.updated_at
     FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
@@ -73,7 +74,12 @@ pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Delivery> {
         .ok_or(StoreError::NotFound("delivery"))
 }
 
-pub fn list(conn: &Connection, tenant_id: &str, q: &DeliveryQuery, cursor: Cursor) -> Result<Page<Delivery>> {
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    q: &DeliveryQuery,
+    cursor: Cursor,
+) -> Result<Page<Delivery>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE d.tenant_id = ?1 AND d.id < ?2 AND (?3 IS NULL OR d.status = ?3)
            AND (?4 IS NULL OR d.endpoint_id = ?4) AND (?5 IS NULL OR e.id = ?5)

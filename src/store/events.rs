@@ -8,6 +8,7 @@ use super::{endpoints, Cursor, Page, Result, StoreError};
 use crate::clock::ser;
 
 /// An event ready to store: its type and the canonical body every attempt will send.
+#[derive(Debug)]
 pub struct NewEvent {
     pub event_type: String,
     pub body: String,
@@ -98,7 +99,11 @@ pub fn publish(
     Ok(out)
 }
 
-fn find_by_idempotency_key(conn: &Connection, tenant_id: &str, key: &str) -> Result<Option<Published>> {
+fn find_by_idempotency_key(
+    conn: &Connection,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<Published>> {
     Ok(conn
         .prepare_cached(
             "SELECT e.id, e.event_type, (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)
@@ -148,9 +153,8 @@ fn row(r: &Row) -> rusqlite::Result<Event> {
         tenant_id: r.get(2)?,
         event: r.get(3)?,
         // The body was produced by our canonical serialiser, so it is valid JSON.
-        payload: RawValue::from_string(body).unwrap_or_else(|_| {
-            RawValue::from_string("null".into()).expect("null is JSON")
-        }),
+        payload: RawValue::from_string(body)
+            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON")),
         created_at: r.get(5)?,
     })
 }
@@ -164,7 +168,12 @@ pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Event> {
     .ok_or(StoreError::NotFound("event"))
 }
 
-pub fn list(conn: &Connection, tenant_id: &str, q: &EventQuery, cursor: Cursor) -> Result<Page<Event>> {
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    q: &EventQuery,
+    cursor: Cursor,
+) -> Result<Page<Event>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events
          WHERE tenant_id = ?1 AND seq < ?2 AND (?3 IS NULL OR event_type = ?3)

@@ -40,7 +40,11 @@ mod tests {
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap(); // idempotent
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM tenants WHERE id = 'default'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM tenants WHERE id = 'default'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1);
         conn.pragma_update(None, "user_version", 99).unwrap();

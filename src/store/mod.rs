@@ -86,7 +86,10 @@ impl Store {
     }
 
     /// Runs `f` on a pooled read-only connection on the calling thread (engine, CLI).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
         f(&*self.pool.get()?)
     }
 
@@ -96,7 +99,10 @@ impl Store {
         F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.submit(f)?.await.map_err(|_| StoreError::WriterGone)?
+        self.writer
+            .submit(f)?
+            .await
+            .map_err(|_| StoreError::WriterGone)?
     }
 
     /// Like `write`, blocking the calling thread (engine workers, CLI).

@@ -76,7 +76,9 @@ pub fn claim_due(
                 event_id: r.get(3)?,
                 body: r.get(4)?,
                 url: r.get(5)?,
-                headers: ExtraHeaders::from_stored(serde_json::from_str(&headers).unwrap_or_default()),
+                headers: ExtraHeaders::from_stored(
+                    serde_json::from_str(&headers).unwrap_or_default(),
+                ),
                 schemes: schemes.and_then(|s| parse_schemes(&s).ok()),
                 secret: r.get(8)?,
                 previous_secret: r.get(9)?,
@@ -146,16 +148,30 @@ pub fn record_attempts(
         ])?;
         // `status = 'pending'` guards against a delivery cancelled meanwhile (endpoint
         // disabled): the attempt is kept as history, the cancellation stands.
-        update.execute(params![r.delivery_id, status, next, r.status_code, r.error, now])?;
+        update.execute(params![
+            r.delivery_id,
+            status,
+            next,
+            r.status_code,
+            r.error,
+            now
+        ])?;
         record_endpoint_health(conn, r, disable_after_ms, now)?;
     }
     Ok(())
 }
 
-fn record_endpoint_health(conn: &Connection, r: &AttemptRecord, disable_after_ms: i64, now: i64) -> Result<()> {
+fn record_endpoint_health(
+    conn: &Connection,
+    r: &AttemptRecord,
+    disable_after_ms: i64,
+    now: i64,
+) -> Result<()> {
     if r.verdict == Verdict::Succeeded {
-        conn.prepare_cached("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")?
-            .execute([r.endpoint_id])?;
+        conn.prepare_cached(
+            "UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+        )?
+        .execute([r.endpoint_id])?;
         return Ok(());
     }
     if r.gone {
@@ -167,8 +183,10 @@ fn record_endpoint_health(conn: &Connection, r: &AttemptRecord, disable_after_ms
             now,
         );
     }
-    conn.prepare_cached("UPDATE endpoints SET failing_since = coalesce(failing_since, ?2) WHERE id = ?1")?
-        .execute(params![r.endpoint_id, r.started_at])?;
+    conn.prepare_cached(
+        "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2) WHERE id = ?1",
+    )?
+    .execute(params![r.endpoint_id, r.started_at])?;
     let expired: bool = conn
         .prepare_cached(
             "SELECT count(*) FROM endpoints WHERE id = ?1 AND status = 'active' AND failing_since <= ?2",
@@ -210,7 +228,13 @@ pub fn retry(conn: &Connection, tenant_id: &str, id: i64, now: i64) -> Result<bo
 }
 
 /// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
-pub fn recover(conn: &Connection, tenant_id: &str, endpoint_id: i64, since: i64, now: i64) -> Result<usize> {
+pub fn recover(
+    conn: &Connection,
+    tenant_id: &str,
+    endpoint_id: i64,
+    since: i64,
+    now: i64,
+) -> Result<usize> {
     endpoints::get(conn, tenant_id, endpoint_id)?;
     Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4, lease_until = NULL,

@@ -45,7 +45,9 @@ pub fn create(conn: &Connection, id: &str, name: &str, now: i64) -> Result<Tenan
         params![id, name, now],
     )?;
     if inserted == 0 {
-        return Err(StoreError::Conflict(format!("tenant `{id}` already exists")));
+        return Err(StoreError::Conflict(format!(
+            "tenant `{id}` already exists"
+        )));
     }
     get(conn, id)
 }
@@ -81,7 +83,10 @@ pub fn list(conn: &Connection, cursor: Cursor) -> Result<Page<Tenant>> {
 }
 
 pub fn rename(conn: &Connection, id: &str, name: &str) -> Result<Tenant> {
-    let n = conn.execute("UPDATE tenants SET name = ?2 WHERE id = ?1", params![id, name])?;
+    let n = conn.execute(
+        "UPDATE tenants SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound("tenant"));
     }
@@ -91,7 +96,9 @@ pub fn rename(conn: &Connection, id: &str, name: &str) -> Result<Tenant> {
 /// Deletes a tenant and, by cascade, its keys, endpoints, events and deliveries.
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     if id == "default" {
-        return Err(StoreError::Conflict("the default tenant cannot be deleted".into()));
+        return Err(StoreError::Conflict(
+            "the default tenant cannot be deleted".into(),
+        ));
     }
     let n = conn.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
     if n == 0 {
@@ -147,7 +154,11 @@ pub fn list_keys(conn: &Connection, tenant_id: &str, cursor: Cursor) -> Result<P
     ))?;
     let rows = stmt
         .query_map(
-            params![tenant_id, cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+            params![
+                tenant_id,
+                cursor.before.unwrap_or(i64::MAX),
+                cursor.limit as i64 + 1
+            ],
             key_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -111,7 +111,9 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
         });
         if commit.is_ok() {
             counters.commits.fetch_add(1, Ordering::Relaxed);
-            counters.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
+            counters
+                .jobs
+                .fetch_add(done.len() as u64, Ordering::Relaxed);
         }
         for d in done {
             d(commit.clone());

@@ -3,6 +3,8 @@
 //! delivers. Nothing of Herald is mocked.
 #![allow(dead_code)]
 
+pub mod delivery;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -103,7 +105,10 @@ impl TestApp {
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         child.wait().expect("wait")
     }
 
@@ -117,7 +122,13 @@ impl TestApp {
     }
 
     /// Sends a request with a token (None = no Authorization) and returns status + JSON.
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let (status, _, text) = self.call_raw(method, path, token, &[], body);
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, json)
@@ -182,7 +193,12 @@ impl TestApp {
     }
 
     /// Polls `check` until it returns Some, or panics after `timeout`.
-    pub fn wait_for<T>(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         wait_for(timeout, what, &mut check)
     }
 
@@ -280,7 +296,8 @@ impl Receiver {
                     let (seen, script, counts) = (seen.clone(), script.clone(), counts.clone());
                     actix_web::App::new().default_service(actix_web::web::to(
                         move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
-                            let (seen, script, counts) = (seen.clone(), script.clone(), counts.clone());
+                            let (seen, script, counts) =
+                                (seen.clone(), script.clone(), counts.clone());
                             async move {
                                 let path = req.path().to_string();
                                 let n = {
@@ -294,7 +311,12 @@ impl Receiver {
                                     headers: req
                                         .headers()
                                         .iter()
-                                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_string(),
+                                                v.to_str().unwrap_or("").to_string(),
+                                            )
+                                        })
                                         .collect(),
                                     body: String::from_utf8_lossy(&body).into_owned(),
                                     at: Instant::now(),
@@ -334,7 +356,10 @@ impl Receiver {
     }
 
     pub fn on_path(&self, path: &str) -> Vec<Received> {
-        self.received().into_iter().filter(|r| r.path == path).collect()
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// Waits until at least `n` requests arrived on `path`.
