@@ -57,6 +57,10 @@ impl TestApp {
         Self::spawn_with(&[])
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("herald.db")
     }
