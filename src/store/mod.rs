@@ -13,6 +13,7 @@ pub mod event_types;
 pub mod events;
 mod migrate;
 pub mod outbox;
+pub mod pages;
 pub mod page;
 pub mod settings;
 pub mod tenants;

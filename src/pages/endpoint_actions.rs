@@ -1,0 +1,121 @@
+//! The buttons of an endpoint's page: pause and resume, send a test event, rotate the
+//! secret, and delete (after a confirmation page). Each is one POST that redirects back.
+
+use actix_web::web;
+use askama::Template;
+use serde::Deserialize;
+
+use super::flash::Flash;
+use super::format::When;
+use super::guard::{Button, PathId, Posted, Tenant};
+use super::render::{ok, PageError, PageResult, Section};
+use crate::api;
+use crate::clock::now_ms;
+use crate::domain::EndpointStatus;
+use crate::store::endpoints::{self, Endpoint, EndpointPatch};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/endpoints/{id}/status").route(web::post().to(set_status)))
+        .service(web::resource("/endpoints/{id}/test").route(web::post().to(send_test)))
+        .service(web::resource("/endpoints/{id}/rotate-secret").route(web::post().to(rotate)))
+        .service(
+            web::resource("/endpoints/{id}/delete")
+                .route(web::get().to(confirm_delete))
+                .route(web::post().to(delete)),
+        );
+}
+
+fn endpoint_url(t: &Tenant, id: i64) -> String {
+    format!("{}/endpoints/{id}", t.base)
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+}
+
+/// Pause or resume. Pausing keeps new deliveries pending; resuming sends them.
+async fn set_status(
+    t: Tenant,
+    PathId(id): PathId<i64>,
+    Posted(form): Posted<StatusForm>,
+) -> PageResult {
+    let status = EndpointStatus::parse(&form.status).map_err(PageError::bad)?;
+    let patch = EndpointPatch {
+        status: Some(status),
+        ..Default::default()
+    };
+    let tenant = t.tenant.clone();
+    t.state()
+        .store
+        .write(move |c| endpoints::update(c, &tenant, id, &patch, now_ms()))
+        .await?;
+    t.state().engine.wake();
+    let message = match status {
+        EndpointStatus::Active => "Endpoint resumed: waiting deliveries go out now.",
+        EndpointStatus::Paused => "Endpoint paused: new events wait for it until it is resumed.",
+        EndpointStatus::Disabled => "Endpoint disabled: its pending deliveries were cancelled.",
+    };
+    Ok(t.redirect(&endpoint_url(&t, id), Flash::notice(message)))
+}
+
+async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
+    let (_, delivery_id) =
+        api::deliveries::send_test_event(t.state(), t.tenant.clone(), id).await?;
+    let flash = Flash::notice(
+        "Test event sent. This page shows its delivery; reload it to see the attempt.",
+    );
+    Ok(t.redirect(&format!("{}/deliveries/{delivery_id}", t.base), flash))
+}
+
+async fn rotate(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
+    let endpoint = api::webhooks::rotate(t.state(), t.tenant.clone(), id).await?;
+    let until = endpoint.previous_secret_until.unwrap_or_default();
+    let when = When {
+        ms: until,
+        now: now_ms(),
+    };
+    let message = format!(
+        "Secret rotated. The previous secret keeps signing beside the new one until {} ({}).",
+        when.utc(),
+        when.age()
+    );
+    let flash = Flash::notice(message).reveal("New signing secret", endpoint.secret.clone());
+    Ok(t.redirect(&endpoint_url(&t, endpoint.id), flash))
+}
+
+#[derive(Template)]
+#[template(path = "endpoint_delete.html")]
+struct ConfirmPage {
+    page: super::render::Layout,
+    base: String,
+    endpoint: Endpoint,
+}
+
+async fn confirm_delete(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
+    let tenant = t.tenant.clone();
+    let endpoint = t
+        .state()
+        .store
+        .read(move |c| endpoints::get(c, &tenant, id))
+        .await?;
+    let page = t.layout(format!("Delete endpoint {id}?"), Section::Endpoints);
+    Ok(ok(&ConfirmPage {
+        page,
+        base: t.base.clone(),
+        endpoint,
+    }))
+}
+
+async fn delete(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
+    let tenant = t.tenant.clone();
+    t.state()
+        .store
+        .write(move |c| endpoints::delete(c, &tenant, id))
+        .await?;
+    tracing::info!(tenant = %t.tenant, endpoint = id, "endpoint deleted from the pages");
+    Ok(t.redirect(
+        &format!("{}/endpoints", t.base),
+        Flash::notice(format!("Endpoint {id} deleted.")),
+    ))
+}

@@ -1,0 +1,283 @@
+//! A tenant's endpoints: the list, the create form (the secret is shown once, after the
+//! redirect), and one endpoint's page with its edit form and recent deliveries. The
+//! buttons on that page (pause, test, rotate, delete) live in `endpoint_actions`.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use askama::Template;
+use serde::Deserialize;
+
+use super::flash::Flash;
+use super::format::{header_lines, parse_header_lines, split_list};
+use super::guard::{PathId, Posted, Tenant};
+use super::render::{ok, render, Layout, PageResult, Section};
+use super::tenants::Paging;
+use crate::api::webhooks::parse_description;
+use crate::clock::now_ms;
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::signing::generate_secret;
+use crate::store::deliveries::{self, Delivery, DeliveryQuery};
+use crate::store::endpoints::{self, Endpoint, EndpointPatch, NewEndpoint};
+use crate::store::{event_types, Cursor, Page};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/endpoints")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/endpoints/new").route(web::get().to(new)))
+    .service(
+        web::resource("/endpoints/{id}")
+            .route(web::get().to(show))
+            .route(web::post().to(update)),
+    );
+}
+
+/// The endpoint form as typed: events separated by commas or spaces, headers one per line.
+#[derive(Deserialize, Default)]
+pub struct EndpointForm {
+    pub url: String,
+    pub events: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub headers: String,
+    pub status: Option<String>,
+}
+
+impl EndpointForm {
+    fn from_endpoint(e: &Endpoint) -> EndpointForm {
+        EndpointForm {
+            url: e.url.clone(),
+            events: e.events.join(", "),
+            description: e.description.clone(),
+            headers: header_lines(&e.headers),
+            status: Some(e.status.as_str().to_owned()),
+        }
+    }
+
+    fn status(&self) -> Result<EndpointStatus, String> {
+        EndpointStatus::parse(self.status.as_deref().unwrap_or("active"))
+            .map_err(|e| format!("status: {e}"))
+    }
+
+    /// Parses every field through the same domain types as the JSON API.
+    fn parse(&self, allow_private: bool) -> Result<NewEndpoint, String> {
+        Ok(NewEndpoint {
+            url: EndpointUrl::parse(self.url.trim(), allow_private)
+                .map_err(|e| format!("url: {e}"))?,
+            filter: EventFilter::parse(&split_list(&self.events))
+                .map_err(|e| format!("events: {e}"))?,
+            secret: generate_secret(),
+            description: parse_description(self.description.trim().to_owned())
+                .map_err(|e| e.to_string())?,
+            headers: parse_header_lines(&self.headers)
+                .and_then(ExtraHeaders::parse)
+                .map_err(|e| format!("headers: {e}"))?,
+            signature: None,
+            status: self.status()?,
+        })
+    }
+
+    fn patch(&self, allow_private: bool) -> Result<EndpointPatch, String> {
+        let parsed = self.parse(allow_private)?;
+        Ok(EndpointPatch {
+            url: Some(parsed.url),
+            filter: Some(parsed.filter),
+            description: Some(parsed.description),
+            headers: Some(parsed.headers),
+            signature: None,
+            status: Some(parsed.status),
+        })
+    }
+
+    pub fn is_status(&self, s: &str) -> bool {
+        self.status.as_deref().unwrap_or("active") == s
+    }
+}
+
+#[derive(Template)]
+#[template(path = "endpoints.html")]
+struct ListPage {
+    page: Layout,
+    base: String,
+    endpoints: Page<Endpoint>,
+    paged: bool,
+}
+
+async fn list(t: Tenant, paging: web::Query<Paging>) -> PageResult {
+    let (tenant, cursor) = (t.tenant.clone(), paging.cursor());
+    let endpoints = t
+        .state()
+        .store
+        .read(move |c| endpoints::list(c, &tenant, None, cursor))
+        .await?;
+    let page = t.layout("Endpoints", Section::Endpoints);
+    Ok(ok(&ListPage {
+        page,
+        base: t.base.clone(),
+        endpoints,
+        paged: paging.cursor.is_some(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "endpoint_new.html")]
+struct NewPage {
+    page: Layout,
+    base: String,
+    form: EndpointForm,
+    problem: Option<String>,
+    known_events: Vec<String>,
+}
+
+async fn new_page(t: &Tenant, form: EndpointForm, problem: Option<String>) -> PageResult {
+    let known_events = known_events(t).await?;
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = t.layout("New endpoint", Section::Endpoints);
+    Ok(render(
+        status,
+        &NewPage {
+            page,
+            base: t.base.clone(),
+            form,
+            problem,
+            known_events,
+        },
+    ))
+}
+
+/// The catalogue's names, offered as a hint beside the events field.
+async fn known_events(t: &Tenant) -> Result<Vec<String>, super::render::PageError> {
+    let types = t.state().store.read(event_types::list).await?;
+    Ok(types.into_iter().map(|e| e.name).collect())
+}
+
+async fn new(t: Tenant) -> PageResult {
+    let form = EndpointForm {
+        events: "*".into(),
+        ..Default::default()
+    };
+    new_page(&t, form, None).await
+}
+
+async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
+    let new = match form.parse(t.state().config.allow_private_targets) {
+        Ok(new) => new,
+        Err(problem) => return new_page(&t, form, Some(problem)).await,
+    };
+    let tenant = t.tenant.clone();
+    let endpoint = t
+        .state()
+        .store
+        .write(move |c| endpoints::create(c, &tenant, &new, now_ms()))
+        .await?;
+    tracing::info!(tenant = %t.tenant, endpoint = endpoint.id, "endpoint created from the pages");
+    let flash = Flash::notice(
+        "Endpoint created. Give its signing secret to whoever verifies the requests.",
+    )
+    .reveal("Signing secret", endpoint.secret.clone());
+    Ok(t.redirect(&format!("{}/endpoints/{}", t.base, endpoint.id), flash))
+}
+
+#[derive(Template)]
+#[template(path = "endpoint.html")]
+struct ShowPage {
+    page: Layout,
+    base: String,
+    endpoint: Endpoint,
+    form: EndpointForm,
+    problem: Option<String>,
+    recent: Page<Delivery>,
+    known_events: Vec<String>,
+}
+
+impl ShowPage {
+    /// While a rotation's grace period lasts, the previous secret still signs.
+    fn previous_secret_until(&self) -> Option<i64> {
+        self.endpoint
+            .previous_secret_until
+            .filter(|until| self.endpoint.previous_secret.is_some() && *until > self.page.now)
+    }
+}
+
+async fn show_page(
+    t: &Tenant,
+    id: i64,
+    form: Option<EndpointForm>,
+    problem: Option<String>,
+) -> PageResult {
+    let tenant = t.tenant.clone();
+    let (endpoint, recent) = t
+        .state()
+        .store
+        .read(move |c| {
+            let endpoint = endpoints::get(c, &tenant, id)?;
+            let q = DeliveryQuery {
+                endpoint_id: Some(id),
+                ..Default::default()
+            };
+            let recent = deliveries::list(
+                c,
+                &tenant,
+                &q,
+                Cursor {
+                    before: None,
+                    limit: 10,
+                },
+            )?;
+            Ok((endpoint, recent))
+        })
+        .await?;
+    let known_events = known_events(t).await?;
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let form = form.unwrap_or_else(|| EndpointForm::from_endpoint(&endpoint));
+    let page = t.layout(format!("Endpoint {}", endpoint.id), Section::Endpoints);
+    let base = t.base.clone();
+    Ok(render(
+        status,
+        &ShowPage {
+            page,
+            base,
+            endpoint,
+            form,
+            problem,
+            recent,
+            known_events,
+        },
+    ))
+}
+
+async fn show(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
+    show_page(&t, id, None, None).await
+}
+
+async fn update(
+    t: Tenant,
+    PathId(id): PathId<i64>,
+    Posted(form): Posted<EndpointForm>,
+) -> PageResult {
+    let patch = match form.patch(t.state().config.allow_private_targets) {
+        Ok(p) => p,
+        Err(problem) => return show_page(&t, id, Some(form), Some(problem)).await,
+    };
+    let tenant = t.tenant.clone();
+    t.state()
+        .store
+        .write(move |c| endpoints::update(c, &tenant, id, &patch, now_ms()))
+        .await?;
+    t.state().engine.wake(); // a resumed endpoint may have deliveries waiting
+    Ok(t.redirect(
+        &format!("{}/endpoints/{id}", t.base),
+        Flash::notice("Endpoint saved."),
+    ))
+}

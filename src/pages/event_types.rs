@@ -1,0 +1,117 @@
+//! `/admin/event-types`: the deployment's optional catalogue of event names, with a
+//! description and an example payload.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use askama::Template;
+use serde::Deserialize;
+
+use super::flash::Flash;
+use super::format::pretty_json;
+use super::guard::{Admin, Button, PathId, Posted};
+use super::render::{render, Layout, PageResult, Section};
+use crate::api;
+use crate::store::event_types::{self, EventType};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/event-types")
+            .route(web::get().to(list))
+            .route(web::post().to(upsert)),
+    )
+    .service(web::resource("/event-types/{name}/delete").route(web::post().to(delete)));
+}
+
+#[derive(Deserialize, Default)]
+struct TypeForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    example: String,
+}
+
+/// A catalogue entry with its example indented for reading.
+struct Row {
+    event_type: EventType,
+    example: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "event_types.html")]
+struct ListPage {
+    page: Layout,
+    rows: Vec<Row>,
+    form: TypeForm,
+    problem: Option<String>,
+}
+
+async fn list_page(admin: &Admin, form: TypeForm, problem: Option<String>) -> PageResult {
+    let types = admin.0.state.store.read(event_types::list).await?;
+    let rows = types
+        .into_iter()
+        .map(|t| Row {
+            example: t.example.as_ref().map(|e| pretty_json(e.get())),
+            event_type: t,
+        })
+        .collect();
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = admin.0.layout("Event types", Section::EventTypes);
+    Ok(render(
+        status,
+        &ListPage {
+            page,
+            rows,
+            form,
+            problem,
+        },
+    ))
+}
+
+async fn list(admin: Admin) -> PageResult {
+    list_page(&admin, TypeForm::default(), None).await
+}
+
+async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
+    let example = match form.example.trim() {
+        "" => None,
+        text => match crate::canonical_json::parse(text.as_bytes()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return list_page(&admin, form, Some(format!("example: not valid JSON: {e}"))).await
+            }
+        },
+    };
+    let saved = api::event_types::upsert(
+        &admin.0.state,
+        form.name.trim(),
+        form.description.trim().to_owned(),
+        example,
+    )
+    .await;
+    match saved {
+        Ok(t) => Ok(admin.0.redirect(
+            "/admin/event-types",
+            Flash::notice(format!("Event type {} saved.", t.name)),
+        )),
+        Err(e) => list_page(&admin, form, Some(e.to_string())).await,
+    }
+}
+
+async fn delete(admin: Admin, PathId(name): PathId<String>, _: Posted<Button>) -> PageResult {
+    let gone = name.clone();
+    admin
+        .0
+        .state
+        .store
+        .write(move |c| event_types::delete(c, &gone))
+        .await?;
+    Ok(admin.0.redirect(
+        "/admin/event-types",
+        Flash::notice(format!("Event type {name} deleted.")),
+    ))
+}

@@ -1,0 +1,301 @@
+//! Logging in and out of both areas: the admin with the admin token, a tenant with one of
+//! its API keys. Failed attempts are slowed down per client address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::guard::{session_cookie, Button, Posted, Visitor};
+use super::render::{render, see_other, with_cookie, Area, Layout, PageError, PageResult};
+use super::session::{Session, Who};
+use crate::clock::now_ms;
+use crate::keys::hash_token;
+use crate::store::pages as queries;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login")
+            .route(web::get().to(form))
+            .route(web::post().to(login)),
+    )
+    .service(
+        web::resource("/logout")
+            .route(web::post().to(logout))
+            .route(web::get().to(|req: HttpRequest| async move {
+                see_other(super::guard::area_of(&req).root())
+            })),
+    );
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: Layout,
+    next: String,
+    problem: Option<String>,
+    bye: bool,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    bye: Option<String>,
+}
+
+/// Where to go after logging in: only a page of the same area, never another site.
+fn safe_next(area: Area, next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with(area.root())
+                && n[area.root().len()..].starts_with(['/', '?'])
+                && !n.contains("//")
+                && !n.contains('\\') =>
+        {
+            n.to_owned()
+        }
+        _ => area.root().to_owned(),
+    }
+}
+
+fn login_page(
+    v: &Visitor,
+    session: &Session,
+    next: String,
+    problem: Option<String>,
+    bye: bool,
+) -> LoginPage {
+    let title = match v.area {
+        Area::Admin => "Admin login",
+        Area::Portal => "Webhooks portal login",
+    };
+    let page = Layout {
+        title: title.into(),
+        area: v.area,
+        nav: Vec::new(),
+        tenant_nav: Vec::new(),
+        tenant: None,
+        csrf: v.key.csrf_token(session),
+        logged_in: false,
+        flash: None,
+        now: now_ms(),
+    };
+    LoginPage {
+        page,
+        next,
+        problem,
+        bye,
+    }
+}
+
+/// Shows the form, first giving the browser an anonymous session so that the form, like
+/// every other, carries a CSRF token.
+async fn form(req: HttpRequest, v: Visitor, query: web::Query<LoginQuery>) -> PageResult {
+    let next = safe_next(v.area, query.next.as_deref());
+    let logged_in = matches!(
+        (&v.session, v.area),
+        (
+            Some(Session {
+                who: Who::Admin,
+                ..
+            }),
+            Area::Admin
+        ) | (
+            Some(Session {
+                who: Who::Tenant { .. },
+                ..
+            }),
+            Area::Portal
+        )
+    );
+    if logged_in {
+        return Ok(see_other(&next));
+    }
+    let (session, fresh) = match &v.session {
+        Some(s) if s.who == Who::Anonymous => (s.clone(), false),
+        _ => (Session::new(Who::Anonymous, now_ms()), true),
+    };
+    let page = login_page(&v, &session, next, None, query.bye.is_some());
+    let response = render(StatusCode::OK, &page);
+    Ok(if fresh {
+        with_cookie(
+            response,
+            &session_cookie(
+                &req,
+                v.area,
+                Some((&v.key.seal(&session), session.expires_ms)),
+            ),
+        )
+    } else {
+        response
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> PageResult {
+    let ip = req.peer_addr().map(|a| a.ip());
+    if throttle::locked_out(ip, now_ms()) {
+        return Err(PageError::Status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins from your address. Wait 15 minutes and try again.".into(),
+        ));
+    }
+    let token = f.token.trim().to_owned();
+    let who = match v.area {
+        Area::Admin => {
+            same_hash(&hash_token(&token), &v.state.admin_token_hash).then_some(Who::Admin)
+        }
+        Area::Portal => {
+            let hash = hash_token(&token);
+            v.state
+                .store
+                .read(move |c| queries::key_for_hash(c, &hash))
+                .await?
+                .map(|(key_id, tenant)| Who::Tenant { tenant, key_id })
+        }
+    };
+    let next = safe_next(v.area, f.next.as_deref());
+    let Some(who) = who else {
+        let delay = throttle::failed(ip, now_ms());
+        tracing::warn!(ip = ?ip, area = ?v.area, "failed page login");
+        actix_web::rt::time::sleep(delay).await;
+        let session = v
+            .session
+            .clone()
+            .unwrap_or_else(|| Session::new(Who::Anonymous, now_ms()));
+        let what = if v.area.is_admin() {
+            "admin token"
+        } else {
+            "API key"
+        };
+        let problem = format!("That {what} is not valid. Check it and try again.");
+        return Ok(render(
+            StatusCode::UNAUTHORIZED,
+            &login_page(&v, &session, next, Some(problem), false),
+        ));
+    };
+    throttle::succeeded(ip);
+    // A fresh nonce on login: a session id planted before login is worth nothing after it.
+    let session = Session::new(who, now_ms());
+    let cookie = session_cookie(
+        &req,
+        v.area,
+        Some((&v.key.seal(&session), session.expires_ms)),
+    );
+    Ok(with_cookie(see_other(&next), &cookie))
+}
+
+/// Compares two hex digests without stopping at the first difference.
+fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn logout(req: HttpRequest, v: Visitor, _: Posted<Button>) -> HttpResponse {
+    let to = format!("{}?bye=1", v.area.login());
+    with_cookie(see_other(&to), &session_cookie(&req, v.area, None))
+}
+
+/// Failed logins per client address: each failure waits a little longer (up to 5 s), and
+/// after 20 failures within 15 minutes the address is refused outright until they age out.
+/// Behind a reverse proxy every client shares the proxy's address, which makes the lock
+/// coarse but never looser.
+mod throttle {
+    use super::*;
+
+    const FORGET_MS: i64 = 15 * 60 * 1000;
+    const LOCK_AFTER: u32 = 20;
+
+    struct Failures {
+        count: u32,
+        last_ms: i64,
+    }
+
+    static FAILED: LazyLock<Mutex<HashMap<Option<IpAddr>, Failures>>> =
+        LazyLock::new(Default::default);
+
+    fn table() -> std::sync::MutexGuard<'static, HashMap<Option<IpAddr>, Failures>> {
+        FAILED.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn locked_out(ip: Option<IpAddr>, now: i64) -> bool {
+        table()
+            .get(&ip)
+            .is_some_and(|f| f.count >= LOCK_AFTER && now - f.last_ms < FORGET_MS)
+    }
+
+    /// Records a failure; returns how long to wait before answering.
+    pub fn failed(ip: Option<IpAddr>, now: i64) -> Duration {
+        let mut table = table();
+        if table.len() > 100_000 {
+            table.retain(|_, f| now - f.last_ms < FORGET_MS);
+        }
+        let f = table.entry(ip).or_insert(Failures {
+            count: 0,
+            last_ms: now,
+        });
+        if now - f.last_ms >= FORGET_MS {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last_ms = now;
+        Duration::from_millis((500 * f.count as u64).min(5_000))
+    }
+
+    pub fn succeeded(ip: Option<IpAddr>) {
+        table().remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_in_the_area() {
+        assert_eq!(
+            safe_next(Area::Admin, Some("/admin/tenants")),
+            "/admin/tenants"
+        );
+        assert_eq!(safe_next(Area::Admin, Some("/admin?x=1")), "/admin?x=1");
+        assert_eq!(safe_next(Area::Admin, Some("/administrator")), "/admin");
+        assert_eq!(safe_next(Area::Admin, Some("/portal/endpoints")), "/admin");
+        assert_eq!(safe_next(Area::Admin, Some("/admin//evil.com")), "/admin");
+        assert_eq!(
+            safe_next(Area::Portal, Some("https://evil.com/portal/")),
+            "/portal"
+        );
+        assert_eq!(safe_next(Area::Portal, None), "/portal");
+    }
+
+    #[test]
+    fn failures_slow_down_then_lock() {
+        let ip = Some("192.0.2.7".parse().unwrap());
+        assert_eq!(throttle::failed(ip, 0), Duration::from_millis(500));
+        assert_eq!(throttle::failed(ip, 1), Duration::from_millis(1000));
+        for i in 0..18 {
+            throttle::failed(ip, 2 + i);
+        }
+        assert!(throttle::locked_out(ip, 100));
+        assert!(
+            !throttle::locked_out(ip, 16 * 60 * 1000),
+            "forgotten after 15 min"
+        );
+        throttle::succeeded(ip);
+        assert!(!throttle::locked_out(ip, 100));
+        assert!(same_hash("ab", "ab") && !same_hash("ab", "ac") && !same_hash("ab", "abc"));
+    }
+}

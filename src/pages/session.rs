@@ -1,0 +1,235 @@
+//! Page sessions: a signed cookie, and the CSRF token derived from it.
+//!
+//! The cookie holds everything a request needs (who, until when, a random nonce) and an
+//! HMAC-SHA256 over it, keyed with a random value kept in the `settings` table, so sessions
+//! survive restarts and nothing is stored per session. The expiry is inside the signed
+//! value: a client cannot extend it by keeping the cookie longer. Logging out removes the
+//! cookie; a copy stolen before that stays valid until it expires (the price of stateless
+//! sessions, bounded by the short lifetime).
+//!
+//! Every form carries `csrf_token` = HMAC(key, "csrf" | nonce). A cross-site page cannot
+//! read it (it is in our HTML, not in the cookie), so a forged POST arrives without it.
+//! The login forms have one too: the login page first issues an *anonymous* session.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::store::{settings, Store, StoreError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A logged-in session lasts a working day.
+pub const SESSION_MS: i64 = 12 * 3600 * 1000;
+/// An anonymous session only has to last while someone types a token into the login form.
+pub const ANONYMOUS_MS: i64 = 3600 * 1000;
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Has seen the login page; may only post the login form.
+    Anonymous,
+    Admin,
+    /// Logged into the portal with one key of one tenant. The key id lets every request
+    /// check that the key is still valid: revoking a key ends its sessions.
+    Tenant {
+        tenant: String,
+        key_id: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub who: Who,
+    pub expires_ms: i64,
+    pub nonce: String,
+}
+
+impl Session {
+    pub fn new(who: Who, now_ms: i64) -> Session {
+        let life = if who == Who::Anonymous {
+            ANONYMOUS_MS
+        } else {
+            SESSION_MS
+        };
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        Session {
+            who,
+            expires_ms: now_ms + life,
+            nonce: URL_SAFE_NO_PAD.encode(nonce),
+        }
+    }
+
+    fn payload(&self) -> String {
+        match &self.who {
+            Who::Anonymous => format!("anon|{}|{}", self.expires_ms, self.nonce),
+            Who::Admin => format!("admin|{}|{}", self.expires_ms, self.nonce),
+            Who::Tenant { tenant, key_id } => {
+                format!(
+                    "tenant|{}|{}|{key_id}|{tenant}",
+                    self.expires_ms, self.nonce
+                )
+            }
+        }
+    }
+
+    fn from_payload(payload: &str) -> Option<Session> {
+        let mut parts = payload.splitn(5, '|');
+        let kind = parts.next()?;
+        let expires_ms = parts.next()?.parse().ok()?;
+        let nonce = parts.next()?.to_owned();
+        let who = match kind {
+            "anon" => Who::Anonymous,
+            "admin" => Who::Admin,
+            "tenant" => Who::Tenant {
+                key_id: parts.next()?.parse().ok()?,
+                tenant: parts.next()?.to_owned(),
+            },
+            _ => return None,
+        };
+        Some(Session {
+            who,
+            expires_ms,
+            nonce,
+        })
+    }
+}
+
+/// The HMAC key of sessions and CSRF tokens.
+#[derive(Clone)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    #[cfg(test)]
+    pub fn from_bytes(bytes: [u8; 32]) -> SessionKey {
+        SessionKey(bytes)
+    }
+
+    /// Loads the deployment's key, creating it on first use (first writer wins, so every
+    /// worker thread ends up with the same key).
+    pub async fn load(store: &Store) -> Result<SessionKey, StoreError> {
+        let mut fresh = [0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        let fresh = hex::encode(fresh);
+        let stored = store
+            .write(move |c| settings::get_or_insert(c, "session_key", &fresh))
+            .await?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(stored.trim(), &mut key)
+            .map_err(|_| StoreError::Open("settings.session_key is not 64 hex digits".into()))?;
+        Ok(SessionKey(key))
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for p in parts {
+            mac.update(p);
+        }
+        mac
+    }
+
+    /// The cookie value: `base64(payload).base64(hmac)`.
+    pub fn seal(&self, session: &Session) -> String {
+        let payload = session.payload();
+        let tag = self
+            .mac(&[b"session|", payload.as_bytes()])
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// The session in a cookie value, if the signature holds and it has not expired.
+    pub fn open(&self, cookie: &str, now_ms: i64) -> Option<Session> {
+        let (payload, tag) = cookie.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        // `verify_slice` compares in constant time.
+        self.mac(&[b"session|", &payload]).verify_slice(&tag).ok()?;
+        let session = Session::from_payload(std::str::from_utf8(&payload).ok()?)?;
+        (session.expires_ms > now_ms).then_some(session)
+    }
+
+    /// The CSRF token of a session, for the hidden field of every form.
+    pub fn csrf_token(&self, session: &Session) -> String {
+        let tag = self
+            .mac(&[b"csrf|", session.nonce.as_bytes()])
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(tag)
+    }
+
+    /// Checks a posted token against the session's, in constant time.
+    pub fn csrf_ok(&self, session: &Session, token: &str) -> bool {
+        match URL_SAFE_NO_PAD.decode(token) {
+            Ok(tag) => self
+                .mac(&[b"csrf|", session.nonce.as_bytes()])
+                .verify_slice(&tag)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> SessionKey {
+        SessionKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let k = key(1);
+        let s = Session::new(
+            Who::Tenant {
+                tenant: "acme".into(),
+                key_id: 7,
+            },
+            1_000,
+        );
+        let sealed = k.seal(&s);
+        assert_eq!(k.open(&sealed, 2_000), Some(s.clone()));
+        assert_eq!(k.open(&sealed, s.expires_ms), None, "expired");
+        assert_eq!(
+            key(2).open(&sealed, 2_000),
+            None,
+            "another deployment's key"
+        );
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let k = key(1);
+        let admin = Session::new(Who::Admin, 0);
+        let sealed = k.seal(&admin);
+        let (_, tag) = sealed.split_once('.').unwrap();
+        // A longer expiry with the old signature.
+        let forged = format!("admin|{}|{}", i64::MAX, admin.nonce);
+        assert_eq!(
+            k.open(&format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged)), 1),
+            None
+        );
+        assert_eq!(k.open("garbage", 1), None);
+        assert_eq!(k.open("a.b.c", 1), None);
+    }
+
+    #[test]
+    fn csrf_is_bound_to_the_session() {
+        let k = key(1);
+        let a = Session::new(Who::Admin, 0);
+        let b = Session::new(Who::Admin, 0);
+        let token = k.csrf_token(&a);
+        assert!(k.csrf_ok(&a, &token));
+        assert!(!k.csrf_ok(&b, &token));
+        assert!(!k.csrf_ok(&a, ""));
+        assert!(!k.csrf_ok(&a, "not base64!"));
+    }
+}

@@ -1,0 +1,204 @@
+//! `/admin/tenants`: the tenants, and each tenant's API keys (created — shown once —,
+//! revoked). A tenant's key is also what opens the portal for that tenant.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use askama::Template;
+use serde::Deserialize;
+
+use super::flash::Flash;
+use super::guard::{Admin, Button, PathId, Posted, Tenant};
+use super::render::{ok, render, Layout, PageError, PageResult, Section};
+use crate::api;
+use crate::clock::now_ms;
+use crate::domain::TenantId;
+use crate::store::tenants::{self, ApiKey};
+use crate::store::{Cursor, Page};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tenants")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/tenants/{tenant}").route(web::get().to(show)))
+    .service(web::resource("/tenants/{tenant}/keys").route(web::post().to(create_key)))
+    .service(
+        web::resource("/tenants/{tenant}/keys/{key}/revoke").route(web::post().to(revoke_key)),
+    );
+}
+
+pub const PAGE_SIZE: usize = 25;
+
+/// `?cursor=` of the list pages: the id below which the page starts.
+#[derive(Deserialize, Default)]
+pub struct Paging {
+    pub cursor: Option<i64>,
+}
+
+impl Paging {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            before: self.cursor.filter(|c| *c > 0),
+            limit: PAGE_SIZE,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+struct TenantsPage {
+    page: Layout,
+    tenants: Page<tenants::Tenant>,
+    paged: bool,
+    form: NewTenant,
+    problem: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct NewTenant {
+    id: String,
+    name: String,
+}
+
+async fn tenants_page(
+    admin: &Admin,
+    paging: &Paging,
+    form: NewTenant,
+    problem: Option<String>,
+) -> PageResult {
+    let cursor = paging.cursor();
+    let tenants = admin
+        .0
+        .state
+        .store
+        .read(move |c| tenants::list(c, cursor))
+        .await?;
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = admin.0.layout("Tenants", Section::Tenants);
+    let paged = paging.cursor.is_some();
+    Ok(render(
+        status,
+        &TenantsPage {
+            page,
+            tenants,
+            paged,
+            form,
+            problem,
+        },
+    ))
+}
+
+async fn list(admin: Admin, paging: web::Query<Paging>) -> PageResult {
+    tenants_page(&admin, &paging, NewTenant::default(), None).await
+}
+
+async fn create(admin: Admin, Posted(form): Posted<NewTenant>) -> PageResult {
+    let id = match TenantId::parse(form.id.trim()) {
+        Ok(id) => id,
+        Err(e) => return tenants_page(&admin, &Paging::default(), form, Some(e)).await,
+    };
+    let name = match form.name.trim() {
+        "" => id.as_str().to_owned(),
+        n => n.to_owned(),
+    };
+    if let Err(e) = api::tenants::check_name(&name) {
+        return tenants_page(&admin, &Paging::default(), form, Some(e.to_string())).await;
+    }
+    let created = {
+        let id = id.clone();
+        admin
+            .0
+            .state
+            .store
+            .write(move |c| tenants::create(c, id.as_str(), &name, now_ms()))
+            .await
+    };
+    match created {
+        Ok(t) => Ok(admin.0.redirect(
+            &format!("/admin/tenants/{}", t.id),
+            Flash::notice("Tenant created."),
+        )),
+        Err(crate::store::StoreError::Conflict(m)) => {
+            tenants_page(&admin, &Paging::default(), form, Some(m)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tenant.html")]
+struct TenantPage {
+    page: Layout,
+    base: String,
+    tenant: tenants::Tenant,
+    keys: Page<ApiKey>,
+    paged: bool,
+}
+
+async fn show(t: Tenant, paging: web::Query<Paging>) -> PageResult {
+    let (id, cursor) = (t.tenant.clone(), paging.cursor());
+    let (tenant, keys) = t
+        .state()
+        .store
+        .read(move |c| Ok((tenants::get(c, &id)?, tenants::list_keys(c, &id, cursor)?)))
+        .await?;
+    let page = t.layout(format!("Tenant {}", tenant.name), Section::Keys);
+    let paged = paging.cursor.is_some();
+    Ok(ok(&TenantPage {
+        page,
+        base: t.base.clone(),
+        tenant,
+        keys,
+        paged,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewKey {
+    name: String,
+}
+
+async fn create_key(t: Tenant, Posted(form): Posted<NewKey>) -> PageResult {
+    admin_only(&t)?;
+    let created =
+        api::tenants::new_key(t.state(), t.tenant.clone(), form.name.trim().to_owned()).await;
+    Ok(match created {
+        Ok(key) => t.redirect(
+            &t.base,
+            Flash::notice(format!(
+                "API key {} created. The tenant can use it for the API and the portal.",
+                key.key.prefix
+            ))
+            .reveal("API key", key.token),
+        ),
+        Err(e) => t.redirect(&t.base, Flash::problem(e.to_string())),
+    })
+}
+
+async fn revoke_key(t: Tenant, PathId(key_id): PathId<i64>, _: Posted<Button>) -> PageResult {
+    admin_only(&t)?;
+    let tenant = t.tenant.clone();
+    let key = t
+        .state()
+        .store
+        .write(move |c| tenants::revoke_key(c, &tenant, key_id, now_ms()))
+        .await?;
+    Ok(t.redirect(
+        &t.base,
+        Flash::notice(format!("API key {} revoked.", key.prefix)),
+    ))
+}
+
+/// Key management sits under `/admin` only, but the check costs nothing and keeps it so.
+fn admin_only(t: &Tenant) -> Result<(), PageError> {
+    if t.signed.area.is_admin() {
+        Ok(())
+    } else {
+        Err(PageError::forbidden("only the admin manages API keys"))
+    }
+}
