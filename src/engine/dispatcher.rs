@@ -2,8 +2,9 @@
 //!
 //! It keeps, per endpoint, how many deliveries are with workers (`in_flight`) and how many
 //! it claimed beyond the endpoint's cap (`waiting`, already leased, sent as slots free up).
-//! Endpoints at their cap are left out of the next claim, so a slow or dead endpoint holds
-//! at most `endpoint_concurrency` workers while the others keep their latency.
+//! A claim never gives one endpoint more than twice its cap (in flight plus queued), so a
+//! slow or dead endpoint holds at most `endpoint_concurrency` workers and a small share of
+//! the claim capacity, while the others keep their latency.
 //!
 //! `step` is one round (claim and hand out); `run` is the loop around it, woken by
 //! publishes, by finished requests, and by the clock when the next retry comes due.
@@ -30,6 +31,10 @@ pub struct Dispatcher {
     in_flight: HashMap<i64, usize>,
     waiting: HashMap<i64, VecDeque<Claimed>>,
     total: usize,
+    /// Endpoints that answered 410 and that the store may not show disabled yet: left out
+    /// of claims until the recorder has written the 410. A count, not a flag, because the
+    /// worker's `Done` and the recorder's `GoneRecorded` may arrive in either order.
+    gone: HashMap<i64, i32>,
 }
 
 impl Dispatcher {
@@ -41,6 +46,7 @@ impl Dispatcher {
             in_flight: HashMap::new(),
             waiting: HashMap::new(),
             total: 0,
+            gone: HashMap::new(),
         }
     }
 
@@ -62,18 +68,23 @@ impl Dispatcher {
         if room == 0 {
             return Ok(0);
         }
-        let cap = self.config.endpoint_concurrency;
-        let busy: Vec<i64> = self
+        // Per endpoint: `endpoint_concurrency` in flight plus as many queued behind them,
+        // so a slot that frees up is refilled without a claim round, while one endpoint's
+        // backlog can never take the capacity that the other endpoints need.
+        let per_endpoint = self.config.endpoint_concurrency * 2;
+        let mut held: HashMap<i64, usize> = self
             .in_flight
             .iter()
-            .filter(|(id, n)| **n + self.waiting.get(*id).map_or(0, |q| q.len()) >= cap)
-            .map(|(id, _)| *id)
+            .map(|(id, n)| (*id, *n + self.waiting.get(id).map_or(0, |q| q.len())))
             .collect();
+        for (endpoint, _) in self.gone.iter().filter(|(_, n)| **n > 0) {
+            held.insert(*endpoint, usize::MAX);
+        }
         let now = now_ms();
         let lease_until = now + self.lease_ms();
-        let claimed = self
-            .store
-            .write_blocking(move |c| outbox::claim_due(c, now, lease_until, room, &busy))?;
+        let claimed = self.store.write_blocking(move |c| {
+            outbox::claim_due(c, now, lease_until, room, per_endpoint, &held)
+        })?;
         let count = claimed.len();
         for delivery in claimed {
             self.total += 1;
@@ -109,8 +120,16 @@ impl Dispatcher {
         }
     }
 
-    /// A worker finished a request of `endpoint`.
-    pub fn finished(&mut self, endpoint: i64) {
+    /// A worker finished a request of `endpoint`; `gone` if it answered 410.
+    pub fn finished(&mut self, endpoint: i64, gone: bool) {
+        if gone {
+            // The recorder disables the endpoint and cancels its pending deliveries; until
+            // that is written, neither the ones queued here nor new claims may go out.
+            *self.gone.entry(endpoint).or_default() += 1;
+            if let Some(queue) = self.waiting.remove(&endpoint) {
+                self.total = self.total.saturating_sub(queue.len());
+            }
+        }
         if let Some(n) = self.in_flight.get_mut(&endpoint) {
             *n = n.saturating_sub(1);
             self.total = self.total.saturating_sub(1);
@@ -119,6 +138,14 @@ impl Dispatcher {
             }
         }
         self.release_waiting(endpoint);
+    }
+
+    fn gone_recorded(&mut self, endpoint: i64) {
+        let count = self.gone.entry(endpoint).or_default();
+        *count -= 1;
+        if *count == 0 {
+            self.gone.remove(&endpoint);
+        }
     }
 
     /// How long to sleep before the next retry comes due (at most `POLL`).
@@ -158,7 +185,8 @@ impl Dispatcher {
             for signal in first.into_iter().chain(signals.try_iter()) {
                 match signal {
                     Signal::Wake => {}
-                    Signal::Done(endpoint) => self.finished(endpoint),
+                    Signal::Done { endpoint, gone } => self.finished(endpoint, gone),
+                    Signal::GoneRecorded(endpoint) => self.gone_recorded(endpoint),
                     Signal::Stop => return,
                 }
             }

@@ -2,8 +2,9 @@
 //! guard in its resolver so the check applies to the address actually connected to.
 //!
 //! Redirects are not followed (a 3xx is a failed attempt: following it would let a
-//! receiver bounce us to an internal address), any status is a response rather than an
-//! error, and the response body is read through a cap.
+//! receiver bounce us to an internal address), proxies from the environment are not used
+//! (the guard must see the address of the endpoint itself), any status is a response rather
+//! than an error, and the response body is read through a cap.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -61,6 +62,10 @@ pub fn agent(config: &Config) -> Agent {
         .timeout_connect(Some(config.connect_timeout))
         .timeout_global(Some(config.request_timeout))
         .max_redirects(0)
+        // ureq would otherwise take a proxy from HTTP(S)_PROXY / ALL_PROXY: the guard would
+        // then vet the proxy's address while the proxy reaches the endpoint, and a loopback
+        // proxy would make every delivery fail as an SSRF refusal.
+        .proxy(None)
         .http_status_as_error(false)
         .user_agent(concat!(
             "Herald/",

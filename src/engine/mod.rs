@@ -37,8 +37,14 @@ use crate::store::{outbox, Store};
 pub enum Signal {
     /// New work may be due (a publish, a retry, a resumed endpoint).
     Wake,
-    /// A worker finished a request for this endpoint: one in-flight slot is free.
-    Done(i64),
+    /// A worker finished a request for this endpoint: one in-flight slot is free. `gone`:
+    /// the endpoint answered 410, so what is queued for it is dropped instead of sent.
+    Done {
+        endpoint: i64,
+        gone: bool,
+    },
+    /// The recorder has written a 410 of this endpoint (so the store has it disabled).
+    GoneRecorded(i64),
     Stop,
 }
 
@@ -74,6 +80,7 @@ pub struct Engine {
     handle: EngineHandle,
     stopping: Arc<AtomicBool>,
     busy_workers: Arc<AtomicUsize>,
+    recorder: JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
     store: Store,
 }
@@ -123,9 +130,9 @@ impl Engine {
         let recorder_store = store.clone();
         let disable_after = config.disable_after;
         let recorder_signals = signals.clone();
-        threads.push(spawn("herald-recorder", move || {
+        let recorder = spawn("herald-recorder", move || {
             worker::record(record_rx, recorder_store, disable_after, recorder_signals)
-        }));
+        });
         let mut dispatcher = dispatcher::Dispatcher::new(store.clone(), config.clone(), work_tx);
         threads.push(spawn("herald-dispatcher", move || {
             dispatcher.run(signal_rx, &heartbeat)
@@ -140,6 +147,7 @@ impl Engine {
             handle,
             stopping,
             busy_workers,
+            recorder,
             threads,
             store,
         })
@@ -158,8 +166,17 @@ impl Engine {
         while self.busy_workers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Give the recorder a moment to write what the workers just finished.
-        std::thread::sleep(Duration::from_millis(50));
+        // The recorder ends once every worker has gone (the dispatcher's exit closed their
+        // queue) and it has written what they passed on. Waiting for that, not for a guessed
+        // moment, makes a finished request a recorded one, so it is not sent again at the
+        // next start. A worker still in a request past the bound keeps the recorder alive;
+        // its delivery is released below and sent again.
+        if self.busy_workers.load(Ordering::SeqCst) == 0 {
+            let recorded_by = Instant::now() + Duration::from_secs(2);
+            while !self.recorder.is_finished() && Instant::now() < recorded_by {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let unfinished = self.busy_workers.load(Ordering::SeqCst);
         match self
             .store

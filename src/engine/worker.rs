@@ -44,9 +44,13 @@ pub fn run(ctx: WorkerContext) {
         ctx.busy.fetch_add(1, Ordering::SeqCst);
         let record = attempt(&ctx, &names, &delivery);
         count(&ctx.stats, &record);
+        let gone = record.gone;
         let _ = ctx.results.send(record);
         ctx.busy.fetch_sub(1, Ordering::SeqCst);
-        let _ = ctx.signals.send(Signal::Done(delivery.endpoint_id));
+        let _ = ctx.signals.send(Signal::Done {
+            endpoint: delivery.endpoint_id,
+            gone,
+        });
     }
 }
 
@@ -123,8 +127,8 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
 }
 
 /// Writes outcomes: blocks for the first, takes every other one already waiting, and
-/// commits them as one writer job. Then wakes the dispatcher, since a retry may now be due
-/// sooner than it planned to look.
+/// commits them as one writer job. Then tells the dispatcher which 410s are written and
+/// wakes it, since a retry may now be due sooner than it planned to look.
 pub fn record(
     results: mpsc::Receiver<AttemptRecord>,
     store: Store,
@@ -136,12 +140,22 @@ pub fn record(
         let mut batch = vec![first];
         batch.extend(results.try_iter().take(1023));
         let n = batch.len();
+        let gone: Vec<i64> = batch
+            .iter()
+            .filter(|r| r.gone)
+            .map(|r| r.endpoint_id)
+            .collect();
         let written = store.write_blocking(move |c| {
             outbox::record_attempts(c, &batch, disable_after_ms, now_ms())
         });
         if let Err(e) = written {
             // Not recorded: the leases expire and the deliveries are sent again.
             tracing::error!(error = %e, attempts = n, "recording attempts failed");
+        }
+        // Sent even if the write failed: the dispatcher must not hold an endpoint back
+        // forever; the store's status decides from here on.
+        for endpoint in gone {
+            let _ = signals.send(Signal::GoneRecorded(endpoint));
         }
         let _ = signals.send(Signal::Wake);
     }

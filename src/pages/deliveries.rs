@@ -145,6 +145,8 @@ async fn list(t: Tenant, filters: web::Query<Filters>) -> PageResult {
 /// An attempt as the page shows it.
 struct AttemptRow {
     attempt: Attempt,
+    /// The error, unless it only repeats the status code the badge already shows.
+    error: Option<String>,
     response: Option<String>,
     headers: Vec<(String, String)>,
 }
@@ -182,6 +184,11 @@ async fn show(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
 }
 
 fn attempt_row(attempt: Attempt) -> AttemptRow {
+    let only_code = attempt.status_code.map(|c| format!("HTTP {c}"));
+    let error = attempt
+        .error
+        .clone()
+        .filter(|e| Some(e) != only_code.as_ref());
     let response = attempt
         .response_body
         .as_deref()
@@ -200,6 +207,7 @@ fn attempt_row(attempt: Attempt) -> AttemptRow {
         .collect();
     AttemptRow {
         attempt,
+        error,
         response,
         headers,
     }

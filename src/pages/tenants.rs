@@ -58,6 +58,7 @@ struct TenantsPage {
 #[derive(Deserialize, Default)]
 struct NewTenant {
     id: String,
+    #[serde(default)]
     name: String,
 }
 
@@ -160,6 +161,7 @@ async fn show(t: Tenant, paging: web::Query<Paging>) -> PageResult {
 
 #[derive(Deserialize)]
 struct NewKey {
+    #[serde(default)]
     name: String,
 }
 

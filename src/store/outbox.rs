@@ -6,6 +6,8 @@
 //! the lease runs out (or is released at the next start) and the delivery is claimed and
 //! sent again with the same `webhook-id`: at-least-once, never zero.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection};
 use serde_json::json;
 
@@ -33,30 +35,58 @@ pub struct Claimed {
     pub round_attempts: u32,
 }
 
-/// Claims up to `limit` due deliveries of active endpoints, skipping `busy` endpoints
-/// (those at their in-flight cap), oldest due first.
+/// Claims up to `limit` due deliveries of active endpoints, oldest due first, taking no
+/// endpoint past `per_endpoint` deliveries counting the ones the caller already `held`.
+///
+/// The per-endpoint share is what keeps one endpoint's backlog from filling a whole claim:
+/// without it a burst to a slow endpoint, oldest in the queue, takes every slot the
+/// dispatcher has, and healthy endpoints wait for the slow one's requests to finish.
+/// Endpoints already at their share are left out in SQL; the rows of the others are counted
+/// here while walking the due index, for at most `SCAN_FACTOR * limit` rows, so a huge
+/// backlog costs one bounded read. The first due row of an endpoint below its share is
+/// always taken, so a round that finds due work claims something.
 pub fn claim_due(
     conn: &Connection,
     now: i64,
     lease_until: i64,
     limit: usize,
-    busy: &[i64],
+    per_endpoint: usize,
+    held: &HashMap<i64, usize>,
 ) -> Result<Vec<Claimed>> {
-    let busy = serde_json::to_string(busy).unwrap_or_else(|_| "[]".into());
-    let mut claim = conn.prepare_cached(
-        "UPDATE deliveries SET lease_until = ?2
-         WHERE id IN (
-             SELECT d.id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
-             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-               AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-               AND p.status = 'active'
-               AND d.endpoint_id NOT IN (SELECT value FROM json_each(?4))
-             ORDER BY d.next_attempt_at, d.id LIMIT ?3)
-         RETURNING id",
+    const SCAN_FACTOR: usize = 8;
+    let full: Vec<i64> = held
+        .iter()
+        .filter(|(_, n)| **n >= per_endpoint)
+        .map(|(id, _)| *id)
+        .collect();
+    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
+    let mut due = conn.prepare_cached(
+        "SELECT d.id, d.endpoint_id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+           AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+           AND p.status = 'active'
+           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))
+         ORDER BY d.next_attempt_at, d.id LIMIT ?3",
     )?;
-    let ids: Vec<i64> = claim
-        .query_map(params![now, lease_until, limit as i64, busy], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut rows = due.query(params![now, full, (limit * SCAN_FACTOR) as i64])?;
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    let mut ids = Vec::with_capacity(limit);
+    while ids.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let (id, endpoint): (i64, i64) = (row.get(0)?, row.get(1)?);
+        let count = counts
+            .entry(endpoint)
+            .or_insert_with(|| held.get(&endpoint).copied().unwrap_or(0));
+        if *count < per_endpoint {
+            *count += 1;
+            ids.push(id);
+        }
+    }
+    drop(rows);
+    let mut lease = conn.prepare_cached("UPDATE deliveries SET lease_until = ?2 WHERE id = ?1")?;
+    for id in &ids {
+        lease.execute(params![id, lease_until])?;
+    }
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,

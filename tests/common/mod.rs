@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod delivery;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,597 @@
+//! The delivery engine of issue 4, proved against the real binary and a real loopback
+//! receiver: what is sent (bodies, signatures checked by the seeds' own JavaScript and by
+//! the official Standard Webhooks library, rotation) and when it is sent (retries,
+//! Retry-After, 410, auto-disable, pause, test events, manual retry and recover, timeouts
+//! and redirects). What survives trouble is in `delivery_resilience.rs`. Timing checks use
+//! generous bounds: CI is a busy 2-core machine.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::delivery::{
+    attempt_codes, delivery, delivery_of_event, gap, header, js_stringify, node, publish_raw,
+    verify_case, wait_delivery_status, with_id,
+};
+use common::{Receiver, Reply, TestApp};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// What is sent
+// ---------------------------------------------------------------------------------------
+
+/// Payloads that trip serialisers: number spellings, integer-like keys, unicode, escapes.
+/// Each has `event` and `timestamp`, so Herald adds nothing and the expected body is
+/// exactly node's `JSON.stringify(JSON.parse(text))` of the published text.
+fn awkward_corpus() -> Vec<String> {
+    let ts = r#""timestamp":"2024-12-23T10:00:00Z""#;
+    let mut corpus: Vec<String> = [
+        r#"{"event":"t.numbers",TS,"n":[1.0,1e21,1e20,12345678901234567890,-0,-0.0,5e-324,2.5e-324,1E2,1e+2,0.1,0.30000000000000004,1e-7,0.000001,123e-20,9007199254740993,1.7976931348623157e308,1e400,-1e400,18446744073709551615]}"#,
+        r#"{"event":"t.keys",TS,"10":"ten","2":"two","a":"a","1":"one","b":{"z":1,"0":0,"01":"x","4294967295":1,"4294967294":2,"-1":3,"1.0":4}}"#,
+        r#"{"10":1,"event":"t.order","a":{"y":[{"1":true,"0":false}]},"2":null,TS}"#,
+        r#"{"event":"t.unicode",TS,"s":"\u00e9 \u4e2d\u6587 \ud83d\ude00 \ud83d\udc4d\ud83c\udffd \u2028 \u2029 \ufeff \uffff \u200b"}"#,
+        "{\"event\":\"t.raw\",TS,\"s\":\"é 中文 😀 👍🏽 \u{2028} \u{2029} \u{7f} \u{80}\",\"é\":\"key\"}",
+        r#"{"event":"t.escapes",TS,"s":"q\"b\\s\/\b\f\n\r\t\u0000\u0001\u001f\u001F\u007f","k\n\"":"v"}"#,
+        r#"{"event":"t.dup",TS,"a":1,"b":2,"a":3,"5":1,"5":"last"}"#,
+        "  {\n\t\"event\" : \"t.spaces\" ,\r\n TS , \"d\" : { \"e\" : [ 1 , { } , [ ] , true , false , null ] }\n}\n",
+        r#"{"event":"t.deep",TS,"d":[[[[[[[[[[{"x":[[[[["deep"]]]]]}]]]]]]]]]]}"#,
+        r#"{"event":"t.proto",TS,"__proto__":{"x":1},"constructor":2,"toString":3,"$serde_json::private::Number":"1"}"#,
+    ]
+    .iter()
+    .map(|t| t.replace("TS", ts))
+    .collect();
+    let numbers: Vec<String> = (0..2000)
+        .map(|i| format!("{i}.{i}e{}", i % 40 - 20))
+        .collect();
+    corpus.push(format!(
+        r#"{{"event":"t.big",{ts},"blob":"{}","n":[{}]}}"#,
+        "x\\n\\u00e9😀".repeat(5000),
+        numbers.join(",")
+    ));
+    corpus
+}
+
+#[test]
+fn body_is_byte_identical_to_json_stringify_of_json_parse() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::ok();
+    app.create_webhook(&receiver.url("/json"), &["t.*"]);
+    let corpus = awkward_corpus();
+    let ids: Vec<String> = corpus.iter().map(|text| publish_raw(&app, text)).collect();
+    let got = receiver.wait_for("/json", corpus.len(), WAIT);
+    let expected = js_stringify(&corpus);
+    for ((text, id), expected) in corpus.iter().zip(&ids).zip(expected) {
+        let expected = expected.unwrap_or_else(|| panic!("node cannot parse {text}"));
+        let received = with_id(&got, id);
+        assert_eq!(received.len(), 1, "event {id}");
+        assert_eq!(received[0].body, expected, "published text: {text}");
+        assert_eq!(header(received[0], "content-type"), "application/json");
+    }
+}
+
+#[test]
+fn seeds_javascript_snippets_accept_real_deliveries() {
+    let app = TestApp::spawn_with(&[
+        ("HERALD_SIGNATURE_SCHEMES", "timestamped,body"),
+        ("HERALD_SIGNATURE_PREFIX", "X-Nano"),
+    ]);
+    let receiver = Receiver::ok();
+    // Seed 000's example secret, and a secret Herald generates (whsec_…).
+    let (status, body) = app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"url": receiver.url("/given"), "events": ["job.*", "book.*"], "secret_key": "your-secret-key"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let generated = app.create_webhook(&receiver.url("/generated"), &["*"]);
+    let generated_secret = generated["secret"].as_str().unwrap().to_string();
+    assert!(generated_secret.starts_with("whsec_"));
+    // The seeds' example payloads, and one whose bytes JSON.stringify would change.
+    let payloads = [
+        r#"{"event":"job.completed","task_id":"task_xxx","task_type":"image","status":"completed","data":{"url":"https://cdn.example.com/image.png","credits_charged":6},"timestamp":"2024-12-23T10:00:00Z"}"#,
+        r#"{"event":"book.completed","timestamp":"2024-01-15T10:30:00Z","data":{"bookId":"clx123...","title":"Mi Libro","status":"completed","downloadUrl":"/api/download/clx123"}}"#,
+        r#"{ "event": "book.completed", "data": {"title": "Mi Libro \u00e9 😀 \u2028", "2": 1.0, "1": [1e21, -0]} }"#,
+    ];
+    for p in payloads {
+        publish_raw(&app, p);
+    }
+    let given = receiver.wait_for("/given", 3, WAIT);
+    let generated = receiver.wait_for("/generated", 3, WAIT);
+    let mut cases = Vec::new();
+    for r in &given {
+        assert!(
+            r.headers.contains_key("x-nano-timestamp")
+                && r.headers.contains_key("x-nano-signature")
+        );
+        assert!(
+            !r.headers.contains_key("webhook-signature"),
+            "standard is not configured"
+        );
+        cases.push(verify_case(r, "your-secret-key", None, "X-Nano"));
+    }
+    for r in &generated {
+        cases.push(verify_case(r, &generated_secret, None, "X-Nano"));
+    }
+    let results = node("verify.mjs", &Value::Array(cases.clone()));
+    let accepted = json!({"standard": null, "seed000": true, "seed001": true});
+    for (case, result) in cases.iter().zip(results.as_array().unwrap()) {
+        assert_eq!(result, &accepted, "case {case}");
+    }
+    // The same snippets reject a wrong secret and a changed body: they can say no.
+    let job = given
+        .iter()
+        .find(|r| r.body.contains("task_xxx"))
+        .expect("the seed 000 payload");
+    let mut tampered = job.clone();
+    tampered.body = tampered.body.replace("task_xxx", "task_yyy");
+    let negative = vec![
+        verify_case(job, "not-the-secret", None, "X-Nano"),
+        verify_case(&tampered, "your-secret-key", None, "X-Nano"),
+    ];
+    let rejected = json!({"standard": null, "seed000": false, "seed001": false});
+    for result in node("verify.mjs", &Value::Array(negative))
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(result, &rejected);
+    }
+}
+
+#[test]
+fn standard_webhooks_library_verifies_the_standard_signature() {
+    let app = TestApp::spawn(); // `standard` is the default scheme
+    let receiver = Receiver::ok();
+    let hook = app.create_webhook(&receiver.url("/std"), &["job.completed"]);
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let event = app.publish(json!({"event": "job.completed", "data": {"b": 1, "a": [1.5, "é"]}}));
+    let got = receiver.wait_for("/std", 1, WAIT);
+    let r = &got[0];
+    assert_eq!(header(r, "webhook-id"), event["id"].as_str().unwrap());
+    let ts: i64 = header(r, "webhook-timestamp").parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - ts).abs() < 60, "timestamp {ts} vs now {now}");
+    assert!(
+        header(r, "user-agent").starts_with("Herald/"),
+        "{:?}",
+        r.headers
+    );
+    let other = app.create_webhook(&receiver.url("/unused"), &["never.sent"]);
+    let cases = json!([
+        verify_case(r, &secret, None, "X-Herald"),
+        verify_case(r, other["secret"].as_str().unwrap(), None, "X-Herald"),
+    ]);
+    let results = node("verify.mjs", &cases);
+    assert_eq!(results[0]["standard"], true, "{results}");
+    assert_eq!(
+        results[1]["standard"], false,
+        "a wrong secret must fail: {results}"
+    );
+}
+
+#[test]
+fn rotation_signs_with_both_secrets_during_the_grace_period() {
+    let app = TestApp::spawn_with(&[
+        ("HERALD_SIGNATURE_SCHEMES", "standard,timestamped,body"),
+        ("HERALD_SIGNATURE_PREFIX", "X-Nano"),
+        ("HERALD_ROTATION_GRACE", "3s"),
+    ]);
+    let receiver = Receiver::ok();
+    let hook = app.create_webhook(&receiver.url("/rot"), &["*"]);
+    let (id, old) = (
+        hook["id"].as_i64().unwrap(),
+        hook["secret"].as_str().unwrap().to_string(),
+    );
+    app.publish(json!({"event": "before.rotation"}));
+    let before = receiver.wait_for("/rot", 1, WAIT)[0].clone();
+    assert_eq!(header(&before, "webhook-signature").split(' ').count(), 1);
+    assert!(!before.headers.contains_key("x-nano-signature-previous"));
+
+    let (status, body) = app.admin(
+        "POST",
+        &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let new = body["data"]["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    app.publish(json!({"event": "during.grace", "n": [1.0, 1e21]}));
+    let during = receiver.wait_for("/rot", 2, WAIT)[1].clone();
+    let signatures: Vec<&str> = header(&during, "webhook-signature").split(' ').collect();
+    assert_eq!(signatures.len(), 2, "{signatures:?}");
+    assert!(
+        signatures.iter().all(|s| s.starts_with("v1,")),
+        "{signatures:?}"
+    );
+    assert!(during.headers.contains_key("x-nano-signature-previous"));
+    assert!(during.headers.contains_key("x-webhook-signature-previous"));
+    let results = node(
+        "verify.mjs",
+        &json!([verify_case(&during, &new, Some(&old), "X-Nano")]),
+    );
+    let all = json!({"standard": true, "seed000": true, "seed001": true,
+        "standard_previous": true, "seed000_previous": true, "seed001_previous": true});
+    assert_eq!(results[0], all);
+
+    // After the grace period only the new secret signs.
+    std::thread::sleep(Duration::from_millis(3200));
+    app.publish(json!({"event": "after.grace"}));
+    let after = receiver.wait_for("/rot", 3, WAIT)[2].clone();
+    assert_eq!(header(&after, "webhook-signature").split(' ').count(), 1);
+    assert!(!after.headers.contains_key("x-nano-signature-previous"));
+    assert!(!after.headers.contains_key("x-webhook-signature-previous"));
+    let results = node(
+        "verify.mjs",
+        &json!([verify_case(&after, &new, None, "X-Nano")]),
+    );
+    assert_eq!(
+        results[0],
+        json!({"standard": true, "seed000": true, "seed001": true})
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// When it is sent
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn retry_schedule_ends_failed_with_every_attempt_recorded() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "100ms,200ms,300ms")]);
+    let receiver = Receiver::start(|_, _| Reply::status(500));
+    app.create_webhook(&receiver.url("/down"), &["job.failed"]);
+    let event = app.publish(json!({"event": "job.failed"}));
+    let event_id = event["id"].as_str().unwrap();
+    let id = delivery_of_event(&app, event_id)["id"].as_i64().unwrap();
+    let d = wait_delivery_status(&app, id, "failed", WAIT);
+    assert_eq!(d["attempts"], 4, "{d}");
+    assert_eq!(attempt_codes(&d), vec![Some(500); 4], "{d}");
+    assert!(
+        d["attempt_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["error"] == "HTTP 500"),
+        "{d}"
+    );
+    let got = receiver.on_path("/down");
+    assert_eq!(got.len(), 4);
+    assert_eq!(
+        with_id(&got, event_id).len(),
+        4,
+        "one webhook-id on every attempt"
+    );
+    for (i, want) in [100u64, 200, 300].into_iter().enumerate() {
+        let g = gap(&got[i], &got[i + 1]);
+        let want = Duration::from_millis(want);
+        assert!(
+            g + Duration::from_millis(5) >= want,
+            "gap {i}: {g:?} < {want:?}"
+        );
+        assert!(
+            g < want + Duration::from_millis(1500),
+            "gap {i}: {g:?} far beyond {want:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        receiver.on_path("/down").len(),
+        4,
+        "no attempt after `failed`"
+    );
+}
+
+#[test]
+fn flaky_endpoint_succeeds_on_retry() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "100ms,100ms,100ms")]);
+    let receiver = Receiver::start(|_, n| Reply::status(if n < 2 { 500 } else { 200 }));
+    app.create_webhook(&receiver.url("/flaky"), &["*"]);
+    let event = app.publish(json!({"event": "job.completed"}));
+    let id = delivery_of_event(&app, event["id"].as_str().unwrap())["id"]
+        .as_i64()
+        .unwrap();
+    let d = wait_delivery_status(&app, id, "succeeded", WAIT);
+    assert_eq!(d["attempts"], 3, "{d}");
+    assert_eq!(attempt_codes(&d), vec![Some(500), Some(500), Some(200)]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.on_path("/flaky").len(), 3);
+}
+
+#[test]
+fn gone_disables_the_endpoint_and_cancels_its_queue() {
+    let app = TestApp::spawn_with(&[
+        ("HERALD_RETRY_SCHEDULE", "100ms,100ms"),
+        ("HERALD_ENDPOINT_CONCURRENCY", "1"),
+    ]);
+    let receiver = Receiver::start(|_, _| Reply::status(410).delay(Duration::from_millis(200)));
+    let hook = app.create_webhook(&receiver.url("/gone"), &["*"]);
+    let hook_id = hook["id"].as_i64().unwrap();
+    // Five queued at once: one goes out, the others are waiting behind it when 410 comes.
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"event": "job.completed", "i": i}))
+        .collect();
+    let (status, body) = app.admin(
+        "POST",
+        "/api/v1/events/batch",
+        Some(json!({ "events": batch })),
+    );
+    assert_eq!(status, 202, "{body}");
+    let (_, body) = app.admin("GET", &format!("/api/v1/webhooks/{hook_id}"), None);
+    assert_eq!(body["data"]["status"], "active");
+    let first = receiver.wait_for("/gone", 1, WAIT);
+    let id = delivery_of_event(&app, header(&first[0], "webhook-id"))["id"]
+        .as_i64()
+        .unwrap();
+    let d = wait_delivery_status(&app, id, "failed", WAIT);
+    assert_eq!(d["attempts"], 1, "410 is not retried: {d}");
+    let (_, body) = app.admin("GET", &format!("/api/v1/webhooks/{hook_id}"), None);
+    assert_eq!(body["data"]["status"], "disabled", "{body}");
+    let later = app.publish(json!({"event": "job.completed"}));
+    assert_eq!(later["deliveries"], 0, "{later}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        receiver.on_path("/gone").len(),
+        1,
+        "the endpoint asked never to be called again"
+    );
+    let (_, list) = app.admin(
+        "GET",
+        &format!("/api/v1/webhooks/{hook_id}/deliveries"),
+        None,
+    );
+    let statuses: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "cancelled").count(),
+        4,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn retry_after_on_429_and_503_is_honoured() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "100ms")]);
+    let receiver = Receiver::start(|path, n| match (path, n) {
+        ("/429", 0) => Reply::status(429).header("Retry-After", "2"),
+        ("/503", 0) => Reply::status(503).header("Retry-After", "2"),
+        ("/429-plain", 0) => Reply::status(429),
+        _ => Reply::status(200),
+    });
+    for path in ["/429", "/503", "/429-plain"] {
+        app.create_webhook(&receiver.url(path), &["*"]);
+    }
+    app.publish(json!({"event": "job.completed"}));
+    for path in ["/429", "/503"] {
+        let got = receiver.wait_for(path, 2, WAIT);
+        let g = gap(&got[0], &got[1]);
+        assert!(
+            g >= Duration::from_millis(1950),
+            "{path}: retried after {g:?}, asked for 2 s"
+        );
+        assert!(
+            g < Duration::from_millis(4500),
+            "{path}: retried only after {g:?}"
+        );
+    }
+    // Without the header the schedule's 100 ms applies: the wait above came from Retry-After.
+    let got = receiver.wait_for("/429-plain", 2, WAIT);
+    assert!(gap(&got[0], &got[1]) < Duration::from_millis(1500));
+}
+
+#[test]
+fn test_event_arrives_whatever_the_filter() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::ok();
+    let hook = app.create_webhook(&receiver.url("/t"), &["job.completed"]);
+    let id = hook["id"].as_i64().unwrap();
+    let (status, body) = app.admin("POST", &format!("/api/v1/webhooks/{id}/test"), None);
+    assert_eq!(status, 202, "{body}");
+    let got = receiver.wait_for("/t", 1, WAIT);
+    let payload: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(payload["event"], "webhook.test");
+    assert_eq!(
+        header(&got[0], "webhook-id"),
+        body["data"]["event_id"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn manual_retry_and_recover_resend_failed_deliveries() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "100ms")]);
+    let healthy = Arc::new(AtomicBool::new(false));
+    let up = healthy.clone();
+    let receiver = Receiver::start(move |_, _| {
+        Reply::status(if up.load(Ordering::SeqCst) { 200 } else { 500 })
+    });
+    let hook = app.create_webhook(&receiver.url("/r"), &["*"]);
+    let events: Vec<String> = (0..2)
+        .map(|i| {
+            app.publish(json!({"event": "job.completed", "i": i}))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| delivery_of_event(&app, e)["id"].as_i64().unwrap())
+        .collect();
+    for id in &ids {
+        assert_eq!(
+            wait_delivery_status(&app, *id, "failed", WAIT)["attempts"],
+            2
+        );
+    }
+    healthy.store(true, Ordering::SeqCst);
+
+    let (status, body) = app.admin(
+        "POST",
+        &format!("/api/v1/deliveries/{}/retry", ids[0]),
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    let d = wait_delivery_status(&app, ids[0], "succeeded", WAIT);
+    assert_eq!(attempt_codes(&d), vec![Some(500), Some(500), Some(200)]);
+    assert_eq!(
+        with_id(&receiver.on_path("/r"), &events[0]).len(),
+        3,
+        "same webhook-id"
+    );
+    assert_eq!(
+        delivery(&app, ids[1])["status"],
+        "failed",
+        "retry touched only its delivery"
+    );
+
+    let hook_id = hook["id"].as_i64().unwrap();
+    let since = json!({"since": "2000-01-01T00:00:00Z"});
+    let (status, body) = app.admin(
+        "POST",
+        &format!("/api/v1/webhooks/{hook_id}/recover"),
+        Some(since),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["data"]["recovered"], 1,
+        "only the failed delivery: {body}"
+    );
+    let d = wait_delivery_status(&app, ids[1], "succeeded", WAIT);
+    assert_eq!(attempt_codes(&d), vec![Some(500), Some(500), Some(200)]);
+    assert_eq!(
+        with_id(&receiver.on_path("/r"), &events[1]).len(),
+        3,
+        "same webhook-id"
+    );
+}
+
+#[test]
+fn an_endpoint_failing_for_disable_after_is_disabled() {
+    let app = TestApp::spawn_with(&[
+        (
+            "HERALD_RETRY_SCHEDULE",
+            "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+        ),
+        ("HERALD_DISABLE_AFTER", "1s"),
+    ]);
+    let receiver = Receiver::start(|_, _| Reply::status(500));
+    let hook = app.create_webhook(&receiver.url("/dead"), &["*"]);
+    let hook_id = hook["id"].as_i64().unwrap();
+    let event = app.publish(json!({"event": "job.completed"}));
+    let body = app.wait_for(WAIT, "the endpoint to be disabled", || {
+        let (_, body) = app.admin("GET", &format!("/api/v1/webhooks/{hook_id}"), None);
+        (body["data"]["status"] == "disabled").then_some(body)
+    });
+    assert!(
+        body["data"]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("disable_after"),
+        "{body}"
+    );
+    let d = delivery_of_event(&app, event["id"].as_str().unwrap());
+    assert_eq!(d["status"], "cancelled", "{d}");
+    let attempts = d["attempts"].as_i64().unwrap();
+    assert!(
+        (4..=7).contains(&attempts),
+        "disabled after ~1 s of 300 ms retries: {d}"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        receiver.on_path("/dead").len() as i64,
+        attempts,
+        "no attempt once disabled"
+    );
+}
+
+#[test]
+fn a_paused_endpoint_keeps_its_deliveries_until_resumed() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::ok();
+    let hook = app.create_webhook(&receiver.url("/p"), &["*"]);
+    let path = format!("/api/v1/webhooks/{}", hook["id"]);
+    let (status, body) = app.admin("PATCH", &path, Some(json!({"status": "paused"})));
+    assert_eq!(status, 200, "{body}");
+    let event = app.publish(json!({"event": "job.completed"}));
+    assert_eq!(
+        event["deliveries"], 1,
+        "a paused endpoint still gets its delivery rows"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(receiver.received().is_empty(), "sent while paused");
+    let id = delivery_of_event(&app, event["id"].as_str().unwrap())["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(delivery(&app, id)["status"], "pending");
+    let (status, body) = app.admin("PATCH", &path, Some(json!({"status": "active"})));
+    assert_eq!(status, 200, "{body}");
+    let got = receiver.wait_for("/p", 1, Duration::from_secs(3));
+    assert_eq!(header(&got[0], "webhook-id"), event["id"].as_str().unwrap());
+    wait_delivery_status(&app, id, "succeeded", WAIT);
+}
+
+#[test]
+fn timeouts_redirects_and_extra_headers() {
+    let app = TestApp::spawn_with(&[
+        ("HERALD_REQUEST_TIMEOUT", "1s"),
+        ("HERALD_RETRY_SCHEDULE", "100ms"),
+    ]);
+    let receiver = Receiver::start(|path, _| match path {
+        "/slow" => Reply::status(200).delay(Duration::from_secs(3)),
+        "/redirect" => Reply::status(302).header("Location", "/target"),
+        _ => Reply::status(200),
+    });
+    app.create_webhook(&receiver.url("/slow"), &["slow.x"]);
+    app.create_webhook(&receiver.url("/redirect"), &["redirect.x"]);
+    let (status, body) = app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(
+            json!({"url": receiver.url("/headers"), "events": ["headers.x"],
+            "headers": {"X-Tenant-Ref": "abc-123"}}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let [slow, redirect, headers] = ["slow.x", "redirect.x", "headers.x"].map(|e| {
+        app.publish(json!({ "event": e }))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+
+    let got = receiver.wait_for("/headers", 1, WAIT);
+    assert_eq!(header(&got[0], "x-tenant-ref"), "abc-123");
+    assert_eq!(header(&got[0], "webhook-id"), headers);
+
+    let id = delivery_of_event(&app, &redirect)["id"].as_i64().unwrap();
+    let d = wait_delivery_status(&app, id, "failed", WAIT);
+    assert_eq!(attempt_codes(&d), vec![Some(302), Some(302)], "{d}");
+    assert!(
+        d["last_error"].as_str().unwrap().contains("redirect"),
+        "{d}"
+    );
+    assert!(
+        receiver.on_path("/target").is_empty(),
+        "a redirect was followed"
+    );
+
+    let id = delivery_of_event(&app, &slow)["id"].as_i64().unwrap();
+    let d = wait_delivery_status(&app, id, "failed", WAIT);
+    assert_eq!(attempt_codes(&d), vec![None, None], "{d}");
+    for attempt in d["attempt_log"].as_array().unwrap() {
+        assert!(
+            attempt["error"].as_str().unwrap().contains("timed out"),
+            "{d}"
+        );
+        assert!(attempt["duration_ms"].as_i64().unwrap() < 2500, "{d}");
+    }
+}
