@@ -107,7 +107,10 @@ fn publish_singles(app: &TestApp) {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let elapsed = started.elapsed();
     latencies.sort();
@@ -170,13 +173,18 @@ fn deliveries_one_endpoint(env: &[(&str, &str)]) {
     let receiver = Receiver::ok();
     app.create_webhook(&receiver.url("/one"), &["*"]);
     let n = scale(20_000);
-    let events = (0..n).map(|i| format!(r#"{{"event":"bench.deliver","i":{i}}}"#)).collect();
+    let events = (0..n)
+        .map(|i| format!(r#"{{"event":"bench.deliver","i":{i}}}"#))
+        .collect();
     let took = drain(&app, &receiver, events);
     println!(
         "  deliveries, 1 endpoint:          {:>8.0} deliveries/s  (n={n}, endpoint_concurrency default)",
         n as f64 / took.as_secs_f64()
     );
-    println!("  RSS after load:                  {} KiB", rss_kib(app.pid().unwrap()));
+    println!(
+        "  RSS after load:                  {} KiB",
+        rss_kib(app.pid().unwrap())
+    );
 }
 
 fn deliveries_spread(env: &[(&str, &str)]) {
@@ -186,7 +194,9 @@ fn deliveries_spread(env: &[(&str, &str)]) {
         app.create_webhook(&receiver.url(&format!("/e{e}")), &[&format!("bench.e{e}")]);
     }
     let n = scale(20_000);
-    let events = (0..n).map(|i| format!(r#"{{"event":"bench.e{}","i":{i}}}"#, i % 100)).collect();
+    let events = (0..n)
+        .map(|i| format!(r#"{{"event":"bench.e{}","i":{i}}}"#, i % 100))
+        .collect();
     let took = drain(&app, &receiver, events);
     println!(
         "  deliveries, 100 endpoints:       {:>8.0} deliveries/s  (n={n})",
@@ -233,7 +243,10 @@ fn latency_at_steady_rate(env: &[(&str, &str)]) {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let got = receiver.wait_for("/lat", n, Duration::from_secs(120));
     let mut latencies: Vec<Duration> = got
