@@ -181,7 +181,12 @@ impl ExtraHeaders {
             let lower = name.to_ascii_lowercase();
             let reserved = matches!(
                 lower.as_str(),
-                "content-type" | "content-length" | "host" | "transfer-encoding" | "connection"
+                "content-type"
+                    | "content-length"
+                    | "host"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "user-agent"
             ) || lower.starts_with("webhook-");
             if reserved {
                 return Err(format!(

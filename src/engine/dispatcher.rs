@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Signal;
 use crate::clock::now_ms;
@@ -35,6 +35,8 @@ pub struct Dispatcher {
     /// of claims until the recorder has written the 410. A count, not a flag, because the
     /// worker's `Done` and the recorder's `GoneRecorded` may arrive in either order.
     gone: HashMap<i64, i32>,
+    /// Set when a claim round could find something: a wake-up, a freed queue, the clock.
+    needs_claim: bool,
 }
 
 impl Dispatcher {
@@ -47,6 +49,7 @@ impl Dispatcher {
             waiting: HashMap::new(),
             total: 0,
             gone: HashMap::new(),
+            needs_claim: true,
         }
     }
 
@@ -64,14 +67,18 @@ impl Dispatcher {
     /// One round: claims what is due (within capacity) and hands it out. Returns how many
     /// deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
+        self.needs_claim = false;
         let room = self.capacity().saturating_sub(self.total);
         if room == 0 {
             return Ok(0);
         }
         // Per endpoint: `endpoint_concurrency` in flight plus as many queued behind them,
         // so a slot that frees up is refilled without a claim round, while one endpoint's
-        // backlog can never take the capacity that the other endpoints need.
-        let per_endpoint = self.config.endpoint_concurrency * 2;
+        // backlog can never take the capacity that the other endpoints need. An endpoint
+        // is topped up only once its queue is empty (held <= cap), so a busy endpoint costs
+        // one claim per `cap` deliveries instead of one per delivery.
+        let cap = self.config.endpoint_concurrency;
+        let per_endpoint = cap * 2;
         let mut held: HashMap<i64, usize> = self
             .in_flight
             .iter()
@@ -80,11 +87,22 @@ impl Dispatcher {
         for (endpoint, _) in self.gone.iter().filter(|(_, n)| **n > 0) {
             held.insert(*endpoint, usize::MAX);
         }
+        let skip: Vec<i64> = held
+            .iter()
+            .filter(|(_, n)| **n > cap)
+            .map(|(id, _)| *id)
+            .collect();
         let now = now_ms();
+        let picked = self
+            .store
+            .read_blocking(|c| outbox::due_candidates(c, now, room, per_endpoint, &held, &skip))?;
+        if picked.is_empty() {
+            return Ok(0);
+        }
         let lease_until = now + self.lease_ms();
-        let claimed = self.store.write_blocking(move |c| {
-            outbox::claim_due(c, now, lease_until, room, per_endpoint, &held)
-        })?;
+        let claimed = self
+            .store
+            .write_blocking(move |c| outbox::lease(c, &picked, now, lease_until))?;
         let count = claimed.len();
         for delivery in claimed {
             self.total += 1;
@@ -95,6 +113,8 @@ impl Dispatcher {
                 .push_back(delivery);
             self.release_waiting(endpoint);
         }
+        // A full round may have left more due work behind.
+        self.needs_claim = count > 0;
         Ok(count)
     }
 
@@ -138,6 +158,9 @@ impl Dispatcher {
             }
         }
         self.release_waiting(endpoint);
+        if !self.waiting.contains_key(&endpoint) {
+            self.needs_claim = true; // its queue ran dry: time to top it up
+        }
     }
 
     fn gone_recorded(&mut self, endpoint: i64) {
@@ -162,31 +185,39 @@ impl Dispatcher {
     }
 
     pub fn run(&mut self, signals: mpsc::Receiver<Signal>, heartbeat: &AtomicI64) {
+        let mut deadline = Instant::now();
         loop {
             heartbeat.store(now_ms(), Ordering::Relaxed);
-            let claimed = match self.step() {
-                Ok(n) => n,
-                Err(e) => {
+            if self.needs_claim {
+                if let Err(e) = self.step() {
                     tracing::error!(error = %e, "claiming deliveries failed");
-                    0
                 }
-            };
-            // A full claim may mean more is due: go round again without sleeping.
-            let wait = if claimed > 0 && self.total < self.capacity() {
+                if !self.needs_claim {
+                    // Nothing more is due now: sleep until the next retry comes due.
+                    deadline = Instant::now() + self.idle_wait();
+                }
+            }
+            let wait = if self.needs_claim && self.total < self.capacity() {
                 Duration::ZERO
             } else {
-                self.idle_wait()
+                deadline.saturating_duration_since(Instant::now())
             };
             let first = match signals.recv_timeout(wait) {
                 Ok(s) => Some(s),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.needs_claim = true; // the clock: a retry or an expired lease
+                    None
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             for signal in first.into_iter().chain(signals.try_iter()) {
                 match signal {
-                    Signal::Wake => {}
+                    Signal::Wake => self.needs_claim = true,
                     Signal::Done { endpoint, gone } => self.finished(endpoint, gone),
-                    Signal::GoneRecorded(endpoint) => self.gone_recorded(endpoint),
+                    Signal::GoneRecorded(endpoint) => {
+                        self.gone_recorded(endpoint);
+                        self.needs_claim = true;
+                    }
                     Signal::Stop => return,
                 }
             }

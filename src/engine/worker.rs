@@ -73,13 +73,7 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
         .schemes
         .as_deref()
         .unwrap_or(&ctx.config.signature_schemes);
-    let mut headers: Vec<(String, String)> = d
-        .headers
-        .map()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    headers.extend(signing::sign(
+    let mut headers = signing::sign(
         schemes,
         names,
         &SignInput {
@@ -89,7 +83,20 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
             secret: &d.secret,
             previous_secret: d.previous_secret.as_deref(),
         },
-    ));
+    );
+    // An extra header never replaces or doubles one Herald sets: a receiver that reads
+    // the first `X-Webhook-Signature` must get ours.
+    let ours: Vec<String> = headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
+    headers.extend(
+        d.headers
+            .map()
+            .iter()
+            .filter(|(k, _)| !ours.contains(&k.to_ascii_lowercase()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let response = http::post(&ctx.agent, &d.url, &headers, &d.body);
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));

@@ -35,31 +35,27 @@ pub struct Claimed {
     pub round_attempts: u32,
 }
 
-/// Claims up to `limit` due deliveries of active endpoints, oldest due first, taking no
+/// Picks up to `limit` due deliveries of active endpoints, oldest due first, taking no
 /// endpoint past `per_endpoint` deliveries counting the ones the caller already `held`.
+/// Endpoints listed in `skip` (at their share already) are left out in SQL.
+///
+/// This is the read half of a claim and runs on a read connection, so scanning the due
+/// index never holds up the writer (and with it every publish). `lease` then takes the
+/// picked rows in the writer, re-checking each one.
 ///
 /// The per-endpoint share is what keeps one endpoint's backlog from filling a whole claim:
 /// without it a burst to a slow endpoint, oldest in the queue, takes every slot the
 /// dispatcher has, and healthy endpoints wait for the slow one's requests to finish.
-/// Endpoints already at their share are left out in SQL; the rows of the others are counted
-/// here while walking the due index, for at most `SCAN_FACTOR * limit` rows, so a huge
-/// backlog costs one bounded read. The first due row of an endpoint below its share is
-/// always taken, so a round that finds due work claims something.
-pub fn claim_due(
+pub fn due_candidates(
     conn: &Connection,
     now: i64,
-    lease_until: i64,
     limit: usize,
     per_endpoint: usize,
     held: &HashMap<i64, usize>,
-) -> Result<Vec<Claimed>> {
+    skip: &[i64],
+) -> Result<Vec<i64>> {
     const SCAN_FACTOR: usize = 8;
-    let full: Vec<i64> = held
-        .iter()
-        .filter(|(_, n)| **n >= per_endpoint)
-        .map(|(id, _)| *id)
-        .collect();
-    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
+    let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
     let mut due = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
@@ -68,7 +64,7 @@ pub fn claim_due(
            AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))
          ORDER BY d.next_attempt_at, d.id LIMIT ?3",
     )?;
-    let mut rows = due.query(params![now, full, (limit * SCAN_FACTOR) as i64])?;
+    let mut rows = due.query(params![now, skip, (limit * SCAN_FACTOR) as i64])?;
     let mut counts: HashMap<i64, usize> = HashMap::new();
     let mut ids = Vec::with_capacity(limit);
     while ids.len() < limit {
@@ -82,11 +78,26 @@ pub fn claim_due(
             ids.push(id);
         }
     }
-    drop(rows);
-    let mut lease = conn.prepare_cached("UPDATE deliveries SET lease_until = ?2 WHERE id = ?1")?;
-    for id in &ids {
-        lease.execute(params![id, lease_until])?;
+    Ok(ids)
+}
+
+/// The write half of a claim: leases each picked delivery that is still pending, due,
+/// unleased and of an active endpoint (anything may have changed since it was picked), and
+/// returns what the workers need to send them.
+pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Result<Vec<Claimed>> {
+    let mut take = conn.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?2
+         WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3
+           AND (lease_until IS NULL OR lease_until <= ?3)
+           AND endpoint_id IN (SELECT id FROM endpoints WHERE status = 'active')",
+    )?;
+    let mut taken = Vec::with_capacity(ids.len());
+    for id in ids {
+        if take.execute(params![id, lease_until, now])? == 1 {
+            taken.push(*id);
+        }
     }
+    let ids = taken;
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
