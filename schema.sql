@@ -92,6 +92,8 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, id);
+-- The dispatcher's per-endpoint probe for due work (store/outbox.rs, due_candidates).
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_event ON deliveries(event_seq);
 CREATE INDEX deliveries_tenant ON deliveries(tenant_id, id);
 CREATE INDEX deliveries_created ON deliveries(created_at);

@@ -28,7 +28,11 @@ fn deleting_an_endpoint_mid_flight_does_not_lose_other_endpoints_attempts() {
     // Every request of both endpoints is now in flight (the receiver holds each 1.5 s).
     receiver.wait_for("/kept", N, Duration::from_secs(10));
     receiver.wait_for("/doomed", N, Duration::from_secs(10));
-    let (status, body) = app.admin("DELETE", &format!("/api/v1/webhooks/{}", doomed["id"]), None);
+    let (status, body) = app.admin(
+        "DELETE",
+        &format!("/api/v1/webhooks/{}", doomed["id"]),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
 
     // The kept endpoint answered 200 to every request; well before any lease could expire,
@@ -43,6 +47,9 @@ fn deleting_an_endpoint_mid_flight_does_not_lose_other_endpoints_attempts() {
         let items = list["data"].as_array().cloned().unwrap_or_default();
         (items.len() == N && items.iter().all(|d| d["status"] != "pending")).then_some(items)
     });
-    assert!(settled.iter().all(|d| d["status"] == "succeeded"), "{settled:?}");
+    assert!(
+        settled.iter().all(|d| d["status"] == "succeeded"),
+        "{settled:?}"
+    );
     assert_eq!(receiver.on_path("/kept").len(), N, "no delivery sent twice");
 }

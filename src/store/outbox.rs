@@ -35,17 +35,19 @@ pub struct Claimed {
     pub round_attempts: u32,
 }
 
-/// Picks up to `limit` due deliveries of active endpoints, oldest due first, taking no
-/// endpoint past `per_endpoint` deliveries counting the ones the caller already `held`.
-/// Endpoints listed in `skip` (at their share already) are left out in SQL.
+/// Picks up to `limit` due deliveries of active endpoints, taking no endpoint past
+/// `per_endpoint` deliveries counting the ones the caller already `held`, and serving
+/// endpoints in the order of their oldest due delivery. Endpoints listed in `skip` (at
+/// their share already) are left out.
 ///
-/// This is the read half of a claim and runs on a read connection, so scanning the due
-/// index never holds up the writer (and with it every publish). `lease` then takes the
-/// picked rows in the writer, re-checking each one.
+/// This is the read half of a claim and runs on a read connection, so it never holds up
+/// the writer (and with it every publish); `lease` then takes the picked rows in the
+/// writer, re-checking each one.
 ///
-/// The per-endpoint share is what keeps one endpoint's backlog from filling a whole claim:
-/// without it a burst to a slow endpoint, oldest in the queue, takes every slot the
-/// dispatcher has, and healthy endpoints wait for the slow one's requests to finish.
+/// It walks endpoints, not the global due queue: each active endpoint costs one probe of
+/// the `(endpoint_id, next_attempt_at)` index, so a backlog of a million deliveries to one
+/// slow endpoint neither costs a long scan nor hides the due work of the others behind it.
+/// The per-endpoint share is what keeps that backlog from filling a whole claim.
 pub fn due_candidates(
     conn: &Connection,
     now: i64,
@@ -54,28 +56,38 @@ pub fn due_candidates(
     held: &HashMap<i64, usize>,
     skip: &[i64],
 ) -> Result<Vec<i64>> {
-    const SCAN_FACTOR: usize = 8;
     let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
-    let mut due = conn.prepare_cached(
-        "SELECT d.id, d.endpoint_id FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-           AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-           AND p.status = 'active'
-           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))
-         ORDER BY d.next_attempt_at, d.id LIMIT ?3",
+    let mut endpoints = conn.prepare_cached(
+        "SELECT id FROM (
+             SELECT p.id, (SELECT d.next_attempt_at FROM deliveries d
+                           WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
+                             AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+                           ORDER BY d.next_attempt_at LIMIT 1) AS oldest
+             FROM endpoints p
+             WHERE p.status = 'active' AND p.id NOT IN (SELECT value FROM json_each(?2)))
+         WHERE oldest IS NOT NULL ORDER BY oldest",
     )?;
-    let mut rows = due.query(params![now, skip, (limit * SCAN_FACTOR) as i64])?;
-    let mut counts: HashMap<i64, usize> = HashMap::new();
+    let due_endpoints: Vec<i64> = endpoints
+        .query_map(params![now, skip], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut due = conn.prepare_cached(
+        "SELECT id FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+           AND (lease_until IS NULL OR lease_until <= ?2)
+         ORDER BY next_attempt_at, id LIMIT ?3",
+    )?;
     let mut ids = Vec::with_capacity(limit);
-    while ids.len() < limit {
-        let Some(row) = rows.next()? else { break };
-        let (id, endpoint): (i64, i64) = (row.get(0)?, row.get(1)?);
-        let count = counts
-            .entry(endpoint)
-            .or_insert_with(|| held.get(&endpoint).copied().unwrap_or(0));
-        if *count < per_endpoint {
-            *count += 1;
-            ids.push(id);
+    for endpoint in due_endpoints {
+        let share = per_endpoint.saturating_sub(held.get(&endpoint).copied().unwrap_or(0));
+        let take = share.min(limit - ids.len());
+        if take == 0 {
+            continue;
+        }
+        for id in due.query_map(params![endpoint, now, take as i64], |r| r.get(0))? {
+            ids.push(id?);
+        }
+        if ids.len() >= limit {
+            break;
         }
     }
     Ok(ids)
