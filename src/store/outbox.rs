@@ -177,7 +177,7 @@ pub fn record_attempts(
 ) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
     )?;
     let mut update = conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, lease_until = NULL,
@@ -190,6 +190,9 @@ pub fn record_attempts(
             Verdict::RetryAt(at) => ("pending", Some(at)),
             Verdict::Failed => ("failed", None),
         };
+        // A delivery whose endpoint (or event) was deleted while it was in flight is gone
+        // with its history; its attempt is dropped rather than failing the whole batch on
+        // the foreign key, which would lose the other endpoints' records with it.
         insert.execute(params![
             r.delivery_id,
             r.started_at,
