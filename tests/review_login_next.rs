@@ -37,5 +37,4 @@ fn login_with_control_characters_in_next_is_not_a_500() {
         Some(&form),
     );
     assert_ne!(status, 500, "login answered 500: {body}");
-
 }

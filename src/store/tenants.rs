@@ -64,7 +64,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Tenant> {
 
 pub fn exists(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
         .optional()?
         .is_some())
 }

@@ -98,13 +98,13 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             // Dropping the jobs unanswered tells each caller the write did not happen.
             tracing::error!(error = %e, "cannot begin a write transaction");
             continue;
         }
         let done: Vec<Done> = batch.into_iter().map(|job| job(&conn)).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let commit = run_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed; the batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
@@ -123,13 +123,17 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
 
 /// Runs one job so that its failure undoes only its own writes.
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    run_cached(conn, "SAVEPOINT job")?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end)?;
+    if result.is_err() {
+        run_cached(conn, "ROLLBACK TO job")?;
+    }
+    run_cached(conn, "RELEASE job")?;
     result
+}
+
+/// Transaction control runs for every job; a cached statement skips re-parsing it.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
