@@ -238,8 +238,11 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400_000),
         _ => return Err(format!("`{v}` has an unknown unit; use ms, s, m, h or d")),
     };
-    ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("`{v}` is too long"))
+    // Ten years is longer than any sensible wait, and keeps `now + duration` far from overflow.
+    const MAX_MS: u64 = 10 * 365 * 86_400_000;
+    ms.filter(|ms| *ms <= MAX_MS)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{v}` is too long (at most 10 years)"))
 }
 
 fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {

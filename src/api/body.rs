@@ -27,6 +27,20 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
+        // A declared length over the limit is refused before any byte is read, so a client
+        // cannot hold a connection open by announcing a huge body and sending it slowly.
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Box::pin(async move {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "the body is larger than the {limit}-byte limit (max_payload)"
+                )))
+            });
+        }
         let payload = web::Payload::from_request(req, payload);
         Box::pin(async move {
             let payload = payload

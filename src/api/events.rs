@@ -126,7 +126,7 @@ struct BatchResult {
 
 /// All or nothing: one invalid item refuses the whole batch, and the valid batch is one
 /// job in the writer, so it commits as a unit. With `Idempotency-Key: K`, item `i` gets
-/// the key `K#i`, so a retried batch returns the same events.
+/// the key `K #i`, so a retried batch returns the same events.
 async fn publish_batch(
     state: web::Data<AppState>,
     auth: Auth,
@@ -146,7 +146,9 @@ async fn publish_batch(
     for (i, value) in items.into_iter().enumerate() {
         let mut event = payload::from_value(value, now)
             .map_err(|e| ApiError::bad(e.code, format!("events[{i}]: {}", e.message)))?;
-        event.idempotency_key = key.as_ref().map(|k| format!("{k}#{i}"));
+        // A space cannot occur in a client's key, so a single publish can never reuse
+        // (or collide with) the key of a batch item.
+        event.idempotency_key = key.as_ref().map(|k| format!("{k} #{i}"));
         events.push(event);
     }
     let published = store_events(&state, auth.tenant, events).await?;

@@ -23,7 +23,12 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.write(|_| Ok(())).await?;
+    // A real write (an empty transaction writes nothing, and passes on a full disk).
+    let now = crate::clock::now_ms().to_string();
+    state
+        .store
+        .write(move |c| crate::store::settings::set(c, "readyz_heartbeat", &now))
+        .await?;
     if !state.engine.alive() {
         return Err(ApiError::Unavailable(
             "the delivery dispatcher is not running".into(),

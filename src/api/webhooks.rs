@@ -249,7 +249,7 @@ pub(crate) async fn rotate(
         .store
         .write(move |c| {
             let now = now_ms();
-            endpoints::rotate_secret(c, &tenant, id, &secret, now + grace, now)
+            endpoints::rotate_secret(c, &tenant, id, &secret, now.saturating_add(grace), now)
         })
         .await?)
 }

@@ -35,7 +35,7 @@ pub fn decide(
         Some(asked) => (*wait).max(asked.min(RETRY_AFTER_CAP)),
         None => *wait,
     };
-    Verdict::RetryAt(now_ms + wait.as_millis() as i64)
+    Verdict::RetryAt(now_ms.saturating_add(wait.as_millis() as i64))
 }
 
 /// Parses `Retry-After` in its delta-seconds form (the HTTP-date form is rare for webhooks

@@ -48,8 +48,17 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         );
         return is_forbidden_v4(v4);
     }
-    ip.is_unspecified()
-        || ip.is_loopback()
+    // 6to4 (2002::/16) carries an IPv4 address in its second and third groups.
+    if seg[0] == 0x2002 {
+        let v4 = Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        );
+        return is_forbidden_v4(v4);
+    }
+    seg[0..6] == [0, 0, 0, 0, 0, 0] // ::/96, incl. ::1, :: and IPv4-compatible ::a.b.c.d
         || ip.is_multicast()
         || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
@@ -61,7 +70,15 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
 /// names that always mean this machine or the metadata service. Other names are checked
 /// when the worker resolves them.
 pub fn check_host(host: &str) -> Result<(), String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
+    if host.contains('%') {
+        return Err("addresses with a zone id are not allowed".into());
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let literal = host
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| parse_inet_aton(host).map(IpAddr::V4));
+    if let Some(ip) = literal {
         return if is_forbidden(ip) {
             Err(format!(
                 "{ip} is a loopback, private, link-local or reserved address"
@@ -80,6 +97,35 @@ pub fn check_host(host: &str) -> Result<(), String> {
         return Err(format!("{host} names a local or internal host"));
     }
     Ok(())
+}
+
+/// Reads the IPv4 spellings that resolvers accept besides dotted quads (`2130706433`,
+/// `0x7f.1`, `0177.0.0.1`, `127.1`), so they cannot slip past the create-time check.
+fn parse_inet_aton(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<u64> = host
+        .split('.')
+        .map(|p| {
+            if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+                u64::from_str_radix(hex, 16).ok()
+            } else if p.len() > 1 && p.starts_with('0') {
+                u64::from_str_radix(&p[1..], 8).ok()
+            } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, init) = parts.split_last()?;
+    if init.len() > 3 || init.iter().any(|p| *p > 255) {
+        return None;
+    }
+    let last_bits = 8 * (4 - init.len() as u32);
+    if *last >= 1u64 << last_bits {
+        return None;
+    }
+    let high = init.iter().fold(0u64, |acc, p| (acc << 8) | p) << last_bits;
+    Some(Ipv4Addr::from((high | last) as u32))
 }
 
 #[cfg(test)]
@@ -125,5 +171,22 @@ mod tests {
         assert!(check_host("metadata.google.internal").is_err());
         assert!(check_host("example.com").is_ok());
         assert!(check_host("127.0.0.1").is_err());
+        for odd in [
+            "2130706433",
+            "0x7f.0.0.1",
+            "0x7f000001",
+            "0177.0.0.1",
+            "127.1",
+            "127.0.0.1.",
+            "0",
+            "fe80::1%eth0",
+            "::127.0.0.1",
+        ] {
+            assert!(check_host(odd).is_err(), "{odd}");
+        }
+        assert_eq!(parse_inet_aton("8.8.8.8"), Some(Ipv4Addr::new(8, 8, 8, 8)));
+        assert_eq!(parse_inet_aton("cafe.be"), None);
+        assert!(check_host("cafe.be").is_ok());
+        assert!(check_host("1.1.1.1").is_ok());
     }
 }

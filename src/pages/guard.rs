@@ -30,7 +30,7 @@ static KEY: OnceCell<SessionKey> = OnceCell::const_new();
 
 pub async fn session_key(state: &AppState) -> Result<&'static SessionKey, PageError> {
     Ok(KEY
-        .get_or_try_init(|| SessionKey::load(&state.store))
+        .get_or_try_init(|| SessionKey::load(&state.store, &state.admin_token_hash))
         .await?)
 }
 

@@ -55,7 +55,8 @@ fn safe_next(area: Area, next: Option<&str>) -> String {
             if n.starts_with(area.root())
                 && n[area.root().len()..].starts_with(['/', '?'])
                 && !n.contains("//")
-                && !n.contains('\\') =>
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             n.to_owned()
         }

@@ -163,6 +163,9 @@ pub fn ok(page: &impl Template) -> HttpResponse {
 
 /// 303 See Other: the answer to every successful POST (POST-redirect-GET).
 pub fn see_other(location: &str) -> HttpResponse {
+    // Locations are built from our own paths; one that is not a valid header value goes
+    // to the front page rather than failing the request.
+    let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/admin"));
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()

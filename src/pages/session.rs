@@ -109,8 +109,9 @@ impl SessionKey {
     }
 
     /// Loads the deployment's key, creating it on first use (first writer wins, so every
-    /// worker thread ends up with the same key).
-    pub async fn load(store: &Store) -> Result<SessionKey, StoreError> {
+    /// worker thread ends up with the same key). The key in use is bound to the admin
+    /// token's hash: changing the admin token ends every page session made with the old one.
+    pub async fn load(store: &Store, admin_token_hash: &str) -> Result<SessionKey, StoreError> {
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);
         let fresh = hex::encode(fresh);
@@ -120,6 +121,12 @@ impl SessionKey {
         let mut key = [0u8; 32];
         hex::decode_to_slice(stored.trim(), &mut key)
             .map_err(|_| StoreError::Open("settings.session_key is not 64 hex digits".into()))?;
+        let bound = SessionKey(key)
+            .mac(&[b"admin-token|", admin_token_hash.as_bytes()])
+            .finalize()
+            .into_bytes();
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bound);
         Ok(SessionKey(key))
     }
 

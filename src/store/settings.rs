@@ -25,3 +25,12 @@ pub fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String
         })?,
     )
 }
+
+/// Stores `value` under `key`, replacing what was there.
+pub fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}

@@ -124,7 +124,14 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
 /// Runs one job so that its failure undoes only its own writes.
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     run_cached(conn, "SAVEPOINT job")?;
-    let result = f(conn);
+    // A panicking job must not take the only writer thread down with it (every later
+    // write would fail): it is rolled back like a failed one.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+            Err(StoreError::Commit(
+                "a write job panicked; it was rolled back".into(),
+            ))
+        });
     if result.is_err() {
         run_cached(conn, "ROLLBACK TO job")?;
     }
@@ -136,4 +143,31 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Durability;
+    use crate::store::{Store, StoreError};
+
+    #[test]
+    fn a_panicking_job_is_rolled_back_and_the_writer_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db"), Durability::Normal).unwrap();
+        let result: Result<(), StoreError> = store.write_blocking(|c| {
+            c.execute("INSERT INTO settings (key, value) VALUES ('a', 'b')", [])?;
+            panic!("a bug in a job");
+        });
+        assert!(matches!(result, Err(StoreError::Commit(_))), "{result:?}");
+        let count: i64 = store
+            .write_blocking(|c| {
+                Ok(
+                    c.query_row("SELECT count(*) FROM settings WHERE key = 'a'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap();
+        assert_eq!(count, 0, "the panicking job's write was rolled back");
+    }
 }

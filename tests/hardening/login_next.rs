@@ -1,10 +1,8 @@
-//! Review finding: a `next` with control characters (CR/LF, DEL) passes `safe_next`, and
-//! `see_other` then fails to build the `Location` header: the login answers a plain-text
-//! 500 instead of a redirect (or a 400).
+// Review finding: a `next` with control characters (CR/LF, DEL) passes `safe_next`, and
+// `see_other` then fails to build the `Location` header: the login answers a plain-text
+// 500 instead of a redirect (or a 400).
 
-mod common;
-
-use common::{TestApp, ADMIN_TOKEN};
+use crate::common::{TestApp, ADMIN_TOKEN};
 
 fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";

@@ -1,14 +1,12 @@
-//! Review finding: deleting an endpoint while its deliveries are in flight makes the
-//! recorder's whole batch fail (`FOREIGN KEY constraint failed` on `attempts.delivery_id`),
-//! so attempts of *other*, still existing endpoints that share the batch are not recorded:
-//! they stay `pending` with 0 attempts under a lease, and are sent a second time when the
-//! lease expires (~connect + request timeout + 60 s later).
-
-mod common;
+// Review finding: deleting an endpoint while its deliveries are in flight makes the
+// recorder's whole batch fail (`FOREIGN KEY constraint failed` on `attempts.delivery_id`),
+// so attempts of *other*, still existing endpoints that share the batch are not recorded:
+// they stay `pending` with 0 attempts under a lease, and are sent a second time when the
+// lease expires (~connect + request timeout + 60 s later).
 
 use std::time::Duration;
 
-use common::{Receiver, Reply, TestApp};
+use crate::common::{Receiver, Reply, TestApp};
 use serde_json::json;
 
 #[test]

@@ -1,11 +1,9 @@
-//! Review finding: the create-time SSRF check only recognises canonical IP literals. Other
-//! spellings that the resolver turns into loopback / link-local addresses are accepted
-//! (the connect-time guard still blocks them, but the standard asks for a 400 at create
-//! and PATCH). Nothing is published here, so no traffic is sent anywhere.
+// Review finding: the create-time SSRF check only recognises canonical IP literals. Other
+// spellings that the resolver turns into loopback / link-local addresses are accepted
+// (the connect-time guard still blocks them, but the standard asks for a 400 at create
+// and PATCH). Nothing is published here, so no traffic is sent anywhere.
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::json;
 
 #[test]
