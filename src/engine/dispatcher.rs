@@ -2,7 +2,7 @@
 //!
 //! It keeps, per endpoint, how many deliveries are with workers (`in_flight`) and how many
 //! it claimed beyond the endpoint's cap (`waiting`, already leased, sent as slots free up).
-//! A claim never gives one endpoint more than twice its cap (in flight plus queued), so a
+//! A claim never gives one endpoint more than four times its cap (in flight plus queued), so a
 //! slow or dead endpoint holds at most `endpoint_concurrency` workers and a small share of
 //! the claim capacity, while the others keep their latency.
 //!
@@ -56,7 +56,7 @@ impl Dispatcher {
     /// How many deliveries may be held at once: enough that workers never wait for a
     /// claim round, few enough that leases do not sit in a queue.
     fn capacity(&self) -> usize {
-        self.config.workers * 2
+        self.config.workers * 4
     }
 
     fn lease_ms(&self) -> i64 {
@@ -72,13 +72,13 @@ impl Dispatcher {
         if room == 0 {
             return Ok(0);
         }
-        // Per endpoint: `endpoint_concurrency` in flight plus as many queued behind them,
-        // so a slot that frees up is refilled without a claim round, while one endpoint's
-        // backlog can never take the capacity that the other endpoints need. An endpoint
-        // is topped up only once its queue is empty (held <= cap), so a busy endpoint costs
-        // one claim per `cap` deliveries instead of one per delivery.
+        // Per endpoint: `endpoint_concurrency` in flight plus up to three times as many
+        // queued behind them, so a slot that frees up is refilled without a claim round,
+        // while one endpoint's backlog can never take the capacity the others need. An
+        // endpoint is topped up only once its queue is empty (held <= cap), so a busy
+        // endpoint costs one claim (one commit) per 3 x cap deliveries, not one per delivery.
         let cap = self.config.endpoint_concurrency;
-        let per_endpoint = cap * 2;
+        let per_endpoint = cap * 4;
         let mut held: HashMap<i64, usize> = self
             .in_flight
             .iter()
@@ -100,9 +100,12 @@ impl Dispatcher {
             return Ok(0);
         }
         let lease_until = now + self.lease_ms();
-        let claimed = self
+        let leased = self
             .store
             .write_blocking(move |c| outbox::lease(c, &picked, now, lease_until))?;
+        let claimed = self
+            .store
+            .read_blocking(|c| outbox::claimed(c, &leased, now))?;
         let count = claimed.len();
         for delivery in claimed {
             self.total += 1;

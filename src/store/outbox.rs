@@ -95,8 +95,8 @@ pub fn due_candidates(
 
 /// The write half of a claim: leases each picked delivery that is still pending, due,
 /// unleased and of an active endpoint (anything may have changed since it was picked), and
-/// returns what the workers need to send them.
-pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Result<Vec<Claimed>> {
+/// returns the ids it leased. Nothing else runs here: the writer is shared with publishes.
+pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Result<Vec<i64>> {
     let mut take = conn.prepare_cached(
         "UPDATE deliveries SET lease_until = ?2
          WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3
@@ -109,7 +109,11 @@ pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Resu
             taken.push(*id);
         }
     }
-    let ids = taken;
+    Ok(taken)
+}
+
+/// What the workers need to send leased deliveries (read after the lease committed).
+pub fn claimed(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
@@ -119,7 +123,7 @@ pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Resu
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(details.query_row(params![id, now], |r| {
+        out.push(details.query_row(params![*id, now], |r| {
             let headers: String = r.get(6)?;
             let schemes: Option<String> = r.get(7)?;
             Ok(Claimed {
