@@ -10,9 +10,15 @@ use crate::clock::now_ms;
 use crate::store::{outbox, Store};
 
 const BATCH: usize = 500;
-const EVERY: Duration = Duration::from_secs(60);
+
+/// How often to look: a tenth of the retention, between 1 s and a minute, so a short
+/// retention (tests, tight disks) is honoured closely and a long one costs nothing.
+fn interval(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
 
 pub fn run(store: Store, retention: Duration, stopping: Arc<AtomicBool>) {
+    let every = interval(retention);
     while !stopping.load(Ordering::Relaxed) {
         let before = now_ms() - retention.as_millis() as i64;
         loop {
@@ -33,7 +39,7 @@ pub fn run(store: Store, retention: Duration, stopping: Arc<AtomicBool>) {
             }
         }
         // Sleep in short steps so shutdown is not held up.
-        for _ in 0..EVERY.as_millis() / 250 {
+        for _ in 0..every.as_millis().div_ceil(250) {
             if stopping.load(Ordering::Relaxed) {
                 return;
             }

@@ -1,4 +1,5 @@
-//! Hardening tests: each one reproduces a defect found by review and now fixed.
+//! Hardening and housekeeping: defects found by review (each test reproduces one, now
+//! fixed) and retention.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -6,4 +7,5 @@ mod common;
 mod delete_inflight;
 mod limits;
 mod login_next;
+mod retention;
 mod ssrf_create;
