@@ -63,6 +63,13 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries",
+    tag = "deliveries",
+    description = "The tenant's deliveries. Query: limit, cursor, status, endpoint_id, event_id, since, until.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_all(
     state: web::Data<AppState>,
     auth: Auth,
@@ -77,6 +84,14 @@ async fn list_all(
     Ok(list(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "deliveries",
+    description = "A webhook's deliveries. Query: limit, cursor, status, event_id, since, until.",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_for_webhook(
     state: web::Data<AppState>,
     auth: Auth,
@@ -104,6 +119,14 @@ struct DeliveryWithAttempts {
     attempt_log: Vec<Attempt>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries/{id}",
+    tag = "deliveries",
+    description = "One delivery with its attempt_log.",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -124,6 +147,14 @@ async fn get(
     Ok(ok(found))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{id}/retry",
+    tag = "deliveries",
+    description = "Queue a finished delivery again now, with a fresh retry schedule.",
+    params(("id" = i64, Path)),
+    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn retry(
     state: web::Data<AppState>,
     auth: Auth,
@@ -163,6 +194,15 @@ struct Recover {
     since: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/recover",
+    tag = "deliveries",
+    description = "Re-queue this webhook's failed deliveries created since a time.",
+    params(("id" = i64, Path)),
+    request_body(content_type = "application/json", description = "{since}"),
+    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn recover(
     state: web::Data<AppState>,
     auth: Auth,
@@ -183,6 +223,14 @@ async fn recover(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    tag = "deliveries",
+    description = "Send a webhook.test event to this webhook now, whatever its filter.",
+    params(("id" = i64, Path)),
+    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn send_test(
     state: web::Data<AppState>,
     auth: Auth,

@@ -34,6 +34,14 @@ struct CreateEventType {
     example: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/event-types",
+    tag = "event types",
+    description = "Create or replace an event type (admin): {name, description?, example?}.",
+    request_body(content_type = "application/json", description = "{name, description?, example?}"),
+    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -82,10 +90,25 @@ pub(crate) async fn upsert(
         .await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-types",
+    tag = "event types",
+    description = "The event type catalogue.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse, ApiError> {
     Ok(ok(state.store.read(event_types::list).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-types/{name}",
+    tag = "event types",
+    description = "One event type.",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn get(
     state: web::Data<AppState>,
     _auth: Auth,
@@ -98,6 +121,14 @@ async fn get(
         .await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/event-types/{name}",
+    tag = "event types",
+    description = "Delete an event type (admin).",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn delete(
     state: web::Data<AppState>,
     auth: Auth,

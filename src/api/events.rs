@@ -76,6 +76,14 @@ fn accepted(data: impl Serialize, replayed: bool) -> HttpResponse {
     response
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    description = "Publish one event (a JSON object with a string `event`); 202 once it and its deliveries are durable. Header Idempotency-Key.",
+    request_body(content_type = "application/json", description = "the payload object"),
+    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn publish(
     state: web::Data<AppState>,
     auth: Auth,
@@ -127,6 +135,14 @@ struct BatchResult {
 /// All or nothing: one invalid item refuses the whole batch, and the valid batch is one
 /// job in the writer, so it commits as a unit. With `Idempotency-Key: K`, item `i` gets
 /// the key `K #i`, so a retried batch returns the same events.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    tag = "events",
+    description = "Publish up to 1000 events atomically: {events: [...]}.",
+    request_body(content_type = "application/json", description = "{events: [payload, ...]}"),
+    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn publish_batch(
     state: web::Data<AppState>,
     auth: Auth,
@@ -175,6 +191,13 @@ struct ListQuery {
     tenant: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    description = "The event log. Query: limit, cursor, event, since, until.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_events(
     state: web::Data<AppState>,
     auth: Auth,
@@ -200,6 +223,14 @@ struct EventWithDeliveries {
     deliveries: Vec<Delivery>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    description = "One event with its deliveries.",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn get(
     state: web::Data<AppState>,
     auth: Auth,

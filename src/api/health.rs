@@ -18,10 +18,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    description = "The process is up.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn healthz() -> HttpResponse {
     ok(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    description = "The database takes a write and the dispatcher is running.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // A real write (an empty transaction writes nothing, and passes on a full disk).
     let now = crate::clock::now_ms().to_string();
@@ -37,6 +51,13 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(ok(json!({ "status": "ready" })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    description = "Prometheus text exposition.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state
         .store

@@ -9,6 +9,7 @@ pub(crate) mod deliveries;
 pub(crate) mod event_types;
 mod events;
 mod health;
+mod openapi;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
 
@@ -95,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ApiError::bad("invalid_id", format!("invalid id in the path: {e}")).into()
     }))
     .configure(health::configure)
+    .configure(openapi::configure)
     .service(
         web::scope("/api/v1")
             .configure(webhooks::configure)

@@ -69,6 +69,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    description = "Create a tenant (admin): {id, name?}.",
+    request_body(content_type = "application/json", description = "{id, name?}"),
+    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -85,6 +93,13 @@ async fn create(
     Ok(respond(StatusCode::CREATED, tenant))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    description = "List tenants (admin). Query: limit, cursor.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_tenants(
     state: web::Data<AppState>,
     auth: Auth,
@@ -97,6 +112,14 @@ async fn list_tenants(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    description = "One tenant (admin).",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -107,6 +130,15 @@ async fn get(
     Ok(ok(state.store.read(move |c| tenants::get(c, &id)).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    description = "Rename a tenant (admin): {name}.",
+    params(("id" = String, Path)),
+    request_body(content_type = "application/json", description = "{name}"),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn rename(
     state: web::Data<AppState>,
     auth: Auth,
@@ -122,6 +154,14 @@ async fn rename(
         .await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    description = "Delete a tenant and everything it owns (admin).",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn delete(
     state: web::Data<AppState>,
     auth: Auth,
@@ -142,6 +182,15 @@ pub(crate) struct NewKey {
     pub token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/keys",
+    tag = "tenants",
+    description = "Create an API key (admin); the token is shown once.",
+    params(("id" = String, Path)),
+    request_body(content_type = "application/json", description = "{name?}"),
+    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn create_key(
     state: web::Data<AppState>,
     auth: Auth,
@@ -175,6 +224,14 @@ pub(crate) async fn new_key(
     Ok(NewKey { key, token })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/keys",
+    tag = "tenants",
+    description = "A tenant's API keys (admin). Query: limit, cursor.",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_keys(
     state: web::Data<AppState>,
     auth: Auth,
@@ -194,6 +251,14 @@ async fn list_keys(
     Ok(list(page))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}/keys/{key_id}",
+    tag = "tenants",
+    description = "Revoke an API key (admin).",
+    params(("id" = String, Path), ("key_id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn revoke_key(
     state: web::Data<AppState>,
     auth: Auth,

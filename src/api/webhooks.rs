@@ -93,6 +93,14 @@ pub(crate) fn parse_description(d: String) -> Result<String, ApiError> {
     Ok(d)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?}; answers the secret once.",
+    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?}"),
+    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -134,6 +142,13 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    description = "List the tenant's webhooks (also at /api/webhooks). Query: limit, cursor, status.",
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn list_webhooks(
     state: web::Data<AppState>,
     auth: Auth,
@@ -153,6 +168,14 @@ async fn list_webhooks(
     Ok(list(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    description = "One webhook.",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -166,6 +189,15 @@ async fn get(
     Ok(ok(endpoint))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    description = "Change url, events, description, headers, status or signature.",
+    params(("id" = i64, Path)),
+    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature}"),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn update(
     state: web::Data<AppState>,
     auth: Auth,
@@ -211,6 +243,14 @@ async fn update(
     Ok(ok(endpoint))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    description = "Delete a webhook and its delivery history.",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn delete(
     state: web::Data<AppState>,
     auth: Auth,
@@ -224,6 +264,14 @@ async fn delete(
     Ok(ok(json!({ "id": id })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    description = "New secret; the previous one keeps signing for rotation_grace.",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+)]
 async fn rotate_secret(
     state: web::Data<AppState>,
     auth: Auth,
