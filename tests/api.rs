@@ -1063,7 +1063,8 @@ fn cli_creates_tenants_keys_and_publishes() {
     herald(&["tenant", "create", "acme", "--name", "Acme Inc"]);
     let key = herald(&["key", "create", "acme"]).trim().to_string();
     let hook = json!({"url": receiver.url("/acme"), "events": ["book.*"]}).to_string();
-    let (status, _) = app.call("POST", "/api/v1/webhooks", Some(&key), Some(&hook));
+    let (status, created) = app.call("POST", "/api/v1/webhooks", Some(&key), Some(&hook));
+    let secret = created["data"]["secret"].as_str().unwrap().to_string();
     assert_eq!(status, 201);
     let out = herald(&[
         "publish",
@@ -1076,6 +1077,36 @@ fn cli_creates_tenants_keys_and_publishes() {
     // The server notices the CLI's publish on its next poll and delivers it.
     let got = receiver.wait_for("/acme", 1, Duration::from_secs(10));
     assert!(got[0].body.contains(r#""bookId":"b1""#));
+    // `herald verify` checks the delivery's signature the way a receiver would.
+    let h = |name: &str| got[0].headers[name].clone();
+    let verify = |body: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "verify",
+                "--scheme",
+                "standard",
+                "--secret",
+                &secret,
+                "--id",
+                &h("webhook-id"),
+            ])
+            .args([
+                "--timestamp",
+                &h("webhook-timestamp"),
+                "--signature",
+                &h("webhook-signature"),
+                body,
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify(&got[0].body), "the real delivery verifies");
+    assert!(
+        !verify(&got[0].body.replace("b1", "b2")),
+        "a changed body does not"
+    );
     let backup = app.dir.path().join("backup.db");
     herald(&["backup", backup.to_str().unwrap()]);
     assert!(backup.exists());
