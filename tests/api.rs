@@ -395,6 +395,7 @@ fn tenants_and_event_types_crud() {
     assert_eq!(body["data"]["example"]["task_id"], "t");
     let (_, list) = app.admin("GET", "/api/v1/event-types", None);
     assert_eq!(list["data"][0]["name"], "job.completed");
+    assert!(list["next_cursor"].is_null());
     let (status, _) = app.admin("DELETE", "/api/v1/event-types/job.completed", None);
     assert_eq!(status, 200);
     let (status, _) = app.admin("DELETE", "/api/v1/event-types/job.completed", None);
@@ -889,6 +890,14 @@ fn bad_inputs_get_a_4xx_envelope_and_change_nothing() {
             None,
             405,
             "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/event-types?limit=0",
+            admin,
+            None,
+            400,
+            "invalid_pagination",
         ),
         ("GET", "/api/v2/nothing", admin, None, 404, "not_found"),
     ];

@@ -90,15 +90,33 @@ pub(crate) async fn upsert(
         .await?)
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    limit: Option<String>,
+    cursor: Option<String>,
+    #[allow(dead_code)]
+    tenant: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/event-types",
     tag = "event types",
-    description = "The event type catalogue.",
+    description = "The event type catalogue, newest first. Query: limit, cursor.",
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
-async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse, ApiError> {
-    Ok(ok(state.store.read(event_types::list).await?))
+async fn list(
+    state: web::Data<AppState>,
+    _auth: Auth,
+    query: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    let cursor = super::cursor(query.limit.as_deref(), query.cursor.as_deref())?;
+    let page = state
+        .store
+        .read(move |c| event_types::list_page(c, cursor))
+        .await?;
+    Ok(super::list(page))
 }
 
 #[utoipa::path(

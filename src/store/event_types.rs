@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{Result, StoreError};
+use super::{Cursor, Page, Result, StoreError};
 use crate::clock::ser;
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +58,25 @@ pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
     )?;
     let rows = stmt.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// One page of the catalogue for the API, newest first like every other list.
+pub fn list_page(conn: &Connection, cursor: Cursor) -> Result<Page<EventType>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, description, example, created_at, rowid FROM event_types
+         WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+            |r| Ok((row(r)?, r.get::<_, i64>(4)?)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let page = Page::from_rows(rows, cursor.limit, |(_, rowid)| *rowid);
+    Ok(Page {
+        items: page.items.into_iter().map(|(t, _)| t).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 pub fn delete(conn: &Connection, name: &str) -> Result<()> {
