@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Receiver, Reply, TestApp, ADMIN_TOKEN};
-use serde_json::json;
 
 fn scale(n: usize) -> usize {
     let factor: f64 = std::env::var("HERALD_BENCH_SCALE")
@@ -264,5 +263,4 @@ fn latency_at_steady_rate(env: &[(&str, &str)]) {
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
         latencies.len()
     );
-    let _ = json!({});
 }
