@@ -38,25 +38,13 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         return is_forbidden_v4(v4);
     }
     let seg = ip.segments();
-    // NAT64 (64:ff9b::/96) embeds an IPv4 address that must pass the v4 rules.
+    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an IPv4 address that must pass the
+    // v4 rules.
     if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
-        return is_forbidden_v4(v4);
+        return is_forbidden_v4(v4_from(seg[6], seg[7]));
     }
-    // 6to4 (2002::/16) carries an IPv4 address in its second and third groups.
     if seg[0] == 0x2002 {
-        let v4 = Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        );
-        return is_forbidden_v4(v4);
+        return is_forbidden_v4(v4_from(seg[1], seg[2]));
     }
     seg[0..6] == [0, 0, 0, 0, 0, 0] // ::/96, incl. ::1, :: and IPv4-compatible ::a.b.c.d
         || ip.is_multicast()
@@ -64,6 +52,10 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (seg[0] & 0xffc0) == 0xfec0 // deprecated site-local
         || seg[0] == 0x2001 && seg[1] == 0x0db8 // documentation
+}
+
+fn v4_from(high: u16, low: u16) -> Ipv4Addr {
+    Ipv4Addr::from(((high as u32) << 16) | low as u32)
 }
 
 /// The create-time check of a URL host (already stripped of `[]`): literal addresses and
