@@ -143,6 +143,8 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "ff02::1",
+            "2002:7f00:1::",
+            "::127.0.0.1",
         ] {
             assert!(is_forbidden(a.parse().unwrap()), "{a} should be forbidden");
         }
@@ -151,6 +153,7 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "100.128.0.1",
+            "2002:808:808::",
         ] {
             assert!(!is_forbidden(a.parse().unwrap()), "{a} should be allowed");
         }
