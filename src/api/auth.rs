@@ -80,10 +80,12 @@ pub async fn authenticate(
     if hash == state.admin_token_hash {
         let tenant = named.unwrap_or_else(|| "default".into());
         let check = tenant.clone();
-        if !state
-            .store
-            .read(move |c| tenants::exists(c, &check))
-            .await?
+        // `default` cannot be deleted, so the common case needs no lookup.
+        if tenant != "default"
+            && !state
+                .store
+                .read(move |c| tenants::exists(c, &check))
+                .await?
         {
             return Err(ApiError::NotFound(format!("tenant `{tenant}` not found")));
         }

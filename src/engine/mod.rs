@@ -89,7 +89,7 @@ impl Engine {
     pub fn start(store: Store, config: Arc<Config>) -> Result<Engine, crate::store::StoreError> {
         // One Herald process owns the outbox file: whatever was leased before this start
         // belonged to a process that is gone, so it is due again now.
-        let released = store.write_blocking(|c| outbox::release_leases(c, None))?;
+        let released = store.write_blocking(outbox::release_leases)?;
         if released > 0 {
             tracing::warn!(
                 released,
@@ -178,10 +178,7 @@ impl Engine {
             }
         }
         let unfinished = self.busy_workers.load(Ordering::SeqCst);
-        match self
-            .store
-            .write_blocking(|c| outbox::release_leases(c, None))
-        {
+        match self.store.write_blocking(outbox::release_leases) {
             Ok(n) => tracing::info!(released = n, unfinished, "engine stopped"),
             Err(e) => tracing::error!(error = %e, "could not release leases at shutdown"),
         }

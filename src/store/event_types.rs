@@ -14,6 +14,8 @@ pub struct EventType {
     pub example: Option<Box<RawValue>>,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
+    #[serde(skip)]
+    pub rowid: i64,
 }
 
 fn row(r: &Row) -> rusqlite::Result<EventType> {
@@ -23,6 +25,7 @@ fn row(r: &Row) -> rusqlite::Result<EventType> {
         description: r.get(1)?,
         example: example.and_then(|e| RawValue::from_string(e).ok()),
         created_at: r.get(3)?,
+        rowid: r.get(4)?,
     })
 }
 
@@ -44,7 +47,7 @@ pub fn upsert(
 
 pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
     conn.query_row(
-        "SELECT name, description, example, created_at FROM event_types WHERE name = ?1",
+        "SELECT name, description, example, created_at, rowid FROM event_types WHERE name = ?1",
         [name],
         row,
     )
@@ -54,7 +57,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
 
 pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, description, example, created_at FROM event_types ORDER BY name LIMIT 1000",
+        "SELECT name, description, example, created_at, rowid FROM event_types ORDER BY name LIMIT 1000",
     )?;
     let rows = stmt.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -69,14 +72,10 @@ pub fn list_page(conn: &Connection, cursor: Cursor) -> Result<Page<EventType>> {
     let rows = stmt
         .query_map(
             params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
-            |r| Ok((row(r)?, r.get::<_, i64>(4)?)),
+            row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let page = Page::from_rows(rows, cursor.limit, |(_, rowid)| *rowid);
-    Ok(Page {
-        items: page.items.into_iter().map(|(t, _)| t).collect(),
-        next_cursor: page.next_cursor,
-    })
+    Ok(Page::from_rows(rows, cursor.limit, |t| t.rowid))
 }
 
 pub fn delete(conn: &Connection, name: &str) -> Result<()> {

@@ -267,14 +267,11 @@ fn record_endpoint_health(
 
 /// Gives leases back (shutdown, or start-up: one Herald process owns the outbox file, so
 /// nothing can still be in flight when it starts).
-pub fn release_leases(conn: &Connection, ids: Option<&[i64]>) -> Result<usize> {
-    Ok(match ids {
-        None => conn.execute("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?,
-        Some(ids) => conn.execute(
-            "UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?1))",
-            [serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())],
-        )?,
-    })
+pub fn release_leases(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )?)
 }
 
 /// Queues a delivery again now, with a fresh retry round. Refused while it is pending.
