@@ -7,31 +7,44 @@ use std::path::Path;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::domain::TenantId;
+use crate::service::IssuedKey;
 use crate::signing::{self, Scheme};
-use crate::store::{events, tenants, Store};
+use crate::store::{self, Store, StoreError};
 use crate::{keys, payload};
 
 fn open(config: &Config) -> Result<Store, String> {
-    Store::open(&config.db, config.durability).map_err(|e| e.to_string())
+    store::open(&config.db, config.durability).map_err(|e| e.to_string())
+}
+
+/// Runs one store operation to completion on a small runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    Ok(runtime.block_on(f))
 }
 
 pub fn create_tenant(config: &Config, id: &str, name: Option<&str>) -> Result<(), String> {
     let id = TenantId::parse(id)?;
     let name = name.unwrap_or(id.as_str()).to_owned();
-    let tenant = open(config)?
-        .write_blocking(move |c| tenants::create(c, id.as_str(), &name, now_ms()))
-        .map_err(|e| e.to_string())?;
+    let store = open(config)?;
+    let tenant =
+        block_on(store.create_tenant(id.as_str(), &name, now_ms()))?.map_err(|e| e.to_string())?;
     println!("created tenant {} ({})", tenant.id, tenant.name);
     Ok(())
 }
 
 pub fn create_key(config: &Config, tenant: &str, name: Option<&str>) -> Result<(), String> {
     let token = keys::generate_api_key();
-    let (hash, prefix) = (keys::hash_token(&token), keys::display_prefix(&token));
-    let (tenant, name) = (tenant.to_owned(), name.unwrap_or("").to_owned());
-    let key = open(config)?
-        .write_blocking(move |c| tenants::create_key(c, &tenant, &name, &prefix, &hash, now_ms()))
-        .map_err(|e| e.to_string())?;
+    let new = store::NewKey {
+        tenant_id: tenant.to_owned(),
+        name: name.unwrap_or("").to_owned(),
+        prefix: keys::display_prefix(&token),
+        key_hash: keys::hash_token(&token),
+    };
+    let store = open(config)?;
+    let key = block_on(store.create_key(new, now_ms()))?.map_err(|e| e.to_string())?;
+    let IssuedKey { key, token } = IssuedKey { key, token };
     eprintln!(
         "API key {} for tenant {} (shown only this once):",
         key.id, key.tenant_id
@@ -59,16 +72,14 @@ pub fn publish(
         .map(payload::idempotency_key)
         .transpose()
         .map_err(|e| e.message)?;
-    let tenant = tenant.to_owned();
     let store = open(config)?;
-    let published = store
-        .write_blocking(move |c| {
-            if !tenants::exists(c, &tenant)? {
-                return Err(crate::store::StoreError::NotFound("tenant"));
-            }
-            events::publish(c, &tenant, vec![event], now_ms())
-        })
-        .map_err(|e| e.to_string())?;
+    let published = block_on(async {
+        if !store.tenant_exists(tenant).await? {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        store.publish(tenant, vec![event], now_ms()).await
+    })?
+    .map_err(|e| e.to_string())?;
     for p in published {
         println!(
             "{}",

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,15 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "storage error");
                 ApiError::Unavailable("the database is unavailable; retry later".into())
             }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid { code, message } => ApiError::bad(code, message),
+            ServiceError::Store(e) => e.into(),
         }
     }
 }

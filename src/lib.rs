@@ -13,8 +13,10 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod pages;
 pub mod payload;
+pub mod service;
 pub mod signing;
 pub mod store;
 
@@ -30,7 +32,8 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::store::{settings, Store};
+use crate::lifecycle::Shutdown;
+use crate::store::Store;
 
 /// How long shutdown waits for in-flight HTTP requests and deliveries.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
@@ -38,12 +41,13 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 /// Runs Herald until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let store = Store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
+    let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
     let config = Arc::new(config);
+    let shutdown = Shutdown::default();
     let engine = {
-        let (store, config) = (store.clone(), config.clone());
-        tokio::task::spawn_blocking(move || Engine::start(store, config))
+        let (store, config, shutdown) = (store.clone(), config.clone(), shutdown.clone());
+        tokio::task::spawn_blocking(move || Engine::start(store, config, shutdown))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
@@ -96,7 +100,7 @@ async fn admin_token_hash(store: &Store, config: &Config) -> Result<String, Stri
     let hash = keys::hash_token(&token);
     let stored_hash = hash.clone();
     let stored = store
-        .write(move |c| settings::get_or_insert(c, "admin_token_sha256", &stored_hash))
+        .setting_get_or_insert("admin_token_sha256", &stored_hash)
         .await
         .map_err(|e| e.to_string())?;
     if stored == hash {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::canonical_json::to_js_string;
 use crate::clock;
 use crate::domain::EventName;
-use crate::store::events::NewEvent;
+use crate::store::NewEvent;
 
 /// A published payload that failed validation, with the code the API answers.
 #[derive(Debug)]

@@ -9,7 +9,6 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use super::AppState;
 use crate::error::ApiError;
 use crate::keys::hash_token;
-use crate::store::tenants;
 
 /// The authenticated caller and the tenant the request acts on.
 #[derive(Debug, Clone)]
@@ -81,12 +80,7 @@ pub async fn authenticate(
         let tenant = named.unwrap_or_else(|| "default".into());
         let check = tenant.clone();
         // `default` cannot be deleted, so the common case needs no lookup.
-        if tenant != "default"
-            && !state
-                .store
-                .read(move |c| tenants::exists(c, &check))
-                .await?
-        {
+        if tenant != "default" && !state.store.tenant_exists(&check).await? {
             return Err(ApiError::NotFound(format!("tenant `{tenant}` not found")));
         }
         return Ok(Auth {
@@ -96,9 +90,10 @@ pub async fn authenticate(
     }
     let tenant = state
         .store
-        .read(move |c| tenants::tenant_for_key(c, &hash))
+        .active_key(&hash)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid or was revoked".into()))?;
+        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid or was revoked".into()))?
+        .tenant_id;
     if named.as_ref().is_some_and(|n| n != &tenant) {
         return Err(ApiError::Forbidden(
             "a tenant key can only act on its own tenant".into(),

@@ -8,11 +8,9 @@ use serde_json::json;
 
 use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
-use crate::canonical_json::to_js_string;
-use crate::clock::{self, now_ms};
+use crate::clock;
 use crate::error::ApiError;
-use crate::store::deliveries::{self, Attempt, Delivery, DeliveryQuery};
-use crate::store::{endpoints, events, outbox, StoreError};
+use crate::store::{Attempt, Delivery, DeliveryQuery};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/deliveries").route(web::get().to(list_all)))
@@ -77,10 +75,7 @@ async fn list_all(
 ) -> Result<HttpResponse, ApiError> {
     let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
     let q = query.to_query()?;
-    let page = state
-        .store
-        .read(move |c| deliveries::list(c, &auth.tenant, &q, cursor))
-        .await?;
+    let page = state.store.list_deliveries(&auth.tenant, q, cursor).await?;
     Ok(list(page))
 }
 
@@ -102,13 +97,8 @@ async fn list_for_webhook(
     let mut q = query.to_query()?;
     let id = id.into_inner();
     q.endpoint_id = Some(id);
-    let page = state
-        .store
-        .read(move |c| {
-            endpoints::get(c, &auth.tenant, id)?;
-            deliveries::list(c, &auth.tenant, &q, cursor)
-        })
-        .await?;
+    state.store.get_endpoint(&auth.tenant, id).await?;
+    let page = state.store.list_deliveries(&auth.tenant, q, cursor).await?;
     Ok(list(page))
 }
 
@@ -133,18 +123,11 @@ async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let found = state
-        .store
-        .read(move |c| {
-            let delivery = deliveries::get(c, &auth.tenant, id)?;
-            let attempt_log = deliveries::attempts(c, id)?;
-            Ok(DeliveryWithAttempts {
-                delivery,
-                attempt_log,
-            })
-        })
-        .await?;
-    Ok(ok(found))
+    let (delivery, attempt_log) = state.store.delivery_with_attempts(&auth.tenant, id).await?;
+    Ok(ok(DeliveryWithAttempts {
+        delivery,
+        attempt_log,
+    }))
 }
 
 #[utoipa::path(
@@ -160,32 +143,8 @@ async fn retry(
     auth: Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let delivery = retry_delivery(&state, auth.tenant, id.into_inner()).await?;
+    let delivery = state.retry_delivery(&auth.tenant, id.into_inner()).await?;
     Ok(respond(StatusCode::ACCEPTED, delivery))
-}
-
-/// Queues a finished delivery again, now, with a fresh retry round (the API's and the
-/// pages' retry button). Refused with a conflict while the delivery is still pending.
-pub(crate) async fn retry_delivery(
-    state: &AppState,
-    tenant: String,
-    id: i64,
-) -> Result<Delivery, ApiError> {
-    let delivery = state
-        .store
-        .write(move |c| {
-            let now = now_ms();
-            deliveries::get(c, &tenant, id)?;
-            if !outbox::retry(c, &tenant, id, now)? {
-                return Err(StoreError::Conflict(
-                    "the delivery is already pending; it will be attempted as scheduled".into(),
-                ));
-            }
-            deliveries::get(c, &tenant, id)
-        })
-        .await?;
-    state.engine.wake();
-    Ok(delivery)
 }
 
 #[derive(Deserialize)]
@@ -212,11 +171,7 @@ async fn recover(
     let since = clock::parse(&body.since)
         .map_err(|e| ApiError::bad("validation_error", format!("since: {e}")))?;
     let id = id.into_inner();
-    let recovered = state
-        .store
-        .write(move |c| outbox::recover(c, &auth.tenant, id, since, now_ms()))
-        .await?;
-    state.engine.wake();
+    let recovered = state.recover(&auth.tenant, id, since).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
         json!({ "id": id, "recovered": recovered }),
@@ -236,33 +191,9 @@ async fn send_test(
     auth: Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (event_id, delivery_id) = send_test_event(&state, auth.tenant, id.into_inner()).await?;
+    let (event_id, delivery_id) = state.send_test(&auth.tenant, id.into_inner()).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
         json!({ "event_id": event_id, "delivery_id": delivery_id, "event": "webhook.test" }),
     ))
-}
-
-/// Sends a `webhook.test` event to this endpoint alone, whatever its filter; returns the
-/// event id and the delivery id (shared by the API and the pages).
-pub(crate) async fn send_test_event(
-    state: &AppState,
-    tenant: String,
-    id: i64,
-) -> Result<(String, i64), ApiError> {
-    let now = now_ms();
-    let body = to_js_string(&json!({
-        "event": "webhook.test",
-        "timestamp": clock::rfc3339_seconds(now),
-        "data": { "webhook_id": id, "message": "This is a test event sent by Herald." },
-    }));
-    let ids = state
-        .store
-        .write(move |c| {
-            endpoints::get(c, &tenant, id)?;
-            events::insert_for_endpoint(c, &tenant, id, "webhook.test", &body, now)
-        })
-        .await?;
-    state.engine.wake();
-    Ok(ids)
 }

@@ -7,11 +7,7 @@ use serde_json::{json, Value};
 
 use super::body::ApiJson;
 use super::{auth::Auth, ok, respond, AppState};
-use crate::canonical_json::to_js_string;
-use crate::clock::now_ms;
-use crate::domain::EventName;
 use crate::error::ApiError;
-use crate::store::event_types::{self, EventType};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -48,46 +44,14 @@ async fn create(
     ApiJson(body): ApiJson<CreateEventType>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let created = upsert(
-        &state,
-        &body.name,
-        body.description.unwrap_or_default(),
-        body.example,
-    )
-    .await?;
+    let created = state
+        .upsert_event_type(
+            &body.name,
+            body.description.unwrap_or_default(),
+            body.example,
+        )
+        .await?;
     Ok(respond(StatusCode::CREATED, created))
-}
-
-/// Validates and stores a catalogue entry (shared by the API and the pages).
-pub(crate) async fn upsert(
-    state: &AppState,
-    name: &str,
-    description: String,
-    example: Option<Value>,
-) -> Result<EventType, ApiError> {
-    let name = EventName::parse(name).map_err(|e| ApiError::bad("validation_error", e))?;
-    if description.chars().count() > 500 {
-        return Err(ApiError::bad(
-            "validation_error",
-            "description: at most 500 characters",
-        ));
-    }
-    let example = match example {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(to_js_string(&v)),
-        Some(_) => {
-            return Err(ApiError::bad(
-                "validation_error",
-                "example must be a JSON object",
-            ))
-        }
-    };
-    Ok(state
-        .store
-        .write(move |c| {
-            event_types::upsert(c, name.as_str(), &description, example.as_deref(), now_ms())
-        })
-        .await?)
 }
 
 #[derive(serde::Deserialize)]
@@ -112,10 +76,7 @@ async fn list(
     query: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
     let cursor = super::cursor(query.limit.as_deref(), query.cursor.as_deref())?;
-    let page = state
-        .store
-        .read(move |c| event_types::list_page(c, cursor))
-        .await?;
+    let page = state.store.list_event_types(cursor).await?;
     Ok(super::list(page))
 }
 
@@ -133,10 +94,7 @@ async fn get(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    Ok(ok(state
-        .store
-        .read(move |c| event_types::get(c, &name))
-        .await?))
+    Ok(ok(state.store.get_event_type(&name).await?))
 }
 
 #[utoipa::path(
@@ -154,10 +112,6 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let name = name.into_inner();
-    let answer = json!({ "name": name });
-    state
-        .store
-        .write(move |c| event_types::delete(c, &name))
-        .await?;
-    Ok(ok(answer))
+    state.store.delete_event_type(&name).await?;
+    Ok(ok(json!({ "name": name })))
 }

@@ -10,8 +10,7 @@ use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::payload::{self, PayloadError};
-use crate::store::events::{self, EventQuery, NewEvent, Published};
-use crate::store::{deliveries, Delivery, Event};
+use crate::store::{Delivery, Event, EventQuery, NewEvent, Published};
 
 /// The most events one batch request may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -55,10 +54,7 @@ async fn store_events(
     events: Vec<NewEvent>,
 ) -> Result<Vec<Published>, ApiError> {
     let now = now_ms();
-    let published = state
-        .store
-        .write(move |c| events::publish(c, &tenant, events, now))
-        .await?;
+    let published = state.store.publish(&tenant, events, now).await?;
     if published.iter().any(|p| !p.replayed && p.deliveries > 0) {
         state.engine.wake();
     }
@@ -209,10 +205,7 @@ async fn list_events(
         since: time_param("since", query.since.as_deref())?,
         until: time_param("until", query.until.as_deref())?,
     };
-    let page = state
-        .store
-        .read(move |c| events::list(c, &auth.tenant, &q, cursor))
-        .await?;
+    let page = state.store.list_events(&auth.tenant, q, cursor).await?;
     Ok(list(page))
 }
 
@@ -237,13 +230,7 @@ async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let found = state
-        .store
-        .read(move |c| {
-            let event = events::get(c, &auth.tenant, &id)?;
-            let deliveries = deliveries::for_event(c, &auth.tenant, &id)?;
-            Ok(EventWithDeliveries { event, deliveries })
-        })
-        .await?;
-    Ok(ok(found))
+    let event = state.store.get_event(&auth.tenant, &id).await?;
+    let deliveries = state.store.event_deliveries(&auth.tenant, &id).await?;
+    Ok(ok(EventWithDeliveries { event, deliveries }))
 }

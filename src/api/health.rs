@@ -10,7 +10,6 @@ use serde_json::json;
 use super::{ok, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::store::deliveries;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -38,11 +37,7 @@ async fn healthz() -> HttpResponse {
 )]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // A real write (an empty transaction writes nothing, and passes on a full disk).
-    let now = crate::clock::now_ms().to_string();
-    state
-        .store
-        .write(move |c| crate::store::settings::set(c, "readyz_heartbeat", &now))
-        .await?;
+    state.store.heartbeat(now_ms()).await?;
     if !state.engine.alive() {
         return Err(ApiError::Unavailable(
             "the delivery dispatcher is not running".into(),
@@ -59,10 +54,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts = state
-        .store
-        .read(|c| deliveries::counts(c, None, now_ms()))
-        .await?;
+    let counts = state.store.counts(None, now_ms()).await?;
     let writer = state.store.writer_stats();
     let engine = &state.engine.stats;
     let mut out = String::new();

@@ -13,25 +13,14 @@ mod openapi;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::Config;
-use crate::engine::EngineHandle;
 use crate::error::ApiError;
-use crate::store::{Cursor, Page, Store};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub store: Store,
-    pub config: Arc<Config>,
-    pub admin_token_hash: String,
-    pub engine: EngineHandle,
-}
+pub use crate::service::AppState;
+use crate::store::{Cursor, Page};
 
 /// `{"success": true, "data": ...}` with a status.
 pub fn respond(status: StatusCode, data: impl Serialize) -> HttpResponse {

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::body::ApiJson;
@@ -10,8 +10,7 @@ use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
 use crate::domain::TenantId;
 use crate::error::ApiError;
-use crate::keys;
-use crate::store::tenants::{self, ApiKey};
+use crate::service::check_tenant_name;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -59,14 +58,8 @@ struct Paging {
     cursor: Option<String>,
 }
 
-pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad(
-            "validation_error",
-            "name must be 1-100 characters",
-        ));
-    }
-    Ok(())
+fn check_name(name: &str) -> Result<(), ApiError> {
+    Ok(check_tenant_name(name)?)
 }
 
 #[utoipa::path(
@@ -88,7 +81,7 @@ async fn create(
     check_name(&name)?;
     let tenant = state
         .store
-        .write(move |c| tenants::create(c, id.as_str(), &name, now_ms()))
+        .create_tenant(id.as_str(), &name, now_ms())
         .await?;
     Ok(respond(StatusCode::CREATED, tenant))
 }
@@ -107,9 +100,7 @@ async fn list_tenants(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
-    Ok(list(
-        state.store.read(move |c| tenants::list(c, cursor)).await?,
-    ))
+    Ok(list(state.store.list_tenants(cursor).await?))
 }
 
 #[utoipa::path(
@@ -127,7 +118,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let id = id.into_inner();
-    Ok(ok(state.store.read(move |c| tenants::get(c, &id)).await?))
+    Ok(ok(state.store.get_tenant(&id).await?))
 }
 
 #[utoipa::path(
@@ -148,10 +139,7 @@ async fn rename(
     auth.require_admin()?;
     check_name(&body.name)?;
     let id = id.into_inner();
-    Ok(ok(state
-        .store
-        .write(move |c| tenants::rename(c, &id, &body.name))
-        .await?))
+    Ok(ok(state.store.rename_tenant(&id, &body.name).await?))
 }
 
 #[utoipa::path(
@@ -169,17 +157,8 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let id = id.into_inner();
-    let answer = json!({ "id": id });
-    state.store.write(move |c| tenants::delete(c, &id)).await?;
-    Ok(ok(answer))
-}
-
-/// A key together with its only showing.
-#[derive(Serialize)]
-pub(crate) struct NewKey {
-    #[serde(flatten)]
-    pub key: ApiKey,
-    pub token: String,
+    state.store.delete_tenant(&id).await?;
+    Ok(ok(json!({ "id": id })))
 }
 
 #[utoipa::path(
@@ -198,30 +177,10 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let key = new_key(&state, id.into_inner(), body.name.unwrap_or_default()).await?;
-    Ok(respond(StatusCode::CREATED, key))
-}
-
-/// Creates a tenant key: random, stored as its hash, returned in clear this once (shared
-/// by the API and the pages).
-pub(crate) async fn new_key(
-    state: &AppState,
-    tenant: String,
-    name: String,
-) -> Result<NewKey, ApiError> {
-    if name.chars().count() > 100 {
-        return Err(ApiError::bad(
-            "validation_error",
-            "name: at most 100 characters",
-        ));
-    }
-    let token = keys::generate_api_key();
-    let (hash, prefix) = (keys::hash_token(&token), keys::display_prefix(&token));
     let key = state
-        .store
-        .write(move |c| tenants::create_key(c, &tenant, &name, &prefix, &hash, now_ms()))
+        .issue_key(&id.into_inner(), body.name.unwrap_or_default())
         .await?;
-    Ok(NewKey { key, token })
+    Ok(respond(StatusCode::CREATED, key))
 }
 
 #[utoipa::path(
@@ -241,13 +200,7 @@ async fn list_keys(
     auth.require_admin()?;
     let cursor = cursor(query.limit.as_deref(), query.cursor.as_deref())?;
     let tenant = id.into_inner();
-    let page = state
-        .store
-        .read(move |c| {
-            tenants::get(c, &tenant)?;
-            tenants::list_keys(c, &tenant, cursor)
-        })
-        .await?;
+    let page = state.store.list_keys(&tenant, cursor).await?;
     Ok(list(page))
 }
 
@@ -268,6 +221,6 @@ async fn revoke_key(
     let (tenant, key_id) = path.into_inner();
     Ok(ok(state
         .store
-        .write(move |c| tenants::revoke_key(c, &tenant, key_id, now_ms()))
+        .revoke_key(&tenant, key_id, now_ms())
         .await?))
 }

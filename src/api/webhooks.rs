@@ -12,8 +12,9 @@ use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
 use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
 use crate::error::ApiError;
+use crate::service::check_description;
 use crate::signing::{generate_secret, validate_secret, Scheme};
-use crate::store::endpoints::{self, Endpoint, EndpointPatch, NewEndpoint};
+use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -86,11 +87,8 @@ fn parse_signature(schemes: &[String]) -> Result<Vec<Scheme>, ApiError> {
     crate::signing::parse_schemes(&schemes.join(",")).map_err(invalid("signature"))
 }
 
-pub(crate) fn parse_description(d: String) -> Result<String, ApiError> {
-    if d.chars().count() > 500 {
-        return Err(invalid("description")("at most 500 characters".into()));
-    }
-    Ok(d)
+fn parse_description(d: String) -> Result<String, ApiError> {
+    Ok(check_description(d)?)
 }
 
 #[utoipa::path(
@@ -127,10 +125,9 @@ async fn create(
             Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
         },
     };
-    let tenant = auth.tenant.clone();
     let endpoint = state
         .store
-        .write(move |c| endpoints::create(c, &tenant, &new, now_ms()))
+        .create_endpoint(&auth.tenant, new, now_ms())
         .await?;
     tracing::info!(tenant = %auth.tenant, endpoint = endpoint.id, "webhook created");
     Ok(respond(
@@ -163,7 +160,7 @@ async fn list_webhooks(
         .map_err(invalid("status"))?;
     let page = state
         .store
-        .read(move |c| endpoints::list(c, &auth.tenant, status, cursor))
+        .list_endpoints(&auth.tenant, status, cursor)
         .await?;
     Ok(list(page))
 }
@@ -182,10 +179,7 @@ async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let endpoint = state
-        .store
-        .read(move |c| endpoints::get(c, &auth.tenant, id))
-        .await?;
+    let endpoint = state.store.get_endpoint(&auth.tenant, id).await?;
     Ok(ok(endpoint))
 }
 
@@ -235,11 +229,8 @@ async fn update(
             .map_err(invalid("status"))?,
     };
     let id = id.into_inner();
-    let endpoint = state
-        .store
-        .write(move |c| endpoints::update(c, &auth.tenant, id, &patch, now_ms()))
-        .await?;
-    state.engine.wake(); // a resumed endpoint may have deliveries waiting
+    // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
+    let endpoint = state.update_endpoint(&auth.tenant, id, patch).await?;
     Ok(ok(endpoint))
 }
 
@@ -257,10 +248,7 @@ async fn delete(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    state
-        .store
-        .write(move |c| endpoints::delete(c, &auth.tenant, id))
-        .await?;
+    state.store.delete_endpoint(&auth.tenant, id).await?;
     Ok(ok(json!({ "id": id })))
 }
 
@@ -277,27 +265,9 @@ async fn rotate_secret(
     auth: Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let endpoint = rotate(&state, auth.tenant, id.into_inner()).await?;
+    let endpoint = state.rotate_secret(&auth.tenant, id.into_inner()).await?;
     Ok(ok(WithSecret {
         endpoint: &endpoint,
         secret: &endpoint.secret,
     }))
-}
-
-/// Gives an endpoint a new generated secret; the old one keeps signing beside it for the
-/// configured grace period (shared by the API and the pages).
-pub(crate) async fn rotate(
-    state: &AppState,
-    tenant: String,
-    id: i64,
-) -> Result<Endpoint, ApiError> {
-    let grace = state.config.rotation_grace.as_millis() as i64;
-    let secret = generate_secret();
-    Ok(state
-        .store
-        .write(move |c| {
-            let now = now_ms();
-            endpoints::rotate_secret(c, &tenant, id, &secret, now.saturating_add(grace), now)
-        })
-        .await?)
 }

@@ -4,47 +4,46 @@
 //! 1. A publish commits an event and its pending delivery rows, then calls
 //!    `EngineHandle::wake`, so the dispatcher looks at the outbox at once — delivery latency
 //!    does not depend on a polling interval.
-//! 2. The dispatcher (`dispatcher.rs`) claims due deliveries under a lease, respecting a
-//!    per-endpoint in-flight cap so one slow endpoint cannot hold every worker, and hands
-//!    them to the worker pool. It still wakes on its own for retries that come due.
-//! 3. A worker (`worker.rs`) signs and sends one request (`http.rs`, with the SSRF guard in
-//!    the resolver), decides the next step (`retry.rs`), and passes the outcome on.
-//! 4. The recorder (`worker.rs`) writes outcomes in batches through the store's writer,
-//!    one transaction for many attempts.
+//! 2. The dispatcher (`dispatcher.rs`) claims due deliveries (`Store::claim_due`; with
+//!    SQLite a read, the claim kept in memory) and pins them to the board (`board.rs`),
+//!    which keeps a per-endpoint in-flight cap so one slow endpoint cannot hold every
+//!    worker. It still wakes on its own for retries that come due.
+//! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
+//!    the SSRF guard in the resolver), decides the next step (`retry.rs`), passes the
+//!    outcome to the recorder, and goes straight on with its endpoint's next delivery.
+//! 4. The recorder (`worker.rs`) writes outcomes in batches, one transaction for many
+//!    attempts, and only then lets their claims go.
 //! 5. The pruner (`pruner.rs`) trims history older than `retention` in small batches.
 //!
 //! Crash safety: a delivery is only final once its attempt is recorded. Anything claimed but
-//! not recorded keeps its lease until it expires, or until the next start releases it, and
-//! is sent again with the same `webhook-id` (at-least-once).
+//! not recorded is still pending in the store; after a crash it is claimed and sent again
+//! with the same `webhook-id` (at-least-once).
 
+pub mod board;
 pub mod dispatcher;
 pub mod http;
 mod pruner;
 pub mod retry;
 pub mod ssrf;
-mod worker;
+pub mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, Clock, SystemClock};
 use crate::config::Config;
-use crate::store::{outbox, Store};
+use crate::lifecycle::{Critical, Shutdown};
+use crate::store::{Store, StoreError};
+use board::Board;
 
 /// Messages to the dispatcher.
 pub enum Signal {
-    /// New work may be due (a publish, a retry, a resumed endpoint).
+    /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry).
     Wake,
-    /// A worker finished a request for this endpoint: one in-flight slot is free. `gone`:
-    /// the endpoint answered 410, so what is queued for it is dropped instead of sent.
-    Done {
-        endpoint: i64,
-        gone: bool,
-    },
-    /// The recorder has written a 410 of this endpoint (so the store has it disabled).
-    GoneRecorded(i64),
+    /// A retry was scheduled for this time (ms): look no later than that.
+    DueAt(i64),
     Stop,
 }
 
@@ -78,7 +77,8 @@ impl EngineHandle {
 /// The running engine; `shutdown` stops it.
 pub struct Engine {
     handle: EngineHandle,
-    stopping: Arc<AtomicBool>,
+    shutdown: Shutdown,
+    board: Arc<Board>,
     busy_workers: Arc<AtomicUsize>,
     recorder: JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
@@ -86,39 +86,44 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn start(store: Store, config: Arc<Config>) -> Result<Engine, crate::store::StoreError> {
-        // One Herald process owns the outbox file: whatever was leased before this start
-        // belonged to a process that is gone, so it is due again now.
-        let released = store.write_blocking(outbox::release_leases)?;
+    pub fn start(
+        store: Store,
+        config: Arc<Config>,
+        shutdown: Shutdown,
+    ) -> Result<Engine, StoreError> {
+        // Whatever an earlier run of this process left claimed is due again now.
+        let released = store.engine_starting()?;
         if released > 0 {
             tracing::warn!(
                 released,
                 "re-queued deliveries left in flight by the previous run"
             );
         }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (signals, signal_rx) = mpsc::channel();
-        let (work_tx, work_rx) = mpsc::channel();
         let (record_tx, record_rx) = mpsc::channel();
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let stats = Arc::new(EngineStats::default());
-        let stopping = Arc::new(AtomicBool::new(false));
         let busy_workers = Arc::new(AtomicUsize::new(0));
+        let board = Arc::new(Board::new(config.endpoint_concurrency));
         let handle = EngineHandle {
             signals: signals.clone(),
             heartbeat: heartbeat.clone(),
             stats: stats.clone(),
         };
         let mut threads = Vec::new();
-        let work_rx = Arc::new(Mutex::new(work_rx));
         let agent = http::agent(&config);
         for n in 0..config.workers {
             let ctx = worker::WorkerContext {
-                work: work_rx.clone(),
+                store: store.clone(),
+                board: board.clone(),
                 agent: agent.clone(),
                 config: config.clone(),
+                names: worker::WorkerContext::header_names(&config),
+                clock: clock.clone(),
                 results: record_tx.clone(),
                 signals: signals.clone(),
-                stopping: stopping.clone(),
+                shutdown: shutdown.clone(),
                 busy: busy_workers.clone(),
                 stats: stats.clone(),
             };
@@ -127,25 +132,29 @@ impl Engine {
             }));
         }
         drop(record_tx);
-        let recorder_store = store.clone();
-        let disable_after = config.disable_after;
-        let recorder_signals = signals.clone();
-        let recorder = spawn("herald-recorder", move || {
-            worker::record(record_rx, recorder_store, disable_after, recorder_signals)
-        });
-        let mut dispatcher = dispatcher::Dispatcher::new(store.clone(), config.clone(), work_tx);
+        let recorder = {
+            let (store, board, clock) = (store.clone(), board.clone(), clock.clone());
+            let (disable_after, signals) = (config.disable_after, signals.clone());
+            spawn("herald-recorder", move || {
+                let _critical = Critical::new("recorder");
+                worker::record(record_rx, store, board, clock, disable_after, signals)
+            })
+        };
+        let mut dispatcher =
+            dispatcher::Dispatcher::new(store.clone(), config.clone(), board.clone(), clock);
         threads.push(spawn("herald-dispatcher", move || {
+            let _critical = Critical::new("dispatcher");
             dispatcher.run(signal_rx, &heartbeat)
         }));
-        let pruner_store = store.clone();
-        let pruner_stop = stopping.clone();
-        let retention = config.retention;
+        let (pruner_store, pruner_stop, retention) =
+            (store.clone(), shutdown.clone(), config.retention);
         threads.push(spawn("herald-pruner", move || {
             pruner::run(pruner_store, retention, pruner_stop)
         }));
         Ok(Engine {
             handle,
-            stopping,
+            shutdown,
+            board,
             busy_workers,
             recorder,
             threads,
@@ -157,31 +166,29 @@ impl Engine {
         self.handle.clone()
     }
 
-    /// Stops claiming, lets in-flight requests finish for up to `bound`, then gives every
-    /// lease back so the next start sends what did not finish.
+    /// Stops claiming, lets in-flight requests finish for up to `bound`, waits for their
+    /// records to be written, and gives back what was claimed but never sent.
     pub fn shutdown(self, bound: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.shutdown.trigger();
         let _ = self.handle.signals.send(Signal::Stop);
+        let unsent = self.board.stop();
+        let _ = self.store.release(&unsent);
         let deadline = Instant::now() + bound;
         while self.busy_workers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // The recorder ends once every worker has gone (the dispatcher's exit closed their
-        // queue) and it has written what they passed on. Waiting for that, not for a guessed
-        // moment, makes a finished request a recorded one, so it is not sent again at the
-        // next start. A worker still in a request past the bound keeps the recorder alive;
-        // its delivery is released below and sent again.
-        if self.busy_workers.load(Ordering::SeqCst) == 0 {
+        // The recorder ends once every worker has gone and it has written what they passed
+        // on. Waiting for that makes a finished request a recorded one, so it is not sent
+        // again at the next start. A worker still in a request past the bound keeps the
+        // recorder alive; its delivery stays pending and is sent again after the restart.
+        let unfinished = self.busy_workers.load(Ordering::SeqCst);
+        if unfinished == 0 {
             let recorded_by = Instant::now() + Duration::from_secs(2);
             while !self.recorder.is_finished() && Instant::now() < recorded_by {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        let unfinished = self.busy_workers.load(Ordering::SeqCst);
-        match self.store.write_blocking(outbox::release_leases) {
-            Ok(n) => tracing::info!(released = n, unfinished, "engine stopped"),
-            Err(e) => tracing::error!(error = %e, "could not release leases at shutdown"),
-        }
+        tracing::info!(unsent = unsent.len(), unfinished, "engine stopped");
         drop(self.threads); // threads stuck in a request end with the process
     }
 }

@@ -2,12 +2,11 @@
 //! `retention`, a few hundred at a time, so the file does not grow forever and a publish
 //! never queues behind one huge delete.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now_ms;
-use crate::store::{outbox, Store};
+use crate::lifecycle::Shutdown;
+use crate::store::Store;
 
 const BATCH: usize = 500;
 
@@ -17,13 +16,13 @@ fn interval(retention: Duration) -> Duration {
     (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
-pub fn run(store: Store, retention: Duration, stopping: Arc<AtomicBool>) {
+pub fn run(store: Store, retention: Duration, shutdown: Shutdown) {
     let every = interval(retention);
-    while !stopping.load(Ordering::Relaxed) {
+    while !shutdown.is_set() {
         let before = now_ms() - retention.as_millis() as i64;
         loop {
-            match store.write_blocking(move |c| outbox::prune(c, before, BATCH)) {
-                Ok(n) if n == BATCH && !stopping.load(Ordering::Relaxed) => {
+            match store.prune(before, BATCH) {
+                Ok(n) if n == BATCH && !shutdown.is_set() => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Ok(n) => {
@@ -38,12 +37,8 @@ pub fn run(store: Store, retention: Duration, stopping: Arc<AtomicBool>) {
                 }
             }
         }
-        // Sleep in short steps so shutdown is not held up.
-        for _ in 0..every.as_millis().div_ceil(250) {
-            if stopping.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        if shutdown.sleep(every) {
+            return;
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::store::outbox::Verdict;
+use crate::store::Verdict;
 
 /// The longest `Retry-After` Herald honours.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);

@@ -1,57 +1,89 @@
-//! Workers send one delivery at a time; the recorder writes their outcomes in batches.
+//! Workers send deliveries; the recorder writes their outcomes in batches.
 //!
-//! A worker signs the stored body, posts it, and turns the response into an
-//! `AttemptRecord` with its verdict (`retry::decide`). The record goes to the recorder
-//! before the worker tells the dispatcher its slot is free, and the delivery keeps its lease
-//! until the record is committed, so it cannot be claimed twice in between.
+//! A worker takes a ready delivery from the board, signs the stored body, posts it, and
+//! turns the response into an `AttemptRecord` with its verdict (`retry::decide`). The
+//! record goes to the recorder; then the worker tells the board it is done and, if the
+//! endpoint has more waiting, goes straight on with the next one. The delivery stays
+//! claimed in the store until its record is committed, so it cannot be claimed twice in
+//! between; if the process dies first, it is sent again after the restart.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use super::board::Board;
 use super::{http, retry, EngineStats, Signal};
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::lifecycle::Shutdown;
 use crate::signing::{self, HeaderNames, SignInput};
-use crate::store::outbox::{self, AttemptRecord, Claimed, Verdict};
-use crate::store::Store;
+use crate::store::{AttemptRecord, Claimed, Store, Verdict};
+
+/// How much of a successful response's body is kept.
+const SUCCESS_EXCERPT: usize = 256;
+
+/// The most records one recorder transaction writes.
+const RECORD_BATCH: usize = 1024;
 
 pub struct WorkerContext {
-    pub work: Arc<Mutex<mpsc::Receiver<Claimed>>>,
+    pub store: Store,
+    pub board: Arc<Board>,
     pub agent: ureq::Agent,
     pub config: Arc<Config>,
+    pub names: HeaderNames,
+    pub clock: Arc<dyn Clock>,
     pub results: mpsc::Sender<AttemptRecord>,
     pub signals: mpsc::Sender<Signal>,
-    pub stopping: Arc<AtomicBool>,
+    pub shutdown: Shutdown,
     pub busy: Arc<AtomicUsize>,
     pub stats: Arc<EngineStats>,
 }
 
-pub fn run(ctx: WorkerContext) {
-    let names = HeaderNames {
-        prefix: ctx.config.signature_prefix.clone(),
-        body_header: ctx.config.body_signature_header.clone(),
-    };
-    loop {
-        let next = match ctx.work.lock() {
-            Ok(queue) => queue.recv(),
-            Err(_) => return,
-        };
-        let Ok(delivery) = next else { return };
-        if ctx.stopping.load(Ordering::SeqCst) {
-            continue; // not sent: its lease is released at shutdown
+impl WorkerContext {
+    pub fn header_names(config: &Config) -> HeaderNames {
+        HeaderNames {
+            prefix: config.signature_prefix.clone(),
+            body_header: config.body_signature_header.clone(),
         }
-        ctx.busy.fetch_add(1, Ordering::SeqCst);
-        let record = attempt(&ctx, &names, &delivery);
-        count(&ctx.stats, &record);
-        let gone = record.gone;
-        let _ = ctx.results.send(record);
-        ctx.busy.fetch_sub(1, Ordering::SeqCst);
-        let _ = ctx.signals.send(Signal::Done {
-            endpoint: delivery.endpoint_id,
-            gone,
-        });
     }
+}
+
+pub fn run(ctx: WorkerContext) {
+    while !ctx.shutdown.is_set() {
+        let Some(mut delivery) = ctx.board.next(Duration::from_millis(500)) else {
+            continue;
+        };
+        ctx.busy.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let record = attempt(&ctx, &delivery);
+            count(&ctx.stats, &record);
+            let gone = record.gone;
+            let _ = ctx.results.send(record);
+            let finished = ctx.board.finish(delivery.endpoint_id, gone);
+            if !finished.dropped.is_empty() {
+                let _ = ctx.store.release(&finished.dropped);
+            }
+            if finished.dry {
+                let _ = ctx.signals.send(Signal::Wake); // its queue ran dry: top it up
+            }
+            match finished.next {
+                Some(next) => delivery = next,
+                None => break,
+            }
+        }
+        ctx.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn excerpt(mut body: String, max: usize) -> String {
+    if body.len() > max {
+        let mut end = max;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
+    body
 }
 
 fn count(stats: &EngineStats, record: &AttemptRecord) {
@@ -64,11 +96,12 @@ fn count(stats: &EngineStats, record: &AttemptRecord) {
 }
 
 /// Sends one delivery and describes what happened.
-fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptRecord {
+pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
+    let names = &ctx.names;
     let span = tracing::info_span!("attempt", tenant = %d.tenant_id, endpoint = d.endpoint_id,
         event = %d.event_id, delivery = d.delivery_id);
     let _enter = span.enter();
-    let started_at = now_ms();
+    let started_at = ctx.clock.now_ms();
     let schemes = d
         .schemes
         .as_deref()
@@ -111,7 +144,7 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
         retry_after,
         d.round_attempts + 1,
         &ctx.config.retry_schedule,
-        now_ms(),
+        ctx.clock.now_ms(),
     );
     let error = response.error.or_else(|| match status {
         Some(s) if (300..400).contains(&s) => Some(format!("HTTP {s}: redirects are not followed")),
@@ -126,44 +159,79 @@ fn attempt(ctx: &WorkerContext, names: &HeaderNames, d: &Claimed) -> AttemptReco
         duration_ms: response.duration.as_millis() as i64,
         status_code: status,
         error,
-        response_headers: status.map(|_| response.headers),
-        response_body: response.body,
+        // A success keeps a short excerpt of the answer; a failure keeps what a person needs
+        // to see why (every header, a few KiB of body).
+        response_headers: status.filter(|_| !success).map(|_| response.headers),
+        response_body: if success {
+            response.body.map(|b| excerpt(b, SUCCESS_EXCERPT))
+        } else {
+            response.body
+        },
         verdict,
         gone,
     }
 }
 
 /// Writes outcomes: blocks for the first, takes every other one already waiting, and
-/// commits them as one writer job. Then tells the dispatcher which 410s are written and
-/// wakes it, since a retry may now be due sooner than it planned to look.
+/// commits them as one transaction. Then tells the board which 410s are written and the
+/// dispatcher when the earliest retry of the batch comes due.
 pub fn record(
     results: mpsc::Receiver<AttemptRecord>,
     store: Store,
+    board: Arc<Board>,
+    clock: Arc<dyn Clock>,
     disable_after: Duration,
     signals: mpsc::Sender<Signal>,
 ) {
-    let disable_after_ms = disable_after.as_millis() as i64;
     while let Ok(first) = results.recv() {
         let mut batch = vec![first];
-        batch.extend(results.try_iter().take(1023));
-        let n = batch.len();
-        let gone: Vec<i64> = batch
-            .iter()
-            .filter(|r| r.gone)
-            .map(|r| r.endpoint_id)
-            .collect();
-        let written = store.write_blocking(move |c| {
-            outbox::record_attempts(c, &batch, disable_after_ms, now_ms())
-        });
-        if let Err(e) = written {
-            // Not recorded: the leases expire and the deliveries are sent again.
-            tracing::error!(error = %e, attempts = n, "recording attempts failed");
-        }
-        // Sent even if the write failed: the dispatcher must not hold an endpoint back
-        // forever; the store's status decides from here on.
-        for endpoint in gone {
-            let _ = signals.send(Signal::GoneRecorded(endpoint));
-        }
+        batch.extend(results.try_iter().take(RECORD_BATCH - 1));
+        record_batch(
+            &store,
+            &board,
+            clock.as_ref(),
+            disable_after,
+            batch,
+            &signals,
+        );
+    }
+}
+
+/// Writes one batch of records (the recorder's loop body; the engine harness calls it).
+pub fn record_batch(
+    store: &Store,
+    board: &Board,
+    clock: &dyn Clock,
+    disable_after: Duration,
+    batch: Vec<AttemptRecord>,
+    signals: &mpsc::Sender<Signal>,
+) {
+    let n = batch.len();
+    let gone: Vec<i64> = batch
+        .iter()
+        .filter(|r| r.gone)
+        .map(|r| r.endpoint_id)
+        .collect();
+    let due = batch
+        .iter()
+        .filter_map(|r| match r.verdict {
+            Verdict::RetryAt(at) => Some(at),
+            _ => None,
+        })
+        .min();
+    let written = store.record_attempts(batch, disable_after.as_millis() as i64, clock.now_ms());
+    if let Err(e) = &written {
+        // Not recorded: the claims are let go and the deliveries are sent again.
+        tracing::error!(error = %e, attempts = n, "recording attempts failed");
+    }
+    // Told even if the write failed: the board must not hold an endpoint back forever;
+    // the store's status decides from here on.
+    for endpoint in gone {
+        board.gone_recorded(endpoint);
+    }
+    if written.is_err() {
         let _ = signals.send(Signal::Wake);
+    } else if let Some(at) = due {
+        let _ = signals.send(Signal::DueAt(at));
     }
 }

@@ -11,10 +11,8 @@ use super::format::excerpt;
 use super::guard::{Button, PathId, Posted, Tenant};
 use super::render::{ok, query_link, Layout, PageError, PageResult, Section};
 use super::tenants::PAGE_SIZE;
-use crate::api;
-use crate::store::deliveries::{self, Attempt, Delivery, DeliveryQuery};
-use crate::store::endpoints::{self, Endpoint};
-use crate::store::{Cursor, Page};
+use crate::service::ServiceError;
+use crate::store::{Attempt, Cursor, Delivery, DeliveryQuery, Endpoint, Page, StoreError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/deliveries").route(web::get().to(list)))
@@ -103,25 +101,15 @@ async fn list(t: Tenant, filters: web::Query<Filters>) -> PageResult {
             limit: PAGE_SIZE,
         },
     );
-    let (endpoints, deliveries) = t
-        .state()
-        .store
-        .read(move |c| {
-            // The endpoint menu of the filter form; a tenant with more endpoints than this
-            // still filters by any id through the URL.
-            let endpoints = endpoints::list(
-                c,
-                &tenant,
-                None,
-                Cursor {
-                    before: None,
-                    limit: 200,
-                },
-            )?
-            .items;
-            Ok((endpoints, deliveries::list(c, &tenant, &q, cursor)?))
-        })
-        .await?;
+    let store = &t.state().store;
+    // The endpoint menu of the filter form; a tenant with more endpoints than this still
+    // filters by any id through the URL.
+    let menu = Cursor {
+        before: None,
+        limit: 200,
+    };
+    let endpoints = store.list_endpoints(&tenant, None, menu).await?.items;
+    let deliveries = store.list_deliveries(&tenant, q, cursor).await?;
     let path = format!("{}/deliveries", t.base);
     let older = deliveries
         .next_cursor
@@ -163,15 +151,9 @@ struct ShowPage {
 
 async fn show(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
     let tenant = t.tenant.clone();
-    let (delivery, endpoint, attempts) = t
-        .state()
-        .store
-        .read(move |c| {
-            let delivery = deliveries::get(c, &tenant, id)?;
-            let endpoint = endpoints::get(c, &tenant, delivery.endpoint_id).ok();
-            Ok((delivery, endpoint, deliveries::attempts(c, id)?))
-        })
-        .await?;
+    let store = &t.state().store;
+    let (delivery, attempts) = store.delivery_with_attempts(&tenant, id).await?;
+    let endpoint = store.get_endpoint(&tenant, delivery.endpoint_id).await.ok();
     let attempts = attempts.into_iter().map(attempt_row).collect();
     let page = t.layout(format!("Delivery {}", delivery.id), Section::Deliveries);
     Ok(ok(&ShowPage {
@@ -215,16 +197,14 @@ fn attempt_row(attempt: Attempt) -> AttemptRow {
 
 async fn retry(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
     let to = format!("{}/deliveries/{id}", t.base);
-    Ok(
-        match api::deliveries::retry_delivery(t.state(), t.tenant.clone(), id).await {
-            Ok(_) => t.redirect(
-                &to,
-                Flash::notice("Delivery queued again; reload to see the new attempt."),
-            ),
-            Err(crate::error::ApiError::Conflict { message, .. }) => {
-                t.redirect(&to, Flash::problem(message))
-            }
-            Err(e) => return Err(e.into()),
-        },
-    )
+    Ok(match t.state().retry_delivery(&t.tenant, id).await {
+        Ok(_) => t.redirect(
+            &to,
+            Flash::notice("Delivery queued again; reload to see the new attempt."),
+        ),
+        Err(ServiceError::Store(StoreError::Conflict(message))) => {
+            t.redirect(&to, Flash::problem(message))
+        }
+        Err(e) => return Err(e.into()),
+    })
 }

@@ -9,10 +9,9 @@ use super::flash::Flash;
 use super::format::When;
 use super::guard::{Button, PathId, Posted, Tenant};
 use super::render::{ok, PageError, PageResult, Section};
-use crate::api;
 use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
-use crate::store::endpoints::{self, Endpoint, EndpointPatch};
+use crate::store::{Endpoint, EndpointPatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/endpoints/{id}/status").route(web::post().to(set_status)))
@@ -45,12 +44,7 @@ async fn set_status(
         status: Some(status),
         ..Default::default()
     };
-    let tenant = t.tenant.clone();
-    t.state()
-        .store
-        .write(move |c| endpoints::update(c, &tenant, id, &patch, now_ms()))
-        .await?;
-    t.state().engine.wake();
+    t.state().update_endpoint(&t.tenant, id, patch).await?;
     let message = match status {
         EndpointStatus::Active => "Endpoint resumed: waiting deliveries go out now.",
         EndpointStatus::Paused => "Endpoint paused: new events wait for it until it is resumed.",
@@ -60,8 +54,7 @@ async fn set_status(
 }
 
 async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
-    let (_, delivery_id) =
-        api::deliveries::send_test_event(t.state(), t.tenant.clone(), id).await?;
+    let (_, delivery_id) = t.state().send_test(&t.tenant, id).await?;
     let flash = Flash::notice(
         "Test event sent. This page shows its delivery; reload it to see the attempt.",
     );
@@ -69,7 +62,7 @@ async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> Pag
 }
 
 async fn rotate(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
-    let endpoint = api::webhooks::rotate(t.state(), t.tenant.clone(), id).await?;
+    let endpoint = t.state().rotate_secret(&t.tenant, id).await?;
     let until = endpoint.previous_secret_until.unwrap_or_default();
     let when = When {
         ms: until,
@@ -93,12 +86,7 @@ struct ConfirmPage {
 }
 
 async fn confirm_delete(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
-    let tenant = t.tenant.clone();
-    let endpoint = t
-        .state()
-        .store
-        .read(move |c| endpoints::get(c, &tenant, id))
-        .await?;
+    let endpoint = t.state().store.get_endpoint(&t.tenant, id).await?;
     let page = t.layout(format!("Delete endpoint {id}?"), Section::Endpoints);
     Ok(ok(&ConfirmPage {
         page,
@@ -108,11 +96,7 @@ async fn confirm_delete(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
 }
 
 async fn delete(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
-    let tenant = t.tenant.clone();
-    t.state()
-        .store
-        .write(move |c| endpoints::delete(c, &tenant, id))
-        .await?;
+    t.state().store.delete_endpoint(&t.tenant, id).await?;
     tracing::info!(tenant = %t.tenant, endpoint = id, "endpoint deleted from the pages");
     Ok(t.redirect(
         &format!("{}/endpoints", t.base),

@@ -12,13 +12,11 @@ use super::format::{header_lines, parse_header_lines, split_list};
 use super::guard::{PathId, Posted, Tenant};
 use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
-use crate::api::webhooks::parse_description;
 use crate::clock::now_ms;
 use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::service::check_description;
 use crate::signing::generate_secret;
-use crate::store::deliveries::{self, Delivery, DeliveryQuery};
-use crate::store::endpoints::{self, Endpoint, EndpointPatch, NewEndpoint};
-use crate::store::{event_types, Cursor, Page};
+use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -70,7 +68,7 @@ impl EndpointForm {
             filter: EventFilter::parse(&split_list(&self.events))
                 .map_err(|e| format!("events: {e}"))?,
             secret: generate_secret(),
-            description: parse_description(self.description.trim().to_owned())
+            description: check_description(self.description.trim().to_owned())
                 .map_err(|e| e.to_string())?,
             headers: parse_header_lines(&self.headers)
                 .and_then(ExtraHeaders::parse)
@@ -111,7 +109,7 @@ async fn list(t: Tenant, paging: web::Query<Paging>) -> PageResult {
     let endpoints = t
         .state()
         .store
-        .read(move |c| endpoints::list(c, &tenant, None, cursor))
+        .list_endpoints(&tenant, None, cursor)
         .await?;
     let page = t.layout("Endpoints", Section::Endpoints);
     Ok(ok(&ListPage {
@@ -154,7 +152,7 @@ async fn new_page(t: &Tenant, form: EndpointForm, problem: Option<String>) -> Pa
 
 /// The catalogue's names, offered as a hint beside the events field.
 async fn known_events(t: &Tenant) -> Result<Vec<String>, super::render::PageError> {
-    let types = t.state().store.read(event_types::list).await?;
+    let types = t.state().store.all_event_types().await?;
     Ok(types.into_iter().map(|e| e.name).collect())
 }
 
@@ -171,11 +169,10 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
-    let tenant = t.tenant.clone();
     let endpoint = t
         .state()
         .store
-        .write(move |c| endpoints::create(c, &tenant, &new, now_ms()))
+        .create_endpoint(&t.tenant, new, now_ms())
         .await?;
     tracing::info!(tenant = %t.tenant, endpoint = endpoint.id, "endpoint created from the pages");
     let flash = Flash::notice(
@@ -212,28 +209,17 @@ async fn show_page(
     form: Option<EndpointForm>,
     problem: Option<String>,
 ) -> PageResult {
-    let tenant = t.tenant.clone();
-    let (endpoint, recent) = t
-        .state()
-        .store
-        .read(move |c| {
-            let endpoint = endpoints::get(c, &tenant, id)?;
-            let q = DeliveryQuery {
-                endpoint_id: Some(id),
-                ..Default::default()
-            };
-            let recent = deliveries::list(
-                c,
-                &tenant,
-                &q,
-                Cursor {
-                    before: None,
-                    limit: 10,
-                },
-            )?;
-            Ok((endpoint, recent))
-        })
-        .await?;
+    let store = &t.state().store;
+    let endpoint = store.get_endpoint(&t.tenant, id).await?;
+    let q = DeliveryQuery {
+        endpoint_id: Some(id),
+        ..Default::default()
+    };
+    let latest = Cursor {
+        before: None,
+        limit: 10,
+    };
+    let recent = store.list_deliveries(&t.tenant, q, latest).await?;
     let known_events = known_events(t).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
@@ -270,12 +256,8 @@ async fn update(
         Ok(p) => p,
         Err(problem) => return show_page(&t, id, Some(form), Some(problem)).await,
     };
-    let tenant = t.tenant.clone();
-    t.state()
-        .store
-        .write(move |c| endpoints::update(c, &tenant, id, &patch, now_ms()))
-        .await?;
-    t.state().engine.wake(); // a resumed endpoint may have deliveries waiting
+    // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
+    t.state().update_endpoint(&t.tenant, id, patch).await?;
     Ok(t.redirect(
         &format!("{}/endpoints/{id}", t.base),
         Flash::notice("Endpoint saved."),

@@ -10,8 +10,7 @@ use super::flash::Flash;
 use super::format::pretty_json;
 use super::guard::{Admin, Button, PathId, Posted};
 use super::render::{render, Layout, PageResult, Section};
-use crate::api;
-use crate::store::event_types::{self, EventType};
+use crate::store::EventType;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -47,7 +46,7 @@ struct ListPage {
 }
 
 async fn list_page(admin: &Admin, form: TypeForm, problem: Option<String>) -> PageResult {
-    let types = admin.0.state.store.read(event_types::list).await?;
+    let types = admin.0.state.store.all_event_types().await?;
     let rows = types
         .into_iter()
         .map(|t| Row {
@@ -86,13 +85,15 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
             }
         },
     };
-    let saved = api::event_types::upsert(
-        &admin.0.state,
-        form.name.trim(),
-        form.description.trim().to_owned(),
-        example,
-    )
-    .await;
+    let saved = admin
+        .0
+        .state
+        .upsert_event_type(
+            form.name.trim(),
+            form.description.trim().to_owned(),
+            example,
+        )
+        .await;
     match saved {
         Ok(t) => Ok(admin.0.redirect(
             "/admin/event-types",
@@ -103,13 +104,7 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
 }
 
 async fn delete(admin: Admin, PathId(name): PathId<String>, _: Posted<Button>) -> PageResult {
-    let gone = name.clone();
-    admin
-        .0
-        .state
-        .store
-        .write(move |c| event_types::delete(c, &gone))
-        .await?;
+    admin.0.state.store.delete_event_type(&name).await?;
     Ok(admin.0.redirect(
         "/admin/event-types",
         Flash::notice(format!("Event type {name} deleted.")),

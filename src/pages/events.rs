@@ -10,8 +10,7 @@ use super::format::{pretty_json, time_filter};
 use super::guard::{PathId, Tenant};
 use super::render::{ok, query_link, render, Layout, PageResult, Section};
 use super::tenants::PAGE_SIZE;
-use crate::store::events::{self, EventQuery};
-use crate::store::{deliveries, Cursor, Delivery, Event, Page};
+use crate::store::{Cursor, Delivery, Event, EventQuery, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/events").route(web::get().to(list)))
@@ -83,10 +82,7 @@ async fn list(t: Tenant, filters: web::Query<Filters>) -> PageResult {
                     limit: PAGE_SIZE,
                 },
             );
-            t.state()
-                .store
-                .read(move |c| events::list(c, &tenant, &q, cursor))
-                .await?
+            t.state().store.list_events(&tenant, q, cursor).await?
         }
         None => Page {
             items: Vec::new(),
@@ -129,17 +125,9 @@ struct ShowPage {
 }
 
 async fn show(t: Tenant, PathId(id): PathId<String>) -> PageResult {
-    let tenant = t.tenant.clone();
-    let (event, deliveries) = t
-        .state()
-        .store
-        .read(move |c| {
-            Ok((
-                events::get(c, &tenant, &id)?,
-                deliveries::for_event(c, &tenant, &id)?,
-            ))
-        })
-        .await?;
+    let store = &t.state().store;
+    let event = store.get_event(&t.tenant, &id).await?;
+    let deliveries = store.event_deliveries(&t.tenant, &id).await?;
     let payload = pretty_json(event.payload.get());
     let page = t.layout(format!("Event {}", event.event), Section::Events);
     Ok(ok(&ShowPage {

@@ -20,9 +20,8 @@ use tokio::sync::OnceCell;
 use super::flash::{self, Flash};
 use super::render::{admin_nav, see_other, tenant_nav, Area, Layout, PageError, Section};
 use super::session::{Session, SessionKey, Who};
-use crate::api::AppState;
 use crate::clock::now_ms;
-use crate::store::{pages as queries, tenants};
+use crate::service::AppState;
 
 /// Loaded from the database on the first page request and shared by every worker thread
 /// (`pages::configure` runs once per worker, so it cannot own process-wide state).
@@ -151,11 +150,7 @@ impl Signed {
         match (&session.who, area) {
             (Who::Admin, Area::Admin) => {}
             (Who::Tenant { tenant, key_id }, Area::Portal) => {
-                let (tenant, key_id) = (tenant.clone(), *key_id);
-                let active = state
-                    .store
-                    .read(move |c| queries::key_is_active(c, &tenant, key_id))
-                    .await?;
+                let active = state.store.key_is_active(tenant, *key_id).await?;
                 if !active {
                     return Err(PageError::Login);
                 }
@@ -275,13 +270,7 @@ impl FromRequest for Tenant {
                         .get("tenant")
                         .unwrap_or_default()
                         .to_owned();
-                    let check = named.clone();
-                    if !signed
-                        .state
-                        .store
-                        .read(move |c| tenants::exists(c, &check))
-                        .await?
-                    {
+                    if !signed.state.store.tenant_exists(&named).await? {
                         return Err(PageError::not_found("tenant"));
                     }
                     named

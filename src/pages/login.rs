@@ -16,7 +16,6 @@ use super::render::{render, see_other, with_cookie, Area, Layout, PageError, Pag
 use super::session::{Session, Who};
 use crate::clock::now_ms;
 use crate::keys::hash_token;
-use crate::store::pages as queries;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -160,9 +159,12 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
             let hash = hash_token(&token);
             v.state
                 .store
-                .read(move |c| queries::key_for_hash(c, &hash))
+                .active_key(&hash)
                 .await?
-                .map(|(key_id, tenant)| Who::Tenant { tenant, key_id })
+                .map(|key| Who::Tenant {
+                    tenant: key.tenant_id,
+                    key_id: key.id,
+                })
         }
     };
     let next = safe_next(v.area, f.next.as_deref());

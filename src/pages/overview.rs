@@ -7,9 +7,7 @@ use askama::Template;
 use super::guard::Admin;
 use super::render::{ok, Layout, PageResult, Section};
 use crate::clock::now_ms;
-use crate::store::deliveries::{self, Counts};
-use crate::store::endpoints::Endpoint;
-use crate::store::pages as queries;
+use crate::store::{Counts, Endpoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["", "/"]).route(web::get().to(overview)));
@@ -37,16 +35,8 @@ impl Overview {
 }
 
 async fn overview(Admin(admin): Admin) -> PageResult {
-    let (counts, troubled) = admin
-        .state
-        .store
-        .read(|c| {
-            Ok((
-                deliveries::counts(c, None, now_ms())?,
-                queries::troubled_endpoints(c, 50)?,
-            ))
-        })
-        .await?;
+    let counts = admin.state.store.counts(None, now_ms()).await?;
+    let troubled = admin.state.store.troubled_endpoints(50).await?;
     Ok(ok(&Overview {
         page: admin.layout("Overview", Section::Overview),
         counts,

@@ -233,6 +233,15 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<crate::service::ServiceError> for PageError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        match e {
+            crate::service::ServiceError::Invalid { message, .. } => PageError::bad(message),
+            crate::service::ServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         ApiError::from(e).into()

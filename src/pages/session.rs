@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::store::{settings, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -115,9 +115,7 @@ impl SessionKey {
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);
         let fresh = hex::encode(fresh);
-        let stored = store
-            .write(move |c| settings::get_or_insert(c, "session_key", &fresh))
-            .await?;
+        let stored = store.setting_get_or_insert("session_key", &fresh).await?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(stored.trim(), &mut key)
             .map_err(|_| StoreError::Open("settings.session_key is not 64 hex digits".into()))?;

@@ -9,11 +9,10 @@ use serde::Deserialize;
 use super::flash::Flash;
 use super::guard::{Admin, Button, PathId, Posted, Tenant};
 use super::render::{ok, render, Layout, PageError, PageResult, Section};
-use crate::api;
 use crate::clock::now_ms;
 use crate::domain::TenantId;
-use crate::store::tenants::{self, ApiKey};
-use crate::store::{Cursor, Page};
+use crate::service::check_tenant_name;
+use crate::store::{ApiKey, Cursor, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -49,7 +48,7 @@ impl Paging {
 #[template(path = "tenants.html")]
 struct TenantsPage {
     page: Layout,
-    tenants: Page<tenants::Tenant>,
+    tenants: Page<crate::store::Tenant>,
     paged: bool,
     form: NewTenant,
     problem: Option<String>,
@@ -69,12 +68,7 @@ async fn tenants_page(
     problem: Option<String>,
 ) -> PageResult {
     let cursor = paging.cursor();
-    let tenants = admin
-        .0
-        .state
-        .store
-        .read(move |c| tenants::list(c, cursor))
-        .await?;
+    let tenants = admin.0.state.store.list_tenants(cursor).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -107,18 +101,15 @@ async fn create(admin: Admin, Posted(form): Posted<NewTenant>) -> PageResult {
         "" => id.as_str().to_owned(),
         n => n.to_owned(),
     };
-    if let Err(e) = api::tenants::check_name(&name) {
+    if let Err(e) = check_tenant_name(&name) {
         return tenants_page(&admin, &Paging::default(), form, Some(e.to_string())).await;
     }
-    let created = {
-        let id = id.clone();
-        admin
-            .0
-            .state
-            .store
-            .write(move |c| tenants::create(c, id.as_str(), &name, now_ms()))
-            .await
-    };
+    let created = admin
+        .0
+        .state
+        .store
+        .create_tenant(id.as_str(), &name, now_ms())
+        .await;
     match created {
         Ok(t) => Ok(admin.0.redirect(
             &format!("/admin/tenants/{}", t.id),
@@ -136,18 +127,15 @@ async fn create(admin: Admin, Posted(form): Posted<NewTenant>) -> PageResult {
 struct TenantPage {
     page: Layout,
     base: String,
-    tenant: tenants::Tenant,
+    tenant: crate::store::Tenant,
     keys: Page<ApiKey>,
     paged: bool,
 }
 
 async fn show(t: Tenant, paging: web::Query<Paging>) -> PageResult {
-    let (id, cursor) = (t.tenant.clone(), paging.cursor());
-    let (tenant, keys) = t
-        .state()
-        .store
-        .read(move |c| Ok((tenants::get(c, &id)?, tenants::list_keys(c, &id, cursor)?)))
-        .await?;
+    let store = &t.state().store;
+    let tenant = store.get_tenant(&t.tenant).await?;
+    let keys = store.list_keys(&t.tenant, paging.cursor()).await?;
     let page = t.layout(format!("Tenant {}", tenant.name), Section::Keys);
     let paged = paging.cursor.is_some();
     Ok(ok(&TenantPage {
@@ -167,8 +155,10 @@ struct NewKey {
 
 async fn create_key(t: Tenant, Posted(form): Posted<NewKey>) -> PageResult {
     admin_only(&t)?;
-    let created =
-        api::tenants::new_key(t.state(), t.tenant.clone(), form.name.trim().to_owned()).await;
+    let created = t
+        .state()
+        .issue_key(&t.tenant, form.name.trim().to_owned())
+        .await;
     Ok(match created {
         Ok(key) => t.redirect(
             &t.base,
@@ -184,11 +174,10 @@ async fn create_key(t: Tenant, Posted(form): Posted<NewKey>) -> PageResult {
 
 async fn revoke_key(t: Tenant, PathId(key_id): PathId<i64>, _: Posted<Button>) -> PageResult {
     admin_only(&t)?;
-    let tenant = t.tenant.clone();
     let key = t
         .state()
         .store
-        .write(move |c| tenants::revoke_key(c, &tenant, key_id, now_ms()))
+        .revoke_key(&t.tenant, key_id, now_ms())
         .await?;
     Ok(t.redirect(
         &t.base,

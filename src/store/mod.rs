@@ -1,36 +1,34 @@
-//! The only code that knows SQL.
+//! The store: every durable thing Herald knows, behind one trait of named operations.
 //!
-//! Reads go through an r2d2 pool of read-only connections (WAL lets them run beside the
-//! writer). Every write goes through the single writer thread in `writer.rs`, which batches
-//! concurrent writes into one transaction per commit. Handlers and the engine call named
-//! functions (`store.publish(..)`, `store.claim_due(..)`); that narrow surface is what a
-//! PostgreSQL backend would implement later.
+//! Handlers, pages, the CLI and the engine call typed operations (`store.publish(..)`,
+//! `store.claim_due(..)`) that take and return the records in `model.rs`. Nothing above
+//! this module sees a connection, a closure over one, or SQL; that boundary is what lets
+//! a second backend sit beside SQLite (`sqlite/`, the default: one file, one writer thread
+//! with group commit).
+//!
+//! Two kinds of operations:
+//! - the API's and the pages' (`async`): they run on the HTTP server's runtime and must not
+//!   block it, so a backend answers them from a blocking pool or a writer thread;
+//! - the engine's (plain `fn`): the dispatcher, workers and recorder are OS threads and call
+//!   them directly, blocking.
+//!
+//! Durability is the backend's promise: an operation that returns `Ok` for a write has
+//! committed it (for SQLite with `synchronous=FULL`, fsynced), so what the API
+//! acknowledges survives `kill -9`.
 
-mod connection;
-pub mod deliveries;
-pub mod endpoints;
-pub mod event_types;
-pub mod events;
-mod migrate;
-pub mod outbox;
+pub mod model;
 pub mod page;
-pub mod pages;
-pub mod settings;
-pub mod tenants;
-mod writer;
+pub mod sqlite;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use r2d2_sqlite::SqliteConnectionManager;
+use async_trait::async_trait;
 
 use crate::config::Durability;
-pub use deliveries::Delivery;
-pub use events::Event;
+pub use model::*;
 pub use page::{Cursor, Page};
-pub use writer::WriterStats;
-
-pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,10 +36,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// The backend failed (I/O, a constraint we did not expect, a lost connection).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("connection pool error: {0}")]
-    Pool(#[from] r2d2::Error),
+    Backend(String),
     #[error("commit failed: {0}")]
     Commit(String),
     #[error("the writer thread has stopped")]
@@ -52,81 +49,170 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Handle to the database: cheap to clone, shared by the API, the pages and the engine.
-#[derive(Clone)]
-pub struct Store {
-    pool: Pool,
-    writer: Arc<writer::Writer>,
-    path: Arc<std::path::PathBuf>,
+/// The handle everything holds: cheap to clone, one backend behind it.
+pub type Store = Arc<dyn Backend>;
+
+/// Opens the store named by `db` (a SQLite file path) and migrates it.
+pub fn open(db: &Path, durability: Durability) -> Result<Store> {
+    Ok(Arc::new(sqlite::SqliteStore::open(db, durability)?))
 }
 
-impl Store {
-    /// Opens (creating if needed) the database file, migrates it, and starts the writer.
-    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
-        let mut conn = connection::open_writer(path, durability)?;
-        migrate::migrate(&mut conn)?;
-        let pool = connection::read_pool(path)?;
-        let writer = Arc::new(writer::Writer::start(conn));
-        Ok(Store {
-            pool,
-            writer,
-            path: Arc::new(path.to_owned()),
-        })
-    }
+/// Figures for /metrics and for the group-commit test.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub jobs: u64,
+}
 
-    /// Runs `f` on a pooled read-only connection, on the blocking thread pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || f(&*pool.get()?))
-            .await
-            .map_err(|_| StoreError::WriterGone)?
-    }
+/// What the dispatcher asks of one claim round.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: i64,
+    /// At most this many deliveries in all.
+    pub limit: usize,
+    /// At most this many per endpoint, counting what the caller already `held`.
+    pub per_endpoint: usize,
+    /// Deliveries the caller holds per endpoint (in flight or queued).
+    pub held: HashMap<i64, usize>,
+    /// Endpoints to leave out of this round (at their share already, or just answered 410).
+    pub skip: Vec<i64>,
+    /// How long a durable lease lasts, for backends that share the outbox between processes.
+    pub lease_ms: i64,
+}
 
-    /// Runs `f` on a pooled read-only connection on the calling thread (engine, CLI).
-    pub fn read_blocking<T>(
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    // --- settings -------------------------------------------------------------------
+    /// Stores `value` unless `key` has one; returns what is stored (first writer wins).
+    async fn setting_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    /// A write that proves the database takes writes (`/readyz`).
+    async fn heartbeat(&self, now: i64) -> Result<()>;
+
+    // --- tenants and keys -----------------------------------------------------------
+    async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<Tenant>;
+    async fn get_tenant(&self, id: &str) -> Result<Tenant>;
+    async fn tenant_exists(&self, id: &str) -> Result<bool>;
+    async fn list_tenants(&self, cursor: Cursor) -> Result<Page<Tenant>>;
+    async fn rename_tenant(&self, id: &str, name: &str) -> Result<Tenant>;
+    /// Deletes a tenant with its keys, endpoints, events and deliveries.
+    async fn delete_tenant(&self, id: &str) -> Result<()>;
+    async fn create_key(&self, new: NewKey, now: i64) -> Result<ApiKey>;
+    /// A tenant's keys; `NotFound` when the tenant does not exist.
+    async fn list_keys(&self, tenant: &str, cursor: Cursor) -> Result<Page<ApiKey>>;
+    async fn revoke_key(&self, tenant: &str, id: i64, now: i64) -> Result<ApiKey>;
+    /// The key with this hash, if it exists and is not revoked.
+    async fn active_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    async fn key_is_active(&self, tenant: &str, key_id: i64) -> Result<bool>;
+
+    // --- event types ----------------------------------------------------------------
+    async fn upsert_event_type(&self, new: NewEventType, now: i64) -> Result<EventType>;
+    async fn get_event_type(&self, name: &str) -> Result<EventType>;
+    /// The whole catalogue (for forms), by name.
+    async fn all_event_types(&self) -> Result<Vec<EventType>>;
+    async fn list_event_types(&self, cursor: Cursor) -> Result<Page<EventType>>;
+    async fn delete_event_type(&self, name: &str) -> Result<()>;
+
+    // --- endpoints ------------------------------------------------------------------
+    async fn create_endpoint(&self, tenant: &str, new: NewEndpoint, now: i64) -> Result<Endpoint>;
+    async fn get_endpoint(&self, tenant: &str, id: i64) -> Result<Endpoint>;
+    async fn list_endpoints(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
-    ) -> Result<T> {
-        f(&*self.pool.get()?)
-    }
+        tenant: &str,
+        status: Option<crate::domain::EndpointStatus>,
+        cursor: Cursor,
+    ) -> Result<Page<Endpoint>>;
+    /// Applies a patch; disabling cancels what is pending for the endpoint.
+    async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: i64,
+        patch: EndpointPatch,
+        now: i64,
+    ) -> Result<Endpoint>;
+    async fn delete_endpoint(&self, tenant: &str, id: i64) -> Result<()>;
+    /// Installs `secret`; the old one keeps signing beside it until `grace_until`.
+    async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: i64,
+        secret: String,
+        grace_until: i64,
+        now: i64,
+    ) -> Result<Endpoint>;
+    /// Endpoints of every tenant that need a person: disabled, or failing since their last
+    /// success; newest problem first.
+    async fn troubled_endpoints(&self, limit: usize) -> Result<Vec<Endpoint>>;
 
-    /// Queues `f` for the writer thread; resolves once its transaction has committed.
-    pub async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.writer
-            .submit(f)?
-            .await
-            .map_err(|_| StoreError::WriterGone)?
-    }
+    // --- events ---------------------------------------------------------------------
+    /// Stores events and one pending delivery per subscribed endpoint, atomically and
+    /// durably; an idempotency key seen before answers the first result instead.
+    async fn publish(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<Vec<Published>>;
+    /// Stores one event for exactly this endpoint, whatever its filter ("send test").
+    /// Returns the event id and the delivery id.
+    async fn publish_to_endpoint(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<(String, i64)>;
+    async fn get_event(&self, tenant: &str, id: &str) -> Result<Event>;
+    async fn list_events(&self, tenant: &str, q: EventQuery, cursor: Cursor)
+        -> Result<Page<Event>>;
 
-    /// Like `write`, blocking the calling thread (engine workers, CLI).
-    pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.writer
-            .submit(f)?
-            .blocking_recv()
-            .map_err(|_| StoreError::WriterGone)?
-    }
+    // --- deliveries -----------------------------------------------------------------
+    async fn get_delivery(&self, tenant: &str, id: i64) -> Result<Delivery>;
+    /// One delivery with its attempts, oldest attempt first.
+    async fn delivery_with_attempts(
+        &self,
+        tenant: &str,
+        id: i64,
+    ) -> Result<(Delivery, Vec<Attempt>)>;
+    async fn list_deliveries(
+        &self,
+        tenant: &str,
+        q: DeliveryQuery,
+        cursor: Cursor,
+    ) -> Result<Page<Delivery>>;
+    /// The deliveries of one event (one per endpoint), oldest first.
+    async fn event_deliveries(&self, tenant: &str, event_id: &str) -> Result<Vec<Delivery>>;
+    /// Queues a finished delivery again now with a fresh retry round; `Conflict` while it
+    /// is still pending.
+    async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery>;
+    /// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
+    async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize>;
+    /// Counts for the overview and /metrics, over one tenant or all.
+    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts>;
 
-    pub fn writer_stats(&self) -> WriterStats {
-        self.writer.stats()
-    }
+    // --- the engine's (blocking) ----------------------------------------------------
+    /// Makes whatever a previous run of this process left claimed claimable again.
+    fn engine_starting(&self) -> Result<usize>;
+    /// Claims due deliveries of active endpoints, endpoints served oldest-due first, none
+    /// past its share. A claimed delivery is not claimed again until its attempt is
+    /// recorded or it is released.
+    fn claim_due(&self, req: &ClaimRequest) -> Result<Vec<Claimed>>;
+    /// Writes attempts and their consequences (delivery state, endpoint health,
+    /// auto-disable) in one transaction, then lets their claims go.
+    fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        disable_after_ms: i64,
+        now: i64,
+    ) -> Result<()>;
+    /// Gives back claims that were never attempted (shutdown).
+    fn release(&self, delivery_ids: &[i64]) -> Result<()>;
+    /// When the next pending delivery comes due after `now`.
+    fn next_due(&self, now: i64) -> Result<Option<i64>>;
+    /// Deletes up to `batch` events older than `before` with their deliveries.
+    fn prune(&self, before: i64, batch: usize) -> Result<usize>;
 
-    /// Online backup into `dest` with `VACUUM INTO`, a consistent snapshot taken by a reader.
-    pub fn backup(&self, dest: &Path) -> Result<()> {
-        let dest = dest.to_string_lossy().into_owned();
-        let conn = connection::open_plain(&self.path)?;
-        conn.execute("VACUUM INTO ?1", [dest])?;
-        Ok(())
-    }
+    // --- operations -----------------------------------------------------------------
+    fn writer_stats(&self) -> WriterStats;
+    /// A consistent copy of the whole store at `dest`, taken while it runs.
+    fn backup(&self, dest: &Path) -> Result<()>;
 }

@@ -1,22 +1,9 @@
 //! The catalogue of event types: deployment-wide, optional.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{Cursor, Page, Result, StoreError};
-use crate::clock::ser;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EventType {
-    pub name: String,
-    pub description: String,
-    pub example: Option<Box<RawValue>>,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(skip)]
-    pub rowid: i64,
-}
+use crate::store::{Cursor, EventType, NewEventType, Page, Result, StoreError};
 
 fn row(r: &Row) -> rusqlite::Result<EventType> {
     let example: Option<String> = r.get(2)?;
@@ -30,19 +17,13 @@ fn row(r: &Row) -> rusqlite::Result<EventType> {
 }
 
 /// Creates or replaces an event type (PUT semantics on POST: the catalogue is declarative).
-pub fn upsert(
-    conn: &Connection,
-    name: &str,
-    description: &str,
-    example: Option<&str>,
-    now: i64,
-) -> Result<EventType> {
+pub fn upsert(conn: &Connection, new: &NewEventType, now: i64) -> Result<EventType> {
     conn.execute(
         "INSERT INTO event_types (name, description, example, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example",
-        params![name, description, example, now],
+        params![new.name, new.description, new.example, now],
     )?;
-    get(conn, name)
+    get(conn, &new.name)
 }
 
 pub fn get(conn: &Connection, name: &str) -> Result<EventType> {

@@ -1,50 +1,10 @@
 //! Events and the publish transaction (the write side of the outbox).
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{endpoints, Cursor, Page, Result, StoreError};
-use crate::clock::ser;
-
-/// An event ready to store: its type and the canonical body every attempt will send.
-#[derive(Debug)]
-pub struct NewEvent {
-    pub event_type: String,
-    pub body: String,
-    pub idempotency_key: Option<String>,
-}
-
-/// What a publish answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct Published {
-    pub id: String,
-    pub event: String,
-    pub deliveries: usize,
-    /// True when an earlier publish with the same idempotency key is returned instead.
-    #[serde(skip)]
-    pub replayed: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    pub id: String,
-    pub event: String,
-    pub payload: Box<RawValue>,
-    pub tenant_id: String,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(skip)]
-    pub seq: i64,
-}
-
-/// Filters of the event list.
-#[derive(Debug, Default, Clone)]
-pub struct EventQuery {
-    pub event_type: Option<String>,
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-}
+use super::subscriptions;
+use crate::store::{Cursor, Event, EventQuery, NewEvent, Page, Published, Result, StoreError};
 
 /// Stores events and one pending delivery per subscribed endpoint, all in the caller's
 /// transaction (the writer's batch): either the event and all its deliveries are durable,
@@ -55,7 +15,7 @@ pub fn publish(
     events: Vec<NewEvent>,
     now: i64,
 ) -> Result<Vec<Published>> {
-    let subscribers = endpoints::subscribers(conn, tenant_id)?;
+    let subscribers = subscriptions::of(conn, tenant_id)?;
     let mut insert_event = conn.prepare_cached(
         "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -83,7 +43,7 @@ pub fn publish(
         ])?;
         let seq = conn.last_insert_rowid();
         let mut deliveries = 0;
-        for (endpoint_id, filter) in &subscribers {
+        for (endpoint_id, filter) in subscribers.iter() {
             if filter.matches(&event.event_type) {
                 insert_delivery.execute(params![seq, endpoint_id, tenant_id, now])?;
                 deliveries += 1;
@@ -125,14 +85,13 @@ pub fn insert_for_endpoint(
     conn: &Connection,
     tenant_id: &str,
     endpoint_id: i64,
-    event_type: &str,
-    body: &str,
+    event: &NewEvent,
     now: i64,
 ) -> Result<(String, i64)> {
     let id = format!("evt_{}", ulid::Ulid::new());
     conn.execute(
         "INSERT INTO events (id, tenant_id, event_type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, tenant_id, event_type, body, now],
+        params![id, tenant_id, event.event_type, event.body, now],
     )?;
     let seq = conn.last_insert_rowid();
     conn.execute(

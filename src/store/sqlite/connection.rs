@@ -6,14 +6,17 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Pool, Result, StoreError};
+use super::Pool;
 use crate::config::Durability;
+use crate::store::{Result, StoreError};
 
 /// Long enough to ride out a checkpoint or a CLI command writing beside the server.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The writer's connection. WAL keeps readers off the writer's back; `synchronous` decides
 /// whether a commit waits for fsync (FULL: an acknowledged write survives power loss).
+/// Checkpoints are not run by commits (`wal_autocheckpoint = 0`) but by `checkpoint.rs`;
+/// the WAL is trimmed to 64 MiB after one; the page cache is 32 MiB.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
@@ -26,7 +29,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;"
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA cache_size = -32768;"
     ))?;
     Ok(conn)
 }

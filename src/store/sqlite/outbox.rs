@@ -1,119 +1,88 @@
-//! The engine's side of the outbox: claim due deliveries under a lease, record attempts,
-//! re-queue on request, prune old history.
+//! The engine's side of the outbox: claim due deliveries, record attempts, re-queue on
+//! request, prune old history.
 //!
-//! A claim sets `lease_until` in the same write that selects the rows, so a delivery is
-//! never handed to two workers. If Herald dies mid-request, nothing records the attempt;
-//! the lease runs out (or is released at the next start) and the delivery is claimed and
-//! sent again with the same `webhook-id`: at-least-once, never zero.
-
-use std::collections::HashMap;
+//! A claim is an entry in memory (`claims.rs`), so a delivery is never handed to two
+//! workers of this process. If Herald dies mid-request, nothing records the attempt; the
+//! delivery is still pending in the file and is sent again with the same `webhook-id` after
+//! the restart: at-least-once, never zero.
 
 use rusqlite::{params, Connection};
 use serde_json::json;
 
-use super::Result;
+use super::claims::Claims;
+use super::endpoints;
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::signing::{parse_schemes, Scheme};
-use crate::store::endpoints;
+use crate::signing::parse_schemes;
+use crate::store::{AttemptRecord, ClaimRequest, Claimed, Result, Verdict};
 
-/// A delivery a worker may send now, with everything the request needs.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery_id: i64,
-    pub endpoint_id: i64,
-    pub tenant_id: String,
-    pub event_id: String,
-    pub body: String,
-    pub url: String,
-    pub headers: ExtraHeaders,
-    /// The endpoint's own schemes, or `None` for the deployment default.
-    pub schemes: Option<Vec<Scheme>>,
-    pub secret: String,
-    /// The previous secret while its rotation grace period lasts.
-    pub previous_secret: Option<String>,
-    /// Attempts made in the current round before this one.
-    pub round_attempts: u32,
-}
-
-/// Picks up to `limit` due deliveries of active endpoints, taking no endpoint past
-/// `per_endpoint` deliveries counting the ones the caller already `held`, and serving
-/// endpoints in the order of their oldest due delivery. Endpoints listed in `skip` (at
-/// their share already) are left out.
-///
-/// This is the read half of a claim and runs on a read connection, so it never holds up
-/// the writer (and with it every publish); `lease` then takes the picked rows in the
-/// writer, re-checking each one.
+/// Claims up to `req.limit` due deliveries of active endpoints, taking no endpoint past
+/// `req.per_endpoint` counting what the caller already holds, serving endpoints in the order
+/// of their oldest due delivery, and skipping what `claims` holds. A read: the claim is the
+/// entry in `claims`, not a row update (see `claims.rs` for why that is safe).
 ///
 /// It walks endpoints, not the global due queue: each active endpoint costs one probe of
 /// the `(endpoint_id, next_attempt_at)` index, so a backlog of a million deliveries to one
 /// slow endpoint neither costs a long scan nor hides the due work of the others behind it.
-/// The per-endpoint share is what keeps that backlog from filling a whole claim.
-pub fn due_candidates(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-    per_endpoint: usize,
-    held: &HashMap<i64, usize>,
-    skip: &[i64],
-) -> Result<Vec<i64>> {
-    let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
+pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
     let mut endpoints = conn.prepare_cached(
         "SELECT id FROM (
              SELECT p.id, (SELECT d.next_attempt_at FROM deliveries d
                            WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
-                             AND (d.lease_until IS NULL OR d.lease_until <= ?1)
                            ORDER BY d.next_attempt_at LIMIT 1) AS oldest
              FROM endpoints p
              WHERE p.status = 'active' AND p.id NOT IN (SELECT value FROM json_each(?2)))
          WHERE oldest IS NOT NULL ORDER BY oldest",
     )?;
     let due_endpoints: Vec<i64> = endpoints
-        .query_map(params![now, skip], |r| r.get(0))?
+        .query_map(params![req.now, skip], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut due = conn.prepare_cached(
         "SELECT id FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
-           AND (lease_until IS NULL OR lease_until <= ?2)
          ORDER BY next_attempt_at, id LIMIT ?3",
     )?;
-    let mut ids = Vec::with_capacity(limit);
+    let mut ids = Vec::with_capacity(req.limit);
     for endpoint in due_endpoints {
-        let share = per_endpoint.saturating_sub(held.get(&endpoint).copied().unwrap_or(0));
-        let take = share.min(limit - ids.len());
+        let held = req.held.get(&endpoint).copied().unwrap_or(0);
+        let take = req
+            .per_endpoint
+            .saturating_sub(held)
+            .min(req.limit - ids.len());
         if take == 0 {
             continue;
         }
-        for id in due.query_map(params![endpoint, now, take as i64], |r| r.get(0))? {
-            ids.push(id?);
-        }
-        if ids.len() >= limit {
+        // Held deliveries are still pending in the file and come first in due order, so
+        // fetch past them.
+        let fetch = take + claims.held_for(endpoint);
+        let candidates: Vec<(i64, i64)> = due
+            .query_map(params![endpoint, req.now, fetch as i64], |r| {
+                Ok((r.get(0)?, endpoint))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.extend(claims.take(&candidates, take));
+        if ids.len() >= req.limit {
             break;
         }
     }
-    Ok(ids)
-}
-
-/// The write half of a claim: leases each picked delivery that is still pending, due,
-/// unleased and of an active endpoint (anything may have changed since it was picked), and
-/// returns the ids it leased. Nothing else runs here: the writer is shared with publishes.
-pub fn lease(conn: &Connection, ids: &[i64], now: i64, lease_until: i64) -> Result<Vec<i64>> {
-    let mut take = conn.prepare_cached(
-        "UPDATE deliveries SET lease_until = ?2
-         WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3
-           AND (lease_until IS NULL OR lease_until <= ?3)
-           AND endpoint_id IN (SELECT id FROM endpoints WHERE status = 'active')",
-    )?;
-    let mut taken = Vec::with_capacity(ids.len());
-    for id in ids {
-        if take.execute(params![id, lease_until, now])? == 1 {
-            taken.push(*id);
+    match details(conn, &ids, req.now) {
+        Ok(claimed) => {
+            // A delivery deleted between the two reads is simply not claimed.
+            let found: std::collections::HashSet<i64> =
+                claimed.iter().map(|c| c.delivery_id).collect();
+            let lost: Vec<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+            claims.release(&lost);
+            Ok(claimed)
+        }
+        Err(e) => {
+            claims.release(&ids);
+            Err(e)
         }
     }
-    Ok(taken)
 }
 
-/// What the workers need to send leased deliveries (read after the lease committed).
-pub fn claimed(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
+/// What the workers need to send claimed deliveries.
+fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
@@ -123,7 +92,7 @@ pub fn claimed(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>>
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(details.query_row(params![*id, now], |r| {
+        let found = details.query_row(params![*id, now], |r| {
             let headers: String = r.get(6)?;
             let schemes: Option<String> = r.get(7)?;
             Ok(Claimed {
@@ -141,33 +110,14 @@ pub fn claimed(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>>
                 previous_secret: r.get(9)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
             })
-        })?);
+        });
+        match found {
+            Ok(c) => out.push(c),
+            Err(rusqlite::Error::QueryReturnedNoRows) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(out)
-}
-
-/// What became of a delivery after one attempt (decided by `engine::retry`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Succeeded,
-    RetryAt(i64),
-    Failed,
-}
-
-/// One finished attempt, ready to be written.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub delivery_id: i64,
-    pub endpoint_id: i64,
-    pub started_at: i64,
-    pub duration_ms: i64,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub response_headers: Option<serde_json::Map<String, serde_json::Value>>,
-    pub response_body: Option<String>,
-    pub verdict: Verdict,
-    /// The endpoint answered 410 Gone: it asks never to be called again.
-    pub gone: bool,
 }
 
 /// Writes a batch of attempts and their consequences: the attempt row, the delivery's new
@@ -292,7 +242,6 @@ pub fn recover(
     since: i64,
     now: i64,
 ) -> Result<usize> {
-    endpoints::get(conn, tenant_id, endpoint_id)?;
     Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4, lease_until = NULL,
              round_start = attempts, updated_at = ?4

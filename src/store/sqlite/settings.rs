@@ -1,16 +1,8 @@
 //! Deployment-wide values kept in the `settings` table.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
-use super::Result;
-
-pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?)
-}
+use crate::store::Result;
 
 /// Stores `value` unless the key already has one; returns the value that is now stored.
 /// First writer wins, so two processes starting at once agree on one value.

@@ -1,32 +1,8 @@
 //! Tenants and their API keys.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
-use super::{Cursor, Page, Result, StoreError};
-use crate::clock::ser;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Tenant {
-    pub id: String,
-    pub name: String,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(skip)]
-    pub rowid: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiKey {
-    pub id: i64,
-    pub tenant_id: String,
-    pub name: String,
-    pub prefix: String,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(serialize_with = "ser::opt_ms")]
-    pub revoked_at: Option<i64>,
-}
+use crate::store::{ApiKey, Cursor, NewKey, Page, Result, StoreError, Tenant};
 
 fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
@@ -121,22 +97,15 @@ fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
 
 const KEY_COLUMNS: &str = "id, tenant_id, name, prefix, created_at, revoked_at";
 
-pub fn create_key(
-    conn: &Connection,
-    tenant_id: &str,
-    name: &str,
-    prefix: &str,
-    key_hash: &str,
-    now: i64,
-) -> Result<ApiKey> {
-    if !exists(conn, tenant_id)? {
+pub fn create_key(conn: &Connection, new: &NewKey, now: i64) -> Result<ApiKey> {
+    if !exists(conn, &new.tenant_id)? {
         return Err(StoreError::NotFound("tenant"));
     }
     conn.execute(
         "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![tenant_id, name, prefix, key_hash, now],
+        params![new.tenant_id, new.name, new.prefix, new.key_hash, now],
     )?;
-    get_key(conn, tenant_id, conn.last_insert_rowid())
+    get_key(conn, &new.tenant_id, conn.last_insert_rowid())
 }
 
 pub fn get_key(conn: &Connection, tenant_id: &str, id: i64) -> Result<ApiKey> {
@@ -176,10 +145,21 @@ pub fn revoke_key(conn: &Connection, tenant_id: &str, id: i64, now: i64) -> Resu
     get_key(conn, tenant_id, id)
 }
 
-/// The tenant a key belongs to, if the key exists and is not revoked.
-pub fn tenant_for_key(conn: &Connection, key_hash: &str) -> Result<Option<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-    )?;
-    Ok(stmt.query_row([key_hash], |r| r.get(0)).optional()?)
+/// The key with this hash, if it exists and is not revoked.
+pub fn active_key(conn: &Connection, key_hash: &str) -> Result<Option<ApiKey>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+    ))?;
+    Ok(stmt.query_row([key_hash], key_row).optional()?)
+}
+
+/// Whether a portal session's key still opens the portal (revoking a key ends its sessions).
+pub fn key_is_active(conn: &Connection, tenant_id: &str, key_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM api_keys WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+        )?
+        .query_row(params![tenant_id, key_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

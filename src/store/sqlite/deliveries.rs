@@ -1,50 +1,8 @@
 //! Deliveries and attempts as the API and the pages read them.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
-use super::{Cursor, Page, Result, StoreError};
-use crate::clock::ser;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Delivery {
-    pub id: i64,
-    pub event_id: String,
-    pub event: String,
-    pub endpoint_id: i64,
-    pub status: String,
-    pub attempts: i64,
-    #[serde(serialize_with = "ser::opt_ms")]
-    pub next_attempt_at: Option<i64>,
-    pub last_status_code: Option<i64>,
-    pub last_error: Option<String>,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(serialize_with = "ser::ms")]
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    pub id: i64,
-    #[serde(serialize_with = "ser::ms")]
-    pub started_at: i64,
-    pub duration_ms: i64,
-    pub status_code: Option<i64>,
-    pub error: Option<String>,
-    pub response_headers: Option<serde_json::Map<String, serde_json::Value>>,
-    pub response_body: Option<String>,
-}
-
-/// Filters of a delivery list.
-#[derive(Debug, Default, Clone)]
-pub struct DeliveryQuery {
-    pub status: Option<String>,
-    pub endpoint_id: Option<i64>,
-    pub event_id: Option<String>,
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-}
+use crate::store::{Attempt, Counts, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
 
 const SELECT: &str =
     "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
@@ -131,14 +89,6 @@ pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Counts for the overview page and /metrics.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Counts {
-    pub pending: i64,
-    pub succeeded_24h: i64,
-    pub failed_24h: i64,
 }
 
 pub fn counts(conn: &Connection, tenant_id: Option<&str>, now: i64) -> Result<Counts> {

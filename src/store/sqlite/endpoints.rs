@@ -1,62 +1,11 @@
 //! Endpoints (the seeds' "webhooks"): where a tenant's events go.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Cursor, Page, Result, StoreError};
-use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{EndpointStatus, EventFilter};
 use crate::signing::{parse_schemes, Scheme};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Endpoint {
-    pub id: i64,
-    pub url: String,
-    pub events: Vec<String>,
-    pub status: EndpointStatus,
-    pub description: String,
-    pub headers: BTreeMap<String, String>,
-    /// The endpoint's own schemes; `None` means the deployment default.
-    pub signature: Option<Vec<Scheme>>,
-    pub disabled_reason: Option<String>,
-    pub tenant_id: String,
-    #[serde(serialize_with = "ser::ms")]
-    pub created_at: i64,
-    #[serde(serialize_with = "ser::ms")]
-    pub updated_at: i64,
-    #[serde(skip)]
-    pub secret: String,
-    #[serde(skip)]
-    pub previous_secret: Option<String>,
-    #[serde(skip)]
-    pub previous_secret_until: Option<i64>,
-    #[serde(skip)]
-    pub failing_since: Option<i64>,
-}
-
-/// A validated endpoint to create.
-pub struct NewEndpoint {
-    pub url: EndpointUrl,
-    pub filter: EventFilter,
-    pub secret: String,
-    pub description: String,
-    pub headers: ExtraHeaders,
-    pub signature: Option<Vec<Scheme>>,
-    pub status: EndpointStatus,
-}
-
-/// A validated partial update; `None` leaves a field as it is.
-#[derive(Default)]
-pub struct EndpointPatch {
-    pub url: Option<EndpointUrl>,
-    pub filter: Option<EventFilter>,
-    pub description: Option<String>,
-    pub headers: Option<ExtraHeaders>,
-    pub signature: Option<Option<Vec<Scheme>>>,
-    pub status: Option<EndpointStatus>,
-}
+use crate::store::{Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
     disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at";
@@ -199,6 +148,8 @@ pub fn set_status(
     reason: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    // A disabled endpoint gets no new deliveries; a re-activated one gets them again.
+    super::subscriptions::invalidate();
     conn.execute(
         "UPDATE endpoints SET status = ?2, disabled_reason = ?3, updated_at = ?4,
              failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END
@@ -259,4 +210,17 @@ pub fn subscribers(conn: &Connection, tenant_id: &str) -> Result<Vec<(i64, Event
         ))
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Endpoints of every tenant that need a person's attention: disabled, or failing since
+/// their last success. Newest problems first, at most `limit`.
+pub fn troubled(conn: &Connection, limit: usize) -> Result<Vec<Endpoint>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM endpoints WHERE status = 'disabled' OR failing_since IS NOT NULL
+             ORDER BY coalesce(failing_since, updated_at) DESC LIMIT ?1",
+        )?
+        .query_map([limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    ids.into_iter().map(|id| get_any(conn, id)).collect()
 }

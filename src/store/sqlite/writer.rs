@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{Result, StoreError};
+use crate::store::{Result, StoreError, WriterStats};
 
 /// Caps the work (and latency) of one transaction.
 const MAX_BATCH: usize = 512;
@@ -37,13 +37,6 @@ struct Counters {
     jobs: AtomicU64,
 }
 
-/// Figures for /metrics and for the group-commit test.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct WriterStats {
-    pub commits: u64,
-    pub jobs: u64,
-}
-
 impl Writer {
     pub fn start(conn: Connection) -> Writer {
         let (sender, receiver) = mpsc::channel::<Job>();
@@ -51,7 +44,12 @@ impl Writer {
         let thread_counters = counters.clone();
         std::thread::Builder::new()
             .name("herald-writer".into())
-            .spawn(move || run(conn, receiver, &thread_counters))
+            .spawn(move || {
+                // The writer is every write's only path: if it ends for any reason but the
+                // store being dropped, Herald must not go on answering 202.
+                let _critical = crate::lifecycle::Critical::new("writer");
+                run(conn, receiver, &thread_counters)
+            })
             .expect("spawn writer thread");
         Writer {
             sender: Mutex::new(sender),
@@ -107,6 +105,7 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
         let commit = run_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed; the batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
+            super::on_rollback();
             e.to_string()
         });
         if commit.is_ok() {
@@ -148,19 +147,20 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use crate::config::Durability;
-    use crate::store::{Store, StoreError};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::StoreError;
 
     #[test]
     fn a_panicking_job_is_rolled_back_and_the_writer_lives_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("w.db"), Durability::Normal).unwrap();
-        let result: Result<(), StoreError> = store.write_blocking(|c| {
+        let store = SqliteStore::open(&dir.path().join("w.db"), Durability::Normal).unwrap();
+        let result: Result<(), StoreError> = store.write_raw_for_tests(|c| {
             c.execute("INSERT INTO settings (key, value) VALUES ('a', 'b')", [])?;
             panic!("a bug in a job");
         });
         assert!(matches!(result, Err(StoreError::Commit(_))), "{result:?}");
         let count: i64 = store
-            .write_blocking(|c| {
+            .write_raw_for_tests(|c| {
                 Ok(
                     c.query_row("SELECT count(*) FROM settings WHERE key = 'a'", [], |r| {
                         r.get(0)

@@ -6,10 +6,10 @@
 
 use rusqlite::Connection;
 
-use super::{Result, StoreError};
+use crate::store::{Result, StoreError};
 
 /// Migration N (1-based) brings the file from version N-1 to N. Append; never edit.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../../schema.sql")];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -1,0 +1,100 @@
+//! How Herald's long-lived threads start, stop and fail.
+//!
+//! One `Shutdown` token reaches every thread (mini-redis's pattern): SIGTERM sets it, the
+//! dispatcher stops claiming, sleepers wake up, and `run` waits for in-flight requests
+//! within a bound. A thread the process cannot live without (the writer, the dispatcher,
+//! the recorder) holds a `Critical` guard: if that thread panics, the guard logs why and
+//! ends the process with a non-zero status, so a supervisor (the systemd unit restarts on
+//! failure) starts a healthy one, instead of a zombie answering 202 for events it would
+//! never deliver. Nothing is lost by exiting: everything acknowledged is in the database.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Exit status when a critical thread died (EX_SOFTWARE).
+pub const CRITICAL_EXIT: i32 = 70;
+
+/// Ends the process if its thread unwinds past it.
+pub struct Critical {
+    name: &'static str,
+}
+
+impl Critical {
+    pub fn new(name: &'static str) -> Critical {
+        Critical { name }
+    }
+}
+
+impl Drop for Critical {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                thread = self.name,
+                "a critical thread panicked; exiting so the service can be restarted"
+            );
+            eprintln!("herald: the {} thread panicked; exiting", self.name);
+            std::process::exit(CRITICAL_EXIT);
+        }
+    }
+}
+
+/// The one shutdown signal: cheap to clone, set once, seen by every thread.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    set: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.inner.set.store(true, Ordering::SeqCst);
+        let _guard = self.inner.lock.lock();
+        self.inner.wake.notify_all();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.inner.set.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `d` or until shutdown, whichever comes first; true if shutting down.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let guard = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_set() {
+            return true;
+        }
+        let _ = self
+            .inner
+            .wake
+            .wait_timeout_while(guard, d, |_| !self.is_set());
+        self.is_set()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shutdown;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_sleeper_wakes_at_shutdown_not_at_its_timeout() {
+        let shutdown = Shutdown::default();
+        let sleeper = shutdown.clone();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || sleeper.sleep(Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(20));
+        shutdown.trigger();
+        assert!(t.join().unwrap());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            shutdown.sleep(Duration::from_secs(30)),
+            "already set: no wait"
+        );
+    }
+}

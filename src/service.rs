@@ -1,0 +1,187 @@
+//! What the API and the pages share: the application state, and the operations that take
+//! more than one store call or something besides the store (a generated secret, a wake-up
+//! of the dispatcher). Both front ends call these and map `ServiceError` to their own
+//! answer (a JSON envelope, an HTML page), so a button and a route can never disagree.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::canonical_json::to_js_string;
+use crate::clock::{self, now_ms};
+use crate::config::Config;
+use crate::domain::EventName;
+use crate::engine::EngineHandle;
+use crate::keys;
+use crate::signing::generate_secret;
+use crate::store::{
+    ApiKey, Delivery, Endpoint, EndpointPatch, EventType, NewEvent, NewEventType, NewKey, Store,
+    StoreError,
+};
+
+/// What every handler and page can reach.
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub admin_token_hash: String,
+    pub engine: EngineHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input was refused; `code` is the API's error code.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(message: impl Into<String>) -> ServiceError {
+        ServiceError::Invalid {
+            code: "validation_error",
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// A new key together with its only showing.
+#[derive(Serialize)]
+pub struct IssuedKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub token: String,
+}
+
+/// A tenant's display name: 1-100 characters.
+pub fn check_tenant_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(ServiceError::invalid("name must be 1-100 characters"));
+    }
+    Ok(())
+}
+
+/// An endpoint's description: at most 500 characters.
+pub fn check_description(d: String) -> Result<String> {
+    if d.chars().count() > 500 {
+        return Err(ServiceError::invalid("description: at most 500 characters"));
+    }
+    Ok(d)
+}
+
+impl AppState {
+    /// Queues a finished delivery again now, with a fresh retry round. Refused with a
+    /// conflict while it is still pending.
+    pub async fn retry_delivery(&self, tenant: &str, id: i64) -> Result<Delivery> {
+        let delivery = self.store.retry_delivery(tenant, id, now_ms()).await?;
+        self.engine.wake();
+        Ok(delivery)
+    }
+
+    /// Re-queues an endpoint's failed deliveries created since `since`.
+    pub async fn recover(&self, tenant: &str, endpoint: i64, since: i64) -> Result<usize> {
+        let n = self
+            .store
+            .recover(tenant, endpoint, since, now_ms())
+            .await?;
+        self.engine.wake();
+        Ok(n)
+    }
+
+    /// Sends a `webhook.test` event to this endpoint alone, whatever its filter; returns
+    /// the event id and the delivery id.
+    pub async fn send_test(&self, tenant: &str, endpoint: i64) -> Result<(String, i64)> {
+        let now = now_ms();
+        let body = to_js_string(&json!({
+            "event": "webhook.test",
+            "timestamp": clock::rfc3339_seconds(now),
+            "data": { "webhook_id": endpoint, "message": "This is a test event sent by Herald." },
+        }));
+        let event = NewEvent {
+            event_type: "webhook.test".into(),
+            body,
+            idempotency_key: None,
+        };
+        let ids = self
+            .store
+            .publish_to_endpoint(tenant, endpoint, event, now)
+            .await?;
+        self.engine.wake();
+        Ok(ids)
+    }
+
+    /// Gives an endpoint a new generated secret; the old one keeps signing beside it for
+    /// the configured grace period.
+    pub async fn rotate_secret(&self, tenant: &str, endpoint: i64) -> Result<Endpoint> {
+        let grace = self.config.rotation_grace.as_millis() as i64;
+        let now = now_ms();
+        Ok(self
+            .store
+            .rotate_secret(
+                tenant,
+                endpoint,
+                generate_secret(),
+                now.saturating_add(grace),
+                now,
+            )
+            .await?)
+    }
+
+    /// Applies a patch; a status change may make deliveries due, so the dispatcher looks.
+    pub async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: i64,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint> {
+        let endpoint = self
+            .store
+            .update_endpoint(tenant, id, patch, now_ms())
+            .await?;
+        self.engine.wake();
+        Ok(endpoint)
+    }
+
+    /// Creates a tenant key: random, stored as its hash, returned in clear this once.
+    pub async fn issue_key(&self, tenant: &str, name: String) -> Result<IssuedKey> {
+        if name.chars().count() > 100 {
+            return Err(ServiceError::invalid("name: at most 100 characters"));
+        }
+        let token = keys::generate_api_key();
+        let new = NewKey {
+            tenant_id: tenant.to_owned(),
+            name,
+            prefix: keys::display_prefix(&token),
+            key_hash: keys::hash_token(&token),
+        };
+        let key = self.store.create_key(new, now_ms()).await?;
+        Ok(IssuedKey { key, token })
+    }
+
+    /// Validates and stores a catalogue entry.
+    pub async fn upsert_event_type(
+        &self,
+        name: &str,
+        description: String,
+        example: Option<Value>,
+    ) -> Result<EventType> {
+        let name = EventName::parse(name).map_err(ServiceError::invalid)?;
+        if description.chars().count() > 500 {
+            return Err(ServiceError::invalid("description: at most 500 characters"));
+        }
+        let example = match example {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(to_js_string(&v)),
+            Some(_) => return Err(ServiceError::invalid("example must be a JSON object")),
+        };
+        let new = NewEventType {
+            name: name.as_str().to_owned(),
+            description,
+            example,
+        };
+        Ok(self.store.upsert_event_type(new, now_ms()).await?)
+    }
+}

@@ -1,0 +1,49 @@
+//! WAL checkpoints off the commit path.
+//!
+//! SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold, so one
+//! unlucky publish waits for a whole checkpoint. The writer connection has it turned off
+//! (`wal_autocheckpoint = 0`); this thread runs a PASSIVE checkpoint on its own connection
+//! every `INTERVAL`, which copies what it can without blocking the writer or readers. Once
+//! readers let go, the writer starts the WAL over from the top, and `journal_size_limit`
+//! (in `connection.rs`) trims the file back, so it stays small.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connection;
+use crate::store::Result;
+
+const INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct Checkpointer {
+    stop: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    pub fn start(path: &Path) -> Result<Checkpointer> {
+        let conn = connection::open_plain(path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("herald-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(INTERVAL);
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "passive checkpoint");
+                    }
+                }
+            })
+            .map_err(|e| crate::store::StoreError::Open(format!("checkpoint thread: {e}")))?;
+        Ok(Checkpointer { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

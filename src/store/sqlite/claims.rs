@@ -1,0 +1,86 @@
+//! Claims held in memory: which deliveries this process has handed to a worker and not yet
+//! recorded.
+//!
+//! One process owns a SQLite file, so a claim needs no row update and no fsync: the claim
+//! round is a read that skips what is held here. A delivery leaves this set only after its
+//! attempt is committed (so the next claim round sees its new state, never the old one) or
+//! when it is given back unsent. A crash forgets the set, and with it nothing durable: every
+//! delivery that was held is still `pending` and due in the file, and is sent again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Claims {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// delivery id -> endpoint id
+    held: HashMap<i64, i64>,
+    per_endpoint: HashMap<i64, usize>,
+}
+
+impl Claims {
+    /// How many deliveries of `endpoint` are held.
+    pub fn held_for(&self, endpoint: i64) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.per_endpoint.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Takes the ids of `candidates` (delivery, endpoint) that nobody holds, up to `limit`.
+    pub fn take(&self, candidates: &[(i64, i64)], limit: usize) -> Vec<i64> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = Vec::with_capacity(limit.min(candidates.len()));
+        for &(delivery, endpoint) in candidates {
+            if taken.len() == limit {
+                break;
+            }
+            if inner.held.contains_key(&delivery) {
+                continue;
+            }
+            inner.held.insert(delivery, endpoint);
+            *inner.per_endpoint.entry(endpoint).or_default() += 1;
+            taken.push(delivery);
+        }
+        taken
+    }
+
+    pub fn release(&self, deliveries: &[i64]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for delivery in deliveries {
+            if let Some(endpoint) = inner.held.remove(delivery) {
+                if let Some(n) = inner.per_endpoint.get_mut(&endpoint) {
+                    *n -= 1;
+                    if *n == 0 {
+                        inner.per_endpoint.remove(&endpoint);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.held.clear();
+        inner.per_endpoint.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Claims;
+
+    #[test]
+    fn a_held_delivery_is_not_taken_twice_until_released() {
+        let claims = Claims::default();
+        assert_eq!(claims.take(&[(1, 10), (2, 10)], 5), vec![1, 2]);
+        assert_eq!(claims.take(&[(1, 10), (2, 10), (3, 10)], 5), vec![3]);
+        assert_eq!(claims.held_for(10), 3);
+        claims.release(&[1]);
+        assert_eq!(claims.held_for(10), 2);
+        assert_eq!(claims.take(&[(1, 10)], 5), vec![1]);
+        assert_eq!(claims.take(&[(4, 11), (5, 11)], 1), vec![4], "limit holds");
+    }
+}

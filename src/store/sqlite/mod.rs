@@ -1,0 +1,458 @@
+//! The SQLite backend: one file, WAL, one writer thread, a pool of read-only connections.
+//!
+//! Reads run on pooled read-only connections (WAL lets them run beside the writer), on
+//! tokio's blocking pool for the API and on the calling thread for the engine. Every write
+//! goes through the writer thread (`writer.rs`), which batches concurrent writes into one
+//! transaction per commit: a caller is answered only after that COMMIT returned, and with
+//! `synchronous=FULL` SQLite returns from COMMIT only once the WAL is fsynced.
+//!
+//! Claims live in memory (`claims.rs`): one process owns the file, so a claimed delivery
+//! needs no durable lease. If the process dies, nothing was written about the claim and the
+//! delivery is simply due again at the next start: at-least-once, with no fsync between a
+//! publish and its first attempt.
+
+mod checkpoint;
+mod claims;
+mod connection;
+mod deliveries;
+mod endpoints;
+mod event_types;
+mod events;
+mod migrate;
+mod outbox;
+mod settings;
+mod subscriptions;
+mod tenants;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use super::{
+    ApiKey, Attempt, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor, Delivery,
+    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, NewEndpoint, NewEvent,
+    NewEventType, NewKey, Page, Published, Result, StoreError, Tenant, WriterStats,
+};
+use crate::config::Durability;
+use crate::domain::EndpointStatus;
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Backend(format!("connection pool: {e}"))
+    }
+}
+
+pub struct SqliteStore {
+    pool: Pool,
+    writer: writer::Writer,
+    claims: claims::Claims,
+    path: PathBuf,
+    _checkpointer: checkpoint::Checkpointer,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, migrates it, and starts the writer.
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        let mut conn = connection::open_writer(path, durability)?;
+        migrate::migrate(&mut conn)?;
+        let pool = connection::read_pool(path)?;
+        Ok(SqliteStore {
+            pool,
+            writer: writer::Writer::start(conn),
+            claims: claims::Claims::default(),
+            path: path.to_owned(),
+            _checkpointer: checkpoint::Checkpointer::start(path)?,
+        })
+    }
+
+    /// Runs `f` on a pooled read-only connection, on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&*pool.get()?))
+            .await
+            .map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))?
+    }
+
+    /// Runs `f` on a pooled read-only connection on the calling thread (engine, CLI).
+    fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&*self.pool.get()?)
+    }
+
+    /// Queues `f` for the writer thread; resolves once its transaction has committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer
+            .submit(f)?
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Like `write`, blocking the calling thread (engine threads).
+    fn write_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer
+            .submit(f)?
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `f` in the writer with raw SQL: for tests that set up states the API cannot
+    /// reach (a backdated failure, an injected fault).
+    #[doc(hidden)]
+    pub fn write_raw_for_tests<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_blocking(f)
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn setting_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |c| settings::get_or_insert(c, &key, &value))
+            .await
+    }
+
+    async fn heartbeat(&self, now: i64) -> Result<()> {
+        self.write(move |c| settings::set(c, "readyz_heartbeat", &now.to_string()))
+            .await
+    }
+
+    async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<Tenant> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.write(move |c| tenants::create(c, &id, &name, now))
+            .await
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Tenant> {
+        let id = id.to_owned();
+        self.read(move |c| tenants::get(c, &id)).await
+    }
+
+    async fn tenant_exists(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.read(move |c| tenants::exists(c, &id)).await
+    }
+
+    async fn list_tenants(&self, cursor: Cursor) -> Result<Page<Tenant>> {
+        self.read(move |c| tenants::list(c, cursor)).await
+    }
+
+    async fn rename_tenant(&self, id: &str, name: &str) -> Result<Tenant> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.write(move |c| tenants::rename(c, &id, &name)).await
+    }
+
+    async fn delete_tenant(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            subscriptions::invalidate();
+            tenants::delete(c, &id)
+        })
+        .await
+    }
+
+    async fn create_key(&self, new: NewKey, now: i64) -> Result<ApiKey> {
+        self.write(move |c| tenants::create_key(c, &new, now)).await
+    }
+
+    async fn list_keys(&self, tenant: &str, cursor: Cursor) -> Result<Page<ApiKey>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            tenants::get(c, &tenant)?;
+            tenants::list_keys(c, &tenant, cursor)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, tenant: &str, id: i64, now: i64) -> Result<ApiKey> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| tenants::revoke_key(c, &tenant, id, now))
+            .await
+    }
+
+    async fn active_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let hash = key_hash.to_owned();
+        self.read(move |c| tenants::active_key(c, &hash)).await
+    }
+
+    async fn key_is_active(&self, tenant: &str, key_id: i64) -> Result<bool> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| tenants::key_is_active(c, &tenant, key_id))
+            .await
+    }
+
+    async fn upsert_event_type(&self, new: NewEventType, now: i64) -> Result<EventType> {
+        self.write(move |c| event_types::upsert(c, &new, now)).await
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<EventType> {
+        let name = name.to_owned();
+        self.read(move |c| event_types::get(c, &name)).await
+    }
+
+    async fn all_event_types(&self) -> Result<Vec<EventType>> {
+        self.read(event_types::list).await
+    }
+
+    async fn list_event_types(&self, cursor: Cursor) -> Result<Page<EventType>> {
+        self.read(move |c| event_types::list_page(c, cursor)).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |c| event_types::delete(c, &name)).await
+    }
+
+    async fn create_endpoint(&self, tenant: &str, new: NewEndpoint, now: i64) -> Result<Endpoint> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            subscriptions::invalidate();
+            endpoints::create(c, &tenant, &new, now)
+        })
+        .await
+    }
+
+    async fn get_endpoint(&self, tenant: &str, id: i64) -> Result<Endpoint> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| endpoints::get(c, &tenant, id)).await
+    }
+
+    async fn list_endpoints(
+        &self,
+        tenant: &str,
+        status: Option<EndpointStatus>,
+        cursor: Cursor,
+    ) -> Result<Page<Endpoint>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| endpoints::list(c, &tenant, status, cursor))
+            .await
+    }
+
+    async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: i64,
+        patch: EndpointPatch,
+        now: i64,
+    ) -> Result<Endpoint> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            subscriptions::invalidate();
+            endpoints::update(c, &tenant, id, &patch, now)
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, tenant: &str, id: i64) -> Result<()> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            subscriptions::invalidate();
+            endpoints::delete(c, &tenant, id)
+        })
+        .await
+    }
+
+    async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: i64,
+        secret: String,
+        grace_until: i64,
+        now: i64,
+    ) -> Result<Endpoint> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| endpoints::rotate_secret(c, &tenant, id, &secret, grace_until, now))
+            .await
+    }
+
+    async fn troubled_endpoints(&self, limit: usize) -> Result<Vec<Endpoint>> {
+        self.read(move |c| endpoints::troubled(c, limit)).await
+    }
+
+    async fn publish(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<Vec<Published>> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| events::publish(c, &tenant, events, now))
+            .await
+    }
+
+    async fn publish_to_endpoint(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<(String, i64)> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            endpoints::get(c, &tenant, endpoint)?;
+            events::insert_for_endpoint(c, &tenant, endpoint, &event, now)
+        })
+        .await
+    }
+
+    async fn get_event(&self, tenant: &str, id: &str) -> Result<Event> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| events::get(c, &tenant, &id)).await
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &str,
+        q: EventQuery,
+        cursor: Cursor,
+    ) -> Result<Page<Event>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| events::list(c, &tenant, &q, cursor))
+            .await
+    }
+
+    async fn get_delivery(&self, tenant: &str, id: i64) -> Result<Delivery> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| deliveries::get(c, &tenant, id)).await
+    }
+
+    async fn delivery_with_attempts(
+        &self,
+        tenant: &str,
+        id: i64,
+    ) -> Result<(Delivery, Vec<Attempt>)> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            Ok((
+                deliveries::get(c, &tenant, id)?,
+                deliveries::attempts(c, id)?,
+            ))
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &str,
+        q: DeliveryQuery,
+        cursor: Cursor,
+    ) -> Result<Page<Delivery>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| deliveries::list(c, &tenant, &q, cursor))
+            .await
+    }
+
+    async fn event_deliveries(&self, tenant: &str, event_id: &str) -> Result<Vec<Delivery>> {
+        let (tenant, event_id) = (tenant.to_owned(), event_id.to_owned());
+        self.read(move |c| deliveries::for_event(c, &tenant, &event_id))
+            .await
+    }
+
+    async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            deliveries::get(c, &tenant, id)?;
+            if !outbox::retry(c, &tenant, id, now)? {
+                return Err(StoreError::Conflict(
+                    "the delivery is already pending; it will be attempted as scheduled".into(),
+                ));
+            }
+            deliveries::get(c, &tenant, id)
+        })
+        .await
+    }
+
+    async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            endpoints::get(c, &tenant, endpoint)?;
+            outbox::recover(c, &tenant, endpoint, since, now)
+        })
+        .await
+    }
+
+    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |c| deliveries::counts(c, tenant.as_deref(), now))
+            .await
+    }
+
+    fn engine_starting(&self) -> Result<usize> {
+        self.claims.clear();
+        // Files written by Herald before claims moved to memory may hold leases.
+        self.write_blocking(outbox::release_leases)
+    }
+
+    fn claim_due(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.read_blocking(|c| outbox::claim_due(c, &self.claims, req))
+    }
+
+    fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        disable_after_ms: i64,
+        now: i64,
+    ) -> Result<()> {
+        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+        let written = self
+            .write_blocking(move |c| outbox::record_attempts(c, &records, disable_after_ms, now));
+        // After the commit the rows say what happened, so the claims can go; after a failed
+        // write they go too, and the deliveries are sent again (at-least-once).
+        self.claims.release(&ids);
+        written
+    }
+
+    fn release(&self, delivery_ids: &[i64]) -> Result<()> {
+        self.claims.release(delivery_ids);
+        Ok(())
+    }
+
+    fn next_due(&self, now: i64) -> Result<Option<i64>> {
+        self.read_blocking(|c| outbox::next_due(c, now))
+    }
+
+    fn prune(&self, before: i64, batch: usize) -> Result<usize> {
+        self.write_blocking(move |c| outbox::prune(c, before, batch))
+    }
+
+    fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    fn backup(&self, dest: &Path) -> Result<()> {
+        let dest = dest.to_string_lossy().into_owned();
+        let conn = connection::open_plain(&self.path)?;
+        conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+}
+
+/// Shared with the writer so a failed commit can drop what its batch cached.
+pub(crate) fn on_rollback() {
+    subscriptions::invalidate();
+}
