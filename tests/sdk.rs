@@ -14,7 +14,9 @@ use common::delivery::ensure_npm_packages;
 use common::{TestApp, ADMIN_TOKEN};
 
 fn sdk_dir(language: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk").join(language)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sdk")
+        .join(language)
 }
 
 /// A Herald for one suite: a short retry schedule so a failing delivery ends `failed`
@@ -95,7 +97,8 @@ fn python_client_library_suite() {
         .is_ok_and(|s| s.success());
     let app = spawn_for_suite();
     let mut cmd = suite_command("python3", &dir, &app);
-    cmd.env("PYTHONPATH", &dir).env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.env("PYTHONPATH", &dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let what = if has_pytest {
         cmd.args(["-m", "pytest", "-p", "no:cacheprovider", "-rs", "tests"]);
         "python3 -m pytest sdk/python/tests"

@@ -14,6 +14,12 @@ from ._verify import sign, verify
 
 __version__ = "0.1.0"
 
+# Tracebacks and reprs name the public path (herald_webhooks.HeraldError), not the module
+# that happens to define the class.
+for _public in (Herald, HeraldError, HeraldObject, Page, WebhookVerificationError):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "Herald",
     "HeraldError",

@@ -36,9 +36,10 @@ class _Resource:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def _call(self, method: str, path: str, **options: Any) -> Any:
+    def _call(self, method: str, path: str, **options: Any) -> HeraldObject:
+        """One call whose answer is a JSON object."""
         data, _, _ = self._transport.request(method, path, **options)
-        return wrap(data)
+        return HeraldObject(wrap(data))
 
     def _list(self, path: str, query: Mapping[str, Any]) -> "Page[HeraldObject]":
         """A list route: its first page; iterating over the page walks all the pages."""
@@ -158,7 +159,7 @@ class Events(_Resource):
             headers={} if key is None else {"Idempotency-Key": key},
             idempotent=key is not None,
         )
-        result = wrap(data)
+        result = HeraldObject(wrap(data))
         result["replayed"] = response.headers.get("idempotent-replayed") == "true"
         return result
 

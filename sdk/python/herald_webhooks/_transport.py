@@ -134,7 +134,7 @@ def time_value(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return str(value.astimezone(timezone.utc).isoformat()).replace("+00:00", "Z")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -187,7 +187,7 @@ def read(response: Response, expect: str) -> Tuple[Any, Dict[str, Any], Response
 
 def backoff(attempt: int) -> float:
     """Exponential back-off with jitter: ~0.5 s, 1 s, 2 s, ... capped at 8 s."""
-    base = min(MAX_BACKOFF, 0.5 * 2**attempt)
+    base = min(MAX_BACKOFF, 0.5 * float(2**attempt))
     return base * (0.75 + random.random() * 0.25)
 
 

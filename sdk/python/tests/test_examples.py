@@ -55,7 +55,7 @@ class ExamplesTest(HeraldTestCase):
         # The seed deletes the webhook before testing it; Herald answers that webhook with
         # 404, which surfaces as the HeraldError the last line raises.
         self.assertEqual(run.returncode, 1, run.stderr)
-        self.assertIn("herald_webhooks._errors.HeraldError: webhook not found (HTTP 404, not_found)", run.stderr)
+        self.assertIn("herald_webhooks.HeraldError: webhook not found (HTTP 404, not_found)", run.stderr)
         self.assertHeraldError(404, "not_found", lambda: self.client.webhooks.get(webhook_id))
 
     def test_the_readme_python_example_runs_to_the_end(self) -> None:
