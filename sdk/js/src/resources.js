@@ -1,0 +1,227 @@
+// One class per API resource, named as the API names them. Request and response bodies
+// keep the API's field names (snake_case) so the JSON in DESIGN.md and README.md reads the
+// same here; only option names of this package (idempotencyKey, endpointId, ...) are
+// camelCase, and `secretKey` is accepted beside `secret_key`.
+
+import { Page, PagePromise } from './pagination.js';
+
+const V1 = '/api/v1';
+const enc = encodeURIComponent;
+
+class Resource {
+  constructor(transport) {
+    this.transport = transport;
+  }
+
+  async call(method, path, options) {
+    return (await this.transport.request(method, path, options)).data;
+  }
+
+  /** A list route: its first page, or with `for await`, every item of every page. */
+  list(path, params = {}) {
+    const query = listQuery(params);
+    const fetchPage = async (cursor) => {
+      const { data, envelope } = await this.transport.request('GET', path, {
+        query: { ...query, cursor },
+        idempotent: true,
+      });
+      return new Page(data, envelope.next_cursor, fetchPage);
+    };
+    return new PagePromise(fetchPage(query.cursor));
+  }
+}
+
+/** Query parameters: camelCase option names become the API's snake_case. */
+function listQuery(params) {
+  const query = {};
+  for (const [key, value] of Object.entries(params ?? {})) {
+    query[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value;
+  }
+  return query;
+}
+
+/** A time for a request body: a Date or unix seconds become what the API parses. */
+function timeValue(value) {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'number') return String(Math.floor(value));
+  return value;
+}
+
+function webhookBody(params) {
+  const { secretKey, ...rest } = params ?? {};
+  return secretKey === undefined ? rest : { ...rest, secret_key: secretKey };
+}
+
+export class Webhooks extends Resource {
+  /** Registers an endpoint; the answer carries its `secret`, shown only here and on rotate. */
+  create(params) {
+    return this.call('POST', `${V1}/webhooks`, { body: webhookBody(params) });
+  }
+
+  list(params) {
+    return super.list(`${V1}/webhooks`, params);
+  }
+
+  get(id) {
+    return this.call('GET', `${V1}/webhooks/${enc(id)}`, { idempotent: true });
+  }
+
+  /** Sets the given fields (url, events, description, headers, status, signature). */
+  update(id, params) {
+    return this.call('PATCH', `${V1}/webhooks/${enc(id)}`, { body: webhookBody(params), idempotent: true });
+  }
+
+  delete(id) {
+    return this.call('DELETE', `${V1}/webhooks/${enc(id)}`, { idempotent: true });
+  }
+
+  /** Sends a `webhook.test` event to this endpoint now. */
+  test(id) {
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/test`);
+  }
+
+  /** A new secret; the previous one keeps signing beside it for the rotation grace period. */
+  rotateSecret(id) {
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/rotate-secret`);
+  }
+
+  /** Re-queues this endpoint's failed deliveries created since a time. */
+  recover(id, { since }) {
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/recover`, { body: { since: timeValue(since) } });
+  }
+
+  /** This endpoint's deliveries. */
+  deliveries(id, params) {
+    return super.list(`${V1}/webhooks/${enc(id)}/deliveries`, params);
+  }
+}
+
+export class Events extends Resource {
+  /**
+   * Publishes one payload (an object with a string `event`, or its JSON text sent as is).
+   * Retried on failure only when an idempotency key makes that safe.
+   */
+  async publish(event, { idempotencyKey } = {}) {
+    const { data, response } = await this.transport.request('POST', `${V1}/events`, {
+      body: event,
+      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
+      idempotent: idempotencyKey !== undefined,
+    });
+    return { ...data, replayed: response.headers.get('idempotent-replayed') === 'true' };
+  }
+
+  /** Publishes up to 1000 payloads atomically. */
+  async publishBatch(events, { idempotencyKey } = {}) {
+    const { data, response } = await this.transport.request('POST', `${V1}/events/batch`, {
+      body: { events },
+      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
+      idempotent: idempotencyKey !== undefined,
+    });
+    return { ...data, replayed: response.headers.get('idempotent-replayed') === 'true' };
+  }
+
+  list(params) {
+    return super.list(`${V1}/events`, params);
+  }
+
+  /** One event with its deliveries. */
+  get(id) {
+    return this.call('GET', `${V1}/events/${enc(id)}`, { idempotent: true });
+  }
+}
+
+export class Deliveries extends Resource {
+  list(params) {
+    return super.list(`${V1}/deliveries`, params);
+  }
+
+  /** One delivery with its `attempt_log`. */
+  get(id) {
+    return this.call('GET', `${V1}/deliveries/${enc(id)}`, { idempotent: true });
+  }
+
+  /** Queues a finished delivery again now. */
+  retry(id) {
+    return this.call('POST', `${V1}/deliveries/${enc(id)}/retry`);
+  }
+}
+
+export class EventTypes extends Resource {
+  list(params) {
+    return super.list(`${V1}/event-types`, params);
+  }
+
+  /** Creates or replaces a catalogue entry (admin), so it is safe to retry. */
+  create(params) {
+    return this.call('POST', `${V1}/event-types`, { body: params, idempotent: true });
+  }
+
+  get(name) {
+    return this.call('GET', `${V1}/event-types/${enc(name)}`, { idempotent: true });
+  }
+
+  delete(name) {
+    return this.call('DELETE', `${V1}/event-types/${enc(name)}`, { idempotent: true });
+  }
+}
+
+export class Keys extends Resource {
+  list(tenantId, params) {
+    return super.list(`${V1}/tenants/${enc(tenantId)}/keys`, params);
+  }
+
+  /** A new API key for a tenant; its `token` is shown only in this answer. */
+  create(tenantId, params = {}) {
+    return this.call('POST', `${V1}/tenants/${enc(tenantId)}/keys`, { body: params });
+  }
+
+  revoke(tenantId, keyId) {
+    return this.call('DELETE', `${V1}/tenants/${enc(tenantId)}/keys/${enc(keyId)}`, { idempotent: true });
+  }
+}
+
+export class Tenants extends Resource {
+  constructor(transport) {
+    super(transport);
+    this.keys = new Keys(transport);
+  }
+
+  list(params) {
+    return super.list(`${V1}/tenants`, params);
+  }
+
+  create(params) {
+    return this.call('POST', `${V1}/tenants`, { body: params });
+  }
+
+  get(id) {
+    return this.call('GET', `${V1}/tenants/${enc(id)}`, { idempotent: true });
+  }
+
+  /** Renames a tenant. */
+  update(id, params) {
+    return this.call('PATCH', `${V1}/tenants/${enc(id)}`, { body: params, idempotent: true });
+  }
+
+  /** Deletes a tenant and everything it owns. */
+  delete(id) {
+    return this.call('DELETE', `${V1}/tenants/${enc(id)}`, { idempotent: true });
+  }
+}
+
+export class Health extends Resource {
+  /** `/healthz`: the process answers. */
+  check() {
+    return this.call('GET', '/healthz', { idempotent: true });
+  }
+
+  /** `/readyz`: the database takes a write and the dispatcher runs (asked once, no retry). */
+  ready() {
+    return this.call('GET', '/readyz');
+  }
+
+  /** `/metrics`: the Prometheus text. */
+  async metrics() {
+    return (await this.transport.request('GET', '/metrics', { expect: 'text', idempotent: true })).text;
+  }
+}

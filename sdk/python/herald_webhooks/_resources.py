@@ -1,0 +1,290 @@
+"""One class per API resource, named as the API names them; request fields are keyword
+arguments with the API's names, answers are HeraldObjects (dicts with attribute access)."""
+
+from datetime import datetime
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from urllib.parse import quote
+
+from ._objects import HeraldObject, wrap
+from ._pagination import Page
+from ._transport import Transport, time_value
+
+V1 = "/api/v1"
+TimeInput = Union[str, int, float, datetime]
+Payload = Union[Mapping[str, Any], str, bytes]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Marks an update field that is left as it is (None sends ``null``)."""
+
+
+def enc(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def fields(**values: Any) -> Dict[str, Any]:
+    """The request body: the fields that were given."""
+    return {k: v for k, v in values.items() if v is not UNSET}
+
+
+class _Resource:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def _call(self, method: str, path: str, **options: Any) -> HeraldObject:
+        """One call whose answer is a JSON object."""
+        data, _, _ = self._transport.request(method, path, **options)
+        return HeraldObject(wrap(data))
+
+    def _list(self, path: str, query: Mapping[str, Any]) -> "Page[HeraldObject]":
+        """A list route: its first page; iterating over the page walks all the pages."""
+        query = {k: v for k, v in query.items() if v is not None}
+
+        def fetch(cursor: Optional[str]) -> "Page[HeraldObject]":
+            data, envelope, _ = self._transport.request(
+                "GET", path, query={**query, "cursor": cursor}, idempotent=True
+            )
+            return Page(wrap(data), envelope.get("next_cursor"), fetch)
+
+        return fetch(query.pop("cursor", None))
+
+
+class Webhooks(_Resource):
+    def create(
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        secret_key: Optional[str] = None,
+        description: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        status: Optional[str] = None,
+        signature: Optional[Sequence[str]] = None,
+    ) -> HeraldObject:
+        """Registers an endpoint; the answer carries its ``secret``, shown only here and on
+        rotate_secret."""
+        body = {
+            k: v
+            for k, v in dict(
+                url=url,
+                events=list(events),
+                secret_key=secret_key,
+                description=description,
+                headers=dict(headers) if headers is not None else None,
+                status=status,
+                signature=list(signature) if signature is not None else None,
+            ).items()
+            if v is not None
+        }
+        return self._call("POST", f"{V1}/webhooks", body=body)
+
+    def list(
+        self, *, limit: Optional[int] = None, cursor: Optional[str] = None, status: Optional[str] = None
+    ) -> "Page[HeraldObject]":
+        return self._list(f"{V1}/webhooks", dict(limit=limit, cursor=cursor, status=status))
+
+    def get(self, id: int) -> HeraldObject:
+        return self._call("GET", f"{V1}/webhooks/{enc(id)}", idempotent=True)
+
+    def update(
+        self,
+        id: int,
+        *,
+        url: Any = UNSET,
+        events: Any = UNSET,
+        description: Any = UNSET,
+        headers: Any = UNSET,
+        status: Any = UNSET,
+        signature: Any = UNSET,
+    ) -> HeraldObject:
+        """Sets the given fields; ``signature=None`` returns to the deployment default."""
+        body = fields(
+            url=url, events=events, description=description, headers=headers, status=status, signature=signature
+        )
+        return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
+
+    def delete(self, id: int) -> HeraldObject:
+        return self._call("DELETE", f"{V1}/webhooks/{enc(id)}", idempotent=True)
+
+    def test(self, id: int) -> HeraldObject:
+        """Sends a ``webhook.test`` event to this endpoint now."""
+        return self._call("POST", f"{V1}/webhooks/{enc(id)}/test")
+
+    def rotate_secret(self, id: int) -> HeraldObject:
+        """A new secret; the previous one keeps signing beside it for the grace period."""
+        return self._call("POST", f"{V1}/webhooks/{enc(id)}/rotate-secret")
+
+    def recover(self, id: int, *, since: TimeInput) -> HeraldObject:
+        """Re-queues this endpoint's failed deliveries created since a time."""
+        return self._call("POST", f"{V1}/webhooks/{enc(id)}/recover", body={"since": time_value(since)})
+
+    def deliveries(
+        self,
+        id: int,
+        *,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        status: Optional[str] = None,
+        event_id: Optional[str] = None,
+        since: Optional[TimeInput] = None,
+        until: Optional[TimeInput] = None,
+    ) -> "Page[HeraldObject]":
+        """This endpoint's deliveries."""
+        query = dict(limit=limit, cursor=cursor, status=status, event_id=event_id, since=since, until=until)
+        return self._list(f"{V1}/webhooks/{enc(id)}/deliveries", query)
+
+
+class Events(_Resource):
+    def publish(self, event: Payload, *, idempotency_key: Optional[str] = None) -> HeraldObject:
+        """Publishes one payload (a dict with a string ``event``, or its JSON text sent as
+        is). Retried on failure only when an idempotency key makes that safe."""
+        return self._publish(f"{V1}/events", event, idempotency_key)
+
+    def publish_batch(
+        self, events: Sequence[Mapping[str, Any]], *, idempotency_key: Optional[str] = None
+    ) -> HeraldObject:
+        """Publishes up to 1000 payloads atomically."""
+        return self._publish(f"{V1}/events/batch", {"events": list(events)}, idempotency_key)
+
+    def _publish(self, path: str, body: Any, key: Optional[str]) -> HeraldObject:
+        data, _, response = self._transport.request(
+            "POST",
+            path,
+            body=body,
+            headers={} if key is None else {"Idempotency-Key": key},
+            idempotent=key is not None,
+        )
+        result = HeraldObject(wrap(data))
+        result["replayed"] = response.headers.get("idempotent-replayed") == "true"
+        return result
+
+    def list(
+        self,
+        *,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        event: Optional[str] = None,
+        since: Optional[TimeInput] = None,
+        until: Optional[TimeInput] = None,
+    ) -> "Page[HeraldObject]":
+        return self._list(f"{V1}/events", dict(limit=limit, cursor=cursor, event=event, since=since, until=until))
+
+    def get(self, id: str) -> HeraldObject:
+        """One event with its deliveries."""
+        return self._call("GET", f"{V1}/events/{enc(id)}", idempotent=True)
+
+
+class Deliveries(_Resource):
+    def list(
+        self,
+        *,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        status: Optional[str] = None,
+        endpoint_id: Optional[int] = None,
+        event_id: Optional[str] = None,
+        since: Optional[TimeInput] = None,
+        until: Optional[TimeInput] = None,
+    ) -> "Page[HeraldObject]":
+        query = dict(
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            since=since,
+            until=until,
+        )
+        return self._list(f"{V1}/deliveries", query)
+
+    def get(self, id: int) -> HeraldObject:
+        """One delivery with its ``attempt_log``."""
+        return self._call("GET", f"{V1}/deliveries/{enc(id)}", idempotent=True)
+
+    def retry(self, id: int) -> HeraldObject:
+        """Queues a finished delivery again now."""
+        return self._call("POST", f"{V1}/deliveries/{enc(id)}/retry")
+
+
+class EventTypes(_Resource):
+    def list(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> "Page[HeraldObject]":
+        return self._list(f"{V1}/event-types", dict(limit=limit, cursor=cursor))
+
+    def create(
+        self, *, name: str, description: Optional[str] = None, example: Optional[Mapping[str, Any]] = None
+    ) -> HeraldObject:
+        """Creates or replaces a catalogue entry (admin), so it is safe to retry."""
+        body: Dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        if example is not None:
+            body["example"] = dict(example)
+        return self._call("POST", f"{V1}/event-types", body=body, idempotent=True)
+
+    def get(self, name: str) -> HeraldObject:
+        return self._call("GET", f"{V1}/event-types/{enc(name)}", idempotent=True)
+
+    def delete(self, name: str) -> HeraldObject:
+        return self._call("DELETE", f"{V1}/event-types/{enc(name)}", idempotent=True)
+
+
+class Keys(_Resource):
+    def list(
+        self, tenant_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> "Page[HeraldObject]":
+        return self._list(f"{V1}/tenants/{enc(tenant_id)}/keys", dict(limit=limit, cursor=cursor))
+
+    def create(self, tenant_id: str, *, name: Optional[str] = None) -> HeraldObject:
+        """A new API key for a tenant; its ``token`` is shown only in this answer."""
+        body = {} if name is None else {"name": name}
+        return self._call("POST", f"{V1}/tenants/{enc(tenant_id)}/keys", body=body)
+
+    def revoke(self, tenant_id: str, key_id: int) -> HeraldObject:
+        return self._call("DELETE", f"{V1}/tenants/{enc(tenant_id)}/keys/{enc(key_id)}", idempotent=True)
+
+
+class Tenants(_Resource):
+    def __init__(self, transport: Transport) -> None:
+        super().__init__(transport)
+        self.keys = Keys(transport)
+
+    def list(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> "Page[HeraldObject]":
+        return self._list(f"{V1}/tenants", dict(limit=limit, cursor=cursor))
+
+    def create(self, *, id: str, name: Optional[str] = None) -> HeraldObject:
+        body = {"id": id} if name is None else {"id": id, "name": name}
+        return self._call("POST", f"{V1}/tenants", body=body)
+
+    def get(self, id: str) -> HeraldObject:
+        return self._call("GET", f"{V1}/tenants/{enc(id)}", idempotent=True)
+
+    def update(self, id: str, *, name: str) -> HeraldObject:
+        """Renames a tenant."""
+        return self._call("PATCH", f"{V1}/tenants/{enc(id)}", body={"name": name}, idempotent=True)
+
+    def delete(self, id: str) -> HeraldObject:
+        """Deletes a tenant and everything it owns."""
+        return self._call("DELETE", f"{V1}/tenants/{enc(id)}", idempotent=True)
+
+
+class Health(_Resource):
+    def check(self) -> HeraldObject:
+        """``/healthz``: the process answers."""
+        return self._call("GET", "/healthz", idempotent=True)
+
+    def ready(self) -> HeraldObject:
+        """``/readyz``: the database takes a write and the dispatcher runs (asked once)."""
+        return self._call("GET", "/readyz")
+
+    def metrics(self) -> str:
+        """``/metrics``: the Prometheus text."""
+        text, _, _ = self._transport.request("GET", "/metrics", expect="text", idempotent=True)
+        return str(text)
+
+
+__all__ = ["Webhooks", "Events", "Deliveries", "EventTypes", "Tenants", "Keys", "Health", "UNSET"]
