@@ -1,5 +1,7 @@
--- Herald's data model, version 1. Applied by src/store/migrate.rs inside one transaction;
--- later versions add numbered migrations there, never edit this file in place.
+-- Herald's data model, version 1. Applied by src/store/sqlite/migrate.rs inside one
+-- transaction; later versions are numbered files in src/store/sqlite/migrations/ (version 2
+-- rebuilds api_keys, endpoints, deliveries and attempts with AUTOINCREMENT). Never edit this
+-- file in place.
 -- All times are integer milliseconds since the Unix epoch (UTC).
 
 -- Deployment-wide values: the admin token hash, the page-session signing key.

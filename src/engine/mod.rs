@@ -21,6 +21,7 @@
 
 pub mod board;
 pub mod dispatcher;
+pub mod harness;
 pub mod http;
 mod pruner;
 pub mod retry;
@@ -39,6 +40,7 @@ use crate::store::{Store, StoreError};
 use board::Board;
 
 /// Messages to the dispatcher.
+#[derive(Debug)]
 pub enum Signal {
     /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry).
     Wake,

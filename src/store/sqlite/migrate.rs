@@ -9,7 +9,10 @@ use rusqlite::Connection;
 use crate::store::{Result, StoreError};
 
 /// Migration N (1-based) brings the file from version N-1 to N. Append; never edit.
-const MIGRATIONS: &[&str] = &[include_str!("../../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../schema.sql"),
+    include_str!("migrations/0002_ids_never_reused.sql"),
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -20,9 +23,32 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
+    if current == MIGRATIONS.len() {
+        return Ok(());
+    }
+    // A migration may rebuild a table that others reference; with foreign keys on, dropping
+    // the old table would cascade. They are off for the steps (the pragma is a no-op inside
+    // a transaction, so it is set here) and checked before each commit.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = run_steps(conn, current);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    result
+}
+
+fn run_steps(conn: &mut Connection, current: usize) -> Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Open(format!(
+                "migration {} would leave {broken} broken references; nothing was changed",
+                index + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");
@@ -47,8 +73,63 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 1);
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on after migrating");
         conn.pragma_update(None, "user_version", 99).unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer Herald"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+
+    /// A version-1 file keeps every row and id through version 2, and from then on a
+    /// deleted endpoint's id is never handed out again.
+    #[test]
+    fn version_1_files_keep_their_rows_and_ids_stop_being_reused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.execute_batch(
+            "INSERT INTO endpoints (id, tenant_id, url, events, description, headers, status, secret, created_at, updated_at)
+                 VALUES (7, 'default', 'https://a.example/', '[\"*\"]', '', '{}', 'active', 'whsec_x', 0, 0);
+             INSERT INTO events (seq, id, tenant_id, event_type, body, created_at)
+                 VALUES (3, 'evt_1', 'default', 'a.b', '{}', 0);
+             INSERT INTO deliveries (id, event_seq, endpoint_id, tenant_id, status, created_at, updated_at)
+                 VALUES (5, 3, 7, 'default', 'succeeded', 0, 0);
+             INSERT INTO attempts (id, delivery_id, started_at, duration_ms, status_code)
+                 VALUES (9, 5, 0, 1, 200);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT id FROM endpoints), (SELECT id FROM deliveries WHERE endpoint_id = 7),
+                        (SELECT id FROM attempts WHERE delivery_id = 5)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (7, 5, 9));
+        conn.execute("DELETE FROM endpoints WHERE id = 7", [])
+            .unwrap();
+        let orphans: i64 = conn
+            .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(orphans, 0, "the cascade still works on the rebuilt tables");
+        conn.execute(
+            "INSERT INTO endpoints (tenant_id, url, events, description, headers, status, secret, created_at, updated_at)
+             VALUES ('default', 'https://b.example/', '[]', '', '{}', 'active', 'whsec_y', 0, 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 8, "id 7 is not handed out again");
     }
 }

@@ -1,0 +1,118 @@
+//! An engine a test can step (zero-to-production's `try_execute_task`): the same
+//! dispatcher, board, worker and recorder code as the threads run, driven one round at a
+//! time on the caller's thread, with a clock the test moves by hand.
+//!
+//! `step` is one claim round; `send_ready` sends what the board holds (each endpoint's
+//! deliveries one after another, as a worker would); `record` writes the outcomes. Nothing
+//! happens between calls, so a test can say exactly what was claimed, sent and written.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{mpsc, Arc};
+
+use super::board::Board;
+use super::dispatcher::Dispatcher;
+use super::worker::{self, WorkerContext};
+use super::{http, EngineStats, Signal};
+use crate::clock::{Clock, ManualClock};
+use crate::config::Config;
+use crate::lifecycle::Shutdown;
+use crate::store::{AttemptRecord, Store, StoreError};
+
+pub struct Harness {
+    pub store: Store,
+    pub board: Arc<Board>,
+    pub clock: Arc<ManualClock>,
+    config: Arc<Config>,
+    dispatcher: Dispatcher,
+    worker: WorkerContext,
+    signals: mpsc::Receiver<Signal>,
+    _results: mpsc::Receiver<AttemptRecord>,
+}
+
+impl Harness {
+    pub fn new(
+        store: Store,
+        config: Config,
+        clock: Arc<ManualClock>,
+    ) -> Result<Harness, StoreError> {
+        store.engine_starting()?;
+        let config = Arc::new(config);
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let board = Arc::new(Board::new(config.endpoint_concurrency));
+        let (signal_tx, signals) = mpsc::channel();
+        let (results_tx, results) = mpsc::channel();
+        let worker = WorkerContext {
+            store: store.clone(),
+            board: board.clone(),
+            agent: http::agent(&config),
+            config: config.clone(),
+            names: WorkerContext::header_names(&config),
+            clock: dyn_clock.clone(),
+            results: results_tx,
+            signals: signal_tx,
+            shutdown: Shutdown::default(),
+            busy: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(EngineStats::default()),
+        };
+        let dispatcher = Dispatcher::new(store.clone(), config.clone(), board.clone(), dyn_clock);
+        Ok(Harness {
+            store,
+            board,
+            clock,
+            config,
+            dispatcher,
+            worker,
+            signals,
+            _results: results,
+        })
+    }
+
+    /// One claim round; returns how many deliveries were claimed.
+    pub fn step(&mut self) -> Result<usize, StoreError> {
+        self.dispatcher.step()
+    }
+
+    /// Sends everything the board lets go now, and each endpoint's next delivery after it
+    /// as a worker would; returns the outcomes, not yet recorded.
+    pub fn send_ready(&mut self) -> Vec<AttemptRecord> {
+        let mut records = Vec::new();
+        while let Some(mut delivery) = self.board.try_next() {
+            loop {
+                let record = worker::attempt(&self.worker, &delivery);
+                let finished = self.board.finish(delivery.endpoint_id, record.gone);
+                let _ = self.store.release(&finished.dropped);
+                records.push(record);
+                match finished.next {
+                    Some(next) => delivery = next,
+                    None => break,
+                }
+            }
+        }
+        records
+    }
+
+    /// Writes outcomes as the recorder does (one transaction).
+    pub fn record(&mut self, records: Vec<AttemptRecord>) {
+        worker::record_batch(
+            &self.store,
+            &self.board,
+            self.clock.as_ref(),
+            self.config.disable_after,
+            records,
+            &self.worker.signals,
+        );
+    }
+
+    /// A claim round, the requests, and their records; returns the records.
+    pub fn run_once(&mut self) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.step()?;
+        let records = self.send_ready();
+        self.record(records.clone());
+        Ok(records)
+    }
+
+    /// Signals the dispatcher would have received since the last call.
+    pub fn signals(&self) -> Vec<Signal> {
+        self.signals.try_iter().collect()
+    }
+}
