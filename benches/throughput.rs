@@ -571,20 +571,25 @@ impl Bench {
     }
 
     fn cpu(&self, herald: &Herald) -> Snapshot {
+        let (_, herald_user, herald_sys) =
+            stat_ticks(&format!("/proc/{}/stat", herald.pid)).unwrap_or_default();
         let mut s = Snapshot {
             at: Instant::now(),
             ns: now_ns(),
             hz: self.hz,
-            herald: stat_ticks(&format!("/proc/{}/stat", herald.pid)).map_or(0, |(_, t)| t),
-            me: stat_ticks("/proc/self/stat").map_or(0, |(_, t)| t),
+            herald: herald_user + herald_sys,
+            herald_sys,
+            me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
         };
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
-            let Some((comm, ticks)) = stat_ticks(&format!("{}/stat", task.path().display())) else {
+            let Some((comm, user, sys)) = stat_ticks(&format!("{}/stat", task.path().display()))
+            else {
                 continue;
             };
+            let ticks = user + sys;
             if comm.starts_with("bench-gen") {
                 s.gen += ticks;
             } else if comm == "bench-recv" {
@@ -728,9 +733,9 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// (comm, utime + stime) from a `/proc/.../stat` file: fields 14 and 15, counted after
+/// (comm, utime, stime) from a `/proc/.../stat` file: fields 14 and 15, counted after
 /// the parenthesised command name, which may itself hold spaces.
-fn stat_ticks(path: &str) -> Option<(String, u64)> {
+fn stat_ticks(path: &str) -> Option<(String, u64, u64)> {
     let text = std::fs::read_to_string(path).ok()?;
     let (open, close) = (text.find('(')?, text.rfind(')')?);
     let comm = text[open + 1..close].to_string();
@@ -738,7 +743,7 @@ fn stat_ticks(path: &str) -> Option<(String, u64)> {
     let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
+    Some((comm, utime, stime))
 }
 
 /// CPU tick counters at one instant.
@@ -746,7 +751,9 @@ struct Snapshot {
     at: Instant,
     ns: u64,
     hz: f64,
+    /// Herald's user + system ticks.
     herald: u64,
+    herald_sys: u64,
     me: u64,
     gen: u64,
     recv: u64,
@@ -758,6 +765,7 @@ impl Snapshot {
         Usage {
             wall: self.at.duration_since(before.at).as_secs_f64(),
             herald: secs(self.herald, before.herald),
+            herald_sys: secs(self.herald_sys, before.herald_sys),
             me: secs(self.me, before.me),
             gen: secs(self.gen, before.gen),
             recv: secs(self.recv, before.recv),
@@ -768,7 +776,9 @@ impl Snapshot {
 /// CPU seconds spent over a window of `wall` seconds.
 struct Usage {
     wall: f64,
+    /// Herald's user + system time.
     herald: f64,
+    herald_sys: f64,
     /// The whole benchmark process: generator + receiver + orchestration.
     me: f64,
     gen: f64,
@@ -783,8 +793,9 @@ impl Usage {
     fn print(&self, events: usize, unit: &str) {
         let cores = |s: f64| s / self.wall.max(1e-9);
         println!(
-            "  Herald CPU {:.2} s = {:.2} cores over {:.2} s → {:.0} µs per {unit}",
+            "  Herald CPU {:.2} s ({:.0} % system) = {:.2} cores over {:.2} s → {:.0} µs per {unit}",
             self.herald,
+            100.0 * self.herald_sys / self.herald.max(1e-9),
             cores(self.herald),
             self.wall,
             self.per_event_us(events)
@@ -1126,6 +1137,8 @@ struct Row {
     figure: String,
     measured: String,
     cpu: String,
+    /// The benchmark's own cores over the same window (terminal table only).
+    bench: String,
     target: String,
 }
 
@@ -1139,6 +1152,12 @@ impl Row {
                 usage.per_event_us(events),
                 usage.herald / usage.wall.max(1e-9)
             ),
+            bench: format!(
+                "{:.2} (gen {:.2}, recv {:.2})",
+                usage.me / usage.wall.max(1e-9),
+                usage.gen / usage.wall.max(1e-9),
+                usage.recv / usage.wall.max(1e-9)
+            ),
             target: target.to_string(),
         }
     }
@@ -1148,6 +1167,7 @@ impl Row {
             figure: figure.to_string(),
             measured,
             cpu: "—".to_string(),
+            bench: "—".to_string(),
             target: target.to_string(),
         }
     }
@@ -1158,6 +1178,7 @@ fn print_table(rows: &[Row]) {
         figure: "figure".into(),
         measured: "measured".into(),
         cpu: "Herald CPU/event".into(),
+        bench: "bench cores".into(),
         target: "target".into(),
     };
     let width = |f: fn(&Row) -> &String| {
@@ -1171,15 +1192,20 @@ fn print_table(rows: &[Row]) {
         width(|r| &r.figure),
         width(|r| &r.measured),
         width(|r| &r.cpu),
+        width(|r| &r.bench),
     ];
     let pad = |s: &str, n: usize| format!("{s}{}", " ".repeat(n.saturating_sub(s.chars().count())));
-    println!("\nSummary (Herald CPU per event = user + system time from /proc / events delivered, or published where nothing is delivered)");
+    println!(
+        "\nSummary. Herald CPU per event = its user + system time from /proc over the run / \
+         events delivered (published, where nothing is delivered); cores = CPU s / wall s."
+    );
     for r in std::iter::once(&head).chain(rows) {
         println!(
-            "  {}  {}  {}  {}",
+            "  {}  {}  {}  {}  {}",
             pad(&r.figure, w[0]),
             pad(&r.measured, w[1]),
             pad(&r.cpu, w[2]),
+            pad(&r.bench, w[3]),
             r.target
         );
     }
