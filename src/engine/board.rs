@@ -83,14 +83,20 @@ impl Board {
     /// Pins freshly claimed deliveries and wakes workers for what may go now.
     pub fn pin(&self, claimed: Vec<Claimed>) {
         let mut s = self.lock();
+        let before = s.ready.len();
         for delivery in claimed {
             s.total += 1;
             let endpoint = delivery.endpoint_id;
             s.waiting.entry(endpoint).or_default().push_back(delivery);
             Self::release(&mut s, endpoint, self.cap);
         }
+        let woken = s.ready.len().saturating_sub(before);
         drop(s);
-        self.work.notify_all();
+        // One idle worker per delivery that may go: waking them all for one delivery
+        // cost more CPU than the delivery itself at low rates.
+        for _ in 0..woken {
+            self.work.notify_one();
+        }
     }
 
     /// Moves `endpoint`'s waiting deliveries to `ready` while it has free slots.

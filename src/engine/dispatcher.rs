@@ -80,6 +80,7 @@ impl Dispatcher {
             now,
             limit: room,
             per_endpoint: cap * 4,
+            first_share: cap,
             held,
             skip,
             lease_ms: self.lease_ms(),
@@ -87,8 +88,8 @@ impl Dispatcher {
         let claimed = self.store.claim_due(&request)?;
         let count = claimed.len();
         self.board.pin(claimed);
-        // A full round may have left more due work behind.
-        self.needs_claim = count > 0;
+        // Only a full round may have left more due work behind.
+        self.needs_claim = count == room;
         Ok(count)
     }
 

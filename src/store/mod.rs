@@ -72,6 +72,9 @@ pub struct ClaimRequest {
     pub limit: usize,
     /// At most this many per endpoint, counting what the caller already `held`.
     pub per_endpoint: usize,
+    /// What every due endpoint gets before any is topped up to `per_endpoint` (its
+    /// in-flight cap), so a few backlogs cannot fill the round.
+    pub first_share: usize,
     /// Deliveries the caller holds per endpoint (in flight or queued).
     pub held: HashMap<i64, usize>,
     /// Endpoints to leave out of this round (at their share already, or just answered 410).

@@ -8,7 +8,7 @@
 //! delivery that was held is still `pending` and due in the file, and is sent again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 #[derive(Default)]
 pub struct Claims {
@@ -23,28 +23,19 @@ struct Inner {
 }
 
 impl Claims {
-    /// How many deliveries of `endpoint` are held.
-    pub fn held_for(&self, endpoint: i64) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.per_endpoint.get(&endpoint).copied().unwrap_or(0)
+    /// Locks the set for one claim round. The round must read the file while it holds
+    /// this: `release` runs only after a record's commit, so either the round's reads
+    /// start after that commit (and see the delivery's new state), or the delivery is
+    /// still held when the round takes. Without the lock, a round that read a delivery as
+    /// pending just before its record committed could take it just after its release, and
+    /// send it twice.
+    pub fn round(&self) -> Round<'_> {
+        Round(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Takes the ids of `candidates` (delivery, endpoint) that nobody holds, up to `limit`.
-    pub fn take(&self, candidates: &[(i64, i64)], limit: usize) -> Vec<i64> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut taken = Vec::with_capacity(limit.min(candidates.len()));
-        for &(delivery, endpoint) in candidates {
-            if taken.len() == limit {
-                break;
-            }
-            if inner.held.contains_key(&delivery) {
-                continue;
-            }
-            inner.held.insert(delivery, endpoint);
-            *inner.per_endpoint.entry(endpoint).or_default() += 1;
-            taken.push(delivery);
-        }
-        taken
+    pub fn held_count(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.held.len()
     }
 
     pub fn release(&self, deliveries: &[i64]) {
@@ -68,6 +59,34 @@ impl Claims {
     }
 }
 
+/// The claim set, locked for one claim round.
+pub struct Round<'a>(MutexGuard<'a, Inner>);
+
+impl Round<'_> {
+    /// How many deliveries of `endpoint` are held.
+    pub fn held_for(&self, endpoint: i64) -> usize {
+        self.0.per_endpoint.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Takes the ids of `candidates` (delivery, endpoint) that nobody holds, up to `limit`.
+    pub fn take(&mut self, candidates: &[(i64, i64)], limit: usize) -> Vec<i64> {
+        let inner = &mut *self.0;
+        let mut taken = Vec::with_capacity(limit.min(candidates.len()));
+        for &(delivery, endpoint) in candidates {
+            if taken.len() == limit {
+                break;
+            }
+            if inner.held.contains_key(&delivery) {
+                continue;
+            }
+            inner.held.insert(delivery, endpoint);
+            *inner.per_endpoint.entry(endpoint).or_default() += 1;
+            taken.push(delivery);
+        }
+        taken
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Claims;
@@ -75,12 +94,16 @@ mod tests {
     #[test]
     fn a_held_delivery_is_not_taken_twice_until_released() {
         let claims = Claims::default();
-        assert_eq!(claims.take(&[(1, 10), (2, 10)], 5), vec![1, 2]);
-        assert_eq!(claims.take(&[(1, 10), (2, 10), (3, 10)], 5), vec![3]);
-        assert_eq!(claims.held_for(10), 3);
+        assert_eq!(claims.round().take(&[(1, 10), (2, 10)], 5), vec![1, 2]);
+        assert_eq!(
+            claims.round().take(&[(1, 10), (2, 10), (3, 10)], 5),
+            vec![3]
+        );
+        assert_eq!(claims.round().held_for(10), 3);
         claims.release(&[1]);
-        assert_eq!(claims.held_for(10), 2);
-        assert_eq!(claims.take(&[(1, 10)], 5), vec![1]);
-        assert_eq!(claims.take(&[(4, 11), (5, 11)], 1), vec![4], "limit holds");
+        assert_eq!(claims.round().held_for(10), 2);
+        assert_eq!(claims.round().take(&[(1, 10)], 5), vec![1]);
+        let mut round = claims.round();
+        assert_eq!(round.take(&[(4, 11), (5, 11)], 1), vec![4], "limit holds");
     }
 }

@@ -6,6 +6,8 @@
 //! delivery is still pending in the file and is sent again with the same `webhook-id` after
 //! the restart: at-least-once, never zero.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection};
 use serde_json::json;
 
@@ -42,29 +44,40 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
          ORDER BY next_attempt_at, id LIMIT ?3",
     )?;
+    // Two passes, so backlogs that could fill the round cannot starve a newer endpoint:
+    // first every due endpoint gets up to its in-flight cap, then what room is left tops
+    // endpoints up to their full share (in flight plus queued).
+    // The candidates are read under the claim set's lock: see `Claims::round` for why.
+    let mut round = claims.round();
     let mut ids = Vec::with_capacity(req.limit);
-    for endpoint in due_endpoints {
-        let held = req.held.get(&endpoint).copied().unwrap_or(0);
-        let take = req
-            .per_endpoint
-            .saturating_sub(held)
-            .min(req.limit - ids.len());
-        if take == 0 {
-            continue;
-        }
-        // Held deliveries are still pending in the file and come first in due order, so
-        // fetch past them.
-        let fetch = take + claims.held_for(endpoint);
-        let candidates: Vec<(i64, i64)> = due
-            .query_map(params![endpoint, req.now, fetch as i64], |r| {
-                Ok((r.get(0)?, endpoint))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        ids.extend(claims.take(&candidates, take));
-        if ids.len() >= req.limit {
-            break;
+    let mut taken: HashMap<i64, usize> = HashMap::new();
+    for share in [req.first_share.min(req.per_endpoint), req.per_endpoint] {
+        for &endpoint in &due_endpoints {
+            if ids.len() >= req.limit {
+                break;
+            }
+            let held = req.held.get(&endpoint).copied().unwrap_or(0);
+            let already = taken.get(&endpoint).copied().unwrap_or(0);
+            let take = share
+                .saturating_sub(held.saturating_add(already))
+                .min(req.limit - ids.len());
+            if take == 0 {
+                continue;
+            }
+            // Held deliveries are still pending in the file and come first in due order,
+            // so fetch past them (and past what the first pass took).
+            let fetch = take + already + round.held_for(endpoint);
+            let candidates: Vec<(i64, i64)> = due
+                .query_map(params![endpoint, req.now, fetch as i64], |r| {
+                    Ok((r.get(0)?, endpoint))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let got = round.take(&candidates, take);
+            *taken.entry(endpoint).or_default() += got.len();
+            ids.extend(got);
         }
     }
+    drop(round);
     match details(conn, &ids, req.now) {
         Ok(claimed) => {
             // A delivery deleted between the two reads is simply not claimed.
@@ -134,9 +147,11 @@ pub fn record_attempts(
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
     )?;
     let mut update = conn.prepare_cached(
-        "UPDATE deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, lease_until = NULL,
+        "UPDATE deliveries SET attempts = attempts + 1, lease_until = NULL,
+             status = CASE WHEN status = 'pending' THEN ?2 ELSE status END,
+             next_attempt_at = CASE WHEN status = 'pending' THEN ?3 ELSE next_attempt_at END,
              last_status_code = ?4, last_error = ?5, updated_at = ?6
-         WHERE id = ?1 AND status = 'pending'",
+         WHERE id = ?1",
     )?;
     for r in records {
         let (status, next) = match r.verdict {
@@ -156,8 +171,8 @@ pub fn record_attempts(
             r.response_headers.as_ref().map(|h| json!(h).to_string()),
             r.response_body
         ])?;
-        // `status = 'pending'` guards against a delivery cancelled meanwhile (endpoint
-        // disabled): the attempt is kept as history, the cancellation stands.
+        // A delivery cancelled meanwhile (its endpoint disabled, maybe by an earlier record
+        // of this batch) keeps its cancellation; its attempt still counts and shows.
         update.execute(params![
             r.delivery_id,
             status,
@@ -215,15 +230,6 @@ fn record_endpoint_health(
     Ok(())
 }
 
-/// Gives leases back (shutdown, or start-up: one Herald process owns the outbox file, so
-/// nothing can still be in flight when it starts).
-pub fn release_leases(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute(
-        "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
-        [],
-    )?)
-}
-
 /// Queues a delivery again now, with a fresh retry round. Refused while it is pending.
 pub fn retry(conn: &Connection, tenant_id: &str, id: i64, now: i64) -> Result<bool> {
     Ok(conn.execute(
@@ -264,7 +270,10 @@ pub fn prune(conn: &Connection, before: i64, batch: usize) -> Result<usize> {
 pub fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+            "SELECT min((SELECT d.next_attempt_at FROM deliveries d
+                         WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at > ?1
+                         ORDER BY d.next_attempt_at LIMIT 1))
+             FROM endpoints p",
         )?
         .query_row([now], |r| r.get(0))?)
 }

@@ -24,7 +24,11 @@ const MAX_BATCH: usize = 512;
 
 /// Called after the batch's COMMIT (Ok) or its failure (Err) with the job's own result.
 type Done = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+/// A job and whether its caller needs it on disk before being answered.
+struct Job {
+    run: Box<dyn FnOnce(&Connection) -> Done + Send>,
+    durable: bool,
+}
 
 pub struct Writer {
     sender: Mutex<mpsc::Sender<Job>>,
@@ -38,7 +42,8 @@ struct Counters {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Writer {
+    /// `full`: the deployment asked for `durability = full` (fsync at every durable commit).
+    pub fn start(conn: Connection, full: bool) -> Writer {
         let (sender, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
@@ -48,7 +53,7 @@ impl Writer {
                 // The writer is every write's only path: if it ends for any reason but the
                 // store being dropped, Herald must not go on answering 202.
                 let _critical = crate::lifecycle::Critical::new("writer");
-                run(conn, receiver, &thread_counters)
+                run(conn, receiver, &thread_counters, full)
             })
             .expect("spawn writer thread");
         Writer {
@@ -63,8 +68,29 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit_job(f, true)
+    }
+
+    /// Like `submit`, for writes whose loss in a power cut costs nothing a client was
+    /// promised: attempt records (the delivery is then sent again, at-least-once) and
+    /// heartbeats. A batch of only such jobs commits without waiting for fsync; the next
+    /// durable commit's fsync covers their WAL frames too, since the WAL is one file
+    /// written in order. A `kill -9` loses none of them either way: the OS has the pages.
+    pub fn submit_relaxed<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_job(f, false)
+    }
+
+    fn submit_job<T, F>(&self, f: F, durable: bool) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, receiver) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let run = Box::new(move |conn: &Connection| -> Done {
             let outcome = in_savepoint(conn, f);
             Box::new(move |commit| {
                 let result = match commit {
@@ -74,6 +100,7 @@ impl Writer {
                 let _ = reply.send(result);
             })
         });
+        let job = Job { run, durable };
         let sender = self.sender.lock().map_err(|_| StoreError::WriterGone)?;
         sender.send(job).map_err(|_| StoreError::WriterGone)?;
         Ok(receiver)
@@ -87,7 +114,8 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
+fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters, full: bool) {
+    let mut synchronous_full = full;
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -96,12 +124,26 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters) {
                 Err(_) => break,
             }
         }
+        if full {
+            let durable = batch.iter().any(|j| j.durable);
+            if durable != synchronous_full {
+                let pragma = if durable {
+                    "PRAGMA synchronous = FULL"
+                } else {
+                    "PRAGMA synchronous = NORMAL"
+                };
+                match conn.execute_batch(pragma) {
+                    Ok(()) => synchronous_full = durable,
+                    Err(e) => tracing::warn!(error = %e, "cannot switch synchronous"),
+                }
+            }
+        }
         if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             // Dropping the jobs unanswered tells each caller the write did not happen.
             tracing::error!(error = %e, "cannot begin a write transaction");
             continue;
         }
-        let done: Vec<Done> = batch.into_iter().map(|job| job(&conn)).collect();
+        let done: Vec<Done> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit = run_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed; the batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
