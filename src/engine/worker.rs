@@ -25,6 +25,9 @@ const SUCCESS_EXCERPT: usize = 256;
 /// The most records one recorder transaction writes.
 const RECORD_BATCH: usize = 1024;
 
+/// How long the recorder waits for more records before writing a batch.
+const RECORD_LINGER: Duration = Duration::from_millis(2);
+
 pub struct WorkerContext {
     pub store: Store,
     pub board: Arc<Board>,
@@ -185,7 +188,16 @@ pub fn record(
 ) {
     while let Ok(first) = results.recv() {
         let mut batch = vec![first];
-        batch.extend(results.try_iter().take(RECORD_BATCH - 1));
+        // Linger a moment for more: under load, one transaction for many attempts costs
+        // far less than many small ones, and nothing waits on these records but the
+        // claims they release.
+        let until = std::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < RECORD_BATCH {
+            match results.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
         record_batch(
             &store,
             &board,
