@@ -44,22 +44,22 @@ pub fn list(
            AND (?6 IS NULL OR d.created_at >= ?6) AND (?7 IS NULL OR d.created_at < ?7)
          ORDER BY d.id DESC LIMIT ?8"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                q.status,
-                q.endpoint_id,
-                q.event_id,
-                q.since,
-                q.until,
-                cursor.limit as i64 + 1
-            ],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |d| d.id))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            q.status,
+            q.endpoint_id,
+            q.event_id,
+            q.since,
+            q.until,
+            cursor.limit as i64 + 1
+        ],
+        row,
+        cursor,
+        |d| d.id,
+    )
 }
 
 /// The deliveries of one event, oldest first (one per endpoint, so never long).

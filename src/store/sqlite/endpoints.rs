@@ -89,18 +89,18 @@ pub fn list(
         "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3)
          ORDER BY id DESC LIMIT ?4"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                status.map(|s| s.as_str()),
-                cursor.limit as i64 + 1
-            ],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |e| e.id))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            status.map(|s| s.as_str()),
+            cursor.limit as i64 + 1
+        ],
+        row,
+        cursor,
+        |e| e.id,
+    )
 }
 
 /// Applies a patch. Status changes carry their consequences in the same transaction:

@@ -472,6 +472,20 @@ impl Backend for SqliteStore {
     }
 }
 
+/// Runs a list query (newest first, `LIMIT cursor.limit + 1`) and cuts it into a page.
+fn page<T, P: rusqlite::Params>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    cursor: Cursor,
+    key: impl Fn(&T) -> i64,
+) -> Result<Page<T>> {
+    let rows = stmt
+        .query_map(params, row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, key))
+}
+
 /// Shared with the writer so a failed commit can drop what its batch cached.
 pub(crate) fn on_rollback() {
     subscriptions::invalidate();
