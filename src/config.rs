@@ -38,6 +38,8 @@ pub struct Config {
     pub retention: Duration,
     pub disable_after: Duration,
     pub rotation_grace: Duration,
+    /// Requests per second to an endpoint that sets no `rate_limit` of its own.
+    pub rate_limit: Option<f64>,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             retention: days(30),
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
+            rate_limit: None,
         }
     }
 }
@@ -85,6 +88,7 @@ pub const KEYS: &[&str] = &[
     "retention",
     "disable_after",
     "rotation_grace",
+    "rate_limit",
 ];
 
 impl Config {
@@ -173,6 +177,16 @@ impl Config {
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "rate_limit" => {
+                self.rate_limit = match v {
+                    "" | "none" => None,
+                    v => Some(
+                        v.parse::<f64>()
+                            .map_err(|_| format!("expected requests per second, not `{v}`"))
+                            .and_then(crate::domain::parse_rate_limit)?,
+                    ),
+                }
+            }
             _ => return Err(format!("unknown configuration key `{key}`")),
         }
         Ok(())

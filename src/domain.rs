@@ -236,6 +236,18 @@ impl EndpointStatus {
     }
 }
 
+/// An endpoint's rate limit in requests per second: positive, at most 10,000, fractions
+/// allowed (0.5 = one request every two seconds).
+pub fn parse_rate_limit(v: f64) -> Result<f64, String> {
+    if v.is_finite() && v > 0.0 && v <= 10_000.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a number of requests per second above 0 and at most 10000, not {v}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{parse_rate_limit, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
 use crate::error::ApiError;
 use crate::service::check_description;
 use crate::signing::{generate_secret, validate_secret, Scheme};
@@ -41,6 +41,7 @@ struct CreateWebhook {
     headers: Option<BTreeMap<String, String>>,
     status: Option<String>,
     signature: Option<Vec<String>>,
+    rate_limit: Option<f64>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -54,6 +55,9 @@ struct UpdateWebhook {
     status: Option<String>,
     #[serde(default, deserialize_with = "present")]
     signature: Option<Option<Vec<String>>>,
+    /// `null` returns to the deployment's `rate_limit`.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<f64>>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -95,8 +99,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?}; answers the secret once.",
-    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?}"),
+    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?}; answers the secret once. rate_limit: requests per second.",
+    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?}"),
     responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn create(
@@ -124,6 +128,11 @@ async fn create(
             None => EndpointStatus::Active,
             Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
         },
+        rate_limit: body
+            .rate_limit
+            .map(parse_rate_limit)
+            .transpose()
+            .map_err(invalid("rate_limit"))?,
     };
     let endpoint = state
         .store
@@ -187,9 +196,9 @@ async fn get(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status or signature.",
+    description = "Change url, events, description, headers, status, signature or rate_limit (null: the deployment default).",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature}"),
+    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit}"),
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn update(
@@ -227,6 +236,11 @@ async fn update(
             .map(EndpointStatus::parse)
             .transpose()
             .map_err(invalid("status"))?,
+        rate_limit: match body.rate_limit {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(r)) => Some(Some(parse_rate_limit(r).map_err(invalid("rate_limit"))?)),
+        },
     };
     let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.

@@ -65,6 +65,8 @@ impl Dispatcher {
     /// how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.needs_claim = false;
+        // What waited for its rate limit and may go now goes first.
+        self.board.release_due(self.clock.now_ms());
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
             return Ok(0);
@@ -90,7 +92,8 @@ impl Dispatcher {
         };
         let claimed = self.store.claim_due(&request)?;
         let count = claimed.len();
-        self.board.pin(claimed);
+        let excess = self.board.pin(claimed, now);
+        self.store.release(&excess)?;
         // Only a full round may have left more due work behind.
         self.needs_claim = count == room;
         Ok(count)
@@ -123,6 +126,7 @@ impl Dispatcher {
             // While workers are busy, rounds are paced: the queues they drain refill one
             // round later at worst, and a round walks every active endpoint. An idle board
             // claims at once, so a publish never waits for the pace.
+            self.board.release_due(self.clock.now_ms());
             let paced = self.board.total() > 0 && last_round.elapsed() < PACE;
             if self.needs_claim && !paced {
                 last_round = Instant::now();
@@ -141,6 +145,14 @@ impl Dispatcher {
                 // Nothing more is due now: sleep until the next retry comes due.
                 let at = *deadline.get_or_insert_with(|| Instant::now() + self.idle_wait());
                 at.saturating_duration_since(Instant::now())
+            };
+            // A delivery held back by a rate limit may go before anything else happens.
+            let wait = match self.board.next_release_at() {
+                Some(at) => {
+                    let until = Duration::from_millis((at - self.clock.now_ms()).max(0) as u64);
+                    wait.min(until)
+                }
+                None => wait,
             };
             let first = match signals.recv_timeout(wait) {
                 Ok(s) => Some(s),

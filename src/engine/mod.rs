@@ -107,7 +107,11 @@ impl Engine {
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let stats = Arc::new(EngineStats::default());
         let busy_workers = Arc::new(AtomicUsize::new(0));
-        let board = Arc::new(Board::new(config.endpoint_concurrency));
+        let board = Arc::new(Board::new(
+            config.endpoint_concurrency,
+            config.rate_limit,
+            clock.clone(),
+        ));
         let handle = EngineHandle {
             signals: signals.clone(),
             heartbeat: heartbeat.clone(),

@@ -60,14 +60,21 @@ pub fn run(ctx: WorkerContext) {
         loop {
             let record = attempt(&ctx, &delivery);
             count(&ctx.stats, &record);
-            let gone = record.gone;
+            let (gone, record_backoff) = (record.gone, record.backoff_until);
             let _ = ctx.results.send(record);
-            let finished = ctx.board.finish(delivery.endpoint_id, gone);
+            let finished = ctx.board.finish(
+                delivery.endpoint_id,
+                gone,
+                record_backoff,
+                ctx.clock.now_ms(),
+            );
             if !finished.dropped.is_empty() {
                 let _ = ctx.store.release(&finished.dropped);
             }
-            if finished.dry {
-                let _ = ctx.signals.send(Signal::Wake); // its queue ran dry: top it up
+            if finished.dry || finished.paced {
+                // Its queue ran dry (top it up), or its next delivery waits for the rate
+                // limit (the dispatcher lets it go when its time comes).
+                let _ = ctx.signals.send(Signal::Wake);
             }
             match finished.next {
                 Some(next) => delivery = next,
@@ -172,6 +179,8 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         },
         verdict,
         gone,
+        backoff_until: retry_after
+            .map(|d| started_at + d.min(retry::RETRY_AFTER_CAP).as_millis() as i64),
     }
 }
 

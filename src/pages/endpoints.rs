@@ -42,6 +42,8 @@ pub struct EndpointForm {
     #[serde(default)]
     pub headers: String,
     pub status: Option<String>,
+    #[serde(default)]
+    pub rate_limit: String,
 }
 
 impl EndpointForm {
@@ -52,6 +54,19 @@ impl EndpointForm {
             description: e.description.clone(),
             headers: header_lines(&e.headers),
             status: Some(e.status.as_str().to_owned()),
+            rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+        }
+    }
+
+    fn rate_limit(&self) -> Result<Option<f64>, String> {
+        match self.rate_limit.trim() {
+            "" => Ok(None),
+            v => v
+                .parse::<f64>()
+                .map_err(|_| format!("rate limit: `{v}` is not a number"))
+                .and_then(crate::domain::parse_rate_limit)
+                .map(Some)
+                .map_err(|e| format!("rate limit: {e}")),
         }
     }
 
@@ -75,6 +90,7 @@ impl EndpointForm {
                 .map_err(|e| format!("headers: {e}"))?,
             signature: None,
             status: self.status()?,
+            rate_limit: self.rate_limit()?,
         })
     }
 
@@ -87,6 +103,7 @@ impl EndpointForm {
             headers: Some(parsed.headers),
             signature: None,
             status: Some(parsed.status),
+            rate_limit: Some(parsed.rate_limit),
         })
     }
 
@@ -192,6 +209,7 @@ struct ShowPage {
     problem: Option<String>,
     recent: Page<Delivery>,
     known_events: Vec<String>,
+    default_rate_limit: Option<f64>,
 }
 
 impl ShowPage {
@@ -239,6 +257,7 @@ async fn show_page(
             problem,
             recent,
             known_events,
+            default_rate_limit: t.state().config.rate_limit,
         },
     ))
 }

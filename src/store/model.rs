@@ -43,6 +43,8 @@ pub struct Endpoint {
     /// The endpoint's own schemes; `None` means the deployment default.
     pub signature: Option<Vec<Scheme>>,
     pub disabled_reason: Option<String>,
+    /// Requests per second; `None`: the deployment's `rate_limit`, if any.
+    pub rate_limit: Option<f64>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -67,6 +69,7 @@ pub struct NewEndpoint {
     pub headers: ExtraHeaders,
     pub signature: Option<Vec<Scheme>>,
     pub status: EndpointStatus,
+    pub rate_limit: Option<f64>,
 }
 
 /// A validated partial update; `None` leaves a field as it is.
@@ -78,6 +81,8 @@ pub struct EndpointPatch {
     pub headers: Option<ExtraHeaders>,
     pub signature: Option<Option<Vec<Scheme>>>,
     pub status: Option<EndpointStatus>,
+    /// `Some(None)` returns to the deployment default.
+    pub rate_limit: Option<Option<f64>>,
 }
 
 /// An event ready to store: its type and the canonical body every attempt will send.
@@ -195,6 +200,10 @@ pub struct Claimed {
     pub previous_secret: Option<String>,
     /// Attempts made in the current round before this one.
     pub round_attempts: u32,
+    /// The endpoint's own rate limit (requests per second), if it has one.
+    pub rate_limit: Option<f64>,
+    /// When the endpoint was last sent to (ms), so a limit holds across restarts.
+    pub last_attempt_at: Option<i64>,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`).
@@ -219,6 +228,9 @@ pub struct AttemptRecord {
     pub verdict: Verdict,
     /// The endpoint answered 410 Gone: it asks never to be called again.
     pub gone: bool,
+    /// The endpoint asked for no requests before this time (ms): 429 or 503 with
+    /// `Retry-After`. The engine holds the endpoint's other deliveries back until then.
+    pub backoff_until: Option<i64>,
 }
 
 /// A tenant key to store: only its hash and a prefix a person can recognise.

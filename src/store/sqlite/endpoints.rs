@@ -8,7 +8,7 @@ use crate::signing::{parse_schemes, Scheme};
 use crate::store::{Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit";
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let events: String = r.get(3)?;
@@ -31,6 +31,7 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         failing_since: r.get(12)?,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
+        rate_limit: r.get(15)?,
     })
 }
 
@@ -45,8 +46,8 @@ fn json(v: &impl Serialize) -> String {
 
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
     conn.execute(
-        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
         params![
             tenant_id,
             new.url.as_str(),
@@ -56,7 +57,8 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             schemes_text(&new.signature),
             new.status.as_str(),
             new.secret,
-            now
+            now,
+            new.rate_limit
         ],
     )?;
     get(conn, tenant_id, conn.last_insert_rowid())
@@ -119,7 +121,8 @@ pub fn update(
         None => schemes_text(&current.signature),
     };
     conn.execute(
-        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8
+        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8,
+             rate_limit = ?9
          WHERE tenant_id = ?1 AND id = ?2",
         params![
             tenant_id,
@@ -129,7 +132,8 @@ pub fn update(
             patch.description.as_ref().unwrap_or(&current.description),
             patch.headers.as_ref().map_or_else(|| json(&current.headers), |h| json(h.map())),
             signature,
-            now
+            now,
+            patch.rate_limit.unwrap_or(current.rate_limit)
         ],
     )?;
     if let Some(status) = patch.status {

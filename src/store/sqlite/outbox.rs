@@ -99,7 +99,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
-                d.attempts - d.round_start
+                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -122,6 +122,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 secret: r.get(8)?,
                 previous_secret: r.get(9)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
+                rate_limit: r.get(11)?,
+                last_attempt_at: r.get(12)?,
             })
         });
         match found {
@@ -192,6 +194,12 @@ fn record_endpoint_health(
     disable_after_ms: i64,
     now: i64,
 ) -> Result<()> {
+    // When the endpoint was last sent to: a rate limit holds across a restart from it.
+    conn.prepare_cached(
+        "UPDATE endpoints SET last_attempt_at = ?2
+         WHERE id = ?1 AND rate_limit IS NOT NULL AND coalesce(last_attempt_at, 0) < ?2",
+    )?
+    .execute(params![r.endpoint_id, r.started_at])?;
     if r.verdict == Verdict::Succeeded {
         conn.prepare_cached(
             "UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
