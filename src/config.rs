@@ -40,6 +40,8 @@ pub struct Config {
     pub rotation_grace: Duration,
     /// Requests per second to an endpoint that sets no `rate_limit` of its own.
     pub rate_limit: Option<f64>,
+    /// Consecutive failures that open an endpoint's circuit (0: never).
+    pub circuit_threshold: u32,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
             rate_limit: None,
+            circuit_threshold: 5,
         }
     }
 }
@@ -89,6 +92,7 @@ pub const KEYS: &[&str] = &[
     "disable_after",
     "rotation_grace",
     "rate_limit",
+    "circuit_threshold",
 ];
 
 impl Config {
@@ -177,6 +181,7 @@ impl Config {
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {
                     "" | "none" => None,

@@ -106,7 +106,7 @@ impl Harness {
             &self.store,
             &self.board,
             self.clock.as_ref(),
-            self.config.disable_after,
+            worker::health_policy(&self.config),
             records,
             &self.worker.signals,
         );

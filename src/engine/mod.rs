@@ -140,10 +140,10 @@ impl Engine {
         drop(record_tx);
         let recorder = {
             let (store, board, clock) = (store.clone(), board.clone(), clock.clone());
-            let (disable_after, signals) = (config.disable_after, signals.clone());
+            let (policy, signals) = (worker::health_policy(&config), signals.clone());
             spawn("herald-recorder", move || {
                 let _critical = Critical::new("recorder");
-                worker::record(record_rx, store, board, clock, disable_after, signals)
+                worker::record(record_rx, store, board, clock, policy, signals)
             })
         };
         let mut dispatcher =

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::lifecycle::Shutdown;
 use crate::signing::{self, HeaderNames, SignInput};
-use crate::store::{AttemptRecord, Claimed, Store, Verdict};
+use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 
 /// How much of a successful response's body is kept.
 const SUCCESS_EXCERPT: usize = 256;
@@ -184,6 +184,14 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
     }
 }
 
+/// The recorder's policy from the configuration.
+pub fn health_policy(config: &Config) -> HealthPolicy {
+    HealthPolicy {
+        disable_after_ms: config.disable_after.as_millis() as i64,
+        circuit_threshold: config.circuit_threshold,
+    }
+}
+
 /// Writes outcomes: blocks for the first, takes every other one already waiting, and
 /// commits them as one transaction. Then tells the board which 410s are written and the
 /// dispatcher when the earliest retry of the batch comes due.
@@ -192,7 +200,7 @@ pub fn record(
     store: Store,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
-    disable_after: Duration,
+    policy: HealthPolicy,
     signals: mpsc::Sender<Signal>,
 ) {
     while let Ok(first) = results.recv() {
@@ -207,14 +215,7 @@ pub fn record(
                 Err(_) => break,
             }
         }
-        record_batch(
-            &store,
-            &board,
-            clock.as_ref(),
-            disable_after,
-            batch,
-            &signals,
-        );
+        record_batch(&store, &board, clock.as_ref(), policy, batch, &signals);
     }
 }
 
@@ -223,7 +224,7 @@ pub fn record_batch(
     store: &Store,
     board: &Board,
     clock: &dyn Clock,
-    disable_after: Duration,
+    policy: HealthPolicy,
     batch: Vec<AttemptRecord>,
     signals: &mpsc::Sender<Signal>,
 ) {
@@ -240,7 +241,7 @@ pub fn record_batch(
             _ => None,
         })
         .min();
-    let written = store.record_attempts(batch, disable_after.as_millis() as i64, clock.now_ms());
+    let written = store.record_attempts(batch, policy, clock.now_ms());
     if let Err(e) = &written {
         // Not recorded: the claims are let go and the deliveries are sent again.
         tracing::error!(error = %e, attempts = n, "recording attempts failed");

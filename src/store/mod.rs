@@ -64,6 +64,20 @@ pub struct WriterStats {
     pub jobs: u64,
 }
 
+/// What the recorder does about an endpoint's failures.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthPolicy {
+    /// Disable an endpoint that failed without a success for this long.
+    pub disable_after_ms: i64,
+    /// Open an endpoint's circuit after this many consecutive failures (0: never).
+    pub circuit_threshold: u32,
+}
+
+/// The first wait of an open circuit before its probe; it doubles with each failed probe.
+pub const CIRCUIT_FIRST_BACKOFF_MS: i64 = 30_000;
+/// The longest wait between two probes of an open circuit.
+pub const CIRCUIT_MAX_BACKOFF_MS: i64 = 30 * 60_000;
+
 /// What the dispatcher asks of one claim round.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -204,7 +218,7 @@ pub trait Backend: Send + Sync + 'static {
     fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,
-        disable_after_ms: i64,
+        policy: HealthPolicy,
         now: i64,
     ) -> Result<()>;
     /// Gives back claims that were never attempted (shutdown).

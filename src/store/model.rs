@@ -45,6 +45,8 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     /// Requests per second; `None`: the deployment's `rate_limit`, if any.
     pub rate_limit: Option<f64>,
+    /// The circuit breaker's state.
+    pub circuit: Circuit,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -58,6 +60,43 @@ pub struct Endpoint {
     pub previous_secret_until: Option<i64>,
     #[serde(skip)]
     pub failing_since: Option<i64>,
+}
+
+/// An endpoint's circuit: `closed` (deliveries flow), `open` (they wait for the next
+/// probe), or `half_open` (the probe is due or on its way).
+#[derive(Debug, Clone, Serialize)]
+pub struct Circuit {
+    pub state: &'static str,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub since: Option<i64>,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub next_probe: Option<i64>,
+    pub consecutive_failures: i64,
+}
+
+impl Circuit {
+    pub fn new(
+        opened_at: Option<i64>,
+        next_probe: Option<i64>,
+        failures: i64,
+        now: i64,
+    ) -> Circuit {
+        let state = match (opened_at, next_probe) {
+            (None, _) => "closed",
+            (Some(_), Some(probe)) if probe <= now => "half_open",
+            (Some(_), _) => "open",
+        };
+        Circuit {
+            state,
+            since: opened_at,
+            next_probe: opened_at.and(next_probe),
+            consecutive_failures: failures,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == "closed"
+    }
 }
 
 /// A validated endpoint to create.
@@ -248,4 +287,20 @@ pub struct NewEventType {
     pub name: String,
     pub description: String,
     pub example: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Circuit;
+
+    #[test]
+    fn a_circuit_is_half_open_once_its_probe_is_due() {
+        assert_eq!(Circuit::new(None, None, 2, 1_000).state, "closed");
+        assert_eq!(Circuit::new(Some(0), Some(2_000), 5, 1_000).state, "open");
+        assert_eq!(
+            Circuit::new(Some(0), Some(1_000), 5, 1_000).state,
+            "half_open"
+        );
+        assert!(Circuit::new(None, Some(5), 0, 0).next_probe.is_none());
+    }
 }

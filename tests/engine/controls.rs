@@ -72,3 +72,73 @@ fn a_429_with_retry_after_holds_the_endpoint_back_that_long() {
     rig.harness.step().unwrap();
     assert!(send(&mut rig) >= 1, "after 30 s deliveries flow again");
 }
+
+/// Five failures in a row open the circuit: deliveries wait, one probe goes out after
+/// 30 s, a failed probe doubles the wait, and a successful one closes the circuit and lets
+/// the backlog drain.
+#[test]
+fn a_circuit_opens_after_five_failures_probes_with_back_off_and_closes_on_success() {
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let switch = healthy.clone();
+    let receiver = Receiver::start(move |_, _| {
+        if switch.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(200)
+        } else {
+            Reply::status(500)
+        }
+    });
+    let mut rig = Rig::new(config(), receiver);
+    let endpoint = rig.endpoint("/down", "job.*");
+    let circuit = |rig: &Rig| {
+        rig.block_on(rig.store().get_endpoint(TENANT, endpoint))
+            .unwrap()
+            .circuit
+    };
+    // 5 deliveries, 2 in flight at a time: their first attempts fail one after another.
+    rig.publish("job.done", 5);
+    while rig.harness.step().unwrap() > 0 || rig.harness.board.total() > 0 {
+        send(&mut rig);
+    }
+    let opened = circuit(&rig);
+    // (`open` or `half_open` by the wall clock, which the manual clock is years behind.)
+    assert_ne!(opened.state, "closed");
+    assert_eq!(opened.since, Some(rig.now()));
+    assert_eq!(opened.consecutive_failures, 5);
+    assert_eq!(opened.next_probe, Some(rig.now() + 30_000));
+    assert_eq!(rig.receiver.received().len(), 5);
+
+    // More events wait; their retries come due too, but nothing goes out while it is open.
+    rig.publish("job.done", 3);
+    rig.advance(Duration::from_secs(29));
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 0, "open: nothing reaches the endpoint");
+
+    // At 30 s exactly one probe goes; it fails, and the next waits 60 s.
+    rig.advance(Duration::from_secs(1));
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 1, "one probe");
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 0, "and only one");
+    assert_eq!(circuit(&rig).next_probe, Some(rig.now() + 60_000));
+    rig.advance(Duration::from_secs(59));
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 0);
+
+    // The endpoint recovers: the next probe succeeds, the circuit closes, the rest drains.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    rig.advance(Duration::from_secs(1));
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 1, "the probe");
+    assert_eq!(circuit(&rig).state, "closed");
+    assert_eq!(circuit(&rig).consecutive_failures, 0);
+    // The 3 new events are due; the first 5 retry on their own schedule (1 min after their
+    // first attempt, which is now past).
+    let mut drained = 0;
+    while rig.harness.step().unwrap() > 0 || rig.harness.board.total() > 0 {
+        drained += send(&mut rig);
+    }
+    assert!(
+        drained >= 3,
+        "the backlog drains once the circuit closes ({drained})"
+    );
+}

@@ -5,10 +5,12 @@ use serde::Serialize;
 
 use crate::domain::{EndpointStatus, EventFilter};
 use crate::signing::{parse_schemes, Scheme};
-use crate::store::{Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError};
+use crate::store::{
+    Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
+};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe";
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let events: String = r.get(3)?;
@@ -32,6 +34,7 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
         rate_limit: r.get(15)?,
+        circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
     })
 }
 
@@ -156,7 +159,11 @@ pub fn set_status(
     super::subscriptions::invalidate();
     conn.execute(
         "UPDATE endpoints SET status = ?2, disabled_reason = ?3, updated_at = ?4,
-             failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END
+             failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END,
+             consecutive_failures = CASE WHEN ?2 = 'active' THEN 0 ELSE consecutive_failures END,
+             circuit_opened_at = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_opened_at END,
+             circuit_next_probe = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_next_probe END,
+             circuit_backoff_ms = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_backoff_ms END
          WHERE id = ?1",
         params![id, status.as_str(), reason, now],
     )?;

@@ -33,8 +33,9 @@ use rusqlite::Connection;
 
 use super::{
     ApiKey, Attempt, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor, Delivery,
-    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, NewEndpoint, NewEvent,
-    NewEventType, NewKey, Page, Published, Result, StoreError, Tenant, WriterStats,
+    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, HealthPolicy,
+    NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, Result, StoreError, Tenant,
+    WriterStats,
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
@@ -433,14 +434,13 @@ impl Backend for SqliteStore {
     fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,
-        disable_after_ms: i64,
+        policy: HealthPolicy,
         now: i64,
     ) -> Result<()> {
         let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
         // Relaxed: losing these records in a power cut means the deliveries are sent again.
-        let written = self.write_relaxed_blocking(move |c| {
-            outbox::record_attempts(c, &records, disable_after_ms, now)
-        });
+        let written =
+            self.write_relaxed_blocking(move |c| outbox::record_attempts(c, &records, policy, now));
         // After the commit the rows say what happened, so the claims can go; after a failed
         // write they go too, and the deliveries are sent again (at-least-once).
         self.claims.release(&ids);
