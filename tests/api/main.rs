@@ -7,3 +7,4 @@ mod bad_inputs;
 mod publish;
 mod seeds;
 mod tenants;
+mod operator;
