@@ -157,11 +157,9 @@ async fn known_events(t: &Tenant) -> Result<Vec<String>, super::render::PageErro
 }
 
 async fn new(t: Tenant) -> PageResult {
-    let form = EndpointForm {
-        events: "*".into(),
-        ..Default::default()
-    };
-    new_page(&t, form, None).await
+    // Events start empty (the placeholder shows `*`): a pre-filled `*` turned a typed
+    // `book.*` into `*book.*`.
+    new_page(&t, EndpointForm::default(), None).await
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
