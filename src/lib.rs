@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pages;
 pub mod payload;
 pub mod service;

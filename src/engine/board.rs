@@ -235,6 +235,8 @@ mod tests {
             secret: "s".into(),
             previous_secret: None,
             round_attempts: 0,
+            attempts: 0,
+            created_at: 0,
         }
     }
 

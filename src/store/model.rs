@@ -195,6 +195,11 @@ pub struct Claimed {
     pub previous_secret: Option<String>,
     /// Attempts made in the current round before this one.
     pub round_attempts: u32,
+    /// Attempts made before this one, all rounds (0: this is the first, for the
+    /// publish → first-attempt latency metric).
+    pub attempts: u32,
+    /// When the delivery was created (the publish), ms.
+    pub created_at: i64,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`).

@@ -8,3 +8,4 @@ mod publish;
 mod seeds;
 mod tenants;
 mod operator;
+mod metrics;

@@ -12,6 +12,7 @@ use crate::store::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema.sql"),
     include_str!("migrations/0002_ids_never_reused.sql"),
+    include_str!("migrations/0003_activity_indexes.sql"),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

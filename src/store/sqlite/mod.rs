@@ -11,6 +11,7 @@
 //! delivery is simply due again at the next start: at-least-once, with no fsync between a
 //! publish and its first attempt.
 
+mod activity;
 mod checkpoint;
 mod claims;
 mod connection;
@@ -32,7 +33,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::{
-    ApiKey, Attempt, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor, Delivery,
+    ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor,
+    Delivery, FirstAttempt, Gauges, RecentAttempt,
     DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, NewEndpoint, NewEvent,
     NewEventType, NewKey, Page, Published, Result, StoreError, Tenant, WriterStats,
 };
@@ -410,6 +412,36 @@ impl Backend for SqliteStore {
             outbox::recover(c, &tenant, endpoint, since, now)
         })
         .await
+    }
+
+    async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>> {
+        self.read(move |c| activity::attempt_buckets(c, since, bucket_ms))
+            .await
+    }
+
+    async fn deliveries_failed_since(&self, since: i64) -> Result<i64> {
+        self.read(move |c| activity::deliveries_failed_since(c, since))
+            .await
+    }
+
+    async fn gauges(&self) -> Result<Gauges> {
+        self.read(activity::gauges).await
+    }
+
+    async fn endpoint_recent_attempts(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        limit: usize,
+    ) -> Result<Vec<RecentAttempt>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| activity::endpoint_recent_attempts(c, &tenant, endpoint, limit))
+            .await
+    }
+
+    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
+        self.read(move |c| activity::first_attempts(c, since, limit))
+            .await
     }
 
     async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts> {

@@ -99,7 +99,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
-                d.attempts - d.round_start
+                d.attempts - d.round_start, d.attempts, d.created_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -122,6 +122,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 secret: r.get(8)?,
                 previous_secret: r.get(9)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
+                attempts: r.get::<_, i64>(11)?.max(0) as u32,
+                created_at: r.get(12)?,
             })
         });
         match found {
