@@ -190,6 +190,7 @@ struct ShowPage {
     problem: Option<String>,
     recent: Page<Delivery>,
     known_events: Vec<String>,
+    health: super::endpoint_health::EndpointHealth,
 }
 
 impl ShowPage {
@@ -218,6 +219,7 @@ async fn show_page(
         limit: 10,
     };
     let recent = store.list_deliveries(&t.tenant, q, latest).await?;
+    let health = super::endpoint_health::load(store, &t.tenant, id).await?;
     let known_events = known_events(t).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
@@ -237,6 +239,7 @@ async fn show_page(
             problem,
             recent,
             known_events,
+            health,
         },
     ))
 }

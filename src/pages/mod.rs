@@ -12,8 +12,10 @@
 //! redirect (POST-redirect-GET); a one-time message rides along (`flash`). The actions
 //! themselves are the JSON API's shared functions and the store's, never a copy of them.
 
+mod charts;
 mod deliveries;
 mod endpoint_actions;
+mod endpoint_health;
 mod endpoints;
 mod event_types;
 mod events;

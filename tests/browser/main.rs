@@ -10,6 +10,7 @@
 mod common;
 
 mod admin;
+mod charts;
 mod portal;
 mod security;
 
