@@ -15,8 +15,8 @@ pub const DAY: i64 = 86_400_000;
 pub const WIDTH: f64 = 600.0;
 pub const HEIGHT: f64 = 180.0;
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 6.0;
-const TOP: f64 = 10.0;
+const RIGHT: f64 = 22.0;
+const TOP: f64 = 20.0;
 const BOTTOM: f64 = 28.0;
 
 #[derive(Debug, Clone)]

@@ -132,3 +132,70 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
     assert_eq!(events.property("value").as_deref(), Some(""));
     assert!(events.attr("placeholder").unwrap().contains('*'));
 }
+
+/// Writes README's screenshots (docs/screenshot-overview.png, docs/screenshot-endpoint.png)
+/// from a week of made-up traffic: `cargo test --test browser readme_screenshots -- --ignored`.
+#[test]
+#[ignore]
+fn readme_screenshots() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "")]);
+    let ok = Receiver::ok();
+    let broken = Receiver::start(|_, _| crate::common::Reply::status(503));
+    let hook = app.create_webhook(&ok.url("/orders"), &["order.*"]);
+    app.create_webhook(&broken.url("/billing"), &["invoice.*"]);
+    app.publish(serde_json::json!({"event": "order.created"}));
+    app.publish(serde_json::json!({"event": "invoice.paid"}));
+    broken.wait_for("/billing", 1, WAIT);
+    ok.wait_for("/orders", 1, WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A week of deliveries to the first endpoint: a daily rhythm, a few failures, and an
+    // incident three hours ago.
+    let mut conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let tx = conn.transaction().unwrap();
+    let mut seed: u64 = 7;
+    let mut rand = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let now = now_ms();
+    for h in (1..(7 * 24)).rev() {
+        let hour = (now.div_euclid(HOUR) - h) * HOUR;
+        let rhythm = 12 + ((hour / HOUR) % 24 - 12).abs() as u64 * 3;
+        for _ in 0..rhythm + rand(10) {
+            let created = hour + rand(HOUR as u64 - 10_000) as i64;
+            let latency = 15 + rand(60) as i64 + if rand(40) == 0 { 1_500 } else { 0 };
+            let incident = h == 3;
+            let status = if incident || rand(30) == 0 { 500 } else { 200 };
+            tx.execute(
+                "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, attempts,
+                     created_at, updated_at)
+                 VALUES (1, ?1, 'default', ?2, 1, ?3, ?3)",
+                rusqlite::params![
+                    hook["id"].as_i64().unwrap(),
+                    if status == 200 { "succeeded" } else { "failed" },
+                    created
+                ],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
+                 VALUES (last_insert_rowid(), ?1, ?2, ?3, CASE WHEN ?3 >= 300 THEN 'HTTP ' || ?3 END)",
+                rusqlite::params![created + latency, 40 + rand(90) as i64, status],
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+
+    let docs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let b = Browser::start((1280, 1500));
+    login_admin(&b, &app);
+    b.screenshot(&docs.join("screenshot-overview.png"));
+    b.goto(&app.url(&format!("/admin/tenants/default/endpoints/{}", hook["id"])));
+    b.screenshot(&docs.join("screenshot-endpoint.png"));
+    b.set_size((390, 1400));
+    b.goto(&app.url("/admin"));
+    b.screenshot(&docs.join("screenshot-overview-phone.png"));
+}
