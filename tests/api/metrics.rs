@@ -102,3 +102,32 @@ fn metrics_follow_deliveries() {
     assert_eq!(get(&after, "herald_endpoints_failing"), 1.0);
     assert!(get(&after, "herald_store_commits_total") > get(&before, "herald_store_commits_total"));
 }
+
+/// Every metric the Grafana dashboard in docs/ queries is one Herald exposes.
+#[test]
+fn grafana_dashboard_queries_exposed_metrics() {
+    let app = TestApp::spawn();
+    let samples = scrape(&app);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("herald_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    samples.keys().any(|k| k == &name || k.starts_with(&format!("{name}{{"))),
+                    "{} queries {name}, which /metrics does not expose",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10);
+}
