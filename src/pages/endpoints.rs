@@ -15,7 +15,7 @@ use super::tenants::Paging;
 use crate::clock::now_ms;
 use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
 use crate::service::check_description;
-use crate::signing::generate_secret;
+use crate::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,6 +42,34 @@ pub struct EndpointForm {
     #[serde(default)]
     pub headers: String,
     pub status: Option<String>,
+    /// Signature schemes as a comma list; empty for the deployment default; absent (an
+    /// older form) leaves the endpoint's choice as it is.
+    pub signature: Option<String>,
+}
+
+/// The choices of the signature select: every combination of the three schemes.
+const SIGNATURE_CHOICES: [(&str, &str); 8] = [
+    ("", "deployment default"),
+    ("standard", "standard (Standard Webhooks)"),
+    ("timestamped", "timestamped (<prefix>-Timestamp + -Signature)"),
+    ("body", "body (HMAC of the body)"),
+    ("standard,timestamped", "standard + timestamped"),
+    ("standard,body", "standard + body"),
+    ("timestamped,body", "timestamped + body"),
+    ("standard,timestamped,body", "all three"),
+];
+
+/// An endpoint's schemes as one of the select's values (their order does not matter).
+fn signature_choice(schemes: Option<&[Scheme]>) -> String {
+    let Some(schemes) = schemes else {
+        return String::new();
+    };
+    [Scheme::Standard, Scheme::Timestamped, Scheme::Body]
+        .into_iter()
+        .filter(|s| schemes.contains(s))
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl EndpointForm {
@@ -52,7 +80,27 @@ impl EndpointForm {
             description: e.description.clone(),
             headers: header_lines(&e.headers),
             status: Some(e.status.as_str().to_owned()),
+            signature: Some(signature_choice(e.signature.as_deref())),
         }
+    }
+
+    /// `None`: leave as is; `Some(None)`: the deployment default; `Some(Some(..))`: these.
+    fn signature(&self) -> Result<Option<Option<Vec<Scheme>>>, String> {
+        match self.signature.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some("") => Ok(Some(None)),
+            Some(list) => parse_schemes(list)
+                .map(|s| Some(Some(s)))
+                .map_err(|e| format!("signature: {e}")),
+        }
+    }
+
+    pub fn signature_choices(&self) -> &'static [(&'static str, &'static str)] {
+        &SIGNATURE_CHOICES
+    }
+
+    pub fn is_signature(&self, choice: &str) -> bool {
+        self.signature.as_deref().unwrap_or("") == choice
     }
 
     fn status(&self) -> Result<EndpointStatus, String> {
@@ -73,7 +121,7 @@ impl EndpointForm {
             headers: parse_header_lines(&self.headers)
                 .and_then(ExtraHeaders::parse)
                 .map_err(|e| format!("headers: {e}"))?,
-            signature: None,
+            signature: self.signature()?.flatten(),
             status: self.status()?,
         })
     }
@@ -85,7 +133,7 @@ impl EndpointForm {
             filter: Some(parsed.filter),
             description: Some(parsed.description),
             headers: Some(parsed.headers),
-            signature: None,
+            signature: self.signature()?,
             status: Some(parsed.status),
         })
     }

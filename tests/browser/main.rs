@@ -11,6 +11,7 @@ mod common;
 
 mod admin;
 mod charts;
+mod endpoint_form;
 mod portal;
 mod security;
 
