@@ -26,6 +26,7 @@ mod login;
 mod overview;
 mod render;
 mod session;
+mod tenant_actions;
 mod tenants;
 
 use actix_web::body::MessageBody;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(login::configure)
             .configure(overview::configure)
             .configure(tenants::configure)
+            .configure(tenant_actions::configure)
             .configure(event_types::configure)
             .service(web::scope("/tenants/{tenant}").configure(tenant_pages))
             .default_service(web::to(not_found)),

@@ -14,6 +14,7 @@ mod charts;
 mod endpoint_form;
 mod portal;
 mod security;
+mod tenant_pages;
 
 use std::path::PathBuf;
 use std::time::Duration;
