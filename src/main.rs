@@ -111,9 +111,7 @@ fn init_logging() {
         .with_writer(std::io::stderr);
     match std::env::var("HERALD_LOG_FORMAT").as_deref() {
         Ok("json") => builder.json().init(),
-        _ => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
+        _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 

@@ -223,7 +223,10 @@ mod tests {
                 endpoints_active: 2,
                 ..Gauges::default()
             },
-            WriterStats { commits: 5, jobs: 9 },
+            WriterStats {
+                commits: 5,
+                jobs: 9,
+            },
         );
         for line in [
             "# TYPE herald_attempts counter",
@@ -237,7 +240,13 @@ mod tests {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
         // Counters follow the writer's totals without double counting.
-        let again = m.render(&Gauges::default(), WriterStats { commits: 7, jobs: 9 });
+        let again = m.render(
+            &Gauges::default(),
+            WriterStats {
+                commits: 7,
+                jobs: 9,
+            },
+        );
         assert!(again.contains("herald_store_commits_total 7"), "{again}");
     }
 }

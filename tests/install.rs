@@ -49,11 +49,18 @@ fn install_sh_stages_upgrades_and_uninstalls() {
     let unit = std::fs::read_to_string(p.join("etc/systemd/system/herald.service")).unwrap();
     assert!(unit.contains("EnvironmentFile=-/etc/herald/admin.env"));
     let config = std::fs::read_to_string(p.join("etc/herald/herald.toml")).unwrap();
-    assert!(config.contains(r#"db = "/var/lib/herald/herald.db""#), "{config}");
+    assert!(
+        config.contains(r#"db = "/var/lib/herald/herald.db""#),
+        "{config}"
+    );
     // The token is printed here and kept where only root reads it.
     let env_file = p.join("etc/herald/admin.env");
     let env = std::fs::read_to_string(&env_file).unwrap();
-    let token = env.trim().strip_prefix("HERALD_ADMIN_TOKEN=").unwrap().to_string();
+    let token = env
+        .trim()
+        .strip_prefix("HERALD_ADMIN_TOKEN=")
+        .unwrap()
+        .to_string();
     assert!(token.starts_with("hadm_") && token.len() >= 40, "{token}");
     assert!(stdout.contains(&token), "{stdout}");
     let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();

@@ -108,10 +108,7 @@ pub fn attempts_chart(
     let bars = layout(slots.len())
         .zip(slots.iter().zip(&per_slot))
         .map(|((x, width), (start, (s, f)))| Bar {
-            title: format!(
-                "{}: {s} succeeded, {f} failed",
-                slot_name(*start, size)
-            ),
+            title: format!("{}: {s} succeeded, {f} failed", slot_name(*start, size)),
             x,
             width,
             empty: s + f == 0,
@@ -256,7 +253,12 @@ fn round(v: f64) -> f64 {
 /// (x, width) of `n` bars spread over the plot, with a gap between them.
 fn layout(n: usize) -> impl Iterator<Item = (f64, f64)> {
     let slot = (WIDTH - LEFT - RIGHT) / n.max(1) as f64;
-    (0..n).map(move |i| (round(LEFT + slot * i as f64 + slot * 0.15), round(slot * 0.7)))
+    (0..n).map(move |i| {
+        (
+            round(LEFT + slot * i as f64 + slot * 0.15),
+            round(slot * 0.7),
+        )
+    })
 }
 
 /// Labels under the bars: every day, or every sixth hour.
@@ -266,7 +268,7 @@ fn ticks(slots: &[i64], size: i64) -> Vec<Tick> {
     layout(n)
         .zip(slots)
         .enumerate()
-        .filter(|(i, _)| (n - 1 - i) % every == 0)
+        .filter(|(i, _)| (n - 1 - i).is_multiple_of(every))
         .map(|(_, ((x, w), start))| Tick {
             x: round(x + w / 2.0),
             text: short_name(*start, size),
@@ -316,8 +318,16 @@ mod tests {
     fn attempts_stack_succeeded_under_failed() {
         let hours = slots(NOW, HOUR, 24);
         let buckets = [
-            AttemptBucket { start: hours[20], succeeded: 6, failed: 2 },
-            AttemptBucket { start: hours[23], succeeded: 1, failed: 0 },
+            AttemptBucket {
+                start: hours[20],
+                succeeded: 6,
+                failed: 2,
+            },
+            AttemptBucket {
+                start: hours[23],
+                succeeded: 1,
+                failed: 0,
+            },
         ];
         let chart = attempts_chart("c", "Attempts", &buckets, &hours, HOUR);
         assert_eq!(chart.bars.len(), 24);
@@ -326,10 +336,21 @@ mod tests {
         let (ok, bad) = (&tallest.segments[0], &tallest.segments[1]);
         assert_eq!(ok.y + ok.height, chart.plot_bottom());
         assert_eq!(bad.y, chart.plot_top(), "the highest bar reaches the top");
-        assert!((bad.y + bad.height - ok.y).abs() < 0.2, "failed sits on succeeded");
+        assert!(
+            (bad.y + bad.height - ok.y).abs() < 0.2,
+            "failed sits on succeeded"
+        );
         assert!((ok.height - 3.0 * bad.height).abs() < 0.3);
-        assert!(tallest.title.ends_with("6 succeeded, 2 failed"), "{}", tallest.title);
-        assert!(tallest.title.contains("19:00–20:00 UTC"), "{}", tallest.title);
+        assert!(
+            tallest.title.ends_with("6 succeeded, 2 failed"),
+            "{}",
+            tallest.title
+        );
+        assert!(
+            tallest.title.contains("19:00–20:00 UTC"),
+            "{}",
+            tallest.title
+        );
         assert_eq!(chart.top_label, "8");
         assert!(chart.summary.contains("7 succeeded and 2 failed"));
         assert_eq!(chart.ticks.len(), 4);
@@ -342,7 +363,10 @@ mod tests {
         let samples: Vec<(i64, i64)> = (1..=100).map(|v| (hours[23] + v, v * 10)).collect();
         let chart = latency_chart("l", "Latency", &samples, &hours, HOUR);
         let bar = &chart.bars[23];
-        assert_eq!(bar.title.split(": ").nth(1), Some("p50 500 ms, p99 990 ms (100 measured)"));
+        assert_eq!(
+            bar.title.split(": ").nth(1),
+            Some("p50 500 ms, p99 990 ms (100 measured)")
+        );
         assert!(bar.segments[0].height > bar.segments[1].height);
         assert_eq!(chart.bars.iter().filter(|b| b.empty).count(), 23);
         assert_eq!(chart.top_label, "990 ms");

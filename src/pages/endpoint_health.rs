@@ -34,15 +34,17 @@ impl EndpointHealth {
 }
 
 pub async fn load(store: &Store, tenant: &str, endpoint: i64) -> Result<EndpointHealth, PageError> {
-    let recent = store.endpoint_recent_attempts(tenant, endpoint, RECENT).await?;
+    let recent = store
+        .endpoint_recent_attempts(tenant, endpoint, RECENT)
+        .await?;
     Ok(summarise(recent, now_ms()))
 }
 
 /// Pure: the page's figures from the latest attempts (newest first).
 pub fn summarise(recent: Vec<RecentAttempt>, now: i64) -> EndpointHealth {
     let hours = charts::slots(now, HOUR, 24);
-    let truncated = recent.len() >= RECENT
-        && recent.last().is_some_and(|a| a.started_at >= hours[0]);
+    let truncated =
+        recent.len() >= RECENT && recent.last().is_some_and(|a| a.started_at >= hours[0]);
     let in_window: Vec<&RecentAttempt> =
         recent.iter().filter(|a| a.started_at >= hours[0]).collect();
     let buckets: Vec<AttemptBucket> = hours
@@ -59,7 +61,11 @@ pub fn summarise(recent: Vec<RecentAttempt>, now: i64) -> EndpointHealth {
                     failed += 1;
                 }
             }
-            AttemptBucket { start: *start, succeeded, failed }
+            AttemptBucket {
+                start: *start,
+                succeeded,
+                failed,
+            }
         })
         .collect();
     let durations: Vec<(i64, i64)> = in_window
@@ -127,7 +133,11 @@ mod tests {
         let h = summarise(recent, now);
         assert_eq!((h.succeeded, h.failed), (2, 2));
         assert_eq!(h.success_rate().as_deref(), Some("50.0 %"));
-        assert_eq!(h.failures.len(), 3, "failures are listed whatever their age");
+        assert_eq!(
+            h.failures.len(),
+            3,
+            "failures are listed whatever their age"
+        );
         assert_eq!(h.failures[0].status_code, Some(500));
         assert_eq!(h.charts[0].bars.iter().filter(|b| !b.empty).count(), 2);
         assert_eq!(h.charts[1].bars.iter().filter(|b| !b.empty).count(), 2);

@@ -51,7 +51,10 @@ pub struct EndpointForm {
 const SIGNATURE_CHOICES: [(&str, &str); 8] = [
     ("", "deployment default"),
     ("standard", "standard (Standard Webhooks)"),
-    ("timestamped", "timestamped (<prefix>-Timestamp + -Signature)"),
+    (
+        "timestamped",
+        "timestamped (<prefix>-Timestamp + -Signature)",
+    ),
     ("body", "body (HMAC of the body)"),
     ("standard,timestamped", "standard + timestamped"),
     ("standard,body", "standard + body"),

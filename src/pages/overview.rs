@@ -38,7 +38,12 @@ impl Overview {
     /// Succeeded share of the last 24 h's attempts, if any were made.
     fn success_rate(&self) -> Option<String> {
         let all = self.attempts_succeeded + self.attempts_failed;
-        (all > 0).then(|| format!("{:.1} %", 100.0 * self.attempts_succeeded as f64 / all as f64))
+        (all > 0).then(|| {
+            format!(
+                "{:.1} %",
+                100.0 * self.attempts_succeeded as f64 / all as f64
+            )
+        })
     }
 }
 
@@ -60,8 +65,20 @@ async fn overview(Admin(admin): Admin) -> PageResult {
         .iter()
         .fold((0, 0), |(s, f), b| (s + b.succeeded, f + b.failed));
     let charts = vec![
-        charts::attempts_chart("chart-hourly", "Attempts per hour, last 24 h", &hourly, &hours, HOUR),
-        charts::attempts_chart("chart-daily", "Attempts per day, last 7 days", &daily, &days, DAY),
+        charts::attempts_chart(
+            "chart-hourly",
+            "Attempts per hour, last 24 h",
+            &hourly,
+            &hours,
+            HOUR,
+        ),
+        charts::attempts_chart(
+            "chart-daily",
+            "Attempts per day, last 7 days",
+            &daily,
+            &days,
+            DAY,
+        ),
         charts::latency_chart(
             "chart-latency",
             "Publish → first attempt, per hour",

@@ -12,12 +12,20 @@ use crate::common::{Receiver, Reply, TestApp};
 fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     let (status, headers, text) = app.call_raw("GET", "/metrics", None, &[], None);
     assert_eq!(status, 200);
-    assert!(headers["content-type"].contains("openmetrics-text"), "{headers:?}");
+    assert!(
+        headers["content-type"].contains("openmetrics-text"),
+        "{headers:?}"
+    );
     assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     let mut samples = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
         let name_end = series.find('{').unwrap_or(series.len());
         assert!(
             series[..name_end]
@@ -25,7 +33,10 @@ fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "metric name in {line:?}"
         );
-        assert!(samples.insert(series.to_string(), value).is_none(), "duplicate {series}");
+        assert!(
+            samples.insert(series.to_string(), value).is_none(),
+            "duplicate {series}"
+        );
     }
     samples
 }
@@ -43,14 +54,24 @@ fn buckets(samples: &BTreeMap<String, f64>, name: &str) -> Vec<(f64, f64)> {
         .iter()
         .filter_map(|(k, v)| {
             let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, *v))
         })
         .collect();
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert!(out.len() > 5, "{name} has buckets");
-    assert!(out.windows(2).all(|w| w[0].1 <= w[1].1), "{name} cumulative: {out:?}");
-    assert_eq!(out.last().unwrap().1, get(samples, &format!("{name}_count")));
+    assert!(
+        out.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{name} cumulative: {out:?}"
+    );
+    assert_eq!(
+        out.last().unwrap().1,
+        get(samples, &format!("{name}_count"))
+    );
     out
 }
 
@@ -64,7 +85,10 @@ fn metrics_follow_deliveries() {
 
     let before = scrape(&app);
     assert_eq!(get(&before, "herald_attempt_duration_seconds_count"), 0.0);
-    assert_eq!(get(&before, "herald_first_attempt_latency_seconds_count"), 0.0);
+    assert_eq!(
+        get(&before, "herald_first_attempt_latency_seconds_count"),
+        0.0
+    );
     assert_eq!(get(&before, "herald_endpoints{status=\"active\"}"), 2.0);
     let zero = buckets(&before, "herald_attempt_duration_seconds");
     assert!(zero.iter().all(|(_, n)| *n == 0.0));
@@ -75,16 +99,26 @@ fn metrics_follow_deliveries() {
     app.publish(json!({"event": "order.failed"}));
     ok.wait_for("/ok", 4, Duration::from_secs(10));
     broken.wait_for("/broken", 2, Duration::from_secs(10));
-    let after = app.wait_for(Duration::from_secs(10), "the failed delivery to finish", || {
-        let s = scrape(&app);
-        (get(&s, "herald_attempts_total{outcome=\"failed\",status_class=\"5xx\"}") == 1.0)
-            .then_some(s)
-    });
+    let after = app.wait_for(
+        Duration::from_secs(10),
+        "the failed delivery to finish",
+        || {
+            let s = scrape(&app);
+            (get(
+                &s,
+                "herald_attempts_total{outcome=\"failed\",status_class=\"5xx\"}",
+            ) == 1.0)
+                .then_some(s)
+        },
+    );
 
     let succeeded = "herald_attempts_total{outcome=\"succeeded\",status_class=\"2xx\"}";
     assert_eq!(get(&after, succeeded), 4.0);
     assert_eq!(
-        get(&after, "herald_attempts_total{outcome=\"retried\",status_class=\"5xx\"}"),
+        get(
+            &after,
+            "herald_attempts_total{outcome=\"retried\",status_class=\"5xx\"}"
+        ),
         1.0
     );
     // Six attempts in all; five deliveries, each with one first attempt.
@@ -121,7 +155,9 @@ fn grafana_dashboard_queries_exposed_metrics() {
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
                 assert!(
-                    samples.keys().any(|k| k == &name || k.starts_with(&format!("{name}{{"))),
+                    samples
+                        .keys()
+                        .any(|k| k == &name || k.starts_with(&format!("{name}{{"))),
                     "{} queries {name}, which /metrics does not expose",
                     panel["title"]
                 );

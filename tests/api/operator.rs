@@ -69,7 +69,10 @@ fn private_address_refusal_says_how_to_allow_it() {
     assert_eq!(status, 400);
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("allow_private_targets"), "{message}");
-    assert!(message.contains("HERALD_ALLOW_PRIVATE_TARGETS"), "{message}");
+    assert!(
+        message.contains("HERALD_ALLOW_PRIVATE_TARGETS"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -77,9 +80,21 @@ fn signature_is_a_list_or_a_string() {
     let app = TestApp::spawn();
     let cases: &[(Value, u16, Option<Value>)] = &[
         (json!("body"), 201, Some(json!(["body"]))),
-        (json!("standard,body"), 201, Some(json!(["standard", "body"]))),
-        (json!(" standard , timestamped "), 201, Some(json!(["standard", "timestamped"]))),
-        (json!(["timestamped", "body"]), 201, Some(json!(["timestamped", "body"]))),
+        (
+            json!("standard,body"),
+            201,
+            Some(json!(["standard", "body"])),
+        ),
+        (
+            json!(" standard , timestamped "),
+            201,
+            Some(json!(["standard", "timestamped"])),
+        ),
+        (
+            json!(["timestamped", "body"]),
+            201,
+            Some(json!(["timestamped", "body"])),
+        ),
         (json!("md5"), 400, None),
         (json!("standard,,body"), 400, None),
         (json!(7), 400, None),
@@ -96,7 +111,10 @@ fn signature_is_a_list_or_a_string() {
             assert_eq!(&body["data"]["signature"], stored, "{signature}: {body}");
         } else {
             assert!(
-                body["error"]["message"].as_str().unwrap().contains("signature"),
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("signature"),
                 "{body}"
             );
         }
@@ -104,7 +122,11 @@ fn signature_is_a_list_or_a_string() {
     let created = app.create_webhook("http://127.0.0.1:9/y", &["a"]);
     let path = format!("/api/v1/webhooks/{}", created["id"]);
     let (status, body) = app.admin("PATCH", &path, Some(json!({"signature": "body"})));
-    assert_eq!((status, &body["data"]["signature"]), (200, &json!(["body"])), "{body}");
+    assert_eq!(
+        (status, &body["data"]["signature"]),
+        (200, &json!(["body"])),
+        "{body}"
+    );
 }
 
 #[test]
@@ -161,7 +183,11 @@ fn cli_finds_its_config_through_herald_config() {
         .env("HERALD_CONFIG", &config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (status, _) = app.admin("GET", "/api/v1/tenants/found-it", None);
     assert_eq!(status, 200);
     assert!(!dir.path().join("herald.db").exists());

@@ -69,12 +69,21 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
         .chain(seeded.iter().map(|(t, _)| *t))
         .filter(|t| *t >= (now.div_euclid(HOUR) - 23) * HOUR)
         .collect();
-    let all_times: Vec<i64> = [first].into_iter().chain(seeded.iter().map(|(t, _)| *t)).collect();
+    let all_times: Vec<i64> = [first]
+        .into_iter()
+        .chain(seeded.iter().map(|(t, _)| *t))
+        .collect();
 
     let b = Browser::start(DESKTOP);
     login_admin(&b, &app);
-    assert_eq!(bars(&b, "chart-hourly"), (24, distinct_buckets(&in_24h, HOUR)));
-    assert_eq!(bars(&b, "chart-daily"), (7, distinct_buckets(&all_times, DAY)));
+    assert_eq!(
+        bars(&b, "chart-hourly"),
+        (24, distinct_buckets(&in_24h, HOUR))
+    );
+    assert_eq!(
+        bars(&b, "chart-daily"),
+        (7, distinct_buckets(&all_times, DAY))
+    );
     // The only first attempt is the real one.
     assert_eq!(bars(&b, "chart-latency"), (24, 1));
 
@@ -88,16 +97,25 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
     // Accessible: the SVG names itself, and every bar tells its figures.
     let svg = b.find("#chart-hourly svg");
     assert_eq!(svg.attr("role").as_deref(), Some("img"));
-    let title = b.find("#chart-hourly-title").property("textContent").unwrap();
+    let title = b
+        .find("#chart-hourly-title")
+        .property("textContent")
+        .unwrap();
     assert_eq!(title, "Attempts per hour, last 24 h");
-    let desc = b.find("#chart-hourly-desc").property("textContent").unwrap();
+    let desc = b
+        .find("#chart-hourly-desc")
+        .property("textContent")
+        .unwrap();
     assert!(desc.contains("3 succeeded and 1 failed"), "{desc}");
     let titles: Vec<String> = b
         .find_all("#chart-hourly g.bar:not(.empty) > title")
         .iter()
         .map(|t| t.property("textContent").unwrap())
         .collect();
-    assert!(titles.iter().any(|t| t.ends_with("1 succeeded, 1 failed")), "{titles:?}");
+    assert!(
+        titles.iter().any(|t| t.ends_with("1 succeeded, 1 failed")),
+        "{titles:?}"
+    );
     shots(&b, "overview-charts");
 
     // Readable on a phone: the charts shrink to the screen instead of overflowing it.
@@ -106,7 +124,10 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
     let page_width = b.find("main").rect().2;
     for chart in ["#chart-hourly", "#chart-daily", "#chart-latency"] {
         let (x, _, width, height) = b.find(&format!("{chart} svg")).rect();
-        assert!(x >= 0.0 && x + width <= page_width + 1.0, "{chart}: {x}+{width} > {page_width}");
+        assert!(
+            x >= 0.0 && x + width <= page_width + 1.0,
+            "{chart}: {x}+{width} > {page_width}"
+        );
         assert!(height > 80.0, "{chart} is {height}px high");
     }
     b.set_size(DESKTOP);
@@ -121,7 +142,11 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
         bars(&b, "chart-endpoint-response"),
         (24, distinct_buckets(&in_24h, HOUR))
     );
-    assert!(b.text("#endpoint-success-rate").contains("75.0 %"), "{}", b.text("#endpoint-success-rate"));
+    assert!(
+        b.text("#endpoint-success-rate").contains("75.0 %"),
+        "{}",
+        b.text("#endpoint-success-rate")
+    );
     let failures = b.text("#last-failures");
     assert!(failures.contains("HTTP 500"), "{failures}");
     shots(&b, "endpoint-charts");
@@ -156,13 +181,15 @@ fn readme_screenshots() {
     let tx = conn.transaction().unwrap();
     let mut seed: u64 = 7;
     let mut rand = move |n: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
     let now = now_ms();
     for h in (1..(7 * 24)).rev() {
         let hour = (now.div_euclid(HOUR) - h) * HOUR;
-        let rhythm = 12 + ((hour / HOUR) % 24 - 12).abs() as u64 * 3;
+        let rhythm = 12 + ((hour / HOUR) % 24 - 12).unsigned_abs() * 3;
         for _ in 0..rhythm + rand(10) {
             let created = hour + rand(HOUR as u64 - 10_000) as i64;
             let latency = 15 + rand(60) as i64 + if rand(40) == 0 { 1_500 } else { 0 };

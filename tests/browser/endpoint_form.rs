@@ -19,12 +19,20 @@ fn endpoint_form_chooses_signature_schemes() {
     let (_, hooks) = app.admin("GET", "/api/v1/webhooks", None);
     let hook = &hooks["data"][0];
     assert_eq!(hook["events"], serde_json::json!(["book.*"]), "{hook}");
-    assert_eq!(hook["signature"], serde_json::json!(["standard", "body"]), "{hook}");
+    assert_eq!(
+        hook["signature"],
+        serde_json::json!(["standard", "body"]),
+        "{hook}"
+    );
 
     // The endpoint's page shows the choice, whatever order the API stored it in, and can
     // go back to the deployment default.
     let path = format!("/api/v1/webhooks/{}", hook["id"]);
-    app.admin("PATCH", &path, Some(serde_json::json!({"signature": "body,standard"})));
+    app.admin(
+        "PATCH",
+        &path,
+        Some(serde_json::json!({"signature": "body,standard"})),
+    );
     b.goto(&app.url(&format!("/admin/tenants/default/endpoints/{}", hook["id"])));
     assert_eq!(
         b.find("#signature").property("value").as_deref(),

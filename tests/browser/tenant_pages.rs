@@ -7,7 +7,11 @@ use crate::{flash, login_admin};
 #[test]
 fn admin_renames_and_deletes_a_tenant() {
     let app = TestApp::spawn();
-    let (status, _) = app.admin("POST", "/api/v1/tenants", Some(serde_json::json!({"id": "acme"})));
+    let (status, _) = app.admin(
+        "POST",
+        "/api/v1/tenants",
+        Some(serde_json::json!({"id": "acme"})),
+    );
     assert_eq!(status, 201);
     let b = Browser::start(DESKTOP);
     login_admin(&b, &app);
@@ -33,7 +37,10 @@ fn admin_renames_and_deletes_a_tenant() {
     b.click("#confirm-delete-tenant");
     assert_eq!(flash(&b), "Tenant acme deleted.");
     let url = b.current_url();
-    assert!(url.split('?').next().unwrap().ends_with("/admin/tenants"), "{url}");
+    assert!(
+        url.split('?').next().unwrap().ends_with("/admin/tenants"),
+        "{url}"
+    );
     let (status, _) = app.admin("GET", "/api/v1/tenants/acme", None);
     assert_eq!(status, 404);
 

@@ -9,7 +9,11 @@ use crate::store::{AttemptBucket, FirstAttempt, Gauges, RecentAttempt, Result};
 
 /// Attempts since `since`, counted per `bucket_ms` (buckets aligned to the epoch, so hours
 /// and days are UTC); only buckets with attempts are returned, oldest first.
-pub fn attempt_buckets(conn: &Connection, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>> {
+pub fn attempt_buckets(
+    conn: &Connection,
+    since: i64,
+    bucket_ms: i64,
+) -> Result<Vec<AttemptBucket>> {
     let mut stmt = conn.prepare_cached(
         "SELECT started_at / ?2 AS b,
                 sum(status_code BETWEEN 200 AND 299),
@@ -50,7 +54,11 @@ pub fn gauges(conn: &Connection) -> Result<Gauges> {
          FROM endpoints GROUP BY status",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     })?;
     for row in rows {
         let (status, n, failing) = row?;

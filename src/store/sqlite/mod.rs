@@ -34,9 +34,9 @@ use rusqlite::Connection;
 
 use super::{
     ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor,
-    Delivery, FirstAttempt, Gauges, RecentAttempt,
-    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, NewEndpoint, NewEvent,
-    NewEventType, NewKey, Page, Published, Result, StoreError, Tenant, WriterStats,
+    Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt,
+    Gauges, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, RecentAttempt, Result,
+    StoreError, Tenant, WriterStats,
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
