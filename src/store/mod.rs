@@ -191,8 +191,6 @@ pub trait Backend: Send + Sync + 'static {
     async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery>;
     /// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
     async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize>;
-    /// Counts for the overview and /metrics, over one tenant or all.
-    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts>;
 
     // --- the operator's view (every read bounded by an index or a limit) ---------------
     /// Attempts of every tenant since `since`, counted per `bucket_ms` (UTC-aligned);

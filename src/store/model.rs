@@ -159,14 +159,6 @@ pub struct DeliveryQuery {
     pub until: Option<i64>,
 }
 
-/// Counts for the overview page and /metrics.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Counts {
-    pub pending: i64,
-    pub succeeded_24h: i64,
-    pub failed_24h: i64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct EventType {
     pub name: String,

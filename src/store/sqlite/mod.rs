@@ -33,7 +33,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::{
-    ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor,
+    ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
     Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt,
     Gauges, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, RecentAttempt, Result,
     StoreError, Tenant, WriterStats,
@@ -441,12 +441,6 @@ impl Backend for SqliteStore {
 
     async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
         self.read(move |c| activity::first_attempts(c, since, limit))
-            .await
-    }
-
-    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts> {
-        let tenant = tenant.map(str::to_owned);
-        self.read(move |c| deliveries::counts(c, tenant.as_deref(), now))
             .await
     }
 
