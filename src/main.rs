@@ -106,12 +106,20 @@ fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("HERALD_LOG_FORMAT").as_deref() == Ok("json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match std::env::var("HERALD_LOG_FORMAT").as_deref() {
-        Ok("json") => builder.json().init(),
-        _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        .with_writer(std::io::stderr)
+        .with_ansi(!json && std::io::stderr().is_terminal());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    if let Ok(other) = std::env::var("HERALD_LOG_FORMAT") {
+        if other != "json" && other != "text" {
+            tracing::warn!(value = %other, "HERALD_LOG_FORMAT is `json` or `text`; writing text");
+        }
     }
 }
 

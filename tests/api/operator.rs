@@ -52,6 +52,10 @@ fn json_log_format_writes_one_object_per_line() {
     let lines = serve_log_lines(&[("HERALD_LOG_FORMAT", "json")]);
     assert!(!lines.is_empty());
     for line in &lines {
+        assert!(
+            !line.contains('\u{1b}') && !line.contains("\\u001b"),
+            "{line:?}"
+        );
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
     }
