@@ -149,7 +149,12 @@ impl EndpointUrl {
             return Err(format!("`{s}` has no host"));
         }
         if !allow_private_targets {
-            ssrf::check_host(host).map_err(|e| format!("url is not allowed: {e}"))?;
+            ssrf::check_host(host).map_err(|e| {
+                format!(
+                    "url is not allowed: {e}; to deliver to private addresses (local development), \
+                     set `allow_private_targets = true` or HERALD_ALLOW_PRIVATE_TARGETS=true"
+                )
+            })?;
         }
         Ok(EndpointUrl(s.to_owned()))
     }

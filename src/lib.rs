@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pages;
 pub mod payload;
 pub mod service;
@@ -62,6 +63,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         App::new()
             .app_data(state.clone())
             .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+            .wrap_fn(head_as_get)
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
@@ -140,4 +142,16 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
         req, response,
     )))
+}
+
+/// `HEAD` is answered like `GET` (RFC 9110): the route runs as a GET and the HTTP layer,
+/// which still knows the request was a HEAD, sends the headers without the body.
+fn head_as_get<S>(mut req: actix_web::dev::ServiceRequest, srv: &S) -> S::Future
+where
+    S: actix_web::dev::Service<actix_web::dev::ServiceRequest>,
+{
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    srv.call(req)
 }

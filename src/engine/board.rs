@@ -383,6 +383,8 @@ mod tests {
             round_attempts: 0,
             rate_limit: None,
             last_attempt_at: None,
+            attempts: 0,
+            created_at: 0,
         }
     }
 

@@ -55,6 +55,8 @@ pub struct EngineStats {
     pub attempts: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed_attempts: AtomicU64,
+    /// The Prometheus figures (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What the API holds: a way to wake the dispatcher and to ask whether it is alive.

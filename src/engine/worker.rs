@@ -58,8 +58,10 @@ pub fn run(ctx: WorkerContext) {
         };
         ctx.busy.fetch_add(1, Ordering::SeqCst);
         loop {
+            ctx.stats.metrics.attempt_started();
             let record = attempt(&ctx, &delivery);
             count(&ctx.stats, &record);
+            ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
             let _ = ctx.results.send(record);
             let finished = ctx.board.finish(

@@ -203,14 +203,6 @@ pub struct DeliveryQuery {
     pub until: Option<i64>,
 }
 
-/// Counts for the overview page and /metrics.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Counts {
-    pub pending: i64,
-    pub succeeded_24h: i64,
-    pub failed_24h: i64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct EventType {
     pub name: String,
@@ -243,6 +235,11 @@ pub struct Claimed {
     pub rate_limit: Option<f64>,
     /// When the endpoint was last sent to (ms), so a limit holds across restarts.
     pub last_attempt_at: Option<i64>,
+    /// Attempts made before this one, all rounds (0: this is the first, for the
+    /// publish → first-attempt latency metric).
+    pub attempts: u32,
+    /// When the delivery was created (the publish), ms.
+    pub created_at: i64,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`).

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::store::{Attempt, Counts, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
+use crate::store::{Attempt, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
 
 const SELECT: &str =
     "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
@@ -89,16 +89,4 @@ pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub fn counts(conn: &Connection, tenant_id: Option<&str>, now: i64) -> Result<Counts> {
-    let since = now - 86_400_000;
-    Ok(conn.query_row(
-        "SELECT
-            (SELECT count(*) FROM deliveries WHERE status = 'pending' AND (?1 IS NULL OR tenant_id = ?1)),
-            (SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1)),
-            (SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1))",
-        params![tenant_id, since],
-        |r| Ok(Counts { pending: r.get(0)?, succeeded_24h: r.get(1)?, failed_24h: r.get(2)? }),
-    )?)
 }

@@ -11,6 +11,7 @@
 //! delivery is simply due again at the next start: at-least-once, with no fsync between a
 //! publish and its first attempt.
 
+mod activity;
 mod checkpoint;
 mod claims;
 mod connection;
@@ -32,10 +33,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::{
-    ApiKey, Attempt, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor, Delivery,
-    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, HealthPolicy,
-    NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, Result, StoreError, Tenant,
-    WriterStats,
+    ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
+    Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt, HealthPolicy,
+    Gauges, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, RecentAttempt, Result,
+    StoreError, Tenant, WriterStats,
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
@@ -413,9 +414,33 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts> {
-        let tenant = tenant.map(str::to_owned);
-        self.read(move |c| deliveries::counts(c, tenant.as_deref(), now))
+    async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>> {
+        self.read(move |c| activity::attempt_buckets(c, since, bucket_ms))
+            .await
+    }
+
+    async fn deliveries_failed_since(&self, since: i64) -> Result<i64> {
+        self.read(move |c| activity::deliveries_failed_since(c, since))
+            .await
+    }
+
+    async fn gauges(&self) -> Result<Gauges> {
+        self.read(activity::gauges).await
+    }
+
+    async fn endpoint_recent_attempts(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        limit: usize,
+    ) -> Result<Vec<RecentAttempt>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| activity::endpoint_recent_attempts(c, &tenant, endpoint, limit))
+            .await
+    }
+
+    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
+        self.read(move |c| activity::first_attempts(c, since, limit))
             .await
     }
 

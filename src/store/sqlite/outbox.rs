@@ -111,7 +111,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
-                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at
+                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -136,6 +136,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
                 rate_limit: r.get(11)?,
                 last_attempt_at: r.get(12)?,
+                attempts: r.get::<_, i64>(13)?.max(0) as u32,
+                created_at: r.get(14)?,
             })
         });
         match found {
