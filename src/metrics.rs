@@ -44,6 +44,7 @@ pub struct Metrics {
     pending: Gauge<i64, AtomicI64>,
     endpoints: Family<Label, Gauge<i64, AtomicI64>>,
     endpoints_failing: Gauge<i64, AtomicI64>,
+    circuits_open: Gauge<i64, AtomicI64>,
     commits: Counter,
     write_jobs: Counter,
     /// One scrape at a time: the store-fed figures are set, then encoded.
@@ -111,6 +112,12 @@ impl Metrics {
             "Active or paused endpoints whose deliveries fail with no success since",
             endpoints_failing.clone(),
         );
+        let circuits_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "endpoints_circuit_open",
+            "Endpoints whose circuit is open: deliveries wait for a probe",
+            circuits_open.clone(),
+        );
         let commits = Counter::default();
         registry.register(
             "store_commits",
@@ -132,6 +139,7 @@ impl Metrics {
             pending,
             endpoints,
             endpoints_failing,
+            circuits_open,
             commits,
             write_jobs,
             scrape: Mutex::new(()),
@@ -171,6 +179,7 @@ impl Metrics {
             self.endpoints.get_or_create(&[("status", status)]).set(n);
         }
         self.endpoints_failing.set(gauges.endpoints_failing);
+        self.circuits_open.set(gauges.circuits_open);
         // The writer keeps its own totals; the counters catch up to them.
         self.commits
             .inc_by(writer.commits.saturating_sub(self.commits.get()));

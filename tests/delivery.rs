@@ -666,3 +666,37 @@ fn a_rate_limited_endpoint_is_never_sent_faster_than_its_limit() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["rate_limit"], serde_json::Value::Null);
 }
+
+/// The real binary: five failures in a row open the circuit; the API and /metrics say so,
+/// and later events wait instead of reaching the failing endpoint.
+#[test]
+fn five_failures_open_the_circuit_and_later_events_wait() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::start(|_, _| Reply::status(500));
+    let hook = app.create_webhook(&receiver.url("/down"), &["*"]);
+    let path = format!("/api/v1/webhooks/{}", hook["id"]);
+    for i in 0..5 {
+        app.publish(json!({"event": "job.done", "i": i}));
+    }
+    let circuit = common::wait_for(WAIT, "the circuit to open", &mut || {
+        let (_, body) = app.admin("GET", &path, None);
+        (body["data"]["circuit"]["state"] == "open").then(|| body["data"]["circuit"].clone())
+    });
+    assert_eq!(circuit["consecutive_failures"], 5);
+    assert!(circuit["next_probe"].is_string());
+    let (status, _, metrics) = app.call_raw("GET", "/metrics", None, &[], None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "herald_endpoints_circuit_open 1"),
+        "{metrics}"
+    );
+    app.publish(json!({"event": "job.done", "i": 5}));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.received().len(),
+        5,
+        "nothing more while the circuit is open"
+    );
+}

@@ -24,6 +24,8 @@ pub struct Gauges {
     pub endpoints_disabled: i64,
     /// Active or paused endpoints whose last delivery failed (no success since).
     pub endpoints_failing: i64,
+    /// Endpoints whose circuit is open (deliveries wait for a probe).
+    pub circuits_open: i64,
 }
 
 /// One attempt as an endpoint's page charts and lists it.

@@ -134,6 +134,7 @@ fn metrics_follow_deliveries() {
     assert_eq!(get(&after, "herald_deliveries_pending"), 0.0);
     assert_eq!(get(&after, "herald_attempts_in_flight"), 0.0);
     assert_eq!(get(&after, "herald_endpoints_failing"), 1.0);
+    assert_eq!(get(&after, "herald_endpoints_circuit_open"), 0.0);
     assert!(get(&after, "herald_store_commits_total") > get(&before, "herald_store_commits_total"));
 }
 

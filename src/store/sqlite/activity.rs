@@ -50,7 +50,8 @@ pub fn gauges(conn: &Connection) -> Result<Gauges> {
     };
     // The endpoints table holds one row per registered URL: small, read whole.
     let mut stmt = conn.prepare_cached(
-        "SELECT status, count(*), sum(failing_since IS NOT NULL AND status != 'disabled')
+        "SELECT status, count(*), sum(failing_since IS NOT NULL AND status != 'disabled'),
+                sum(circuit_opened_at IS NOT NULL AND status != 'disabled')
          FROM endpoints GROUP BY status",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -58,16 +59,18 @@ pub fn gauges(conn: &Connection) -> Result<Gauges> {
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
         ))
     })?;
     for row in rows {
-        let (status, n, failing) = row?;
+        let (status, n, failing, open) = row?;
         match status.as_str() {
             "active" => g.endpoints_active = n,
             "paused" => g.endpoints_paused = n,
             _ => g.endpoints_disabled += n,
         }
         g.endpoints_failing += failing;
+        g.circuits_open += open;
     }
     Ok(g)
 }

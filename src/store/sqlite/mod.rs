@@ -34,9 +34,9 @@ use rusqlite::Connection;
 
 use super::{
     ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
-    Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt, HealthPolicy,
-    Gauges, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published, RecentAttempt, Result,
-    StoreError, Tenant, WriterStats,
+    Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt,
+    Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published,
+    RecentAttempt, Result, StoreError, Tenant, WriterStats,
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
