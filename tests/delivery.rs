@@ -700,3 +700,47 @@ fn five_failures_open_the_circuit_and_later_events_wait() {
         "nothing more while the circuit is open"
     );
 }
+
+/// The real binary: a FIFO endpoint receives 200 events in exact publish order although
+/// every 7th request fails once (each failed head is sent again before anything after it).
+#[test]
+fn a_fifo_endpoint_receives_events_in_publish_order_through_failures() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms")]);
+    let receiver = Receiver::start(|_, n| {
+        if n % 7 == 6 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let (status, body) = app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"url": receiver.url("/fifo"), "events": ["*"], "ordering": "fifo"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["ordering"], "fifo");
+    for chunk in 0..2 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| json!({"event": "job.done", "i": chunk * 100 + i}))
+            .collect();
+        let (status, body) = app.admin(
+            "POST",
+            "/api/v1/events/batch",
+            Some(json!({"events": batch})),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let expected_requests = 200 + 200 / 6; // every 7th request fails once and is resent
+    let got = receiver.wait_for("/fifo", expected_requests, Duration::from_secs(60));
+    let mut seen: Vec<i64> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    seen.dedup(); // a resent head arrives twice in a row, nothing in between
+    assert_eq!(seen, (0..200).collect::<Vec<i64>>());
+}

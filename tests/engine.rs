@@ -167,6 +167,7 @@ fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
         signature: None,
         status: EndpointStatus::Active,
         rate_limit: None,
+        ordering: herald::domain::Ordering::Parallel,
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::json;
 use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
-use crate::domain::{parse_rate_limit, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{
+    parse_rate_limit, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+};
 use crate::error::ApiError;
 use crate::service::check_description;
 use crate::signing::{generate_secret, validate_secret, Scheme};
@@ -42,6 +44,7 @@ struct CreateWebhook {
     status: Option<String>,
     signature: Option<SchemeList>,
     rate_limit: Option<f64>,
+    ordering: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -58,6 +61,7 @@ struct UpdateWebhook {
     /// `null` returns to the deployment's `rate_limit`.
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<f64>>,
+    ordering: Option<String>,
 }
 
 /// `signature` as a list (`["standard", "body"]`) or a string with one scheme or a comma
@@ -134,8 +138,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?}; answers the secret once. rate_limit: requests per second. `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
-    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?}"),
+    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}; answers the secret once. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}"),
     responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn create(
@@ -168,6 +172,13 @@ async fn create(
             .map(parse_rate_limit)
             .transpose()
             .map_err(invalid("rate_limit"))?,
+        ordering: body
+            .ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?
+            .unwrap_or_default(),
     };
     let endpoint = state
         .store
@@ -231,9 +242,9 @@ async fn get(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature or rate_limit (requests per second; null: the deployment default). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) or ordering (parallel, fifo). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit}"),
+    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit, ordering}"),
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn update(
@@ -276,6 +287,12 @@ async fn update(
             Some(None) => Some(None),
             Some(Some(r)) => Some(Some(parse_rate_limit(r).map_err(invalid("rate_limit"))?)),
         },
+        ordering: body
+            .ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?,
     };
     let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.

@@ -57,6 +57,8 @@ struct State {
     /// nothing more goes to them. A count: the worker's and the recorder's news may cross.
     gone: HashMap<i64, i32>,
     pace: HashMap<i64, Pace>,
+    /// FIFO endpoints: one request in flight, whatever the cap.
+    fifo: std::collections::HashSet<i64>,
     stopping: bool,
 }
 
@@ -152,6 +154,11 @@ impl Board {
                     }
                 }
             }
+            if delivery.fifo {
+                s.fifo.insert(endpoint);
+            } else {
+                s.fifo.remove(&endpoint);
+            }
             let limited = s.pace.get(&endpoint).is_some_and(|p| p.interval > 0.0);
             let queue = s.waiting.entry(endpoint).or_default();
             if limited && queue.len() >= self.cap {
@@ -188,6 +195,7 @@ impl Board {
     /// Moves `endpoint`'s waiting deliveries to `ready` while it has free slots and its
     /// schedule allows.
     fn release(s: &mut State, endpoint: i64, cap: usize, now: i64) {
+        let cap = if s.fifo.contains(&endpoint) { 1 } else { cap };
         while s.in_flight.get(&endpoint).copied().unwrap_or(0) < cap {
             if !s.waiting.contains_key(&endpoint) || !Self::may_send(s, endpoint, now) {
                 return;
@@ -383,6 +391,7 @@ mod tests {
             round_attempts: 0,
             rate_limit: None,
             last_attempt_at: None,
+            fifo: false,
             attempts: 0,
             created_at: 0,
         }

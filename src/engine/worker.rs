@@ -253,9 +253,11 @@ pub fn record_batch(
     for endpoint in gone {
         board.gone_recorded(endpoint);
     }
-    if written.is_err() {
-        let _ = signals.send(Signal::Wake);
-    } else if let Some(at) = due {
+    if let (Ok(()), Some(at)) = (&written, due) {
         let _ = signals.send(Signal::DueAt(at));
     }
+    // The claims just let go may unblock work a claim round skipped while they were held:
+    // a FIFO endpoint's next head, an open circuit's next probe, or (after a failed write)
+    // the same deliveries again.
+    let _ = signals.send(Signal::Wake);
 }

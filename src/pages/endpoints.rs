@@ -13,7 +13,7 @@ use super::guard::{PathId, Posted, Tenant};
 use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
 use crate::service::check_description;
 use crate::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
@@ -47,6 +47,8 @@ pub struct EndpointForm {
     pub signature: Option<String>,
     #[serde(default)]
     pub rate_limit: String,
+    /// `parallel` or `fifo`; absent (an older form) means parallel.
+    pub ordering: Option<String>,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -87,6 +89,7 @@ impl EndpointForm {
             status: Some(e.status.as_str().to_owned()),
             signature: Some(signature_choice(e.signature.as_deref())),
             rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            ordering: Some(e.ordering.as_str().to_owned()),
         }
     }
 
@@ -142,6 +145,8 @@ impl EndpointForm {
             signature: self.signature()?.flatten(),
             status: self.status()?,
             rate_limit: self.rate_limit()?,
+            ordering: Ordering::parse(self.ordering.as_deref().unwrap_or("parallel"))
+                .map_err(|e| format!("ordering: {e}"))?,
         })
     }
 
@@ -155,7 +160,12 @@ impl EndpointForm {
             signature: self.signature()?,
             status: Some(parsed.status),
             rate_limit: Some(parsed.rate_limit),
+            ordering: Some(parsed.ordering),
         })
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.ordering.as_deref() == Some("fifo")
     }
 
     pub fn is_status(&self, s: &str) -> bool {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
 use crate::signing::Scheme;
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +47,9 @@ pub struct Endpoint {
     pub rate_limit: Option<f64>,
     /// The circuit breaker's state.
     pub circuit: Circuit,
+    pub ordering: Ordering,
+    /// For a FIFO endpoint: the delivery at the head, which every later one waits for.
+    pub fifo_head: Option<i64>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -109,6 +112,7 @@ pub struct NewEndpoint {
     pub signature: Option<Vec<Scheme>>,
     pub status: EndpointStatus,
     pub rate_limit: Option<f64>,
+    pub ordering: Ordering,
 }
 
 /// A validated partial update; `None` leaves a field as it is.
@@ -122,6 +126,7 @@ pub struct EndpointPatch {
     pub status: Option<EndpointStatus>,
     /// `Some(None)` returns to the deployment default.
     pub rate_limit: Option<Option<f64>>,
+    pub ordering: Option<Ordering>,
 }
 
 /// An event ready to store: its type and the canonical body every attempt will send.
@@ -235,6 +240,8 @@ pub struct Claimed {
     pub rate_limit: Option<f64>,
     /// When the endpoint was last sent to (ms), so a limit holds across restarts.
     pub last_attempt_at: Option<i64>,
+    /// A FIFO endpoint: one request in flight, in publish order.
+    pub fifo: bool,
     /// Attempts made before this one, all rounds (0: this is the first, for the
     /// publish → first-attempt latency metric).
     pub attempts: u32,

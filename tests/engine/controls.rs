@@ -142,3 +142,59 @@ fn a_circuit_opens_after_five_failures_probes_with_back_off_and_closes_on_succes
         "the backlog drains once the circuit closes ({drained})"
     );
 }
+
+/// A FIFO endpoint: one request at a time, in publish order; a failing head holds the rest
+/// back until it succeeds on its retry, then the next goes.
+#[test]
+fn a_fifo_endpoint_gets_one_at_a_time_in_publish_order_behind_a_failing_head() {
+    let receiver = Receiver::start(|_, n| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let mut rig = Rig::new(config(), receiver);
+    let mut new = endpoint_to(&rig.receiver.url("/ordered"), "job.*");
+    new.ordering = herald::domain::Ordering::Fifo;
+    let endpoint = rig
+        .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
+        .unwrap();
+    let published = rig.publish("job.done", 4);
+
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 1, "only the head goes");
+    let head = rig.deliveries_of(&published[0].id)[0];
+    let e = rig
+        .block_on(rig.store().get_endpoint(TENANT, endpoint.id))
+        .unwrap();
+    assert_eq!(e.fifo_head, Some(head), "the failed head is still the head");
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 0, "the others wait behind the failing head");
+
+    rig.advance(Duration::from_secs(60)); // the head's retry comes due
+    let mut order = Vec::new();
+    for _ in 0..10 {
+        rig.harness.step().unwrap();
+        let records = rig.harness.send_ready();
+        assert!(records.len() <= 1, "never two in flight");
+        order.extend(records.iter().map(|r| r.delivery_id));
+        rig.harness.record(records);
+    }
+    let expected: Vec<i64> = published
+        .iter()
+        .map(|p| rig.deliveries_of(&p.id)[0])
+        .collect();
+    assert_eq!(order, expected, "publish order, the retried head first");
+    let bodies: Vec<String> = rig
+        .receiver
+        .received()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(bodies.len(), 5);
+    assert_eq!(
+        bodies[0], bodies[1],
+        "the head was sent again before anything else"
+    );
+}

@@ -3,14 +3,14 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::domain::{EndpointStatus, EventFilter};
+use crate::domain::{EndpointStatus, EventFilter, Ordering};
 use crate::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering";
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let events: String = r.get(3)?;
@@ -35,6 +35,8 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         updated_at: r.get(14)?,
         rate_limit: r.get(15)?,
         circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
+        ordering: Ordering::parse(&r.get::<_, String>(19)?).unwrap_or_default(),
+        fifo_head: None,
     })
 }
 
@@ -49,8 +51,8 @@ fn json(v: &impl Serialize) -> String {
 
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
     conn.execute(
-        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
         params![
             tenant_id,
             new.url.as_str(),
@@ -61,7 +63,8 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             new.status.as_str(),
             new.secret,
             now,
-            new.rate_limit
+            new.rate_limit,
+            new.ordering.as_str()
         ],
     )?;
     get(conn, tenant_id, conn.last_insert_rowid())
@@ -74,6 +77,26 @@ pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
     .query_row(params![tenant_id, id], row)
     .optional()?
     .ok_or(StoreError::NotFound("webhook"))
+    .and_then(|e| with_fifo_head(conn, e))
+}
+
+/// Fills in a FIFO endpoint's head: its oldest pending delivery, which the rest wait for.
+fn with_fifo_head(conn: &Connection, mut e: Endpoint) -> Result<Endpoint> {
+    if e.ordering == Ordering::Fifo {
+        e.fifo_head = fifo_head(conn, e.id)?;
+    }
+    Ok(e)
+}
+
+/// The oldest pending delivery of an endpoint (through the `deliveries_fifo` index).
+pub fn fifo_head(conn: &Connection, endpoint_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row([endpoint_id], |r| r.get(0))
+        .optional()?)
 }
 
 /// Looks an endpoint up by id alone (the engine works across tenants).
@@ -106,6 +129,14 @@ pub fn list(
         cursor,
         |e| e.id,
     )
+    .and_then(|mut page| {
+        page.items = page
+            .items
+            .into_iter()
+            .map(|e| with_fifo_head(conn, e))
+            .collect::<Result<_>>()?;
+        Ok(page)
+    })
 }
 
 /// Applies a patch. Status changes carry their consequences in the same transaction:
@@ -125,7 +156,7 @@ pub fn update(
     };
     conn.execute(
         "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8,
-             rate_limit = ?9
+             rate_limit = ?9, ordering = ?10
          WHERE tenant_id = ?1 AND id = ?2",
         params![
             tenant_id,
@@ -136,7 +167,8 @@ pub fn update(
             patch.headers.as_ref().map_or_else(|| json(&current.headers), |h| json(h.map())),
             signature,
             now,
-            patch.rate_limit.unwrap_or(current.rate_limit)
+            patch.rate_limit.unwrap_or(current.rate_limit),
+            patch.ordering.unwrap_or(current.ordering).as_str()
         ],
     )?;
     if let Some(status) = patch.status {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::claims::Claims;
@@ -31,8 +31,8 @@ use crate::store::{
 pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
     let mut endpoints = conn.prepare_cached(
-        "SELECT id, probing FROM (
-             SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing,
+        "SELECT id, probing, fifo FROM (
+             SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing, p.ordering = 'fifo' AS fifo,
                     (SELECT d.next_attempt_at FROM deliveries d
                      WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
                      ORDER BY d.next_attempt_at LIMIT 1) AS oldest
@@ -42,10 +42,18 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
          WHERE oldest IS NOT NULL ORDER BY oldest",
     )?;
     // An endpoint whose circuit is open is here only once its probe is due (`probing`): it
-    // gets one delivery, and none while that probe is out or not yet recorded.
-    let due_endpoints: Vec<(i64, bool)> = endpoints
-        .query_map(params![req.now, skip], |r| Ok((r.get(0)?, r.get(1)?)))?
+    // gets one delivery, and none while that probe is out or not yet recorded. A FIFO
+    // endpoint gets its head only (its oldest pending delivery, if due), and nothing while
+    // one of its deliveries is out: the rest wait behind the head, in publish order.
+    let due_endpoints: Vec<(i64, bool, bool)> = endpoints
+        .query_map(params![req.now, skip], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut head = conn.prepare_cached(
+        "SELECT id, next_attempt_at FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY id LIMIT 1",
+    )?;
     let mut due = conn.prepare_cached(
         "SELECT id FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
@@ -59,12 +67,28 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
     let mut ids = Vec::with_capacity(req.limit);
     let mut taken: HashMap<i64, usize> = HashMap::new();
     for share in [req.first_share.min(req.per_endpoint), req.per_endpoint] {
-        for &(endpoint, probing) in &due_endpoints {
+        for &(endpoint, probing, fifo) in &due_endpoints {
             if ids.len() >= req.limit {
                 break;
             }
             let held = req.held.get(&endpoint).copied().unwrap_or(0);
             let already = taken.get(&endpoint).copied().unwrap_or(0);
+            if fifo {
+                if held + already + round.held_for(endpoint) > 0 {
+                    continue;
+                }
+                let first: Option<(i64, Option<i64>)> = head
+                    .query_row([endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, Some(at))) = first {
+                    if at <= req.now {
+                        let got = round.take(&[(id, endpoint)], 1);
+                        *taken.entry(endpoint).or_default() += got.len();
+                        ids.extend(got);
+                    }
+                }
+                continue;
+            }
             let share = if probing {
                 usize::from(round.held_for(endpoint) == 0)
             } else {
@@ -111,7 +135,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
-                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at
+                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
+                p.ordering = 'fifo'
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -136,6 +161,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
                 rate_limit: r.get(11)?,
                 last_attempt_at: r.get(12)?,
+                fifo: r.get(15)?,
                 attempts: r.get::<_, i64>(13)?.max(0) as u32,
                 created_at: r.get(14)?,
             })
