@@ -94,6 +94,26 @@ pub mod ser {
         s.serialize_str(&super::rfc3339_ms(*v))
     }
 
+    pub fn opt_schedule<S: Serializer>(
+        v: &Option<Vec<std::time::Duration>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&crate::config::format_schedule(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn opt_duration<S: Serializer>(
+        v: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&crate::config::format_duration(*v)),
+            None => s.serialize_none(),
+        }
+    }
+
     pub fn opt_ms<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(&super::rfc3339_ms(*v)),

@@ -264,11 +264,36 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{v}` is too long (at most 10 years)"))
 }
 
-fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {
+pub fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {
     if v.is_empty() {
         return Ok(Vec::new()); // no retries: one attempt, then failed
     }
     v.split(',').map(|d| parse_duration(d.trim())).collect()
+}
+
+/// Writes a duration the way the configuration reads them: `500ms`, `30s`, `5m`, `24h`, `5d`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// Writes a retry schedule as the configuration reads it: `1m,5m,30m`.
+pub fn format_schedule(schedule: &[Duration]) -> String {
+    schedule
+        .iter()
+        .map(|d| format_duration(*d))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses `1048576`, `512KiB`, `1MiB`, `1MB` (decimal units are accepted as binary ones).
@@ -333,6 +358,17 @@ mod tests {
         ];
         c.apply_env(env.into_iter()).unwrap();
         assert_eq!(c.workers, 7);
+    }
+
+    #[test]
+    fn durations_are_written_as_they_are_read() {
+        for text in ["500ms", "30s", "5m", "12h", "5d", "90s", "1500ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(
+            format_schedule(&parse_schedule("1m,5m,30m").unwrap()),
+            "1m,5m,30m"
+        );
     }
 
     #[test]

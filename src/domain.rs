@@ -269,6 +269,41 @@ impl Ordering {
     }
 }
 
+/// An endpoint's own retry schedule: a comma list (`"10s,1m,10m"`) or a JSON list of the
+/// same durations, at most 20 waits of at most 7 days each; empty means one attempt only.
+pub fn parse_retry_schedule(v: &serde_json::Value) -> Result<Vec<std::time::Duration>, String> {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("expected durations like \"10s\"")?
+            .join(","),
+        _ => return Err("expected a comma list like \"10s,1m,10m\" or a list of durations".into()),
+    };
+    let schedule = crate::config::parse_schedule(text.trim())?;
+    if schedule.len() > 20 {
+        return Err("at most 20 retries".into());
+    }
+    if schedule
+        .iter()
+        .any(|d| *d > std::time::Duration::from_secs(7 * 86_400))
+    {
+        return Err("each wait is at most 7d".into());
+    }
+    Ok(schedule)
+}
+
+/// An endpoint's own request timeout: from 100ms to 5m.
+pub fn parse_request_timeout(v: &str) -> Result<std::time::Duration, String> {
+    let d = crate::config::parse_duration(v.trim())?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(300) {
+        return Err(format!("must be from 100ms to 5m, not `{v}`"));
+    }
+    Ok(d)
+}
+
 /// An endpoint's rate limit in requests per second: positive, at most 10,000, fractions
 /// allowed (0.5 = one request every two seconds).
 pub fn parse_rate_limit(v: f64) -> Result<f64, String> {

@@ -744,3 +744,31 @@ fn a_fifo_endpoint_receives_events_in_publish_order_through_failures() {
     seen.dedup(); // a resent head arrives twice in a row, nothing in between
     assert_eq!(seen, (0..200).collect::<Vec<i64>>());
 }
+
+/// The real binary: an endpoint's own request timeout cuts a slow answer short, and its
+/// settings read back in the deployment's spelling.
+#[test]
+fn an_endpoints_own_request_timeout_applies() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::start(|_, _| Reply::status(200).delay(Duration::from_secs(3)));
+    let (status, body) = app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"url": receiver.url("/slow"), "events": ["*"],
+                    "request_timeout": "300ms", "retry_schedule": ["1m", "10m"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["request_timeout"], "300ms");
+    assert_eq!(body["data"]["retry_schedule"], "1m,10m");
+    let event = app.publish(json!({"event": "job.done"}));
+    let id = delivery_of_event(&app, event["id"].as_str().unwrap())["id"]
+        .as_i64()
+        .unwrap();
+    let attempt = common::wait_for(WAIT, "the timed-out attempt", &mut || {
+        let d = delivery(&app, id);
+        d["attempt_log"].as_array()?.first().cloned()
+    });
+    let took = attempt["duration_ms"].as_i64().unwrap();
+    assert!((250..2500).contains(&took), "the attempt took {took} ms");
+    assert!(attempt["status_code"].is_null(), "{attempt}");
+}

@@ -168,6 +168,8 @@ fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
         status: EndpointStatus::Active,
         rate_limit: None,
         ordering: herald::domain::Ordering::Parallel,
+        retry_schedule: None,
+        request_timeout: None,
     }
 }
 

@@ -11,7 +11,8 @@ use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
-    parse_rate_limit, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    parse_rate_limit, parse_request_timeout, parse_retry_schedule, EndpointStatus, EndpointUrl,
+    EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -45,6 +46,8 @@ struct CreateWebhook {
     signature: Option<SchemeList>,
     rate_limit: Option<f64>,
     ordering: Option<String>,
+    retry_schedule: Option<serde_json::Value>,
+    request_timeout: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -62,6 +65,12 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<f64>>,
     ordering: Option<String>,
+    /// `null` returns to the deployment's schedule.
+    #[serde(default, deserialize_with = "present")]
+    retry_schedule: Option<Option<serde_json::Value>>,
+    /// `null` returns to the deployment's timeout.
+    #[serde(default, deserialize_with = "present")]
+    request_timeout: Option<Option<String>>,
 }
 
 /// `signature` as a list (`["standard", "body"]`) or a string with one scheme or a comma
@@ -138,8 +147,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}; answers the secret once. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
-    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}"),
+    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}"),
     responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn create(
@@ -179,6 +188,18 @@ async fn create(
             .transpose()
             .map_err(invalid("ordering"))?
             .unwrap_or_default(),
+        retry_schedule: body
+            .retry_schedule
+            .as_ref()
+            .map(parse_retry_schedule)
+            .transpose()
+            .map_err(invalid("retry_schedule"))?,
+        request_timeout: body
+            .request_timeout
+            .as_deref()
+            .map(parse_request_timeout)
+            .transpose()
+            .map_err(invalid("request_timeout"))?,
     };
     let endpoint = state
         .store
@@ -242,9 +263,9 @@ async fn get(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) or ordering (parallel, fifo). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule or request_timeout (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit, ordering}"),
+    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit, ordering, retry_schedule, request_timeout}"),
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn update(
@@ -293,6 +314,20 @@ async fn update(
             .map(Ordering::parse)
             .transpose()
             .map_err(invalid("ordering"))?,
+        retry_schedule: match &body.retry_schedule {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(v)) => Some(Some(
+                parse_retry_schedule(v).map_err(invalid("retry_schedule"))?,
+            )),
+        },
+        request_timeout: match &body.request_timeout {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(v)) => Some(Some(
+                parse_request_timeout(v).map_err(invalid("request_timeout"))?,
+            )),
+        },
     };
     let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.

@@ -392,6 +392,8 @@ mod tests {
             rate_limit: None,
             last_attempt_at: None,
             fifo: false,
+            retry_schedule: None,
+            request_timeout: None,
             attempts: 0,
             created_at: 0,
         }

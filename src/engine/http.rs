@@ -97,9 +97,19 @@ pub struct Response {
 }
 
 /// Sends one POST and never panics or errors: every failure becomes `Response::error`.
-pub fn post(agent: &Agent, url: &str, headers: &[(String, String)], body: &str) -> Response {
+/// `timeout` replaces the agent's total timeout for this request (an endpoint's own).
+pub fn post(
+    agent: &Agent,
+    url: &str,
+    headers: &[(String, String)],
+    body: &str,
+    timeout: Option<Duration>,
+) -> Response {
     let started = Instant::now();
     let mut request = agent.post(url).header("content-type", "application/json");
+    if let Some(timeout) = timeout {
+        request = request.config().timeout_global(Some(timeout)).build();
+    }
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }

@@ -142,7 +142,7 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
             .filter(|(k, _)| !ours.contains(&k.to_ascii_lowercase()))
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    let response = http::post(&ctx.agent, &d.url, &headers, &d.body);
+    let response = http::post(&ctx.agent, &d.url, &headers, &d.body, d.request_timeout);
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let gone = status == Some(410);
@@ -155,7 +155,9 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         gone,
         retry_after,
         d.round_attempts + 1,
-        &ctx.config.retry_schedule,
+        d.retry_schedule
+            .as_deref()
+            .unwrap_or(&ctx.config.retry_schedule),
         ctx.clock.now_ms(),
     );
     let error = response.error.or_else(|| match status {

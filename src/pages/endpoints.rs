@@ -49,6 +49,11 @@ pub struct EndpointForm {
     pub rate_limit: String,
     /// `parallel` or `fifo`; absent (an older form) means parallel.
     pub ordering: Option<String>,
+    /// Empty: the deployment's settings.
+    #[serde(default)]
+    pub retry_schedule: String,
+    #[serde(default)]
+    pub request_timeout: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -90,6 +95,15 @@ impl EndpointForm {
             signature: Some(signature_choice(e.signature.as_deref())),
             rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
             ordering: Some(e.ordering.as_str().to_owned()),
+            retry_schedule: e
+                .retry_schedule
+                .as_deref()
+                .map(crate::config::format_schedule)
+                .unwrap_or_default(),
+            request_timeout: e
+                .request_timeout
+                .map(crate::config::format_duration)
+                .unwrap_or_default(),
         }
     }
 
@@ -147,6 +161,20 @@ impl EndpointForm {
             rate_limit: self.rate_limit()?,
             ordering: Ordering::parse(self.ordering.as_deref().unwrap_or("parallel"))
                 .map_err(|e| format!("ordering: {e}"))?,
+            retry_schedule: match self.retry_schedule.trim() {
+                "" => None,
+                text => Some(
+                    crate::domain::parse_retry_schedule(&serde_json::Value::String(text.into()))
+                        .map_err(|e| format!("retry schedule: {e}"))?,
+                ),
+            },
+            request_timeout: match self.request_timeout.trim() {
+                "" => None,
+                text => Some(
+                    crate::domain::parse_request_timeout(text)
+                        .map_err(|e| format!("request timeout: {e}"))?,
+                ),
+            },
         })
     }
 
@@ -161,6 +189,8 @@ impl EndpointForm {
             status: Some(parsed.status),
             rate_limit: Some(parsed.rate_limit),
             ordering: Some(parsed.ordering),
+            retry_schedule: Some(parsed.retry_schedule),
+            request_timeout: Some(parsed.request_timeout),
         })
     }
 
@@ -273,6 +303,22 @@ struct ShowPage {
 }
 
 impl ShowPage {
+    /// The endpoint's own retry schedule and timeout, or what it uses instead.
+    fn retries(&self) -> String {
+        let schedule = match &self.endpoint.retry_schedule {
+            Some(s) if s.is_empty() => "no retries".to_owned(),
+            Some(s) => format!("after {}", crate::config::format_schedule(s)),
+            None => "the deployment's schedule".to_owned(),
+        };
+        match self.endpoint.request_timeout {
+            Some(t) => format!(
+                "{schedule}; requests time out after {}",
+                crate::config::format_duration(t)
+            ),
+            None => schedule,
+        }
+    }
+
     /// While a rotation's grace period lasts, the previous secret still signs.
     fn previous_secret_until(&self) -> Option<i64> {
         self.endpoint

@@ -50,6 +50,12 @@ pub struct Endpoint {
     pub ordering: Ordering,
     /// For a FIFO endpoint: the delivery at the head, which every later one waits for.
     pub fifo_head: Option<i64>,
+    /// The endpoint's own retry schedule; `None`: the deployment's.
+    #[serde(serialize_with = "ser::opt_schedule")]
+    pub retry_schedule: Option<Vec<std::time::Duration>>,
+    /// The endpoint's own request timeout; `None`: the deployment's.
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub request_timeout: Option<std::time::Duration>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -113,6 +119,8 @@ pub struct NewEndpoint {
     pub status: EndpointStatus,
     pub rate_limit: Option<f64>,
     pub ordering: Ordering,
+    pub retry_schedule: Option<Vec<std::time::Duration>>,
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// A validated partial update; `None` leaves a field as it is.
@@ -127,6 +135,9 @@ pub struct EndpointPatch {
     /// `Some(None)` returns to the deployment default.
     pub rate_limit: Option<Option<f64>>,
     pub ordering: Option<Ordering>,
+    /// `Some(None)` returns to the deployment's schedule / timeout.
+    pub retry_schedule: Option<Option<Vec<std::time::Duration>>>,
+    pub request_timeout: Option<Option<std::time::Duration>>,
 }
 
 /// An event ready to store: its type and the canonical body every attempt will send.
@@ -242,6 +253,9 @@ pub struct Claimed {
     pub last_attempt_at: Option<i64>,
     /// A FIFO endpoint: one request in flight, in publish order.
     pub fifo: bool,
+    /// The endpoint's own retry schedule and request timeout, if it has them.
+    pub retry_schedule: Option<Vec<std::time::Duration>>,
+    pub request_timeout: Option<std::time::Duration>,
     /// Attempts made before this one, all rounds (0: this is the first, for the
     /// publish → first-attempt latency metric).
     pub attempts: u32,

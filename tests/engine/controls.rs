@@ -198,3 +198,31 @@ fn a_fifo_endpoint_gets_one_at_a_time_in_publish_order_behind_a_failing_head() {
         "the head was sent again before anything else"
     );
 }
+
+/// An endpoint's own retry schedule replaces the deployment's: 10 s, then failed.
+#[test]
+fn an_endpoint_retries_on_its_own_schedule() {
+    let mut rig = Rig::new(config(), Receiver::start(|_, _| Reply::status(500)));
+    let mut new = endpoint_to(&rig.receiver.url("/own"), "job.*");
+    new.retry_schedule = Some(vec![Duration::from_secs(10)]);
+    let endpoint = rig
+        .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
+        .unwrap();
+    assert_eq!(endpoint.retry_schedule, Some(vec![Duration::from_secs(10)]));
+    let published = rig.publish("job.done", 1);
+    let id = rig.deliveries_of(&published[0].id)[0];
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 1);
+    let (delivery, _) = rig.delivery(id);
+    assert_eq!(
+        delivery.next_attempt_at,
+        Some(rig.now() + 10_000),
+        "not the default 1m"
+    );
+    rig.advance(Duration::from_secs(10));
+    rig.harness.step().unwrap();
+    assert_eq!(send(&mut rig), 1);
+    let (delivery, attempts) = rig.delivery(id);
+    assert_eq!(delivery.status, "failed", "its one retry was the last");
+    assert_eq!(attempts.len(), 2);
+}

@@ -1,8 +1,11 @@
 //! Endpoints (the seeds' "webhooks"): where a tenant's events go.
 
+use std::time::Duration;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointStatus, EventFilter, Ordering};
 use crate::signing::{parse_schemes, Scheme};
 use crate::store::{
@@ -10,7 +13,7 @@ use crate::store::{
 };
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms";
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let events: String = r.get(3)?;
@@ -37,6 +40,12 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
         ordering: Ordering::parse(&r.get::<_, String>(19)?).unwrap_or_default(),
         fifo_head: None,
+        retry_schedule: r
+            .get::<_, Option<String>>(20)?
+            .and_then(|s| parse_schedule(&s).ok()),
+        request_timeout: r
+            .get::<_, Option<i64>>(21)?
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
     })
 }
 
@@ -51,8 +60,9 @@ fn json(v: &impl Serialize) -> String {
 
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
     conn.execute(
-        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering,
+             retry_schedule, request_timeout_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
         params![
             tenant_id,
             new.url.as_str(),
@@ -64,7 +74,9 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             new.secret,
             now,
             new.rate_limit,
-            new.ordering.as_str()
+            new.ordering.as_str(),
+            new.retry_schedule.as_deref().map(format_schedule),
+            new.request_timeout.map(|d| d.as_millis() as i64)
         ],
     )?;
     get(conn, tenant_id, conn.last_insert_rowid())
@@ -156,7 +168,7 @@ pub fn update(
     };
     conn.execute(
         "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8,
-             rate_limit = ?9, ordering = ?10
+             rate_limit = ?9, ordering = ?10, retry_schedule = ?11, request_timeout_ms = ?12
          WHERE tenant_id = ?1 AND id = ?2",
         params![
             tenant_id,
@@ -168,7 +180,17 @@ pub fn update(
             signature,
             now,
             patch.rate_limit.unwrap_or(current.rate_limit),
-            patch.ordering.unwrap_or(current.ordering).as_str()
+            patch.ordering.unwrap_or(current.ordering).as_str(),
+            patch
+                .retry_schedule
+                .clone()
+                .unwrap_or(current.retry_schedule)
+                .as_deref()
+                .map(format_schedule),
+            patch
+                .request_timeout
+                .unwrap_or(current.request_timeout)
+                .map(|d| d.as_millis() as i64)
         ],
     )?;
     if let Some(status) = patch.status {

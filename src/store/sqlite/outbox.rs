@@ -136,7 +136,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
-                p.ordering = 'fifo'
+                p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -162,6 +162,12 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 rate_limit: r.get(11)?,
                 last_attempt_at: r.get(12)?,
                 fifo: r.get(15)?,
+                retry_schedule: r
+                    .get::<_, Option<String>>(16)?
+                    .and_then(|s| crate::config::parse_schedule(&s).ok()),
+                request_timeout: r
+                    .get::<_, Option<i64>>(17)?
+                    .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
                 attempts: r.get::<_, i64>(13)?.max(0) as u32,
                 created_at: r.get(14)?,
             })

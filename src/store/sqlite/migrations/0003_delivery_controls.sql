@@ -4,6 +4,8 @@
 -- The circuit breaker: consecutive failures since the last success; while the circuit is
 -- open (circuit_opened_at set) deliveries wait and one probe goes at circuit_next_probe,
 -- after a back-off (circuit_backoff_ms) that doubles with each failed probe.
+-- retry_schedule (a comma list like the config key) and request_timeout_ms override the
+-- deployment's settings for one endpoint (NULL: the deployment's).
 -- ordering: 'parallel' or 'fifo'; a FIFO endpoint's head is its oldest pending delivery,
 -- found through deliveries_fifo (history rows are not in it).
 ALTER TABLE endpoints ADD COLUMN rate_limit REAL;
@@ -14,3 +16,5 @@ ALTER TABLE endpoints ADD COLUMN circuit_next_probe INTEGER;
 ALTER TABLE endpoints ADD COLUMN circuit_backoff_ms INTEGER;
 ALTER TABLE endpoints ADD COLUMN ordering TEXT NOT NULL DEFAULT 'parallel';
 CREATE INDEX deliveries_fifo ON deliveries(endpoint_id, id) WHERE status = 'pending';
+ALTER TABLE endpoints ADD COLUMN retry_schedule TEXT;
+ALTER TABLE endpoints ADD COLUMN request_timeout_ms INTEGER;
