@@ -42,6 +42,8 @@ pub struct Config {
     pub rate_limit: Option<f64>,
     /// Consecutive failures that open an endpoint's circuit (0: never).
     pub circuit_threshold: u32,
+    /// The most requests in flight to one endpoint once its limit has adapted upward.
+    pub max_endpoint_concurrency: usize,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             rotation_grace: Duration::from_secs(24 * 3600),
             rate_limit: None,
             circuit_threshold: 5,
+            max_endpoint_concurrency: 32,
         }
     }
 }
@@ -93,6 +96,7 @@ pub const KEYS: &[&str] = &[
     "rotation_grace",
     "rate_limit",
     "circuit_threshold",
+    "max_endpoint_concurrency",
 ];
 
 impl Config {
@@ -181,6 +185,7 @@ impl Config {
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {

@@ -73,6 +73,12 @@ pub fn check_description(d: String) -> Result<String> {
 }
 
 impl AppState {
+    /// Adds what only the running engine knows (the endpoint's adaptive in-flight limit).
+    pub fn live(&self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.concurrency = Some(self.engine.concurrency_of(endpoint.id));
+        endpoint
+    }
+
     /// Queues a finished delivery again now, with a fresh retry round. Refused with a
     /// conflict while it is still pending.
     pub async fn retry_delivery(&self, tenant: &str, id: i64) -> Result<Delivery> {

@@ -772,3 +772,65 @@ fn an_endpoints_own_request_timeout_applies() {
     assert!((250..2500).contains(&took), "the attempt took {took} ms");
     assert!(attempt["status_code"].is_null(), "{attempt}");
 }
+
+/// The real binary: an endpoint that answers in 50 ms gets more than the starting 8
+/// requests in flight once its limit has adapted; when it starts answering 503 its limit
+/// falls again. Both read from what the receiver saw and the API shows, not from timing.
+#[test]
+fn an_endpoints_in_flight_limit_adapts_to_the_receiver() {
+    let app = TestApp::spawn();
+    let failing = Arc::new(AtomicBool::new(false));
+    let switch = failing.clone();
+    let receiver = Receiver::start(move |_, _| {
+        if switch.load(Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::status(200).delay(Duration::from_millis(50))
+        }
+    });
+    let hook = app.create_webhook(&receiver.url("/adaptive"), &["*"]);
+    let path = format!("/api/v1/webhooks/{}", hook["id"]);
+    for chunk in 0..6 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| json!({"event": "job.done", "i": chunk * 100 + i}))
+            .collect();
+        let (status, body) = app.admin(
+            "POST",
+            "/api/v1/events/batch",
+            Some(json!({"events": batch})),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let got = receiver.wait_for("/adaptive", 600, Duration::from_secs(60));
+    // Requests take 50 ms each: the most that arrived within 40 ms of one another were in
+    // flight together.
+    let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
+    at.sort();
+    let most_together = (0..at.len())
+        .map(|i| {
+            at[i..]
+                .iter()
+                .take_while(|t| t.duration_since(at[i]) < Duration::from_millis(40))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_together > 8,
+        "at most {most_together} in flight at once"
+    );
+    let (_, body) = app.admin("GET", &path, None);
+    let grown = body["data"]["concurrency"].as_u64().unwrap();
+    assert!(grown > 8, "the API shows the limit it grew to: {grown}");
+
+    failing.store(true, Ordering::SeqCst);
+    for i in 0..40 {
+        app.publish(json!({"event": "job.done", "i": 1000 + i}));
+    }
+    let fallen = common::wait_for(WAIT, "the limit to fall", &mut || {
+        let (_, body) = app.admin("GET", &path, None);
+        let now = body["data"]["concurrency"].as_u64()?;
+        (now < grown).then_some(now)
+    });
+    assert!(fallen < grown);
+}

@@ -238,6 +238,10 @@ async fn list_webhooks(
         .store
         .list_endpoints(&auth.tenant, status, cursor)
         .await?;
+    let page = crate::store::Page {
+        items: page.items.into_iter().map(|e| state.live(e)).collect(),
+        next_cursor: page.next_cursor,
+    };
     Ok(list(page))
 }
 
@@ -256,7 +260,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let endpoint = state.store.get_endpoint(&auth.tenant, id).await?;
-    Ok(ok(endpoint))
+    Ok(ok(state.live(endpoint)))
 }
 
 #[utoipa::path(
@@ -332,7 +336,7 @@ async fn update(
     let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
     let endpoint = state.update_endpoint(&auth.tenant, id, patch).await?;
-    Ok(ok(endpoint))
+    Ok(ok(state.live(endpoint)))
 }
 
 #[utoipa::path(

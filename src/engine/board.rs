@@ -15,6 +15,12 @@
 //! for its time is let go by `release_due`, which the dispatcher calls when
 //! `next_release_at` comes.
 //!
+//! Each endpoint's in-flight limit adapts to the receiver (additive increase,
+//! multiplicative decrease): it starts at `endpoint_concurrency`, grows by about one per
+//! window of successful requests whose latency holds (at most twice the fastest seen), and
+//! halves, at most once per window, on timeouts, connection errors, 5xx and 429 — between 1
+//! and `max_endpoint_concurrency`. A FIFO endpoint stays at one.
+//!
 //! One mutex guards it all: each operation is a few map lookups, far below the cost of the
 //! HTTP request around it.
 
@@ -28,12 +34,27 @@ use crate::store::Claimed;
 pub struct Board {
     state: Mutex<State>,
     work: Condvar,
-    /// Per-endpoint in-flight cap.
+    /// Per-endpoint in-flight limit to start from.
     cap: usize,
+    /// The most an endpoint's adaptive limit may reach.
+    max_cap: usize,
     /// Requests per second to endpoints that set no limit of their own.
     default_rate: Option<f64>,
     /// Read when a worker takes a delivery: the schedule counts from the real send.
     clock: Arc<dyn Clock>,
+}
+
+/// An endpoint's adaptive in-flight limit.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    current: f64,
+    /// The fastest answer seen, drifting up slowly so an endpoint that got slower for good
+    /// is judged by its new normal.
+    fastest_ms: f64,
+    /// Answers since the last decrease, and how many were in flight then: the answers to
+    /// those requests all belong to the one overload that caused the decrease.
+    since_decrease: usize,
+    window: usize,
 }
 
 /// An endpoint's send schedule.
@@ -59,6 +80,8 @@ struct State {
     pace: HashMap<i64, Pace>,
     /// FIFO endpoints: one request in flight, whatever the cap.
     fifo: std::collections::HashSet<i64>,
+    /// Adaptive in-flight limits of endpoints heard from.
+    limits: HashMap<i64, Limit>,
     stopping: bool,
 }
 
@@ -76,10 +99,21 @@ pub struct Finished {
 
 impl Board {
     pub fn new(cap: usize, default_rate: Option<f64>, clock: Arc<dyn Clock>) -> Board {
+        Board::adaptive(cap, cap, default_rate, clock)
+    }
+
+    /// A board whose per-endpoint limits start at `cap` and may grow to `max_cap`.
+    pub fn adaptive(
+        cap: usize,
+        max_cap: usize,
+        default_rate: Option<f64>,
+        clock: Arc<dyn Clock>,
+    ) -> Board {
         Board {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             cap: cap.max(1),
+            max_cap: max_cap.max(cap).max(1),
             default_rate,
             clock,
         }
@@ -160,8 +194,9 @@ impl Board {
                 s.fifo.remove(&endpoint);
             }
             let limited = s.pace.get(&endpoint).is_some_and(|p| p.interval > 0.0);
+            let cap = Self::cap_in(&s, endpoint, self.cap);
             let queue = s.waiting.entry(endpoint).or_default();
-            if limited && queue.len() >= self.cap {
+            if limited && queue.len() >= cap {
                 excess.push(delivery.delivery_id);
                 s.total -= 1;
                 continue;
@@ -177,6 +212,62 @@ impl Board {
             self.work.notify_one();
         }
         excess
+    }
+
+    /// An endpoint's in-flight limit now: 1 for FIFO, else its adaptive limit.
+    fn cap_in(s: &State, endpoint: i64, base: usize) -> usize {
+        if s.fifo.contains(&endpoint) {
+            return 1;
+        }
+        s.limits
+            .get(&endpoint)
+            .map_or(base, |l| (l.current.floor() as usize).max(1))
+    }
+
+    /// The in-flight limit of `endpoint` now (the API and pages show it).
+    pub fn limit_of(&self, endpoint: i64) -> usize {
+        Self::cap_in(&self.lock(), endpoint, self.cap)
+    }
+
+    /// Per endpoint heard from, its in-flight limit where it differs from the start value
+    /// (the dispatcher sizes each endpoint's claim by it).
+    pub fn limits(&self) -> HashMap<i64, usize> {
+        let s = self.lock();
+        s.limits
+            .keys()
+            .chain(s.fifo.iter())
+            .map(|e| (*e, Self::cap_in(&s, *e, self.cap)))
+            .filter(|(_, cap)| *cap != self.cap)
+            .collect()
+    }
+
+    /// Adapts `endpoint`'s in-flight limit to one answer: `ok` a success that took `ms`;
+    /// `overloaded` a timeout, connection error, 5xx or 429. Other answers (4xx) say
+    /// nothing about the receiver's capacity.
+    pub fn observe(&self, endpoint: i64, ok: bool, overloaded: bool, ms: u64) {
+        if !ok && !overloaded {
+            return;
+        }
+        let (start, max) = (self.cap as f64, self.max_cap as f64);
+        let mut s = self.lock();
+        let limit = s.limits.entry(endpoint).or_insert(Limit {
+            current: start,
+            fastest_ms: f64::MAX,
+            since_decrease: 0,
+            window: 0,
+        });
+        limit.since_decrease += 1;
+        if ok {
+            let ms = ms.max(1) as f64;
+            limit.fastest_ms = (limit.fastest_ms * 1.01).min(ms);
+            if ms <= 2.0 * limit.fastest_ms {
+                limit.current = (limit.current + 1.0 / limit.current).min(max);
+            }
+        } else if limit.since_decrease >= limit.window {
+            limit.window = limit.current.ceil() as usize;
+            limit.current = (limit.current / 2.0).max(1.0);
+            limit.since_decrease = 0;
+        }
     }
 
     /// Takes the endpoint's next send slot if its schedule allows one now.
@@ -195,7 +286,7 @@ impl Board {
     /// Moves `endpoint`'s waiting deliveries to `ready` while it has free slots and its
     /// schedule allows.
     fn release(s: &mut State, endpoint: i64, cap: usize, now: i64) {
-        let cap = if s.fifo.contains(&endpoint) { 1 } else { cap };
+        let cap = Self::cap_in(s, endpoint, cap);
         while s.in_flight.get(&endpoint).copied().unwrap_or(0) < cap {
             if !s.waiting.contains_key(&endpoint) || !Self::may_send(s, endpoint, now) {
                 return;
@@ -286,9 +377,12 @@ impl Board {
                 paced: false,
             };
         }
-        let paced = s.waiting.contains_key(&endpoint) && !Self::may_send(&mut s, endpoint, now);
+        let within =
+            s.in_flight.get(&endpoint).copied().unwrap_or(0) < Self::cap_in(&s, endpoint, self.cap);
+        let paced =
+            within && s.waiting.contains_key(&endpoint) && !Self::may_send(&mut s, endpoint, now);
         let next = match s.waiting.get_mut(&endpoint) {
-            _ if paced => None,
+            _ if paced || !within => None,
             Some(queue) => {
                 let next = queue.pop_front();
                 if queue.is_empty() {
@@ -315,7 +409,7 @@ impl Board {
         let s = self.lock();
         s.waiting
             .keys()
-            .filter(|e| s.in_flight.get(e).copied().unwrap_or(0) < self.cap)
+            .filter(|e| s.in_flight.get(e).copied().unwrap_or(0) < Self::cap_in(&s, **e, self.cap))
             .filter_map(|e| s.pace.get(e))
             .map(|p| p.next_at.ceil() as i64)
             .min()
@@ -471,6 +565,39 @@ mod tests {
         );
         board.release_due(6_000);
         assert_eq!(board.try_next().unwrap().delivery_id, 1);
+    }
+
+    #[test]
+    fn the_limit_grows_while_answers_are_fast_and_halves_once_per_window_on_overload() {
+        let board = Board::adaptive(8, 32, None, clock());
+        assert_eq!(board.limit_of(1), 8);
+        for _ in 0..40 {
+            board.observe(1, true, false, 50);
+        }
+        let grown = board.limit_of(1);
+        assert!(grown > 8 && grown <= 32, "{grown}");
+        // Slow answers (over twice the fastest) hold it where it is.
+        for _ in 0..40 {
+            board.observe(1, true, false, 500);
+        }
+        assert_eq!(board.limit_of(1), grown);
+        // A burst of overloads halves it once per window, not once per answer.
+        for _ in 0..grown {
+            board.observe(1, false, true, 0);
+        }
+        let halved = board.limit_of(1);
+        assert!(
+            halved >= grown / 2 - 1 && halved < grown,
+            "{grown} -> {halved}"
+        );
+        for _ in 0..200 {
+            board.observe(1, false, true, 0);
+        }
+        assert_eq!(board.limit_of(1), 1, "never below one");
+        // A plain 4xx says nothing about capacity.
+        board.observe(2, false, false, 5);
+        assert_eq!(board.limit_of(2), 8);
+        assert_eq!(board.limits().get(&1), Some(&1));
     }
 
     #[test]

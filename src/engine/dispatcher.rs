@@ -75,9 +75,10 @@ impl Dispatcher {
         // empty), so a busy endpoint costs one claim round per 3 x cap deliveries.
         let cap = self.config.endpoint_concurrency;
         let held = self.board.held();
+        let caps = self.board.limits();
         let skip: Vec<i64> = held
             .iter()
-            .filter(|(_, n)| **n > cap)
+            .filter(|(id, n)| **n > caps.get(id).copied().unwrap_or(cap))
             .map(|(id, _)| *id)
             .collect();
         let now = self.clock.now_ms();
@@ -86,6 +87,7 @@ impl Dispatcher {
             limit: room,
             per_endpoint: cap * 4,
             first_share: cap,
+            caps,
             held,
             skip,
             lease_ms: self.lease_ms(),

@@ -38,8 +38,9 @@ impl Harness {
         store.engine_starting()?;
         let config = Arc::new(config);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let board = Arc::new(Board::new(
+        let board = Arc::new(Board::adaptive(
             config.endpoint_concurrency,
+            config.max_endpoint_concurrency,
             config.rate_limit,
             dyn_clock.clone(),
         ));

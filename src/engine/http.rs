@@ -73,7 +73,7 @@ pub fn agent(config: &Config) -> Agent {
             " (+webhooks)"
         ))
         .max_idle_connections(config.workers.max(16) * 2)
-        .max_idle_connections_per_host(config.endpoint_concurrency.max(1) * 2)
+        .max_idle_connections_per_host(config.max_endpoint_concurrency.max(1) * 2)
         .build();
     Agent::with_parts(
         ureq_config,

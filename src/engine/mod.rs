@@ -64,10 +64,16 @@ pub struct EngineStats {
 pub struct EngineHandle {
     signals: mpsc::Sender<Signal>,
     heartbeat: Arc<AtomicI64>,
+    board: Arc<Board>,
     pub stats: Arc<EngineStats>,
 }
 
 impl EngineHandle {
+    /// An endpoint's in-flight limit now (it adapts to the receiver).
+    pub fn concurrency_of(&self, endpoint: i64) -> usize {
+        self.board.limit_of(endpoint)
+    }
+
     pub fn wake(&self) {
         let _ = self.signals.send(Signal::Wake);
     }
@@ -109,14 +115,16 @@ impl Engine {
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let stats = Arc::new(EngineStats::default());
         let busy_workers = Arc::new(AtomicUsize::new(0));
-        let board = Arc::new(Board::new(
+        let board = Arc::new(Board::adaptive(
             config.endpoint_concurrency,
+            config.max_endpoint_concurrency,
             config.rate_limit,
             clock.clone(),
         ));
         let handle = EngineHandle {
             signals: signals.clone(),
             heartbeat: heartbeat.clone(),
+            board: board.clone(),
             stats: stats.clone(),
         };
         let mut threads = Vec::new();

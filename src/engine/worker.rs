@@ -63,6 +63,16 @@ pub fn run(ctx: WorkerContext) {
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
+            let overloaded = match record.status_code {
+                None => true,
+                Some(code) => code == 429 || code >= 500,
+            };
+            ctx.board.observe(
+                delivery.endpoint_id,
+                record.verdict == Verdict::Succeeded,
+                overloaded,
+                record.duration_ms.max(0) as u64,
+            );
             let _ = ctx.results.send(record);
             let finished = ctx.board.finish(
                 delivery.endpoint_id,

@@ -334,7 +334,7 @@ async fn show_page(
     problem: Option<String>,
 ) -> PageResult {
     let store = &t.state().store;
-    let endpoint = store.get_endpoint(&t.tenant, id).await?;
+    let endpoint = t.state().live(store.get_endpoint(&t.tenant, id).await?);
     let q = DeliveryQuery {
         endpoint_id: Some(id),
         ..Default::default()

@@ -91,6 +91,9 @@ pub struct ClaimRequest {
     /// What every due endpoint gets before any is topped up to `per_endpoint` (its
     /// in-flight cap), so a few backlogs cannot fill the round.
     pub first_share: usize,
+    /// Endpoints whose in-flight limit has adapted away from `first_share`: their own
+    /// first share (and four times it in all).
+    pub caps: HashMap<i64, usize>,
     /// Deliveries the caller holds per endpoint (in flight or queued).
     pub held: HashMap<i64, usize>,
     /// Endpoints to leave out of this round (at their share already, or just answered 410).

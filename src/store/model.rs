@@ -50,6 +50,9 @@ pub struct Endpoint {
     pub ordering: Ordering,
     /// For a FIFO endpoint: the delivery at the head, which every later one waits for.
     pub fifo_head: Option<i64>,
+    /// Requests in flight the engine allows it now (adaptive; filled by the front ends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
     /// The endpoint's own retry schedule; `None`: the deployment's.
     #[serde(serialize_with = "ser::opt_schedule")]
     pub retry_schedule: Option<Vec<std::time::Duration>>,

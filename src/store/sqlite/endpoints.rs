@@ -40,6 +40,7 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
         ordering: Ordering::parse(&r.get::<_, String>(19)?).unwrap_or_default(),
         fifo_head: None,
+        concurrency: None,
         retry_schedule: r
             .get::<_, Option<String>>(20)?
             .and_then(|s| parse_schedule(&s).ok()),

@@ -91,6 +91,13 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
             }
             let share = if probing {
                 usize::from(round.held_for(endpoint) == 0)
+            } else if let Some(cap) = req.caps.get(&endpoint) {
+                // Its limit adapted: the same two passes, at its own size.
+                if share == req.per_endpoint {
+                    cap * 4
+                } else {
+                    *cap
+                }
             } else {
                 share
             };
