@@ -5,6 +5,7 @@
 mod common;
 
 mod delete_inflight;
+mod file_modes;
 mod limits;
 mod login_next;
 mod retention;

@@ -465,6 +465,8 @@ impl Backend for SqliteStore {
     }
 
     fn backup(&self, dest: &Path) -> Result<()> {
+        // `VACUUM INTO` accepts an empty file: creating it first sets the copy's mode.
+        connection::create_private(dest)?;
         let dest = dest.to_string_lossy().into_owned();
         let conn = connection::open_plain(&self.path)?;
         conn.execute("VACUUM INTO ?1", [dest])?;
