@@ -86,13 +86,21 @@ pub fn session_cookie(req: &HttpRequest, area: Area, value: Option<(&str, i64)>)
     )
 }
 
-/// The valid session of the request's area, whatever kind.
+/// The valid session of the request's area, whatever kind: signed, not expired, and not
+/// ended by a logout since it was made (its principal's epoch has not moved on).
 async fn current_session(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<Session>, PageError> {
     let key = session_key(state).await?;
-    Ok(read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms())))
+    let Some(session) = read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms()))
+    else {
+        return Ok(None);
+    };
+    if session.epoch != session.who.current_epoch(&state.store).await? {
+        return Ok(None);
+    }
+    Ok(Some(session))
 }
 
 type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, PageError>>>>;

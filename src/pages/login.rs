@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use askama::Template;
 use serde::Deserialize;
 
@@ -189,7 +189,8 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
     };
     throttle::succeeded(ip);
     // A fresh nonce on login: a session id planted before login is worth nothing after it.
-    let session = Session::new(who, now_ms());
+    let epoch = who.current_epoch(&v.state.store).await?;
+    let session = Session::with_epoch(who, epoch, now_ms());
     let cookie = session_cookie(
         &req,
         v.area,
@@ -207,9 +208,22 @@ fn same_hash(a: &str, b: &str) -> bool {
             == 0
 }
 
-async fn logout(req: HttpRequest, v: Visitor, _: Posted<Button>) -> HttpResponse {
+/// Ends the session on the server as well (see `session`): a copy of the cookie is refused.
+async fn logout(req: HttpRequest, v: Visitor, _: Posted<Button>) -> PageResult {
+    if let Some(session) = &v.session {
+        let of_this_area = matches!(
+            (&session.who, v.area),
+            (Who::Admin, Area::Admin) | (Who::Tenant { .. }, Area::Portal)
+        );
+        if of_this_area {
+            session.who.end_sessions(&v.state.store).await?;
+        }
+    }
     let to = format!("{}?bye=1", v.area.login());
-    with_cookie(see_other(&to), &session_cookie(&req, v.area, None))
+    Ok(with_cookie(
+        see_other(&to),
+        &session_cookie(&req, v.area, None),
+    ))
 }
 
 /// Failed logins per client address: each failure waits a little longer (up to 5 s), and

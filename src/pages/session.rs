@@ -3,9 +3,15 @@
 //! The cookie holds everything a request needs (who, until when, a random nonce) and an
 //! HMAC-SHA256 over it, keyed with a random value kept in the `settings` table, so sessions
 //! survive restarts and nothing is stored per session. The expiry is inside the signed
-//! value: a client cannot extend it by keeping the cookie longer. Logging out removes the
-//! cookie; a copy stolen before that stays valid until it expires (the price of stateless
-//! sessions, bounded by the short lifetime).
+//! value: a client cannot extend it by keeping the cookie longer.
+//!
+//! Logging out must end a session on the server too, not only in the browser: a copy of the
+//! cookie would otherwise stay valid until it expires. Each cookie carries the *epoch* of
+//! who it belongs to — a counter in the `settings` table, one for the admin and one per API
+//! key of the portal — and a request is refused when the counter has moved on. Logging out
+//! advances it, so it ends every session of that principal: the admin's logout signs the
+//! admin out everywhere, a portal logout ends the sessions made with that key. Revoking a
+//! key ends its sessions through the key check in `guard`.
 //!
 //! Every form carries `csrf_token` = HMAC(key, "csrf" | nonce). A cross-site page cannot
 //! read it (it is in our HTML, not in the cookie), so a forged POST arrives without it.
@@ -45,10 +51,48 @@ pub struct Session {
     pub who: Who,
     pub expires_ms: i64,
     pub nonce: String,
+    /// The principal's epoch when the session began (0 for anonymous sessions).
+    pub epoch: i64,
+}
+
+impl Who {
+    /// The `settings` key of this principal's session epoch; anonymous sessions have none.
+    pub fn epoch_key(&self) -> Option<String> {
+        match self {
+            Who::Anonymous => None,
+            Who::Admin => Some("session_epoch:admin".into()),
+            Who::Tenant { key_id, .. } => Some(format!("session_epoch:key:{key_id}")),
+        }
+    }
+
+    /// The epoch sessions of this principal must carry now.
+    pub async fn current_epoch(&self, store: &Store) -> Result<i64, StoreError> {
+        let Some(key) = self.epoch_key() else {
+            return Ok(0);
+        };
+        Ok(store
+            .setting_get(&key)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Ends every session of this principal made before now.
+    pub async fn end_sessions(&self, store: &Store) -> Result<(), StoreError> {
+        if let Some(key) = self.epoch_key() {
+            store.setting_increment(&key).await?;
+        }
+        Ok(())
+    }
 }
 
 impl Session {
+    /// An anonymous session (login forms).
     pub fn new(who: Who, now_ms: i64) -> Session {
+        Session::with_epoch(who, 0, now_ms)
+    }
+
+    pub fn with_epoch(who: Who, epoch: i64, now_ms: i64) -> Session {
         let life = if who == Who::Anonymous {
             ANONYMOUS_MS
         } else {
@@ -60,27 +104,27 @@ impl Session {
             who,
             expires_ms: now_ms + life,
             nonce: URL_SAFE_NO_PAD.encode(nonce),
+            epoch,
         }
     }
 
     fn payload(&self) -> String {
+        let (exp, nonce, epoch) = (self.expires_ms, &self.nonce, self.epoch);
         match &self.who {
-            Who::Anonymous => format!("anon|{}|{}", self.expires_ms, self.nonce),
-            Who::Admin => format!("admin|{}|{}", self.expires_ms, self.nonce),
+            Who::Anonymous => format!("anon|{exp}|{nonce}|{epoch}"),
+            Who::Admin => format!("admin|{exp}|{nonce}|{epoch}"),
             Who::Tenant { tenant, key_id } => {
-                format!(
-                    "tenant|{}|{}|{key_id}|{tenant}",
-                    self.expires_ms, self.nonce
-                )
+                format!("tenant|{exp}|{nonce}|{epoch}|{key_id}|{tenant}")
             }
         }
     }
 
     fn from_payload(payload: &str) -> Option<Session> {
-        let mut parts = payload.splitn(5, '|');
+        let mut parts = payload.splitn(6, '|');
         let kind = parts.next()?;
         let expires_ms = parts.next()?.parse().ok()?;
         let nonce = parts.next()?.to_owned();
+        let epoch = parts.next()?.parse().ok()?;
         let who = match kind {
             "anon" => Who::Anonymous,
             "admin" => Who::Admin,
@@ -94,6 +138,7 @@ impl Session {
             who,
             expires_ms,
             nonce,
+            epoch,
         })
     }
 }
@@ -217,7 +262,7 @@ mod tests {
         let sealed = k.seal(&admin);
         let (_, tag) = sealed.split_once('.').unwrap();
         // A longer expiry with the old signature.
-        let forged = format!("admin|{}|{}", i64::MAX, admin.nonce);
+        let forged = format!("admin|{}|{}|0", i64::MAX, admin.nonce);
         assert_eq!(
             k.open(&format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged)), 1),
             None

@@ -8,5 +8,7 @@ mod delete_inflight;
 mod file_modes;
 mod limits;
 mod login_next;
+mod logout;
+mod pages_http;
 mod retention;
 mod ssrf_create;

@@ -150,6 +150,16 @@ impl Backend for SqliteStore {
             .await
     }
 
+    async fn setting_get(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |c| settings::get(c, &key)).await
+    }
+
+    async fn setting_increment(&self, key: &str) -> Result<i64> {
+        let key = key.to_owned();
+        self.write(move |c| settings::increment(c, &key)).await
+    }
+
     async fn heartbeat(&self, now: i64) -> Result<()> {
         // Relaxed: it proves the file takes writes; nobody needs it after a power cut.
         self.writer
