@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client_addr::Cidr;
 use crate::signing::{parse_schemes, Scheme};
 
 /// How hard SQLite works to keep a commit on disk.
@@ -38,6 +39,8 @@ pub struct Config {
     pub retention: Duration,
     pub disable_after: Duration,
     pub rotation_grace: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             retention: days(30),
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -85,6 +89,7 @@ pub const KEYS: &[&str] = &[
     "retention",
     "disable_after",
     "rotation_grace",
+    "trusted_proxies",
 ];
 
 impl Config {
@@ -148,8 +153,12 @@ impl Config {
             "listen" => self.listen = non_empty(v)?.to_owned(),
             "db" => self.db = PathBuf::from(non_empty(v)?),
             "admin_token" => {
-                if v.len() < 16 {
-                    return Err("admin_token must be at least 16 characters".into());
+                // It opens everything: it must not be guessable (a generated one is 64 hex digits).
+                if v.chars().count() < MIN_ADMIN_TOKEN {
+                    return Err(format!(
+                        "admin_token must be at least {MIN_ADMIN_TOKEN} characters \
+                         (e.g. the output of `openssl rand -hex 32`)"
+                    ));
                 }
                 self.admin_token = Some(v.to_owned())
             }
@@ -173,11 +182,22 @@ impl Config {
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "trusted_proxies" => {
+                self.trusted_proxies = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown configuration key `{key}`")),
         }
         Ok(())
     }
 }
+
+/// The shortest admin token accepted from the configuration.
+pub const MIN_ADMIN_TOKEN: usize = 32;
 
 fn mins(n: u64) -> Duration {
     Duration::from_secs(60 * n)
@@ -314,6 +334,17 @@ mod tests {
         ];
         c.apply_env(env.into_iter()).unwrap();
         assert_eq!(c.workers, 7);
+    }
+
+    #[test]
+    fn short_admin_tokens_and_bad_proxies_are_refused() {
+        let mut c = Config::default();
+        let err = c.set("admin_token", "sixteen-chars-xx").unwrap_err();
+        assert!(err.contains("at least 32 characters"), "{err}");
+        c.set("admin_token", &"x".repeat(32)).unwrap();
+        c.set("trusted_proxies", "10.0.0.0/8, ::1").unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.set("trusted_proxies", "proxy.local").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod canonical_json;
 pub mod cli;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -19,6 +20,7 @@ pub mod payload;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;

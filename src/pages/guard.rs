@@ -93,8 +93,7 @@ async fn current_session(
     state: &AppState,
 ) -> Result<Option<Session>, PageError> {
     let key = session_key(state).await?;
-    let Some(session) = read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms()))
-    else {
+    let Some(session) = read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms())) else {
         return Ok(None);
     };
     if session.epoch != session.who.current_epoch(&state.store).await? {

@@ -24,7 +24,11 @@ fn admin_cookie_replayed_after_logout_is_refused() {
 
     let replay = pages.get("/admin/tenants", &cookie);
     assert_eq!(replay.status, 303, "a page opened with the old cookie");
-    assert!(replay.location.starts_with("/admin/login"), "{}", replay.location);
+    assert!(
+        replay.location.starts_with("/admin/login"),
+        "{}",
+        replay.location
+    );
     let forged = pages.post(
         "/admin/tenants",
         &cookie,
@@ -47,14 +51,22 @@ fn portal_cookie_replayed_after_logout_is_refused() {
         Some(serde_json::json!({"id": "acme", "name": "Acme"})),
     );
     assert_eq!(status, 201, "{key}");
-    let (status, key) = app.admin("POST", "/api/v1/tenants/acme/keys", Some(serde_json::json!({})));
+    let (status, key) = app.admin(
+        "POST",
+        "/api/v1/tenants/acme/keys",
+        Some(serde_json::json!({})),
+    );
     assert_eq!(status, 201, "{key}");
     let token = key["data"]["token"].as_str().expect("key").to_owned();
     let pages = Pages::new(&app);
     let cookie = pages.login("portal", &token);
     let home = pages.get("/portal/endpoints", &cookie);
     assert_eq!(home.status, 200, "{}", home.body);
-    let out = pages.post("/portal/logout", &cookie, &format!("csrf_token={}", home.csrf()));
+    let out = pages.post(
+        "/portal/logout",
+        &cookie,
+        &format!("csrf_token={}", home.csrf()),
+    );
     assert_eq!(out.status, 303);
     assert_eq!(pages.get("/portal/endpoints", &cookie).status, 303);
 }

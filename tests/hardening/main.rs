@@ -12,3 +12,4 @@ mod logout;
 mod pages_http;
 mod retention;
 mod ssrf_create;
+mod throttle;

@@ -67,10 +67,24 @@ impl<'a> Pages<'a> {
     }
 
     pub fn post(&self, path: &str, cookie: &str, form: &str) -> Answer {
-        Self::answer(
+        self.post_with(path, cookie, form, &[])
+    }
+
+    pub fn post_with(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let request = headers.iter().fold(
             self.agent
                 .post(&self.app.url(path))
-                .header("cookie", cookie)
+                .header("cookie", cookie),
+            |r, (k, v)| r.header(*k, *v),
+        );
+        Self::answer(
+            request
                 .content_type("application/x-www-form-urlencoded")
                 .send(form),
         )
