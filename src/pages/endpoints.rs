@@ -169,6 +169,7 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
+    t.room_for_reveal()?;
     let endpoint = t
         .state()
         .store

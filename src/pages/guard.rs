@@ -196,6 +196,20 @@ impl Signed {
         }
     }
 
+    /// Called before an action that creates a secret shown once: when its message could
+    /// not be kept, nothing is created and the page says why.
+    pub fn room_for_reveal(&self) -> Result<(), PageError> {
+        if flash::room_for_reveal(&self.session.nonce, now_ms()) {
+            return Ok(());
+        }
+        Err(PageError::Status(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Too many one-time messages are waiting to be shown. Nothing was created; \
+             try again in a few minutes."
+                .into(),
+        ))
+    }
+
     /// Redirects after a POST, leaving `flash` for the next page.
     pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
         let ticket = flash::put(&self.session.nonce, flash, now_ms());
@@ -258,6 +272,10 @@ impl Tenant {
 
     pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
         self.signed.redirect(to, flash)
+    }
+
+    pub fn room_for_reveal(&self) -> Result<(), PageError> {
+        self.signed.room_for_reveal()
     }
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod delete_inflight;
 mod file_modes;
+mod flash_flood;
 mod limits;
 mod login_next;
 mod logout;
