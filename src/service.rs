@@ -135,8 +135,15 @@ impl AppState {
         &self,
         tenant: &str,
         id: i64,
-        patch: EndpointPatch,
+        mut patch: EndpointPatch,
     ) -> Result<Endpoint> {
+        if let Some(headers) = patch.headers.take_if(|h| h.has_masked()) {
+            let current = self.store.get_endpoint(tenant, id).await?;
+            let kept = headers
+                .keep_masked(&current.headers)
+                .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
+            patch.headers = Some(kept);
+        }
         let endpoint = self
             .store
             .update_endpoint(tenant, id, patch, now_ms())

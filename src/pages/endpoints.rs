@@ -50,7 +50,7 @@ impl EndpointForm {
             url: e.url.clone(),
             events: e.events.join(", "),
             description: e.description.clone(),
-            headers: header_lines(&e.headers),
+            headers: header_lines(&ExtraHeaders::masked(&e.headers)),
             status: Some(e.status.as_str().to_owned()),
         }
     }

@@ -28,7 +28,9 @@ fn a_tenants_flood_of_actions_does_not_hide_the_admins_new_key() {
 
     let pages = Pages::new(&app);
     let portal = pages.login("portal", &token);
-    let csrf = pages.get(&format!("/portal/endpoints/{id}"), &portal).csrf();
+    let csrf = pages
+        .get(&format!("/portal/endpoints/{id}"), &portal)
+        .csrf();
     let path = format!("/portal/endpoints/{id}/status");
     let form = format!("csrf_token={csrf}&status=paused");
     std::thread::scope(|s| {

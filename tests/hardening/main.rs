@@ -10,6 +10,7 @@ mod flash_flood;
 mod limits;
 mod login_next;
 mod logout;
+mod masked_headers;
 mod pages_http;
 mod retention;
 mod ssrf_create;
