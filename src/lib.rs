@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod pages;
 pub mod payload;
+pub mod request_deadline;
 pub mod service;
 pub mod signing;
 pub mod store;
@@ -64,11 +65,16 @@ pub async fn run(config: Config) -> Result<(), String> {
         App::new()
             .app_data(state.clone())
             .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+            .wrap_fn(|mut req, srv| {
+                request_deadline::wrap(&mut req);
+                actix_web::dev::Service::call(srv, req)
+            })
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
     })
     .disable_signals()
+    .client_request_timeout(request_deadline::HEADERS_TIMEOUT)
     .shutdown_timeout(SHUTDOWN_BOUND.as_secs())
     .bind(&config.listen)
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

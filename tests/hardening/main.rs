@@ -13,5 +13,6 @@ mod logout;
 mod masked_headers;
 mod pages_http;
 mod retention;
+mod slow_body;
 mod ssrf_create;
 mod throttle;
