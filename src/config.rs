@@ -41,6 +41,11 @@ pub struct Config {
     pub rotation_grace: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
     pub trusted_proxies: Vec<Cidr>,
+    /// The secret key file; `None`: `herald.key` beside the database (`secret_key::key_file`).
+    pub secret_key_file: Option<PathBuf>,
+    /// The secret key itself, from `HERALD_SECRET_KEY` only (never from a file on disk
+    /// that could be copied with the configuration).
+    pub secret_key: Option<String>,
 }
 
 impl Default for Config {
@@ -66,6 +71,8 @@ impl Default for Config {
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
             trusted_proxies: Vec::new(),
+            secret_key_file: None,
+            secret_key: None,
         }
     }
 }
@@ -90,6 +97,7 @@ pub const KEYS: &[&str] = &[
     "disable_after",
     "rotation_grace",
     "trusted_proxies",
+    "secret_key_file",
 ];
 
 impl Config {
@@ -138,6 +146,10 @@ impl Config {
             let Some(key) = name.strip_prefix("HERALD_") else {
                 continue;
             };
+            if key == "SECRET_KEY" {
+                self.secret_key = Some(value.trim().to_owned());
+                continue;
+            }
             let key = key.to_ascii_lowercase();
             if KEYS.contains(&key.as_str()) {
                 self.set(&key, &value).map_err(|e| format!("{name}: {e}"))?;
@@ -182,6 +194,7 @@ impl Config {
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "secret_key_file" => self.secret_key_file = Some(PathBuf::from(non_empty(v)?)),
             "trusted_proxies" => {
                 self.trusted_proxies = v
                     .split(',')

@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod pages;
 pub mod payload;
 pub mod request_deadline;
+pub mod secret_key;
 pub mod service;
 pub mod signing;
 pub mod store;
@@ -46,6 +47,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
     let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
+    let secret_key = secret_key::SecretKey::load(&config)?;
     let config = Arc::new(config);
     let shutdown = Shutdown::default();
     let engine = {
@@ -59,6 +61,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         store: store.clone(),
         config: config.clone(),
         admin_token_hash,
+        secret_key,
         engine: engine.handle(),
     });
     let server = HttpServer::new(move || {

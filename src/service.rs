@@ -25,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub admin_token_hash: String,
+    /// Signs page sessions; never stored in the database.
+    pub secret_key: crate::secret_key::SecretKey,
     pub engine: EngineHandle,
 }
 

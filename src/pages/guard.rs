@@ -10,12 +10,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::flash::{self, Flash};
 use super::render::{admin_nav, see_other, tenant_nav, Area, Layout, PageError, Section};
@@ -23,14 +23,12 @@ use super::session::{Session, SessionKey, Who};
 use crate::clock::now_ms;
 use crate::service::AppState;
 
-/// Loaded from the database on the first page request and shared by every worker thread
+/// Derived on the first page request and shared by every worker thread
 /// (`pages::configure` runs once per worker, so it cannot own process-wide state).
-static KEY: OnceCell<SessionKey> = OnceCell::const_new();
+static KEY: OnceLock<SessionKey> = OnceLock::new();
 
 pub async fn session_key(state: &AppState) -> Result<&'static SessionKey, PageError> {
-    Ok(KEY
-        .get_or_try_init(|| SessionKey::load(&state.store, &state.admin_token_hash))
-        .await?)
+    Ok(KEY.get_or_init(|| SessionKey::derive(&state.secret_key, &state.admin_token_hash)))
 }
 
 pub fn area_of(req: &HttpRequest) -> Area {

@@ -1,8 +1,9 @@
 //! Page sessions: a signed cookie, and the CSRF token derived from it.
 //!
 //! The cookie holds everything a request needs (who, until when, a random nonce) and an
-//! HMAC-SHA256 over it, keyed with a random value kept in the `settings` table, so sessions
-//! survive restarts and nothing is stored per session. The expiry is inside the signed
+//! HMAC-SHA256 over it, keyed with a key derived from the deployment's secret key — which
+//! lives outside the database (`crate::secret_key`), so a copied database or backup mints
+//! no session. Sessions survive restarts and nothing is stored per session. The expiry is inside the signed
 //! value: a client cannot extend it by keeping the cookie longer.
 //!
 //! Logging out must end a session on the server too, not only in the browser: a copy of the
@@ -23,6 +24,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::secret_key::SecretKey;
 use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -153,24 +155,14 @@ impl SessionKey {
         SessionKey(bytes)
     }
 
-    /// Loads the deployment's key, creating it on first use (first writer wins, so every
-    /// worker thread ends up with the same key). The key in use is bound to the admin
+    /// The deployment's session key, derived from its secret key. It is bound to the admin
     /// token's hash: changing the admin token ends every page session made with the old one.
-    pub async fn load(store: &Store, admin_token_hash: &str) -> Result<SessionKey, StoreError> {
-        let mut fresh = [0u8; 32];
-        rand::rng().fill_bytes(&mut fresh);
-        let fresh = hex::encode(fresh);
-        let stored = store.setting_get_or_insert("session_key", &fresh).await?;
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(stored.trim(), &mut key)
-            .map_err(|_| StoreError::Open("settings.session_key is not 64 hex digits".into()))?;
-        let bound = SessionKey(key)
+    pub fn derive(secret: &SecretKey, admin_token_hash: &str) -> SessionKey {
+        let bound = SessionKey(secret.derive("session"))
             .mac(&[b"admin-token|", admin_token_hash.as_bytes()])
             .finalize()
             .into_bytes();
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&bound);
-        Ok(SessionKey(key))
+        SessionKey(bound.into())
     }
 
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {

@@ -1,6 +1,6 @@
 // Security review (issue 10): `herald.db`, its `-wal`/`-shm` and `herald backup` output were
 // created 0644, so anyone on the machine could copy the secrets. Now 0600 whatever the
-// umask, and a readable database is warned about at start-up.
+// umask (the secret key file beside it too), and a readable database is warned about.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -72,8 +72,8 @@ fn database_wal_shm_and_backups_are_private_whatever_the_umask() {
         .expect("request")
         .status();
     assert_eq!(status, 201);
-    for suffix in ["", "-wal", "-shm"] {
-        let path = dir.path().join(format!("herald.db{suffix}"));
+    for name in ["herald.db", "herald.db-wal", "herald.db-shm", "herald.key"] {
+        let path = dir.path().join(name);
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
 

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod copied_db;
 mod delete_inflight;
 mod file_modes;
 mod flash_flood;
