@@ -45,9 +45,11 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 /// Runs Herald until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // Before the store opens: it seals endpoint secrets with this key.
+    let secret_key = secret_key::SecretKey::load(&config)?;
+    secret_key::install(secret_key.clone());
     let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
-    let secret_key = secret_key::SecretKey::load(&config)?;
     let config = Arc::new(config);
     let shutdown = Shutdown::default();
     let engine = {

@@ -4,13 +4,24 @@
 //! session. So the keys that sign sessions and CSRF tokens are derived from a key that the
 //! database never holds: `HERALD_SECRET_KEY` (64 hex digits) when set, otherwise the key
 //! file (`secret_key_file`, by default `herald.key` beside the database), created 0600 with
-//! a random key on first start. Losing the file ends every page session, nothing more;
-//! it must be backed up with the database all the same, for what it will seal later.
+//! a random key on first start.
+//!
+//! The same key seals endpoint signing secrets in the database (ChaCha20-Poly1305 from
+//! `ring`, a random nonce each): a stored secret reads `sealed1:<base64>`. The server
+//! installs its key for the store (`install`) before opening it; the store seals what it
+//! writes and opens what it reads, and on opening seals any secret still in clear (files
+//! from before this). Losing the key loses the endpoints' secrets (rotate them) and ends
+//! page sessions, so back it up with the database — but never in the same place.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
@@ -80,6 +91,94 @@ impl SecretKey {
     }
 }
 
+/// What marks a sealed value in the database.
+const SEALED: &str = "sealed1:";
+const AAD: &[u8] = b"herald endpoint secret";
+
+impl SecretKey {
+    fn aead(&self) -> LessSafeKey {
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &self.derive("endpoint-secrets"))
+            .expect("a 32-byte key");
+        LessSafeKey::new(key)
+    }
+
+    /// `sealed1:` + base64(nonce | ciphertext | tag).
+    pub fn seal(&self, plain: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut buf = plain.as_bytes().to_vec();
+        self.aead()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut buf,
+            )
+            .expect("sealing cannot fail for small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The value inside a sealed one; a value in clear is returned as it is.
+    pub fn open(&self, stored: &str) -> Result<String, String> {
+        let Some(sealed) = stored.strip_prefix(SEALED) else {
+            return Ok(stored.to_owned());
+        };
+        let bad = || "a sealed endpoint secret does not open with this secret key".to_owned();
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| bad())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(bad());
+        }
+        let (nonce, rest) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .aead()
+            .open_in_place(nonce, Aad::from(AAD), &mut buf)
+            .map_err(|_| bad())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| bad())
+    }
+}
+
+/// Whether a stored value is sealed.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(SEALED)
+}
+
+static INSTALLED: OnceLock<SecretKey> = OnceLock::new();
+
+/// Gives the store the key it seals endpoint secrets with (the server does, once, before
+/// opening the store). Without it — the CLI, tests that open a store directly — secrets
+/// are written as given and only values in clear can be read.
+pub fn install(key: SecretKey) {
+    let _ = INSTALLED.set(key);
+}
+
+/// For the store: the installed key, if any.
+pub fn installed() -> Option<&'static SecretKey> {
+    INSTALLED.get()
+}
+
+/// For the store: seals with the installed key (as given without one).
+pub fn seal_stored(plain: &str) -> String {
+    match installed() {
+        Some(key) => key.seal(plain),
+        None => plain.to_owned(),
+    }
+}
+
+/// For the store: opens a stored value.
+pub fn open_stored(stored: &str) -> Result<String, String> {
+    match installed() {
+        Some(key) => key.open(stored),
+        None if is_sealed(stored) => Err(
+            "an endpoint secret is sealed but no secret key is loaded (the CLI cannot read it)"
+                .into(),
+        ),
+        None => Ok(stored.to_owned()),
+    }
+}
+
 /// `secret_key_file`, or `herald.key` in the database's directory.
 pub fn key_file(config: &Config) -> PathBuf {
     config.secret_key_file.clone().unwrap_or_else(|| {
@@ -129,5 +228,20 @@ mod tests {
             ..Config::default()
         };
         assert!(SecretKey::load(&bad).unwrap_err().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let sealed = key.seal("whsec_abc");
+        assert!(is_sealed(&sealed) && !sealed.contains("whsec_abc"));
+        assert_ne!(sealed, key.seal("whsec_abc"), "a fresh nonce each time");
+        assert_eq!(key.open(&sealed).unwrap(), "whsec_abc");
+        assert_eq!(key.open("whsec_clear").unwrap(), "whsec_clear");
+        assert!(SecretKey::from_bytes([2; 32]).open(&sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert!(key.open(&tampered).is_err());
     }
 }

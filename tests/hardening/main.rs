@@ -14,6 +14,7 @@ mod logout;
 mod masked_headers;
 mod pages_http;
 mod retention;
+mod sealed_secrets;
 mod slow_body;
 mod ssrf_create;
 mod throttle;

@@ -66,6 +66,13 @@ impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         let mut conn = connection::open_writer(path, durability)?;
         migrate::migrate(&mut conn)?;
+        let sealed = endpoints::seal_cleartext(&conn)?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         let pool = connection::read_pool(path)?;
         Ok(SqliteStore {
             pool,

@@ -119,8 +119,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                     serde_json::from_str(&headers).unwrap_or_default(),
                 ),
                 schemes: schemes.and_then(|s| parse_schemes(&s).ok()),
-                secret: r.get(8)?,
-                previous_secret: r.get(9)?,
+                secret: endpoints::secret_at(r, 8)?.unwrap_or_default(),
+                previous_secret: endpoints::secret_at(r, 9)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
             })
         });
