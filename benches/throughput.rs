@@ -582,6 +582,7 @@ impl Bench {
             me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
+            roles: herald_roles(herald.pid),
         };
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
@@ -757,6 +758,32 @@ struct Snapshot {
     me: u64,
     gen: u64,
     recv: u64,
+    /// Herald's ticks per thread role (the thread name without its number).
+    roles: std::collections::BTreeMap<String, u64>,
+}
+
+/// Herald's CPU ticks per thread role: `herald-worker-12` counts as `herald-worker`, the
+/// HTTP server's threads as `actix-rt`. This is the profile README quotes for what limits
+/// a figure.
+fn herald_roles(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut roles = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let Ok(task) = task else { continue };
+        let Some((comm, user, sys)) = stat_ticks(&format!("{}/stat", task.path().display())) else {
+            continue;
+        };
+        let role = comm
+            .split('|')
+            .next()
+            .unwrap_or(&comm)
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+            .to_string();
+        *roles.entry(role).or_default() += user + sys;
+    }
+    roles
 }
 
 impl Snapshot {
@@ -769,6 +796,15 @@ impl Snapshot {
             me: secs(self.me, before.me),
             gen: secs(self.gen, before.gen),
             recv: secs(self.recv, before.recv),
+            roles: self
+                .roles
+                .iter()
+                .map(|(role, t)| {
+                    let was = before.roles.get(role).copied().unwrap_or(0);
+                    (role.clone(), secs(*t, was))
+                })
+                .filter(|(_, s)| *s > 0.0)
+                .collect(),
         }
     }
 }
@@ -783,6 +819,7 @@ struct Usage {
     me: f64,
     gen: f64,
     recv: f64,
+    roles: Vec<(String, f64)>,
 }
 
 impl Usage {
@@ -800,6 +837,13 @@ impl Usage {
             self.wall,
             self.per_event_us(events)
         );
+        let mut roles = self.roles.clone();
+        roles.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let roles: Vec<String> = roles
+            .iter()
+            .map(|(role, s)| format!("{role} {:.0}", s * 1e6 / events.max(1) as f64))
+            .collect();
+        println!("  Herald µs per {unit} by thread: {}", roles.join(", "));
         println!(
             "  bench CPU {:.2} cores (generator {:.2}, receiver {:.2}; a thread near 1.00 is saturated)",
             cores(self.me),

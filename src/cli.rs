@@ -12,7 +12,15 @@ use crate::signing::{self, Scheme};
 use crate::store::{self, Store, StoreError};
 use crate::{keys, payload};
 
+/// Opens the existing database. Only `serve` creates one: a command that made a fresh empty
+/// file would silently miss the real database (a wrong directory, a missing `--config`).
 fn open(config: &Config) -> Result<Store, String> {
+    if !config.db.exists() {
+        return Err(format!(
+            "no database at {}; run `herald serve` first, or point --db, --config or HERALD_CONFIG at the right one",
+            config.db.display()
+        ));
+    }
     store::open(&config.db, config.durability).map_err(|e| e.to_string())
 }
 

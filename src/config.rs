@@ -46,6 +46,10 @@ pub struct Config {
     /// The secret key itself, from `HERALD_SECRET_KEY` only (never from a file on disk
     /// that could be copied with the configuration).
     pub secret_key: Option<String>,
+    /// Requests per second to an endpoint that sets no `rate_limit` of its own.
+    pub rate_limit: Option<f64>,
+    /// Consecutive failures that open an endpoint's circuit (0: never).
+    pub circuit_threshold: u32,
 }
 
 impl Default for Config {
@@ -73,6 +77,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             secret_key_file: None,
             secret_key: None,
+            rate_limit: None,
+            circuit_threshold: 5,
         }
     }
 }
@@ -98,6 +104,8 @@ pub const KEYS: &[&str] = &[
     "rotation_grace",
     "trusted_proxies",
     "secret_key_file",
+    "rate_limit",
+    "circuit_threshold",
 ];
 
 impl Config {
@@ -202,6 +210,17 @@ impl Config {
                     .filter(|p| !p.is_empty())
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
+            }
+            "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
+            "rate_limit" => {
+                self.rate_limit = match v {
+                    "" | "none" => None,
+                    v => Some(
+                        v.parse::<f64>()
+                            .map_err(|_| format!("expected requests per second, not `{v}`"))
+                            .and_then(crate::domain::parse_rate_limit)?,
+                    ),
+                }
             }
             _ => return Err(format!("unknown configuration key `{key}`")),
         }

@@ -149,7 +149,12 @@ impl EndpointUrl {
             return Err(format!("`{s}` has no host"));
         }
         if !allow_private_targets {
-            ssrf::check_host(host).map_err(|e| format!("url is not allowed: {e}"))?;
+            ssrf::check_host(host).map_err(|e| {
+                format!(
+                    "url is not allowed: {e}; to deliver to private addresses (local development), \
+                     set `allow_private_targets = true` or HERALD_ALLOW_PRIVATE_TARGETS=true"
+                )
+            })?;
         }
         Ok(EndpointUrl(s.to_owned()))
     }
@@ -268,6 +273,46 @@ impl EndpointStatus {
             EndpointStatus::Paused => "paused",
             EndpointStatus::Disabled => "disabled",
         }
+    }
+}
+
+/// How an endpoint's deliveries are ordered: `parallel` (up to `endpoint_concurrency` in
+/// flight, due order) or `fifo` (one at a time, in publish order; a failing head holds the
+/// rest back until it succeeds or fails finally).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    #[default]
+    Parallel,
+    Fifo,
+}
+
+impl Ordering {
+    pub fn parse(s: &str) -> Result<Ordering, String> {
+        match s {
+            "parallel" => Ok(Ordering::Parallel),
+            "fifo" => Ok(Ordering::Fifo),
+            _ => Err(format!("ordering must be parallel or fifo, not `{s}`")),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Ordering::Parallel => "parallel",
+            Ordering::Fifo => "fifo",
+        }
+    }
+}
+
+/// An endpoint's rate limit in requests per second: positive, at most 10,000, fractions
+/// allowed (0.5 = one request every two seconds).
+pub fn parse_rate_limit(v: f64) -> Result<f64, String> {
+    if v.is_finite() && v > 0.0 && v <= 10_000.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a number of requests per second above 0 and at most 10000, not {v}"
+        ))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pages;
 pub mod payload;
 pub mod request_deadline;
@@ -74,6 +75,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 request_deadline::wrap(&mut req);
                 actix_web::dev::Service::call(srv, req)
             })
+            .wrap_fn(head_as_get)
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
@@ -153,4 +155,16 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
         req, response,
     )))
+}
+
+/// `HEAD` is answered like `GET` (RFC 9110): the route runs as a GET and the HTTP layer,
+/// which still knows the request was a HEAD, sends the headers without the body.
+fn head_as_get<S>(mut req: actix_web::dev::ServiceRequest, srv: &S) -> S::Future
+where
+    S: actix_web::dev::Service<actix_web::dev::ServiceRequest>,
+{
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    srv.call(req)
 }

@@ -79,8 +79,37 @@ impl Shutdown {
 
 #[cfg(test)]
 mod tests {
-    use super::Shutdown;
+    use super::{Critical, Shutdown, CRITICAL_EXIT};
     use std::time::{Duration, Instant};
+
+    /// Runs itself as a child process in which a critical thread panics: the child must
+    /// end with status 70 at once, not linger as a zombie that still answers requests.
+    #[test]
+    fn a_panicking_critical_thread_ends_the_process() {
+        const NAME: &str = "lifecycle::tests::a_panicking_critical_thread_ends_the_process";
+        if std::env::var_os("HERALD_CRITICAL_CHILD").is_some() {
+            let t = std::thread::spawn(|| {
+                let _critical = Critical::new("test");
+                panic!("a bug in a critical thread");
+            });
+            let _ = t.join();
+            std::thread::sleep(Duration::from_secs(10));
+            std::process::exit(0); // only if the guard did nothing
+        }
+        let started = Instant::now();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1"])
+            .env("HERALD_CRITICAL_CHILD", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(CRITICAL_EXIT));
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "it exited at once"
+        );
+    }
 
     #[test]
     fn a_sleeper_wakes_at_shutdown_not_at_its_timeout() {

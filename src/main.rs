@@ -90,13 +90,7 @@ enum KeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -106,8 +100,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: coloured only on a terminal (a file or journald gets no escape
+/// codes), one JSON object per line with `HERALD_LOG_FORMAT=json` for log shippers.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("HERALD_LOG_FORMAT").as_deref() == Ok("json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!json && std::io::stderr().is_terminal());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    if let Ok(other) = std::env::var("HERALD_LOG_FORMAT") {
+        if other != "json" && other != "text" {
+            tracing::warn!(value = %other, "HERALD_LOG_FORMAT is `json` or `text`; writing text");
+        }
+    }
+}
+
+/// The configuration file: `--config`, else `HERALD_CONFIG`, else the one `install.sh`
+/// writes (`/etc/herald/herald.toml`) when it exists — so the CLI on an installed machine
+/// finds the real database without being told.
+fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| std::env::var_os("HERALD_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let installed = PathBuf::from("/etc/herald/herald.toml");
+            installed.exists().then_some(installed)
+        })
+}
+
 fn execute(cli: Cli) -> Result<(), String> {
-    let mut config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(config_file(cli.config).as_deref())?;
     if let Some(db) = cli.db {
         config.db = db;
     }

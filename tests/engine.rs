@@ -19,6 +19,8 @@ mod common;
 
 #[path = "engine/claiming.rs"]
 mod claiming;
+#[path = "engine/controls.rs"]
+mod controls;
 #[path = "engine/failures.rs"]
 mod failures;
 #[path = "engine/writes.rs"]
@@ -164,6 +166,8 @@ fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
         headers: ExtraHeaders::default(),
         signature: None,
         status: EndpointStatus::Active,
+        rate_limit: None,
+        ordering: herald::domain::Ordering::Parallel,
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::json;
 use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{
+    parse_rate_limit, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+};
 use crate::error::ApiError;
 use crate::service::check_description;
 use crate::signing::{generate_secret, validate_secret, Scheme};
@@ -40,7 +42,9 @@ struct CreateWebhook {
     description: Option<String>,
     headers: Option<BTreeMap<String, String>>,
     status: Option<String>,
-    signature: Option<Vec<String>>,
+    signature: Option<SchemeList>,
+    rate_limit: Option<f64>,
+    ordering: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -53,7 +57,46 @@ struct UpdateWebhook {
     headers: Option<BTreeMap<String, String>>,
     status: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    signature: Option<Option<Vec<String>>>,
+    signature: Option<Option<SchemeList>>,
+    /// `null` returns to the deployment's `rate_limit`.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<f64>>,
+    ordering: Option<String>,
+}
+
+/// `signature` as a list (`["standard", "body"]`) or a string with one scheme or a comma
+/// list (`"standard,body"`), the spelling of the `signature_schemes` config key.
+enum SchemeList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for SchemeList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let expected = "signature: expected a scheme name, a comma-separated string such as \"standard,body\", or a list of scheme names";
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(text) => Ok(SchemeList::Text(text)),
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(s),
+                    _ => Err(D::Error::custom(expected)),
+                })
+                .collect::<Result<_, _>>()
+                .map(SchemeList::List),
+            _ => Err(D::Error::custom(expected)),
+        }
+    }
+}
+
+impl SchemeList {
+    fn joined(&self) -> String {
+        match self {
+            SchemeList::List(items) => items.join(","),
+            SchemeList::Text(text) => text.clone(),
+        }
+    }
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -83,8 +126,8 @@ fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::bad("validation_error", format!("{field}: {e}"))
 }
 
-fn parse_signature(schemes: &[String]) -> Result<Vec<Scheme>, ApiError> {
-    crate::signing::parse_schemes(&schemes.join(",")).map_err(invalid("signature"))
+fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
+    crate::signing::parse_schemes(&schemes.joined()).map_err(invalid("signature"))
 }
 
 fn parse_description(d: String) -> Result<String, ApiError> {
@@ -95,8 +138,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?}; answers the secret once.",
-    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?}"),
+    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}; answers the secret once. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?}"),
     responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn create(
@@ -119,11 +162,23 @@ async fn create(
         description: parse_description(body.description.unwrap_or_default())?,
         headers: ExtraHeaders::parse(body.headers.unwrap_or_default())
             .map_err(invalid("headers"))?,
-        signature: body.signature.as_deref().map(parse_signature).transpose()?,
+        signature: body.signature.as_ref().map(parse_signature).transpose()?,
         status: match body.status.as_deref() {
             None => EndpointStatus::Active,
             Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
         },
+        rate_limit: body
+            .rate_limit
+            .map(parse_rate_limit)
+            .transpose()
+            .map_err(invalid("rate_limit"))?,
+        ordering: body
+            .ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?
+            .unwrap_or_default(),
     };
     let endpoint = state
         .store
@@ -187,9 +242,9 @@ async fn get(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status or signature.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) or ordering (parallel, fifo). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature}"),
+    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit, ordering}"),
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn update(
@@ -227,6 +282,17 @@ async fn update(
             .map(EndpointStatus::parse)
             .transpose()
             .map_err(invalid("status"))?,
+        rate_limit: match body.rate_limit {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(r)) => Some(Some(parse_rate_limit(r).map_err(invalid("rate_limit"))?)),
+        },
+        ordering: body
+            .ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?,
     };
     let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.

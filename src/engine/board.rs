@@ -7,13 +7,22 @@
 //! busy endpoint's deliveries flow from worker to worker without a round trip through the
 //! dispatcher; only when an endpoint's queue runs dry does the dispatcher hear about it.
 //!
+//! Rate limits live here too: an endpoint with a limit of r requests per second lets a
+//! delivery go only `1/r` seconds after the previous one (a GCRA-style schedule: a burst
+//! queues, it is never dropped), whether it is a first attempt or a retry; the schedule
+//! starts from the endpoint's last attempt in the store, so a restart does not reset it.
+//! A 429 or 503 with `Retry-After` pushes the endpoint's schedule out that far. What waits
+//! for its time is let go by `release_due`, which the dispatcher calls when
+//! `next_release_at` comes.
+//!
 //! One mutex guards it all: each operation is a few map lookups, far below the cost of the
 //! HTTP request around it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::store::Claimed;
 
 pub struct Board {
@@ -21,6 +30,19 @@ pub struct Board {
     work: Condvar,
     /// Per-endpoint in-flight cap.
     cap: usize,
+    /// Requests per second to endpoints that set no limit of their own.
+    default_rate: Option<f64>,
+    /// Read when a worker takes a delivery: the schedule counts from the real send.
+    clock: Arc<dyn Clock>,
+}
+
+/// An endpoint's send schedule.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Milliseconds between two requests (0: no rate limit, only a back-off).
+    interval: f64,
+    /// The earliest time (ms) the next request may go.
+    next_at: f64,
 }
 
 #[derive(Default)]
@@ -34,6 +56,9 @@ struct State {
     /// Endpoints that answered 410 and whose disabling the recorder has not yet written:
     /// nothing more goes to them. A count: the worker's and the recorder's news may cross.
     gone: HashMap<i64, i32>,
+    pace: HashMap<i64, Pace>,
+    /// FIFO endpoints: one request in flight, whatever the cap.
+    fifo: std::collections::HashSet<i64>,
     stopping: bool,
 }
 
@@ -45,15 +70,31 @@ pub struct Finished {
     pub dry: bool,
     /// Deliveries dropped unsent because the endpoint answered 410; their claims can go.
     pub dropped: Vec<i64>,
+    /// The endpoint's next delivery waits for its rate limit or back-off.
+    pub paced: bool,
 }
 
 impl Board {
-    pub fn new(cap: usize) -> Board {
+    pub fn new(cap: usize, default_rate: Option<f64>, clock: Arc<dyn Clock>) -> Board {
         Board {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             cap: cap.max(1),
+            default_rate,
+            clock,
         }
+    }
+
+    /// A worker is about to send `d`: a rate-limited endpoint's next slot counts from now,
+    /// so a worker that picked it up late cannot bring two sends closer than the interval.
+    fn taken(&self, s: &mut State, d: Claimed) -> Claimed {
+        if let Some(pace) = s.pace.get_mut(&d.endpoint_id) {
+            if pace.interval > 0.0 {
+                let now = self.clock.now_ms() as f64;
+                pace.next_at = pace.next_at.max(now + pace.interval);
+            }
+        }
+        d
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -77,18 +118,56 @@ impl Board {
                 held.insert(*endpoint, usize::MAX);
             }
         }
+        // A rate-limited endpoint with deliveries waiting for their turn needs no more:
+        // claiming them early would only fill the board with what cannot go yet.
+        for (endpoint, pace) in &s.pace {
+            if pace.interval > 0.0 && s.waiting.contains_key(endpoint) {
+                held.insert(*endpoint, usize::MAX);
+            }
+        }
         held
     }
 
-    /// Pins freshly claimed deliveries and wakes workers for what may go now.
-    pub fn pin(&self, claimed: Vec<Claimed>) {
+    /// Pins freshly claimed deliveries and wakes workers for what may go now. Returns the
+    /// ids it did not keep: beyond its in-flight cap, a rate-limited endpoint's claim is
+    /// given back (the caller releases it), so slow endpoints cannot fill the board.
+    pub fn pin(&self, claimed: Vec<Claimed>, now: i64) -> Vec<i64> {
         let mut s = self.lock();
+        let mut excess = Vec::new();
         let before = s.ready.len();
         for delivery in claimed {
             s.total += 1;
             let endpoint = delivery.endpoint_id;
-            s.waiting.entry(endpoint).or_default().push_back(delivery);
-            Self::release(&mut s, endpoint, self.cap);
+            match delivery.rate_limit.or(self.default_rate) {
+                Some(rate) => {
+                    let interval = 1000.0 / rate;
+                    let last = delivery.last_attempt_at.map_or(f64::MIN, |t| t as f64);
+                    let pace = s.pace.entry(endpoint).or_insert(Pace {
+                        interval,
+                        next_at: last + interval,
+                    });
+                    pace.interval = interval; // the endpoint's limit may have changed
+                }
+                None => {
+                    if let Some(pace) = s.pace.get_mut(&endpoint) {
+                        pace.interval = 0.0;
+                    }
+                }
+            }
+            if delivery.fifo {
+                s.fifo.insert(endpoint);
+            } else {
+                s.fifo.remove(&endpoint);
+            }
+            let limited = s.pace.get(&endpoint).is_some_and(|p| p.interval > 0.0);
+            let queue = s.waiting.entry(endpoint).or_default();
+            if limited && queue.len() >= self.cap {
+                excess.push(delivery.delivery_id);
+                s.total -= 1;
+                continue;
+            }
+            queue.push_back(delivery);
+            Self::release(&mut s, endpoint, self.cap, now);
         }
         let woken = s.ready.len().saturating_sub(before);
         drop(s);
@@ -97,11 +176,30 @@ impl Board {
         for _ in 0..woken {
             self.work.notify_one();
         }
+        excess
     }
 
-    /// Moves `endpoint`'s waiting deliveries to `ready` while it has free slots.
-    fn release(s: &mut State, endpoint: i64, cap: usize) {
+    /// Takes the endpoint's next send slot if its schedule allows one now.
+    fn may_send(s: &mut State, endpoint: i64, now: i64) -> bool {
+        let Some(pace) = s.pace.get_mut(&endpoint) else {
+            return true;
+        };
+        let now = now as f64;
+        if now < pace.next_at {
+            return false;
+        }
+        pace.next_at = pace.next_at.max(now) + pace.interval;
+        true
+    }
+
+    /// Moves `endpoint`'s waiting deliveries to `ready` while it has free slots and its
+    /// schedule allows.
+    fn release(s: &mut State, endpoint: i64, cap: usize, now: i64) {
+        let cap = if s.fifo.contains(&endpoint) { 1 } else { cap };
         while s.in_flight.get(&endpoint).copied().unwrap_or(0) < cap {
+            if !s.waiting.contains_key(&endpoint) || !Self::may_send(s, endpoint, now) {
+                return;
+            }
             let Some(queue) = s.waiting.get_mut(&endpoint) else {
                 return;
             };
@@ -126,7 +224,7 @@ impl Board {
                 return None;
             }
             if let Some(d) = s.ready.pop_front() {
-                return Some(d);
+                return Some(self.taken(&mut s, d));
             }
             let (guard, result) = self
                 .work
@@ -141,12 +239,28 @@ impl Board {
 
     /// Takes what is ready without waiting (the engine harness).
     pub fn try_next(&self) -> Option<Claimed> {
-        self.lock().ready.pop_front()
+        let mut s = self.lock();
+        let d = s.ready.pop_front()?;
+        Some(self.taken(&mut s, d))
     }
 
-    /// A worker finished a request of `endpoint` (`gone`: it answered 410).
-    pub fn finish(&self, endpoint: i64, gone: bool) -> Finished {
+    /// A worker finished a request of `endpoint` (`gone`: it answered 410; `backoff_until`:
+    /// it asked for no requests before then).
+    pub fn finish(
+        &self,
+        endpoint: i64,
+        gone: bool,
+        backoff_until: Option<i64>,
+        now: i64,
+    ) -> Finished {
         let mut s = self.lock();
+        if let Some(until) = backoff_until {
+            let pace = s.pace.entry(endpoint).or_insert(Pace {
+                interval: 0.0,
+                next_at: f64::MIN,
+            });
+            pace.next_at = pace.next_at.max(until as f64);
+        }
         s.total = s.total.saturating_sub(1);
         if let Some(n) = s.in_flight.get_mut(&endpoint) {
             *n = n.saturating_sub(1);
@@ -169,9 +283,12 @@ impl Board {
                 next: None,
                 dry: false,
                 dropped,
+                paced: false,
             };
         }
+        let paced = s.waiting.contains_key(&endpoint) && !Self::may_send(&mut s, endpoint, now);
         let next = match s.waiting.get_mut(&endpoint) {
+            _ if paced => None,
             Some(queue) => {
                 let next = queue.pop_front();
                 if queue.is_empty() {
@@ -185,7 +302,38 @@ impl Board {
             *s.in_flight.entry(endpoint).or_default() += 1;
         }
         let dry = !s.waiting.contains_key(&endpoint);
-        Finished { next, dry, dropped }
+        Finished {
+            next,
+            dry,
+            dropped,
+            paced,
+        }
+    }
+
+    /// When the earliest delivery held back by a rate limit or back-off may go (ms).
+    pub fn next_release_at(&self) -> Option<i64> {
+        let s = self.lock();
+        s.waiting
+            .keys()
+            .filter(|e| s.in_flight.get(e).copied().unwrap_or(0) < self.cap)
+            .filter_map(|e| s.pace.get(e))
+            .map(|p| p.next_at.ceil() as i64)
+            .min()
+    }
+
+    /// Lets go what the rate limits allow by `now`; wakes a worker for each.
+    pub fn release_due(&self, now: i64) {
+        let mut s = self.lock();
+        let before = s.ready.len();
+        let endpoints: Vec<i64> = s.waiting.keys().copied().collect();
+        for endpoint in endpoints {
+            Self::release(&mut s, endpoint, self.cap, now);
+        }
+        let woken = s.ready.len().saturating_sub(before);
+        drop(s);
+        for _ in 0..woken {
+            self.work.notify_one();
+        }
     }
 
     /// The recorder wrote a 410 of `endpoint`: the store has it disabled now.
@@ -222,6 +370,12 @@ mod tests {
     use super::*;
     use crate::domain::ExtraHeaders;
 
+    /// A clock that stays at 0: these tests pass the time to each call, and a delivery
+    /// taken "at 0" moves no schedule past what the calls say.
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(crate::clock::ManualClock::at(0))
+    }
+
     fn claimed(delivery: i64, endpoint: i64) -> Claimed {
         Claimed {
             delivery_id: delivery,
@@ -235,35 +389,40 @@ mod tests {
             secret: "s".into(),
             previous_secret: None,
             round_attempts: 0,
+            rate_limit: None,
+            last_attempt_at: None,
+            fifo: false,
+            attempts: 0,
+            created_at: 0,
         }
     }
 
     #[test]
     fn an_endpoint_never_has_more_than_its_cap_in_flight() {
-        let board = Board::new(2);
-        board.pin((1..=5).map(|d| claimed(d, 7)).collect());
+        let board = Board::new(2, None, clock());
+        board.pin((1..=5).map(|d| claimed(d, 7)).collect(), 0);
         let first = board.try_next().unwrap();
         let second = board.try_next().unwrap();
         assert!(board.try_next().is_none(), "the third waits behind the cap");
         assert_eq!(board.in_flight(), 2);
         // Finishing hands the next one of the same endpoint straight to the worker.
-        let done = board.finish(first.endpoint_id, false);
+        let done = board.finish(first.endpoint_id, false, None, 0);
         assert_eq!(done.next.unwrap().delivery_id, 3);
         assert!(!done.dry);
         assert_eq!(board.in_flight(), 2);
-        let done = board.finish(second.endpoint_id, false);
+        let done = board.finish(second.endpoint_id, false, None, 0);
         assert_eq!(done.next.unwrap().delivery_id, 4);
-        let done = board.finish(7, false);
+        let done = board.finish(7, false, None, 0);
         assert_eq!(done.next.unwrap().delivery_id, 5);
         assert!(done.dry, "its queue ran dry: time to claim more");
     }
 
     #[test]
     fn a_gone_endpoint_gets_nothing_more_until_recorded() {
-        let board = Board::new(1);
-        board.pin(vec![claimed(1, 3), claimed(2, 3)]);
+        let board = Board::new(1, None, clock());
+        board.pin(vec![claimed(1, 3), claimed(2, 3)], 0);
         let d = board.try_next().unwrap();
-        let done = board.finish(d.endpoint_id, true);
+        let done = board.finish(d.endpoint_id, true, None, 0);
         assert!(done.next.is_none());
         assert_eq!(board.total(), 0);
         assert_eq!(board.held().get(&3), Some(&usize::MAX));
@@ -272,9 +431,50 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limited_endpoint_never_gets_two_requests_closer_than_its_interval() {
+        let board = Board::new(8, Some(2.0), clock()); // 2/s by default: 500 ms apart
+        board.pin((1..=3).map(|d| claimed(d, 5)).collect(), 10_000);
+        let first = board.try_next().unwrap();
+        assert!(board.try_next().is_none(), "the second waits for its turn");
+        assert_eq!(board.next_release_at(), Some(10_500));
+        let done = board.finish(first.endpoint_id, false, None, 10_100);
+        assert!(
+            done.next.is_none() && done.paced,
+            "finishing early does not jump the queue"
+        );
+        board.release_due(10_499);
+        assert!(board.try_next().is_none());
+        board.release_due(10_500);
+        assert_eq!(board.try_next().unwrap().delivery_id, 2);
+        // A 429 with Retry-After pushes the schedule out; a burst still only queues.
+        let done = board.finish(5, false, Some(20_000), 10_600);
+        assert!(done.paced);
+        assert_eq!(board.next_release_at(), Some(20_000));
+        board.release_due(19_999);
+        assert!(board.try_next().is_none());
+        board.release_due(20_000);
+        assert_eq!(board.try_next().unwrap().delivery_id, 3);
+    }
+
+    #[test]
+    fn the_schedule_starts_from_the_last_attempt_in_the_store() {
+        let board = Board::new(8, None, clock());
+        let mut d = claimed(1, 9);
+        d.rate_limit = Some(1.0);
+        d.last_attempt_at = Some(5_000);
+        board.pin(vec![d], 5_200);
+        assert!(
+            board.try_next().is_none(),
+            "a restart does not reset the limit"
+        );
+        board.release_due(6_000);
+        assert_eq!(board.try_next().unwrap().delivery_id, 1);
+    }
+
+    #[test]
     fn stop_returns_what_was_never_sent() {
-        let board = Board::new(1);
-        board.pin(vec![claimed(1, 3), claimed(2, 3), claimed(3, 4)]);
+        let board = Board::new(1, None, clock());
+        board.pin(vec![claimed(1, 3), claimed(2, 3), claimed(3, 4)], 0);
         let mut unsent = board.stop();
         unsent.sort();
         assert_eq!(unsent, vec![1, 2, 3]);

@@ -24,6 +24,9 @@ use crate::store::{ClaimRequest, Store, StoreError};
 /// signal announced (a publish from the CLI in another process).
 const POLL: Duration = Duration::from_secs(1);
 
+/// The shortest gap between two claim rounds while workers are busy.
+const PACE: Duration = Duration::from_millis(1);
+
 /// How soon a failed claim round is tried again.
 const AFTER_ERROR: Duration = Duration::from_millis(50);
 
@@ -62,6 +65,8 @@ impl Dispatcher {
     /// how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.needs_claim = false;
+        // What waited for its rate limit and may go now goes first.
+        self.board.release_due(self.clock.now_ms());
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
             return Ok(0);
@@ -87,7 +92,8 @@ impl Dispatcher {
         };
         let claimed = self.store.claim_due(&request)?;
         let count = claimed.len();
-        self.board.pin(claimed);
+        let excess = self.board.pin(claimed, now);
+        self.store.release(&excess)?;
         // Only a full round may have left more due work behind.
         self.needs_claim = count == room;
         Ok(count)
@@ -112,31 +118,49 @@ impl Dispatcher {
     }
 
     pub fn run(&mut self, signals: mpsc::Receiver<Signal>, heartbeat: &AtomicI64) {
-        let mut deadline = Instant::now();
+        // When the next retry comes due; `None` until asked (the question costs a query).
+        let mut deadline: Option<Instant> = None;
+        let mut last_round = Instant::now() - PACE;
         loop {
             heartbeat.store(self.clock.now_ms(), Ordering::Relaxed);
-            if self.needs_claim {
+            // While workers are busy, rounds are paced: the queues they drain refill one
+            // round later at worst, and a round walks every active endpoint. An idle board
+            // claims at once, so a publish never waits for the pace.
+            self.board.release_due(self.clock.now_ms());
+            let paced = self.board.total() > 0 && last_round.elapsed() < PACE;
+            if self.needs_claim && !paced {
+                last_round = Instant::now();
                 match self.step() {
-                    Ok(_) if !self.needs_claim => {
-                        // Nothing more is due now: sleep until the next retry comes due.
-                        deadline = Instant::now() + self.idle_wait();
-                    }
+                    Ok(_) if !self.needs_claim => deadline = None,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "claiming deliveries failed");
-                        deadline = Instant::now() + AFTER_ERROR;
+                        deadline = Some(Instant::now() + AFTER_ERROR);
                     }
                 }
             }
             let wait = if self.needs_claim && self.board.total() < self.capacity() {
-                Duration::ZERO
+                PACE.saturating_sub(last_round.elapsed())
             } else {
-                deadline.saturating_duration_since(Instant::now())
+                // Nothing more is due now: sleep until the next retry comes due.
+                let at = *deadline.get_or_insert_with(|| Instant::now() + self.idle_wait());
+                at.saturating_duration_since(Instant::now())
+            };
+            // A delivery held back by a rate limit may go before anything else happens.
+            let wait = match self.board.next_release_at() {
+                Some(at) => {
+                    let until = Duration::from_millis((at - self.clock.now_ms()).max(0) as u64);
+                    wait.min(until)
+                }
+                None => wait,
             };
             let first = match signals.recv_timeout(wait) {
                 Ok(s) => Some(s),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.needs_claim = true; // the clock: a retry came due
+                    if !self.needs_claim {
+                        self.needs_claim = true; // the clock: a retry came due
+                        deadline = None;
+                    }
                     None
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -147,7 +171,9 @@ impl Dispatcher {
                     Signal::DueAt(at) => {
                         let now = self.clock.now_ms();
                         let at = Instant::now() + Duration::from_millis((at - now).max(0) as u64);
-                        deadline = deadline.min(at);
+                        // Unknown (`None`) stays unknown: the next look asks the store,
+                        // which has this retry by now.
+                        deadline = deadline.map(|d| d.min(at));
                     }
                     Signal::Stop => return,
                 }

@@ -38,7 +38,11 @@ impl Harness {
         store.engine_starting()?;
         let config = Arc::new(config);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let board = Arc::new(Board::new(config.endpoint_concurrency));
+        let board = Arc::new(Board::new(
+            config.endpoint_concurrency,
+            config.rate_limit,
+            dyn_clock.clone(),
+        ));
         let (signal_tx, signals) = mpsc::channel();
         let (results_tx, results) = mpsc::channel();
         let worker = WorkerContext {
@@ -79,7 +83,12 @@ impl Harness {
         while let Some(mut delivery) = self.board.try_next() {
             loop {
                 let record = worker::attempt(&self.worker, &delivery);
-                let finished = self.board.finish(delivery.endpoint_id, record.gone);
+                let finished = self.board.finish(
+                    delivery.endpoint_id,
+                    record.gone,
+                    record.backoff_until,
+                    self.clock.now_ms(),
+                );
                 let _ = self.store.release(&finished.dropped);
                 records.push(record);
                 match finished.next {
@@ -97,7 +106,7 @@ impl Harness {
             &self.store,
             &self.board,
             self.clock.as_ref(),
-            self.config.disable_after,
+            worker::health_policy(&self.config),
             records,
             &self.worker.signals,
         );

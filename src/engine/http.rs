@@ -50,7 +50,7 @@ impl Resolver for GuardedResolver {
             let host = uri.host().unwrap_or("?");
             return Err(ureq::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{host} resolves only to loopback, private or reserved addresses (blocked by the SSRF guard)"),
+                format!("{host} resolves only to loopback, private or reserved addresses (blocked by the SSRF guard; set allow_private_targets / HERALD_ALLOW_PRIVATE_TARGETS=true to allow them)"),
             )));
         }
         Ok(allowed)

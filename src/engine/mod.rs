@@ -55,6 +55,8 @@ pub struct EngineStats {
     pub attempts: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed_attempts: AtomicU64,
+    /// The Prometheus figures (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What the API holds: a way to wake the dispatcher and to ask whether it is alive.
@@ -107,7 +109,11 @@ impl Engine {
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let stats = Arc::new(EngineStats::default());
         let busy_workers = Arc::new(AtomicUsize::new(0));
-        let board = Arc::new(Board::new(config.endpoint_concurrency));
+        let board = Arc::new(Board::new(
+            config.endpoint_concurrency,
+            config.rate_limit,
+            clock.clone(),
+        ));
         let handle = EngineHandle {
             signals: signals.clone(),
             heartbeat: heartbeat.clone(),
@@ -136,10 +142,10 @@ impl Engine {
         drop(record_tx);
         let recorder = {
             let (store, board, clock) = (store.clone(), board.clone(), clock.clone());
-            let (disable_after, signals) = (config.disable_after, signals.clone());
+            let (policy, signals) = (worker::health_policy(&config), signals.clone());
             spawn("herald-recorder", move || {
                 let _critical = Critical::new("recorder");
-                worker::record(record_rx, store, board, clock, disable_after, signals)
+                worker::record(record_rx, store, board, clock, policy, signals)
             })
         };
         let mut dispatcher =

@@ -17,13 +17,16 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::lifecycle::Shutdown;
 use crate::signing::{self, HeaderNames, SignInput};
-use crate::store::{AttemptRecord, Claimed, Store, Verdict};
+use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 
 /// How much of a successful response's body is kept.
 const SUCCESS_EXCERPT: usize = 256;
 
 /// The most records one recorder transaction writes.
 const RECORD_BATCH: usize = 1024;
+
+/// How long the recorder waits for more records before writing a batch.
+const RECORD_LINGER: Duration = Duration::from_millis(2);
 
 pub struct WorkerContext {
     pub store: Store,
@@ -55,16 +58,25 @@ pub fn run(ctx: WorkerContext) {
         };
         ctx.busy.fetch_add(1, Ordering::SeqCst);
         loop {
+            ctx.stats.metrics.attempt_started();
             let record = attempt(&ctx, &delivery);
             count(&ctx.stats, &record);
-            let gone = record.gone;
+            ctx.stats.metrics.attempt(&delivery, &record);
+            let (gone, record_backoff) = (record.gone, record.backoff_until);
             let _ = ctx.results.send(record);
-            let finished = ctx.board.finish(delivery.endpoint_id, gone);
+            let finished = ctx.board.finish(
+                delivery.endpoint_id,
+                gone,
+                record_backoff,
+                ctx.clock.now_ms(),
+            );
             if !finished.dropped.is_empty() {
                 let _ = ctx.store.release(&finished.dropped);
             }
-            if finished.dry {
-                let _ = ctx.signals.send(Signal::Wake); // its queue ran dry: top it up
+            if finished.dry || finished.paced {
+                // Its queue ran dry (top it up), or its next delivery waits for the rate
+                // limit (the dispatcher lets it go when its time comes).
+                let _ = ctx.signals.send(Signal::Wake);
             }
             match finished.next {
                 Some(next) => delivery = next,
@@ -169,6 +181,16 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         },
         verdict,
         gone,
+        backoff_until: retry_after
+            .map(|d| started_at + d.min(retry::RETRY_AFTER_CAP).as_millis() as i64),
+    }
+}
+
+/// The recorder's policy from the configuration.
+pub fn health_policy(config: &Config) -> HealthPolicy {
+    HealthPolicy {
+        disable_after_ms: config.disable_after.as_millis() as i64,
+        circuit_threshold: config.circuit_threshold,
     }
 }
 
@@ -180,20 +202,22 @@ pub fn record(
     store: Store,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
-    disable_after: Duration,
+    policy: HealthPolicy,
     signals: mpsc::Sender<Signal>,
 ) {
     while let Ok(first) = results.recv() {
         let mut batch = vec![first];
-        batch.extend(results.try_iter().take(RECORD_BATCH - 1));
-        record_batch(
-            &store,
-            &board,
-            clock.as_ref(),
-            disable_after,
-            batch,
-            &signals,
-        );
+        // Linger a moment for more: under load, one transaction for many attempts costs
+        // far less than many small ones, and nothing waits on these records but the
+        // claims they release.
+        let until = std::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < RECORD_BATCH {
+            match results.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        record_batch(&store, &board, clock.as_ref(), policy, batch, &signals);
     }
 }
 
@@ -202,7 +226,7 @@ pub fn record_batch(
     store: &Store,
     board: &Board,
     clock: &dyn Clock,
-    disable_after: Duration,
+    policy: HealthPolicy,
     batch: Vec<AttemptRecord>,
     signals: &mpsc::Sender<Signal>,
 ) {
@@ -219,7 +243,7 @@ pub fn record_batch(
             _ => None,
         })
         .min();
-    let written = store.record_attempts(batch, disable_after.as_millis() as i64, clock.now_ms());
+    let written = store.record_attempts(batch, policy, clock.now_ms());
     if let Err(e) = &written {
         // Not recorded: the claims are let go and the deliveries are sent again.
         tracing::error!(error = %e, attempts = n, "recording attempts failed");
@@ -229,9 +253,11 @@ pub fn record_batch(
     for endpoint in gone {
         board.gone_recorded(endpoint);
     }
-    if written.is_err() {
-        let _ = signals.send(Signal::Wake);
-    } else if let Some(at) = due {
+    if let (Ok(()), Some(at)) = (&written, due) {
         let _ = signals.send(Signal::DueAt(at));
     }
+    // The claims just let go may unblock work a claim round skipped while they were held:
+    // a FIFO endpoint's next head, an open circuit's next probe, or (after a failed write)
+    // the same deliveries again.
+    let _ = signals.send(Signal::Wake);
 }

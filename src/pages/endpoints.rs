@@ -13,9 +13,9 @@ use super::guard::{PathId, Posted, Tenant};
 use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
 use crate::service::check_description;
-use crate::signing::generate_secret;
+use crate::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,6 +42,41 @@ pub struct EndpointForm {
     #[serde(default)]
     pub headers: String,
     pub status: Option<String>,
+    /// Signature schemes as a comma list; empty for the deployment default; absent (an
+    /// older form) leaves the endpoint's choice as it is.
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub rate_limit: String,
+    /// `parallel` or `fifo`; absent (an older form) means parallel.
+    pub ordering: Option<String>,
+}
+
+/// The choices of the signature select: every combination of the three schemes.
+const SIGNATURE_CHOICES: [(&str, &str); 8] = [
+    ("", "deployment default"),
+    ("standard", "standard (Standard Webhooks)"),
+    (
+        "timestamped",
+        "timestamped (<prefix>-Timestamp + -Signature)",
+    ),
+    ("body", "body (HMAC of the body)"),
+    ("standard,timestamped", "standard + timestamped"),
+    ("standard,body", "standard + body"),
+    ("timestamped,body", "timestamped + body"),
+    ("standard,timestamped,body", "all three"),
+];
+
+/// An endpoint's schemes as one of the select's values (their order does not matter).
+fn signature_choice(schemes: Option<&[Scheme]>) -> String {
+    let Some(schemes) = schemes else {
+        return String::new();
+    };
+    [Scheme::Standard, Scheme::Timestamped, Scheme::Body]
+        .into_iter()
+        .filter(|s| schemes.contains(s))
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl EndpointForm {
@@ -52,7 +87,41 @@ impl EndpointForm {
             description: e.description.clone(),
             headers: header_lines(&ExtraHeaders::masked(&e.headers)),
             status: Some(e.status.as_str().to_owned()),
+            signature: Some(signature_choice(e.signature.as_deref())),
+            rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            ordering: Some(e.ordering.as_str().to_owned()),
         }
+    }
+
+    fn rate_limit(&self) -> Result<Option<f64>, String> {
+        match self.rate_limit.trim() {
+            "" => Ok(None),
+            v => v
+                .parse::<f64>()
+                .map_err(|_| format!("rate limit: `{v}` is not a number"))
+                .and_then(crate::domain::parse_rate_limit)
+                .map(Some)
+                .map_err(|e| format!("rate limit: {e}")),
+        }
+    }
+
+    /// `None`: leave as is; `Some(None)`: the deployment default; `Some(Some(..))`: these.
+    fn signature(&self) -> Result<Option<Option<Vec<Scheme>>>, String> {
+        match self.signature.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some("") => Ok(Some(None)),
+            Some(list) => parse_schemes(list)
+                .map(|s| Some(Some(s)))
+                .map_err(|e| format!("signature: {e}")),
+        }
+    }
+
+    pub fn signature_choices(&self) -> &'static [(&'static str, &'static str)] {
+        &SIGNATURE_CHOICES
+    }
+
+    pub fn is_signature(&self, choice: &str) -> bool {
+        self.signature.as_deref().unwrap_or("") == choice
     }
 
     fn status(&self) -> Result<EndpointStatus, String> {
@@ -73,8 +142,11 @@ impl EndpointForm {
             headers: parse_header_lines(&self.headers)
                 .and_then(ExtraHeaders::parse)
                 .map_err(|e| format!("headers: {e}"))?,
-            signature: None,
+            signature: self.signature()?.flatten(),
             status: self.status()?,
+            rate_limit: self.rate_limit()?,
+            ordering: Ordering::parse(self.ordering.as_deref().unwrap_or("parallel"))
+                .map_err(|e| format!("ordering: {e}"))?,
         })
     }
 
@@ -85,9 +157,15 @@ impl EndpointForm {
             filter: Some(parsed.filter),
             description: Some(parsed.description),
             headers: Some(parsed.headers),
-            signature: None,
+            signature: self.signature()?,
             status: Some(parsed.status),
+            rate_limit: Some(parsed.rate_limit),
+            ordering: Some(parsed.ordering),
         })
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.ordering.as_deref() == Some("fifo")
     }
 
     pub fn is_status(&self, s: &str) -> bool {
@@ -157,11 +235,9 @@ async fn known_events(t: &Tenant) -> Result<Vec<String>, super::render::PageErro
 }
 
 async fn new(t: Tenant) -> PageResult {
-    let form = EndpointForm {
-        events: "*".into(),
-        ..Default::default()
-    };
-    new_page(&t, form, None).await
+    // Events start empty (the placeholder shows `*`): a pre-filled `*` turned a typed
+    // `book.*` into `*book.*`.
+    new_page(&t, EndpointForm::default(), None).await
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
@@ -193,6 +269,8 @@ struct ShowPage {
     problem: Option<String>,
     recent: Page<Delivery>,
     known_events: Vec<String>,
+    default_rate_limit: Option<f64>,
+    health: super::endpoint_health::EndpointHealth,
 }
 
 impl ShowPage {
@@ -221,6 +299,7 @@ async fn show_page(
         limit: 10,
     };
     let recent = store.list_deliveries(&t.tenant, q, latest).await?;
+    let health = super::endpoint_health::load(store, &t.tenant, id).await?;
     let known_events = known_events(t).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
@@ -240,6 +319,8 @@ async fn show_page(
             problem,
             recent,
             known_events,
+            default_rate_limit: t.state().config.rate_limit,
+            health,
         },
     ))
 }

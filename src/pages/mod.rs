@@ -12,8 +12,10 @@
 //! redirect (POST-redirect-GET); a one-time message rides along (`flash`). The actions
 //! themselves are the JSON API's shared functions and the store's, never a copy of them.
 
+mod charts;
 mod deliveries;
 mod endpoint_actions;
+mod endpoint_health;
 mod endpoints;
 mod event_types;
 mod events;
@@ -24,6 +26,7 @@ mod login;
 mod overview;
 mod render;
 mod session;
+mod tenant_actions;
 mod tenants;
 
 use actix_web::body::MessageBody;
@@ -47,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(login::configure)
             .configure(overview::configure)
             .configure(tenants::configure)
+            .configure(tenant_actions::configure)
             .configure(event_types::configure)
             .service(web::scope("/tenants/{tenant}").configure(tenant_pages))
             .default_service(web::to(not_found)),

@@ -1,13 +1,22 @@
-//! `/admin`: how the deployment is doing — what waits in the queue, what succeeded and
-//! failed in the last day, and which endpoints need someone's attention.
+//! `/admin`: how the deployment is doing — what waits in the queue, what the last day's
+//! attempts did, which deliveries failed for good, which endpoints need someone's
+//! attention, and charts of the last 24 hours and 7 days.
+//!
+//! Attempts and deliveries are different things and the cards keep them apart: a failed
+//! attempt is usually retried; a delivery fails only after its last retry. The success rate
+//! is the attempts' (what `/metrics` counts as `herald_attempts_total`).
 
 use actix_web::web;
 use askama::Template;
 
+use super::charts::{self, Chart, DAY, HOUR};
 use super::guard::Admin;
 use super::render::{ok, Layout, PageResult, Section};
 use crate::clock::now_ms;
-use crate::store::{Counts, Endpoint};
+use crate::store::{Endpoint, Gauges};
+
+/// How many first attempts the latency chart reads at most (newest first).
+const LATENCY_SAMPLES: usize = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["", "/"]).route(web::get().to(overview)));
@@ -17,29 +26,74 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[template(path = "overview.html")]
 struct Overview {
     page: Layout,
-    counts: Counts,
+    gauges: Gauges,
+    attempts_succeeded: i64,
+    attempts_failed: i64,
+    deliveries_failed: i64,
+    charts: Vec<Chart>,
     troubled: Vec<Endpoint>,
 }
 
 impl Overview {
-    /// Succeeded share of the deliveries that finished in the last 24 h, if any did.
+    /// Succeeded share of the last 24 h's attempts, if any were made.
     fn success_rate(&self) -> Option<String> {
-        let done = self.counts.succeeded_24h + self.counts.failed_24h;
-        (done > 0).then(|| {
+        let all = self.attempts_succeeded + self.attempts_failed;
+        (all > 0).then(|| {
             format!(
                 "{:.1} %",
-                100.0 * self.counts.succeeded_24h as f64 / done as f64
+                100.0 * self.attempts_succeeded as f64 / all as f64
             )
         })
     }
 }
 
 async fn overview(Admin(admin): Admin) -> PageResult {
-    let counts = admin.state.store.counts(None, now_ms()).await?;
-    let troubled = admin.state.store.troubled_endpoints(50).await?;
+    let store = &admin.state.store;
+    let now = now_ms();
+    let hours = charts::slots(now, HOUR, 24);
+    let days = charts::slots(now, DAY, 7);
+    let hourly = store.attempt_buckets(hours[0], HOUR).await?;
+    let daily = store.attempt_buckets(days[0], DAY).await?;
+    let latency: Vec<(i64, i64)> = store
+        .first_attempts(hours[0], LATENCY_SAMPLES)
+        .await?
+        .into_iter()
+        .map(|f| (f.started_at, f.latency_ms))
+        .collect();
+    // The cards use the same 24 whole hours as the hourly chart, so they agree with it.
+    let (attempts_succeeded, attempts_failed) = hourly
+        .iter()
+        .fold((0, 0), |(s, f), b| (s + b.succeeded, f + b.failed));
+    let charts = vec![
+        charts::attempts_chart(
+            "chart-hourly",
+            "Attempts per hour, last 24 h",
+            &hourly,
+            &hours,
+            HOUR,
+        ),
+        charts::attempts_chart(
+            "chart-daily",
+            "Attempts per day, last 7 days",
+            &daily,
+            &days,
+            DAY,
+        ),
+        charts::latency_chart(
+            "chart-latency",
+            "Publish → first attempt, per hour",
+            &latency,
+            &hours,
+            HOUR,
+        ),
+    ];
     Ok(ok(&Overview {
         page: admin.layout("Overview", Section::Overview),
-        counts,
-        troubled,
+        gauges: store.gauges().await?,
+        attempts_succeeded,
+        attempts_failed,
+        deliveries_failed: store.deliveries_failed_since(hours[0]).await?,
+        charts,
+        troubled: store.troubled_endpoints(50).await?,
     }))
 }

@@ -16,6 +16,7 @@
 //! committed it (for SQLite with `synchronous=FULL`, fsynced), so what the API
 //! acknowledges survives `kill -9`.
 
+pub mod activity;
 pub mod model;
 pub mod page;
 pub mod sqlite;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::Durability;
+pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
 
@@ -63,6 +65,20 @@ pub struct WriterStats {
     pub commits: u64,
     pub jobs: u64,
 }
+
+/// What the recorder does about an endpoint's failures.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthPolicy {
+    /// Disable an endpoint that failed without a success for this long.
+    pub disable_after_ms: i64,
+    /// Open an endpoint's circuit after this many consecutive failures (0: never).
+    pub circuit_threshold: u32,
+}
+
+/// The first wait of an open circuit before its probe; it doubles with each failed probe.
+pub const CIRCUIT_FIRST_BACKOFF_MS: i64 = 30_000;
+/// The longest wait between two probes of an open circuit.
+pub const CIRCUIT_MAX_BACKOFF_MS: i64 = 30 * 60_000;
 
 /// What the dispatcher asks of one claim round.
 #[derive(Debug, Clone)]
@@ -193,8 +209,25 @@ pub trait Backend: Send + Sync + 'static {
     async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery>;
     /// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
     async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize>;
-    /// Counts for the overview and /metrics, over one tenant or all.
-    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts>;
+
+    // --- the operator's view (every read bounded by an index or a limit) ---------------
+    /// Attempts of every tenant since `since`, counted per `bucket_ms` (UTC-aligned);
+    /// only buckets with attempts, oldest first.
+    async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>>;
+    /// Deliveries of every tenant that failed for good since `since`.
+    async fn deliveries_failed_since(&self, since: i64) -> Result<i64>;
+    /// The queue and the endpoints by state, for gauges.
+    async fn gauges(&self) -> Result<Gauges>;
+    /// An endpoint's latest attempts, newest first.
+    async fn endpoint_recent_attempts(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        limit: usize,
+    ) -> Result<Vec<RecentAttempt>>;
+    /// First attempts of deliveries since `since` with their publish → attempt latency,
+    /// newest first, at most `limit`.
+    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>>;
 
     // --- the engine's (blocking) ----------------------------------------------------
     /// Makes whatever a previous run of this process left claimed claimable again.
@@ -208,7 +241,7 @@ pub trait Backend: Send + Sync + 'static {
     fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,
-        disable_after_ms: i64,
+        policy: HealthPolicy,
         now: i64,
     ) -> Result<()>;
     /// Gives back claims that were never attempted (shutdown).

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
 use crate::signing::Scheme;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +44,13 @@ pub struct Endpoint {
     /// The endpoint's own schemes; `None` means the deployment default.
     pub signature: Option<Vec<Scheme>>,
     pub disabled_reason: Option<String>,
+    /// Requests per second; `None`: the deployment's `rate_limit`, if any.
+    pub rate_limit: Option<f64>,
+    /// The circuit breaker's state.
+    pub circuit: Circuit,
+    pub ordering: Ordering,
+    /// For a FIFO endpoint: the delivery at the head, which every later one waits for.
+    pub fifo_head: Option<i64>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -59,6 +66,43 @@ pub struct Endpoint {
     pub failing_since: Option<i64>,
 }
 
+/// An endpoint's circuit: `closed` (deliveries flow), `open` (they wait for the next
+/// probe), or `half_open` (the probe is due or on its way).
+#[derive(Debug, Clone, Serialize)]
+pub struct Circuit {
+    pub state: &'static str,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub since: Option<i64>,
+    #[serde(serialize_with = "ser::opt_ms")]
+    pub next_probe: Option<i64>,
+    pub consecutive_failures: i64,
+}
+
+impl Circuit {
+    pub fn new(
+        opened_at: Option<i64>,
+        next_probe: Option<i64>,
+        failures: i64,
+        now: i64,
+    ) -> Circuit {
+        let state = match (opened_at, next_probe) {
+            (None, _) => "closed",
+            (Some(_), Some(probe)) if probe <= now => "half_open",
+            (Some(_), _) => "open",
+        };
+        Circuit {
+            state,
+            since: opened_at,
+            next_probe: opened_at.and(next_probe),
+            consecutive_failures: failures,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == "closed"
+    }
+}
+
 /// A validated endpoint to create.
 pub struct NewEndpoint {
     pub url: EndpointUrl,
@@ -68,6 +112,8 @@ pub struct NewEndpoint {
     pub headers: ExtraHeaders,
     pub signature: Option<Vec<Scheme>>,
     pub status: EndpointStatus,
+    pub rate_limit: Option<f64>,
+    pub ordering: Ordering,
 }
 
 /// A validated partial update; `None` leaves a field as it is.
@@ -79,6 +125,9 @@ pub struct EndpointPatch {
     pub headers: Option<ExtraHeaders>,
     pub signature: Option<Option<Vec<Scheme>>>,
     pub status: Option<EndpointStatus>,
+    /// `Some(None)` returns to the deployment default.
+    pub rate_limit: Option<Option<f64>>,
+    pub ordering: Option<Ordering>,
 }
 
 /// An event ready to store: its type and the canonical body every attempt will send.
@@ -160,14 +209,6 @@ pub struct DeliveryQuery {
     pub until: Option<i64>,
 }
 
-/// Counts for the overview page and /metrics.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Counts {
-    pub pending: i64,
-    pub succeeded_24h: i64,
-    pub failed_24h: i64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct EventType {
     pub name: String,
@@ -196,6 +237,17 @@ pub struct Claimed {
     pub previous_secret: Option<String>,
     /// Attempts made in the current round before this one.
     pub round_attempts: u32,
+    /// The endpoint's own rate limit (requests per second), if it has one.
+    pub rate_limit: Option<f64>,
+    /// When the endpoint was last sent to (ms), so a limit holds across restarts.
+    pub last_attempt_at: Option<i64>,
+    /// A FIFO endpoint: one request in flight, in publish order.
+    pub fifo: bool,
+    /// Attempts made before this one, all rounds (0: this is the first, for the
+    /// publish → first-attempt latency metric).
+    pub attempts: u32,
+    /// When the delivery was created (the publish), ms.
+    pub created_at: i64,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`).
@@ -220,6 +272,9 @@ pub struct AttemptRecord {
     pub verdict: Verdict,
     /// The endpoint answered 410 Gone: it asks never to be called again.
     pub gone: bool,
+    /// The endpoint asked for no requests before this time (ms): 429 or 503 with
+    /// `Retry-After`. The engine holds the endpoint's other deliveries back until then.
+    pub backoff_until: Option<i64>,
 }
 
 /// A tenant key to store: only its hash and a prefix a person can recognise.
@@ -237,4 +292,20 @@ pub struct NewEventType {
     pub name: String,
     pub description: String,
     pub example: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Circuit;
+
+    #[test]
+    fn a_circuit_is_half_open_once_its_probe_is_due() {
+        assert_eq!(Circuit::new(None, None, 2, 1_000).state, "closed");
+        assert_eq!(Circuit::new(Some(0), Some(2_000), 5, 1_000).state, "open");
+        assert_eq!(
+            Circuit::new(Some(0), Some(1_000), 5, 1_000).state,
+            "half_open"
+        );
+        assert!(Circuit::new(None, Some(5), 0, 0).next_probe.is_none());
+    }
 }

@@ -4,6 +4,8 @@
 mod common;
 
 mod bad_inputs;
+mod metrics;
+mod operator;
 mod publish;
 mod seeds;
 mod tenants;

@@ -10,8 +10,11 @@
 mod common;
 
 mod admin;
+mod charts;
+mod endpoint_form;
 mod portal;
 mod security;
+mod tenant_pages;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -355,4 +355,19 @@ impl Element<'_> {
             .as_str()
             .map(str::to_string)
     }
+
+    /// A DOM property (e.g. `textContent`, which reads an SVG `<title>`).
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.browser
+            .cmd("GET", &self.path(&format!("/property/{name}")), None)
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Position and size on the page: (x, y, width, height) in CSS pixels.
+    pub fn rect(&self) -> (f64, f64, f64, f64) {
+        let r = self.browser.cmd("GET", &self.path("/rect"), None);
+        let n = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        (n("x"), n("y"), n("width"), n("height"))
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use herald::clock::Clock;
+use herald::clock::{Clock, ManualClock};
 use herald::config::Config;
 use herald::engine::board::Board;
 use herald::engine::dispatcher::Dispatcher;
@@ -56,7 +56,7 @@ fn a_publish_is_claimed_by_the_next_round_with_no_poll_tick() {
 fn the_dispatcher_loop_claims_on_a_wake_up_not_on_its_poll() {
     let rig = Rig::new(config(), Receiver::ok());
     rig.endpoint("/hook", "*");
-    let board = Arc::new(Board::new(2));
+    let board = Arc::new(Board::new(2, None, Arc::new(ManualClock::at(0))));
     let clock: Arc<dyn Clock> = rig.clock.clone();
     let mut dispatcher = Dispatcher::new(
         rig.store().clone(),
@@ -167,7 +167,7 @@ fn an_endpoint_never_has_more_than_its_cap_in_flight() {
     // count never rises above the cap until the queue runs dry.
     let mut sent = Vec::new();
     while let Some(done) = in_hand.pop() {
-        let finished = board.finish(done.endpoint_id, false);
+        let finished = board.finish(done.endpoint_id, false, None, 0);
         sent.push(done.delivery_id);
         if let Some(next) = finished.next {
             assert_eq!(next.endpoint_id, done.endpoint_id);
@@ -195,7 +195,7 @@ fn an_endpoint_never_has_more_than_its_cap_in_flight() {
         for _ in 0..n {
             done.push(current.delivery_id);
             current = board
-                .finish(a, false)
+                .finish(a, false, None, 0)
                 .next
                 .expect("A's next waiting delivery");
         }

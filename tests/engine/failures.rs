@@ -41,10 +41,11 @@ fn retries_follow_the_schedule_on_the_fake_clock_then_fail() {
         assert_eq!(delivery.attempts, n as i64 + 1);
         assert_eq!(delivery.last_status_code, Some(500));
         assert_eq!(delivery.next_attempt_at, Some(due));
-        // The recorder tells the dispatcher when to look again.
+        // The recorder tells the dispatcher when to look again (and wakes it, since the
+        // claims it let go may unblock other work).
         let signals = rig.harness.signals();
         assert!(
-            matches!(signals[..], [Signal::DueAt(at)] if at == due),
+            matches!(signals[..], [Signal::DueAt(at), Signal::Wake] if at == due),
             "{signals:?}"
         );
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::store::{Attempt, Counts, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
+use crate::store::{Attempt, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
 
 const SELECT: &str =
     "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
@@ -44,22 +44,22 @@ pub fn list(
            AND (?6 IS NULL OR d.created_at >= ?6) AND (?7 IS NULL OR d.created_at < ?7)
          ORDER BY d.id DESC LIMIT ?8"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                q.status,
-                q.endpoint_id,
-                q.event_id,
-                q.since,
-                q.until,
-                cursor.limit as i64 + 1
-            ],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |d| d.id))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            q.status,
+            q.endpoint_id,
+            q.event_id,
+            q.since,
+            q.until,
+            cursor.limit as i64 + 1
+        ],
+        row,
+        cursor,
+        |d| d.id,
+    )
 }
 
 /// The deliveries of one event, oldest first (one per endpoint, so never long).
@@ -89,16 +89,4 @@ pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub fn counts(conn: &Connection, tenant_id: Option<&str>, now: i64) -> Result<Counts> {
-    let since = now - 86_400_000;
-    Ok(conn.query_row(
-        "SELECT
-            (SELECT count(*) FROM deliveries WHERE status = 'pending' AND (?1 IS NULL OR tenant_id = ?1)),
-            (SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1)),
-            (SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= ?2 AND (?1 IS NULL OR tenant_id = ?1))",
-        params![tenant_id, since],
-        |r| Ok(Counts { pending: r.get(0)?, succeeded_24h: r.get(1)?, failed_24h: r.get(2)? }),
-    )?)
 }

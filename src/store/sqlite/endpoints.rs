@@ -3,13 +3,15 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::domain::{EndpointStatus, EventFilter};
+use crate::domain::{EndpointStatus, EventFilter, Ordering};
 use crate::secret_key::{open_stored, seal_stored};
 use crate::signing::{parse_schemes, Scheme};
-use crate::store::{Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError};
+use crate::store::{
+    Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
+};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering";
 
 /// A stored secret (sealed with the deployment's secret key) in clear, for column `idx`.
 pub(super) fn secret_at(r: &Row, idx: usize) -> rusqlite::Result<Option<String>> {
@@ -40,6 +42,10 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         failing_since: r.get(12)?,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
+        rate_limit: r.get(15)?,
+        circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
+        ordering: Ordering::parse(&r.get::<_, String>(19)?).unwrap_or_default(),
+        fifo_head: None,
     })
 }
 
@@ -54,8 +60,8 @@ fn json(v: &impl Serialize) -> String {
 
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
     conn.execute(
-        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
         params![
             tenant_id,
             new.url.as_str(),
@@ -65,7 +71,9 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             schemes_text(&new.signature),
             new.status.as_str(),
             seal_stored(&new.secret),
-            now
+            now,
+            new.rate_limit,
+            new.ordering.as_str()
         ],
     )?;
     get(conn, tenant_id, conn.last_insert_rowid())
@@ -78,6 +86,26 @@ pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
     .query_row(params![tenant_id, id], row)
     .optional()?
     .ok_or(StoreError::NotFound("webhook"))
+    .and_then(|e| with_fifo_head(conn, e))
+}
+
+/// Fills in a FIFO endpoint's head: its oldest pending delivery, which the rest wait for.
+fn with_fifo_head(conn: &Connection, mut e: Endpoint) -> Result<Endpoint> {
+    if e.ordering == Ordering::Fifo {
+        e.fifo_head = fifo_head(conn, e.id)?;
+    }
+    Ok(e)
+}
+
+/// The oldest pending delivery of an endpoint (through the `deliveries_fifo` index).
+pub fn fifo_head(conn: &Connection, endpoint_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row([endpoint_id], |r| r.get(0))
+        .optional()?)
 }
 
 /// Looks an endpoint up by id alone (the engine works across tenants).
@@ -98,18 +126,26 @@ pub fn list(
         "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3)
          ORDER BY id DESC LIMIT ?4"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                status.map(|s| s.as_str()),
-                cursor.limit as i64 + 1
-            ],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |e| e.id))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            status.map(|s| s.as_str()),
+            cursor.limit as i64 + 1
+        ],
+        row,
+        cursor,
+        |e| e.id,
+    )
+    .and_then(|mut page| {
+        page.items = page
+            .items
+            .into_iter()
+            .map(|e| with_fifo_head(conn, e))
+            .collect::<Result<_>>()?;
+        Ok(page)
+    })
 }
 
 /// Applies a patch. Status changes carry their consequences in the same transaction:
@@ -128,7 +164,8 @@ pub fn update(
         None => schemes_text(&current.signature),
     };
     conn.execute(
-        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8
+        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8,
+             rate_limit = ?9, ordering = ?10
          WHERE tenant_id = ?1 AND id = ?2",
         params![
             tenant_id,
@@ -138,7 +175,9 @@ pub fn update(
             patch.description.as_ref().unwrap_or(&current.description),
             patch.headers.as_ref().map_or_else(|| json(&current.headers), |h| json(h.map())),
             signature,
-            now
+            now,
+            patch.rate_limit.unwrap_or(current.rate_limit),
+            patch.ordering.unwrap_or(current.ordering).as_str()
         ],
     )?;
     if let Some(status) = patch.status {
@@ -161,7 +200,11 @@ pub fn set_status(
     super::subscriptions::invalidate();
     conn.execute(
         "UPDATE endpoints SET status = ?2, disabled_reason = ?3, updated_at = ?4,
-             failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END
+             failing_since = CASE WHEN ?2 = 'active' THEN NULL ELSE failing_since END,
+             consecutive_failures = CASE WHEN ?2 = 'active' THEN 0 ELSE consecutive_failures END,
+             circuit_opened_at = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_opened_at END,
+             circuit_next_probe = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_next_probe END,
+             circuit_backoff_ms = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_backoff_ms END
          WHERE id = ?1",
         params![id, status.as_str(), reason, now],
     )?;

@@ -50,13 +50,13 @@ pub fn list_page(conn: &Connection, cursor: Cursor) -> Result<Page<EventType>> {
         "SELECT name, description, example, created_at, rowid FROM event_types
          WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
     )?;
-    let rows = stmt
-        .query_map(
-            params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |t| t.rowid))
+    super::page(
+        &mut stmt,
+        params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+        row,
+        cursor,
+        |t| t.rowid,
+    )
 }
 
 pub fn delete(conn: &Connection, name: &str) -> Result<()> {

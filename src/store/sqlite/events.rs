@@ -139,18 +139,18 @@ pub fn list(
            AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
          ORDER BY seq DESC LIMIT ?6"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                q.event_type,
-                q.since,
-                q.until,
-                cursor.limit as i64 + 1
-            ],
-            row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |e| e.seq))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            q.event_type,
+            q.since,
+            q.until,
+            cursor.limit as i64 + 1
+        ],
+        row,
+        cursor,
+        |e| e.seq,
+    )
 }

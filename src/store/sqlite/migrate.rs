@@ -12,6 +12,8 @@ use crate::store::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema.sql"),
     include_str!("migrations/0002_ids_never_reused.sql"),
+    include_str!("migrations/0003_delivery_controls.sql"),
+    include_str!("migrations/0004_activity_indexes.sql"),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -11,6 +11,7 @@
 //! delivery is simply due again at the next start: at-least-once, with no fsync between a
 //! publish and its first attempt.
 
+mod activity;
 mod checkpoint;
 mod claims;
 mod connection;
@@ -32,9 +33,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::{
-    ApiKey, Attempt, AttemptRecord, Backend, ClaimRequest, Claimed, Counts, Cursor, Delivery,
-    DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, NewEndpoint, NewEvent,
-    NewEventType, NewKey, Page, Published, Result, StoreError, Tenant, WriterStats,
+    ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
+    Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt,
+    Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published,
+    RecentAttempt, Result, StoreError, Tenant, WriterStats,
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
@@ -429,9 +431,33 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn counts(&self, tenant: Option<&str>, now: i64) -> Result<Counts> {
-        let tenant = tenant.map(str::to_owned);
-        self.read(move |c| deliveries::counts(c, tenant.as_deref(), now))
+    async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>> {
+        self.read(move |c| activity::attempt_buckets(c, since, bucket_ms))
+            .await
+    }
+
+    async fn deliveries_failed_since(&self, since: i64) -> Result<i64> {
+        self.read(move |c| activity::deliveries_failed_since(c, since))
+            .await
+    }
+
+    async fn gauges(&self) -> Result<Gauges> {
+        self.read(activity::gauges).await
+    }
+
+    async fn endpoint_recent_attempts(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        limit: usize,
+    ) -> Result<Vec<RecentAttempt>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| activity::endpoint_recent_attempts(c, &tenant, endpoint, limit))
+            .await
+    }
+
+    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
+        self.read(move |c| activity::first_attempts(c, since, limit))
             .await
     }
 
@@ -450,14 +476,13 @@ impl Backend for SqliteStore {
     fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,
-        disable_after_ms: i64,
+        policy: HealthPolicy,
         now: i64,
     ) -> Result<()> {
         let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
         // Relaxed: losing these records in a power cut means the deliveries are sent again.
-        let written = self.write_relaxed_blocking(move |c| {
-            outbox::record_attempts(c, &records, disable_after_ms, now)
-        });
+        let written =
+            self.write_relaxed_blocking(move |c| outbox::record_attempts(c, &records, policy, now));
         // After the commit the rows say what happened, so the claims can go; after a failed
         // write they go too, and the deliveries are sent again (at-least-once).
         self.claims.release(&ids);
@@ -489,6 +514,20 @@ impl Backend for SqliteStore {
         conn.execute("VACUUM INTO ?1", [dest])?;
         Ok(())
     }
+}
+
+/// Runs a list query (newest first, `LIMIT cursor.limit + 1`) and cuts it into a page.
+fn page<T, P: rusqlite::Params>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    cursor: Cursor,
+    key: impl Fn(&T) -> i64,
+) -> Result<Page<T>> {
+    let rows = stmt
+        .query_map(params, row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, cursor.limit, key))
 }
 
 /// Shared with the writer so a failed commit can drop what its batch cached.

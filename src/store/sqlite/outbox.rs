@@ -8,14 +8,17 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::claims::Claims;
 use super::endpoints;
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::signing::parse_schemes;
-use crate::store::{AttemptRecord, ClaimRequest, Claimed, Result, Verdict};
+use crate::store::{
+    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_FIRST_BACKOFF_MS,
+    CIRCUIT_MAX_BACKOFF_MS,
+};
 
 /// Claims up to `req.limit` due deliveries of active endpoints, taking no endpoint past
 /// `req.per_endpoint` counting what the caller already holds, serving endpoints in the order
@@ -28,17 +31,29 @@ use crate::store::{AttemptRecord, ClaimRequest, Claimed, Result, Verdict};
 pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
     let mut endpoints = conn.prepare_cached(
-        "SELECT id FROM (
-             SELECT p.id, (SELECT d.next_attempt_at FROM deliveries d
-                           WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
-                           ORDER BY d.next_attempt_at LIMIT 1) AS oldest
+        "SELECT id, probing, fifo FROM (
+             SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing, p.ordering = 'fifo' AS fifo,
+                    (SELECT d.next_attempt_at FROM deliveries d
+                     WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
+                     ORDER BY d.next_attempt_at LIMIT 1) AS oldest
              FROM endpoints p
-             WHERE p.status = 'active' AND p.id NOT IN (SELECT value FROM json_each(?2)))
+             WHERE p.status = 'active' AND p.id NOT IN (SELECT value FROM json_each(?2))
+               AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
          WHERE oldest IS NOT NULL ORDER BY oldest",
     )?;
-    let due_endpoints: Vec<i64> = endpoints
-        .query_map(params![req.now, skip], |r| r.get(0))?
+    // An endpoint whose circuit is open is here only once its probe is due (`probing`): it
+    // gets one delivery, and none while that probe is out or not yet recorded. A FIFO
+    // endpoint gets its head only (its oldest pending delivery, if due), and nothing while
+    // one of its deliveries is out: the rest wait behind the head, in publish order.
+    let due_endpoints: Vec<(i64, bool, bool)> = endpoints
+        .query_map(params![req.now, skip], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut head = conn.prepare_cached(
+        "SELECT id, next_attempt_at FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY id LIMIT 1",
+    )?;
     let mut due = conn.prepare_cached(
         "SELECT id FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
@@ -52,12 +67,33 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
     let mut ids = Vec::with_capacity(req.limit);
     let mut taken: HashMap<i64, usize> = HashMap::new();
     for share in [req.first_share.min(req.per_endpoint), req.per_endpoint] {
-        for &endpoint in &due_endpoints {
+        for &(endpoint, probing, fifo) in &due_endpoints {
             if ids.len() >= req.limit {
                 break;
             }
             let held = req.held.get(&endpoint).copied().unwrap_or(0);
             let already = taken.get(&endpoint).copied().unwrap_or(0);
+            if fifo {
+                if held + already + round.held_for(endpoint) > 0 {
+                    continue;
+                }
+                let first: Option<(i64, Option<i64>)> = head
+                    .query_row([endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, Some(at))) = first {
+                    if at <= req.now {
+                        let got = round.take(&[(id, endpoint)], 1);
+                        *taken.entry(endpoint).or_default() += got.len();
+                        ids.extend(got);
+                    }
+                }
+                continue;
+            }
+            let share = if probing {
+                usize::from(round.held_for(endpoint) == 0)
+            } else {
+                share
+            };
             let take = share
                 .saturating_sub(held.saturating_add(already))
                 .min(req.limit - ids.len());
@@ -99,7 +135,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
-                d.attempts - d.round_start
+                d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
+                p.ordering = 'fifo'
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -122,6 +159,11 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 secret: endpoints::secret_at(r, 8)?.unwrap_or_default(),
                 previous_secret: endpoints::secret_at(r, 9)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
+                rate_limit: r.get(11)?,
+                last_attempt_at: r.get(12)?,
+                fifo: r.get(15)?,
+                attempts: r.get::<_, i64>(13)?.max(0) as u32,
+                created_at: r.get(14)?,
             })
         });
         match found {
@@ -139,7 +181,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
 pub fn record_attempts(
     conn: &Connection,
     records: &[AttemptRecord],
-    disable_after_ms: i64,
+    policy: HealthPolicy,
     now: i64,
 ) -> Result<()> {
     let mut insert = conn.prepare_cached(
@@ -181,7 +223,7 @@ pub fn record_attempts(
             r.error,
             now
         ])?;
-        record_endpoint_health(conn, r, disable_after_ms, now)?;
+        record_endpoint_health(conn, r, policy, now)?;
     }
     Ok(())
 }
@@ -189,12 +231,22 @@ pub fn record_attempts(
 fn record_endpoint_health(
     conn: &Connection,
     r: &AttemptRecord,
-    disable_after_ms: i64,
+    policy: HealthPolicy,
     now: i64,
 ) -> Result<()> {
+    // When the endpoint was last sent to: a rate limit holds across a restart from it.
+    conn.prepare_cached(
+        "UPDATE endpoints SET last_attempt_at = ?2
+         WHERE id = ?1 AND rate_limit IS NOT NULL AND coalesce(last_attempt_at, 0) < ?2",
+    )?
+    .execute(params![r.endpoint_id, r.started_at])?;
     if r.verdict == Verdict::Succeeded {
+        // A success closes the circuit: the backlog drains (within the rate limit).
         conn.prepare_cached(
-            "UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+            "UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0,
+                 circuit_opened_at = NULL, circuit_next_probe = NULL, circuit_backoff_ms = NULL
+             WHERE id = ?1
+               AND (failing_since IS NOT NULL OR consecutive_failures > 0 OR circuit_opened_at IS NOT NULL)",
         )?
         .execute([r.endpoint_id])?;
         return Ok(());
@@ -209,14 +261,17 @@ fn record_endpoint_health(
         );
     }
     conn.prepare_cached(
-        "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2) WHERE id = ?1",
+        "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2),
+             consecutive_failures = consecutive_failures + 1
+         WHERE id = ?1",
     )?
     .execute(params![r.endpoint_id, r.started_at])?;
+    record_circuit(conn, r, policy, now)?;
     let expired: bool = conn
         .prepare_cached(
             "SELECT count(*) FROM endpoints WHERE id = ?1 AND status = 'active' AND failing_since <= ?2",
         )?
-        .query_row(params![r.endpoint_id, now - disable_after_ms], |row| row.get::<_, i64>(0))?
+        .query_row(params![r.endpoint_id, now - policy.disable_after_ms], |row| row.get::<_, i64>(0))?
         > 0;
     if expired {
         endpoints::set_status(
@@ -226,6 +281,51 @@ fn record_endpoint_health(
             Some("every delivery failed for longer than disable_after"),
             now,
         )?;
+    }
+    Ok(())
+}
+
+/// The circuit breaker's bookkeeping after a failed attempt. A failed probe (an attempt
+/// sent at or after the planned probe time) doubles the wait before the next one, up to
+/// `CIRCUIT_MAX_BACKOFF_MS`; requests that were already in flight when the circuit opened
+/// do not count as probes. A closed circuit opens at `circuit_threshold` consecutive
+/// failures. Auto-disable (`disable_after`) is separate and still applies later.
+fn record_circuit(
+    conn: &Connection,
+    r: &AttemptRecord,
+    policy: HealthPolicy,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE endpoints SET circuit_backoff_ms = min(circuit_backoff_ms * 2, ?3),
+             circuit_next_probe = ?2 + min(circuit_backoff_ms * 2, ?3)
+         WHERE id = ?1 AND circuit_opened_at IS NOT NULL AND ?4 >= circuit_next_probe",
+    )?
+    .execute(params![
+        r.endpoint_id,
+        now,
+        CIRCUIT_MAX_BACKOFF_MS,
+        r.started_at
+    ])?;
+    if policy.circuit_threshold > 0 {
+        let opened = conn
+            .prepare_cached(
+                "UPDATE endpoints SET circuit_opened_at = ?2, circuit_backoff_ms = ?3,
+                     circuit_next_probe = ?2 + ?3
+                 WHERE id = ?1 AND circuit_opened_at IS NULL AND consecutive_failures >= ?4",
+            )?
+            .execute(params![
+                r.endpoint_id,
+                now,
+                CIRCUIT_FIRST_BACKOFF_MS,
+                policy.circuit_threshold
+            ])?;
+        if opened > 0 {
+            tracing::warn!(
+                endpoint = r.endpoint_id,
+                "circuit opened: deliveries wait for a probe"
+            );
+        }
     }
     Ok(())
 }
@@ -265,15 +365,18 @@ pub fn prune(conn: &Connection, before: i64, batch: usize) -> Result<usize> {
     )?)
 }
 
-/// When the next pending delivery comes due after `now` (for the dispatcher's sleep).
+/// When the next pending delivery, or an open circuit's probe, comes due after `now` (for
+/// the dispatcher's sleep).
 /// Deliveries already due but not claimed wait for a capacity signal, not for the clock.
 pub fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
-            "SELECT min((SELECT d.next_attempt_at FROM deliveries d
-                         WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at > ?1
-                         ORDER BY d.next_attempt_at LIMIT 1))
-             FROM endpoints p",
+            "SELECT min(coalesce(retry, probe), coalesce(probe, retry)) FROM (
+                 SELECT min((SELECT d.next_attempt_at FROM deliveries d
+                             WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at > ?1
+                             ORDER BY d.next_attempt_at LIMIT 1)) AS retry,
+                        min(CASE WHEN p.circuit_next_probe > ?1 THEN p.circuit_next_probe END) AS probe
+                 FROM endpoints p)",
         )?
         .query_row([now], |r| r.get(0))?)
 }

@@ -50,13 +50,13 @@ pub fn list(conn: &Connection, cursor: Cursor) -> Result<Page<Tenant>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TENANT_COLUMNS} FROM tenants WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
-            tenant_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |t| t.rowid))
+    super::page(
+        &mut stmt,
+        params![cursor.before.unwrap_or(i64::MAX), cursor.limit as i64 + 1],
+        tenant_row,
+        cursor,
+        |t| t.rowid,
+    )
 }
 
 pub fn rename(conn: &Connection, id: &str, name: &str) -> Result<Tenant> {
@@ -122,17 +122,17 @@ pub fn list_keys(conn: &Connection, tenant_id: &str, cursor: Cursor) -> Result<P
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                tenant_id,
-                cursor.before.unwrap_or(i64::MAX),
-                cursor.limit as i64 + 1
-            ],
-            key_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_rows(rows, cursor.limit, |k| k.id))
+    super::page(
+        &mut stmt,
+        params![
+            tenant_id,
+            cursor.before.unwrap_or(i64::MAX),
+            cursor.limit as i64 + 1
+        ],
+        key_row,
+        cursor,
+        |k| k.id,
+    )
 }
 
 /// Revokes a key; revoking twice keeps the first revocation time.

@@ -1,0 +1,261 @@
+//! Prometheus metrics (`/metrics`), kept with the `prometheus-client` crate.
+//!
+//! Two kinds of figures:
+//! - what the engine counts as it works, in memory (`Metrics::attempt`): attempts by outcome
+//!   and status class, attempt durations, publish → first-attempt latency, requests in
+//!   flight. Counting costs a few atomic adds per attempt and no database read.
+//! - levels read from the store at scrape time (`Metrics::render`): the queue and the
+//!   endpoints by status. Those reads go through indexes (`Backend::gauges`), so a scrape
+//!   never scans the delivery history.
+//!
+//! Labels are bounded: an outcome (3 values), a status class (6), an endpoint status (3).
+//! Nothing is labelled per event, endpoint, URL or tenant.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::{AttemptRecord, Claimed, Gauges, Verdict, WriterStats};
+
+type Labels = [(&'static str, &'static str); 2];
+type Label = [(&'static str, &'static str); 1];
+
+/// Attempt durations: from a fast local receiver to the default 15 s request timeout.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+];
+/// Publish → first attempt: milliseconds when the queue is empty, minutes in a backlog.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    attempts: Family<Labels, Counter>,
+    attempt_duration: Histogram,
+    first_attempt_latency: Histogram,
+    in_flight: Gauge<i64, AtomicI64>,
+    pending: Gauge<i64, AtomicI64>,
+    endpoints: Family<Label, Gauge<i64, AtomicI64>>,
+    endpoints_failing: Gauge<i64, AtomicI64>,
+    circuits_open: Gauge<i64, AtomicI64>,
+    commits: Counter,
+    write_jobs: Counter,
+    /// One scrape at a time: the store-fed figures are set, then encoded.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("herald");
+        let attempts = Family::<Labels, Counter>::default();
+        // Every possible series exists from the start at 0, so a dashboard's rate() sees
+        // the first failure instead of a series appearing out of nothing.
+        let _ = attempts.get_or_create(&[("outcome", "succeeded"), ("status_class", "2xx")]);
+        for outcome in ["retried", "failed"] {
+            for class in ["3xx", "4xx", "5xx", "none", "other"] {
+                let _ = attempts.get_or_create(&[("outcome", outcome), ("status_class", class)]);
+            }
+        }
+        registry.register(
+            "attempts",
+            "HTTP attempts since start, by outcome (succeeded; retried: failed, another \
+             attempt is scheduled; failed: failed, the delivery failed for good) and status \
+             class (2xx..5xx, or none when no response came)",
+            attempts.clone(),
+        );
+        let attempt_duration = Histogram::new(DURATION_BUCKETS);
+        registry.register(
+            "attempt_duration_seconds",
+            "How long one HTTP attempt took, connect to response",
+            attempt_duration.clone(),
+        );
+        let first_attempt_latency = Histogram::new(LATENCY_BUCKETS);
+        registry.register(
+            "first_attempt_latency_seconds",
+            "From the publish to the start of a delivery's first attempt",
+            first_attempt_latency.clone(),
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "attempts_in_flight",
+            "HTTP attempts under way now",
+            in_flight.clone(),
+        );
+        let pending = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "deliveries_pending",
+            "Deliveries waiting to be sent (due now or scheduled for a retry)",
+            pending.clone(),
+        );
+        let endpoints = Family::<Label, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "endpoints",
+            "Endpoints by status (active, paused, disabled)",
+            endpoints.clone(),
+        );
+        let endpoints_failing = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "endpoints_failing",
+            "Active or paused endpoints whose deliveries fail with no success since",
+            endpoints_failing.clone(),
+        );
+        let circuits_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "endpoints_circuit_open",
+            "Endpoints whose circuit is open: deliveries wait for a probe",
+            circuits_open.clone(),
+        );
+        let commits = Counter::default();
+        registry.register(
+            "store_commits",
+            "Write transactions committed (group commits)",
+            commits.clone(),
+        );
+        let write_jobs = Counter::default();
+        registry.register(
+            "store_write_jobs",
+            "Write jobs committed; jobs/commits is the group-commit factor",
+            write_jobs.clone(),
+        );
+        Metrics {
+            registry,
+            attempts,
+            attempt_duration,
+            first_attempt_latency,
+            in_flight,
+            pending,
+            endpoints,
+            endpoints_failing,
+            circuits_open,
+            commits,
+            write_jobs,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Brackets an HTTP attempt for the in-flight gauge.
+    pub fn attempt_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// Counts a finished attempt of `delivery`.
+    pub fn attempt(&self, delivery: &Claimed, record: &AttemptRecord) {
+        self.in_flight.dec();
+        let labels = [
+            ("outcome", outcome(record.verdict)),
+            ("status_class", status_class(record.status_code)),
+        ];
+        self.attempts.get_or_create(&labels).inc();
+        self.attempt_duration
+            .observe(record.duration_ms.max(0) as f64 / 1000.0);
+        if delivery.attempts == 0 {
+            let latency = (record.started_at - delivery.created_at).max(0);
+            self.first_attempt_latency.observe(latency as f64 / 1000.0);
+        }
+    }
+
+    /// The text exposition, with the store's levels as of now.
+    pub fn render(&self, gauges: &Gauges, writer: WriterStats) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.set(gauges.pending);
+        for (status, n) in [
+            ("active", gauges.endpoints_active),
+            ("paused", gauges.endpoints_paused),
+            ("disabled", gauges.endpoints_disabled),
+        ] {
+            self.endpoints.get_or_create(&[("status", status)]).set(n);
+        }
+        self.endpoints_failing.set(gauges.endpoints_failing);
+        self.circuits_open.set(gauges.circuits_open);
+        // The writer keeps its own totals; the counters catch up to them.
+        self.commits
+            .inc_by(writer.commits.saturating_sub(self.commits.get()));
+        self.write_jobs
+            .inc_by(writer.jobs.saturating_sub(self.write_jobs.get()));
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+fn outcome(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Succeeded => "succeeded",
+        Verdict::RetryAt(_) => "retried",
+        Verdict::Failed => "failed",
+    }
+}
+
+fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        None => "none",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_are_bounded() {
+        assert_eq!(status_class(Some(204)), "2xx");
+        assert_eq!(status_class(Some(410)), "4xx");
+        assert_eq!(status_class(Some(503)), "5xx");
+        assert_eq!(status_class(Some(799)), "other");
+        assert_eq!(status_class(None), "none");
+    }
+
+    #[test]
+    fn render_lists_every_family_with_help() {
+        let m = Metrics::new();
+        let text = m.render(
+            &Gauges {
+                pending: 3,
+                endpoints_active: 2,
+                ..Gauges::default()
+            },
+            WriterStats {
+                commits: 5,
+                jobs: 9,
+            },
+        );
+        for line in [
+            "# TYPE herald_attempts counter",
+            "# TYPE herald_attempt_duration_seconds histogram",
+            "# TYPE herald_first_attempt_latency_seconds histogram",
+            "herald_deliveries_pending 3",
+            "herald_endpoints{status=\"active\"} 2",
+            "herald_store_commits_total 5",
+            "herald_store_write_jobs_total 9",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        // Counters follow the writer's totals without double counting.
+        let again = m.render(
+            &Gauges::default(),
+            WriterStats {
+                commits: 7,
+                jobs: 9,
+            },
+        );
+        assert!(again.contains("herald_store_commits_total 7"), "{again}");
+    }
+}

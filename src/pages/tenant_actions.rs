@@ -1,0 +1,81 @@
+//! Renaming and deleting a tenant from its page (admin only). Deleting asks first, on a
+//! page of its own, because it takes the tenant's keys, endpoints and history with it.
+
+use actix_web::web;
+use askama::Template;
+use serde::Deserialize;
+
+use super::flash::Flash;
+use super::guard::{Button, Posted, Tenant};
+use super::render::{ok, Layout, PageError, PageResult, Section};
+use crate::service::check_tenant_name;
+use crate::store::StoreError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/tenants/{tenant}/rename").route(web::post().to(rename)))
+        .service(
+            web::resource("/tenants/{tenant}/delete")
+                .route(web::get().to(confirm_delete))
+                .route(web::post().to(delete)),
+        );
+}
+
+fn admin_only(t: &Tenant) -> Result<(), PageError> {
+    if t.signed.area.is_admin() {
+        Ok(())
+    } else {
+        Err(PageError::forbidden("only the admin manages tenants"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    name: String,
+}
+
+async fn rename(t: Tenant, Posted(form): Posted<Rename>) -> PageResult {
+    admin_only(&t)?;
+    let name = form.name.trim();
+    if let Err(e) = check_tenant_name(name) {
+        return Ok(t.redirect(&t.base, Flash::problem(e.to_string())));
+    }
+    let tenant = t.state().store.rename_tenant(&t.tenant, name).await?;
+    Ok(t.redirect(
+        &t.base,
+        Flash::notice(format!("Tenant renamed to {}.", tenant.name)),
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "tenant_delete.html")]
+struct ConfirmPage {
+    page: Layout,
+    base: String,
+    tenant: crate::store::Tenant,
+}
+
+async fn confirm_delete(t: Tenant) -> PageResult {
+    admin_only(&t)?;
+    let tenant = t.state().store.get_tenant(&t.tenant).await?;
+    let page = t.layout(format!("Delete tenant {}?", tenant.name), Section::Keys);
+    Ok(ok(&ConfirmPage {
+        page,
+        base: t.base.clone(),
+        tenant,
+    }))
+}
+
+async fn delete(t: Tenant, _: Posted<Button>) -> PageResult {
+    admin_only(&t)?;
+    match t.state().store.delete_tenant(&t.tenant).await {
+        Ok(()) => {
+            tracing::info!(tenant = %t.tenant, "tenant deleted from the pages");
+            Ok(t.redirect(
+                "/admin/tenants",
+                Flash::notice(format!("Tenant {} deleted.", t.tenant)),
+            ))
+        }
+        Err(StoreError::Conflict(m)) => Ok(t.redirect(&t.base, Flash::problem(m))),
+        Err(e) => Err(e.into()),
+    }
+}
