@@ -124,6 +124,10 @@ ProtectSystem=strict
 ProtectHome=true
 ReadWritePaths=/var/lib/herald
 PrivateTmp=true
+# Room for many connections (each is a file descriptor) beside workers and SQLite.
+LimitNOFILE=65536
+# Files Herald creates are private to its user (it also creates them 0600 itself).
+UMask=0077
 
 [Install]
 WantedBy=multi-user.target

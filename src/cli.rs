@@ -104,6 +104,10 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), String> {
     }
     open(config)?.backup(dest).map_err(|e| e.to_string())?;
     println!("backed up {} to {}", config.db.display(), dest.display());
+    println!(
+        "keep the secret key ({}, or HERALD_SECRET_KEY) with it: the database alone is not all",
+        crate::secret_key::key_file(config).display()
+    );
     Ok(())
 }
 

@@ -114,6 +114,14 @@ pub mod ser {
         }
     }
 
+    /// Extra endpoint headers: names only, values masked (`ExtraHeaders::MASKED`).
+    pub fn masked_headers<S: Serializer>(
+        v: &std::collections::BTreeMap<String, String>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&crate::domain::ExtraHeaders::masked(v), s)
+    }
+
     pub fn opt_ms<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(&super::rfc3339_ms(*v)),

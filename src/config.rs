@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client_addr::Cidr;
 use crate::signing::{parse_schemes, Scheme};
 
 /// How hard SQLite works to keep a commit on disk.
@@ -38,6 +39,13 @@ pub struct Config {
     pub retention: Duration,
     pub disable_after: Duration,
     pub rotation_grace: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
+    pub trusted_proxies: Vec<Cidr>,
+    /// The secret key file; `None`: `herald.key` beside the database (`secret_key::key_file`).
+    pub secret_key_file: Option<PathBuf>,
+    /// The secret key itself, from `HERALD_SECRET_KEY` only (never from a file on disk
+    /// that could be copied with the configuration).
+    pub secret_key: Option<String>,
     /// Requests per second to an endpoint that sets no `rate_limit` of its own.
     pub rate_limit: Option<f64>,
     /// Consecutive failures that open an endpoint's circuit (0: never).
@@ -68,6 +76,9 @@ impl Default for Config {
             retention: days(30),
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
+            secret_key_file: None,
+            secret_key: None,
             rate_limit: None,
             circuit_threshold: 5,
             max_endpoint_concurrency: 32,
@@ -94,6 +105,8 @@ pub const KEYS: &[&str] = &[
     "retention",
     "disable_after",
     "rotation_grace",
+    "trusted_proxies",
+    "secret_key_file",
     "rate_limit",
     "circuit_threshold",
     "max_endpoint_concurrency",
@@ -145,6 +158,10 @@ impl Config {
             let Some(key) = name.strip_prefix("HERALD_") else {
                 continue;
             };
+            if key == "SECRET_KEY" {
+                self.secret_key = Some(value.trim().to_owned());
+                continue;
+            }
             let key = key.to_ascii_lowercase();
             if KEYS.contains(&key.as_str()) {
                 self.set(&key, &value).map_err(|e| format!("{name}: {e}"))?;
@@ -160,8 +177,12 @@ impl Config {
             "listen" => self.listen = non_empty(v)?.to_owned(),
             "db" => self.db = PathBuf::from(non_empty(v)?),
             "admin_token" => {
-                if v.len() < 16 {
-                    return Err("admin_token must be at least 16 characters".into());
+                // It opens everything: it must not be guessable (a generated one is 64 hex digits).
+                if v.chars().count() < MIN_ADMIN_TOKEN {
+                    return Err(format!(
+                        "admin_token must be at least {MIN_ADMIN_TOKEN} characters \
+                         (e.g. the output of `openssl rand -hex 32`)"
+                    ));
                 }
                 self.admin_token = Some(v.to_owned())
             }
@@ -186,6 +207,15 @@ impl Config {
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
             "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
+            "secret_key_file" => self.secret_key_file = Some(PathBuf::from(non_empty(v)?)),
+            "trusted_proxies" => {
+                self.trusted_proxies = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {
@@ -202,6 +232,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The shortest admin token accepted from the configuration.
+pub const MIN_ADMIN_TOKEN: usize = 32;
 
 fn mins(n: u64) -> Duration {
     Duration::from_secs(60 * n)
@@ -374,6 +407,17 @@ mod tests {
             format_schedule(&parse_schedule("1m,5m,30m").unwrap()),
             "1m,5m,30m"
         );
+    }
+
+    #[test]
+    fn short_admin_tokens_and_bad_proxies_are_refused() {
+        let mut c = Config::default();
+        let err = c.set("admin_token", "sixteen-chars-xx").unwrap_err();
+        assert!(err.contains("at least 32 characters"), "{err}");
+        c.set("admin_token", &"x".repeat(32)).unwrap();
+        c.set("trusted_proxies", "10.0.0.0/8, ::1").unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.set("trusted_proxies", "proxy.local").is_err());
     }
 
     #[test]

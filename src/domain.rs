@@ -209,6 +209,41 @@ impl ExtraHeaders {
     pub fn map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
+
+    /// Header values are write-only: they often carry a receiver's credentials, so the API
+    /// and the pages show each name with this in place of its value.
+    pub const MASKED: &'static str = "********";
+
+    /// The names with masked values, as shown.
+    pub fn masked(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        map.keys()
+            .map(|k| (k.clone(), Self::MASKED.to_owned()))
+            .collect()
+    }
+
+    /// A masked value sent back (an edit form resubmitted, a GET-modify-PATCH) keeps the
+    /// value stored under that name; a masked value for a header not stored is an error.
+    pub fn keep_masked(mut self, current: &BTreeMap<String, String>) -> Result<Self, String> {
+        for (name, value) in self.0.iter_mut() {
+            if value == Self::MASKED {
+                let stored = current
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone());
+                *value = stored.ok_or_else(|| {
+                    format!(
+                        "header `{name}`: `{}` can only keep a stored value",
+                        Self::MASKED
+                    )
+                })?;
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn has_masked(&self) -> bool {
+        self.0.values().any(|v| v == Self::MASKED)
+    }
 }
 
 /// The state of an endpoint.

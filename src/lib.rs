@@ -7,6 +7,7 @@
 pub mod api;
 pub mod canonical_json;
 pub mod cli;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -17,9 +18,12 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pages;
 pub mod payload;
+pub mod request_deadline;
+pub mod secret_key;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +46,9 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 /// Runs Herald until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // Before the store opens: it seals endpoint secrets with this key.
+    let secret_key = secret_key::SecretKey::load(&config)?;
+    secret_key::install(secret_key.clone());
     let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
     let config = Arc::new(config);
@@ -57,18 +64,24 @@ pub async fn run(config: Config) -> Result<(), String> {
         store: store.clone(),
         config: config.clone(),
         admin_token_hash,
+        secret_key,
         engine: engine.handle(),
     });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+            .wrap_fn(|mut req, srv| {
+                request_deadline::wrap(&mut req);
+                actix_web::dev::Service::call(srv, req)
+            })
             .wrap_fn(head_as_get)
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
     })
     .disable_signals()
+    .client_request_timeout(request_deadline::HEADERS_TIMEOUT)
     .shutdown_timeout(SHUTDOWN_BOUND.as_secs())
     .bind(&config.listen)
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub admin_token_hash: String,
+    /// Signs page sessions; never stored in the database.
+    pub secret_key: crate::secret_key::SecretKey,
     pub engine: EngineHandle,
 }
 
@@ -141,8 +143,15 @@ impl AppState {
         &self,
         tenant: &str,
         id: i64,
-        patch: EndpointPatch,
+        mut patch: EndpointPatch,
     ) -> Result<Endpoint> {
+        if let Some(headers) = patch.headers.take_if(|h| h.has_masked()) {
+            let current = self.store.get_endpoint(tenant, id).await?;
+            let kept = headers
+                .keep_masked(&current.headers)
+                .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
+            patch.headers = Some(kept);
+        }
         let endpoint = self
             .store
             .update_endpoint(tenant, id, patch, now_ms())

@@ -1,5 +1,7 @@
 //! Who is calling: the admin (any tenant, `default` unless one is named) or a tenant key
 //! (its own tenant only). Tokens are compared by their SHA-256, the only form we store.
+//! Wrong tokens are counted per client address (`crate::throttle`): answers to them slow
+//! down, and an address that keeps guessing is refused with 429 until its failures age out.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,8 +9,10 @@ use std::pin::Pin;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::AppState;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::keys::hash_token;
+use crate::throttle::{self, Door};
 
 /// The authenticated caller and the tenant the request acts on.
 #[derive(Debug, Clone)]
@@ -59,12 +63,28 @@ impl FromRequest for Auth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
         let named = named_tenant(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Unavailable("server not ready".into()))?;
             let token = token.ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into())
             })?;
-            authenticate(&state, &token, named).await
+            let ip = crate::client_addr::of_request(&req, &state.config.trusted_proxies);
+            if throttle::begin(Door::Api, ip, now_ms()).is_err() {
+                throttle::locked(Door::Api, ip, now_ms());
+                return Err(ApiError::TooManyRequests(
+                    "too many wrong API keys from your address; wait 15 minutes".into(),
+                ));
+            }
+            let auth = authenticate(&state, &token, named).await;
+            match &auth {
+                Err(ApiError::Unauthorized(_)) => {
+                    let delay = throttle::failed(Door::Api, ip, now_ms());
+                    actix_web::rt::time::sleep(delay).await;
+                }
+                _ => throttle::succeeded(Door::Api, ip),
+            }
+            auth
         })
     }
 }

@@ -62,6 +62,7 @@ async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> Pag
 }
 
 async fn rotate(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
+    t.room_for_reveal()?;
     let endpoint = t.state().rotate_secret(&t.tenant, id).await?;
     let until = endpoint.previous_secret_until.unwrap_or_default();
     let when = When {

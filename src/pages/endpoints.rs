@@ -90,7 +90,7 @@ impl EndpointForm {
             url: e.url.clone(),
             events: e.events.join(", "),
             description: e.description.clone(),
-            headers: header_lines(&e.headers),
+            headers: header_lines(&ExtraHeaders::masked(&e.headers)),
             status: Some(e.status.as_str().to_owned()),
             signature: Some(signature_choice(e.signature.as_deref())),
             rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
@@ -275,6 +275,7 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
+    t.room_for_reveal()?;
     let endpoint = t
         .state()
         .store

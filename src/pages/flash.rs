@@ -6,16 +6,28 @@
 //! reloading the page does not show it again. A ticket only opens for the session that made
 //! it. Kept in memory: one Herald process serves the pages, and a message lost to a restart
 //! is harmless (the secret can be rotated).
+//!
+//! Messages are kept per session, a few each (`PER_SESSION`), so one session's flood of
+//! actions cannot push out another's message. Nothing is dropped silently:
+//! - a session over its bound loses its *own* oldest notice, never a revealed secret;
+//! - an action that would reveal a secret asks `room_for_reveal` first and creates nothing
+//!   when its message could not be kept;
+//! - when the whole store is full a notice is not kept, and the page it redirects to says
+//!   so (`LOST`) instead of quietly showing nothing.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use rand::RngCore;
 
 /// How long a message waits for its page.
 const TTL_MS: i64 = 10 * 60 * 1000;
-/// A bound on memory if redirects are never followed.
+/// Messages one session may have waiting (redirects it did not follow).
+const PER_SESSION: usize = 8;
+/// A bound on memory over all sessions.
 const MAX_WAITING: usize = 10_000;
+/// The ticket of a message that could not be kept; `take` turns it into a notice saying so.
+pub const LOST: &str = "lost";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tone {
@@ -68,45 +80,143 @@ impl Flash {
 }
 
 struct Waiting {
-    owner: String,
+    ticket: String,
     expires_ms: i64,
     flash: Flash,
 }
 
-static WAITING: LazyLock<Mutex<HashMap<String, Waiting>>> = LazyLock::new(Default::default);
+#[derive(Default)]
+struct Store {
+    /// Session nonce → its waiting messages, oldest first.
+    sessions: HashMap<String, VecDeque<Waiting>>,
+    total: usize,
+}
 
-/// Stores a message for the session with nonce `owner`; returns its ticket.
-pub fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let ticket = hex::encode(bytes);
-    let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-    waiting.retain(|_, w| w.expires_ms > now_ms);
-    if waiting.len() < MAX_WAITING {
-        let entry = Waiting {
-            owner: owner.into(),
-            expires_ms: now_ms + TTL_MS,
-            flash,
-        };
-        waiting.insert(ticket.clone(), entry);
+impl Store {
+    fn sweep(&mut self, now_ms: i64) {
+        let mut total = 0;
+        self.sessions.retain(|_, queue| {
+            queue.retain(|w| w.expires_ms > now_ms);
+            total += queue.len();
+            !queue.is_empty()
+        });
+        self.total = total;
     }
-    ticket
+
+    fn waiting(&self, owner: &str) -> usize {
+        self.sessions.get(owner).map_or(0, VecDeque::len)
+    }
+}
+
+static WAITING: LazyLock<Mutex<Store>> = LazyLock::new(Default::default);
+
+fn store() -> MutexGuard<'static, Store> {
+    WAITING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a message revealing a secret could be kept for this session now. Actions that
+/// create a secret ask first, so a secret is never created only to be lost.
+pub fn room_for_reveal(owner: &str, now_ms: i64) -> bool {
+    store().room_for_reveal(owner, now_ms)
+}
+
+/// Stores a message for the session with nonce `owner`; returns its ticket (`LOST` when a
+/// notice could not be kept).
+pub fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
+    store().put(owner, flash, now_ms)
 }
 
 /// Takes the message of a ticket, if it belongs to this session and is still fresh.
 pub fn take(owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
-    let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-    match waiting.get(ticket) {
-        Some(w) if w.owner == owner && w.expires_ms > now_ms => {
-            waiting.remove(ticket).map(|w| w.flash)
+    store().take(owner, ticket, now_ms)
+}
+
+impl Store {
+    fn room_for_reveal(&mut self, owner: &str, now_ms: i64) -> bool {
+        let store = self;
+        store.sweep(now_ms);
+        let reveals = store
+            .sessions
+            .get(owner)
+            .map_or(0, |q| q.iter().filter(|w| w.flash.reveal.is_some()).count());
+        reveals < PER_SESSION && store.total < MAX_WAITING
+    }
+
+    fn put(&mut self, owner: &str, flash: Flash, now_ms: i64) -> String {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let ticket = hex::encode(bytes);
+        let store = self;
+        store.sweep(now_ms);
+        let reveal = flash.reveal.is_some();
+        if store.waiting(owner) >= PER_SESSION {
+            // The session's own oldest notice makes room; a secret is never pushed out.
+            let queue = store.sessions.get_mut(owner).expect("has messages");
+            if let Some(i) = queue.iter().position(|w| w.flash.reveal.is_none()) {
+                queue.remove(i);
+                store.total -= 1;
+            } else if !reveal {
+                return LOST.into();
+            }
         }
-        _ => None,
+        // A reveal passed `room_for_reveal` just before; only a race could take it over the
+        // bound, and then it is kept anyway.
+        if store.total >= MAX_WAITING && !reveal {
+            return LOST.into();
+        }
+        let entry = Waiting {
+            ticket: ticket.clone(),
+            expires_ms: now_ms + TTL_MS,
+            flash,
+        };
+        store
+            .sessions
+            .entry(owner.into())
+            .or_default()
+            .push_back(entry);
+        store.total += 1;
+        ticket
+    }
+
+    fn take(&mut self, owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
+        if ticket == LOST {
+            return Some(Flash::problem(
+                "Done, but its confirmation could not be kept (too many messages waiting). \
+             Check the result on this page.",
+            ));
+        }
+        let store = self;
+        let queue = store.sessions.get_mut(owner)?;
+        let i = queue.iter().position(|w| w.ticket == ticket)?;
+        let waiting = queue.remove(i)?;
+        if queue.is_empty() {
+            store.sessions.remove(owner);
+        }
+        store.total -= 1;
+        (waiting.expires_ms > now_ms).then_some(waiting.flash)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        static LOCAL: std::cell::RefCell<Store> = Default::default();
+    }
+
+    // Each test has a store of its own: the global one is shared by parallel tests.
+    fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
+        LOCAL.with(|s| s.borrow_mut().put(owner, flash, now_ms))
+    }
+
+    fn take(owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
+        LOCAL.with(|s| s.borrow_mut().take(owner, ticket, now_ms))
+    }
+
+    fn room_for_reveal(owner: &str, now_ms: i64) -> bool {
+        LOCAL.with(|s| s.borrow_mut().room_for_reveal(owner, now_ms))
+    }
 
     #[test]
     fn shown_once_and_only_to_its_session() {
@@ -117,5 +227,37 @@ mod tests {
         assert!(take("me", &t, 2).is_none(), "only once");
         let t = put("me", Flash::problem("late"), 0);
         assert!(take("me", &t, TTL_MS + 1).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_flood_costs_only_the_flooding_session_and_never_a_secret() {
+        let secret = put("flooder", Flash::notice("k").reveal("Key", "k1".into()), 0);
+        for _ in 0..MAX_WAITING + 100 {
+            put("flooder", Flash::notice("paused"), 0);
+        }
+        assert!(
+            take("flooder", &secret, 1).is_some(),
+            "its own secret survived"
+        );
+        let other = put("victim", Flash::notice("n").reveal("Key", "k2".into()), 0);
+        assert_eq!(
+            take("victim", &other, 1).unwrap().reveal.unwrap().value,
+            "k2"
+        );
+    }
+
+    #[test]
+    fn reveals_are_refused_before_they_would_be_lost() {
+        for _ in 0..PER_SESSION {
+            assert!(room_for_reveal("hoarder", 0));
+            put("hoarder", Flash::notice("k").reveal("Key", "k".into()), 0);
+        }
+        assert!(!room_for_reveal("hoarder", 0));
+        assert_eq!(put("hoarder", Flash::notice("n"), 0), LOST);
+        assert!(take("hoarder", LOST, 0).unwrap().is_problem());
+        assert!(
+            room_for_reveal("hoarder", TTL_MS + 1),
+            "expired ones free room"
+        );
     }
 }

@@ -10,12 +10,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::flash::{self, Flash};
 use super::render::{admin_nav, see_other, tenant_nav, Area, Layout, PageError, Section};
@@ -23,14 +23,12 @@ use super::session::{Session, SessionKey, Who};
 use crate::clock::now_ms;
 use crate::service::AppState;
 
-/// Loaded from the database on the first page request and shared by every worker thread
+/// Derived on the first page request and shared by every worker thread
 /// (`pages::configure` runs once per worker, so it cannot own process-wide state).
-static KEY: OnceCell<SessionKey> = OnceCell::const_new();
+static KEY: OnceLock<SessionKey> = OnceLock::new();
 
 pub async fn session_key(state: &AppState) -> Result<&'static SessionKey, PageError> {
-    Ok(KEY
-        .get_or_try_init(|| SessionKey::load(&state.store, &state.admin_token_hash))
-        .await?)
+    Ok(KEY.get_or_init(|| SessionKey::derive(&state.secret_key, &state.admin_token_hash)))
 }
 
 pub fn area_of(req: &HttpRequest) -> Area {
@@ -86,13 +84,20 @@ pub fn session_cookie(req: &HttpRequest, area: Area, value: Option<(&str, i64)>)
     )
 }
 
-/// The valid session of the request's area, whatever kind.
+/// The valid session of the request's area, whatever kind: signed, not expired, and not
+/// ended by a logout since it was made (its principal's epoch has not moved on).
 async fn current_session(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<Session>, PageError> {
     let key = session_key(state).await?;
-    Ok(read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms())))
+    let Some(session) = read_cookie(req, area_of(req)).and_then(|c| key.open(&c, now_ms())) else {
+        return Ok(None);
+    };
+    if session.epoch != session.who.current_epoch(&state.store).await? {
+        return Ok(None);
+    }
+    Ok(Some(session))
 }
 
 type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, PageError>>>>;
@@ -189,6 +194,20 @@ impl Signed {
         }
     }
 
+    /// Called before an action that creates a secret shown once: when its message could
+    /// not be kept, nothing is created and the page says why.
+    pub fn room_for_reveal(&self) -> Result<(), PageError> {
+        if flash::room_for_reveal(&self.session.nonce, now_ms()) {
+            return Ok(());
+        }
+        Err(PageError::Status(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Too many one-time messages are waiting to be shown. Nothing was created; \
+             try again in a few minutes."
+                .into(),
+        ))
+    }
+
     /// Redirects after a POST, leaving `flash` for the next page.
     pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
         let ticket = flash::put(&self.session.nonce, flash, now_ms());
@@ -251,6 +270,10 @@ impl Tenant {
 
     pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
         self.signed.redirect(to, flash)
+    }
+
+    pub fn room_for_reveal(&self) -> Result<(), PageError> {
+        self.signed.room_for_reveal()
     }
 }
 

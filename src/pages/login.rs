@@ -1,13 +1,9 @@
 //! Logging in and out of both areas: the admin with the admin token, a tenant with one of
-//! its API keys. Failed attempts are slowed down per client address.
-
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
+//! its API keys. Failed attempts are slowed down, then refused, per area and client address
+//! (`crate::throttle`).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use askama::Template;
 use serde::Deserialize;
 
@@ -16,6 +12,7 @@ use super::render::{render, see_other, with_cookie, Area, Layout, PageError, Pag
 use super::session::{Session, Who};
 use crate::clock::now_ms;
 use crate::keys::hash_token;
+use crate::throttle::{self, Door};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -143,8 +140,13 @@ struct LoginForm {
 }
 
 async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> PageResult {
-    let ip = req.peer_addr().map(|a| a.ip());
-    if throttle::locked_out(ip, now_ms()) {
+    let ip = crate::client_addr::of_request(&req, &v.state.config.trusted_proxies);
+    let door = match v.area {
+        Area::Admin => Door::AdminLogin,
+        Area::Portal => Door::PortalLogin,
+    };
+    if throttle::begin(door, ip, now_ms()).is_err() {
+        throttle::locked(door, ip, now_ms());
         return Err(PageError::Status(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins from your address. Wait 15 minutes and try again.".into(),
@@ -169,8 +171,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
     };
     let next = safe_next(v.area, f.next.as_deref());
     let Some(who) = who else {
-        let delay = throttle::failed(ip, now_ms());
-        tracing::warn!(ip = ?ip, area = ?v.area, "failed page login");
+        let delay = throttle::failed(door, ip, now_ms());
         actix_web::rt::time::sleep(delay).await;
         let session = v
             .session
@@ -187,9 +188,10 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
             &login_page(&v, &session, next, Some(problem), false),
         ));
     };
-    throttle::succeeded(ip);
+    throttle::succeeded(door, ip);
     // A fresh nonce on login: a session id planted before login is worth nothing after it.
-    let session = Session::new(who, now_ms());
+    let epoch = who.current_epoch(&v.state.store).await?;
+    let session = Session::with_epoch(who, epoch, now_ms());
     let cookie = session_cookie(
         &req,
         v.area,
@@ -207,60 +209,22 @@ fn same_hash(a: &str, b: &str) -> bool {
             == 0
 }
 
-async fn logout(req: HttpRequest, v: Visitor, _: Posted<Button>) -> HttpResponse {
+/// Ends the session on the server as well (see `session`): a copy of the cookie is refused.
+async fn logout(req: HttpRequest, v: Visitor, _: Posted<Button>) -> PageResult {
+    if let Some(session) = &v.session {
+        let of_this_area = matches!(
+            (&session.who, v.area),
+            (Who::Admin, Area::Admin) | (Who::Tenant { .. }, Area::Portal)
+        );
+        if of_this_area {
+            session.who.end_sessions(&v.state.store).await?;
+        }
+    }
     let to = format!("{}?bye=1", v.area.login());
-    with_cookie(see_other(&to), &session_cookie(&req, v.area, None))
-}
-
-/// Failed logins per client address: each failure waits a little longer (up to 5 s), and
-/// after 20 failures within 15 minutes the address is refused outright until they age out.
-/// Behind a reverse proxy every client shares the proxy's address, which makes the lock
-/// coarse but never looser.
-mod throttle {
-    use super::*;
-
-    const FORGET_MS: i64 = 15 * 60 * 1000;
-    const LOCK_AFTER: u32 = 20;
-
-    struct Failures {
-        count: u32,
-        last_ms: i64,
-    }
-
-    static FAILED: LazyLock<Mutex<HashMap<Option<IpAddr>, Failures>>> =
-        LazyLock::new(Default::default);
-
-    fn table() -> std::sync::MutexGuard<'static, HashMap<Option<IpAddr>, Failures>> {
-        FAILED.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn locked_out(ip: Option<IpAddr>, now: i64) -> bool {
-        table()
-            .get(&ip)
-            .is_some_and(|f| f.count >= LOCK_AFTER && now - f.last_ms < FORGET_MS)
-    }
-
-    /// Records a failure; returns how long to wait before answering.
-    pub fn failed(ip: Option<IpAddr>, now: i64) -> Duration {
-        let mut table = table();
-        if table.len() > 100_000 {
-            table.retain(|_, f| now - f.last_ms < FORGET_MS);
-        }
-        let f = table.entry(ip).or_insert(Failures {
-            count: 0,
-            last_ms: now,
-        });
-        if now - f.last_ms >= FORGET_MS {
-            f.count = 0;
-        }
-        f.count += 1;
-        f.last_ms = now;
-        Duration::from_millis((500 * f.count as u64).min(5_000))
-    }
-
-    pub fn succeeded(ip: Option<IpAddr>) {
-        table().remove(&ip);
-    }
+    Ok(with_cookie(
+        see_other(&to),
+        &session_cookie(&req, v.area, None),
+    ))
 }
 
 #[cfg(test)]
@@ -285,20 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_slow_down_then_lock() {
-        let ip = Some("192.0.2.7".parse().unwrap());
-        assert_eq!(throttle::failed(ip, 0), Duration::from_millis(500));
-        assert_eq!(throttle::failed(ip, 1), Duration::from_millis(1000));
-        for i in 0..18 {
-            throttle::failed(ip, 2 + i);
-        }
-        assert!(throttle::locked_out(ip, 100));
-        assert!(
-            !throttle::locked_out(ip, 16 * 60 * 1000),
-            "forgotten after 15 min"
-        );
-        throttle::succeeded(ip);
-        assert!(!throttle::locked_out(ip, 100));
+    fn hashes_compare_whole() {
         assert!(same_hash("ab", "ab") && !same_hash("ab", "ac") && !same_hash("ab", "abc"));
     }
 }

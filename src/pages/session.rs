@@ -1,11 +1,18 @@
 //! Page sessions: a signed cookie, and the CSRF token derived from it.
 //!
 //! The cookie holds everything a request needs (who, until when, a random nonce) and an
-//! HMAC-SHA256 over it, keyed with a random value kept in the `settings` table, so sessions
-//! survive restarts and nothing is stored per session. The expiry is inside the signed
-//! value: a client cannot extend it by keeping the cookie longer. Logging out removes the
-//! cookie; a copy stolen before that stays valid until it expires (the price of stateless
-//! sessions, bounded by the short lifetime).
+//! HMAC-SHA256 over it, keyed with a key derived from the deployment's secret key — which
+//! lives outside the database (`crate::secret_key`), so a copied database or backup mints
+//! no session. Sessions survive restarts and nothing is stored per session. The expiry is inside the signed
+//! value: a client cannot extend it by keeping the cookie longer.
+//!
+//! Logging out must end a session on the server too, not only in the browser: a copy of the
+//! cookie would otherwise stay valid until it expires. Each cookie carries the *epoch* of
+//! who it belongs to — a counter in the `settings` table, one for the admin and one per API
+//! key of the portal — and a request is refused when the counter has moved on. Logging out
+//! advances it, so it ends every session of that principal: the admin's logout signs the
+//! admin out everywhere, a portal logout ends the sessions made with that key. Revoking a
+//! key ends its sessions through the key check in `guard`.
 //!
 //! Every form carries `csrf_token` = HMAC(key, "csrf" | nonce). A cross-site page cannot
 //! read it (it is in our HTML, not in the cookie), so a forged POST arrives without it.
@@ -17,6 +24,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::secret_key::SecretKey;
 use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -45,10 +53,48 @@ pub struct Session {
     pub who: Who,
     pub expires_ms: i64,
     pub nonce: String,
+    /// The principal's epoch when the session began (0 for anonymous sessions).
+    pub epoch: i64,
+}
+
+impl Who {
+    /// The `settings` key of this principal's session epoch; anonymous sessions have none.
+    pub fn epoch_key(&self) -> Option<String> {
+        match self {
+            Who::Anonymous => None,
+            Who::Admin => Some("session_epoch:admin".into()),
+            Who::Tenant { key_id, .. } => Some(format!("session_epoch:key:{key_id}")),
+        }
+    }
+
+    /// The epoch sessions of this principal must carry now.
+    pub async fn current_epoch(&self, store: &Store) -> Result<i64, StoreError> {
+        let Some(key) = self.epoch_key() else {
+            return Ok(0);
+        };
+        Ok(store
+            .setting_get(&key)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Ends every session of this principal made before now.
+    pub async fn end_sessions(&self, store: &Store) -> Result<(), StoreError> {
+        if let Some(key) = self.epoch_key() {
+            store.setting_increment(&key).await?;
+        }
+        Ok(())
+    }
 }
 
 impl Session {
+    /// An anonymous session (login forms).
     pub fn new(who: Who, now_ms: i64) -> Session {
+        Session::with_epoch(who, 0, now_ms)
+    }
+
+    pub fn with_epoch(who: Who, epoch: i64, now_ms: i64) -> Session {
         let life = if who == Who::Anonymous {
             ANONYMOUS_MS
         } else {
@@ -60,27 +106,27 @@ impl Session {
             who,
             expires_ms: now_ms + life,
             nonce: URL_SAFE_NO_PAD.encode(nonce),
+            epoch,
         }
     }
 
     fn payload(&self) -> String {
+        let (exp, nonce, epoch) = (self.expires_ms, &self.nonce, self.epoch);
         match &self.who {
-            Who::Anonymous => format!("anon|{}|{}", self.expires_ms, self.nonce),
-            Who::Admin => format!("admin|{}|{}", self.expires_ms, self.nonce),
+            Who::Anonymous => format!("anon|{exp}|{nonce}|{epoch}"),
+            Who::Admin => format!("admin|{exp}|{nonce}|{epoch}"),
             Who::Tenant { tenant, key_id } => {
-                format!(
-                    "tenant|{}|{}|{key_id}|{tenant}",
-                    self.expires_ms, self.nonce
-                )
+                format!("tenant|{exp}|{nonce}|{epoch}|{key_id}|{tenant}")
             }
         }
     }
 
     fn from_payload(payload: &str) -> Option<Session> {
-        let mut parts = payload.splitn(5, '|');
+        let mut parts = payload.splitn(6, '|');
         let kind = parts.next()?;
         let expires_ms = parts.next()?.parse().ok()?;
         let nonce = parts.next()?.to_owned();
+        let epoch = parts.next()?.parse().ok()?;
         let who = match kind {
             "anon" => Who::Anonymous,
             "admin" => Who::Admin,
@@ -94,6 +140,7 @@ impl Session {
             who,
             expires_ms,
             nonce,
+            epoch,
         })
     }
 }
@@ -108,24 +155,14 @@ impl SessionKey {
         SessionKey(bytes)
     }
 
-    /// Loads the deployment's key, creating it on first use (first writer wins, so every
-    /// worker thread ends up with the same key). The key in use is bound to the admin
+    /// The deployment's session key, derived from its secret key. It is bound to the admin
     /// token's hash: changing the admin token ends every page session made with the old one.
-    pub async fn load(store: &Store, admin_token_hash: &str) -> Result<SessionKey, StoreError> {
-        let mut fresh = [0u8; 32];
-        rand::rng().fill_bytes(&mut fresh);
-        let fresh = hex::encode(fresh);
-        let stored = store.setting_get_or_insert("session_key", &fresh).await?;
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(stored.trim(), &mut key)
-            .map_err(|_| StoreError::Open("settings.session_key is not 64 hex digits".into()))?;
-        let bound = SessionKey(key)
+    pub fn derive(secret: &SecretKey, admin_token_hash: &str) -> SessionKey {
+        let bound = SessionKey(secret.derive("session"))
             .mac(&[b"admin-token|", admin_token_hash.as_bytes()])
             .finalize()
             .into_bytes();
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&bound);
-        Ok(SessionKey(key))
+        SessionKey(bound.into())
     }
 
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
@@ -217,7 +254,7 @@ mod tests {
         let sealed = k.seal(&admin);
         let (_, tag) = sealed.split_once('.').unwrap();
         // A longer expiry with the old signature.
-        let forged = format!("admin|{}|{}", i64::MAX, admin.nonce);
+        let forged = format!("admin|{}|{}|0", i64::MAX, admin.nonce);
         assert_eq!(
             k.open(&format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged)), 1),
             None

@@ -155,6 +155,7 @@ struct NewKey {
 
 async fn create_key(t: Tenant, Posted(form): Posted<NewKey>) -> PageResult {
     admin_only(&t)?;
+    t.room_for_reveal()?;
     let created = t
         .state()
         .issue_key(&t.tenant, form.name.trim().to_owned())

@@ -107,6 +107,10 @@ pub trait Backend: Send + Sync + 'static {
     // --- settings -------------------------------------------------------------------
     /// Stores `value` unless `key` has one; returns what is stored (first writer wins).
     async fn setting_get_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    /// The value of `key`, if it has one.
+    async fn setting_get(&self, key: &str) -> Result<Option<String>>;
+    /// Adds one to the counter under `key` (absent = 0) atomically; returns the new value.
+    async fn setting_increment(&self, key: &str) -> Result<i64>;
     /// A write that proves the database takes writes (`/readyz`).
     async fn heartbeat(&self, now: i64) -> Result<()>;
 

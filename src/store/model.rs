@@ -39,6 +39,7 @@ pub struct Endpoint {
     pub events: Vec<String>,
     pub status: EndpointStatus,
     pub description: String,
+    #[serde(serialize_with = "ser::masked_headers")]
     pub headers: BTreeMap<String, String>,
     /// The endpoint's own schemes; `None` means the deployment default.
     pub signature: Option<Vec<Scheme>>,

@@ -4,8 +4,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod copied_db;
 mod delete_inflight;
+mod file_modes;
+mod flash_flood;
 mod limits;
 mod login_next;
+mod logout;
+mod masked_headers;
+mod pages_http;
 mod retention;
+mod sealed_secrets;
+mod slow_body;
 mod ssrf_create;
+mod throttle;

@@ -1,5 +1,8 @@
 //! The one place that opens SQLite and sets its pragmas.
 
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Checkpoints are not run by commits (`wal_autocheckpoint = 0`) but by `checkpoint.rs`;
 /// the WAL is trimmed to 64 MiB after one; the page cache is 32 MiB.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
+    create_private(path)?;
+    warn_if_readable(path);
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -35,6 +40,42 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
          PRAGMA cache_size = -32768;"
     ))?;
     Ok(conn)
+}
+
+/// Creates `path` empty with mode 0600 unless it exists. The database holds what signs
+/// sessions and every endpoint's secret, so only Herald's user may read it, whatever the
+/// umask. SQLite gives the `-wal` and `-shm` files it creates later the mode of the main
+/// file, so this one call covers all three; `backup` uses it for its copy too.
+pub fn create_private(path: &Path) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Open(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// An existing database is left as its owner set it, but a readable one is worth a warning:
+/// whoever can copy it can read endpoint secrets.
+fn warn_if_readable(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                db = %path.display(),
+                mode = format!("{mode:o}"),
+                "the database file is readable by other users; it holds secrets: chmod 600 it \
+                 (and its -wal and -shm files)"
+            );
+        }
+    }
 }
 
 /// A plain connection for one-off jobs (backup).

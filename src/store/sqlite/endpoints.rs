@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointStatus, EventFilter, Ordering};
+use crate::secret_key::{open_stored, seal_stored};
 use crate::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
@@ -14,6 +15,14 @@ use crate::store::{
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
     disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms";
+
+/// A stored secret (sealed with the deployment's secret key) in clear, for column `idx`.
+pub(super) fn secret_at(r: &Row, idx: usize) -> rusqlite::Result<Option<String>> {
+    let stored: Option<String> = r.get(idx)?;
+    stored.map(|s| open_stored(&s)).transpose().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+    })
+}
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let events: String = r.get(3)?;
@@ -30,8 +39,8 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         signature: signature.and_then(|s| parse_schemes(&s).ok()),
         status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
         disabled_reason: r.get(8)?,
-        secret: r.get(9)?,
-        previous_secret: r.get(10)?,
+        secret: secret_at(r, 9)?.unwrap_or_default(),
+        previous_secret: secret_at(r, 10)?,
         previous_secret_until: r.get(11)?,
         failing_since: r.get(12)?,
         created_at: r.get(13)?,
@@ -72,7 +81,7 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             json(new.headers.map()),
             schemes_text(&new.signature),
             new.status.as_str(),
-            new.secret,
+            seal_stored(&new.secret),
             now,
             new.rate_limit,
             new.ordering.as_str(),
@@ -244,6 +253,35 @@ pub fn delete(conn: &Connection, tenant_id: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Seals the secrets still stored in clear (files written before secrets were sealed, or
+/// by a process without the key); returns how many endpoints it changed.
+pub fn seal_cleartext(conn: &Connection) -> Result<usize> {
+    if crate::secret_key::installed().is_none() {
+        return Ok(0);
+    }
+    let clear: Vec<(i64, String, Option<String>)> = conn
+        .prepare(
+            "SELECT id, secret, previous_secret FROM endpoints
+             WHERE secret NOT LIKE 'sealed1:%' OR previous_secret NOT LIKE 'sealed1:%'",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let seal = |s: &str| {
+        if crate::secret_key::is_sealed(s) {
+            s.to_owned()
+        } else {
+            seal_stored(s)
+        }
+    };
+    for (id, secret, previous) in &clear {
+        conn.execute(
+            "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
+            params![id, seal(secret), previous.as_deref().map(seal)],
+        )?;
+    }
+    Ok(clear.len())
+}
+
 /// Installs a new secret; the old one keeps signing beside it until `grace_until`.
 pub fn rotate_secret(
     conn: &Connection,
@@ -257,7 +295,7 @@ pub fn rotate_secret(
     conn.execute(
         "UPDATE endpoints SET previous_secret = secret, previous_secret_until = ?4, secret = ?3, updated_at = ?5
          WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id, id, new_secret, grace_until, now],
+        params![tenant_id, id, seal_stored(new_secret), grace_until, now],
     )?;
     get(conn, tenant_id, id)
 }

@@ -68,6 +68,13 @@ impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         let mut conn = connection::open_writer(path, durability)?;
         migrate::migrate(&mut conn)?;
+        let sealed = endpoints::seal_cleartext(&conn)?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         let pool = connection::read_pool(path)?;
         Ok(SqliteStore {
             pool,
@@ -150,6 +157,16 @@ impl Backend for SqliteStore {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.write(move |c| settings::get_or_insert(c, &key, &value))
             .await
+    }
+
+    async fn setting_get(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |c| settings::get(c, &key)).await
+    }
+
+    async fn setting_increment(&self, key: &str) -> Result<i64> {
+        let key = key.to_owned();
+        self.write(move |c| settings::increment(c, &key)).await
     }
 
     async fn heartbeat(&self, now: i64) -> Result<()> {
@@ -490,6 +507,8 @@ impl Backend for SqliteStore {
     }
 
     fn backup(&self, dest: &Path) -> Result<()> {
+        // `VACUUM INTO` accepts an empty file: creating it first sets the copy's mode.
+        connection::create_private(dest)?;
         let dest = dest.to_string_lossy().into_owned();
         let conn = connection::open_plain(&self.path)?;
         conn.execute("VACUUM INTO ?1", [dest])?;

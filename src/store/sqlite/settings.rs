@@ -26,3 +26,23 @@ pub fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {
     .execute(params![key, value])?;
     Ok(())
 }
+
+/// The value of `key`, if it has one.
+pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Adds one to the integer under `key` (0 when absent) in one statement; returns the new value.
+pub fn increment(conn: &Connection, key: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "INSERT INTO settings (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+         RETURNING CAST(value AS INTEGER)",
+        [key],
+        |r| r.get(0),
+    )?)
+}

@@ -1,0 +1,158 @@
+//! The address a request comes from, for throttles and logs.
+//!
+//! Behind a reverse proxy every connection comes from the proxy, so the client is named by
+//! `X-Forwarded-For` instead. That header is whatever the sender wrote, so it is believed
+//! only from the proxies listed in `trusted_proxies`: from the right, each hop that is a
+//! trusted proxy vouches for the one before it, and the first untrusted hop is the client.
+
+use std::net::IpAddr;
+
+/// An address or a network (`10.0.0.0/8`, `::1`), as listed in `trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(v: &str) -> Result<Cidr, String> {
+        let bad = || format!("`{v}` is not an IP address or a network like 10.0.0.0/8");
+        let (addr, prefix) = match v.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                same_prefix(u128::from(net), u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
+    let shift = bits - u32::from(prefix);
+    shift >= bits || (a >> shift) == (b >> shift)
+}
+
+/// `::ffff:192.0.2.1` is the IPv4 client it wraps.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client's address: the peer, or — when the peer is a trusted proxy — the last
+/// untrusted address of `X-Forwarded-For` (all its values, in order).
+pub fn client_ip<'a>(
+    peer: Option<IpAddr>,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[Cidr],
+) -> Option<IpAddr> {
+    let peer = canonical(peer?);
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = forwarded_for
+        .flat_map(|v| v.split(','))
+        .map(|hop| hop.trim().parse::<IpAddr>().ok().map(canonical))
+        .collect::<Option<_>>()
+        // A malformed chain names nobody: the proxy is the best we know.
+        .unwrap_or_default();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// `client_ip` for an actix request.
+pub fn of_request(req: &actix_web::HttpRequest, trusted: &[Cidr]) -> Option<IpAddr> {
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    client_ip(req.peer_addr().map(|a| a.ip()), forwarded, trusted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.1.2.3")) && !net.contains(ip("11.0.0.1")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("127.0.0.1")
+            .unwrap()
+            .contains(ip("::ffff:127.0.0.1")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("proxy.local").is_err());
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let xff = |v: &'static str| std::iter::once(v);
+        // Untrusted peer: its header is ignored.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.9")), xff("203.0.113.1"), &trusted),
+            Some(ip("198.51.100.9"))
+        );
+        // Trusted proxy: the last untrusted hop, not what the client prepended.
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                xff("1.1.1.1, 203.0.113.1, 10.0.0.3"),
+                &trusted
+            ),
+            Some(ip("203.0.113.1"))
+        );
+        // No header, or a malformed one: the proxy itself.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), std::iter::empty(), &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), xff("garbage"), &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), xff("203.0.113.1"), &[]),
+            Some(ip("10.0.0.2"))
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The deployment's secret key, kept outside the database.
+//!
+//! Whoever can read the database (a copied file, a backup) must not be able to mint a
+//! session. So the keys that sign sessions and CSRF tokens are derived from a key that the
+//! database never holds: `HERALD_SECRET_KEY` (64 hex digits) when set, otherwise the key
+//! file (`secret_key_file`, by default `herald.key` beside the database), created 0600 with
+//! a random key on first start.
+//!
+//! The same key seals endpoint signing secrets in the database (ChaCha20-Poly1305 from
+//! `ring`, a random nonce each): a stored secret reads `sealed1:<base64>`. The server
+//! installs its key for the store (`install`) before opening it; the store seals what it
+//! writes and opens what it reads, and on opening seals any secret still in clear (files
+//! from before this). Losing the key loses the endpoints' secrets (rotate them) and ends
+//! page sessions, so back it up with the database — but never in the same place.
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl SecretKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
+        SecretKey(bytes)
+    }
+
+    fn parse(text: &str, from: &str) -> Result<SecretKey, String> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+            format!("{from} must hold 64 hex digits (e.g. the output of `openssl rand -hex 32`)")
+        })?;
+        Ok(SecretKey(key))
+    }
+
+    /// The key for one purpose (`"session"`, …): HMAC-SHA256(secret, purpose), so keys for
+    /// different uses never coincide and none reveals the secret.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"herald|");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The configured key: `HERALD_SECRET_KEY`, else the key file, created if missing.
+    pub fn load(config: &Config) -> Result<SecretKey, String> {
+        if let Some(key) = &config.secret_key {
+            return SecretKey::parse(key, "HERALD_SECRET_KEY");
+        }
+        let path = key_file(config);
+        let mut fresh = [0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        // Created only if absent (two processes starting at once: the first one wins).
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(format!("{}\n", hex::encode(fresh)).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::info!(file = %path.display(), "created the secret key file; back it up with the database");
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => warn_if_readable(&path),
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        SecretKey::parse(&text, &path.display().to_string())
+    }
+}
+
+/// What marks a sealed value in the database.
+const SEALED: &str = "sealed1:";
+const AAD: &[u8] = b"herald endpoint secret";
+
+impl SecretKey {
+    fn aead(&self) -> LessSafeKey {
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &self.derive("endpoint-secrets"))
+            .expect("a 32-byte key");
+        LessSafeKey::new(key)
+    }
+
+    /// `sealed1:` + base64(nonce | ciphertext | tag).
+    pub fn seal(&self, plain: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut buf = plain.as_bytes().to_vec();
+        self.aead()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut buf,
+            )
+            .expect("sealing cannot fail for small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The value inside a sealed one; a value in clear is returned as it is.
+    pub fn open(&self, stored: &str) -> Result<String, String> {
+        let Some(sealed) = stored.strip_prefix(SEALED) else {
+            return Ok(stored.to_owned());
+        };
+        let bad = || "a sealed endpoint secret does not open with this secret key".to_owned();
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| bad())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(bad());
+        }
+        let (nonce, rest) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .aead()
+            .open_in_place(nonce, Aad::from(AAD), &mut buf)
+            .map_err(|_| bad())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| bad())
+    }
+}
+
+/// Whether a stored value is sealed.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(SEALED)
+}
+
+static INSTALLED: OnceLock<SecretKey> = OnceLock::new();
+
+/// Gives the store the key it seals endpoint secrets with (the server does, once, before
+/// opening the store). Without it — the CLI, tests that open a store directly — secrets
+/// are written as given and only values in clear can be read.
+pub fn install(key: SecretKey) {
+    let _ = INSTALLED.set(key);
+}
+
+/// For the store: the installed key, if any.
+pub fn installed() -> Option<&'static SecretKey> {
+    INSTALLED.get()
+}
+
+/// For the store: seals with the installed key (as given without one).
+pub fn seal_stored(plain: &str) -> String {
+    match installed() {
+        Some(key) => key.seal(plain),
+        None => plain.to_owned(),
+    }
+}
+
+/// For the store: opens a stored value.
+pub fn open_stored(stored: &str) -> Result<String, String> {
+    match installed() {
+        Some(key) => key.open(stored),
+        None if is_sealed(stored) => Err(
+            "an endpoint secret is sealed but no secret key is loaded (the CLI cannot read it)"
+                .into(),
+        ),
+        None => Ok(stored.to_owned()),
+    }
+}
+
+/// `secret_key_file`, or `herald.key` in the database's directory.
+pub fn key_file(config: &Config) -> PathBuf {
+    config.secret_key_file.clone().unwrap_or_else(|| {
+        let dir = config.db.parent().filter(|d| !d.as_os_str().is_empty());
+        dir.unwrap_or(Path::new(".")).join("herald.key")
+    })
+}
+
+fn warn_if_readable(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "the secret key file is readable by other users: chmod 600 it"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            db: dir.path().join("herald.db"),
+            ..Config::default()
+        };
+        let first = SecretKey::load(&config).unwrap();
+        let path = dir.path().join("herald.key");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(SecretKey::load(&config).unwrap().0, first.0);
+        assert_ne!(first.derive("session"), first.derive("other"));
+
+        let from_env = Config {
+            secret_key: Some("ab".repeat(32)),
+            ..config
+        };
+        assert_eq!(SecretKey::load(&from_env).unwrap().0, [0xab; 32]);
+        let bad = Config {
+            secret_key: Some("short".into()),
+            ..Config::default()
+        };
+        assert!(SecretKey::load(&bad).unwrap_err().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let sealed = key.seal("whsec_abc");
+        assert!(is_sealed(&sealed) && !sealed.contains("whsec_abc"));
+        assert_ne!(sealed, key.seal("whsec_abc"), "a fresh nonce each time");
+        assert_eq!(key.open(&sealed).unwrap(), "whsec_abc");
+        assert_eq!(key.open("whsec_clear").unwrap(), "whsec_clear");
+        assert!(SecretKey::from_bytes([2; 32]).open(&sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert!(key.open(&tampered).is_err());
+    }
+}
