@@ -57,10 +57,13 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
         (n == 1).then(|| app.sql_count("SELECT started_at FROM attempts"))
     });
     let now = now_ms();
+    // The failure and the success five hours ago share an hour whatever the minute now:
+    // both sit 20 and 21 minutes into that hour.
+    let five_hours_ago = (now.div_euclid(HOUR) - 5) * HOUR + 20 * 60_000;
     let seeded = [
         (now - 2 * HOUR, 200),
-        (now - 5 * HOUR, 500),
-        (now - 5 * HOUR + 60_000, 200),
+        (five_hours_ago, 500),
+        (five_hours_ago + 60_000, 200),
         (now - 3 * DAY, 200),
     ];
     seed_attempts(&app, &seeded);
