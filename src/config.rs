@@ -41,6 +41,8 @@ pub struct Config {
     pub rotation_grace: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
     pub trusted_proxies: Vec<Cidr>,
+    /// Where Herald sends its own operational events (every tenant's), if anywhere.
+    pub operator_webhook: Option<String>,
     /// The secret key file; `None`: `herald.key` beside the database (`secret_key::key_file`).
     pub secret_key_file: Option<PathBuf>,
     /// The secret key itself, from `HERALD_SECRET_KEY` only (never from a file on disk
@@ -77,6 +79,7 @@ impl Default for Config {
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
             trusted_proxies: Vec::new(),
+            operator_webhook: None,
             secret_key_file: None,
             secret_key: None,
             rate_limit: None,
@@ -106,6 +109,7 @@ pub const KEYS: &[&str] = &[
     "disable_after",
     "rotation_grace",
     "trusted_proxies",
+    "operator_webhook",
     "secret_key_file",
     "rate_limit",
     "circuit_threshold",
@@ -208,6 +212,12 @@ impl Config {
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
             "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
             "secret_key_file" => self.secret_key_file = Some(PathBuf::from(non_empty(v)?)),
+            "operator_webhook" => {
+                self.operator_webhook = match v {
+                    "" | "none" => None,
+                    url => Some(url.to_owned()),
+                }
+            }
             "trusted_proxies" => {
                 self.trusted_proxies = v
                     .split(',')

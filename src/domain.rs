@@ -105,7 +105,9 @@ impl EventFilter {
 
 fn pattern_matches(pattern: &str, event: &str) -> bool {
     if pattern == "*" {
-        return true;
+        // Herald's own events (`herald.endpoint.disabled`, …) go only to endpoints that
+        // ask for them by name or with `herald.*`.
+        return !event.starts_with("herald.");
     }
     match pattern.strip_suffix(".*") {
         // `book.*` matches `book.completed` and `book.chapter.done`, not `book` or `bookshelf.x`.
@@ -369,6 +371,10 @@ mod tests {
         assert!(!f.matches("book"));
         assert!(!f.matches("bookshelf.x"));
         assert!(filter(&["*"]).matches("anything.at.all"));
+        // Herald's own events are opt-in.
+        assert!(!filter(&["*"]).matches("herald.endpoint.disabled"));
+        assert!(filter(&["herald.*"]).matches("herald.endpoint.disabled"));
+        assert!(filter(&["herald.delivery.failed"]).matches("herald.delivery.failed"));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     secret_key::install(secret_key.clone());
     let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
+    service::ensure_operator_endpoint(&store, &config)
+        .await
+        .map_err(|e| format!("operator_webhook: {e}"))?;
     let config = Arc::new(config);
     let shutdown = Shutdown::default();
     let engine = {

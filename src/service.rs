@@ -58,6 +58,65 @@ pub struct IssuedKey {
     pub token: String,
 }
 
+/// Sets up (or points at a new URL) the operator's endpoint in the reserved `_herald`
+/// tenant, subscribed to `herald.*`, when `operator_webhook` is set. Its signing secret is
+/// printed once, when it is created; the admin can rotate it later through the API
+/// (`?tenant=_herald`).
+pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<()> {
+    use crate::store::OPERATOR_TENANT;
+    let Some(url) = &config.operator_webhook else {
+        return Ok(());
+    };
+    let url = crate::domain::EndpointUrl::parse(url, config.allow_private_targets)
+        .map_err(ServiceError::invalid)?;
+    let now = now_ms();
+    if !store.tenant_exists(OPERATOR_TENANT).await? {
+        store
+            .create_tenant(OPERATOR_TENANT, "Herald operator", now)
+            .await?;
+    }
+    let first = crate::store::Cursor {
+        before: None,
+        limit: 1,
+    };
+    let existing = store.list_endpoints(OPERATOR_TENANT, None, first).await?;
+    match existing.items.first() {
+        Some(e) if e.url == url.as_str() => {}
+        Some(e) => {
+            let patch = EndpointPatch {
+                url: Some(url),
+                ..Default::default()
+            };
+            store
+                .update_endpoint(OPERATOR_TENANT, e.id, patch, now)
+                .await?;
+        }
+        None => {
+            let filter = crate::domain::EventFilter::parse(&["herald.*".to_owned()])
+                .map_err(ServiceError::invalid)?;
+            let new = crate::store::NewEndpoint {
+                url,
+                filter,
+                secret: generate_secret(),
+                description: "Herald's operational events".into(),
+                headers: crate::domain::ExtraHeaders::default(),
+                signature: None,
+                status: crate::domain::EndpointStatus::Active,
+                rate_limit: None,
+                ordering: crate::domain::Ordering::Parallel,
+                retry_schedule: None,
+                request_timeout: None,
+            };
+            let created = store.create_endpoint(OPERATOR_TENANT, new, now).await?;
+            println!(
+                "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
+                created.url, created.secret
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A tenant's display name: 1-100 characters.
 pub fn check_tenant_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.chars().count() > 100 {

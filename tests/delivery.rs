@@ -834,3 +834,71 @@ fn an_endpoints_in_flight_limit_adapts_to_the_receiver() {
     });
     assert!(fallen < grown);
 }
+
+/// The real binary: when an endpoint's circuit opens, Herald publishes
+/// `herald.endpoint.circuit_opened` through its own delivery path, signed, to the operator
+/// webhook and to the tenant's endpoints that subscribe to `herald.*`, not to `*` ones.
+#[test]
+fn operational_events_reach_the_operator_and_herald_subscribers_signed() {
+    let ops = Receiver::ok();
+    let app = TestApp::spawn_with(&[("HERALD_OPERATOR_WEBHOOK", &ops.url("/ops"))]);
+    let (status, _, list) = app.call_raw(
+        "GET",
+        "/api/v1/webhooks",
+        Some(common::ADMIN_TOKEN),
+        &[("x-herald-tenant", "_herald")],
+        None,
+    );
+    assert_eq!(status, 200, "{list}");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let operator = &list["data"][0];
+    assert_eq!(operator["url"], ops.url("/ops"));
+    let (status, _, rotated) = app.call_raw(
+        "POST",
+        &format!("/api/v1/webhooks/{}/rotate-secret", operator["id"]),
+        Some(common::ADMIN_TOKEN),
+        &[("x-herald-tenant", "_herald")],
+        None,
+    );
+    assert_eq!(status, 200, "{rotated}");
+    let rotated: Value = serde_json::from_str(&rotated).unwrap();
+    let secret = rotated["data"]["secret"].as_str().unwrap().to_owned();
+
+    let watcher = Receiver::ok();
+    let watch = app.create_webhook(&watcher.url("/watch"), &["herald.*"]);
+    app.create_webhook(&watcher.url("/all"), &["*"]);
+    let down = Receiver::start(|_, _| Reply::status(500));
+    let failing = app.create_webhook(&down.url("/down"), &["job.*"]);
+    for i in 0..5 {
+        app.publish(json!({"event": "job.done", "i": i}));
+    }
+    let got = ops.wait_for("/ops", 1, WAIT);
+    let event: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(event["event"], "herald.endpoint.circuit_opened");
+    assert_eq!(event["data"]["tenant"], "default");
+    assert_eq!(event["data"]["endpoint_id"], failing["id"]);
+    let results = node(
+        "verify.mjs",
+        &json!([verify_case(&got[0], &secret, None, "X-Herald")]),
+    );
+    assert_eq!(results[0]["standard"], true, "{results}");
+
+    let seen = watcher.wait_for("/watch", 1, WAIT);
+    let tenant_copy: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(tenant_copy["event"], "herald.endpoint.circuit_opened");
+    let results = node(
+        "verify.mjs",
+        &json!([verify_case(
+            &seen[0],
+            watch["secret"].as_str().unwrap(),
+            None,
+            "X-Herald"
+        )]),
+    );
+    assert_eq!(results[0]["standard"], true, "{results}");
+    let everything = watcher.wait_for("/all", 5, WAIT);
+    assert!(
+        everything.iter().all(|r| !r.body.contains("herald.")),
+        "`*` does not subscribe to Herald's own events"
+    );
+}

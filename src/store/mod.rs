@@ -66,6 +66,10 @@ pub struct WriterStats {
     pub jobs: u64,
 }
 
+/// The reserved tenant that holds the operator's endpoint (`operator_webhook`); tenant ids
+/// users create cannot start with `_`.
+pub const OPERATOR_TENANT: &str = "_herald";
+
 /// What the recorder does about an endpoint's failures.
 #[derive(Debug, Clone, Copy)]
 pub struct HealthPolicy {

@@ -103,11 +103,14 @@ fn metrics_follow_deliveries() {
         Duration::from_secs(10),
         "the failed delivery to finish",
         || {
+            // The counters move when an attempt ends, the gauges when its record is
+            // committed a moment later: wait for both.
             let s = scrape(&app);
             (get(
                 &s,
                 "herald_attempts_total{outcome=\"failed\",status_class=\"5xx\"}",
-            ) == 1.0)
+            ) == 1.0
+                && get(&s, "herald_deliveries_pending") == 0.0)
                 .then_some(s)
         },
     );

@@ -88,6 +88,7 @@ fn a_circuit_opens_after_five_failures_probes_with_back_off_and_closes_on_succes
         }
     });
     let mut rig = Rig::new(config(), receiver);
+    watch_herald_events(&rig);
     let endpoint = rig.endpoint("/down", "job.*");
     let circuit = |rig: &Rig| {
         rig.block_on(rig.store().get_endpoint(TENANT, endpoint))
@@ -141,6 +142,37 @@ fn a_circuit_opens_after_five_failures_probes_with_back_off_and_closes_on_succes
         drained >= 3,
         "the backlog drains once the circuit closes ({drained})"
     );
+    // Herald told the tenant, through its own events, that it opened and recovered.
+    assert_eq!(herald_events(&rig, "herald.endpoint.circuit_opened"), 1);
+    assert_eq!(herald_events(&rig, "herald.endpoint.recovered"), 1);
+}
+
+/// A paused endpoint subscribed to `herald.*`: Herald's own events are stored for it (and
+/// wait, pending, without being sent, so they do not change what the tests count).
+fn watch_herald_events(rig: &Rig) {
+    let id = rig.endpoint("/watch", "herald.*");
+    let patch = herald::store::EndpointPatch {
+        status: Some(herald::domain::EndpointStatus::Paused),
+        ..Default::default()
+    };
+    rig.block_on(rig.store().update_endpoint(TENANT, id, patch, rig.now()))
+        .unwrap();
+}
+
+/// How many of Herald's own events of `kind` the tenant has.
+fn herald_events(rig: &Rig, kind: &str) -> usize {
+    let q = herald::store::EventQuery {
+        event_type: Some(kind.into()),
+        ..Default::default()
+    };
+    let page = herald::store::Cursor {
+        before: None,
+        limit: 100,
+    };
+    rig.block_on(rig.store().list_events(TENANT, q, page))
+        .unwrap()
+        .items
+        .len()
 }
 
 /// A FIFO endpoint: one request at a time, in publish order; a failing head holds the rest
@@ -203,6 +235,7 @@ fn a_fifo_endpoint_gets_one_at_a_time_in_publish_order_behind_a_failing_head() {
 #[test]
 fn an_endpoint_retries_on_its_own_schedule() {
     let mut rig = Rig::new(config(), Receiver::start(|_, _| Reply::status(500)));
+    watch_herald_events(&rig);
     let mut new = endpoint_to(&rig.receiver.url("/own"), "job.*");
     new.retry_schedule = Some(vec![Duration::from_secs(10)]);
     let endpoint = rig
@@ -225,4 +258,5 @@ fn an_endpoint_retries_on_its_own_schedule() {
     let (delivery, attempts) = rig.delivery(id);
     assert_eq!(delivery.status, "failed", "its one retry was the last");
     assert_eq!(attempts.len(), 2);
+    assert_eq!(herald_events(&rig, "herald.delivery.failed"), 1);
 }

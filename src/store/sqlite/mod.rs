@@ -20,6 +20,7 @@ mod endpoints;
 mod event_types;
 mod events;
 mod migrate;
+pub mod operational;
 mod outbox;
 mod settings;
 mod subscriptions;

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::claims::Claims;
-use super::endpoints;
+use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::signing::parse_schemes;
 use crate::store::{
@@ -253,7 +253,29 @@ fn record_endpoint_health(
          WHERE id = ?1 AND rate_limit IS NOT NULL AND coalesce(last_attempt_at, 0) < ?2",
     )?
     .execute(params![r.endpoint_id, r.started_at])?;
+    if r.verdict == Verdict::Failed && !operational::is_operational(conn, r.delivery_id)? {
+        let data = json!({
+            "delivery_id": r.delivery_id,
+            "status_code": r.status_code,
+            "error": r.error,
+        });
+        operational::emit(conn, r.endpoint_id, "herald.delivery.failed", data, now)?;
+    }
     if r.verdict == Verdict::Succeeded {
+        let was_open: bool = conn
+            .prepare_cached("SELECT circuit_opened_at IS NOT NULL FROM endpoints WHERE id = ?1")?
+            .query_row([r.endpoint_id], |row| row.get(0))
+            .optional()?
+            .unwrap_or(false);
+        if was_open {
+            operational::emit(
+                conn,
+                r.endpoint_id,
+                "herald.endpoint.recovered",
+                json!({}),
+                now,
+            )?;
+        }
         // A success closes the circuit: the backlog drains (within the rate limit).
         conn.prepare_cached(
             "UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0,
@@ -265,13 +287,16 @@ fn record_endpoint_health(
         return Ok(());
     }
     if r.gone {
-        return endpoints::set_status(
+        let reason = "the endpoint answered 410 Gone";
+        endpoints::set_status(
             conn,
             r.endpoint_id,
             EndpointStatus::Disabled,
-            Some("the endpoint answered 410 Gone"),
+            Some(reason),
             now,
-        );
+        )?;
+        let data = json!({ "reason": reason });
+        return operational::emit(conn, r.endpoint_id, "herald.endpoint.disabled", data, now);
     }
     conn.prepare_cached(
         "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2),
@@ -287,13 +312,16 @@ fn record_endpoint_health(
         .query_row(params![r.endpoint_id, now - policy.disable_after_ms], |row| row.get::<_, i64>(0))?
         > 0;
     if expired {
+        let reason = "every delivery failed for longer than disable_after";
         endpoints::set_status(
             conn,
             r.endpoint_id,
             EndpointStatus::Disabled,
-            Some("every delivery failed for longer than disable_after"),
+            Some(reason),
             now,
         )?;
+        let data = json!({ "reason": reason });
+        operational::emit(conn, r.endpoint_id, "herald.endpoint.disabled", data, now)?;
     }
     Ok(())
 }
@@ -338,6 +366,17 @@ fn record_circuit(
                 endpoint = r.endpoint_id,
                 "circuit opened: deliveries wait for a probe"
             );
+            let data = json!({
+                "consecutive_failures": policy.circuit_threshold,
+                "next_probe": crate::clock::rfc3339_ms(now + CIRCUIT_FIRST_BACKOFF_MS),
+            });
+            operational::emit(
+                conn,
+                r.endpoint_id,
+                "herald.endpoint.circuit_opened",
+                data,
+                now,
+            )?;
         }
     }
     Ok(())

@@ -1,0 +1,79 @@
+//! Herald's own events: `herald.endpoint.circuit_opened`, `herald.endpoint.recovered`,
+//! `herald.endpoint.disabled` and `herald.delivery.failed`, published through the normal
+//! delivery path (signed, retried, in the history) in the same transaction as the attempt
+//! record that caused them.
+//!
+//! Each goes to the endpoint's own tenant, where endpoints that subscribe to `herald.*` (or
+//! to the exact name) get it (`*` does not: a product opts in to these; a tenant with no
+//! such endpoint does not store it at all), and to the
+//! operator's endpoint in the reserved `_herald` tenant when `operator_webhook` is set. An
+//! event about Herald's own events is never emitted (a failing operator endpoint must not
+//! feed itself).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use super::{events, subscriptions, tenants};
+use crate::canonical_json::to_js_string;
+use crate::store::{NewEvent, Result};
+
+use crate::store::OPERATOR_TENANT;
+
+/// Publishes `kind` about `endpoint` to its tenant and to the operator.
+pub fn emit(conn: &Connection, endpoint: i64, kind: &str, data: Value, now: i64) -> Result<()> {
+    let Some((tenant, url)) = conn
+        .prepare_cached("SELECT tenant_id, url FROM endpoints WHERE id = ?1")?
+        .query_row([endpoint], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?
+    else {
+        return Ok(());
+    };
+    if tenant == OPERATOR_TENANT {
+        return Ok(());
+    }
+    let mut data = data;
+    if let Value::Object(map) = &mut data {
+        map.insert("tenant".into(), json!(tenant));
+        map.insert("endpoint_id".into(), json!(endpoint));
+        map.insert("url".into(), json!(url));
+    }
+    let body = to_js_string(&json!({
+        "event": kind,
+        "timestamp": crate::clock::rfc3339_seconds(now),
+        "data": data,
+    }));
+    let event = || NewEvent {
+        event_type: kind.to_owned(),
+        body: body.clone(),
+        idempotency_key: None,
+    };
+    // Stored only where an endpoint will receive it: the event log of a tenant that does
+    // not subscribe stays free of Herald's own traffic.
+    if subscribed(conn, &tenant, kind)? {
+        events::publish(conn, &tenant, vec![event()], now)?;
+    }
+    if tenants::exists(conn, OPERATOR_TENANT)? && subscribed(conn, OPERATOR_TENANT, kind)? {
+        events::publish(conn, OPERATOR_TENANT, vec![event()], now)?;
+    }
+    tracing::info!(endpoint, kind, "operational event");
+    Ok(())
+}
+
+fn subscribed(conn: &Connection, tenant: &str, kind: &str) -> Result<bool> {
+    Ok(subscriptions::of(conn, tenant)?
+        .iter()
+        .any(|(_, filter)| filter.matches(kind)))
+}
+
+/// Whether a delivery carries one of Herald's own events.
+pub fn is_operational(conn: &Connection, delivery: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT e.event_type FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1",
+        )?
+        .query_row(params![delivery], |r| r.get::<_, String>(0))
+        .optional()?
+        .is_some_and(|t| t.starts_with("herald.")))
+}
