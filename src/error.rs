@@ -32,6 +32,8 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    StorageFull(String),
 }
 
 impl ApiError {
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "storage_unavailable",
+            ApiError::StorageFull(_) => "storage_full",
         }
     }
 }
@@ -75,7 +78,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -95,6 +98,12 @@ impl From<StoreError> for ApiError {
                 code: "conflict",
                 message,
             },
+            StoreError::Full => {
+                tracing::error!("the disk is full: writes are refused until space returns");
+                ApiError::StorageFull(
+                    "the server's disk is full; nothing was stored, retry later".into(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::Unavailable("the database is unavailable; retry later".into())

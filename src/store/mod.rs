@@ -45,6 +45,9 @@ pub enum StoreError {
     Commit(String),
     #[error("the writer thread has stopped")]
     WriterGone,
+    /// The disk (or the database's size limit) is full: nothing was written.
+    #[error("the disk is full")]
+    Full,
     #[error("{0}")]
     Open(String),
 }

@@ -31,7 +31,11 @@ impl TestApp {
     /// Starts Herald with private targets allowed (receivers run on loopback) and `env`
     /// as extra `HERALD_*` settings.
     pub fn spawn_with(env: &[(&str, &str)]) -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_in(tempfile::tempdir().expect("temp dir"), env)
+    }
+
+    /// Like `spawn_with`, with the database in `dir` (a small filesystem, say).
+    pub fn spawn_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestApp {
         let mut all: Vec<(String, String)> = vec![
             ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),

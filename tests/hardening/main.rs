@@ -6,6 +6,7 @@ mod common;
 
 mod copied_db;
 mod delete_inflight;
+mod disk_full;
 mod file_modes;
 mod flash_flood;
 mod limits;

@@ -46,6 +46,9 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return StoreError::Full;
+        }
         StoreError::Backend(e.to_string())
     }
 }
@@ -171,6 +174,14 @@ impl Backend for SqliteStore {
     }
 
     async fn heartbeat(&self, now: i64) -> Result<()> {
+        if self.writer.is_full() {
+            // After a full disk, a tiny write proves little (it may fit where an event does
+            // not): ready again only once an event-sized durable write commits.
+            let probe = "x".repeat(64 * 1024);
+            return self
+                .write(move |c| settings::set(c, "readyz_probe", &probe))
+                .await;
+        }
         // Relaxed: it proves the file takes writes; nobody needs it after a power cut.
         self.writer
             .submit_relaxed(move |c| settings::set(c, "readyz_heartbeat", &now.to_string()))?

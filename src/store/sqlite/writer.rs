@@ -23,7 +23,15 @@ use crate::store::{Result, StoreError, WriterStats};
 const MAX_BATCH: usize = 512;
 
 /// Called after the batch's COMMIT (Ok) or its failure (Err) with the job's own result.
-type Done = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+type Done = Box<dyn FnOnce(std::result::Result<(), CommitFailed>) + Send>;
+
+/// Why a batch's COMMIT failed, for every caller in it.
+#[derive(Clone)]
+struct CommitFailed {
+    /// The disk is full: the callers answer 503 `storage_full`, and retry later.
+    full: bool,
+    message: String,
+}
 /// A job and whether its caller needs it on disk before being answered.
 struct Job {
     run: Box<dyn FnOnce(&Connection) -> Done + Send>,
@@ -39,6 +47,9 @@ pub struct Writer {
 struct Counters {
     commits: AtomicU64,
     jobs: AtomicU64,
+    /// The last durable commit failed for want of space; cleared by the next one that
+    /// succeeds.
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl Writer {
@@ -95,7 +106,8 @@ impl Writer {
             Box::new(move |commit| {
                 let result = match commit {
                     Ok(()) => outcome,
-                    Err(message) => Err(StoreError::Commit(message)),
+                    Err(CommitFailed { full: true, .. }) => Err(StoreError::Full),
+                    Err(CommitFailed { message, .. }) => Err(StoreError::Commit(message)),
                 };
                 let _ = reply.send(result);
             })
@@ -104,6 +116,11 @@ impl Writer {
         let sender = self.sender.lock().map_err(|_| StoreError::WriterGone)?;
         sender.send(job).map_err(|_| StoreError::WriterGone)?;
         Ok(receiver)
+    }
+
+    /// Whether the disk was full at the last durable commit.
+    pub fn is_full(&self) -> bool {
+        self.counters.full.load(Ordering::SeqCst)
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -143,13 +160,22 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters, ful
             tracing::error!(error = %e, "cannot begin a write transaction");
             continue;
         }
+        let any_durable = batch.iter().any(|j| j.durable);
         let done: Vec<Done> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit = run_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed; the batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             super::on_rollback();
-            e.to_string()
+            CommitFailed {
+                full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+                message: e.to_string(),
+            }
         });
+        match &commit {
+            Err(failed) if failed.full => counters.full.store(true, Ordering::SeqCst),
+            Ok(()) if any_durable => counters.full.store(false, Ordering::SeqCst),
+            _ => {}
+        }
         if commit.is_ok() {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters
