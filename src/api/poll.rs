@@ -100,7 +100,11 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
     path = "/api/v1/webhooks/{id}/poll",
     tag = "webhooks",
     description = "A poll endpoint's pending deliveries, oldest first (query: cursor, limit). Each item has delivery_id, event_id, event, body (the exact signed bytes) and headers (the signature headers a push would carry). Passing cursor (a previous next_cursor) acknowledges every delivery up to it: they become succeeded and are not answered again. A push endpoint answers 409.",
-    params(("id" = i64, Path)),
+    params(
+        ("id" = i64, Path),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous poll; acknowledges every delivery up to it"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+    ),
     responses((status = 200, description = "success"), (status = 400, description = "error envelope"), (status = 404, description = "no such webhook in this tenant"), (status = 409, description = "not a poll endpoint"))
 )]
 async fn poll(
