@@ -306,6 +306,33 @@ impl Ordering {
     }
 }
 
+/// How an endpoint gets its events: `push` (Herald POSTs them to its URL) or `poll` (it has
+/// no URL; the consumer reads them from `GET /api/v1/webhooks/{id}/poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    #[default]
+    Push,
+    Poll,
+}
+
+impl EndpointKind {
+    pub fn parse(s: &str) -> Result<EndpointKind, String> {
+        match s {
+            "push" => Ok(EndpointKind::Push),
+            "poll" => Ok(EndpointKind::Poll),
+            _ => Err(format!("type must be push or poll, not `{s}`")),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndpointKind::Push => "push",
+            EndpointKind::Poll => "poll",
+        }
+    }
+}
+
 /// An endpoint's own retry schedule: a comma list (`"10s,1m,10m"`) or a JSON list of the
 /// same durations, at most 20 waits of at most 7 days each; empty means one attempt only.
 pub fn parse_retry_schedule(v: &serde_json::Value) -> Result<Vec<std::time::Duration>, String> {

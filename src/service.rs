@@ -95,7 +95,8 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
             let filter = crate::domain::EventFilter::parse(&["herald.*".to_owned()])
                 .map_err(ServiceError::invalid)?;
             let new = crate::store::NewEndpoint {
-                url,
+                kind: crate::domain::EndpointKind::Push,
+                url: Some(url),
                 filter,
                 secret: generate_secret(),
                 description: "Herald's operational events".into(),

@@ -997,3 +997,52 @@ fn a_healthy_endpoint_keeps_its_latency_beside_held_back_ones() {
         "FIFO: only its head went"
     );
 }
+
+/// A poll endpoint's items carry the headers a push would: the official Standard Webhooks
+/// library and both seeds' snippets accept them over the item's `body`, and reject a
+/// changed body.
+#[test]
+fn polled_items_verify_like_pushed_requests() {
+    let app = TestApp::spawn();
+    let (status, created) = app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"type": "poll", "events": ["*"], "signature": ["standard", "timestamped", "body"]})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let secret = created["data"]["secret"].as_str().unwrap().to_string();
+    publish_raw(
+        &app,
+        r#"{"event":"job.completed","task_id":"task_1","price":1.50,"note":"é"}"#,
+    );
+    publish_raw(&app, r#"{"event":"job.completed","task_id":"task_2"}"#);
+    let (status, polled) = app.admin("GET", &format!("/api/v1/webhooks/{id}/poll"), None);
+    assert_eq!(status, 200, "{polled}");
+    let items = polled["data"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let case = |item: &Value, body: &str| {
+        let headers: serde_json::Map<String, Value> = item["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        json!({"body": body, "headers": headers, "secret": secret, "previous": null, "prefix": "X-Herald"})
+    };
+    let cases: Vec<Value> = items
+        .iter()
+        .map(|i| case(i, i["body"].as_str().unwrap()))
+        .collect();
+    let accepted = json!({"standard": true, "seed000": true, "seed001": true});
+    for result in node("verify.mjs", &Value::Array(cases)).as_array().unwrap() {
+        assert_eq!(result, &accepted);
+    }
+    let tampered = items[1]["body"]
+        .as_str()
+        .unwrap()
+        .replace("task_2", "task_3");
+    let rejected = json!({"standard": false, "seed000": false, "seed001": false});
+    let result = node("verify.mjs", &json!([case(&items[1], &tampered)]));
+    assert_eq!(result[0], rejected);
+}

@@ -159,7 +159,8 @@ impl Rig {
 
 fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
     NewEndpoint {
-        url: EndpointUrl::parse(url, true).expect("url"),
+        kind: herald::domain::EndpointKind::Push,
+        url: Some(EndpointUrl::parse(url, true).expect("url")),
         filter: EventFilter::parse(&[pattern.to_string()]).expect("filter"),
         secret: herald::signing::generate_secret(),
         description: String::new(),

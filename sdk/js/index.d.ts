@@ -21,9 +21,13 @@ export type DeliveryStatus = 'pending' | 'succeeded' | 'failed' | 'cancelled';
 /** A time the API parses: RFC 3339 text, unix seconds, or a Date. */
 export type TimeInput = string | number | Date;
 
+export type WebhookType = 'push' | 'poll';
+
 export interface Webhook {
   id: number;
-  url: string;
+  /** push: Herald POSTs to url; poll: no url, the consumer calls webhooks.poll. */
+  type: WebhookType;
+  url: string | null;
   events: string[];
   status: EndpointStatus;
   description: string;
@@ -42,7 +46,10 @@ export interface WebhookWithSecret extends Webhook {
 }
 
 export interface WebhookCreateParams {
-  url: string;
+  /** push (the default) or poll. */
+  type?: WebhookType;
+  /** Required for a push endpoint; a poll endpoint has none. */
+  url?: string;
   events: string[];
   secret_key?: string;
   /** Same as secret_key. */
@@ -232,6 +239,25 @@ export class Webhooks {
   rotateSecret(id: number): Promise<WebhookWithSecret>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
   deliveries(id: number, params?: Omit<DeliveryListParams, 'endpointId'>): PagePromise<Delivery>;
+  /** A poll endpoint's pending deliveries, oldest first; `cursor` acknowledges up to it. */
+  poll(id: number, params?: { cursor?: string; limit?: number }): Promise<PollResult>;
+}
+
+export interface PolledDelivery {
+  delivery_id: number;
+  event_id: string;
+  event: string;
+  /** The exact signed bytes. */
+  body: string;
+  /** The signature headers a push would carry. */
+  headers: Record<string, string>;
+  created_at: string;
+}
+
+export interface PollResult {
+  data: PolledDelivery[];
+  /** Pass it to the next poll to acknowledge what this one answered. */
+  next_cursor: string | null;
 }
 
 export class Events {

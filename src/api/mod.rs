@@ -10,6 +10,7 @@ pub(crate) mod event_types;
 mod events;
 mod health;
 mod openapi;
+mod poll;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
 
@@ -89,6 +90,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api/v1")
             .configure(webhooks::configure)
+            .configure(poll::configure)
             .configure(events::configure)
             .configure(event_types::configure)
             .configure(tenants::configure)

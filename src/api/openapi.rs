@@ -5,7 +5,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{deliveries, event_types, events, health, tenants, webhooks};
+use super::{deliveries, event_types, events, health, poll, tenants, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::{deliveries, event_types, events, health, tenants, webhooks};
         webhooks::update,
         webhooks::delete,
         webhooks::rotate_secret,
+        poll::poll,
         deliveries::list_for_webhook,
         deliveries::send_test,
         deliveries::recover,

@@ -11,8 +11,8 @@ use super::body::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
-    parse_rate_limit, parse_request_timeout, parse_retry_schedule, EndpointStatus, EndpointUrl,
-    EventFilter, ExtraHeaders, Ordering,
+    parse_rate_limit, parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus,
+    EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -37,7 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateWebhook {
-    url: String,
+    /// `push` (default) or `poll`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Required for a push endpoint; a poll endpoint has none.
+    url: Option<String>,
     events: Vec<String>,
     secret_key: Option<String>,
     description: Option<String>,
@@ -139,6 +143,28 @@ fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
     crate::signing::parse_schemes(&schemes.joined()).map_err(invalid("signature"))
 }
 
+/// A push endpoint needs a URL; a poll endpoint must not have one (nothing is sent to it).
+fn parse_url_for(
+    kind: EndpointKind,
+    url: Option<&str>,
+    allow_private: bool,
+) -> Result<Option<EndpointUrl>, ApiError> {
+    match (kind, url) {
+        (EndpointKind::Push, None) => Err(ApiError::bad(
+            "validation_error",
+            "url: required for a push endpoint (or set \"type\": \"poll\")",
+        )),
+        (EndpointKind::Push, Some(u)) => EndpointUrl::parse(u, allow_private)
+            .map(Some)
+            .map_err(invalid("url")),
+        (EndpointKind::Poll, None) => Ok(None),
+        (EndpointKind::Poll, Some(_)) => Err(ApiError::bad(
+            "validation_error",
+            "url: a poll endpoint has no URL; its consumer reads GET /api/v1/webhooks/{id}/poll",
+        )),
+    }
+}
+
 fn parse_description(d: String) -> Result<String, ApiError> {
     Ok(check_description(d)?)
 }
@@ -147,8 +173,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
-    request_body(content_type = "application/json", description = "{url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}"),
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    request_body(content_type = "application/json", description = "{type?, url (push only), events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}"),
     responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
 )]
 async fn create(
@@ -164,8 +190,16 @@ async fn create(
         }
         None => generate_secret(),
     };
+    let kind = body
+        .kind
+        .as_deref()
+        .map(EndpointKind::parse)
+        .transpose()
+        .map_err(invalid("type"))?
+        .unwrap_or_default();
     let new = NewEndpoint {
-        url: EndpointUrl::parse(&body.url, allow_private).map_err(invalid("url"))?,
+        kind,
+        url: parse_url_for(kind, body.url.as_deref(), allow_private)?,
         filter: EventFilter::parse(&body.events).map_err(invalid("events"))?,
         secret,
         description: parse_description(body.description.unwrap_or_default())?,
@@ -279,6 +313,11 @@ async fn update(
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let allow_private = state.config.allow_private_targets;
+    let id = id.into_inner();
+    if body.url.is_some() {
+        let current = state.store.get_endpoint(&auth.tenant, id).await?;
+        parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
+    }
     let patch = EndpointPatch {
         url: body
             .url
@@ -333,7 +372,6 @@ async fn update(
             )),
         },
     };
-    let id = id.into_inner();
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
     let endpoint = state.update_endpoint(&auth.tenant, id, patch).await?;
     Ok(ok(state.live(endpoint)))

@@ -15,6 +15,7 @@ use super::board::Board;
 use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::ExtraHeaders;
 use crate::lifecycle::Shutdown;
 use crate::signing::{self, HeaderNames, SignInput};
 use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
@@ -117,6 +118,31 @@ fn count(stats: &EngineStats, record: &AttemptRecord) {
     }
 }
 
+/// The headers a delivery carries: the signature headers, then the endpoint's extra headers.
+/// Poll endpoints answer the same ones (`api/poll.rs`), so a consumer verifies either alike.
+pub fn delivery_headers(
+    schemes: &[signing::Scheme],
+    names: &HeaderNames,
+    input: &SignInput,
+    extra: &ExtraHeaders,
+) -> Vec<(String, String)> {
+    let mut headers = signing::sign(schemes, names, input);
+    // An extra header never replaces or doubles one Herald sets: a receiver that reads
+    // the first `X-Webhook-Signature` must get ours.
+    let ours: Vec<String> = headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
+    headers.extend(
+        extra
+            .map()
+            .iter()
+            .filter(|(k, _)| !ours.contains(&k.to_ascii_lowercase()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    headers
+}
+
 /// Sends one delivery and describes what happened.
 pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
     let names = &ctx.names;
@@ -128,7 +154,7 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         .schemes
         .as_deref()
         .unwrap_or(&ctx.config.signature_schemes);
-    let mut headers = signing::sign(
+    let headers = delivery_headers(
         schemes,
         names,
         &SignInput {
@@ -138,19 +164,7 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
             secret: &d.secret,
             previous_secret: d.previous_secret.as_deref(),
         },
-    );
-    // An extra header never replaces or doubles one Herald sets: a receiver that reads
-    // the first `X-Webhook-Signature` must get ours.
-    let ours: Vec<String> = headers
-        .iter()
-        .map(|(k, _)| k.to_ascii_lowercase())
-        .collect();
-    headers.extend(
-        d.headers
-            .map()
-            .iter()
-            .filter(|(k, _)| !ours.contains(&k.to_ascii_lowercase()))
-            .map(|(k, v)| (k.clone(), v.clone())),
+        &d.headers,
     );
     let response = http::post(&ctx.agent, &d.url, &headers, &d.body, d.request_timeout);
     let status = response.status;

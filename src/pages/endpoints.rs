@@ -13,7 +13,9 @@ use super::guard::{PathId, Posted, Tenant};
 use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::domain::{
+    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+};
 use crate::service::check_description;
 use crate::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
@@ -35,6 +37,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The endpoint form as typed: events separated by commas or spaces, headers one per line.
 #[derive(Deserialize, Default)]
 pub struct EndpointForm {
+    /// `push` or `poll`; absent (an older form) means push.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
     pub url: String,
     pub events: String,
     #[serde(default)]
@@ -87,6 +93,7 @@ fn signature_choice(schemes: Option<&[Scheme]>) -> String {
 impl EndpointForm {
     fn from_endpoint(e: &Endpoint) -> EndpointForm {
         EndpointForm {
+            kind: Some(e.kind.as_str().to_owned()),
             url: e.url.clone(),
             events: e.events.join(", "),
             description: e.description.clone(),
@@ -145,9 +152,18 @@ impl EndpointForm {
 
     /// Parses every field through the same domain types as the JSON API.
     fn parse(&self, allow_private: bool) -> Result<NewEndpoint, String> {
+        let kind = EndpointKind::parse(self.kind.as_deref().unwrap_or("push"))?;
         Ok(NewEndpoint {
-            url: EndpointUrl::parse(self.url.trim(), allow_private)
-                .map_err(|e| format!("url: {e}"))?,
+            kind,
+            url: match (kind, self.url.trim()) {
+                (EndpointKind::Poll, "") => None,
+                (EndpointKind::Poll, _) => {
+                    return Err("url: a poll endpoint has no URL; leave it empty".into())
+                }
+                (EndpointKind::Push, url) => {
+                    Some(EndpointUrl::parse(url, allow_private).map_err(|e| format!("url: {e}"))?)
+                }
+            },
             filter: EventFilter::parse(&split_list(&self.events))
                 .map_err(|e| format!("events: {e}"))?,
             secret: generate_secret(),
@@ -181,7 +197,7 @@ impl EndpointForm {
     fn patch(&self, allow_private: bool) -> Result<EndpointPatch, String> {
         let parsed = self.parse(allow_private)?;
         Ok(EndpointPatch {
-            url: Some(parsed.url),
+            url: parsed.url,
             filter: Some(parsed.filter),
             description: Some(parsed.description),
             headers: Some(parsed.headers),
@@ -192,6 +208,10 @@ impl EndpointForm {
             retry_schedule: Some(parsed.retry_schedule),
             request_timeout: Some(parsed.request_timeout),
         })
+    }
+
+    pub fn is_poll(&self) -> bool {
+        self.kind.as_deref() == Some("poll")
     }
 
     pub fn is_fifo(&self) -> bool {
@@ -378,8 +398,11 @@ async fn show(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
 async fn update(
     t: Tenant,
     PathId(id): PathId<i64>,
-    Posted(form): Posted<EndpointForm>,
+    Posted(mut form): Posted<EndpointForm>,
 ) -> PageResult {
+    // The type is chosen at creation; an edit keeps it whatever the form says.
+    let current = t.state().store.get_endpoint(&t.tenant, id).await?;
+    form.kind = Some(current.kind.as_str().to_owned());
     let patch = match form.patch(t.state().config.allow_private_targets) {
         Ok(p) => p,
         Err(problem) => return show_page(&t, id, Some(form), Some(problem)).await,

@@ -163,6 +163,17 @@ pub trait Backend: Send + Sync + 'static {
         now: i64,
     ) -> Result<Endpoint>;
     async fn delete_endpoint(&self, tenant: &str, id: i64) -> Result<()>;
+    /// A poll endpoint's read: acknowledges (marks succeeded) its pending deliveries up to
+    /// `ack`, then answers up to `limit` still pending after it, oldest first. A push
+    /// endpoint is a `Conflict`.
+    async fn poll_deliveries(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        ack: Option<i64>,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Polled>>;
     /// Installs `secret`; the old one keeps signing beside it until `grace_until`.
     async fn rotate_secret(
         &self,

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::domain::{
+    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+};
 use crate::signing::Scheme;
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +37,10 @@ pub struct ApiKey {
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
     pub id: i64,
+    /// `push` or `poll`; a poll endpoint has no URL (stored as "", answered as null).
+    #[serde(rename = "type")]
+    pub kind: EndpointKind,
+    #[serde(serialize_with = "url_or_null")]
     pub url: String,
     pub events: Vec<String>,
     pub status: EndpointStatus,
@@ -73,6 +79,14 @@ pub struct Endpoint {
     pub previous_secret_until: Option<i64>,
     #[serde(skip)]
     pub failing_since: Option<i64>,
+}
+
+fn url_or_null<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    if url.is_empty() {
+        s.serialize_none()
+    } else {
+        s.serialize_str(url)
+    }
 }
 
 /// An endpoint's circuit: `closed` (deliveries flow), `open` (they wait for the next
@@ -114,7 +128,9 @@ impl Circuit {
 
 /// A validated endpoint to create.
 pub struct NewEndpoint {
-    pub url: EndpointUrl,
+    pub kind: EndpointKind,
+    /// `Some` for a push endpoint, `None` for a poll endpoint.
+    pub url: Option<EndpointUrl>,
     pub filter: EventFilter,
     pub secret: String,
     pub description: String,
@@ -142,6 +158,16 @@ pub struct EndpointPatch {
     /// `Some(None)` returns to the deployment's schedule / timeout.
     pub retry_schedule: Option<Option<Vec<std::time::Duration>>>,
     pub request_timeout: Option<Option<std::time::Duration>>,
+}
+
+/// A pending delivery of a poll endpoint, as the consumer reads it.
+#[derive(Debug, Clone)]
+pub struct Polled {
+    pub delivery_id: i64,
+    pub event_id: String,
+    pub event: String,
+    pub body: String,
+    pub created_at: i64,
 }
 
 /// An event ready to store: its type and the canonical body every attempt will send.

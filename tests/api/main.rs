@@ -6,6 +6,7 @@ mod common;
 mod bad_inputs;
 mod metrics;
 mod operator;
+mod poll;
 mod publish;
 mod seeds;
 mod tenants;

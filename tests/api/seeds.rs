@@ -151,6 +151,7 @@ fn openapi_document_describes_every_route() {
         "PATCH /api/v1/webhooks/{id}",
         "DELETE /api/v1/webhooks/{id}",
         "POST /api/v1/webhooks/{id}/rotate-secret",
+        "GET /api/v1/webhooks/{id}/poll",
         "GET /api/v1/webhooks/{id}/deliveries",
         "POST /api/v1/webhooks/{id}/test",
         "POST /api/v1/webhooks/{id}/recover",

@@ -260,3 +260,42 @@ fn an_endpoint_retries_on_its_own_schedule() {
     assert_eq!(attempts.len(), 2);
     assert_eq!(herald_events(&rig, "herald.delivery.failed"), 1);
 }
+
+#[test]
+fn a_poll_endpoint_is_never_claimed_and_its_deliveries_wait_for_the_consumer() {
+    let mut rig = Rig::new(config(), Receiver::ok());
+    rig.endpoint("/push", "*");
+    let mut new = endpoint_to("http://127.0.0.1:9/unused", "*");
+    new.kind = herald::domain::EndpointKind::Poll;
+    new.url = None;
+    let poll = rig
+        .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
+        .expect("create poll endpoint")
+        .id;
+    rig.publish("job.completed", 3);
+    // Only the push endpoint's three are claimed, now and after any wait.
+    assert_eq!(rig.harness.step().unwrap(), 3);
+    assert_eq!(send(&mut rig), 3);
+    rig.advance(Duration::from_secs(3600));
+    assert_eq!(rig.harness.step().unwrap(), 0);
+    assert_eq!(rig.store().next_due(rig.now()).unwrap(), None);
+    assert_eq!(rig.receiver.received().len(), 3);
+
+    let read = |ack| {
+        rig.block_on(
+            rig.store()
+                .poll_deliveries(TENANT, poll, ack, 10, rig.now()),
+        )
+        .expect("poll")
+    };
+    let pending = read(None);
+    assert_eq!(pending.len(), 3);
+    assert!(pending
+        .windows(2)
+        .all(|w| w[0].delivery_id < w[1].delivery_id));
+    let after = read(Some(pending[1].delivery_id));
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].delivery_id, pending[2].delivery_id);
+    let (first, attempts) = rig.delivery(pending[0].delivery_id);
+    assert_eq!((first.status.as_str(), attempts.len()), ("succeeded", 0));
+}

@@ -14,6 +14,7 @@ mod login_next;
 mod logout;
 mod masked_headers;
 mod pages_http;
+mod poll_page;
 mod retention;
 mod sealed_secrets;
 mod slow_body;

@@ -94,6 +94,19 @@ export class Webhooks extends Resource {
   deliveries(id, params) {
     return super.list(`${V1}/webhooks/${enc(id)}/deliveries`, params);
   }
+
+  /**
+   * A poll endpoint's pending deliveries, oldest first: `{ data, next_cursor }`, each with
+   * its exact `body` and signature `headers`. Passing `cursor` (a previous `next_cursor`)
+   * acknowledges every delivery up to it; they are not answered again.
+   */
+  async poll(id, { cursor, limit } = {}) {
+    const { data, envelope } = await this.transport.request('GET', `${V1}/webhooks/${enc(id)}/poll`, {
+      query: { cursor, limit },
+      idempotent: true,
+    });
+    return { data, next_cursor: envelope.next_cursor ?? null };
+  }
 }
 
 export class Events extends Resource {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Herald, HeraldError, Page } from '../src/index.js';
+import { Herald, HeraldError, Page, verify } from '../src/index.js';
 import { ADMIN_TOKEN, BASE_URL, adminClient, freshTenant, rejects, startReceiver, waitFor } from './helpers.mjs';
 
 let client;
@@ -48,6 +48,27 @@ describe('webhooks', () => {
 
     assert.deepEqual(await client.webhooks.delete(created.id), { id: created.id });
     await rejects(client.webhooks.get(created.id), 404, 'not_found');
+  });
+
+  test('a poll endpoint: poll answers signed events oldest first; the cursor acknowledges', async () => {
+    const hook = await client.webhooks.create({ type: 'poll', events: ['poll.js'] });
+    assert.equal(hook.type, 'poll');
+    assert.equal(hook.url, null);
+    const published = [];
+    for (const n of [1, 2, 3]) published.push((await client.events.publish({ event: 'poll.js', n })).id);
+    const first = await client.webhooks.poll(hook.id, { limit: 2 });
+    assert.deepEqual(
+      first.data.map((d) => d.event_id),
+      published.slice(0, 2),
+    );
+    for (const d of first.data) verify(d.body, d.headers, hook.secret, { scheme: 'standard' });
+    const second = await client.webhooks.poll(hook.id, { cursor: first.next_cursor });
+    assert.deepEqual(
+      second.data.map((d) => d.event_id),
+      published.slice(2),
+    );
+    assert.equal((await client.deliveries.get(first.data[0].delivery_id)).status, 'succeeded');
+    await client.webhooks.delete(hook.id);
   });
 
   test('a chosen secret_key (or secretKey) is used as given', async () => {

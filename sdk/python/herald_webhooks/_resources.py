@@ -58,8 +58,9 @@ class Webhooks(_Resource):
     def create(
         self,
         *,
-        url: str,
         events: Sequence[str],
+        url: Optional[str] = None,
+        type: Optional[str] = None,
         secret_key: Optional[str] = None,
         description: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
@@ -67,10 +68,11 @@ class Webhooks(_Resource):
         signature: Optional[Sequence[str]] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
-        rotate_secret."""
+        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``."""
         body = {
             k: v
             for k, v in dict(
+                type=type,
                 url=url,
                 events=list(events),
                 secret_key=secret_key,
@@ -137,6 +139,16 @@ class Webhooks(_Resource):
         """This endpoint's deliveries."""
         query = dict(limit=limit, cursor=cursor, status=status, event_id=event_id, since=since, until=until)
         return self._list(f"{V1}/webhooks/{enc(id)}/deliveries", query)
+
+    def poll(self, id: int, *, cursor: Optional[str] = None, limit: Optional[int] = None) -> HeraldObject:
+        """A poll endpoint's pending deliveries, oldest first: ``{data, next_cursor}``, each
+        with its exact ``body`` and signature ``headers``. Passing ``cursor`` (a previous
+        ``next_cursor``) acknowledges every delivery up to it."""
+        query = {k: v for k, v in dict(cursor=cursor, limit=limit).items() if v is not None}
+        data, envelope, _ = self._transport.request(
+            "GET", f"{V1}/webhooks/{enc(id)}/poll", query=query, idempotent=True
+        )
+        return HeraldObject(wrap({"data": data, "next_cursor": envelope.get("next_cursor")}))
 
 
 class Events(_Resource):

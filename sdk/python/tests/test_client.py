@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from _support import HeraldTestCase, Receiver, admin_client, admin_token, base_url, fresh_tenant, suffix, wait_for
 
-from herald_webhooks import Herald, HeraldError, HeraldObject, Page
+from herald_webhooks import Herald, HeraldError, HeraldObject, Page, verify
 
 
 class ClientTest(HeraldTestCase):
@@ -51,6 +51,20 @@ class ClientTest(HeraldTestCase):
 
         self.assertEqual(client.webhooks.delete(created.id), {"id": created.id})
         self.assertHeraldError(404, "not_found", lambda: client.webhooks.get(created.id))
+
+    def test_a_poll_endpoint_answers_signed_events_and_the_cursor_acknowledges(self) -> None:
+        client = self.client
+        hook = client.webhooks.create(type="poll", events=["poll.py"])
+        self.assertEqual((hook.type, hook.url), ("poll", None))
+        published = [client.events.publish({"event": "poll.py", "n": n}).id for n in (1, 2, 3)]
+        first = client.webhooks.poll(hook.id, limit=2)
+        self.assertEqual([d.event_id for d in first.data], published[:2])
+        for d in first.data:
+            verify(d.body, dict(d.headers), hook.secret, scheme="standard")
+        second = client.webhooks.poll(hook.id, cursor=first.next_cursor)
+        self.assertEqual([d.event_id for d in second.data], published[2:])
+        self.assertEqual(client.deliveries.get(first.data[0].delivery_id).status, "succeeded")
+        client.webhooks.delete(hook.id)
 
     def test_a_chosen_secret_key_is_used_as_given(self) -> None:
         hook = self.client.webhooks.create(url=self.receiver.url("/a"), events=["*"], secret_key="your-secret-key")

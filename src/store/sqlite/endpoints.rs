@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::config::{format_schedule, parse_schedule};
-use crate::domain::{EndpointStatus, EventFilter, Ordering};
+use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
 use crate::secret_key::{open_stored, seal_stored};
 use crate::signing::{parse_schemes, Scheme};
 use crate::store::{
@@ -14,7 +14,7 @@ use crate::store::{
 };
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms";
+    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms, kind";
 
 /// A stored secret (sealed with the deployment's secret key) in clear, for column `idx`.
 pub(super) fn secret_at(r: &Row, idx: usize) -> rusqlite::Result<Option<String>> {
@@ -31,6 +31,7 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let status: String = r.get(7)?;
     Ok(Endpoint {
         id: r.get(0)?,
+        kind: EndpointKind::parse(&r.get::<_, String>(22)?).unwrap_or_default(),
         tenant_id: r.get(1)?,
         url: r.get(2)?,
         events: serde_json::from_str(&events).unwrap_or_default(),
@@ -71,11 +72,11 @@ fn json(v: &impl Serialize) -> String {
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
     conn.execute(
         "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering,
-             retry_schedule, request_timeout_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
+             retry_schedule, request_timeout_ms, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             tenant_id,
-            new.url.as_str(),
+            new.url.as_ref().map_or("", |u| u.as_str()),
             json(&new.filter.patterns()),
             new.description,
             json(new.headers.map()),
@@ -86,7 +87,8 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             new.rate_limit,
             new.ordering.as_str(),
             new.retry_schedule.as_deref().map(format_schedule),
-            new.request_timeout.map(|d| d.as_millis() as i64)
+            new.request_timeout.map(|d| d.as_millis() as i64),
+            new.kind.as_str()
         ],
     )?;
     get(conn, tenant_id, conn.last_insert_rowid())

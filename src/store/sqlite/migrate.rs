@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_ids_never_reused.sql"),
     include_str!("migrations/0003_delivery_controls.sql"),
     include_str!("migrations/0004_activity_indexes.sql"),
+    include_str!("migrations/0005_poll_endpoints.sql"),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -22,6 +22,7 @@ mod events;
 mod migrate;
 pub mod operational;
 mod outbox;
+mod poll;
 mod settings;
 mod subscriptions;
 mod tenants;
@@ -36,7 +37,7 @@ use rusqlite::Connection;
 use super::{
     ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
     Delivery, DeliveryQuery, Endpoint, EndpointPatch, Event, EventQuery, EventType, FirstAttempt,
-    Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Published,
+    Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Polled, Published,
     RecentAttempt, Result, StoreError, Tenant, WriterStats,
 };
 use crate::config::Durability;
@@ -313,6 +314,19 @@ impl Backend for SqliteStore {
             endpoints::update(c, &tenant, id, &patch, now)
         })
         .await
+    }
+
+    async fn poll_deliveries(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        ack: Option<i64>,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Polled>> {
+        let tenant = tenant.to_owned();
+        self.write(move |c| poll::poll(c, &tenant, endpoint, ack, limit, now))
+            .await
     }
 
     async fn delete_endpoint(&self, tenant: &str, id: i64) -> Result<()> {

@@ -37,7 +37,8 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
                      WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
                      ORDER BY d.next_attempt_at LIMIT 1) AS oldest
              FROM endpoints p
-             WHERE p.status = 'active' AND p.id NOT IN (SELECT value FROM json_each(?2))
+             WHERE p.status = 'active' AND p.kind = 'push'
+               AND p.id NOT IN (SELECT value FROM json_each(?2))
                AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
          WHERE oldest IS NOT NULL ORDER BY oldest",
     )?;
@@ -428,7 +429,7 @@ pub fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
                              WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at > ?1
                              ORDER BY d.next_attempt_at LIMIT 1)) AS retry,
                         min(CASE WHEN p.circuit_next_probe > ?1 THEN p.circuit_next_probe END) AS probe
-                 FROM endpoints p)",
+                 FROM endpoints p WHERE p.kind = 'push')",
         )?
         .query_row([now], |r| r.get(0))?)
 }

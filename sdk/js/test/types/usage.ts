@@ -30,9 +30,12 @@ async function seedExample(): Promise<void> {
 
 async function everythingElse(client: Herald): Promise<void> {
   for await (const hook of client.webhooks.list({ limit: 50, status: 'active' })) {
-    const url: string = hook.url;
-    console.log(url);
+    const url: string | null = hook.url;
+    console.log(hook.type, url);
   }
+  const polled = await client.webhooks.poll(1, { limit: 10 });
+  for (const d of polled.data) console.log(d.event_id, d.body, d.headers['webhook-signature']);
+  await client.webhooks.poll(1, { cursor: polled.next_cursor ?? undefined });
   const page = await client.deliveries.list({ status: 'failed', endpointId: 1, since: new Date() });
   const next: Page<Delivery> | null = await page.nextPage();
   const all: Delivery[] = await client.webhooks.deliveries(1).toArray();
