@@ -611,15 +611,7 @@ fn a_rate_limited_endpoint_is_never_sent_faster_than_its_limit() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["rate_limit"], 10.0);
     let path = format!("/api/v1/webhooks/{}", body["data"]["id"]);
-    let batch: Vec<_> = (0..6)
-        .map(|i| json!({"event": "job.done", "i": i}))
-        .collect();
-    let (status, body) = app.admin(
-        "POST",
-        "/api/v1/events/batch",
-        Some(json!({"events": batch})),
-    );
-    assert_eq!(status, 202, "{body}");
+    app.publish_numbered("job.done", 0, 6);
     let got = receiver.wait_for("/limited", 6, Duration::from_secs(10));
     let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
     at.sort();
@@ -721,15 +713,7 @@ fn a_fifo_endpoint_receives_events_in_publish_order_through_failures() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["ordering"], "fifo");
     for chunk in 0..2 {
-        let batch: Vec<_> = (0..100)
-            .map(|i| json!({"event": "job.done", "i": chunk * 100 + i}))
-            .collect();
-        let (status, body) = app.admin(
-            "POST",
-            "/api/v1/events/batch",
-            Some(json!({"events": batch})),
-        );
-        assert_eq!(status, 202, "{body}");
+        app.publish_numbered("job.done", chunk * 100, chunk * 100 + 100);
     }
     let expected_requests = 200 + 200 / 6; // every 7th request fails once and is resent
     let got = receiver.wait_for("/fifo", expected_requests, Duration::from_secs(60));
@@ -791,15 +775,7 @@ fn an_endpoints_in_flight_limit_adapts_to_the_receiver() {
     let hook = app.create_webhook(&receiver.url("/adaptive"), &["*"]);
     let path = format!("/api/v1/webhooks/{}", hook["id"]);
     for chunk in 0..6 {
-        let batch: Vec<_> = (0..100)
-            .map(|i| json!({"event": "job.done", "i": chunk * 100 + i}))
-            .collect();
-        let (status, body) = app.admin(
-            "POST",
-            "/api/v1/events/batch",
-            Some(json!({"events": batch})),
-        );
-        assert_eq!(status, 202, "{body}");
+        app.publish_numbered("job.done", chunk * 100, chunk * 100 + 100);
     }
     let got = receiver.wait_for("/adaptive", 600, Duration::from_secs(60));
     // Requests take 50 ms each: the most that arrived within 40 ms of one another were in
@@ -915,15 +891,7 @@ fn a_rate_limit_holds_across_a_restart_and_loses_nothing() {
         Some(json!({"url": receiver.url("/five"), "events": ["*"], "rate_limit": 5})),
     );
     assert_eq!(status, 201, "{body}");
-    let batch: Vec<_> = (0..50)
-        .map(|i| json!({"event": "job.done", "i": i}))
-        .collect();
-    let (status, body) = app.admin(
-        "POST",
-        "/api/v1/events/batch",
-        Some(json!({"events": batch})),
-    );
-    assert_eq!(status, 202, "{body}");
+    app.publish_numbered("job.done", 0, 50);
     receiver.wait_for("/five", 15, Duration::from_secs(20));
     assert!(app.terminate().success());
     app.start();
@@ -967,18 +935,9 @@ fn a_healthy_endpoint_keeps_its_latency_beside_held_back_ones() {
     create(json!({"url": failing.url("/fifo"), "events": ["fifo.*"], "ordering": "fifo"}));
     create(json!({"url": failing.url("/open"), "events": ["open.*"]}));
     create(json!({"url": ok.url("/healthy"), "events": ["healthy.*"]}));
-    let burst = |kind: &str, n: i64| {
-        let batch: Vec<_> = (0..n).map(|i| json!({"event": kind, "i": i})).collect();
-        let (status, body) = app.admin(
-            "POST",
-            "/api/v1/events/batch",
-            Some(json!({"events": batch})),
-        );
-        assert_eq!(status, 202, "{body}");
-    };
-    burst("slow.job", 100);
-    burst("fifo.job", 20);
-    burst("open.job", 10);
+    app.publish_numbered("slow.job", 0, 100);
+    app.publish_numbered("fifo.job", 0, 20);
+    app.publish_numbered("open.job", 0, 10);
     failing.wait_for("/open", 5, WAIT); // its circuit is open now
     for i in 0..20 {
         let sent = std::time::Instant::now();

@@ -201,6 +201,19 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// Publishes events of type `kind` numbered `from..to` (field `i`) in one batch request.
+    pub fn publish_numbered(&self, kind: &str, from: i64, to: i64) {
+        let events: Vec<Value> = (from..to)
+            .map(|i| serde_json::json!({"event": kind, "i": i}))
+            .collect();
+        let (status, body) = self.admin(
+            "POST",
+            "/api/v1/events/batch",
+            Some(serde_json::json!({ "events": events })),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+
     /// Polls `check` until it returns Some, or panics after `timeout`.
     pub fn wait_for<T>(
         &self,

@@ -288,16 +288,7 @@ fn record_endpoint_health(
         return Ok(());
     }
     if r.gone {
-        let reason = "the endpoint answered 410 Gone";
-        endpoints::set_status(
-            conn,
-            r.endpoint_id,
-            EndpointStatus::Disabled,
-            Some(reason),
-            now,
-        )?;
-        let data = json!({ "reason": reason });
-        return operational::emit(conn, r.endpoint_id, "herald.endpoint.disabled", data, now);
+        return disable(conn, r.endpoint_id, "the endpoint answered 410 Gone", now);
     }
     conn.prepare_cached(
         "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2),
@@ -314,17 +305,17 @@ fn record_endpoint_health(
         > 0;
     if expired {
         let reason = "every delivery failed for longer than disable_after";
-        endpoints::set_status(
-            conn,
-            r.endpoint_id,
-            EndpointStatus::Disabled,
-            Some(reason),
-            now,
-        )?;
-        let data = json!({ "reason": reason });
-        operational::emit(conn, r.endpoint_id, "herald.endpoint.disabled", data, now)?;
+        disable(conn, r.endpoint_id, reason, now)?;
     }
     Ok(())
+}
+
+/// Disables an endpoint for `reason` (its pending deliveries are cancelled) and says so in
+/// a `herald.endpoint.disabled` event.
+fn disable(conn: &Connection, endpoint: i64, reason: &str, now: i64) -> Result<()> {
+    endpoints::set_status(conn, endpoint, EndpointStatus::Disabled, Some(reason), now)?;
+    let data = json!({ "reason": reason });
+    operational::emit(conn, endpoint, "herald.endpoint.disabled", data, now)
 }
 
 /// The circuit breaker's bookkeeping after a failed attempt. A failed probe (an attempt
