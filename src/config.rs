@@ -52,6 +52,8 @@ pub struct Config {
     pub rate_limit: Option<f64>,
     /// Consecutive failures that open an endpoint's circuit (0: never).
     pub circuit_threshold: u32,
+    /// The first wait of an open circuit before its probe (doubling to 30 min).
+    pub circuit_backoff: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
 }
@@ -84,6 +86,7 @@ impl Default for Config {
             secret_key: None,
             rate_limit: None,
             circuit_threshold: 5,
+            circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
         }
     }
@@ -113,6 +116,7 @@ pub const KEYS: &[&str] = &[
     "secret_key_file",
     "rate_limit",
     "circuit_threshold",
+    "circuit_backoff",
     "max_endpoint_concurrency",
 ];
 
@@ -226,6 +230,7 @@ impl Config {
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
             }
+            "circuit_backoff" => self.circuit_backoff = parse_duration(v)?,
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {

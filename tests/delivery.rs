@@ -1005,3 +1005,81 @@ fn polled_items_verify_like_pushed_requests() {
     let result = node("verify.mjs", &json!([case(&items[1], &tampered)]));
     assert_eq!(result[0], rejected);
 }
+
+/// The real binary: the operator hears about a circuit that opens, the endpoint's
+/// recovery (its probe succeeds), and an endpoint disabled by 410 Gone, each signed.
+#[test]
+fn the_operator_hears_of_open_recovered_and_disabled_endpoints() {
+    let ops = Receiver::ok();
+    let app = TestApp::spawn_with(&[
+        ("HERALD_OPERATOR_WEBHOOK", &ops.url("/ops")),
+        ("HERALD_CIRCUIT_BACKOFF", "300ms"),
+    ]);
+    let operator_secret = {
+        let (_, _, list) = app.call_raw(
+            "GET",
+            "/api/v1/webhooks",
+            Some(common::ADMIN_TOKEN),
+            &[("x-herald-tenant", "_herald")],
+            None,
+        );
+        let id = serde_json::from_str::<Value>(&list).unwrap()["data"][0]["id"].clone();
+        let (_, _, rotated) = app.call_raw(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            Some(common::ADMIN_TOKEN),
+            &[("x-herald-tenant", "_herald")],
+            None,
+        );
+        serde_json::from_str::<Value>(&rotated).unwrap()["data"]["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let healthy = Arc::new(AtomicBool::new(false));
+    let switch = healthy.clone();
+    let flaky = Receiver::start(move |_, _| {
+        Reply::status(if switch.load(Ordering::SeqCst) {
+            200
+        } else {
+            500
+        })
+    });
+    app.create_webhook(&flaky.url("/flaky"), &["job.*"]);
+    app.publish_numbered("job.done", 0, 5);
+    ops.wait_for("/ops", 1, WAIT); // circuit_opened
+    healthy.store(true, Ordering::SeqCst);
+    ops.wait_for("/ops", 2, WAIT); // the probe after 300 ms succeeds: recovered
+    let gone = Receiver::start(|_, _| Reply::status(410));
+    app.create_webhook(&gone.url("/gone"), &["bye.*"]);
+    app.publish(json!({"event": "bye.now"}));
+    // 410 disables the endpoint, and its one delivery has failed for good.
+    let got = ops.wait_for("/ops", 4, WAIT);
+    let mut kinds: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    kinds[2..].sort();
+    assert_eq!(
+        kinds,
+        [
+            "herald.endpoint.circuit_opened",
+            "herald.endpoint.recovered",
+            "herald.delivery.failed",
+            "herald.endpoint.disabled",
+        ]
+    );
+    let cases: Vec<Value> = got
+        .iter()
+        .map(|r| verify_case(r, &operator_secret, None, "X-Herald"))
+        .collect();
+    let results = node("verify.mjs", &json!(cases));
+    for r in results.as_array().unwrap() {
+        assert_eq!(r["standard"], true, "{results}");
+    }
+}

@@ -217,6 +217,7 @@ pub fn health_policy(config: &Config) -> HealthPolicy {
     HealthPolicy {
         disable_after_ms: config.disable_after.as_millis() as i64,
         circuit_threshold: config.circuit_threshold,
+        circuit_backoff_ms: config.circuit_backoff.as_millis() as i64,
     }
 }
 

@@ -80,10 +80,10 @@ pub struct HealthPolicy {
     pub disable_after_ms: i64,
     /// Open an endpoint's circuit after this many consecutive failures (0: never).
     pub circuit_threshold: u32,
+    /// The first wait of an open circuit before its probe; it doubles with each failed
+    /// probe, up to `CIRCUIT_MAX_BACKOFF_MS`.
+    pub circuit_backoff_ms: i64,
 }
-
-/// The first wait of an open circuit before its probe; it doubles with each failed probe.
-pub const CIRCUIT_FIRST_BACKOFF_MS: i64 = 30_000;
 /// The longest wait between two probes of an open circuit.
 pub const CIRCUIT_MAX_BACKOFF_MS: i64 = 30 * 60_000;
 

@@ -16,8 +16,7 @@ use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::signing::parse_schemes;
 use crate::store::{
-    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_FIRST_BACKOFF_MS,
-    CIRCUIT_MAX_BACKOFF_MS,
+    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_MAX_BACKOFF_MS,
 };
 
 /// Claims up to `req.limit` due deliveries of active endpoints, taking no endpoint past
@@ -34,7 +33,8 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
         "SELECT id, probing, fifo FROM (
              SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing, p.ordering = 'fifo' AS fifo,
                     (SELECT d.next_attempt_at FROM deliveries d
-                     WHERE d.endpoint_id = p.id AND d.status = 'pending' AND d.next_attempt_at <= ?1
+                     WHERE d.endpoint_id = p.id AND d.status = 'pending'
+                       AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
                      ORDER BY d.next_attempt_at LIMIT 1) AS oldest
              FROM endpoints p
              WHERE p.status = 'active' AND p.kind = 'push'
@@ -111,8 +111,11 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
             // Held deliveries are still pending in the file and come first in due order,
             // so fetch past them (and past what the first pass took).
             let fetch = take + already + round.held_for(endpoint);
+            // A probe takes the endpoint's next pending delivery, due or not: while the
+            // circuit was open its deliveries' own retry times stood still.
+            let until = if probing { i64::MAX } else { req.now };
             let candidates: Vec<(i64, i64)> = due
-                .query_map(params![endpoint, req.now, fetch as i64], |r| {
+                .query_map(params![endpoint, until, fetch as i64], |r| {
                     Ok((r.get(0)?, endpoint))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -350,7 +353,7 @@ fn record_circuit(
             .execute(params![
                 r.endpoint_id,
                 now,
-                CIRCUIT_FIRST_BACKOFF_MS,
+                policy.circuit_backoff_ms,
                 policy.circuit_threshold
             ])?;
         if opened > 0 {
@@ -360,7 +363,7 @@ fn record_circuit(
             );
             let data = json!({
                 "consecutive_failures": policy.circuit_threshold,
-                "next_probe": crate::clock::rfc3339_ms(now + CIRCUIT_FIRST_BACKOFF_MS),
+                "next_probe": crate::clock::rfc3339_ms(now + policy.circuit_backoff_ms),
             });
             operational::emit(
                 conn,
