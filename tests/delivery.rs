@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::delivery::{
-    attempt_codes, delivery, delivery_of_event, gap, header, js_stringify, node, publish_raw,
-    verify_case, wait_delivery_status, with_id,
+    attempt_codes, delivery, delivery_of_event, gap, header, js_stringify, most_within, node,
+    numbers, publish_raw, verify_case, wait_delivery_status, with_id,
 };
 use common::{Receiver, Reply, TestApp};
 use serde_json::{json, Value};
@@ -712,19 +712,10 @@ fn a_fifo_endpoint_receives_events_in_publish_order_through_failures() {
     );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["ordering"], "fifo");
-    for chunk in 0..2 {
-        app.publish_numbered("job.done", chunk * 100, chunk * 100 + 100);
-    }
+    app.publish_numbered("job.done", 0, 200);
     let expected_requests = 200 + 200 / 6; // every 7th request fails once and is resent
     let got = receiver.wait_for("/fifo", expected_requests, Duration::from_secs(60));
-    let mut seen: Vec<i64> = got
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.body).unwrap()["i"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let mut seen = numbers(&got);
     seen.dedup(); // a resent head arrives twice in a row, nothing in between
     assert_eq!(seen, (0..200).collect::<Vec<i64>>());
 }
@@ -774,23 +765,11 @@ fn an_endpoints_in_flight_limit_adapts_to_the_receiver() {
     });
     let hook = app.create_webhook(&receiver.url("/adaptive"), &["*"]);
     let path = format!("/api/v1/webhooks/{}", hook["id"]);
-    for chunk in 0..6 {
-        app.publish_numbered("job.done", chunk * 100, chunk * 100 + 100);
-    }
+    app.publish_numbered("job.done", 0, 600);
     let got = receiver.wait_for("/adaptive", 600, Duration::from_secs(60));
     // Requests take 50 ms each: the most that arrived within 40 ms of one another were in
     // flight together.
-    let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
-    at.sort();
-    let most_together = (0..at.len())
-        .map(|i| {
-            at[i..]
-                .iter()
-                .take_while(|t| t.duration_since(at[i]) < Duration::from_millis(40))
-                .count()
-        })
-        .max()
-        .unwrap();
+    let most_together = most_within(&got, Duration::from_millis(40));
     assert!(
         most_together > 8,
         "at most {most_together} in flight at once"
@@ -896,27 +875,13 @@ fn a_rate_limit_holds_across_a_restart_and_loses_nothing() {
     assert!(app.terminate().success());
     app.start();
     let got = receiver.wait_for("/five", 50, Duration::from_secs(30));
-    let mut ids: Vec<i64> = got
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.body).unwrap()["i"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let mut ids = numbers(&got);
     ids.sort();
     ids.dedup();
     assert_eq!(ids, (0..50).collect::<Vec<i64>>(), "every event arrived");
-    let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
-    at.sort();
-    for (i, first) in at.iter().enumerate() {
-        // Sends are 200 ms apart; arrivals may jitter by a few ms, so look at 950 ms.
-        let within = at[i..]
-            .iter()
-            .take_while(|t| t.duration_since(*first) < Duration::from_millis(950))
-            .count();
-        assert!(within <= 5, "{within} requests within 950 ms");
-    }
+    // Sends are 200 ms apart; arrivals may jitter by a few ms, so look at 950 ms.
+    let within = most_within(&got, Duration::from_millis(950));
+    assert!(within <= 5, "{within} requests within 950 ms");
 }
 
 /// The real binary: while one endpoint is rate-limited with a backlog, one is FIFO-blocked

@@ -12,6 +12,32 @@ use serde_json::Value;
 
 use super::{Received, TestApp, ADMIN_TOKEN};
 
+/// The `i` field of each request's body, in arrival order (`TestApp::publish_numbered`).
+pub fn numbers(got: &[Received]) -> Vec<i64> {
+    got.iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("a JSON body")["i"]
+                .as_i64()
+                .expect("a numbered event")
+        })
+        .collect()
+}
+
+/// The most requests that arrived within `window` of one another.
+pub fn most_within(got: &[Received], window: Duration) -> usize {
+    let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
+    at.sort();
+    (0..at.len())
+        .map(|i| {
+            at[i..]
+                .iter()
+                .take_while(|t| t.duration_since(at[i]) < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// `tests/js`: the scripts and their package.json / package-lock.json.
 pub fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

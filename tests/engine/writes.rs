@@ -63,6 +63,21 @@ async fn queue_all<F: Future + ?Sized>(jobs: &mut [Pin<Box<F>>]) {
     .await
 }
 
+/// Queues every write behind the closed gate, opens it, and awaits them all: they run in
+/// one group commit.
+async fn in_one_commit<F: Future + ?Sized>(
+    gate: &Gate,
+    mut jobs: Vec<Pin<Box<F>>>,
+) -> Vec<F::Output> {
+    queue_all(&mut jobs).await;
+    gate.open();
+    let mut answers = Vec::new();
+    for job in jobs {
+        answers.push(job.await);
+    }
+    answers
+}
+
 type Answer = Result<Vec<Published>, StoreError>;
 
 #[test]
@@ -95,7 +110,7 @@ fn one_failing_job_in_a_group_commit_leaves_the_others_committed() {
     let gate = Gate::close(&rig.sqlite);
     let before = rig.store().writer_stats();
     let answers: Vec<Answer> = rig.block_on(async {
-        let mut jobs: Vec<_> = (0..20)
+        let jobs: Vec<_> = (0..20)
             .map(|i| {
                 // The 11th names a tenant that does not exist: its event breaks a foreign key.
                 let tenant = if i == 10 { "nobody" } else { TENANT };
@@ -103,13 +118,7 @@ fn one_failing_job_in_a_group_commit_leaves_the_others_committed() {
                     .publish(tenant, vec![event("job.completed", i, None)], T0)
             })
             .collect();
-        queue_all(&mut jobs).await;
-        gate.open();
-        let mut answers = Vec::new();
-        for job in jobs {
-            answers.push(job.await);
-        }
-        answers
+        in_one_commit(&gate, jobs).await
     });
     gate.join();
     let after = rig.store().writer_stats();
@@ -170,19 +179,13 @@ fn concurrent_publishes_with_one_idempotency_key_make_one_event() {
     // Sixteen at once inside one group commit: each sees the others' uncommitted rows.
     let gate = Gate::close(&rig.sqlite);
     let answers: Vec<Answer> = rig.block_on(async {
-        let mut jobs: Vec<_> = (0..16)
+        let jobs: Vec<_> = (0..16)
             .map(|i| {
                 let e = event("order.paid", i, Some("order-42"));
                 rig.store().publish(TENANT, vec![e], T0)
             })
             .collect();
-        queue_all(&mut jobs).await;
-        gate.open();
-        let mut answers = Vec::new();
-        for job in jobs {
-            answers.push(job.await);
-        }
-        answers
+        in_one_commit(&gate, jobs).await
     });
     gate.join();
     let first = one_event(&answers);
