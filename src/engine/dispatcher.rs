@@ -65,8 +65,6 @@ impl Dispatcher {
     /// how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.needs_claim = false;
-        // What waited for its rate limit and may go now goes first.
-        self.board.release_due(self.clock.now_ms());
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
             return Ok(0);

@@ -72,8 +72,10 @@ impl Harness {
         })
     }
 
-    /// One claim round; returns how many deliveries were claimed.
+    /// One turn of the dispatcher's loop: lets go what waited for its rate limit, then one
+    /// claim round; returns how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
+        self.board.release_due(self.clock.now_ms());
         self.dispatcher.step()
     }
 

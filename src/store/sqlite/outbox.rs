@@ -251,12 +251,33 @@ fn record_endpoint_health(
     policy: HealthPolicy,
     now: i64,
 ) -> Result<()> {
-    // When the endpoint was last sent to: a rate limit holds across a restart from it.
-    conn.prepare_cached(
-        "UPDATE endpoints SET last_attempt_at = ?2
-         WHERE id = ?1 AND rate_limit IS NOT NULL AND coalesce(last_attempt_at, 0) < ?2",
-    )?
-    .execute(params![r.endpoint_id, r.started_at])?;
+    // One read of the endpoint decides which writes are needed: a healthy endpoint without
+    // a rate limit (the common case) costs this one lookup per successful attempt.
+    let Some((limited, open, troubled)) = conn
+        .prepare_cached(
+            "SELECT rate_limit IS NOT NULL, circuit_opened_at IS NOT NULL,
+                    failing_since IS NOT NULL OR consecutive_failures > 0
+             FROM endpoints WHERE id = ?1",
+        )?
+        .query_row([r.endpoint_id], |row| {
+            Ok((
+                row.get::<_, bool>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, bool>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(()); // deleted while the request was out
+    };
+    if limited {
+        // When the endpoint was last sent to: a rate limit holds across a restart from it.
+        conn.prepare_cached(
+            "UPDATE endpoints SET last_attempt_at = ?2
+             WHERE id = ?1 AND coalesce(last_attempt_at, 0) < ?2",
+        )?
+        .execute(params![r.endpoint_id, r.started_at])?;
+    }
     if r.verdict == Verdict::Failed && !operational::is_operational(conn, r.delivery_id)? {
         let data = json!({
             "delivery_id": r.delivery_id,
@@ -266,12 +287,10 @@ fn record_endpoint_health(
         operational::emit(conn, r.endpoint_id, "herald.delivery.failed", data, now)?;
     }
     if r.verdict == Verdict::Succeeded {
-        let was_open: bool = conn
-            .prepare_cached("SELECT circuit_opened_at IS NOT NULL FROM endpoints WHERE id = ?1")?
-            .query_row([r.endpoint_id], |row| row.get(0))
-            .optional()?
-            .unwrap_or(false);
-        if was_open {
+        if !open && !troubled {
+            return Ok(());
+        }
+        if open {
             operational::emit(
                 conn,
                 r.endpoint_id,
@@ -284,8 +303,7 @@ fn record_endpoint_health(
         conn.prepare_cached(
             "UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0,
                  circuit_opened_at = NULL, circuit_next_probe = NULL, circuit_backoff_ms = NULL
-             WHERE id = ?1
-               AND (failing_since IS NOT NULL OR consecutive_failures > 0 OR circuit_opened_at IS NOT NULL)",
+             WHERE id = ?1",
         )?
         .execute([r.endpoint_id])?;
         return Ok(());
