@@ -58,7 +58,7 @@ fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
 }
 
 /// `::ffff:192.0.2.1` is the IPv4 client it wraps.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

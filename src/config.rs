@@ -56,6 +56,10 @@ pub struct Config {
     pub circuit_backoff: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
+    /// Open connections one client address may hold (0: no cap); trusted proxies are exempt.
+    pub max_connections_per_client: usize,
+    /// Bytes all request bodies being read may hold together; over it a request gets 503.
+    pub max_body_memory: usize,
 }
 
 impl Default for Config {
@@ -88,6 +92,8 @@ impl Default for Config {
             circuit_threshold: 5,
             circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
+            max_connections_per_client: 256,
+            max_body_memory: 64 * 1024 * 1024,
         }
     }
 }
@@ -118,6 +124,8 @@ pub const KEYS: &[&str] = &[
     "circuit_threshold",
     "circuit_backoff",
     "max_endpoint_concurrency",
+    "max_connections_per_client",
+    "max_body_memory",
 ];
 
 impl Config {
@@ -215,6 +223,10 @@ impl Config {
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
             "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
+            "max_connections_per_client" => {
+                self.max_connections_per_client = parse_count(v, 0, 1_000_000)?
+            }
+            "max_body_memory" => self.max_body_memory = parse_size(v)?,
             "secret_key_file" => self.secret_key_file = Some(PathBuf::from(non_empty(v)?)),
             "operator_webhook" => {
                 self.operator_webhook = match v {

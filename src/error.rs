@@ -34,6 +34,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     StorageFull(String),
+    /// Too much is in flight right now (request bodies): retry after a moment.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ApiError {
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "storage_unavailable",
             ApiError::StorageFull(_) => "storage_full",
+            ApiError::Busy(_) => "busy",
         }
     }
 }
@@ -78,12 +82,18 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StorageFull(_) | ApiError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Busy(_) = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(json!({
             "success": false,
             "error": { "code": self.code(), "message": self.to_string() },
         }))

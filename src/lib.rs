@@ -5,11 +5,13 @@
 //! API, admin pages). See README.md's ARCHITECTURE section for the data path.
 
 pub mod api;
+pub mod body_budget;
 pub mod canonical_json;
 pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod connection_cap;
 pub mod domain;
 pub mod engine;
 pub mod error;
@@ -70,9 +72,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         secret_key,
         engine: engine.handle(),
     });
+    let body_budget = web::Data::from(body_budget::BodyBudget::new(config.max_body_memory));
+    let connections = connection_cap::ConnectionCap::new(
+        config.max_connections_per_client,
+        config.trusted_proxies.clone(),
+    );
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(body_budget.clone())
             .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
             .wrap_fn(|mut req, srv| {
                 request_deadline::wrap(&mut req);
@@ -83,6 +91,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
     })
+    .on_connect(move |conn, data| connections.on_connect(conn, data))
     .disable_signals()
     .client_request_timeout(request_deadline::HEADERS_TIMEOUT)
     .shutdown_timeout(SHUTDOWN_BOUND.as_secs())
@@ -146,17 +155,24 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The API answers a wrong method in its envelope; the pages keep their own HTML answer.
+/// A wrong method on a documented route is answered in the API's envelope with `Allow`
+/// (RFC 9110), the route's methods read from the OpenAPI document; the pages keep their own
+/// HTML answer.
 fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    if !res.request().path().starts_with("/api") {
+    let Some(allow) = api::allowed_methods(res.request()) else {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    }
+    };
     let (req, _) = res.into_parts();
-    let response = ApiError::MethodNotAllowed("this route does not accept that method".into())
-        .error_response()
-        .map_into_right_body();
+    let mut response =
+        ApiError::MethodNotAllowed(format!("this route accepts only {allow}")).error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
-        req, response,
+        req,
+        response.map_into_right_body(),
     )))
 }
 

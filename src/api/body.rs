@@ -2,21 +2,37 @@
 //!
 //! actix's own `Json` extractor answers errors in plain text; these extractors keep every
 //! refusal in the `{"success": false, ...}` shape with a message that names the problem.
+//! Every body is read within its share of `max_body_memory` (`crate::body_budget`).
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use crate::body_budget::{BodyBudget, Permit};
 use crate::error::ApiError;
 
-/// The raw body, size-checked.
-pub struct RawBody(pub web::Bytes);
+/// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.
+pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);
 
 /// A JSON body deserialised into `T` (whose struct should deny unknown fields).
 pub struct ApiJson<T>(pub T);
+
+/// At most this much is allocated ahead of bytes that have actually arrived.
+const PREALLOCATE: usize = 64 * 1024;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the body is larger than the {limit}-byte limit (max_payload)"
+    ))
+}
+
+fn busy() -> ApiError {
+    ApiError::Busy("the server is reading too many request bodies at once; retry shortly".into())
+}
 
 impl FromRequest for RawBody {
     type Error = ApiError;
@@ -27,6 +43,9 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
+        let budget = req
+            .app_data::<web::Data<BodyBudget>>()
+            .map(|b| b.clone().into_inner());
         // A declared length over the limit is refused before any byte is read, so a client
         // cannot hold a connection open by announcing a huge body and sending it slowly.
         let declared = req
@@ -35,24 +54,37 @@ impl FromRequest for RawBody {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            return Box::pin(async move {
-                Err(ApiError::PayloadTooLarge(format!(
-                    "the body is larger than the {limit}-byte limit (max_payload)"
-                )))
-            });
+            return Box::pin(async move { Err(too_large(limit)) });
         }
+        let declared = declared.unwrap_or(0) as usize;
+        // The declared length is taken from the budget before any byte is buffered.
+        let permit = match &budget {
+            None => Some(Permit::unbounded()),
+            Some(budget) => budget.reserve(declared),
+        };
+        let Some(mut permit) = permit else {
+            return Box::pin(async move { Err(busy()) });
+        };
         let payload = web::Payload::from_request(req, payload);
         Box::pin(async move {
-            let payload = payload
+            let mut payload = payload
                 .await
                 .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
-            match payload.to_bytes_limited(limit).await {
-                Ok(Ok(bytes)) => Ok(RawBody(bytes)),
-                Ok(Err(e)) => Err(ApiError::invalid(format!("could not read the body: {e}"))),
-                Err(_) => Err(ApiError::PayloadTooLarge(format!(
-                    "the body is larger than the {limit}-byte limit (max_payload)"
-                ))),
+            let mut bytes = web::BytesMut::with_capacity(declared.min(PREALLOCATE));
+            while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+                let total = bytes.len() + chunk.len();
+                if total > limit {
+                    return Err(too_large(limit));
+                }
+                // A chunked body (or one longer than declared) grows its share as it arrives.
+                if !permit.grow_to(total) {
+                    return Err(busy());
+                }
+                bytes.extend_from_slice(&chunk);
             }
+            Ok(RawBody(bytes.freeze(), permit))
         })
     }
 }

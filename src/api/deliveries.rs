@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::body::ApiJson;
-use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
+use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock;
 use crate::error::ApiError;
 use crate::store::{Attempt, Delivery, DeliveryQuery};
@@ -65,8 +65,17 @@ impl ListQuery {
     get,
     path = "/api/v1/deliveries",
     tag = "deliveries",
-    description = "The tenant's deliveries. Query: limit, cursor, status, endpoint_id, event_id, since, until.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "The tenant's deliveries, newest first.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+        ("status" = Option<schemas::DeliveryStatus>, Query),
+        ("endpoint_id" = Option<i64>, Query, description = "only this webhook's"),
+        ("event_id" = Option<String>, Query, description = "only this event's"),
+        ("since" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+        ("until" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+    ),
+    responses((status = 200, description = "a page of deliveries", body = schemas::ListPage<schemas::Delivery>))
 )]
 async fn list_all(
     state: web::Data<AppState>,
@@ -83,9 +92,17 @@ async fn list_all(
     get,
     path = "/api/v1/webhooks/{id}/deliveries",
     tag = "deliveries",
-    description = "A webhook's deliveries. Query: limit, cursor, status, event_id, since, until.",
-    params(("id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "A webhook's deliveries, newest first.",
+    params(
+        ("id" = i64, Path),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+        ("status" = Option<schemas::DeliveryStatus>, Query),
+        ("event_id" = Option<String>, Query, description = "only this event's"),
+        ("since" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+        ("until" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+    ),
+    responses((status = 200, description = "a page of deliveries", body = schemas::ListPage<schemas::Delivery>))
 )]
 async fn list_for_webhook(
     state: web::Data<AppState>,
@@ -115,7 +132,7 @@ struct DeliveryWithAttempts {
     tag = "deliveries",
     description = "One delivery with its attempt_log.",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the delivery", body = schemas::Success<schemas::DeliveryWithAttempts>))
 )]
 async fn get(
     state: web::Data<AppState>,
@@ -136,7 +153,10 @@ async fn get(
     tag = "deliveries",
     description = "Queue a finished delivery again now, with a fresh retry schedule.",
     params(("id" = i64, Path)),
-    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+    responses(
+        (status = 202, description = "queued", body = schemas::Success<schemas::Delivery>),
+        (status = 409, description = "the delivery is still pending", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn retry(
     state: web::Data<AppState>,
@@ -147,9 +167,10 @@ async fn retry(
     Ok(respond(StatusCode::ACCEPTED, delivery))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Recover {
+    /// ISO-8601 time or unix seconds.
     since: String,
 }
 
@@ -159,8 +180,8 @@ struct Recover {
     tag = "deliveries",
     description = "Re-queue this webhook's failed deliveries created since a time.",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "{since}"),
-    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = Recover, content_type = "application/json"),
+    responses((status = 202, description = "queued again", body = schemas::Success<schemas::Recovered>))
 )]
 async fn recover(
     state: web::Data<AppState>,
@@ -184,7 +205,7 @@ async fn recover(
     tag = "deliveries",
     description = "Send a webhook.test event to this webhook now, whatever its filter.",
     params(("id" = i64, Path)),
-    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 202, description = "queued", body = schemas::Success<schemas::TestSent>))
 )]
 async fn send_test(
     state: web::Data<AppState>,

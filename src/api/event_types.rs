@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::body::ApiJson;
-use super::{auth::Auth, ok, respond, AppState};
+use super::{auth::Auth, ok, respond, schemas, AppState};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,11 +22,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateEventType {
+    /// Such as `job.completed`.
     name: String,
     description: Option<String>,
+    /// An example payload.
+    #[schema(value_type = Option<Object>)]
     example: Option<Value>,
 }
 
@@ -35,8 +38,8 @@ struct CreateEventType {
     path = "/api/v1/event-types",
     tag = "event types",
     description = "Create or replace an event type (admin): {name, description?, example?}.",
-    request_body(content_type = "application/json", description = "{name, description?, example?}"),
-    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = CreateEventType, content_type = "application/json"),
+    responses((status = 201, description = "created or replaced", body = schemas::Success<schemas::EventType>))
 )]
 async fn create(
     state: web::Data<AppState>,
@@ -67,8 +70,12 @@ struct Paging {
     get,
     path = "/api/v1/event-types",
     tag = "event types",
-    description = "The event type catalogue, newest first. Query: limit, cursor.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "The event type catalogue, newest first.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "a page of event types", body = schemas::ListPage<schemas::EventType>))
 )]
 async fn list(
     state: web::Data<AppState>,
@@ -86,7 +93,7 @@ async fn list(
     tag = "event types",
     description = "One event type.",
     params(("name" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the event type", body = schemas::Success<schemas::EventType>))
 )]
 async fn get(
     state: web::Data<AppState>,
@@ -103,7 +110,7 @@ async fn get(
     tag = "event types",
     description = "Delete an event type (admin).",
     params(("name" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "deleted", body = schemas::Success<schemas::DeletedByName>))
 )]
 async fn delete(
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::body::RawBody;
-use super::{auth::Auth, cursor, list, ok, respond, time_param, AppState};
+use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::payload::{self, PayloadError};
@@ -76,9 +76,10 @@ fn accepted(data: impl Serialize, replayed: bool) -> HttpResponse {
     post,
     path = "/api/v1/events",
     tag = "events",
-    description = "Publish one event (a JSON object with a string `event`); 202 once it and its deliveries are durable. Header Idempotency-Key.",
-    request_body(content_type = "application/json", description = "the payload object"),
-    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+    description = "Publish one event (a JSON object with a string `event`); 202 once it and its deliveries are durable.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retried publish with the same key answers the first result (header `Idempotent-Replayed: true`) instead of a second event")),
+    request_body(content = schemas::PublishPayload, content_type = "application/json", description = "the payload object, delivered as compact JSON"),
+    responses((status = 202, description = "stored with its deliveries", body = schemas::Success<schemas::Published>))
 )]
 async fn publish(
     state: web::Data<AppState>,
@@ -135,9 +136,10 @@ struct BatchResult {
     post,
     path = "/api/v1/events/batch",
     tag = "events",
-    description = "Publish up to 1000 events atomically: {events: [...]}.",
-    request_body(content_type = "application/json", description = "{events: [payload, ...]}"),
-    responses((status = 202, description = "success"), (status = 400, description = "error envelope"))
+    description = "Publish up to 1000 events atomically: {events: [...]}. With Idempotency-Key K, item i gets the key `K #i`.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried batch answer the same events")),
+    request_body(content = schemas::PublishBatch, content_type = "application/json"),
+    responses((status = 202, description = "all stored with their deliveries", body = schemas::Success<schemas::BatchPublished>))
 )]
 async fn publish_batch(
     state: web::Data<AppState>,
@@ -191,8 +193,15 @@ struct ListQuery {
     get,
     path = "/api/v1/events",
     tag = "events",
-    description = "The event log. Query: limit, cursor, event, since, until.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "The event log, newest first.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+        ("event" = Option<String>, Query, description = "only this event type"),
+        ("since" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+        ("until" = Option<String>, Query, description = "ISO-8601 time or unix seconds"),
+    ),
+    responses((status = 200, description = "a page of events", body = schemas::ListPage<schemas::Event>))
 )]
 async fn list_events(
     state: web::Data<AppState>,
@@ -222,7 +231,7 @@ struct EventWithDeliveries {
     tag = "events",
     description = "One event with its deliveries.",
     params(("id" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the event", body = schemas::Success<schemas::EventWithDeliveries>))
 )]
 async fn get(
     state: web::Data<AppState>,

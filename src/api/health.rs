@@ -4,14 +4,16 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{ok, AppState};
+use super::{ok, schemas, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    // Resources rather than `cfg.route`, which would put the GET guard on the resource
+    // itself and answer another method 404 instead of 405.
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
 #[utoipa::path(
@@ -19,7 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     path = "/healthz",
     tag = "health",
     description = "The process is up.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "up", body = schemas::Success<schemas::Status>))
 )]
 async fn healthz() -> HttpResponse {
     ok(json!({ "status": "ok" }))
@@ -30,7 +32,10 @@ async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "health",
     description = "The database takes a write and the dispatcher is running.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses(
+        (status = 200, description = "ready", body = schemas::Success<schemas::Status>),
+        (status = 503, description = "not ready: the database is unavailable or full, or the dispatcher stopped", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // A real write (an empty transaction writes nothing, and passes on a full disk).
@@ -48,7 +53,10 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     path = "/metrics",
     tag = "health",
     description = "Prometheus metrics (OpenMetrics text): attempts by outcome and status class, attempt duration and publish-to-first-attempt histograms, queue depth, in-flight attempts, endpoints by status, store commits.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses(
+        (status = 200, description = "the metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 503, description = "the database is unavailable", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let gauges = state.store.gauges().await?;

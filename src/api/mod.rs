@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod openapi;
 mod poll;
+mod schemas;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
 
@@ -22,6 +23,7 @@ use serde_json::json;
 use crate::error::ApiError;
 pub use crate::service::AppState;
 use crate::store::{Cursor, Page};
+pub use openapi::allowed_methods;
 
 /// `{"success": true, "data": ...}` with a status.
 pub fn respond(status: StatusCode, data: impl Serialize) -> HttpResponse {

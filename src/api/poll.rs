@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{auth::Auth, cursor, AppState};
+use super::{auth::Auth, cursor, schemas, AppState};
 use crate::clock::{now_ms, ser};
 use crate::engine::worker::{delivery_headers, WorkerContext};
 use crate::error::ApiError;
@@ -103,9 +103,12 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
     params(
         ("id" = i64, Path),
         ("cursor" = Option<String>, Query, description = "the next_cursor of the previous poll; acknowledges every delivery up to it"),
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
     ),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"), (status = 404, description = "no such webhook in this tenant"), (status = 409, description = "not a poll endpoint"))
+    responses(
+        (status = 200, description = "pending deliveries, oldest first", body = schemas::ListPage<schemas::PolledItem>),
+        (status = 409, description = "not a poll endpoint", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn poll(
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::ApiJson;
-use super::{auth::Auth, cursor, list, ok, respond, AppState};
+use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::TenantId;
 use crate::error::ApiError;
@@ -32,20 +32,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/tenants/{id}/keys/{key_id}").route(web::delete().to(revoke_key)));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     id: String,
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameTenant {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     name: Option<String>,
@@ -56,6 +56,9 @@ struct CreateKey {
 struct Paging {
     limit: Option<String>,
     cursor: Option<String>,
+    /// Accepted on every route (see `auth`); the admin routes act across tenants.
+    #[allow(dead_code)]
+    tenant: Option<String>,
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -67,8 +70,11 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     path = "/api/v1/tenants",
     tag = "tenants",
     description = "Create a tenant (admin): {id, name?}.",
-    request_body(content_type = "application/json", description = "{id, name?}"),
-    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = CreateTenant, content_type = "application/json"),
+    responses(
+        (status = 201, description = "created", body = schemas::Success<schemas::Tenant>),
+        (status = 409, description = "the tenant exists already", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn create(
     state: web::Data<AppState>,
@@ -90,8 +96,12 @@ async fn create(
     get,
     path = "/api/v1/tenants",
     tag = "tenants",
-    description = "List tenants (admin). Query: limit, cursor.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "List tenants (admin).",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "a page of tenants", body = schemas::ListPage<schemas::Tenant>))
 )]
 async fn list_tenants(
     state: web::Data<AppState>,
@@ -109,7 +119,7 @@ async fn list_tenants(
     tag = "tenants",
     description = "One tenant (admin).",
     params(("id" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the tenant", body = schemas::Success<schemas::Tenant>))
 )]
 async fn get(
     state: web::Data<AppState>,
@@ -127,8 +137,8 @@ async fn get(
     tag = "tenants",
     description = "Rename a tenant (admin): {name}.",
     params(("id" = String, Path)),
-    request_body(content_type = "application/json", description = "{name}"),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = RenameTenant, content_type = "application/json"),
+    responses((status = 200, description = "the renamed tenant", body = schemas::Success<schemas::Tenant>))
 )]
 async fn rename(
     state: web::Data<AppState>,
@@ -148,7 +158,10 @@ async fn rename(
     tag = "tenants",
     description = "Delete a tenant and everything it owns (admin).",
     params(("id" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses(
+        (status = 200, description = "deleted", body = schemas::Success<schemas::DeletedById>),
+        (status = 409, description = "the default tenant cannot be deleted", body = schemas::ErrorEnvelope),
+    )
 )]
 async fn delete(
     state: web::Data<AppState>,
@@ -167,8 +180,8 @@ async fn delete(
     tag = "tenants",
     description = "Create an API key (admin); the token is shown once.",
     params(("id" = String, Path)),
-    request_body(content_type = "application/json", description = "{name?}"),
-    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = CreateKey, content_type = "application/json"),
+    responses((status = 201, description = "created; `token` is shown this once", body = schemas::Success<schemas::IssuedKey>))
 )]
 async fn create_key(
     state: web::Data<AppState>,
@@ -187,9 +200,13 @@ async fn create_key(
     get,
     path = "/api/v1/tenants/{id}/keys",
     tag = "tenants",
-    description = "A tenant's API keys (admin). Query: limit, cursor.",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "A tenant's API keys (admin).",
+    params(
+        ("id" = String, Path),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "a page of keys", body = schemas::ListPage<schemas::ApiKey>))
 )]
 async fn list_keys(
     state: web::Data<AppState>,
@@ -210,7 +227,7 @@ async fn list_keys(
     tag = "tenants",
     description = "Revoke an API key (admin).",
     params(("id" = String, Path), ("key_id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the revoked key", body = schemas::Success<schemas::ApiKey>))
 )]
 async fn revoke_key(
     state: web::Data<AppState>,

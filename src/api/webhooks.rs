@@ -6,9 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::body::ApiJson;
-use super::{auth::Auth, cursor, list, ok, respond, AppState};
+use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
     parse_rate_limit, parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus,
@@ -34,46 +35,62 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateWebhook {
     /// `push` (default) or `poll`.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<schemas::EndpointKind>)]
     kind: Option<String>,
     /// Required for a push endpoint; a poll endpoint has none.
     url: Option<String>,
+    /// Event names, `*`, or prefix wildcards such as `book.*`.
     events: Vec<String>,
+    /// `whsec_<base64>` or any string of 24 to 200 visible characters; generated when absent.
     secret_key: Option<String>,
     description: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<schemas::EndpointStatus>)]
     status: Option<String>,
+    #[schema(value_type = Option<schemas::SchemeList>)]
     signature: Option<SchemeList>,
+    /// Requests per second.
     rate_limit: Option<f64>,
+    #[schema(value_type = Option<schemas::Ordering>)]
     ordering: Option<String>,
+    #[schema(value_type = Option<schemas::RetrySchedule>)]
     retry_schedule: Option<serde_json::Value>,
+    /// Such as `"5s"`.
     request_timeout: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateWebhook {
     url: Option<String>,
     events: Option<Vec<String>>,
     description: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<schemas::EndpointStatus>)]
     status: Option<String>,
+    /// `null` returns to the deployment default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<schemas::SchemeList>)]
     signature: Option<Option<SchemeList>>,
     /// `null` returns to the deployment's `rate_limit`.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
     rate_limit: Option<Option<f64>>,
+    #[schema(value_type = Option<schemas::Ordering>)]
     ordering: Option<String>,
     /// `null` returns to the deployment's schedule.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<schemas::RetrySchedule>)]
     retry_schedule: Option<Option<serde_json::Value>>,
     /// `null` returns to the deployment's timeout.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     request_timeout: Option<Option<String>>,
 }
 
@@ -174,8 +191,8 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     path = "/api/v1/webhooks",
     tag = "webhooks",
     description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
-    request_body(content_type = "application/json", description = "{type?, url (push only), events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}"),
-    responses((status = 201, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = CreateWebhook, content_type = "application/json"),
+    responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
 async fn create(
     state: web::Data<AppState>,
@@ -253,8 +270,13 @@ async fn create(
     get,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "List the tenant's webhooks (also at /api/webhooks). Query: limit, cursor, status.",
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    description = "List the tenant's webhooks (also at /api/webhooks), newest first.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page"),
+        ("status" = Option<schemas::EndpointStatus>, Query),
+    ),
+    responses((status = 200, description = "a page of webhooks", body = schemas::ListPage<schemas::Webhook>))
 )]
 async fn list_webhooks(
     state: web::Data<AppState>,
@@ -285,7 +307,7 @@ async fn list_webhooks(
     tag = "webhooks",
     description = "One webhook.",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the webhook", body = schemas::Success<schemas::Webhook>))
 )]
 async fn get(
     state: web::Data<AppState>,
@@ -303,8 +325,8 @@ async fn get(
     tag = "webhooks",
     description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule or request_timeout (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
-    request_body(content_type = "application/json", description = "any of {url, events, description, headers, status, signature, rate_limit, ordering, retry_schedule, request_timeout}"),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    request_body(content = UpdateWebhook, content_type = "application/json"),
+    responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))
 )]
 async fn update(
     state: web::Data<AppState>,
@@ -383,7 +405,7 @@ async fn update(
     tag = "webhooks",
     description = "Delete a webhook and its delivery history.",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "deleted", body = schemas::Success<schemas::DeletedById>))
 )]
 async fn delete(
     state: web::Data<AppState>,
@@ -401,7 +423,7 @@ async fn delete(
     tag = "webhooks",
     description = "New secret; the previous one keeps signing for rotation_grace.",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "success"), (status = 400, description = "error envelope"))
+    responses((status = 200, description = "the webhook with its new secret", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
 async fn rotate_secret(
     state: web::Data<AppState>,

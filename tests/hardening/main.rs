@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod body_memory;
+mod connection_cap;
 mod copied_db;
 mod delete_inflight;
 mod disk_full;
@@ -13,9 +15,11 @@ mod limits;
 mod login_next;
 mod logout;
 mod masked_headers;
+mod methods;
 mod pages_http;
 mod poll_page;
 mod retention;
+mod schemathesis;
 mod sealed_secrets;
 mod slow_body;
 mod ssrf_create;
