@@ -60,6 +60,8 @@ pub struct Config {
     pub max_connections_per_client: usize,
     /// Bytes all request bodies being read may hold together; over it a request gets 503.
     pub max_body_memory: usize,
+    /// Addresses whose failed authentications are not throttled (none by default).
+    pub throttle_exempt: Vec<Cidr>,
 }
 
 impl Default for Config {
@@ -94,6 +96,7 @@ impl Default for Config {
             max_endpoint_concurrency: 32,
             max_connections_per_client: 256,
             max_body_memory: 64 * 1024 * 1024,
+            throttle_exempt: Vec::new(),
         }
     }
 }
@@ -126,6 +129,7 @@ pub const KEYS: &[&str] = &[
     "max_endpoint_concurrency",
     "max_connections_per_client",
     "max_body_memory",
+    "throttle_exempt",
 ];
 
 impl Config {
@@ -242,6 +246,7 @@ impl Config {
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
             }
+            "throttle_exempt" => self.throttle_exempt = parse_networks(v)?,
             "circuit_backoff" => self.circuit_backoff = parse_duration(v)?,
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
@@ -258,6 +263,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A comma list of addresses and networks (`10.0.0.0/8, ::1`).
+fn parse_networks(v: &str) -> Result<Vec<Cidr>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(Cidr::parse)
+        .collect()
 }
 
 /// The shortest admin token accepted from the configuration.

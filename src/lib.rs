@@ -72,6 +72,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         secret_key,
         engine: engine.handle(),
     });
+    throttle::exempt(config.throttle_exempt.clone());
     let body_budget = web::Data::from(body_budget::BodyBudget::new(config.max_body_memory));
     let connections = connection_cap::ConnectionCap::new(
         config.max_connections_per_client,

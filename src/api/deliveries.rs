@@ -170,7 +170,8 @@ async fn retry(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Recover {
-    /// ISO-8601 time or unix seconds.
+    /// An RFC 3339 time or unix seconds.
+    #[schema(schema_with = schemas::time)]
     since: String,
 }
 

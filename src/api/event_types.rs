@@ -26,7 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 struct CreateEventType {
     /// Such as `job.completed`.
+    #[schema(pattern = "^[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9_:-])?$")]
     name: String,
+    #[schema(max_length = 500)]
     description: Option<String>,
     /// An example payload.
     #[schema(value_type = Option<Object>)]

@@ -60,14 +60,24 @@ pub fn cursor(limit: Option<&str>, cursor: Option<&str>) -> Result<Cursor, ApiEr
             }
         },
     };
+    // Only the canonical spelling of a positive number (what `next_cursor` holds, and what
+    // the OpenAPI document promises): no sign, no leading zero, at most 18 digits.
+    let canonical = |c: &str| {
+        (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) && !c.starts_with('0')
+    };
     let before = match cursor {
         None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::bad(
-                "invalid_pagination",
-                "cursor is not valid; pass the next_cursor of a previous page",
-            )
-        })?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|_| canonical(c))
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_pagination",
+                        "cursor is not valid; pass the next_cursor of a previous page",
+                    )
+                })?,
+        ),
     };
     Ok(Cursor { before, limit })
 }

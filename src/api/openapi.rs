@@ -82,8 +82,9 @@ impl Modify for Common {
                     .build(),
             ),
         );
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
             for op in operations(item) {
+                describe_parameters(path, op);
                 if op.tags.iter().flatten().any(|t| t == "health") {
                     continue;
                 }
@@ -103,6 +104,29 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .flatten()
+}
+
+/// Shared parameters, described once: cursors as the server parses them (canonical decimal
+/// numbers, so a schema-valid cursor is never refused), times, idempotency keys.
+fn describe_parameters(path: &str, op: &mut Operation) {
+    for param in op.parameters.iter_mut().flatten() {
+        let schema = match param.name.as_str() {
+            // A list cursor is a positive row number; a poll cursor acknowledges up to an id.
+            "cursor" if path.ends_with("/poll") => pattern("^[0-9]{0,18}$"),
+            "cursor" => pattern("^([1-9][0-9]{0,17})?$"),
+            "since" | "until" => schemas::time(),
+            "Idempotency-Key" => pattern("^[!-~]{1,255}$"),
+            _ => continue,
+        };
+        param.schema = Some(schema);
+    }
+}
+
+fn pattern(regex: &str) -> RefOr<utoipa::openapi::schema::Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(regex))
+        .into()
 }
 
 fn authenticated(op: &mut Operation) {

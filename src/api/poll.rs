@@ -47,10 +47,11 @@ struct PolledItem {
 fn parse_ack(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     match cursor {
         None | Some("") => Ok(None),
+        // Digits only, as documented (`parse` would also take a sign).
         Some(c) => c
             .parse::<i64>()
             .ok()
-            .filter(|n| *n >= 0)
+            .filter(|_| c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()))
             .map(Some)
             .ok_or_else(|| {
                 ApiError::bad(

@@ -9,7 +9,33 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
+
+/// An event name (`job.completed`): 1-128 letters, digits, `.`, `_`, `-`, `:`, not starting
+/// or ending with `.` (`domain::EventName`).
+pub const EVENT_NAME: &str = "^[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9_:-])?$";
+/// An endpoint's subscription: an event name, `*`, or a prefix wildcard (`book.*`).
+pub const EVENT_PATTERN: &str =
+    r"^(\*|[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9_:-])?(\.\*)?)$";
+/// A tenant id (`domain::TenantId`).
+pub const TENANT_ID: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
+/// A time as `clock::parse` reads it: RFC 3339, or unix seconds.
+pub fn time() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(
+            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
+        )))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^-?[0-9]{1,15}$")),
+        )
+        .description(Some("an RFC 3339 time, or unix seconds"))
+        .into()
+}
 
 /// `{"success": true, "data": ...}`.
 #[derive(ToSchema)]
@@ -281,9 +307,13 @@ pub struct PolledItem {
 }
 
 #[derive(ToSchema)]
-pub struct DeletedById {
-    #[schema(value_type = Object)]
-    pub id: serde_json::Value,
+pub struct DeletedWebhook {
+    pub id: i64,
+}
+
+#[derive(ToSchema)]
+pub struct DeletedTenant {
+    pub id: String,
 }
 
 #[derive(ToSchema)]
@@ -316,14 +346,16 @@ pub struct Status {
 #[derive(ToSchema)]
 pub struct PublishPayload {
     /// The event type, such as `job.completed`.
+    #[schema(pattern = "^[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9_:-])?$")]
     pub event: String,
-    /// ISO-8601 UTC; added when absent.
-    pub timestamp: Option<String>,
+    /// ISO-8601 UTC by convention; added when absent, kept as sent otherwise.
+    pub timestamp: Option<serde_json::Value>,
 }
 
 #[derive(ToSchema)]
 pub struct PublishBatch {
     /// 1 to 1000 payloads, published all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<PublishPayload>,
 }
 

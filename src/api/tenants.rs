@@ -35,19 +35,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
+    /// 1-64 lower-case letters, digits, `-` or `_`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: String,
+    /// Default: the id.
+    #[schema(max_length = 100, pattern = r"\S")]
     name: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameTenant {
+    #[schema(max_length = 100, pattern = r"\S")]
     name: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
+    #[schema(max_length = 100)]
     name: Option<String>,
 }
 
@@ -159,7 +165,7 @@ async fn rename(
     description = "Delete a tenant and everything it owns (admin).",
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "deleted", body = schemas::Success<schemas::DeletedById>),
+        (status = 200, description = "deleted", body = schemas::Success<schemas::DeletedTenant>),
         (status = 409, description = "the default tenant cannot be deleted", body = schemas::ErrorEnvelope),
     )
 )]

@@ -45,9 +45,11 @@ struct CreateWebhook {
     /// Required for a push endpoint; a poll endpoint has none.
     url: Option<String>,
     /// Event names, `*`, or prefix wildcards such as `book.*`.
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<EventPattern>)]
     events: Vec<String>,
     /// `whsec_<base64>` or any string of 24 to 200 visible characters; generated when absent.
     secret_key: Option<String>,
+    #[schema(max_length = 500)]
     description: Option<String>,
     headers: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<schemas::EndpointStatus>)]
@@ -69,7 +71,9 @@ struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 struct UpdateWebhook {
     url: Option<String>,
+    #[schema(min_items = 1, max_items = 100, value_type = Option<Vec<EventPattern>>)]
     events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
     description: Option<String>,
     headers: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<schemas::EndpointStatus>)]
@@ -93,6 +97,12 @@ struct UpdateWebhook {
     #[schema(value_type = Option<String>)]
     request_timeout: Option<Option<String>>,
 }
+
+/// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
+#[derive(ToSchema)]
+#[schema(pattern = r"^(\*|[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9_:-])?(\.\*)?)$")]
+#[allow(dead_code)]
+struct EventPattern(String);
 
 /// `signature` as a list (`["standard", "body"]`) or a string with one scheme or a comma
 /// list (`"standard,body"`), the spelling of the `signature_schemes` config key.
@@ -405,7 +415,7 @@ async fn update(
     tag = "webhooks",
     description = "Delete a webhook and its delivery history.",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "deleted", body = schemas::Success<schemas::DeletedById>))
+    responses((status = 200, description = "deleted", body = schemas::Success<schemas::DeletedWebhook>))
 )]
 async fn delete(
     state: web::Data<AppState>,
