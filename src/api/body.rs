@@ -25,9 +25,7 @@ pub struct ApiJson<T>(pub T);
 const PREALLOCATE: usize = 64 * 1024;
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "the body is larger than the {limit}-byte limit (max_payload)"
-    ))
+    ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
 }
 
 fn busy() -> ApiError {
@@ -43,50 +41,60 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
-        let budget = req
-            .app_data::<web::Data<BodyBudget>>()
-            .map(|b| b.clone().into_inner());
-        // A declared length over the limit is refused before any byte is read, so a client
-        // cannot hold a connection open by announcing a huge body and sending it slowly.
-        let declared = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Box::pin(async move { Err(too_large(limit)) });
-        }
-        let declared = declared.unwrap_or(0) as usize;
-        // The declared length is taken from the budget before any byte is buffered.
-        let permit = match &budget {
-            None => Some(Permit::unbounded()),
-            Some(budget) => budget.reserve(declared),
-        };
-        let Some(mut permit) = permit else {
-            return Box::pin(async move { Err(busy()) });
-        };
-        let payload = web::Payload::from_request(req, payload);
-        Box::pin(async move {
-            let mut payload = payload
-                .await
-                .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
-            let mut bytes = web::BytesMut::with_capacity(declared.min(PREALLOCATE));
-            while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
-                let total = bytes.len() + chunk.len();
-                if total > limit {
-                    return Err(too_large(limit));
-                }
-                // A chunked body (or one longer than declared) grows its share as it arrives.
-                if !permit.grow_to(total) {
-                    return Err(busy());
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(RawBody(bytes.freeze(), permit))
-        })
+        read(req, payload, limit)
     }
+}
+
+/// Reads a body of at most `limit` bytes within the shared budget (the pages' forms use it
+/// too, with their own limit).
+pub fn read(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Pin<Box<dyn Future<Output = Result<RawBody, ApiError>>>> {
+    let budget = req
+        .app_data::<web::Data<BodyBudget>>()
+        .map(|b| b.clone().into_inner());
+    // A declared length over the limit is refused before any byte is read, so a client
+    // cannot hold a connection open by announcing a huge body and sending it slowly.
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Box::pin(async move { Err(too_large(limit)) });
+    }
+    let declared = declared.unwrap_or(0) as usize;
+    // The declared length is taken from the budget before any byte is buffered.
+    let permit = match &budget {
+        None => Some(Permit::unbounded()),
+        Some(budget) => budget.reserve(declared),
+    };
+    let Some(mut permit) = permit else {
+        return Box::pin(async move { Err(busy()) });
+    };
+    let payload = web::Payload::from_request(req, payload);
+    Box::pin(async move {
+        let mut payload = payload
+            .await
+            .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+        let mut bytes = web::BytesMut::with_capacity(declared.min(PREALLOCATE));
+        while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+            let chunk =
+                chunk.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+            let total = bytes.len() + chunk.len();
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            // A chunked body (or one longer than declared) grows its share as it arrives.
+            if !permit.grow_to(total) {
+                return Err(busy());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(RawBody(bytes.freeze(), permit))
+    })
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {

@@ -21,6 +21,7 @@ use super::flash::{self, Flash};
 use super::render::{admin_nav, see_other, tenant_nav, Area, Layout, PageError, Section};
 use super::session::{Session, SessionKey, Who};
 use crate::clock::now_ms;
+use crate::error::ApiError;
 use crate::service::AppState;
 
 /// Derived on the first page request and shared by every worker thread
@@ -312,6 +313,9 @@ impl FromRequest for Tenant {
     }
 }
 
+/// The largest form body a page takes.
+const FORM_LIMIT: usize = 256 * 1024;
+
 /// A form body that carried the right CSRF token.
 pub struct Posted<T>(pub T);
 
@@ -330,17 +334,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let body = web::Bytes::from_request(&req, payload);
+        // actix's own limit for a `Bytes` body, now read within `max_body_memory`.
+        let body = crate::api::body::read(&req, payload, FORM_LIMIT);
         Box::pin(async move {
             let state = app_state(&req)?;
             let session = current_session(&req, &state)
                 .await?
                 .ok_or(PageError::Login)?;
-            let body = body
-                .await
-                .map_err(|e| PageError::bad(format!("the form could not be read: {e}")))?;
-            let text =
-                std::str::from_utf8(&body).map_err(|_| PageError::bad("the form is not UTF-8"))?;
+            let body = body.await.map_err(|e| match e {
+                ApiError::Busy(_) | ApiError::PayloadTooLarge(_) => PageError::from(e),
+                e => PageError::bad(format!("the form could not be read: {e}")),
+            })?;
+            let text = std::str::from_utf8(&body.0)
+                .map_err(|_| PageError::bad("the form is not UTF-8"))?;
             // A form body is the same encoding as a query string.
             let token = web::Query::<CsrfField>::from_query(text)
                 .ok()
