@@ -41,6 +41,12 @@ pub struct Config {
     pub rotation_grace: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
     pub trusted_proxies: Vec<Cidr>,
+    /// Open connections one client address may hold (0: no cap); trusted proxies are exempt.
+    pub max_connections_per_client: usize,
+    /// Bytes all request bodies being read may hold together; over it a request gets 503.
+    pub max_body_memory: usize,
+    /// Addresses whose failed authentications are not throttled (none by default).
+    pub throttle_exempt: Vec<Cidr>,
     /// Where Herald sends its own operational events (every tenant's), if anywhere.
     pub operator_webhook: Option<String>,
     /// The secret key file; `None`: `herald.key` beside the database (`secret_key::key_file`).
@@ -56,12 +62,6 @@ pub struct Config {
     pub circuit_backoff: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
-    /// Open connections one client address may hold (0: no cap); trusted proxies are exempt.
-    pub max_connections_per_client: usize,
-    /// Bytes all request bodies being read may hold together; over it a request gets 503.
-    pub max_body_memory: usize,
-    /// Addresses whose failed authentications are not throttled (none by default).
-    pub throttle_exempt: Vec<Cidr>,
 }
 
 impl Default for Config {
@@ -87,6 +87,9 @@ impl Default for Config {
             disable_after: days(5),
             rotation_grace: Duration::from_secs(24 * 3600),
             trusted_proxies: Vec::new(),
+            max_connections_per_client: 256,
+            max_body_memory: 64 * 1024 * 1024,
+            throttle_exempt: Vec::new(),
             operator_webhook: None,
             secret_key_file: None,
             secret_key: None,
@@ -94,9 +97,6 @@ impl Default for Config {
             circuit_threshold: 5,
             circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
-            max_connections_per_client: 256,
-            max_body_memory: 64 * 1024 * 1024,
-            throttle_exempt: Vec::new(),
         }
     }
 }
@@ -121,15 +121,15 @@ pub const KEYS: &[&str] = &[
     "disable_after",
     "rotation_grace",
     "trusted_proxies",
+    "max_connections_per_client",
+    "max_body_memory",
+    "throttle_exempt",
     "operator_webhook",
     "secret_key_file",
     "rate_limit",
     "circuit_threshold",
     "circuit_backoff",
     "max_endpoint_concurrency",
-    "max_connections_per_client",
-    "max_body_memory",
-    "throttle_exempt",
 ];
 
 impl Config {
@@ -223,14 +223,15 @@ impl Config {
                 }
             }
             "max_payload" => self.max_payload = parse_size(v)?,
-            "retention" => self.retention = parse_duration(v)?,
-            "disable_after" => self.disable_after = parse_duration(v)?,
-            "rotation_grace" => self.rotation_grace = parse_duration(v)?,
-            "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
             "max_connections_per_client" => {
                 self.max_connections_per_client = parse_count(v, 0, 1_000_000)?
             }
             "max_body_memory" => self.max_body_memory = parse_size(v)?,
+            "retention" => self.retention = parse_duration(v)?,
+            "disable_after" => self.disable_after = parse_duration(v)?,
+            "rotation_grace" => self.rotation_grace = parse_duration(v)?,
+            "throttle_exempt" => self.throttle_exempt = parse_networks(v)?,
+            "max_endpoint_concurrency" => self.max_endpoint_concurrency = parse_count(v, 1, 1024)?,
             "secret_key_file" => self.secret_key_file = Some(PathBuf::from(non_empty(v)?)),
             "operator_webhook" => {
                 self.operator_webhook = match v {
@@ -246,7 +247,6 @@ impl Config {
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
             }
-            "throttle_exempt" => self.throttle_exempt = parse_networks(v)?,
             "circuit_backoff" => self.circuit_backoff = parse_duration(v)?,
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
