@@ -72,7 +72,7 @@ fn schemathesis_finds_nothing() {
         .args(["--config-file", config])
         .args(["run", &app.url("/api/v1/openapi.json")])
         .args(["--checks", "all"])
-        .args(["--max-examples", "25"])
+        .args(["--max-examples", "100"])
         // Fixed, so a failure reproduces; HERALD_SCHEMATHESIS_SEED explores other inputs.
         .args([
             "--seed",
