@@ -109,3 +109,41 @@ fn stalled_large_bodies_cannot_grow_memory_past_the_budget() {
     );
     assert!(busy >= 50, "only {busy} of 64 were refused");
 }
+
+/// A chunked body declares no length: it takes its share as the chunks arrive, and is cut
+/// off with 503 once the budget is spent, however it is framed.
+#[test]
+fn a_chunked_body_is_held_to_the_budget_as_it_arrives() {
+    let app = TestApp::spawn_with(&[
+        ("HERALD_MAX_BODY_MEMORY", "256KiB"),
+        ("HERALD_MAX_PAYLOAD", "1MiB"),
+    ]);
+    let send = |total: usize| {
+        let mut stream = TcpStream::connect(&app.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /api/v1/events HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .unwrap();
+        let body = padded_event(total);
+        for chunk in body.as_bytes().chunks(16 * 1024) {
+            if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+                || stream.write_all(chunk).is_err()
+                || stream.write_all(b"\r\n").is_err()
+            {
+                break;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+        answer(stream)
+    };
+    let over = send(300_000);
+    assert!(over.starts_with("HTTP/1.1 503"), "{over}");
+    assert!(over.contains(r#""code":"busy""#), "{over}");
+    let under = send(100_000);
+    assert!(under.starts_with("HTTP/1.1 202"), "{under}");
+}
