@@ -157,8 +157,8 @@ async fn shutdown_signal() {
 }
 
 /// A wrong method on a documented route is answered in the API's envelope with `Allow`
-/// (RFC 9110), the route's methods read from the OpenAPI document; the pages keep their own
-/// HTML answer.
+/// (RFC 9110), the route's methods read from the OpenAPI document; the pages answer their
+/// own (`pages::resource`).
 fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let Some(allow) = api::allowed_methods(res.request()) else {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));

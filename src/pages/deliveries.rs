@@ -2,6 +2,7 @@
 //! attempt — status code, duration, the start of the response, the error — and its retry
 //! button.
 
+use super::resource::page;
 use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
@@ -15,9 +16,9 @@ use crate::service::ServiceError;
 use crate::store::{Attempt, Cursor, Delivery, DeliveryQuery, Endpoint, Page, StoreError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/deliveries").route(web::get().to(list)))
-        .service(web::resource("/deliveries/{id}").route(web::get().to(show)))
-        .service(web::resource("/deliveries/{id}/retry").route(web::post().to(retry)));
+    cfg.service(page(web::resource("/deliveries")).get(list))
+        .service(page(web::resource("/deliveries/{id}")).get(show))
+        .service(page(web::resource("/deliveries/{id}/retry")).post(retry));
 }
 
 pub const STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "cancelled"];

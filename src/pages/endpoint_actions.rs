@@ -1,6 +1,7 @@
 //! The buttons of an endpoint's page: pause and resume, send a test event, rotate the
 //! secret, and delete (after a confirmation page). Each is one POST that redirects back.
 
+use super::resource::page;
 use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
@@ -14,13 +15,13 @@ use crate::domain::EndpointStatus;
 use crate::store::{Endpoint, EndpointPatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/endpoints/{id}/status").route(web::post().to(set_status)))
-        .service(web::resource("/endpoints/{id}/test").route(web::post().to(send_test)))
-        .service(web::resource("/endpoints/{id}/rotate-secret").route(web::post().to(rotate)))
+    cfg.service(page(web::resource("/endpoints/{id}/status")).post(set_status))
+        .service(page(web::resource("/endpoints/{id}/test")).post(send_test))
+        .service(page(web::resource("/endpoints/{id}/rotate-secret")).post(rotate))
         .service(
-            web::resource("/endpoints/{id}/delete")
-                .route(web::get().to(confirm_delete))
-                .route(web::post().to(delete)),
+            page(web::resource("/endpoints/{id}/delete"))
+                .get(confirm_delete)
+                .post(delete),
         );
 }
 

@@ -2,6 +2,7 @@
 //! redirect), and one endpoint's page with its edit form and recent deliveries. The
 //! buttons on that page (pause, test, rotate, delete) live in `endpoint_actions`.
 
+use super::resource::page;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
@@ -21,17 +22,13 @@ use crate::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/endpoints")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(web::resource("/endpoints/new").route(web::get().to(new)))
-    .service(
-        web::resource("/endpoints/{id}")
-            .route(web::get().to(show))
-            .route(web::post().to(update)),
-    );
+    cfg.service(page(web::resource("/endpoints")).get(list).post(create))
+        .service(page(web::resource("/endpoints/new")).get(new))
+        .service(
+            page(web::resource("/endpoints/{id}"))
+                .get(show)
+                .post(update),
+        );
 }
 
 /// The endpoint form as typed: events separated by commas or spaces, headers one per line.

@@ -1,6 +1,7 @@
 //! `/admin/event-types`: the deployment's optional catalogue of event names, with a
 //! description and an example payload.
 
+use super::resource::page;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
@@ -13,12 +14,8 @@ use super::render::{render, Layout, PageResult, Section};
 use crate::store::EventType;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/event-types")
-            .route(web::get().to(list))
-            .route(web::post().to(upsert)),
-    )
-    .service(web::resource("/event-types/{name}/delete").route(web::post().to(delete)));
+    cfg.service(page(web::resource("/event-types")).get(list).post(upsert))
+        .service(page(web::resource("/event-types/{name}/delete")).post(delete));
 }
 
 #[derive(Deserialize, Default)]

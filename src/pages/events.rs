@@ -1,6 +1,7 @@
 //! The event log of a tenant: filter by type and time, and one event's payload (pretty-
 //! printed) with the delivery it got at each endpoint.
 
+use super::resource::page;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
@@ -13,8 +14,8 @@ use super::tenants::PAGE_SIZE;
 use crate::store::{Cursor, Delivery, Event, EventQuery, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/events").route(web::get().to(list)))
-        .service(web::resource("/events/{id}").route(web::get().to(show)));
+    cfg.service(page(web::resource("/events")).get(list))
+        .service(page(web::resource("/events/{id}")).get(show));
 }
 
 /// The filter form, as typed (so it can be shown back).

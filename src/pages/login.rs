@@ -2,6 +2,7 @@
 //! its API keys. Failed attempts are slowed down, then refused, per area and client address
 //! (`crate::throttle`).
 
+use super::resource::page;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use askama::Template;
@@ -15,18 +16,14 @@ use crate::keys::hash_token;
 use crate::throttle::{self, Door};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/login")
-            .route(web::get().to(form))
-            .route(web::post().to(login)),
-    )
-    .service(
-        web::resource("/logout")
-            .route(web::post().to(logout))
-            .route(web::get().to(|req: HttpRequest| async move {
-                see_other(super::guard::area_of(&req).root())
-            })),
-    );
+    cfg.service(page(web::resource("/login")).get(form).post(login))
+        .service(
+            page(web::resource("/logout"))
+                .post(logout)
+                .get(
+                    |req: HttpRequest| async move { see_other(super::guard::area_of(&req).root()) },
+                ),
+        );
 }
 
 #[derive(Template)]

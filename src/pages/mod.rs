@@ -25,6 +25,7 @@ mod guard;
 mod login;
 mod overview;
 mod render;
+mod resource;
 mod session;
 mod tenant_actions;
 mod tenants;
@@ -36,6 +37,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
 
 use render::{render_error, Area, PageError};
+use resource::page;
 
 /// The stylesheet, compiled into the binary.
 const CSS: &str = include_str!("../../templates/herald.css");
@@ -46,7 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(Area::Admin)
             .app_data(query_config())
             .wrap(from_fn(error_pages))
-            .service(web::resource("/static/herald.css").route(web::get().to(css)))
+            .service(page(web::resource("/static/herald.css")).get(css))
             .configure(login::configure)
             .configure(overview::configure)
             .configure(tenants::configure)
@@ -61,7 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(query_config())
             .wrap(from_fn(error_pages))
             .configure(login::configure)
-            .service(web::resource(["", "/"]).route(web::get().to(portal_home)))
+            .service(page(web::resource(["", "/"])).get(portal_home))
             .configure(tenant_pages)
             .default_service(web::to(not_found)),
     );

@@ -6,6 +6,7 @@
 //! attempt is usually retried; a delivery fails only after its last retry. The success rate
 //! is the attempts' (what `/metrics` counts as `herald_attempts_total`).
 
+use super::resource::page;
 use actix_web::web;
 use askama::Template;
 
@@ -19,7 +20,7 @@ use crate::store::{Endpoint, Gauges};
 const LATENCY_SAMPLES: usize = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(["", "/"]).route(web::get().to(overview)));
+    cfg.service(page(web::resource(["", "/"])).get(overview));
 }
 
 #[derive(Template)]

@@ -1,6 +1,7 @@
 //! Renaming and deleting a tenant from its page (admin only). Deleting asks first, on a
 //! page of its own, because it takes the tenant's keys, endpoints and history with it.
 
+use super::resource::page;
 use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
@@ -12,11 +13,11 @@ use crate::service::check_tenant_name;
 use crate::store::StoreError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tenants/{tenant}/rename").route(web::post().to(rename)))
+    cfg.service(page(web::resource("/tenants/{tenant}/rename")).post(rename))
         .service(
-            web::resource("/tenants/{tenant}/delete")
-                .route(web::get().to(confirm_delete))
-                .route(web::post().to(delete)),
+            page(web::resource("/tenants/{tenant}/delete"))
+                .get(confirm_delete)
+                .post(delete),
         );
 }
 

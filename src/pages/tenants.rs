@@ -1,6 +1,7 @@
 //! `/admin/tenants`: the tenants, and each tenant's API keys (created — shown once —,
 //! revoked). A tenant's key is also what opens the portal for that tenant.
 
+use super::resource::page;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
@@ -15,16 +16,10 @@ use crate::service::check_tenant_name;
 use crate::store::{ApiKey, Cursor, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/tenants")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(web::resource("/tenants/{tenant}").route(web::get().to(show)))
-    .service(web::resource("/tenants/{tenant}/keys").route(web::post().to(create_key)))
-    .service(
-        web::resource("/tenants/{tenant}/keys/{key}/revoke").route(web::post().to(revoke_key)),
-    );
+    cfg.service(page(web::resource("/tenants")).get(list).post(create))
+        .service(page(web::resource("/tenants/{tenant}")).get(show))
+        .service(page(web::resource("/tenants/{tenant}/keys")).post(create_key))
+        .service(page(web::resource("/tenants/{tenant}/keys/{key}/revoke")).post(revoke_key));
 }
 
 pub const PAGE_SIZE: usize = 25;

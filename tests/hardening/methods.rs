@@ -88,3 +88,26 @@ fn unknown_paths_stay_404_and_known_methods_still_work() {
     assert_eq!(raw(&app.addr, "HEAD", "/api/v1/events").0, 200);
     assert_eq!(raw(&app.addr, "GET", "/api/v1/openapi.json").0, 200);
 }
+
+/// The pages too: a method a page does not take is 405 with `Allow` (plain text, as pages
+/// are not JSON), while its own methods keep working.
+#[test]
+fn pages_answer_a_wrong_method_with_allow() {
+    let app = TestApp::spawn();
+    let cases = [
+        ("TRACE", "/admin/login", "GET, HEAD, POST"),
+        ("PUT", "/portal/login", "GET, HEAD, POST"),
+        ("DELETE", "/admin/tenants/default/delete", "GET, HEAD, POST"),
+        ("GET", "/admin/tenants/default/deliveries/1/retry", "POST"),
+        ("GET", "/portal/deliveries/1/retry", "POST"),
+        ("TRACE", "/admin/static/herald.css", "GET, HEAD"),
+        ("PATCH", "/portal/endpoints", "GET, HEAD, POST"),
+    ];
+    for (method, path, allow) in cases {
+        let (status, headers, body) = raw(&app.addr, method, path);
+        assert_eq!(status, 405, "{method} {path}: {body}");
+        assert_eq!(header(&headers, "allow"), Some(allow), "{method} {path}");
+    }
+    assert_eq!(raw(&app.addr, "GET", "/admin/login").0, 200);
+    assert_eq!(raw(&app.addr, "GET", "/admin/static/herald.css").0, 200);
+}
