@@ -72,13 +72,15 @@ fn schemathesis_finds_nothing() {
         .args(["--config-file", config])
         .args(["run", &app.url("/api/v1/openapi.json")])
         .args(["--checks", "all"])
-        .args(["--max-examples", "100"])
+        .args(["--max-examples", "60"])
         // Fixed, so a failure reproduces; HERALD_SCHEMATHESIS_SEED explores other inputs.
         .args([
             "--seed",
             &std::env::var("HERALD_SCHEMATHESIS_SEED").unwrap_or("10".into()),
         ])
-        .args(["--workers", "2"])
+        // One worker: with two, Hypothesis' shared caches raced (a KeyError inside it, seen
+        // once under the full suite's load), failing the run for no fault of the server's.
+        .args(["--workers", "1"])
         .args(["--request-timeout", "10"])
         .args(["--generation-database", "none"])
         .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
