@@ -15,10 +15,10 @@ use crate::{keys, payload};
 /// Opens the existing database. Only `serve` creates one: a command that made a fresh empty
 /// file would silently miss the real database (a wrong directory, a missing `--config`).
 fn open(config: &Config) -> Result<Store, String> {
-    if !config.db.exists() {
+    if let Some(path) = config.db.sqlite_path().filter(|p| !p.exists()) {
         return Err(format!(
             "no database at {}; run `herald serve` first, or point --db, --config or HERALD_CONFIG at the right one",
-            config.db.display()
+            path.display()
         ));
     }
     store::open(&config.db, config.durability).map_err(|e| e.to_string())
@@ -103,7 +103,7 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), String> {
         return Err(format!("{} already exists", dest.display()));
     }
     open(config)?.backup(dest).map_err(|e| e.to_string())?;
-    println!("backed up {} to {}", config.db.display(), dest.display());
+    println!("backed up {} to {}", config.db, dest.display());
     println!(
         "keep the secret key ({}, or HERALD_SECRET_KEY) with it: the database alone is not all",
         crate::secret_key::key_file(config).display()

@@ -49,7 +49,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Before the store opens: it seals endpoint secrets with this key.
     let secret_key = secret_key::SecretKey::load(&config)?;
     secret_key::install(secret_key.clone());
-    let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
+    let store = {
+        // Off the runtime: opening PostgreSQL blocks on its own client runtime.
+        let (db, durability) = (config.db.clone(), config.durability);
+        tokio::task::spawn_blocking(move || store::open(&db, durability))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
     let admin_token_hash = admin_token_hash(&store, &config).await?;
     service::ensure_operator_endpoint(&store, &config)
         .await
@@ -92,7 +99,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         // Tests and scripts read this line to find the port when listening on :0.
         println!("Herald listening on http://{addr}");
     }
-    tracing::info!(db = %config.db.display(), ms = started.elapsed().as_millis() as u64, "ready");
+    tracing::info!(db = %config.db, ms = started.elapsed().as_millis() as u64, "ready");
     let server = server.run();
     let handle = server.handle();
     let stop = tokio::spawn(async move {

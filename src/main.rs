@@ -16,9 +16,9 @@ struct Cli {
     /// TOML configuration file (keys as in config.example.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Database file (overrides `db` and HERALD_DB).
+    /// Database: a SQLite file, or a `postgres://` URL (overrides `db` and HERALD_DB).
     #[arg(long, global = true)]
-    db: Option<PathBuf>,
+    db: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,7 +137,7 @@ fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
 fn execute(cli: Cli) -> Result<(), String> {
     let mut config = Config::load(config_file(cli.config).as_deref())?;
     if let Some(db) = cli.db {
-        config.db = db;
+        config.db = herald::config::Database::parse(&db);
     }
     match cli.command {
         Command::Serve { listen } => {

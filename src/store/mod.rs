@@ -19,6 +19,7 @@
 pub mod activity;
 pub mod model;
 pub mod page;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::Durability;
+use crate::config::{Database, Durability};
 pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
@@ -57,9 +58,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The handle everything holds: cheap to clone, one backend behind it.
 pub type Store = Arc<dyn Backend>;
 
-/// Opens the store named by `db` (a SQLite file path) and migrates it.
-pub fn open(db: &Path, durability: Durability) -> Result<Store> {
-    Ok(Arc::new(sqlite::SqliteStore::open(db, durability)?))
+/// Opens the store named by `db` (a SQLite file, or a PostgreSQL database) and migrates it.
+pub fn open(db: &Database, durability: Durability) -> Result<Store> {
+    Ok(match db {
+        Database::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path, durability)?),
+        Database::Postgres(url) => Arc::new(postgres::PgStore::open(url)?),
+    })
 }
 
 /// Figures for /metrics and for the group-commit test.
@@ -271,6 +275,16 @@ pub trait Backend: Send + Sync + 'static {
     fn next_due(&self, now: i64) -> Result<Option<i64>>;
     /// Deletes up to `batch` events older than `before` with their deliveries.
     fn prune(&self, before: i64, batch: usize) -> Result<usize>;
+
+    /// Calls `wake` whenever another process makes work due (a publish, a retry), until
+    /// `shutdown`. Only backends shared between processes have anything to watch.
+    fn watch_wakeups(
+        &self,
+        _wake: Box<dyn Fn() + Send>,
+        _shutdown: crate::lifecycle::Shutdown,
+    ) -> Result<()> {
+        Ok(())
+    }
 
     // --- operations -----------------------------------------------------------------
     fn writer_stats(&self) -> WriterStats;

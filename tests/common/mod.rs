@@ -1,6 +1,10 @@
 //! Test helpers: `TestApp` runs the real `herald` binary on a random loopback port over a
 //! SQLite file in a temp dir; `Receiver` is a real HTTP server that records what Herald
 //! delivers. Nothing of Herald is mocked.
+//!
+//! With `HERALD_TEST_BACKEND=postgres`, each `TestApp` gets a fresh database of its own on
+//! the PostgreSQL server `HERALD_TEST_PG_URL` names (a superuser URL; `.ci/run` starts a
+//! private cluster and sets both), dropped when the app is.
 #![allow(dead_code)]
 
 pub mod delivery;
@@ -25,6 +29,54 @@ pub struct TestApp {
     pub env: Vec<(String, String)>,
     child: Option<Child>,
     agent: ureq::Agent,
+    /// The PostgreSQL database this app runs on, when the suite runs on PostgreSQL.
+    pub pg: Option<PgDatabase>,
+}
+
+/// True when the suite runs on PostgreSQL (`HERALD_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("HERALD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A database of its own on the test PostgreSQL server, dropped with it.
+pub struct PgDatabase {
+    server: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> PgDatabase {
+        let server = std::env::var("HERALD_TEST_PG_URL")
+            .expect("HERALD_TEST_BACKEND=postgres needs HERALD_TEST_PG_URL (a superuser URL)");
+        let name = format!("herald_test_{:016x}", rand::random::<u64>());
+        let mut client = postgres::Client::connect(&server, postgres::NoTls)
+            .expect("connect to the test PostgreSQL server");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        PgDatabase { server, name }
+    }
+
+    /// The URL Herald is given (`--db`).
+    pub fn url(&self) -> String {
+        let (base, _) = self.server.rsplit_once('/').expect("a URL with a database");
+        format!("{base}/{}", self.name)
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).expect("connect to the test db")
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
 }
 
 impl TestApp {
@@ -47,12 +99,19 @@ impl TestApp {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
+        if on_postgres() {
+            // The key file's default is beside the SQLite file; a database URL has no
+            // directory, so each app keeps its key in its temp dir.
+            let key = dir.path().join("herald.key").display().to_string();
+            all.insert(0, ("HERALD_SECRET_KEY_FILE".into(), key));
+        }
         let mut app = TestApp {
             addr: String::new(),
             dir,
             env: all,
             child: None,
             agent,
+            pg: on_postgres().then(PgDatabase::create),
         };
         app.start();
         app
@@ -66,8 +125,18 @@ impl TestApp {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The SQLite file (on PostgreSQL, where it would have been: tests that read the file
+    /// itself run on SQLite only).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("herald.db")
+    }
+
+    /// What `--db` names: the SQLite file, or the PostgreSQL database's URL.
+    pub fn db_arg(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url(),
+            None => self.db_path().display().to_string(),
+        }
     }
 
     /// Starts (or restarts) the process on the same database file.
@@ -77,7 +146,7 @@ impl TestApp {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--db")
-            .arg(self.db_path())
+            .arg(self.db_arg())
             .env_remove("HERALD_LISTEN")
             .env("HERALD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -224,8 +293,11 @@ impl TestApp {
         wait_for(timeout, what, &mut check)
     }
 
-    /// A read-only look into the database file, for assertions the API cannot make.
+    /// A read-only look into the database, for assertions the API cannot make.
     pub fn sql_count(&self, sql: &str) -> i64 {
+        if let Some(pg) = &self.pg {
+            return pg.client().query_one(sql, &[]).expect("query").get(0);
+        }
         let conn = rusqlite::Connection::open_with_flags(
             self.db_path(),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

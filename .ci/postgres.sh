@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A private PostgreSQL cluster for the tests and the benchmark: initdb and pg_ctl as an
+# unprivileged user (`nobody` when run as root, as CI is) in a temp dir, on a free port,
+# listening on 127.0.0.1 only.
+#
+#   eval "$(.ci/postgres.sh start)"   # exports HERALD_TEST_PG_URL and HERALD_TEST_PG_DIR
+#   .ci/postgres.sh stop "$HERALD_TEST_PG_DIR"
+set -euo pipefail
+
+bindir() {
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir
+    return
+  fi
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+  echo "$dir"
+}
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u nobody -- "$@"
+  else
+    "$@"
+  fi
+}
+
+case "${1:-}" in
+  start)
+    bin=$(bindir)
+    dir=$(mktemp -d /tmp/herald-pg.XXXXXX)
+    chmod 755 "$dir"
+    [ "$(id -u)" -eq 0 ] && chown nobody "$dir"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+    # fsync off: the tests kill Herald, never PostgreSQL, and this keeps them fast on 2 cores.
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c fsync=off -c full_page_writes=off" \
+      >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    echo "export HERALD_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres"
+    echo "export HERALD_TEST_PG_DIR=$dir"
+    ;;
+  stop)
+    dir=${2:?usage: postgres.sh stop DIR}
+    as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: $0 start | stop DIR" >&2
+    exit 2
+    ;;
+esac

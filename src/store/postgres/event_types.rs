@@ -1,0 +1,1 @@
+//! Ported from the SQLite backend (to be filled).
