@@ -190,3 +190,29 @@ fn the_in_flight_cap_holds_across_replicas() {
     // Three replicas each allowed 2 would show up to 6; and the cap is used, not just kept.
     assert_eq!(most, 2, "most requests in flight to one endpoint");
 }
+
+#[test]
+fn a_replica_with_another_secret_key_refuses_to_start() {
+    let Some(db) = pg_or_skip() else { return };
+    let first = replica(&db.url(), &secret_key());
+    first.create_webhook("http://127.0.0.1:9/hook", &["*"]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db.url()])
+        .env("HERALD_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env("HERALD_SECRET_KEY", secret_key())
+        .env_remove("HERALD_LISTEN")
+        .output()
+        .expect("run herald");
+    assert!(
+        !output.status.success(),
+        "a replica with another key started"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not the one this database's secrets were sealed with"),
+        "{stderr}"
+    );
+    // The first replica is unharmed.
+    let (status, _) = first.admin("GET", "/api/v1/webhooks", None);
+    assert_eq!(status, 200);
+}
