@@ -128,7 +128,11 @@ impl From<postgres::Error> for StoreError {
                 StoreError::Full
             }
             _ if e.is_closed() => StoreError::Backend(format!("the database went away: {e}")),
-            _ => StoreError::Backend(e.to_string()),
+            _ => match std::error::Error::source(&e) {
+                // "error serializing parameter 1" says little without its cause.
+                Some(cause) => StoreError::Backend(format!("{e}: {cause}")),
+                None => StoreError::Backend(e.to_string()),
+            },
         }
     }
 }

@@ -86,7 +86,7 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
                 None => {
                     let locked: bool = tx
                         .query_one(
-                            "SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int4)",
+                            "SELECT pg_try_advisory_xact_lock($1, ($2::bigint % 2147483647)::int4)",
                             &[&CLAIM_LOCK, &endpoint.id],
                         )?
                         .get(0);
