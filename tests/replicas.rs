@@ -216,3 +216,38 @@ fn a_replica_with_another_secret_key_refuses_to_start() {
     let (status, _) = first.admin("GET", "/api/v1/webhooks", None);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn replicas_starting_together_set_up_one_operator_endpoint() {
+    let Some(db) = pg_or_skip() else { return };
+    let key = secret_key();
+    let url = db.url();
+    let starts: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, key) = (url.clone(), key.clone());
+            std::thread::spawn(move || {
+                TestApp::spawn_on(
+                    &url,
+                    &[
+                        ("HERALD_SECRET_KEY", &key),
+                        ("HERALD_OPERATOR_WEBHOOK", "http://127.0.0.1:9/ops"),
+                    ],
+                )
+            })
+        })
+        .collect();
+    let apps: Vec<TestApp> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    let n: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM endpoints WHERE tenant_id = '_herald'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 1,
+        "one operator endpoint, however many replicas raced to set it up"
+    );
+    drop(apps);
+}
