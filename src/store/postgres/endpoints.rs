@@ -187,6 +187,12 @@ pub fn update(
     // reads the other's result before merging its own.
     subscriptions::lock_exclusive(c, tenant_id)?;
     let current = get(c, tenant_id, id)?;
+    // Rows are locked deliveries first, then the endpoint, in the order the engine's
+    // attempt records lock them, so the two never wait for each other in a cycle.
+    let status_change = patch.status.filter(|s| *s != current.status);
+    if let Some(status @ EndpointStatus::Disabled) = status_change {
+        set_status(c, id, status, None, now)?;
+    }
     let signature = match &patch.signature {
         Some(s) => schemes_text(s),
         None => schemes_text(&current.signature),
@@ -228,20 +234,18 @@ pub fn update(
                 .map(|d| d.as_millis() as i64),
         ],
     )?;
-    if let Some(status) = patch.status {
-        if status != current.status {
-            set_status(c, id, status, None, now)?;
-        }
+    if let Some(status) = status_change.filter(|s| *s != EndpointStatus::Disabled) {
+        set_status(c, id, status, None, now)?;
     }
     get(c, tenant_id, id)
 }
 
-/// Changes an endpoint's status, in the caller's transaction. Disabling takes the tenant's
-/// subscriptions lock (so no publish under way adds a pending delivery after the
-/// cancellation) and cancels what is pending; activating (a resume, a re-enable) clears the
-/// failure record and wakes every replica's dispatcher, since the endpoint's pending
-/// deliveries are due again.
-pub fn set_status(
+/// Changes an endpoint's status, in the caller's transaction, which holds the tenant's
+/// subscriptions lock (`update`), so no publish under way adds a pending delivery after the
+/// cancellation. Disabling cancels what is pending; activating (a resume, a re-enable)
+/// clears the failure record and wakes every replica's dispatcher, since the endpoint's
+/// pending deliveries are due again. (The engine disables endpoints in `outbox.rs`.)
+fn set_status(
     c: &mut impl GenericClient,
     id: i64,
     status: EndpointStatus,
@@ -249,11 +253,18 @@ pub fn set_status(
     now: i64,
 ) -> Result<()> {
     if status == EndpointStatus::Disabled {
-        let Some(tenant) = c.query_opt("SELECT tenant_id FROM endpoints WHERE id = $1", &[&id])?
-        else {
-            return Ok(());
-        };
-        subscriptions::lock_exclusive(c, &tenant.try_get::<_, String>(0)?)?;
+        // Deliveries first, then the endpoint: the engine's lock order (see `update`).
+        c.execute(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
+                 lease_until = NULL, lease_owner = NULL,
+                 last_error = coalesce($3::text, 'endpoint disabled'), updated_at = $2
+             WHERE endpoint_id = $1 AND status = 'pending'",
+            &[
+                &id,
+                &now,
+                &reason.map(|r| format!("endpoint disabled: {r}")),
+            ],
+        )?;
     }
     c.execute(
         "UPDATE endpoints SET status = $2, disabled_reason = $3, updated_at = $4,
@@ -265,22 +276,8 @@ pub fn set_status(
          WHERE id = $1",
         &[&id, &status.as_str(), &reason, &now],
     )?;
-    match status {
-        EndpointStatus::Disabled => {
-            c.execute(
-                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
-                     lease_until = NULL, lease_owner = NULL,
-                     last_error = coalesce($3::text, 'endpoint disabled'), updated_at = $2
-                 WHERE endpoint_id = $1 AND status = 'pending'",
-                &[
-                    &id,
-                    &now,
-                    &reason.map(|r| format!("endpoint disabled: {r}")),
-                ],
-            )?;
-        }
-        EndpointStatus::Active => super::notify_due(c)?,
-        EndpointStatus::Paused => {}
+    if status == EndpointStatus::Active {
+        super::notify_due(c)?;
     }
     Ok(())
 }
@@ -289,6 +286,12 @@ pub fn set_status(
 /// lock: a publish under way must not be left inserting a delivery for it.
 pub fn delete(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<()> {
     subscriptions::lock_exclusive(c, tenant_id)?;
+    // Its deliveries first (the cascade would lock the endpoint, then them): the engine's
+    // lock order, see `update`.
+    c.execute(
+        "DELETE FROM deliveries WHERE tenant_id = $1 AND endpoint_id = $2",
+        &[&tenant_id, &id],
+    )?;
     let n = c.execute(
         "DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2",
         &[&tenant_id, &id],

@@ -1,6 +1,6 @@
 //! Events and the publish transaction (the write side of the outbox).
 
-use postgres::{GenericClient, Row};
+use postgres::{GenericClient, Row, Transaction};
 use serde_json::value::RawValue;
 
 use super::subscriptions;
@@ -22,6 +22,16 @@ pub fn publish(
     now: i64,
 ) -> Result<Vec<Published>> {
     subscriptions::lock_shared(c, tenant_id)?;
+    fan_out(c, tenant_id, events, now)
+}
+
+/// The publish itself, in the caller's transaction.
+fn fan_out(
+    c: &mut impl GenericClient,
+    tenant_id: &str,
+    events: Vec<NewEvent>,
+    now: i64,
+) -> Result<Vec<Published>> {
     let subscribers = subscriptions::of(c, tenant_id)?;
     let insert_delivery = c.prepare(
         "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at,
@@ -57,6 +67,21 @@ pub fn publish(
         super::notify_due(c)?;
     }
     Ok(out)
+}
+
+/// Publishes Herald's own events from the engine (`operational.rs`), inside the attempt
+/// record's transaction. It does not take the tenant's subscriptions lock: that
+/// transaction already holds delivery and endpoint rows, and an endpoint change holding the
+/// lock may be waiting for those rows (a deadlock). The cost is the race the lock closes,
+/// for these rare events only: an operational event published while an endpoint that
+/// subscribes to it is being disabled may leave that one delivery pending.
+pub fn publish_in(
+    tx: &mut Transaction<'_>,
+    tenant_id: &str,
+    events: Vec<NewEvent>,
+    now: i64,
+) -> Result<Vec<Published>> {
+    fan_out(tx, tenant_id, events, now)
 }
 
 /// Inserts the event (`Ok`: its id and seq), or answers the first result for its

@@ -23,6 +23,7 @@ mod event_types;
 mod events;
 pub mod listen;
 pub mod migrate;
+mod operational;
 mod outbox;
 mod poll;
 mod settings;
@@ -30,7 +31,9 @@ mod subscriptions;
 mod tenants;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use postgres::{Client, GenericClient, Row, Transaction};
@@ -41,7 +44,9 @@ use super::{
     Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Polled, Published,
     RecentAttempt, Result, StoreError, Tenant, WriterStats,
 };
+use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
+use crate::lifecycle::Shutdown;
 pub use connection::Target;
 
 /// The channel a commit that makes work due notifies (`listen.rs`).
@@ -55,6 +60,43 @@ pub struct PgStore {
     replica: String,
     /// Transactions committed, for /metrics (`writer_stats`).
     commits: AtomicU64,
+    leases: Arc<Leases>,
+}
+
+/// The lease keeper's shared state: how long a lease lasts (set by the dispatcher's claims;
+/// 0 until the first) and when to stop.
+#[derive(Default)]
+struct Leases {
+    lease_ms: AtomicI64,
+    stop: Shutdown,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.leases.stop.trigger();
+    }
+}
+
+/// Renews this replica's leases every third of a lease, so a lease lapses only when the
+/// replica is gone (or cannot reach the database for that long).
+fn keep_leases(pool: connection::Pool, replica: String, leases: Arc<Leases>) {
+    loop {
+        let lease_ms = leases.lease_ms.load(Ordering::Relaxed);
+        let every = Duration::from_millis((lease_ms / 3).clamp(200, 5_000) as u64);
+        if leases.stop.sleep(every) {
+            return;
+        }
+        if lease_ms == 0 {
+            continue;
+        }
+        let renewed = pool
+            .get()
+            .map_err(unavailable)
+            .and_then(|mut c| outbox::renew(&mut c, &replica, now_ms(), lease_ms));
+        if let Err(e) = renewed {
+            tracing::warn!(error = %e, "cannot renew delivery leases; other replicas may take them over");
+        }
+    }
 }
 
 impl PgStore {
@@ -64,11 +106,20 @@ impl PgStore {
         migrate::migrate(&mut target.connect()?)?;
         let pool = target.pool()?;
         let replica = format!("{:016x}", rand::random::<u64>());
+        let leases = Arc::new(Leases::default());
+        {
+            let (pool, replica, leases) = (pool.clone(), replica.clone(), leases.clone());
+            std::thread::Builder::new()
+                .name("herald-leases".into())
+                .spawn(move || keep_leases(pool, replica, leases))
+                .map_err(|e| StoreError::Open(format!("cannot start a thread: {e}")))?;
+        }
         Ok(PgStore {
             pool,
             target,
             replica,
             commits: AtomicU64::new(0),
+            leases,
         })
     }
 
@@ -143,14 +194,6 @@ fn page<T>(
 ) -> Result<Page<T>> {
     let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, cursor.limit, key))
-}
-
-/// Stands for an operation still being ported (the trait is implemented whole, so the
-/// server starts and answers 503 for these rather than failing to build).
-fn not_yet<T>() -> Result<T> {
-    Err(StoreError::Backend(
-        "not yet implemented on PostgreSQL".into(),
-    ))
 }
 
 #[async_trait]
@@ -471,6 +514,7 @@ impl Backend for PgStore {
     }
 
     fn claim_due(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.leases.lease_ms.store(req.lease_ms, Ordering::Relaxed);
         self.run_blocking(|c| outbox::claim_due(c, &self.replica, req))
     }
 
