@@ -329,10 +329,51 @@ impl TestApp {
         wait_for(timeout, what, &mut check)
     }
 
+    /// A connection to the app's PostgreSQL database, when it runs on one.
+    fn pg_client(&self) -> Option<postgres::Client> {
+        match (&self.db_url, &self.pg) {
+            (Some(url), _) => {
+                Some(postgres::Client::connect(url, postgres::NoTls).expect("connect to the db"))
+            }
+            (None, Some(pg)) => Some(pg.client()),
+            (None, None) => None,
+        }
+    }
+
+    /// Writes straight into the database, in one transaction: for states the API cannot
+    /// make (a history seeded for the charts). The SQL must suit the backend in use.
+    pub fn sql_exec(&self, statements: &[String]) {
+        if let Some(mut client) = self.pg_client() {
+            let mut tx = client.transaction().expect("begin");
+            for sql in statements {
+                tx.batch_execute(sql).expect("statement");
+            }
+            tx.commit().expect("commit");
+            return;
+        }
+        let mut conn = rusqlite::Connection::open(self.db_path()).expect("open db");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        let tx = conn.transaction().expect("begin");
+        for sql in statements {
+            tx.execute_batch(sql).expect("statement");
+        }
+        tx.commit().expect("commit");
+    }
+
+    /// The id of the row the last INSERT in this transaction gave `table` (for `sql_exec`).
+    pub fn sql_last_id(&self, table: &str) -> String {
+        if self.pg_client().is_some() {
+            format!("currval(pg_get_serial_sequence('{table}', 'id'))")
+        } else {
+            "last_insert_rowid()".into()
+        }
+    }
+
     /// A read-only look into the database, for assertions the API cannot make.
     pub fn sql_count(&self, sql: &str) -> i64 {
-        if let Some(pg) = &self.pg {
-            return pg.client().query_one(sql, &[]).expect("query").get(0);
+        if let Some(mut client) = self.pg_client() {
+            return client.query_one(sql, &[]).expect("query").get(0);
         }
         let conn = rusqlite::Connection::open_with_flags(
             self.db_path(),
