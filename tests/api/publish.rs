@@ -107,6 +107,41 @@ fn idempotency_key_returns_the_first_result() {
 }
 
 #[test]
+fn concurrent_publishes_with_one_idempotency_key_store_one_event() {
+    let app = TestApp::spawn();
+    let receiver = Receiver::ok();
+    app.create_webhook(&receiver.url("/"), &["*"]);
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let body = json!({"event": "job.completed", "round": round}).to_string();
+        let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (app, key, body) = (&app, &key, &body);
+                    s.spawn(move || {
+                        let (status, _, text) = app.call_raw(
+                            "POST",
+                            "/api/v1/events",
+                            Some(ADMIN_TOKEN),
+                            &[("Idempotency-Key", key.as_str())],
+                            Some(body),
+                        );
+                        (status, text)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (status, text) in &answers {
+            assert_eq!(*status, 202, "{text}");
+            assert_eq!(text, &answers[0].1, "every racer answers the first result");
+        }
+    }
+    assert_eq!(app.sql_count("SELECT count(*) FROM events"), 5);
+    assert_eq!(app.sql_count("SELECT count(*) FROM deliveries"), 5);
+}
+
+#[test]
 fn batch_is_all_or_nothing() {
     let app = TestApp::spawn();
     let receiver = Receiver::ok();
