@@ -304,7 +304,7 @@ impl Backend for PgStore {
     }
 
     async fn all_event_types(&self) -> Result<Vec<EventType>> {
-        self.run(|c| event_types::list(c)).await
+        self.run(event_types::list).await
     }
 
     async fn list_event_types(&self, cursor: Cursor) -> Result<Page<EventType>> {
