@@ -500,7 +500,7 @@ impl Backend for PgStore {
     }
 
     async fn gauges(&self) -> Result<Gauges> {
-        self.run(|c| activity::gauges(c)).await
+        self.run(activity::gauges).await
     }
 
     async fn endpoint_recent_attempts(
