@@ -425,6 +425,16 @@ fn endpoint_health(
 /// Disables an endpoint for `reason`, cancels its pending deliveries, and says so in a
 /// `herald.endpoint.disabled` event.
 fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> Result<()> {
+    // Publishes of its tenant under way finish first, so none adds a pending delivery to an
+    // endpoint whose pending deliveries this cancels (`subscriptions.rs`).
+    let Some(row) = tx.query_opt(
+        "SELECT tenant_id FROM endpoints WHERE id = $1",
+        &[&endpoint],
+    )?
+    else {
+        return Ok(());
+    };
+    super::subscriptions::lock_exclusive(tx, &row.get::<_, String>(0))?;
     tx.execute(
         "UPDATE endpoints SET status = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1",
         &[&endpoint, &EndpointStatus::Disabled.as_str(), &reason, &now],
