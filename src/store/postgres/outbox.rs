@@ -43,9 +43,14 @@ struct DueEndpoint {
 /// Claims up to `req.limit` due deliveries of active push endpoints for this replica,
 /// endpoints served in the order of their oldest due delivery, none past its cap counting
 /// the live leases of every replica. See the module comment for why that is exact.
+///
+/// A round costs the same few statements however many endpoints are due: the due
+/// endpoints, their locks (one statement), their live leases (one grouped count), the
+/// claims (one `UPDATE` over a `LATERAL` pick per endpoint), and the details. The locks
+/// last until the commit, so the round is kept that short: a replica that finds an
+/// endpoint locked skips it for this round rather than wait.
 pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     let mut tx = c.transaction()?;
-    let skip: Vec<i64> = req.skip.clone();
     let due: Vec<DueEndpoint> = tx
         .query(
             "SELECT id, probing, fifo, rate_limited FROM (
@@ -61,7 +66,7 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
                    AND p.id <> ALL($2)
                    AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= $1)) due
              WHERE oldest IS NOT NULL ORDER BY oldest",
-            &[&req.now, &skip, &req.default_rate_limit.is_some()],
+            &[&req.now, &req.skip, &req.default_rate_limit.is_some()],
         )?
         .iter()
         .map(|r| DueEndpoint {
@@ -71,149 +76,145 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
             rate_limited: r.get(3),
         })
         .collect();
-    let lease_until = req.now + req.lease_ms;
-    let mut ids: Vec<i64> = Vec::with_capacity(req.limit);
-    // Live leases per endpoint (every replica's), read once under the endpoint's lock.
-    let mut leased: HashMap<i64, usize> = HashMap::new();
-    for pass in [Pass::First, Pass::TopUp] {
-        for endpoint in &due {
-            if ids.len() >= req.limit {
-                break;
-            }
-            let out = match leased.get(&endpoint.id) {
-                Some(n) => *n,
-                None if pass == Pass::TopUp => continue, // locked elsewhere in pass one
-                None => {
-                    let locked: bool = tx
-                        .query_one(
-                            "SELECT pg_try_advisory_xact_lock($1, ($2::bigint % 2147483647)::int4)",
-                            &[&CLAIM_LOCK, &endpoint.id],
-                        )?
-                        .get(0);
-                    if !locked {
-                        continue; // another replica is claiming for it right now
-                    }
-                    let (total, others) = live_leases(&mut tx, endpoint.id, replica, req.now)?;
-                    if endpoint.rate_limited && others > 0 {
-                        // Served by the replica that holds it; its board keeps the pace.
-                        continue;
-                    }
-                    leased.insert(endpoint.id, total);
-                    total
-                }
-            };
-            let cap = req
-                .caps
-                .get(&endpoint.id)
-                .copied()
-                .unwrap_or(req.first_share);
-            let share = if endpoint.fifo || endpoint.probing {
-                1
-            } else {
-                cap.max(1)
-            };
-            let take = share.saturating_sub(out).min(req.limit - ids.len());
-            if take == 0 {
-                continue;
-            }
-            let got = if endpoint.fifo {
-                claim_head(&mut tx, endpoint.id, replica, lease_until, req.now)?
-            } else {
-                // A probe takes the endpoint's next pending delivery, due or not: while
-                // the circuit was open its deliveries' own retry times stood still.
-                let until = if endpoint.probing { i64::MAX } else { req.now };
-                claim_some(
-                    &mut tx,
-                    endpoint.id,
-                    replica,
-                    lease_until,
-                    until,
-                    req.now,
-                    take,
-                )?
-            };
-            *leased.entry(endpoint.id).or_default() += got.len();
-            ids.extend(got);
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<i64> = due.iter().map(|e| e.id).collect();
+    // Each endpoint's claims are serialised across replicas by a lock held to the commit;
+    // one another replica holds is skipped this round.
+    let locked: std::collections::HashSet<i64> = tx
+        .query(
+            "SELECT e FROM unnest($1::bigint[]) AS e
+             WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
+            &[&wanted, &CLAIM_LOCK],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let locked_ids: Vec<i64> = wanted
+        .iter()
+        .copied()
+        .filter(|e| locked.contains(e))
+        .collect();
+    // Live leases per endpoint: every replica's, and those of replicas other than this one.
+    let mut live: HashMap<i64, (usize, usize)> = HashMap::new();
+    for r in tx.query(
+        "SELECT endpoint_id, count(*), count(*) FILTER (WHERE lease_owner <> $2)
+         FROM deliveries
+         WHERE endpoint_id = ANY($1) AND lease_until IS NOT NULL AND lease_until > $3
+         GROUP BY endpoint_id",
+        &[&locked_ids, &replica, &req.now],
+    )? {
+        let (total, others): (i64, i64) = (r.get(1), r.get(2));
+        live.insert(r.get(0), (total.max(0) as usize, others.max(0) as usize));
+    }
+    // What each endpoint may take, in due order, until the round is full.
+    let mut room = req.limit;
+    let (mut fifo_heads, mut picks): (Vec<i64>, Vec<(i64, i64, i64)>) = (Vec::new(), Vec::new());
+    for endpoint in due.iter().filter(|e| locked.contains(&e.id)) {
+        if room == 0 {
+            break;
+        }
+        let (out, others) = live.get(&endpoint.id).copied().unwrap_or((0, 0));
+        if endpoint.rate_limited && others > 0 {
+            continue; // served by the replica that holds it; its board keeps the pace
+        }
+        let cap = req
+            .caps
+            .get(&endpoint.id)
+            .copied()
+            .unwrap_or(req.first_share);
+        let share = if endpoint.fifo || endpoint.probing {
+            1
+        } else {
+            cap.max(1)
+        };
+        let take = share.saturating_sub(out).min(room);
+        if take == 0 {
+            continue;
+        }
+        room -= take;
+        if endpoint.fifo {
+            fifo_heads.push(endpoint.id);
+        } else {
+            // A probe takes the endpoint's next pending delivery, due or not: while the
+            // circuit was open its deliveries' own retry times stood still.
+            let until = if endpoint.probing { i64::MAX } else { req.now };
+            picks.push((endpoint.id, take as i64, until));
         }
     }
-    let claimed = details(&mut tx, &ids, req.now)?;
+    let lease_until = req.now + req.lease_ms;
+    let mut ids = claim_picks(&mut tx, replica, &picks, lease_until, req.now)?;
+    ids.extend(claim_heads(
+        &mut tx,
+        replica,
+        &fifo_heads,
+        lease_until,
+        req.now,
+    )?);
+    // Oldest due first across endpoints, as the workers should take them.
+    let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let mut claimed = details(&mut tx, &ids, req.now)?;
+    claimed.sort_by_key(|c| (order.get(&c.endpoint_id).copied(), c.delivery_id));
     // The leases are written once this commits; a failed commit leaves none behind.
     tx.commit()?;
     Ok(claimed)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    /// Every due endpoint gets up to its cap, in order of its oldest due delivery.
-    First,
-    /// What room is left goes to endpoints whose first share was cut by the round's limit.
-    TopUp,
-}
-
-/// Live leases of `endpoint`: all replicas', and those of replicas other than this one.
-fn live_leases(
+/// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
+/// first, that no live lease holds: one statement for every endpoint of the round.
+fn claim_picks(
     tx: &mut Transaction<'_>,
-    endpoint: i64,
     replica: &str,
-    now: i64,
-) -> Result<(usize, usize)> {
-    let row = tx.query_one(
-        "SELECT count(*), count(*) FILTER (WHERE lease_owner <> $2) FROM deliveries
-         WHERE endpoint_id = $1 AND lease_until IS NOT NULL AND lease_until > $3",
-        &[&endpoint, &replica, &now],
-    )?;
-    Ok((
-        row.get::<_, i64>(0).max(0) as usize,
-        row.get::<_, i64>(1).max(0) as usize,
-    ))
-}
-
-/// A FIFO endpoint's head: its oldest pending delivery, if that is due and not leased.
-fn claim_head(
-    tx: &mut Transaction<'_>,
-    endpoint: i64,
-    replica: &str,
+    picks: &[(i64, i64, i64)],
     lease_until: i64,
     now: i64,
 ) -> Result<Vec<i64>> {
+    if picks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let endpoints: Vec<i64> = picks.iter().map(|p| p.0).collect();
+    let takes: Vec<i64> = picks.iter().map(|p| p.1).collect();
+    let untils: Vec<i64> = picks.iter().map(|p| p.2).collect();
     let rows = tx.query(
-        "UPDATE deliveries SET lease_until = $3, lease_owner = $2
-         WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'
-                     ORDER BY id LIMIT 1)
-           AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+        "UPDATE deliveries SET lease_until = $5, lease_owner = $4
+         WHERE id IN (
+             SELECT pick.id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(endpoint, take, until)
+             CROSS JOIN LATERAL (
+                 SELECT d.id FROM deliveries d
+                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
+                   AND d.next_attempt_at <= t.until
+                   AND (d.lease_until IS NULL OR d.lease_until <= $6)
+                 ORDER BY d.next_attempt_at, d.id LIMIT t.take
+                 FOR UPDATE SKIP LOCKED) pick)
          RETURNING id",
-        &[&endpoint, &replica, &lease_until, &now],
+        &[&endpoints, &takes, &untils, &replica, &lease_until, &now],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Up to `take` of the endpoint's pending deliveries due by `until`, oldest due first,
-/// that no live lease holds.
-fn claim_some(
+/// Leases each FIFO endpoint's head: its oldest pending delivery, if due and not leased.
+fn claim_heads(
     tx: &mut Transaction<'_>,
-    endpoint: i64,
     replica: &str,
+    endpoints: &[i64],
     lease_until: i64,
-    until: i64,
     now: i64,
-    take: usize,
 ) -> Result<Vec<i64>> {
+    if endpoints.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = tx.query(
         "UPDATE deliveries SET lease_until = $3, lease_owner = $2
-         WHERE id IN (SELECT id FROM deliveries
-                      WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at <= $4
-                        AND (lease_until IS NULL OR lease_until <= $5)
-                      ORDER BY next_attempt_at, id LIMIT $6
-                      FOR UPDATE SKIP LOCKED)
+         WHERE id IN (
+             SELECT head.id FROM unnest($1::bigint[]) AS t(endpoint)
+             CROSS JOIN LATERAL (
+                 SELECT d.id FROM deliveries d
+                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
+                 ORDER BY d.id LIMIT 1) head)
+           AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
          RETURNING id",
-        &[
-            &endpoint,
-            &replica,
-            &lease_until,
-            &until,
-            &now,
-            &(take as i64),
-        ],
+        &[&endpoints, &replica, &lease_until, &now],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
@@ -425,8 +426,11 @@ fn endpoint_health(
 /// Disables an endpoint for `reason`, cancels its pending deliveries, and says so in a
 /// `herald.endpoint.disabled` event.
 fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> Result<()> {
-    // Publishes of its tenant under way finish first, so none adds a pending delivery to an
-    // endpoint whose pending deliveries this cancels (`subscriptions.rs`).
+    // No publish of its tenant may be under way, or one could add a pending delivery to an
+    // endpoint whose pending deliveries this cancels (`subscriptions.rs`). This transaction
+    // already holds rows an API change of the tenant may be waiting for, so it does not
+    // wait for that lock: if it is taken, the endpoint stays active for now, and the next
+    // failure recorded (its `failing_since` is kept) disables it.
     let Some(row) = tx.query_opt(
         "SELECT tenant_id FROM endpoints WHERE id = $1",
         &[&endpoint],
@@ -434,7 +438,13 @@ fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> R
     else {
         return Ok(());
     };
-    super::subscriptions::lock_exclusive(tx, &row.get::<_, String>(0))?;
+    if !super::subscriptions::try_lock_exclusive(tx, &row.get::<_, String>(0))? {
+        tracing::info!(
+            endpoint,
+            "disable deferred: its tenant is busy; the next failure disables it"
+        );
+        return Ok(());
+    }
     tx.execute(
         "UPDATE endpoints SET status = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1",
         &[&endpoint, &EndpointStatus::Disabled.as_str(), &reason, &now],
@@ -469,8 +479,8 @@ fn record_circuit(
     }
     let threshold = policy.circuit_threshold as i32;
     let opened = tx.execute(
-        "UPDATE endpoints SET circuit_opened_at = $2, circuit_backoff_ms = $3,
-             circuit_next_probe = $2 + $3
+        "UPDATE endpoints SET circuit_opened_at = $2::bigint, circuit_backoff_ms = $3::bigint,
+             circuit_next_probe = $2::bigint + $3::bigint
          WHERE id = $1 AND circuit_opened_at IS NULL AND consecutive_failures >= $4",
         &[&r.endpoint_id, &now, &policy.circuit_backoff_ms, &threshold],
     )?;

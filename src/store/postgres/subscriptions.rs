@@ -41,6 +41,15 @@ pub fn lock_exclusive(c: &mut impl GenericClient, tenant: &str) -> Result<()> {
     Ok(())
 }
 
+/// Like `lock_exclusive`, without waiting: false when a publish or change holds it.
+pub fn try_lock_exclusive(c: &mut impl GenericClient, tenant: &str) -> Result<bool> {
+    Ok(c.query_one(
+        "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+        &[&LOCK_CLASS, &tenant],
+    )?
+    .get(0))
+}
+
 /// The endpoints an event of this tenant fans out to: every endpoint that is not disabled.
 /// Paused endpoints get their deliveries too; they wait, pending, until the endpoint resumes.
 pub fn of(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<(i64, EventFilter)>> {
