@@ -133,8 +133,9 @@ fn three_replicas_deliver_everything_through_a_kill() {
             );
         }
     }
-    // The killed replica had at most its 8 workers' requests out.
-    assert!(duplicates <= 8, "{duplicates} duplicates");
+    // Sent twice are only what the killed replica had sent but not yet recorded: all of it
+    // held under its leases, which are at most its claim capacity (4 x its 8 workers).
+    assert!(duplicates <= 32, "{duplicates} duplicates");
     eprintln!(
         "{} events x 4 endpoints delivered by 3 replicas; {duplicates} sent twice after the kill",
         acknowledged.len()
