@@ -122,6 +122,9 @@ pub struct Config {
     pub circuit_backoff: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
+    /// PostgreSQL: how long a replica's claim on a delivery lasts without renewal, so how
+    /// long a dead replica's deliveries wait before another replica sends them.
+    pub lease: Duration,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             circuit_threshold: 5,
             circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
+            lease: Duration::from_secs(15),
         }
     }
 }
@@ -184,6 +188,7 @@ pub const KEYS: &[&str] = &[
     "circuit_threshold",
     "circuit_backoff",
     "max_endpoint_concurrency",
+    "lease",
 ];
 
 impl Config {
@@ -297,6 +302,13 @@ impl Config {
                     .collect::<Result<_, _>>()?
             }
             "circuit_backoff" => self.circuit_backoff = parse_duration(v)?,
+            "lease" => {
+                let lease = parse_duration(v)?;
+                if lease < Duration::from_secs(1) {
+                    return Err("lease must be at least 1s".into());
+                }
+                self.lease = lease;
+            }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {

@@ -57,6 +57,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
     };
+    check_secret_key(&store, &secret_key, &config).await?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
     service::ensure_operator_endpoint(&store, &config)
         .await
@@ -112,6 +113,33 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::task::spawn_blocking(move || engine.shutdown(SHUTDOWN_BOUND))
         .await
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Refuses to start with a secret key other than the one this database's secrets were
+/// sealed with: every replica on one PostgreSQL database (and a restored SQLite file) needs
+/// the same key, and a wrong one would otherwise surface only as deliveries that cannot be
+/// signed. The database keeps a fingerprint (an HMAC of a fixed purpose), never the key.
+async fn check_secret_key(
+    store: &Store,
+    key: &secret_key::SecretKey,
+    config: &Config,
+) -> Result<(), String> {
+    let fingerprint = hex::encode(key.derive("fingerprint"));
+    let stored = store
+        .setting_get_or_insert("secret_key_fingerprint", &fingerprint)
+        .await
+        .map_err(|e| e.to_string())?;
+    if stored != fingerprint {
+        return Err(format!(
+            "the secret key ({}) is not the one this database's secrets were sealed with; \
+             give every Herald on this database the same key file or HERALD_SECRET_KEY",
+            match &config.secret_key {
+                Some(_) => "HERALD_SECRET_KEY".to_string(),
+                None => secret_key::key_file(config).display().to_string(),
+            }
+        ));
+    }
     Ok(())
 }
 

@@ -115,6 +115,8 @@ pub struct ClaimRequest {
     pub skip: Vec<i64>,
     /// How long a durable lease lasts, for backends that share the outbox between processes.
     pub lease_ms: i64,
+    /// The deployment's `rate_limit` (endpoints without their own follow it), if any.
+    pub default_rate_limit: Option<f64>,
 }
 
 #[async_trait]

@@ -31,6 +31,16 @@ pub struct TestApp {
     agent: ureq::Agent,
     /// The PostgreSQL database this app runs on, when the suite runs on PostgreSQL.
     pub pg: Option<PgDatabase>,
+    /// A database URL given by the test (a replica of a database another app created).
+    db_url: Option<String>,
+}
+
+fn test_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
 }
 
 /// True when the suite runs on PostgreSQL (`HERALD_TEST_BACKEND=postgres`).
@@ -45,8 +55,15 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// The test PostgreSQL server, if one is configured (`HERALD_TEST_PG_URL`).
+    pub fn server() -> Option<String> {
+        std::env::var("HERALD_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
     pub fn create() -> PgDatabase {
-        let server = std::env::var("HERALD_TEST_PG_URL")
+        let server = Self::server()
             .expect("HERALD_TEST_BACKEND=postgres needs HERALD_TEST_PG_URL (a superuser URL)");
         let name = format!("herald_test_{:016x}", rand::random::<u64>());
         let mut client = postgres::Client::connect(&server, postgres::NoTls)
@@ -94,11 +111,7 @@ impl TestApp {
             ("HERALD_DURABILITY".into(), "normal".into()),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = test_agent();
         if on_postgres() {
             // The key file's default is beside the SQLite file; a database URL has no
             // directory, so each app keeps its key in its temp dir.
@@ -112,6 +125,28 @@ impl TestApp {
             child: None,
             agent,
             pg: on_postgres().then(PgDatabase::create),
+            db_url: None,
+        };
+        app.start();
+        app
+    }
+
+    /// Starts Herald on the database at `url` (a replica: several apps on one PostgreSQL
+    /// database), with `env` as extra `HERALD_*` settings; the database outlives it.
+    pub fn spawn_on(url: &str, env: &[(&str, &str)]) -> TestApp {
+        let mut all: Vec<(String, String)> = vec![
+            ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+            ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut app = TestApp {
+            addr: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: all,
+            child: None,
+            agent: test_agent(),
+            pg: None,
+            db_url: Some(url.to_owned()),
         };
         app.start();
         app
@@ -133,9 +168,10 @@ impl TestApp {
 
     /// What `--db` names: the SQLite file, or the PostgreSQL database's URL.
     pub fn db_arg(&self) -> String {
-        match &self.pg {
-            Some(pg) => pg.url(),
-            None => self.db_path().display().to_string(),
+        match (&self.db_url, &self.pg) {
+            (Some(url), _) => url.clone(),
+            (None, Some(pg)) => pg.url(),
+            (None, None) => self.db_path().display().to_string(),
         }
     }
 

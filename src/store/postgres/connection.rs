@@ -80,9 +80,9 @@ impl Target {
 
     /// A connection of its own (the LISTEN thread, migrations).
     pub fn connect(&self) -> Result<postgres::Client> {
-        self.config
-            .connect(self.tls.clone())
-            .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL: {e}")))
+        self.config.connect(self.tls.clone()).map_err(|e| {
+            StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
+        })
     }
 
     pub fn pool(&self) -> Result<Pool> {
@@ -92,8 +92,25 @@ impl Target {
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
-            .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL: {e}")))
+            .map_err(|e| {
+                StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
+            })
     }
+}
+
+/// An error with its chain of causes ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer").
+fn with_cause(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn client_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig> {
@@ -128,7 +145,8 @@ impl From<postgres::Error> for StoreError {
                 StoreError::Full
             }
             _ if e.is_closed() => StoreError::Backend(format!("the database went away: {e}")),
-            _ => StoreError::Backend(e.to_string()),
+            // "error serializing parameter 1" says little without its cause.
+            _ => StoreError::Backend(with_cause(&e)),
         }
     }
 }

@@ -23,6 +23,7 @@ mod event_types;
 mod events;
 pub mod listen;
 pub mod migrate;
+mod operational;
 mod outbox;
 mod poll;
 mod settings;
@@ -31,7 +32,9 @@ mod tenants;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use postgres::Client;
@@ -42,7 +45,9 @@ use super::{
     Gauges, HealthPolicy, NewEndpoint, NewEvent, NewEventType, NewKey, Page, Polled, Published,
     RecentAttempt, Result, StoreError, Tenant, WriterStats,
 };
+use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
+use crate::lifecycle::Shutdown;
 use crate::pages::flash::Flash;
 use crate::throttle::{Door, Failures};
 pub use connection::Target;
@@ -58,6 +63,43 @@ pub struct PgStore {
     replica: String,
     /// Transactions committed, for /metrics (`writer_stats`).
     commits: AtomicU64,
+    leases: Arc<Leases>,
+}
+
+/// The lease keeper's shared state: how long a lease lasts (set by the dispatcher's claims;
+/// 0 until the first) and when to stop.
+#[derive(Default)]
+struct Leases {
+    lease_ms: AtomicI64,
+    stop: Shutdown,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.leases.stop.trigger();
+    }
+}
+
+/// Renews this replica's leases every third of a lease, so a lease lapses only when the
+/// replica is gone (or cannot reach the database for that long).
+fn keep_leases(pool: connection::Pool, replica: String, leases: Arc<Leases>) {
+    loop {
+        let lease_ms = leases.lease_ms.load(Ordering::Relaxed);
+        let every = Duration::from_millis((lease_ms / 3).clamp(200, 5_000) as u64);
+        if leases.stop.sleep(every) {
+            return;
+        }
+        if lease_ms == 0 {
+            continue;
+        }
+        let renewed = pool
+            .get()
+            .map_err(unavailable)
+            .and_then(|mut c| outbox::renew(&mut c, &replica, now_ms(), lease_ms));
+        if let Err(e) = renewed {
+            tracing::warn!(error = %e, "cannot renew delivery leases; other replicas may take them over");
+        }
+    }
 }
 
 impl PgStore {
@@ -67,11 +109,20 @@ impl PgStore {
         migrate::migrate(&mut target.connect()?)?;
         let pool = target.pool()?;
         let replica = format!("{:016x}", rand::random::<u64>());
+        let leases = Arc::new(Leases::default());
+        {
+            let (pool, replica, leases) = (pool.clone(), replica.clone(), leases.clone());
+            std::thread::Builder::new()
+                .name("herald-leases".into())
+                .spawn(move || keep_leases(pool, replica, leases))
+                .map_err(|e| StoreError::Open(format!("cannot start a thread: {e}")))?;
+        }
         Ok(PgStore {
             pool,
             target,
             replica,
             commits: AtomicU64::new(0),
+            leases,
         })
     }
 
@@ -359,6 +410,7 @@ impl Backend for PgStore {
     }
 
     fn claim_due(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.leases.lease_ms.store(req.lease_ms, Ordering::Relaxed);
         self.run_blocking(|c| outbox::claim_due(c, &self.replica, req))
     }
 
