@@ -28,6 +28,7 @@ mod outbox;
 mod poll;
 mod settings;
 mod shared;
+mod subscriptions;
 mod tenants;
 
 use std::net::IpAddr;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use postgres::Client;
+use postgres::{Client, GenericClient, Row, Transaction};
 
 use super::{
     ApiKey, Attempt, AttemptBucket, AttemptRecord, Backend, ClaimRequest, Claimed, Cursor,
@@ -139,6 +140,24 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?
     }
 
+    /// Runs `f` in one transaction on a pooled connection, on the blocking thread pool, and
+    /// commits it before answering: what the API acknowledges is committed (and, with
+    /// PostgreSQL's default `synchronous_commit = on`, flushed to its WAL). An error rolls
+    /// the whole transaction back.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |c| {
+            let mut tx = c.transaction()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled connection on the calling thread (the engine, the CLI).
     fn run_blocking<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -156,16 +175,31 @@ fn unavailable(e: r2d2::Error) -> StoreError {
     StoreError::Backend(format!("no database connection: {e}"))
 }
 
-/// Stands for an operation still being ported (the trait is implemented whole, so the
-/// server starts and answers 503 for these rather than failing to build).
-fn not_yet<T>() -> Result<T> {
-    Err(StoreError::Backend(
-        "not yet implemented on PostgreSQL".into(),
-    ))
+/// Wakes every replica's dispatcher when the caller's transaction commits (`listen.rs`):
+/// run by every write that makes work due (a publish, a retry, a recover, a resumed
+/// endpoint). PostgreSQL delivers it only on commit, and folds repeats within one
+/// transaction into one.
+fn notify_due(c: &mut impl GenericClient) -> Result<()> {
+    c.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL])?;
+    Ok(())
 }
 
-// Until every operation is ported, the stubs leave their arguments unused.
-#[allow(unused_variables)]
+/// A list query's `LIMIT`: one row more than the page, to tell whether there is more.
+fn limit_plus_one(cursor: Cursor) -> i64 {
+    cursor.limit as i64 + 1
+}
+
+/// Cuts the rows of a list query (newest first, `LIMIT limit_plus_one`) into a page.
+fn page<T>(
+    rows: Vec<Row>,
+    row: impl Fn(&Row) -> Result<T>,
+    cursor: Cursor,
+    key: impl Fn(&T) -> i64,
+) -> Result<Page<T>> {
+    let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, cursor.limit, key))
+}
+
 #[async_trait]
 impl Backend for PgStore {
     async fn setting_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
@@ -192,75 +226,96 @@ impl Backend for PgStore {
     }
 
     async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<Tenant> {
-        not_yet()
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.write(move |c| tenants::create(c, &id, &name, now))
+            .await
     }
 
     async fn get_tenant(&self, id: &str) -> Result<Tenant> {
-        not_yet()
+        let id = id.to_owned();
+        self.run(move |c| tenants::get(c, &id)).await
     }
 
     async fn tenant_exists(&self, id: &str) -> Result<bool> {
-        not_yet()
+        let id = id.to_owned();
+        self.run(move |c| tenants::exists(c, &id)).await
     }
 
     async fn list_tenants(&self, cursor: Cursor) -> Result<Page<Tenant>> {
-        not_yet()
+        self.run(move |c| tenants::list(c, cursor)).await
     }
 
     async fn rename_tenant(&self, id: &str, name: &str) -> Result<Tenant> {
-        not_yet()
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.write(move |c| tenants::rename(c, &id, &name)).await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<()> {
-        not_yet()
+        let id = id.to_owned();
+        self.write(move |c| tenants::delete(c, &id)).await
     }
 
     async fn create_key(&self, new: NewKey, now: i64) -> Result<ApiKey> {
-        not_yet()
+        self.write(move |c| tenants::create_key(c, &new, now)).await
     }
 
     async fn list_keys(&self, tenant: &str, cursor: Cursor) -> Result<Page<ApiKey>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| {
+            tenants::get(c, &tenant)?;
+            tenants::list_keys(c, &tenant, cursor)
+        })
+        .await
     }
 
     async fn revoke_key(&self, tenant: &str, id: i64, now: i64) -> Result<ApiKey> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| tenants::revoke_key(c, &tenant, id, now))
+            .await
     }
 
     async fn active_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-        not_yet()
+        let hash = key_hash.to_owned();
+        self.run(move |c| tenants::active_key(c, &hash)).await
     }
 
     async fn key_is_active(&self, tenant: &str, key_id: i64) -> Result<bool> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| tenants::key_is_active(c, &tenant, key_id))
+            .await
     }
 
     async fn upsert_event_type(&self, new: NewEventType, now: i64) -> Result<EventType> {
-        not_yet()
+        self.write(move |c| event_types::upsert(c, &new, now)).await
     }
 
     async fn get_event_type(&self, name: &str) -> Result<EventType> {
-        not_yet()
+        let name = name.to_owned();
+        self.run(move |c| event_types::get(c, &name)).await
     }
 
     async fn all_event_types(&self) -> Result<Vec<EventType>> {
-        not_yet()
+        self.run(|c| event_types::list(c)).await
     }
 
     async fn list_event_types(&self, cursor: Cursor) -> Result<Page<EventType>> {
-        not_yet()
+        self.run(move |c| event_types::list_page(c, cursor)).await
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<()> {
-        not_yet()
+        let name = name.to_owned();
+        self.write(move |c| event_types::delete(c, &name)).await
     }
 
     async fn create_endpoint(&self, tenant: &str, new: NewEndpoint, now: i64) -> Result<Endpoint> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| endpoints::create(c, &tenant, &new, now))
+            .await
     }
 
     async fn get_endpoint(&self, tenant: &str, id: i64) -> Result<Endpoint> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| endpoints::get(c, &tenant, id)).await
     }
 
     async fn list_endpoints(
@@ -269,7 +324,9 @@ impl Backend for PgStore {
         status: Option<EndpointStatus>,
         cursor: Cursor,
     ) -> Result<Page<Endpoint>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| endpoints::list(c, &tenant, status, cursor))
+            .await
     }
 
     async fn update_endpoint(
@@ -279,7 +336,9 @@ impl Backend for PgStore {
         patch: EndpointPatch,
         now: i64,
     ) -> Result<Endpoint> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| endpoints::update(c, &tenant, id, &patch, now))
+            .await
     }
 
     async fn poll_deliveries(
@@ -290,11 +349,14 @@ impl Backend for PgStore {
         limit: usize,
         now: i64,
     ) -> Result<Vec<Polled>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| poll::poll(c, &tenant, endpoint, ack, limit, now))
+            .await
     }
 
     async fn delete_endpoint(&self, tenant: &str, id: i64) -> Result<()> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| endpoints::delete(c, &tenant, id)).await
     }
 
     async fn rotate_secret(
@@ -305,11 +367,13 @@ impl Backend for PgStore {
         grace_until: i64,
         now: i64,
     ) -> Result<Endpoint> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| endpoints::rotate_secret(c, &tenant, id, &secret, grace_until, now))
+            .await
     }
 
     async fn troubled_endpoints(&self, limit: usize) -> Result<Vec<Endpoint>> {
-        not_yet()
+        self.run(move |c| endpoints::troubled(c, limit)).await
     }
 
     async fn publish(
@@ -318,7 +382,11 @@ impl Backend for PgStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> Result<Vec<Published>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        // The 202 follows the commit: the events and their deliveries are durable (with
+        // `synchronous_commit = on`, in PostgreSQL's flushed WAL) before the API answers.
+        self.write(move |c| events::publish(c, &tenant, events, now))
+            .await
     }
 
     async fn publish_to_endpoint(
@@ -328,11 +396,17 @@ impl Backend for PgStore {
         event: NewEvent,
         now: i64,
     ) -> Result<(String, i64)> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            endpoints::get(c, &tenant, endpoint)?;
+            events::insert_for_endpoint(c, &tenant, endpoint, &event, now)
+        })
+        .await
     }
 
     async fn get_event(&self, tenant: &str, id: &str) -> Result<Event> {
-        not_yet()
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.run(move |c| events::get(c, &tenant, &id)).await
     }
 
     async fn list_events(
@@ -341,11 +415,14 @@ impl Backend for PgStore {
         q: EventQuery,
         cursor: Cursor,
     ) -> Result<Page<Event>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| events::list(c, &tenant, &q, cursor))
+            .await
     }
 
     async fn get_delivery(&self, tenant: &str, id: i64) -> Result<Delivery> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| deliveries::get(c, &tenant, id)).await
     }
 
     async fn delivery_with_attempts(
@@ -353,7 +430,14 @@ impl Backend for PgStore {
         tenant: &str,
         id: i64,
     ) -> Result<(Delivery, Vec<Attempt>)> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| {
+            Ok((
+                deliveries::get(c, &tenant, id)?,
+                deliveries::attempts(c, id)?,
+            ))
+        })
+        .await
     }
 
     async fn list_deliveries(
@@ -362,31 +446,52 @@ impl Backend for PgStore {
         q: DeliveryQuery,
         cursor: Cursor,
     ) -> Result<Page<Delivery>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| deliveries::list(c, &tenant, &q, cursor))
+            .await
     }
 
     async fn event_deliveries(&self, tenant: &str, event_id: &str) -> Result<Vec<Delivery>> {
-        not_yet()
+        let (tenant, event_id) = (tenant.to_owned(), event_id.to_owned());
+        self.run(move |c| deliveries::for_event(c, &tenant, &event_id))
+            .await
     }
 
     async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            deliveries::get(c, &tenant, id)?;
+            if !deliveries::retry(c, &tenant, id, now)? {
+                return Err(StoreError::Conflict(
+                    "the delivery is already pending; it will be attempted as scheduled".into(),
+                ));
+            }
+            deliveries::get(c, &tenant, id)
+        })
+        .await
     }
 
     async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.write(move |c| {
+            endpoints::get(c, &tenant, endpoint)?;
+            deliveries::recover(c, &tenant, endpoint, since, now)
+        })
+        .await
     }
 
     async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>> {
-        not_yet()
+        self.run(move |c| activity::attempt_buckets(c, since, bucket_ms))
+            .await
     }
 
     async fn deliveries_failed_since(&self, since: i64) -> Result<i64> {
-        not_yet()
+        self.run(move |c| activity::deliveries_failed_since(c, since))
+            .await
     }
 
     async fn gauges(&self) -> Result<Gauges> {
-        not_yet()
+        self.run(|c| activity::gauges(c)).await
     }
 
     async fn endpoint_recent_attempts(
@@ -395,11 +500,14 @@ impl Backend for PgStore {
         endpoint: i64,
         limit: usize,
     ) -> Result<Vec<RecentAttempt>> {
-        not_yet()
+        let tenant = tenant.to_owned();
+        self.run(move |c| activity::endpoint_recent_attempts(c, &tenant, endpoint, limit))
+            .await
     }
 
     async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
-        not_yet()
+        self.run(move |c| activity::first_attempts(c, since, limit))
+            .await
     }
 
     fn engine_starting(&self) -> Result<usize> {
