@@ -3,7 +3,8 @@
 //! guesser's attempts to all of them.
 //! - a one-time message (a new API key, shown once) stored by a POST on replica A is shown
 //!   by the GET on replica B, and only once;
-//! - a login lock-out reached through A and B together holds on both, at exactly the limit.
+//! - a login lock-out reached through A and B together (200 parallel guesses) holds on
+//!   both, at exactly the limit.
 //!
 //! Pages are driven over HTTP with the session cookie, as tests/hardening does. Runs when
 //! `HERALD_TEST_PG_URL` names a PostgreSQL server (`.ci/run` starts one); otherwise it says
@@ -64,7 +65,7 @@ fn a_secret_revealed_after_a_post_on_one_replica_is_shown_by_the_other_once() {
         + marker.len();
     let token: String = shown.body[start..]
         .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take_while(|c| *c != '<')
         .collect();
     assert!(token.starts_with("hk_"), "{token}");
     // The key shown is the key made: it works, on either replica.
@@ -101,9 +102,9 @@ fn a_login_lock_out_reached_through_two_replicas_holds_on_both() {
     let anon = form.cookie.clone().expect("anonymous session");
     let wrong = format!("csrf_token={}&token=wrong-{}", form.csrf(), "x".repeat(40));
 
-    // 30 wrong guesses at once, half at each replica: exactly 20 are tried.
+    // 200 wrong guesses at once, half at each replica: exactly 20 are tried.
     let statuses: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..30)
+        let handles: Vec<_> = (0..200)
             .map(|i| {
                 let (pages, anon, wrong) = (if i % 2 == 0 { &on_a } else { &on_b }, &anon, &wrong);
                 s.spawn(move || pages.post("/admin/login", anon, wrong).status)
@@ -113,7 +114,7 @@ fn a_login_lock_out_reached_through_two_replicas_holds_on_both() {
     });
     let count = |code: u16| statuses.iter().filter(|s| **s == code).count();
     assert_eq!(count(401), 20, "{statuses:?}");
-    assert_eq!(count(429), 10, "{statuses:?}");
+    assert_eq!(count(429), 180, "{statuses:?}");
 
     // Locked out on both, even with the right token.
     let right = format!("csrf_token={}&token={ADMIN_TOKEN}", form.csrf());

@@ -62,11 +62,18 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "tenants",
-        columns: &[("id", Text), ("name", Text), ("created_at", Bigint)],
-        order: "id",
-        identity: None,
+        // `rowid` is SQLite's implicit one: the order lists page by.
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("created_at", Bigint),
+            ("rowid", Bigint),
+        ],
+        order: "rowid",
+        identity: Some("rowid"),
         on_conflict: Some(
-            "(id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at",
+            "(id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at, \
+             rowid = excluded.rowid",
         ),
     },
     Table {
@@ -91,9 +98,10 @@ const TABLES: &[Table] = &[
             ("description", Text),
             ("example", Text),
             ("created_at", Bigint),
+            ("rowid", Bigint),
         ],
-        order: "name",
-        identity: None,
+        order: "rowid",
+        identity: Some("rowid"),
         on_conflict: None,
     },
     Table {

@@ -255,7 +255,12 @@ fn cli_creates_tenants_keys_and_publishes() {
             .arg("--db")
             .arg(app.db_arg())
             // On PostgreSQL the key file is not beside a database file: the app's own.
-            .envs(app.env.iter().filter(|(k, _)| k == "HERALD_SECRET_KEY_FILE").cloned())
+            .envs(
+                app.env
+                    .iter()
+                    .filter(|(k, _)| k == "HERALD_SECRET_KEY_FILE")
+                    .cloned(),
+            )
             .env("HERALD_LOG", "warn")
             .output()
             .unwrap();
