@@ -295,7 +295,7 @@ impl Backend for PgStore {
     }
 
     async fn all_event_types(&self) -> Result<Vec<EventType>> {
-        self.run(|c| event_types::list(c)).await
+        self.run(event_types::list).await
     }
 
     async fn list_event_types(&self, cursor: Cursor) -> Result<Page<EventType>> {
@@ -491,7 +491,7 @@ impl Backend for PgStore {
     }
 
     async fn gauges(&self) -> Result<Gauges> {
-        self.run(|c| activity::gauges(c)).await
+        self.run(activity::gauges).await
     }
 
     async fn endpoint_recent_attempts(
