@@ -32,7 +32,7 @@ use async_trait::async_trait;
 
 use crate::config::{Database, Durability};
 use crate::pages::flash::Flash;
-use crate::throttle::{Door, Failures};
+use crate::throttle::{Check, Door, Failures};
 pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
@@ -307,16 +307,17 @@ pub trait Backend: Send + Sync + 'static {
     async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String>;
     /// Takes out the message of `ticket` if it is `session`'s and fresh (once only).
     async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>>;
-    /// Checks the door for this address and, when it is open, counts this attempt as a
-    /// failure in advance, in one atomic step; false when the address is locked out.
-    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<bool>;
-    /// The counted attempt failed: the count so far, and whether to log it (once a minute).
+    /// Checks the door for this address and, when a slot is free, takes it for this
+    /// attempt, in one atomic step (`throttle` tells the rules).
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check>;
+    /// The attempt let in failed: its slot becomes a failure. The count so far, and whether
+    /// to log it (once a minute).
     async fn throttle_failed(
         &self,
         door: Door,
         ip: Option<IpAddr>,
         now: i64,
     ) -> Result<Option<Failures>>;
-    /// The counted attempt succeeded: takes it back.
+    /// The attempt let in succeeded: its slot is free again.
     async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()>;
 }

@@ -50,7 +50,7 @@ use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
 use crate::lifecycle::Shutdown;
 use crate::pages::flash::Flash;
-use crate::throttle::{Door, Failures};
+use crate::throttle::{Check, Door, Failures};
 pub use connection::Target;
 
 /// The channel a commit that makes work due notifies (`listen.rs`).
@@ -583,7 +583,7 @@ impl Backend for PgStore {
             .await
     }
 
-    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<bool> {
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check> {
         let key = door.key(ip);
         self.run(move |c| shared::throttle_begin(c, door, &key, now))
             .await

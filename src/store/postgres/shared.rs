@@ -8,9 +8,10 @@
 //! the redirect is gone; counts start again).
 //!
 //! Exactness comes from PostgreSQL's locks, not from reading then writing:
-//! - a throttle count is checked and raised by one `INSERT … ON CONFLICT DO UPDATE … WHERE`,
+//! - a throttle slot is checked and taken by one `INSERT … ON CONFLICT DO UPDATE … WHERE`,
 //!   which locks the row and re-checks the limit on its latest version, so 200 parallel
-//!   guesses at one door get exactly the limit, whichever replicas they reach;
+//!   guesses at one door get exactly the limit, whichever replicas they reach; a slot turns
+//!   into a failure, or is given back, by one `UPDATE`;
 //! - a session's messages are counted and trimmed under a transaction-scoped advisory lock
 //!   on the session, so its bound holds under parallel POSTs.
 //!
@@ -22,7 +23,7 @@ use postgres::Client;
 use crate::pages::flash::{self, Admit, Flash};
 use crate::secret_key::{open_stored, seal_stored};
 use crate::store::{Result, StoreError};
-use crate::throttle::{Door, Failures, FORGET_MS, LOG_EVERY_MS};
+use crate::throttle::{Check, Door, Failures, FORGET_MS, LOG_EVERY_MS, STALE_PENDING_MS};
 
 /// The first half of the advisory lock key a session's messages are trimmed under (the
 /// second is a hash of the session); "flsh" as a number.
@@ -101,38 +102,67 @@ pub fn flash_take(c: &mut Client, session: &str, ticket: &str, now: i64) -> Resu
         .map_err(|e| StoreError::Backend(format!("a flash message: {e}")))
 }
 
-/// One statement: counts the attempt unless the door is locked (a count older than
-/// `FORGET_MS` starts again at one); no row back means locked.
-pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result<bool> {
+/// One statement takes a slot when failures plus attempts still being checked leave one
+/// (aged-out failures and stale attempts count as none); no row back means none was free.
+pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result<Check> {
     let limit = door.lock_after() as i32;
-    let counted = c.query_opt(
-        "INSERT INTO throttles AS t (key, failures, last_ms) VALUES ($1, 1, $2)
+    let taken = c.query_opt(
+        "INSERT INTO throttles AS t (key, failures, last_ms, pending, pending_ms)
+         VALUES ($1, 0, $2, 1, $2)
          ON CONFLICT (key) DO UPDATE SET
-             failures = CASE WHEN $2 - t.last_ms >= $3 THEN 1 ELSE t.failures + 1 END,
-             last_ms = $2
-           WHERE $2 - t.last_ms >= $3 OR t.failures < $4
-         RETURNING failures",
-        &[&key, &now, &FORGET_MS, &limit],
+             failures = CASE WHEN $2 - t.last_ms >= $3 THEN 0 ELSE t.failures END,
+             pending = CASE WHEN $2 - t.pending_ms >= $4 THEN 1 ELSE t.pending + 1 END,
+             pending_ms = $2
+           WHERE CASE WHEN $2 - t.last_ms >= $3 THEN 0 ELSE t.failures END
+               + CASE WHEN $2 - t.pending_ms >= $4 THEN 0 ELSE t.pending END < $5
+         RETURNING 1",
+        &[&key, &now, &FORGET_MS, &STALE_PENDING_MS, &limit],
     )?;
-    if counted.is_some() && rand::random::<u8>() == 0 {
-        // Now and then, forget the addresses whose failures aged out.
-        c.execute(
-            "DELETE FROM throttles WHERE last_ms <= $1",
-            &[&(now - FORGET_MS)],
-        )?;
+    if taken.is_some() {
+        if rand::random::<u8>() == 0 {
+            // Now and then, forget the addresses whose failures aged out.
+            c.execute(
+                "DELETE FROM throttles WHERE last_ms <= $1 AND pending_ms <= $2",
+                &[&(now - FORGET_MS), &(now - STALE_PENDING_MS)],
+            )?;
+        }
+        return Ok(Check::Open);
     }
-    Ok(counted.is_some())
+    // No slot: locked out if failures alone fill them (then log at most once a minute),
+    // else attempts being checked hold them and this one waits.
+    let locked = c.query_opt(
+        "WITH before AS (
+             SELECT logged_ms FROM throttles
+              WHERE key = $1 AND failures >= $2 AND $3 - last_ms < $4 FOR UPDATE)
+         UPDATE throttles t SET logged_ms = CASE
+                 WHEN b.logged_ms IS NULL OR $3 - b.logged_ms >= $5 THEN $3 ELSE b.logged_ms END
+           FROM before b WHERE t.key = $1
+         RETURNING t.failures, b.logged_ms IS NULL OR $3 - b.logged_ms >= $5",
+        &[&key, &limit, &now, &FORGET_MS, &LOG_EVERY_MS],
+    )?;
+    Ok(match locked {
+        Some(r) => Check::Locked(Failures {
+            count: r.get::<_, i32>(0).max(0) as u32,
+            log: r.get(1),
+        }),
+        None => Check::Busy,
+    })
 }
 
-/// The count so far, marking it logged when no failure of this address was for a minute.
+/// The attempt's slot becomes a failure (one statement), marked logged when no failure of
+/// this address was for a minute.
 pub fn throttle_failed(c: &mut Client, key: &str, now: i64) -> Result<Option<Failures>> {
     let row = c.query_opt(
         "WITH before AS (SELECT logged_ms FROM throttles WHERE key = $1 FOR UPDATE)
-         UPDATE throttles t SET logged_ms = CASE
+         UPDATE throttles t SET
+             pending = greatest(t.pending - 1, 0),
+             failures = CASE WHEN $2 - t.last_ms >= $4 THEN 1 ELSE t.failures + 1 END,
+             last_ms = $2,
+             logged_ms = CASE
                  WHEN b.logged_ms IS NULL OR $2 - b.logged_ms >= $3 THEN $2 ELSE b.logged_ms END
            FROM before b WHERE t.key = $1
          RETURNING t.failures, b.logged_ms IS NULL OR $2 - b.logged_ms >= $3",
-        &[&key, &now, &LOG_EVERY_MS],
+        &[&key, &now, &LOG_EVERY_MS, &FORGET_MS],
     )?;
     Ok(row.map(|r| Failures {
         count: r.get::<_, i32>(0).max(0) as u32,
@@ -140,10 +170,10 @@ pub fn throttle_failed(c: &mut Client, key: &str, now: i64) -> Result<Option<Fai
     }))
 }
 
-/// Takes back the attempt `throttle_begin` counted.
+/// Frees the slot `throttle_begin` took.
 pub fn throttle_succeeded(c: &mut Client, key: &str) -> Result<()> {
     c.execute(
-        "UPDATE throttles SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+        "UPDATE throttles SET pending = pending - 1 WHERE key = $1 AND pending > 0",
         &[&key],
     )?;
     Ok(())

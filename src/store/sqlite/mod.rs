@@ -45,7 +45,7 @@ use super::{
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
 use crate::pages::flash::{self, Flash};
-use crate::throttle::{self, Door, Failures};
+use crate::throttle::{self, Check, Door, Failures};
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -571,7 +571,7 @@ impl Backend for SqliteStore {
         Ok(self.flashes().take(session, ticket, now))
     }
 
-    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<bool> {
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check> {
         Ok(self.throttles().begin(door, ip, now))
     }
 

@@ -146,6 +146,8 @@ CREATE UNLOGGED TABLE throttles (
     key        text PRIMARY KEY,                -- door and address
     failures   integer NOT NULL,
     last_ms    bigint NOT NULL,                 -- the last failure; counts age out after it
+    pending    integer NOT NULL,                -- attempts let in, not yet answered
+    pending_ms bigint NOT NULL,                 -- the last one let in; stale after 30 s
     logged_ms  bigint                           -- when a failure was last logged
 );
 CREATE INDEX throttles_last ON throttles(last_ms);
