@@ -68,11 +68,20 @@ pub struct PgStore {
 }
 
 /// The lease keeper's shared state: how long a lease lasts (set by the dispatcher's claims;
-/// 0 until the first) and when to stop.
+/// 0 until the first), the deliveries this replica holds (claimed, not yet recorded or
+/// released: only these are renewed, so a claim whose record failed is not kept alive by
+/// mistake), and when to stop.
 #[derive(Default)]
 struct Leases {
     lease_ms: AtomicI64,
+    held: std::sync::Mutex<std::collections::HashSet<i64>>,
     stop: Shutdown,
+}
+
+impl Leases {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Drop for PgStore {
@@ -93,10 +102,14 @@ fn keep_leases(pool: connection::Pool, replica: String, leases: Arc<Leases>) {
         if lease_ms == 0 {
             continue;
         }
+        let held: Vec<i64> = leases.held().iter().copied().collect();
+        if held.is_empty() {
+            continue;
+        }
         let renewed = pool
             .get()
             .map_err(unavailable)
-            .and_then(|mut c| outbox::renew(&mut c, &replica, now_ms(), lease_ms));
+            .and_then(|mut c| outbox::renew(&mut c, &replica, &held, now_ms(), lease_ms));
         if let Err(e) = renewed {
             tracing::warn!(error = %e, "cannot renew delivery leases; other replicas may take them over");
         }
@@ -519,7 +532,11 @@ impl Backend for PgStore {
 
     fn claim_due(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
         self.leases.lease_ms.store(req.lease_ms, Ordering::Relaxed);
-        self.run_blocking(|c| outbox::claim_due(c, &self.replica, req))
+        let claimed = self.run_blocking(|c| outbox::claim_due(c, &self.replica, req))?;
+        self.leases
+            .held()
+            .extend(claimed.iter().map(|c| c.delivery_id));
+        Ok(claimed)
     }
 
     fn record_attempts(
@@ -528,10 +545,28 @@ impl Backend for PgStore {
         policy: HealthPolicy,
         now: i64,
     ) -> Result<()> {
-        self.run_blocking(|c| outbox::record_attempts(c, &self.replica, &records, policy, now))
+        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+        let written =
+            self.run_blocking(|c| outbox::record_attempts(c, &self.replica, &records, policy, now));
+        if written.is_err() {
+            // The attempts are not written: give the claims back (or, if even that fails,
+            // let them lapse), and the deliveries are sent again (at-least-once).
+            let _ = self.run_blocking(|c| outbox::release(c, &self.replica, &ids));
+        }
+        let mut held = self.leases.held();
+        for id in &ids {
+            held.remove(id);
+        }
+        written
     }
 
     fn release(&self, delivery_ids: &[i64]) -> Result<()> {
+        {
+            let mut held = self.leases.held();
+            for id in delivery_ids {
+                held.remove(id);
+            }
+        }
         self.run_blocking(|c| outbox::release(c, &self.replica, delivery_ids))
     }
 

@@ -286,6 +286,10 @@ pub fn record_attempts(
     policy: HealthPolicy,
     now: i64,
 ) -> Result<()> {
+    // Rows are locked in one order on every replica (endpoint, then delivery), so two
+    // recorders writing about the same endpoints cannot deadlock each other.
+    let mut records: Vec<&AttemptRecord> = records.iter().collect();
+    records.sort_by_key(|r| (r.endpoint_id, r.delivery_id));
     let mut tx = c.transaction()?;
     let insert = tx.prepare(
         "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
@@ -421,6 +425,16 @@ fn endpoint_health(
 /// Disables an endpoint for `reason`, cancels its pending deliveries, and says so in a
 /// `herald.endpoint.disabled` event.
 fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> Result<()> {
+    // Publishes of its tenant under way finish first, so none adds a pending delivery to an
+    // endpoint whose pending deliveries this cancels (`subscriptions.rs`).
+    let Some(row) = tx.query_opt(
+        "SELECT tenant_id FROM endpoints WHERE id = $1",
+        &[&endpoint],
+    )?
+    else {
+        return Ok(());
+    };
+    super::subscriptions::lock_exclusive(tx, &row.get::<_, String>(0))?;
     tx.execute(
         "UPDATE endpoints SET status = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1",
         &[&endpoint, &EndpointStatus::Disabled.as_str(), &reason, &now],
@@ -503,12 +517,17 @@ pub fn release(c: &mut Client, replica: &str, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Pushes this replica's live leases `lease_ms` into the future; returns how many.
-pub fn renew(c: &mut Client, replica: &str, now: i64, lease_ms: i64) -> Result<u64> {
+/// Pushes the live leases this replica holds on `ids` `lease_ms` into the future; returns
+/// how many. Rows another transaction has locked (an attempt being recorded, a delivery
+/// being cancelled) are skipped rather than waited for: their lease is about to end anyway,
+/// and waiting in arbitrary row order could deadlock against those transactions.
+pub fn renew(c: &mut Client, replica: &str, ids: &[i64], now: i64, lease_ms: i64) -> Result<u64> {
     Ok(c.execute(
         "UPDATE deliveries SET lease_until = $2
-         WHERE lease_until IS NOT NULL AND lease_owner = $1 AND lease_until > $3",
-        &[&replica, &(now + lease_ms), &now],
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE id = ANY($4) AND lease_owner = $1 AND lease_until > $3
+                      ORDER BY id FOR UPDATE SKIP LOCKED)",
+        &[&replica, &(now + lease_ms), &now, &ids],
     )?)
 }
 
