@@ -47,6 +47,12 @@ enum Command {
     },
     /// Copy the database to a new file while Herald runs.
     Backup { dest: PathBuf },
+    /// Copy this SQLite deployment (`--db`) into an empty PostgreSQL database.
+    Migrate {
+        /// The target: `postgres://user:pass@host:port/dbname` (`?sslmode=require` for TLS).
+        #[arg(long)]
+        to: String,
+    },
     /// Verify a webhook signature as a receiver would.
     Verify {
         /// standard, timestamped or body
@@ -158,6 +164,7 @@ fn execute(cli: Cli) -> Result<(), String> {
             idempotency_key,
         } => herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref()),
         Command::Backup { dest } => herald::cli::backup(&config, &dest),
+        Command::Migrate { to } => herald::cli::migrate(&config, &to),
         Command::Verify {
             scheme,
             secret,

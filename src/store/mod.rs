@@ -21,14 +21,18 @@ pub mod model;
 pub mod page;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::config::{Database, Durability};
+use crate::pages::flash::Flash;
+use crate::throttle::{Check, Door, Failures};
 pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
@@ -292,4 +296,28 @@ pub trait Backend: Send + Sync + 'static {
     fn writer_stats(&self) -> WriterStats;
     /// A consistent copy of the whole store at `dest`, taken while it runs.
     fn backup(&self, dest: &Path) -> Result<()>;
+
+    // --- what replicas share that one process could keep in memory ---------------------
+    // The pages' one-time messages (`pages::flash`, whose rules every backend follows) and
+    // the authentication throttles (`throttle`). SQLite keeps them in memory; a backend
+    // shared by several processes keeps them where every replica sees them.
+    /// Whether a message revealing a secret could be kept for `session` now.
+    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool>;
+    /// Keeps `flash` for `session`; its ticket, or `flash::LOST` when it could not be kept.
+    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String>;
+    /// Takes out the message of `ticket` if it is `session`'s and fresh (once only).
+    async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>>;
+    /// Checks the door for this address and, when a slot is free, takes it for this
+    /// attempt, in one atomic step (`throttle` tells the rules).
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check>;
+    /// The attempt let in failed: its slot becomes a failure. The count so far, and whether
+    /// to log it (once a minute).
+    async fn throttle_failed(
+        &self,
+        door: Door,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<Failures>>;
+    /// The attempt let in succeeded: its slot is free again.
+    async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()>;
 }

@@ -105,6 +105,16 @@ impl TestApp {
 
     /// Like `spawn_with`, with the database in `dir` (a small filesystem, say).
     pub fn spawn_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_backend(dir, env, on_postgres())
+    }
+
+    /// Starts Herald on a SQLite file whatever the suite's backend (`herald migrate`'s
+    /// source, say).
+    pub fn spawn_sqlite(env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_backend(tempfile::tempdir().expect("temp dir"), env, false)
+    }
+
+    fn spawn_backend(dir: tempfile::TempDir, env: &[(&str, &str)], postgres: bool) -> TestApp {
         let mut all: Vec<(String, String)> = vec![
             ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
@@ -112,7 +122,7 @@ impl TestApp {
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let agent = test_agent();
-        if on_postgres() {
+        if postgres {
             // The key file's default is beside the SQLite file; a database URL has no
             // directory, so each app keeps its key in its temp dir.
             let key = dir.path().join("herald.key").display().to_string();
@@ -124,7 +134,7 @@ impl TestApp {
             env: all,
             child: None,
             agent,
-            pg: on_postgres().then(PgDatabase::create),
+            pg: postgres.then(PgDatabase::create),
             db_url: None,
         };
         app.start();

@@ -27,9 +27,11 @@ mod operational;
 mod outbox;
 mod poll;
 mod settings;
+mod shared;
 mod subscriptions;
 mod tenants;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,6 +49,8 @@ use super::{
 use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
 use crate::lifecycle::Shutdown;
+use crate::pages::flash::Flash;
+use crate::throttle::{Check, Door, Failures};
 pub use connection::Target;
 
 /// The channel a commit that makes work due notifies (`listen.rs`).
@@ -594,5 +598,45 @@ impl Backend for PgStore {
         Err(StoreError::Conflict(
             "`herald backup` copies a SQLite file; back up PostgreSQL with pg_dump (and keep the secret key file)".into(),
         ))
+    }
+
+    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
+        let session = session.to_owned();
+        self.run(move |c| shared::flash_room_for_reveal(c, &session, now))
+            .await
+    }
+
+    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
+        let session = session.to_owned();
+        self.run(move |c| shared::flash_put(c, &session, &flash, now))
+            .await
+    }
+
+    async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>> {
+        let (session, ticket) = (session.to_owned(), ticket.to_owned());
+        self.run(move |c| shared::flash_take(c, &session, &ticket, now))
+            .await
+    }
+
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check> {
+        let key = door.key(ip);
+        self.run(move |c| shared::throttle_begin(c, door, &key, now))
+            .await
+    }
+
+    async fn throttle_failed(
+        &self,
+        door: Door,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<Failures>> {
+        let key = door.key(ip);
+        self.run(move |c| shared::throttle_failed(c, &key, now))
+            .await
+    }
+
+    async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()> {
+        let key = door.key(ip);
+        self.run(move |c| shared::throttle_succeeded(c, &key)).await
     }
 }

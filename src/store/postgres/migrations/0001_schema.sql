@@ -127,19 +127,27 @@ CREATE INDEX attempts_delivery ON attempts(delivery_id);
 CREATE INDEX attempts_started ON attempts(started_at, status_code);
 
 -- What one process keeps in memory on SQLite, shared here because a load balancer may send
--- a POST to one replica and its redirect to another.
+-- a POST to one replica and its redirect to another (src/store/postgres/shared.rs).
+-- UNLOGGED: no WAL flush per login attempt; a crash of PostgreSQL empties them, which costs
+-- what a restart of a SQLite Herald costs.
 -- One-time page messages (src/pages/flash.rs): a ticket opens only for its session.
-CREATE TABLE flash_messages (
-    ticket     text PRIMARY KEY,
+CREATE UNLOGGED TABLE flash_messages (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- order of arrival
+    ticket     text NOT NULL UNIQUE,
     session    text NOT NULL,
-    message    text NOT NULL,                   -- JSON: tone, message, reveal
+    reveal     boolean NOT NULL,                -- shows a secret once: never pushed out
+    message    text NOT NULL,                   -- JSON (tone, message, reveal), sealed
     expires_at bigint NOT NULL
 );
-CREATE INDEX flash_messages_session ON flash_messages(session, expires_at);
+CREATE INDEX flash_messages_session ON flash_messages(session, id);
+CREATE INDEX flash_messages_expires ON flash_messages(expires_at);
 -- Login and API-authentication throttles (src/throttle.rs), one row per door and address.
-CREATE TABLE throttles (
+CREATE UNLOGGED TABLE throttles (
     key        text PRIMARY KEY,                -- door and address
     failures   integer NOT NULL,
     last_ms    bigint NOT NULL,                 -- the last failure; counts age out after it
+    pending    integer NOT NULL,                -- attempts let in, not yet answered
+    pending_ms bigint NOT NULL,                 -- the last one let in; stale after 30 s
     logged_ms  bigint                           -- when a failure was last logged
 );
+CREATE INDEX throttles_last ON throttles(last_ms);
