@@ -631,11 +631,19 @@ impl Backend for PgStore {
         now: i64,
     ) -> Result<Option<Failures>> {
         let key = door.key(ip);
-        self.run(move |c| shared::throttle_failed(c, &key, now))
-            .await
+        self.run(move |c| {
+            if door == Door::Api {
+                shared::throttle_hold(c, &key, now)?;
+            }
+            shared::throttle_failed(c, &key, now)
+        })
+        .await
     }
 
     async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()> {
+        if door == Door::Api {
+            return Ok(()); // the API's door took no slot (`shared::throttle_begin`)
+        }
         let key = door.key(ip);
         self.run(move |c| shared::throttle_succeeded(c, &key)).await
     }

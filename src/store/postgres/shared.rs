@@ -104,8 +104,21 @@ pub fn flash_take(c: &mut Client, session: &str, ticket: &str, now: i64) -> Resu
 
 /// One statement takes a slot when failures plus attempts still being checked leave one
 /// (aged-out failures and stale attempts count as none); no row back means none was free.
+///
+/// The API's door is the exception: every authenticated request passes it, so a slot there
+/// would cost two writes to one hot row per request. It only reads whether the address is
+/// locked out, and counts failures as they happen (`throttle_hold` then `throttle_failed`):
+/// a burst of wrong bearer tokens sent in parallel may overshoot the limit by the burst,
+/// but every failure is counted and the address is locked out after them. The login doors
+/// keep the exact count.
 pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result<Check> {
     let limit = door.lock_after() as i32;
+    if door == Door::Api {
+        return Ok(match locked_out(c, key, limit, now)? {
+            Some(failures) => Check::Locked(failures),
+            None => Check::Open,
+        });
+    }
     let taken = c.query_opt(
         "INSERT INTO throttles AS t (key, failures, last_ms, pending, pending_ms)
          VALUES ($1, 0, $2, 1, $2)
@@ -130,6 +143,12 @@ pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result
     }
     // No slot: locked out if failures alone fill them (then log at most once a minute),
     // else attempts being checked hold them and this one waits.
+    Ok(locked_out(c, key, limit, now)?.map_or(Check::Busy, Check::Locked))
+}
+
+/// The address's failures when they reach `limit` (marked logged when none was for a
+/// minute); `None` when it is not locked out. No write when it is not.
+fn locked_out(c: &mut Client, key: &str, limit: i32, now: i64) -> Result<Option<Failures>> {
     let locked = c.query_opt(
         "WITH before AS (
              SELECT logged_ms FROM throttles
@@ -140,13 +159,22 @@ pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result
          RETURNING t.failures, b.logged_ms IS NULL OR $3 - b.logged_ms >= $5",
         &[&key, &limit, &now, &FORGET_MS, &LOG_EVERY_MS],
     )?;
-    Ok(match locked {
-        Some(r) => Check::Locked(Failures {
-            count: r.get::<_, i32>(0).max(0) as u32,
-            log: r.get(1),
-        }),
-        None => Check::Busy,
-    })
+    Ok(locked.map(|r| Failures {
+        count: r.get::<_, i32>(0).max(0) as u32,
+        log: r.get(1),
+    }))
+}
+
+/// A slot for a failure at a door that took none (the API's): `throttle_failed` turns it
+/// into the failure.
+pub fn throttle_hold(c: &mut Client, key: &str, now: i64) -> Result<()> {
+    c.execute(
+        "INSERT INTO throttles AS t (key, failures, last_ms, pending, pending_ms)
+         VALUES ($1, 0, $2, 1, $2)
+         ON CONFLICT (key) DO UPDATE SET pending = t.pending + 1, pending_ms = $2",
+        &[&key, &now],
+    )?;
+    Ok(())
 }
 
 /// The attempt's slot becomes a failure (one statement), marked logged when no failure of
