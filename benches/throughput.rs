@@ -14,7 +14,9 @@
 //! Knobs: `HERALD_BENCH_SCALE` (default 1.0) scales every size; `HERALD_BENCH_BIN` benches
 //! another `herald` binary instead of the one cargo built for this run;
 //! `HERALD_BENCH_GEN_THREADS` (default 1, at most 2 makes sense here) sets the load
-//! generator's threads. Other `HERALD_*` settings in the environment reach Herald as usual.
+//! generator's threads. `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
+//! instead (`postgres_runs`): publishes on one replica, and 1 vs 3 replicas delivering
+//! through a 20 ms receiver; `eval "$(.ci/postgres.sh start)"` starts a private server. Other `HERALD_*` settings in the environment reach Herald as usual.
 //!
 //! How it is built, and why:
 //! - The load generator and the receiver are async (tokio) and speak HTTP/1.1 over
@@ -59,6 +61,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 fn main() {
     let bench = Bench::new();
     bench.header();
+    if let Ok(server) = std::env::var("HERALD_BENCH_PG_URL") {
+        print_table(&postgres_runs(&bench, &server));
+        return;
+    }
     let mut rows = Vec::new();
 
     // One long-lived instance: ingest, then deliveries to 1 endpoint; it keeps that history
@@ -151,6 +157,169 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------
 // Scenarios
+
+/// The PostgreSQL backend (`HERALD_BENCH_PG_URL=<superuser URL>`; `.ci/postgres.sh start`
+/// gives one): single publishes on one replica, then deliveries through a receiver that
+/// takes 20 ms per request with 1 and with 3 replicas on one database. Each replica runs
+/// 16 workers, so one replica can have at most 16 requests out (800 deliveries/s at 20 ms)
+/// and concurrency, not this machine's CPU, bounds the rate: the replicas' gain is the
+/// figure.
+fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let db = PgDatabase::create(server);
+    let one = Herald::start_on(bench, &db.url, &[]);
+    println!(
+        "\nPostgreSQL ({}), one replica ready in {}",
+        server.rsplit('@').next().unwrap_or(server),
+        ms0(one.started.ready)
+    );
+    let mut row = single_publishes(bench, &one);
+    row.figure = format!("PostgreSQL, 1 replica: {}", row.figure);
+    row.target = "≥ 3,000/s".into();
+    rows.push(row);
+    drop(one);
+    drop(db);
+
+    let mut rates = Vec::new();
+    for replicas in [1, 3] {
+        let (row, rate) = slow_receiver_deliveries(bench, server, replicas);
+        rows.push(row);
+        rates.push(rate);
+    }
+    let gain = rates[1] / rates[0].max(1e-9);
+    println!("\n3 replicas deliver {gain:.2}x what 1 replica delivers");
+    rows.push(Row::plain(
+        "PostgreSQL: 3 replicas / 1 replica (20 ms receiver)",
+        format!("{gain:.2}x"),
+        "≥ 2.5x",
+    ));
+    rows
+}
+
+/// `replicas` Herald processes on a fresh database, 40 endpoints on the 20 ms receiver,
+/// events published in batches spread over the replicas; the rate is deliveries over the
+/// time from the first arrival to the last.
+fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Row, f64) {
+    const ENDPOINTS: usize = 40;
+    let db = PgDatabase::create(server);
+    let key = format!("{:064x}", now_ns() as u128 * 7919);
+    let env = [
+        ("HERALD_WORKERS", "16"),
+        ("HERALD_SECRET_KEY", key.as_str()),
+    ];
+    let apps: Vec<Herald> = (0..replicas)
+        .map(|_| Herald::start_on(bench, &db.url, &env))
+        .collect();
+    for e in 0..ENDPOINTS {
+        let url = format!("http://{}/r{e}", bench.slow_addr);
+        bench.create_webhook(apps[0].addr, &url, &format!("bench.r{e}"));
+    }
+    let events = scale(8_000);
+    let batches: Vec<Arc<[u8]>> = (0..events.div_ceil(BATCH))
+        .map(|b| {
+            let items: Vec<String> = (b * BATCH..((b + 1) * BATCH).min(events))
+                .map(|i| format!(r#"{{"event":"bench.r{}","i":{i}}}"#, i % ENDPOINTS))
+                .collect();
+            format!(r#"{{"events":[{}]}}"#, items.join(","))
+                .into_bytes()
+                .into()
+        })
+        .collect();
+    let base = bench.arrivals.count.load(SeqCst);
+    let first_ns = now_ns();
+    let before: Vec<Snapshot> = apps.iter().map(|h| bench.cpu(h)).collect();
+    let addrs: Vec<SocketAddr> = apps.iter().map(|h| h.addr).collect();
+    let batches = Arc::new(batches);
+    let published: usize = bench
+        .on_clients(batches.len(), |b| {
+            let (batches, addr) = (batches.clone(), addrs[b % addrs.len()]);
+            async move {
+                let mut client = Client::connect(addr).await.ok()?;
+                match client
+                    .send("POST", "/api/v1/events/batch", &batches[b])
+                    .await
+                {
+                    Ok((202, _)) => Some(BATCH),
+                    _ => None,
+                }
+            }
+        })
+        .into_iter()
+        .flatten()
+        .sum::<usize>()
+        .min(events);
+    let expected = published as u64;
+    let got = bench.wait_arrivals(base + expected, DRAIN_TIMEOUT) - base;
+    let last = bench.arrivals.last_ns.load(SeqCst);
+    let wall = (last.saturating_sub(first_ns)) as f64 / 1e9;
+    let rate = got as f64 / wall.max(1e-9);
+    let herald_cores: f64 = apps
+        .iter()
+        .zip(&before)
+        .map(|(h, b)| {
+            let u = bench.cpu(h).since(b);
+            u.herald / u.wall.max(1e-9)
+        })
+        .sum();
+    let figure = format!(
+        "PostgreSQL, {replicas} replica{}: deliveries, 20 ms receiver",
+        if replicas == 1 { "" } else { "s" }
+    );
+    let measured = format!("{} deliveries/s", thousands(rate));
+    println!(
+        "\n{figure}: {measured}  [{got} of {expected} in {wall:.2} s; Herald {herald_cores:.2} cores in all]"
+    );
+    if got < expected {
+        println!("  INCOMPLETE: {} deliveries missing", expected - got);
+    }
+    let row = Row {
+        figure,
+        measured,
+        cpu: format!("{herald_cores:.2} cores (all replicas)"),
+        bench: "—".into(),
+        target: if replicas == 1 {
+            "—"
+        } else {
+            "≥ 2.5x 1 replica"
+        }
+        .into(),
+    };
+    (row, rate)
+}
+
+/// A fresh database on the benchmark's PostgreSQL server, dropped at the end.
+struct PgDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(server: &str) -> PgDatabase {
+        let name = format!("herald_bench_{}", now_ns());
+        let mut c =
+            postgres::Client::connect(server, postgres::NoTls).expect("connect to PostgreSQL");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a database");
+        let (base, _) = server.rsplit_once('/').expect("a URL with a database name");
+        PgDatabase {
+            server: server.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
 
 /// 64 keep-alive clients, one event per request, no endpoints: pure ingest.
 fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
@@ -407,6 +576,8 @@ struct Bench {
     /// One current-thread runtime per generator thread.
     gen: Vec<Handle>,
     recv_addr: SocketAddr,
+    /// A receiver that answers each request after 20 ms (same arrival counts).
+    slow_addr: SocketAddr,
     arrivals: Arc<Arrivals>,
     bin: PathBuf,
     /// Clock ticks per second for `/proc/*/stat`.
@@ -429,13 +600,18 @@ impl Bench {
         let listener = run_on(&recv, async { TcpListener::bind("127.0.0.1:0").await })
             .expect("bind the receiver");
         let recv_addr = listener.local_addr().unwrap();
-        recv.spawn(receive(listener, arrivals.clone()));
+        recv.spawn(receive(listener, arrivals.clone(), Duration::ZERO));
+        let slow = run_on(&recv, async { TcpListener::bind("127.0.0.1:0").await })
+            .expect("bind the slow receiver");
+        let slow_addr = slow.local_addr().unwrap();
+        recv.spawn(receive(slow, arrivals.clone(), Duration::from_millis(20)));
         let bin = std::env::var_os("HERALD_BENCH_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_herald")));
         Bench {
             gen,
             recv_addr,
+            slow_addr,
             arrivals,
             bin,
             hz: clock_ticks(),
@@ -646,11 +822,23 @@ struct Herald {
 
 impl Herald {
     fn start(bench: &Bench) -> Herald {
+        Self::start_on(bench, "", &[])
+    }
+
+    /// Starts Herald on `db` (a PostgreSQL URL; "" = a fresh SQLite file) with `env`.
+    fn start_on(bench: &Bench, db: &str, env: &[(&str, &str)]) -> Herald {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = if db.is_empty() {
+            dir.path().join("herald.db").display().to_string()
+        } else {
+            db.to_owned()
+        };
         let t0 = Instant::now();
         let mut child = Command::new(&bench.bin)
             .arg("serve")
-            .env("HERALD_DB", dir.path().join("herald.db"))
+            .envs(env.iter().copied())
+            .env("HERALD_SECRET_KEY_FILE", dir.path().join("herald.key"))
+            .env("HERALD_DB", db)
             .env("HERALD_LISTEN", "127.0.0.1:0")
             .env("HERALD_DURABILITY", "full")
             .env("HERALD_ALLOW_PRIVATE_TARGETS", "true")
@@ -1099,8 +1287,9 @@ struct Arrivals {
 /// Every delivery gets this: small, like most real receivers' answer.
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
 
-/// The receiver: answers every request on every keep-alive connection with 200 at once.
-async fn receive(listener: TcpListener, arrivals: Arc<Arrivals>) {
+/// The receiver: answers every request on every keep-alive connection with 200, after
+/// `delay` (none: at once).
+async fn receive(listener: TcpListener, arrivals: Arc<Arrivals>, delay: Duration) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -1114,6 +1303,9 @@ async fn receive(listener: TcpListener, arrivals: Arc<Arrivals>) {
                     arrivals.seqs.lock().unwrap().push((seq, at));
                 }
                 arrivals.last_ns.fetch_max(at, SeqCst);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 arrivals.count.fetch_add(1, SeqCst);
                 if wire.stream.write_all(OK).await.is_err() {
                     break;

@@ -15,10 +15,10 @@ use crate::{keys, payload};
 /// Opens the existing database. Only `serve` creates one: a command that made a fresh empty
 /// file would silently miss the real database (a wrong directory, a missing `--config`).
 fn open(config: &Config) -> Result<Store, String> {
-    if !config.db.exists() {
+    if let Some(path) = config.db.sqlite_path().filter(|p| !p.exists()) {
         return Err(format!(
             "no database at {}; run `herald serve` first, or point --db, --config or HERALD_CONFIG at the right one",
-            config.db.display()
+            path.display()
         ));
     }
     store::open(&config.db, config.durability).map_err(|e| e.to_string())
@@ -103,10 +103,45 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), String> {
         return Err(format!("{} already exists", dest.display()));
     }
     open(config)?.backup(dest).map_err(|e| e.to_string())?;
-    println!("backed up {} to {}", config.db.display(), dest.display());
+    println!("backed up {} to {}", config.db, dest.display());
     println!(
         "keep the secret key ({}, or HERALD_SECRET_KEY) with it: the database alone is not all",
         crate::secret_key::key_file(config).display()
+    );
+    Ok(())
+}
+
+/// Copies the SQLite deployment into an empty PostgreSQL database (`store::transfer`).
+pub fn migrate(config: &Config, to: &str) -> Result<(), String> {
+    let source = config.db.sqlite_path().ok_or(
+        "`herald migrate` copies a SQLite database: point --db (or `db`) at the SQLite file",
+    )?;
+    let target = crate::config::Database::parse(to);
+    if !matches!(target, crate::config::Database::Postgres(_)) {
+        return Err("--to takes a postgres:// URL".into());
+    }
+    // The copy keeps endpoint secrets sealed; check now that the key the user will keep
+    // opens them (never create a key here: a fresh one would open nothing).
+    let key_file = crate::secret_key::key_file(config);
+    if config.secret_key.is_some() || key_file.exists() {
+        let key = crate::secret_key::SecretKey::load(config)?;
+        store::transfer::check_key(source, &key).map_err(|e| e.to_string())?;
+    }
+    let started = std::time::Instant::now();
+    let copied = store::transfer::sqlite_to_postgres(source, to).map_err(|e| e.to_string())?;
+    println!(
+        "copied {} to {target} in {:.1}s:",
+        source.display(),
+        started.elapsed().as_secs_f64()
+    );
+    for (table, rows) in copied {
+        println!("  {table:<12} {rows}");
+    }
+    println!(
+        "next: keep the same secret key ({}, or HERALD_SECRET_KEY) for the new database — \
+         the endpoints' secrets are sealed with it — and set `db` (or HERALD_DB, --db) to \
+         the PostgreSQL URL before starting Herald again",
+        key_file.display()
     );
     Ok(())
 }

@@ -20,10 +20,76 @@ pub enum Durability {
     Normal,
 }
 
+/// Where the store lives: a SQLite file (the default), or a PostgreSQL database shared by
+/// any number of Herald replicas.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// A libpq-style URL (`postgres://user:pass@host:port/dbname?sslmode=require`).
+    Postgres(String),
+}
+
+impl Database {
+    /// `postgres://…` or `postgresql://…` selects PostgreSQL; anything else is a SQLite
+    /// path, with an optional `sqlite:` (or `sqlite://`) prefix.
+    pub fn parse(value: &str) -> Database {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Database::Postgres(value.to_owned());
+        }
+        let path = value
+            .strip_prefix("sqlite://")
+            .or_else(|| value.strip_prefix("sqlite:"))
+            .unwrap_or(value);
+        Database::Sqlite(PathBuf::from(path))
+    }
+
+    /// The SQLite file, if this is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+/// For logs and messages: a PostgreSQL URL with its password replaced by `***`.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
-    pub db: PathBuf,
+    pub db: Database,
     pub admin_token: Option<String>,
     pub allow_private_targets: bool,
     pub retry_schedule: Vec<Duration>,
@@ -62,13 +128,16 @@ pub struct Config {
     pub circuit_backoff: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
+    /// PostgreSQL: how long a replica's claim on a delivery lasts without renewal, so how
+    /// long a dead replica's deliveries wait before another replica sends them.
+    pub lease: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
-            db: PathBuf::from("./herald.db"),
+            db: Database::Sqlite(PathBuf::from("./herald.db")),
             admin_token: None,
             allow_private_targets: false,
             retry_schedule: vec![mins(1), mins(5), mins(30)],
@@ -97,6 +166,7 @@ impl Default for Config {
             circuit_threshold: 5,
             circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
+            lease: Duration::from_secs(15),
         }
     }
 }
@@ -130,6 +200,7 @@ pub const KEYS: &[&str] = &[
     "circuit_threshold",
     "circuit_backoff",
     "max_endpoint_concurrency",
+    "lease",
 ];
 
 impl Config {
@@ -195,7 +266,7 @@ impl Config {
         let v = value.trim();
         match key {
             "listen" => self.listen = non_empty(v)?.to_owned(),
-            "db" => self.db = PathBuf::from(non_empty(v)?),
+            "db" => self.db = Database::parse(non_empty(v)?),
             "admin_token" => {
                 // It opens everything: it must not be guessable (a generated one is 64 hex digits).
                 if v.chars().count() < MIN_ADMIN_TOKEN {
@@ -248,6 +319,13 @@ impl Config {
                     .collect::<Result<_, _>>()?
             }
             "circuit_backoff" => self.circuit_backoff = parse_duration(v)?,
+            "lease" => {
+                let lease = parse_duration(v)?;
+                if lease < Duration::from_secs(1) {
+                    return Err("lease must be at least 1s".into());
+                }
+                self.lease = lease;
+            }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {
                 self.rate_limit = match v {
@@ -397,6 +475,29 @@ pub fn parse_size(v: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls() {
+        let pg =
+            Database::parse("postgres://herald:hunter2@db.internal:5432/herald?sslmode=require");
+        assert!(matches!(pg, Database::Postgres(_)));
+        assert_eq!(
+            pg.to_string(),
+            "postgres://herald:***@db.internal:5432/herald?sslmode=require"
+        );
+        assert!(matches!(
+            Database::parse("postgresql://localhost/herald"),
+            Database::Postgres(_)
+        ));
+        assert_eq!(
+            Database::parse("sqlite:/var/lib/herald/herald.db"),
+            Database::Sqlite(PathBuf::from("/var/lib/herald/herald.db"))
+        );
+        assert_eq!(
+            Database::parse("./herald.db"),
+            Database::Sqlite(PathBuf::from("./herald.db"))
+        );
+    }
 
     #[test]
     fn durations() {

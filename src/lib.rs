@@ -51,7 +51,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Before the store opens: it seals endpoint secrets with this key.
     let secret_key = secret_key::SecretKey::load(&config)?;
     secret_key::install(secret_key.clone());
-    let store = store::open(&config.db, config.durability).map_err(|e| e.to_string())?;
+    let store = {
+        // Off the runtime: opening PostgreSQL blocks on its own client runtime.
+        let (db, durability) = (config.db.clone(), config.durability);
+        tokio::task::spawn_blocking(move || store::open(&db, durability))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    check_secret_key(&store, &secret_key, &config).await?;
     let admin_token_hash = admin_token_hash(&store, &config).await?;
     service::ensure_operator_endpoint(&store, &config)
         .await
@@ -102,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         // Tests and scripts read this line to find the port when listening on :0.
         println!("Herald listening on http://{addr}");
     }
-    tracing::info!(db = %config.db.display(), ms = started.elapsed().as_millis() as u64, "ready");
+    tracing::info!(db = %config.db, ms = started.elapsed().as_millis() as u64, "ready");
     let server = server.run();
     let handle = server.handle();
     let stop = tokio::spawn(async move {
@@ -115,6 +123,33 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::task::spawn_blocking(move || engine.shutdown(SHUTDOWN_BOUND))
         .await
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Refuses to start with a secret key other than the one this database's secrets were
+/// sealed with: every replica on one PostgreSQL database (and a restored SQLite file) needs
+/// the same key, and a wrong one would otherwise surface only as deliveries that cannot be
+/// signed. The database keeps a fingerprint (an HMAC of a fixed purpose), never the key.
+async fn check_secret_key(
+    store: &Store,
+    key: &secret_key::SecretKey,
+    config: &Config,
+) -> Result<(), String> {
+    let fingerprint = hex::encode(key.derive("fingerprint"));
+    let stored = store
+        .setting_get_or_insert("secret_key_fingerprint", &fingerprint)
+        .await
+        .map_err(|e| e.to_string())?;
+    if stored != fingerprint {
+        return Err(format!(
+            "the secret key ({}) is not the one this database's secrets were sealed with; \
+             give every Herald on this database the same key file or HERALD_SECRET_KEY",
+            match &config.secret_key {
+                Some(_) => "HERALD_SECRET_KEY".to_string(),
+                None => secret_key::key_file(config).display().to_string(),
+            }
+        ));
+    }
     Ok(())
 }
 

@@ -16,9 +16,9 @@ struct Cli {
     /// TOML configuration file (keys as in config.example.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Database file (overrides `db` and HERALD_DB).
+    /// Database: a SQLite file, or a `postgres://` URL (overrides `db` and HERALD_DB).
     #[arg(long, global = true)]
-    db: Option<PathBuf>,
+    db: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +47,12 @@ enum Command {
     },
     /// Copy the database to a new file while Herald runs.
     Backup { dest: PathBuf },
+    /// Copy this SQLite deployment (`--db`) into an empty PostgreSQL database.
+    Migrate {
+        /// The target: `postgres://user:pass@host:port/dbname` (`?sslmode=require` for TLS).
+        #[arg(long)]
+        to: String,
+    },
     /// Verify a webhook signature as a receiver would.
     Verify {
         /// standard, timestamped or body
@@ -137,7 +143,7 @@ fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
 fn execute(cli: Cli) -> Result<(), String> {
     let mut config = Config::load(config_file(cli.config).as_deref())?;
     if let Some(db) = cli.db {
-        config.db = db;
+        config.db = herald::config::Database::parse(&db);
     }
     match cli.command {
         Command::Serve { listen } => {
@@ -158,6 +164,7 @@ fn execute(cli: Cli) -> Result<(), String> {
             idempotency_key,
         } => herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref()),
         Command::Backup { dest } => herald::cli::backup(&config, &dest),
+        Command::Migrate { to } => herald::cli::migrate(&config, &to),
         Command::Verify {
             scheme,
             secret,

@@ -182,7 +182,11 @@ pub fn open_stored(stored: &str) -> Result<String, String> {
 /// `secret_key_file`, or `herald.key` in the database's directory.
 pub fn key_file(config: &Config) -> PathBuf {
     config.secret_key_file.clone().unwrap_or_else(|| {
-        let dir = config.db.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = config
+            .db
+            .sqlite_path()
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty());
         dir.unwrap_or(Path::new(".")).join("herald.key")
     })
 }
@@ -208,7 +212,7 @@ mod tests {
     fn created_once_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
-            db: dir.path().join("herald.db"),
+            db: crate::config::Database::Sqlite(dir.path().join("herald.db")),
             ..Config::default()
         };
         let first = SecretKey::load(&config).unwrap();

@@ -70,10 +70,15 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
     let url = crate::domain::EndpointUrl::parse(url, config.allow_private_targets)
         .map_err(ServiceError::invalid)?;
     let now = now_ms();
+    // Replicas on one database start at once: each step tolerates another doing it too.
     if !store.tenant_exists(OPERATOR_TENANT).await? {
-        store
+        match store
             .create_tenant(OPERATOR_TENANT, "Herald operator", now)
-            .await?;
+            .await
+        {
+            Ok(_) | Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let first = crate::store::Cursor {
         before: None,
@@ -109,6 +114,25 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
                 request_timeout: None,
             };
             let created = store.create_endpoint(OPERATOR_TENANT, new, now).await?;
+            // Two replicas that both found none both created one: the oldest stays.
+            let all = crate::store::Cursor {
+                before: None,
+                limit: 100,
+            };
+            let mut made = store
+                .list_endpoints(OPERATOR_TENANT, None, all)
+                .await?
+                .items;
+            made.sort_by_key(|e| e.id);
+            for extra in made.iter().skip(1) {
+                match store.delete_endpoint(OPERATOR_TENANT, extra.id).await {
+                    Ok(()) | Err(crate::store::StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if made.first().is_some_and(|e| e.id != created.id) {
+                return Ok(());
+            }
             println!(
                 "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
                 created.url, created.secret

@@ -2,11 +2,22 @@
 //!
 //! Each door — the admin login, the portal login, the API's bearer tokens — keeps its own
 //! count, so a success at one (an attacker's own tenant key on the portal) does nothing to
-//! the count at another. A success never resets a count: it only takes back its own attempt.
+//! the count at another. A success never resets a count.
 //!
-//! An attempt is counted *before* its token is checked, in the same critical section as
-//! the lock-out check (`begin`). Counting afterwards would let a burst of parallel guesses
-//! all pass the check before any of them is counted; this way the limit is exact.
+//! The limit is exact: no more than `lock_after` tokens are ever checked for an address
+//! within the window, however many arrive at once. So an attempt takes a slot *before* its
+//! token is checked (`begin`), in one atomic step with the lock-out check: failures plus
+//! attempts being checked may not pass the limit. A failure keeps its slot (it becomes a
+//! failure); a success gives it back. Counting only afterwards would let a burst of
+//! parallel guesses all pass the check before any was counted. An attempt that finds the
+//! slots taken by attempts still being checked (not by failures) waits for them instead of
+//! being refused: a program sending many requests at once with a good key is never locked
+//! out by its own concurrency.
+//!
+//! The counts live in the store (`Backend::throttle_*`), because replicas behind a load
+//! balancer must share them: on SQLite in this process's memory (`Memory`; one process, and
+//! no write per login attempt), on PostgreSQL in a table, one row per door and address,
+//! changed by one statement each.
 //!
 //! Counts are forgotten `FORGET_MS` after an address's last failure. Failures are logged
 //! at most once a minute per door and address, with the count so far.
@@ -16,11 +27,18 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-const FORGET_MS: i64 = 15 * 60 * 1000;
-const LOG_EVERY_MS: i64 = 60 * 1000;
+use crate::store::Backend;
+
+pub const FORGET_MS: i64 = 15 * 60 * 1000;
+pub const LOG_EVERY_MS: i64 = 60 * 1000;
+/// Attempts being checked that have not been resolved for this long are taken for lost (a
+/// replica died between `begin` and its answer) and their slots are freed.
+pub const STALE_PENDING_MS: i64 = 30 * 1000;
+/// How long an attempt waits for slots held by attempts still being checked.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
 /// Addresses remembered before stale entries are swept.
 const SWEEP_AT: usize = 100_000;
 
@@ -33,7 +51,7 @@ pub enum Door {
 
 impl Door {
     /// Failures (within `FORGET_MS`) after which the address is refused outright.
-    fn lock_after(self) -> u32 {
+    pub fn lock_after(self) -> u32 {
         match self {
             Door::AdminLogin | Door::PortalLogin => 20,
             // Programs retry; a misconfigured one should be slowed before it is stopped.
@@ -49,20 +67,48 @@ impl Door {
         };
         Duration::from_millis(ms)
     }
+
+    /// The name a shared store keys a count by, with the address.
+    pub fn key(self, ip: Option<IpAddr>) -> String {
+        let door = match self {
+            Door::AdminLogin => "admin",
+            Door::PortalLogin => "portal",
+            Door::Api => "api",
+        };
+        match ip {
+            Some(ip) => format!("{door}|{ip}"),
+            None => format!("{door}|-"),
+        }
+    }
 }
 
-struct Count {
-    failures: u32,
-    last_ms: i64,
-    logged_ms: Option<i64>,
+/// A failure as the store counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    /// Failures of this address at this door so far.
+    pub count: u32,
+    /// Whether this one is to be logged (none was for a minute).
+    pub log: bool,
 }
 
-type Table = HashMap<(Door, Option<IpAddr>), Count>;
+/// What the store answers to `throttle_begin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The attempt holds a slot; resolve it with `throttle_failed` or `throttle_succeeded`.
+    Open,
+    /// Every slot is held, some by attempts still being checked: ask again shortly.
+    Busy,
+    /// The address has used up its failures; logged when `log` says so.
+    Locked(Failures),
+}
 
-static COUNTS: LazyLock<Mutex<Table>> = LazyLock::new(Default::default);
-
-fn table() -> MutexGuard<'static, Table> {
-    COUNTS.lock().unwrap_or_else(|p| p.into_inner())
+/// Whether an attempt may go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The attempt holds a slot; call `failed` or `succeeded` once it is known.
+    Open,
+    /// The address is locked out of this door until its failures age out (already logged).
+    Locked,
 }
 
 static EXEMPT: OnceLock<Vec<crate::client_addr::Cidr>> = OnceLock::new();
@@ -80,68 +126,155 @@ fn is_exempt(ip: Option<IpAddr>) -> bool {
     })
 }
 
-/// The address is locked out of this door until its failures age out.
-#[derive(Debug)]
-pub struct Locked;
-
-/// Checks the door and counts this attempt as a failure in advance, atomically.
-pub fn begin(door: Door, ip: Option<IpAddr>, now: i64) -> Result<(), Locked> {
+/// Takes a slot for this attempt, waiting while slots are held by attempts still being
+/// checked. A store that cannot answer fails closed (the caller answers 503).
+pub async fn begin(
+    store: &dyn Backend,
+    door: Door,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> crate::store::Result<Gate> {
     if is_exempt(ip) {
-        return Ok(());
+        return Ok(Gate::Open);
     }
-    let mut table = table();
-    if table.len() > SWEEP_AT {
-        table.retain(|_, c| now - c.last_ms < FORGET_MS);
-    }
-    let count = table.entry((door, ip)).or_insert(Count {
-        failures: 0,
-        last_ms: now,
-        logged_ms: None,
-    });
-    if now - count.last_ms >= FORGET_MS {
-        count.failures = 0;
-    }
-    if count.failures >= door.lock_after() {
-        return Err(Locked);
-    }
-    count.failures += 1;
-    count.last_ms = now;
-    Ok(())
-}
-
-/// The attempt `begin` counted was a success: take it back.
-pub fn succeeded(door: Door, ip: Option<IpAddr>) {
-    let mut table = table();
-    if let Some(count) = table.get_mut(&(door, ip)) {
-        count.failures = count.failures.saturating_sub(1);
-        if count.failures == 0 && count.logged_ms.is_none() {
-            table.remove(&(door, ip));
+    let waited = Instant::now();
+    loop {
+        match store.throttle_begin(door, ip, now).await? {
+            Check::Open => return Ok(Gate::Open),
+            Check::Locked(failures) => {
+                log(door, ip, failures);
+                return Ok(Gate::Locked);
+            }
+            // Only a burst from one address gets here; the slots free within milliseconds.
+            Check::Busy if waited.elapsed() < WAIT_FOR_SLOT => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Check::Busy => return Ok(Gate::Locked),
         }
     }
 }
 
-/// The attempt `begin` counted failed (it stays counted): logs it if this address has not
-/// been logged for a minute, and returns how long to wait before answering.
-pub fn failed(door: Door, ip: Option<IpAddr>, now: i64) -> Duration {
-    let mut table = table();
-    let Some(count) = table.get_mut(&(door, ip)) else {
-        return Duration::ZERO;
-    };
-    if count.logged_ms.is_none_or(|t| now - t >= LOG_EVERY_MS) {
-        count.logged_ms = Some(now);
+fn log(door: Door, ip: Option<IpAddr>, f: Failures) {
+    if f.log {
         tracing::warn!(
             ?door,
             ip = ?ip,
-            failures = count.failures,
+            failures = f.count,
             "failed authentication (logged at most once a minute per address)"
         );
     }
-    door.delay(count.failures)
 }
 
-/// Logs a refusal of a locked-out address (rate-limited like failures).
-pub fn locked(door: Door, ip: Option<IpAddr>, now: i64) {
-    failed(door, ip, now);
+/// The attempt `begin` let in failed (its slot stays taken, as a failure): logs it if this
+/// address has not been logged for a minute, and returns how long to wait before answering.
+pub async fn failed(store: &dyn Backend, door: Door, ip: Option<IpAddr>, now: i64) -> Duration {
+    if is_exempt(ip) {
+        return Duration::ZERO;
+    }
+    match store.throttle_failed(door, ip, now).await {
+        Ok(Some(f)) => {
+            log(door, ip, f);
+            door.delay(f.count)
+        }
+        Ok(None) => Duration::ZERO,
+        // The slot stays held until it goes stale: stricter for a while, never looser.
+        Err(e) => {
+            tracing::warn!(?door, error = %e, "could not count a failed authentication");
+            door.delay(door.lock_after())
+        }
+    }
+}
+
+/// The attempt `begin` let in succeeded: gives its slot back. Should the store fail, the
+/// slot stays held until it goes stale: stricter for a while, never looser.
+pub async fn succeeded(store: &dyn Backend, door: Door, ip: Option<IpAddr>) {
+    if is_exempt(ip) {
+        return;
+    }
+    if let Err(e) = store.throttle_succeeded(door, ip).await {
+        tracing::warn!(?door, error = %e, "could not give back an authentication slot");
+    }
+}
+
+struct Count {
+    failures: u32,
+    /// The last failure.
+    last_ms: i64,
+    /// Attempts let in and not yet resolved.
+    pending: u32,
+    logged_ms: Option<i64>,
+}
+
+impl Count {
+    fn log_now(&mut self, now: i64) -> bool {
+        let log = self.logged_ms.is_none_or(|t| now - t >= LOG_EVERY_MS);
+        if log {
+            self.logged_ms = Some(now);
+        }
+        log
+    }
+}
+
+/// The counts of one process, for a store that is not shared (SQLite). One process
+/// resolves every attempt it lets in, so its pending attempts never go stale.
+#[derive(Default)]
+pub struct Memory {
+    table: HashMap<(Door, Option<IpAddr>), Count>,
+}
+
+impl Memory {
+    pub fn begin(&mut self, door: Door, ip: Option<IpAddr>, now: i64) -> Check {
+        let table = &mut self.table;
+        if table.len() > SWEEP_AT {
+            table.retain(|_, c| c.pending > 0 || now - c.last_ms < FORGET_MS);
+        }
+        let count = table.entry((door, ip)).or_insert(Count {
+            failures: 0,
+            last_ms: now,
+            pending: 0,
+            logged_ms: None,
+        });
+        if now - count.last_ms >= FORGET_MS {
+            count.failures = 0;
+        }
+        if count.failures >= door.lock_after() {
+            let log = count.log_now(now);
+            return Check::Locked(Failures {
+                count: count.failures,
+                log,
+            });
+        }
+        if count.failures + count.pending >= door.lock_after() {
+            return Check::Busy;
+        }
+        count.pending += 1;
+        Check::Open
+    }
+
+    pub fn succeeded(&mut self, door: Door, ip: Option<IpAddr>) {
+        let table = &mut self.table;
+        if let Some(count) = table.get_mut(&(door, ip)) {
+            count.pending = count.pending.saturating_sub(1);
+            if count.failures == 0 && count.pending == 0 && count.logged_ms.is_none() {
+                table.remove(&(door, ip));
+            }
+        }
+    }
+
+    pub fn failed(&mut self, door: Door, ip: Option<IpAddr>, now: i64) -> Option<Failures> {
+        let count = self.table.get_mut(&(door, ip))?;
+        count.pending = count.pending.saturating_sub(1);
+        if now - count.last_ms >= FORGET_MS {
+            count.failures = 0;
+        }
+        count.failures += 1;
+        count.last_ms = now;
+        let log = count.log_now(now);
+        Some(Failures {
+            count: count.failures,
+            log,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -152,37 +285,81 @@ mod tests {
         Some(IpAddr::from([192, 0, 2, last]))
     }
 
+    fn locked(check: Check) -> bool {
+        matches!(check, Check::Locked(_))
+    }
+
     #[test]
     fn the_limit_is_exact_and_per_door() {
+        let mut m = Memory::default();
         let a = ip(1);
         for i in 0..20 {
-            begin(Door::AdminLogin, a, i).expect("under the limit");
-            failed(Door::AdminLogin, a, i);
+            assert_eq!(
+                m.begin(Door::AdminLogin, a, i),
+                Check::Open,
+                "under the limit"
+            );
+            m.failed(Door::AdminLogin, a, i);
         }
-        assert!(begin(Door::AdminLogin, a, 30).is_err());
+        assert!(locked(m.begin(Door::AdminLogin, a, 30)));
         // Another door from the same address is open, and its success changes nothing here.
-        begin(Door::PortalLogin, a, 31).unwrap();
-        succeeded(Door::PortalLogin, a);
-        assert!(begin(Door::AdminLogin, a, 32).is_err());
-        assert!(
-            begin(Door::AdminLogin, a, 19 + FORGET_MS).is_ok(),
+        assert_eq!(m.begin(Door::PortalLogin, a, 31), Check::Open);
+        m.succeeded(Door::PortalLogin, a);
+        assert!(locked(m.begin(Door::AdminLogin, a, 32)));
+        assert_eq!(
+            m.begin(Door::AdminLogin, a, 19 + FORGET_MS),
+            Check::Open,
             "aged out"
         );
     }
 
     #[test]
-    fn a_success_takes_back_only_its_own_attempt() {
+    fn attempts_being_checked_hold_slots_and_a_success_gives_its_back() {
+        let mut m = Memory::default();
         let a = ip(2);
         for i in 0..19 {
-            begin(Door::PortalLogin, a, i).unwrap();
+            assert_eq!(m.begin(Door::PortalLogin, a, i), Check::Open);
+            m.failed(Door::PortalLogin, a, i);
         }
-        begin(Door::PortalLogin, a, 20).unwrap();
-        succeeded(Door::PortalLogin, a);
-        begin(Door::PortalLogin, a, 21).unwrap();
-        assert!(
-            begin(Door::PortalLogin, a, 22).is_err(),
-            "19 failures + 1 = 20"
+        assert_eq!(m.begin(Door::PortalLogin, a, 20), Check::Open);
+        // 19 failures + 1 being checked: the next waits, it is not refused.
+        assert_eq!(m.begin(Door::PortalLogin, a, 21), Check::Busy);
+        m.succeeded(Door::PortalLogin, a);
+        assert_eq!(m.begin(Door::PortalLogin, a, 22), Check::Open);
+        m.failed(Door::PortalLogin, a, 22);
+        assert!(locked(m.begin(Door::PortalLogin, a, 23)), "19 + 1 = 20");
+    }
+
+    #[test]
+    fn many_good_attempts_at_once_are_never_locked_out() {
+        let mut m = Memory::default();
+        let a = ip(4);
+        for _ in 0..50 {
+            assert_eq!(m.begin(Door::Api, a, 0), Check::Open);
+        }
+        assert_eq!(m.begin(Door::Api, a, 0), Check::Busy);
+        for _ in 0..50 {
+            m.succeeded(Door::Api, a);
+        }
+        assert_eq!(m.begin(Door::Api, a, 0), Check::Open);
+    }
+
+    #[test]
+    fn failures_are_logged_once_a_minute() {
+        let mut m = Memory::default();
+        let a = ip(3);
+        m.begin(Door::Api, a, 0);
+        assert!(m.failed(Door::Api, a, 0).unwrap().log);
+        m.begin(Door::Api, a, 1);
+        assert_eq!(
+            m.failed(Door::Api, a, 1),
+            Some(Failures {
+                count: 2,
+                log: false
+            })
         );
+        m.begin(Door::Api, a, 2);
+        assert!(m.failed(Door::Api, a, LOG_EVERY_MS).unwrap().log);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::keys::hash_token;
-use crate::throttle::{self, Door};
+use crate::throttle::{self, Door, Gate};
 
 /// The authenticated caller and the tenant the request acts on.
 #[derive(Debug, Clone)]
@@ -70,8 +70,7 @@ impl FromRequest for Auth {
                 ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into())
             })?;
             let ip = crate::client_addr::of_request(&req, &state.config.trusted_proxies);
-            if throttle::begin(Door::Api, ip, now_ms()).is_err() {
-                throttle::locked(Door::Api, ip, now_ms());
+            if throttle::begin(&*state.store, Door::Api, ip, now_ms()).await? == Gate::Locked {
                 return Err(ApiError::TooManyRequests(
                     "too many wrong API keys from your address; wait 15 minutes".into(),
                 ));
@@ -79,10 +78,10 @@ impl FromRequest for Auth {
             let auth = authenticate(&state, &token, named).await;
             match &auth {
                 Err(ApiError::Unauthorized(_)) => {
-                    let delay = throttle::failed(Door::Api, ip, now_ms());
+                    let delay = throttle::failed(&*state.store, Door::Api, ip, now_ms()).await;
                     actix_web::rt::time::sleep(delay).await;
                 }
-                _ => throttle::succeeded(Door::Api, ip),
+                _ => throttle::succeeded(&*state.store, Door::Api, ip).await,
             }
             auth
         })

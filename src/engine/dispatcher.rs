@@ -88,7 +88,8 @@ impl Dispatcher {
             caps,
             held,
             skip,
-            lease_ms: self.lease_ms(),
+            lease_ms: self.config.lease.as_millis() as i64,
+            default_rate_limit: self.config.rate_limit,
         };
         let claimed = self.store.claim_due(&request)?;
         let count = claimed.len();
@@ -97,12 +98,6 @@ impl Dispatcher {
         // Only a full round may have left more due work behind.
         self.needs_claim = count == room;
         Ok(count)
-    }
-
-    /// How long a claim lasts for a backend that shares the outbox between processes.
-    fn lease_ms(&self) -> i64 {
-        (self.config.connect_timeout + self.config.request_timeout + Duration::from_secs(60))
-            .as_millis() as i64
     }
 
     /// How long to sleep before the next retry comes due (at most `POLL`).

@@ -128,6 +128,16 @@ impl Engine {
             stats: stats.clone(),
         };
         let mut threads = Vec::new();
+        {
+            // Publishes on other replicas (a shared database) wake this dispatcher too.
+            let signals = signals.clone();
+            store.watch_wakeups(
+                Box::new(move || {
+                    let _ = signals.send(Signal::Wake);
+                }),
+                shutdown.clone(),
+            )?;
+        }
         let agent = http::agent(&config);
         for n in 0..config.workers {
             let ctx = worker::WorkerContext {

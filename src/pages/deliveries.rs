@@ -199,12 +199,15 @@ fn attempt_row(attempt: Attempt) -> AttemptRow {
 async fn retry(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
     let to = format!("{}/deliveries/{id}", t.base);
     Ok(match t.state().retry_delivery(&t.tenant, id).await {
-        Ok(_) => t.redirect(
-            &to,
-            Flash::notice("Delivery queued again; reload to see the new attempt."),
-        ),
+        Ok(_) => {
+            t.redirect(
+                &to,
+                Flash::notice("Delivery queued again; reload to see the new attempt."),
+            )
+            .await?
+        }
         Err(ServiceError::Store(StoreError::Conflict(message))) => {
-            t.redirect(&to, Flash::problem(message))
+            t.redirect(&to, Flash::problem(message)).await?
         }
         Err(e) => return Err(e.into()),
     })

@@ -51,7 +51,8 @@ async fn set_status(
         EndpointStatus::Paused => "Endpoint paused: new events wait for it until it is resumed.",
         EndpointStatus::Disabled => "Endpoint disabled: its pending deliveries were cancelled.",
     };
-    Ok(t.redirect(&endpoint_url(&t, id), Flash::notice(message)))
+    t.redirect(&endpoint_url(&t, id), Flash::notice(message))
+        .await
 }
 
 async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
@@ -59,11 +60,12 @@ async fn send_test(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> Pag
     let flash = Flash::notice(
         "Test event sent. This page shows its delivery; reload it to see the attempt.",
     );
-    Ok(t.redirect(&format!("{}/deliveries/{delivery_id}", t.base), flash))
+    t.redirect(&format!("{}/deliveries/{delivery_id}", t.base), flash)
+        .await
 }
 
 async fn rotate(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
-    t.room_for_reveal()?;
+    t.room_for_reveal().await?;
     let endpoint = t.state().rotate_secret(&t.tenant, id).await?;
     let until = endpoint.previous_secret_until.unwrap_or_default();
     let when = When {
@@ -76,7 +78,7 @@ async fn rotate(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageRe
         when.age()
     );
     let flash = Flash::notice(message).reveal("New signing secret", endpoint.secret.clone());
-    Ok(t.redirect(&endpoint_url(&t, endpoint.id), flash))
+    t.redirect(&endpoint_url(&t, endpoint.id), flash).await
 }
 
 #[derive(Template)]
@@ -100,8 +102,9 @@ async fn confirm_delete(t: Tenant, PathId(id): PathId<i64>) -> PageResult {
 async fn delete(t: Tenant, PathId(id): PathId<i64>, _: Posted<Button>) -> PageResult {
     t.state().store.delete_endpoint(&t.tenant, id).await?;
     tracing::info!(tenant = %t.tenant, endpoint = id, "endpoint deleted from the pages");
-    Ok(t.redirect(
+    t.redirect(
         &format!("{}/endpoints", t.base),
         Flash::notice(format!("Endpoint {id} deleted.")),
-    ))
+    )
+    .await
 }

@@ -292,7 +292,7 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
-    t.room_for_reveal()?;
+    t.room_for_reveal().await?;
     let endpoint = t
         .state()
         .store
@@ -303,7 +303,8 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
         "Endpoint created. Give its signing secret to whoever verifies the requests.",
     )
     .reveal("Signing secret", endpoint.secret.clone());
-    Ok(t.redirect(&format!("{}/endpoints/{}", t.base, endpoint.id), flash))
+    t.redirect(&format!("{}/endpoints/{}", t.base, endpoint.id), flash)
+        .await
 }
 
 #[derive(Template)]
@@ -406,8 +407,9 @@ async fn update(
     };
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
     t.state().update_endpoint(&t.tenant, id, patch).await?;
-    Ok(t.redirect(
+    t.redirect(
         &format!("{}/endpoints/{id}", t.base),
         Flash::notice("Endpoint saved."),
-    ))
+    )
+    .await
 }

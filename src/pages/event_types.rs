@@ -92,18 +92,26 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
         )
         .await;
     match saved {
-        Ok(t) => Ok(admin.0.redirect(
-            "/admin/event-types",
-            Flash::notice(format!("Event type {} saved.", t.name)),
-        )),
+        Ok(t) => {
+            admin
+                .0
+                .redirect(
+                    "/admin/event-types",
+                    Flash::notice(format!("Event type {} saved.", t.name)),
+                )
+                .await
+        }
         Err(e) => list_page(&admin, form, Some(e.to_string())).await,
     }
 }
 
 async fn delete(admin: Admin, PathId(name): PathId<String>, _: Posted<Button>) -> PageResult {
     admin.0.state.store.delete_event_type(&name).await?;
-    Ok(admin.0.redirect(
-        "/admin/event-types",
-        Flash::notice(format!("Event type {name} deleted.")),
-    ))
+    admin
+        .0
+        .redirect(
+            "/admin/event-types",
+            Flash::notice(format!("Event type {name} deleted.")),
+        )
+        .await
 }

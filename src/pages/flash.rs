@@ -1,14 +1,17 @@
 //! One-time messages across a POST-redirect-GET: "Endpoint created", and the secret or key
 //! that is shown only once.
 //!
-//! A POST stores its message here under a random ticket and redirects to `…?flash=<ticket>`;
+//! A POST stores its message under a random ticket and redirects to `…?flash=<ticket>`;
 //! the next page takes it out. The secret therefore never travels in a URL or a cookie, and
 //! reloading the page does not show it again. A ticket only opens for the session that made
-//! it. Kept in memory: one Herald process serves the pages, and a message lost to a restart
-//! is harmless (the secret can be rotated).
+//! it. Where messages wait is the store's business (`Backend::flash_*`): on SQLite, one
+//! process serves the pages and keeps them in memory here (`Memory`; a message lost to a
+//! restart is harmless, the secret can be rotated); on PostgreSQL they wait in a table, so
+//! a POST answered by one replica and its redirect answered by another still meet.
 //!
 //! Messages are kept per session, a few each (`PER_SESSION`), so one session's flood of
-//! actions cannot push out another's message. Nothing is dropped silently:
+//! actions cannot push out another's message. Nothing is dropped silently (`admit`, the
+//! rule both stores follow):
 //! - a session over its bound loses its *own* oldest notice, never a revealed secret;
 //! - an action that would reveal a secret asks `room_for_reveal` first and creates nothing
 //!   when its message could not be kept;
@@ -16,33 +19,35 @@
 //!   so (`LOST`) instead of quietly showing nothing.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Backend, Result};
 
 /// How long a message waits for its page.
-const TTL_MS: i64 = 10 * 60 * 1000;
+pub const TTL_MS: i64 = 10 * 60 * 1000;
 /// Messages one session may have waiting (redirects it did not follow).
-const PER_SESSION: usize = 8;
-/// A bound on memory over all sessions.
-const MAX_WAITING: usize = 10_000;
+pub const PER_SESSION: usize = 8;
+/// A bound on the messages waiting over all sessions.
+pub const MAX_WAITING: usize = 10_000;
 /// The ticket of a message that could not be kept; `take` turns it into a notice saying so.
 pub const LOST: &str = "lost";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tone {
     Notice,
     Problem,
 }
 
 /// A value shown once, with what it is ("Signing secret", "API key").
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reveal {
     pub label: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flash {
     pub tone: Tone,
     pub message: String,
@@ -79,20 +84,90 @@ impl Flash {
     }
 }
 
+/// What a store does with a new message, given the session's waiting messages (oldest
+/// first; `true` for those that reveal a secret) and how many wait over all sessions.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    Keep,
+    /// Keep it after dropping the session's waiting message at this index (its oldest notice).
+    KeepDropping(usize),
+    /// Not kept: the redirect carries `LOST`.
+    Lost,
+}
+
+pub fn admit(session_reveals: &[bool], total: usize, reveal: bool) -> Admit {
+    let mut decision = Admit::Keep;
+    if session_reveals.len() >= PER_SESSION {
+        // The session's own oldest notice makes room; a secret is never pushed out.
+        match session_reveals.iter().position(|r| !r) {
+            Some(i) => decision = Admit::KeepDropping(i),
+            None if !reveal => return Admit::Lost,
+            None => {}
+        }
+    }
+    // A reveal passed `room_for_reveal` just before; only a race could take it over the
+    // bound, and then it is kept anyway.
+    if total >= MAX_WAITING && !reveal {
+        return Admit::Lost;
+    }
+    decision
+}
+
+/// Whether a session with `session_reveals` secrets waiting may reveal one more.
+pub fn reveal_fits(session_reveals: usize, total: usize) -> bool {
+    session_reveals < PER_SESSION && total < MAX_WAITING
+}
+
+/// A fresh random ticket.
+pub fn new_ticket() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Whether a message revealing a secret could be kept for this session now. Actions that
+/// create a secret ask first, so a secret is never created only to be lost.
+pub async fn room_for_reveal(store: &dyn Backend, owner: &str, now_ms: i64) -> Result<bool> {
+    store.flash_room_for_reveal(owner, now_ms).await
+}
+
+/// Stores a message for the session with nonce `owner`; returns its ticket (`LOST` when a
+/// notice could not be kept).
+pub async fn put(store: &dyn Backend, owner: &str, flash: Flash, now_ms: i64) -> Result<String> {
+    store.flash_put(owner, flash, now_ms).await
+}
+
+/// Takes the message of a ticket, if it belongs to this session and is still fresh.
+pub async fn take(
+    store: &dyn Backend,
+    owner: &str,
+    ticket: &str,
+    now_ms: i64,
+) -> Result<Option<Flash>> {
+    if ticket == LOST {
+        return Ok(Some(Flash::problem(
+            "Done, but its confirmation could not be kept (too many messages waiting). \
+             Check the result on this page.",
+        )));
+    }
+    store.flash_take(owner, ticket, now_ms).await
+}
+
 struct Waiting {
     ticket: String,
     expires_ms: i64,
     flash: Flash,
 }
 
+/// The messages of one process, for a store that is not shared (SQLite).
 #[derive(Default)]
-struct Store {
+pub struct Memory {
     /// Session nonce → its waiting messages, oldest first.
     sessions: HashMap<String, VecDeque<Waiting>>,
     total: usize,
 }
 
-impl Store {
+impl Memory {
     fn sweep(&mut self, now_ms: i64) {
         let mut total = 0;
         self.sessions.retain(|_, queue| {
@@ -103,96 +178,51 @@ impl Store {
         self.total = total;
     }
 
-    fn waiting(&self, owner: &str) -> usize {
-        self.sessions.get(owner).map_or(0, VecDeque::len)
-    }
-}
-
-static WAITING: LazyLock<Mutex<Store>> = LazyLock::new(Default::default);
-
-fn store() -> MutexGuard<'static, Store> {
-    WAITING.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether a message revealing a secret could be kept for this session now. Actions that
-/// create a secret ask first, so a secret is never created only to be lost.
-pub fn room_for_reveal(owner: &str, now_ms: i64) -> bool {
-    store().room_for_reveal(owner, now_ms)
-}
-
-/// Stores a message for the session with nonce `owner`; returns its ticket (`LOST` when a
-/// notice could not be kept).
-pub fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
-    store().put(owner, flash, now_ms)
-}
-
-/// Takes the message of a ticket, if it belongs to this session and is still fresh.
-pub fn take(owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
-    store().take(owner, ticket, now_ms)
-}
-
-impl Store {
-    fn room_for_reveal(&mut self, owner: &str, now_ms: i64) -> bool {
-        let store = self;
-        store.sweep(now_ms);
-        let reveals = store
-            .sessions
-            .get(owner)
-            .map_or(0, |q| q.iter().filter(|w| w.flash.reveal.is_some()).count());
-        reveals < PER_SESSION && store.total < MAX_WAITING
+    fn reveals(&self, owner: &str) -> Vec<bool> {
+        self.sessions.get(owner).map_or(Vec::new(), |q| {
+            q.iter().map(|w| w.flash.reveal.is_some()).collect()
+        })
     }
 
-    fn put(&mut self, owner: &str, flash: Flash, now_ms: i64) -> String {
-        let mut bytes = [0u8; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        let ticket = hex::encode(bytes);
-        let store = self;
-        store.sweep(now_ms);
-        let reveal = flash.reveal.is_some();
-        if store.waiting(owner) >= PER_SESSION {
-            // The session's own oldest notice makes room; a secret is never pushed out.
-            let queue = store.sessions.get_mut(owner).expect("has messages");
-            if let Some(i) = queue.iter().position(|w| w.flash.reveal.is_none()) {
+    pub fn room_for_reveal(&mut self, owner: &str, now_ms: i64) -> bool {
+        self.sweep(now_ms);
+        let reveals = self.reveals(owner).iter().filter(|r| **r).count();
+        reveal_fits(reveals, self.total)
+    }
+
+    pub fn put(&mut self, owner: &str, flash: Flash, now_ms: i64) -> String {
+        self.sweep(now_ms);
+        match admit(&self.reveals(owner), self.total, flash.reveal.is_some()) {
+            Admit::Lost => return LOST.into(),
+            Admit::KeepDropping(i) => {
+                let queue = self.sessions.get_mut(owner).expect("has messages");
                 queue.remove(i);
-                store.total -= 1;
-            } else if !reveal {
-                return LOST.into();
+                self.total -= 1;
             }
+            Admit::Keep => {}
         }
-        // A reveal passed `room_for_reveal` just before; only a race could take it over the
-        // bound, and then it is kept anyway.
-        if store.total >= MAX_WAITING && !reveal {
-            return LOST.into();
-        }
+        let ticket = new_ticket();
         let entry = Waiting {
             ticket: ticket.clone(),
             expires_ms: now_ms + TTL_MS,
             flash,
         };
-        store
-            .sessions
+        self.sessions
             .entry(owner.into())
             .or_default()
             .push_back(entry);
-        store.total += 1;
+        self.total += 1;
         ticket
     }
 
-    fn take(&mut self, owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
-        if ticket == LOST {
-            return Some(Flash::problem(
-                "Done, but its confirmation could not be kept (too many messages waiting). \
-             Check the result on this page.",
-            ));
-        }
-        let store = self;
-        let queue = store.sessions.get_mut(owner)?;
+    pub fn take(&mut self, owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
+        let queue = self.sessions.get_mut(owner)?;
         let i = queue.iter().position(|w| w.ticket == ticket)?;
         let waiting = queue.remove(i)?;
         if queue.is_empty() {
-            store.sessions.remove(owner);
+            self.sessions.remove(owner);
         }
-        store.total -= 1;
+        self.total -= 1;
         (waiting.expires_ms > now_ms).then_some(waiting.flash)
     }
 }
@@ -202,15 +232,17 @@ mod tests {
     use super::*;
 
     thread_local! {
-        static LOCAL: std::cell::RefCell<Store> = Default::default();
+        static LOCAL: std::cell::RefCell<Memory> = Default::default();
     }
 
-    // Each test has a store of its own: the global one is shared by parallel tests.
     fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
         LOCAL.with(|s| s.borrow_mut().put(owner, flash, now_ms))
     }
 
     fn take(owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
+        if ticket == LOST {
+            return Some(Flash::problem("lost"));
+        }
         LOCAL.with(|s| s.borrow_mut().take(owner, ticket, now_ms))
     }
 

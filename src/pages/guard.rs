@@ -164,10 +164,13 @@ impl Signed {
             _ => return Err(PageError::Login),
         }
         let csrf = session_key(&state).await?.csrf_token(&session);
-        let flash = web::Query::<FlashQuery>::from_query(req.query_string())
+        let ticket = web::Query::<FlashQuery>::from_query(req.query_string())
             .ok()
-            .and_then(|q| q.into_inner().flash)
-            .and_then(|ticket| flash::take(&session.nonce, &ticket, now_ms()));
+            .and_then(|q| q.into_inner().flash);
+        let flash = match ticket {
+            Some(ticket) => flash::take(&*state.store, &session.nonce, &ticket, now_ms()).await?,
+            None => None,
+        };
         Ok(Signed {
             area,
             session,
@@ -197,8 +200,8 @@ impl Signed {
 
     /// Called before an action that creates a secret shown once: when its message could
     /// not be kept, nothing is created and the page says why.
-    pub fn room_for_reveal(&self) -> Result<(), PageError> {
-        if flash::room_for_reveal(&self.session.nonce, now_ms()) {
+    pub async fn room_for_reveal(&self) -> Result<(), PageError> {
+        if flash::room_for_reveal(&*self.state.store, &self.session.nonce, now_ms()).await? {
             return Ok(());
         }
         Err(PageError::Status(
@@ -210,10 +213,10 @@ impl Signed {
     }
 
     /// Redirects after a POST, leaving `flash` for the next page.
-    pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
-        let ticket = flash::put(&self.session.nonce, flash, now_ms());
+    pub async fn redirect(&self, to: &str, flash: Flash) -> Result<HttpResponse, PageError> {
+        let ticket = flash::put(&*self.state.store, &self.session.nonce, flash, now_ms()).await?;
         let sep = if to.contains('?') { '&' } else { '?' };
-        see_other(&format!("{to}{sep}flash={ticket}"))
+        Ok(see_other(&format!("{to}{sep}flash={ticket}")))
     }
 }
 
@@ -269,12 +272,12 @@ impl Tenant {
         &self.signed.state
     }
 
-    pub fn redirect(&self, to: &str, flash: Flash) -> HttpResponse {
-        self.signed.redirect(to, flash)
+    pub async fn redirect(&self, to: &str, flash: Flash) -> Result<HttpResponse, PageError> {
+        self.signed.redirect(to, flash).await
     }
 
-    pub fn room_for_reveal(&self) -> Result<(), PageError> {
-        self.signed.room_for_reveal()
+    pub async fn room_for_reveal(&self) -> Result<(), PageError> {
+        self.signed.room_for_reveal().await
     }
 }
 

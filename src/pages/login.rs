@@ -13,7 +13,7 @@ use super::render::{render, see_other, with_cookie, Area, Layout, PageError, Pag
 use super::session::{Session, Who};
 use crate::clock::now_ms;
 use crate::keys::hash_token;
-use crate::throttle::{self, Door};
+use crate::throttle::{self, Door, Gate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/login")).get(form).post(login))
@@ -142,8 +142,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
         Area::Admin => Door::AdminLogin,
         Area::Portal => Door::PortalLogin,
     };
-    if throttle::begin(door, ip, now_ms()).is_err() {
-        throttle::locked(door, ip, now_ms());
+    if throttle::begin(&*v.state.store, door, ip, now_ms()).await? == Gate::Locked {
         return Err(PageError::Status(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins from your address. Wait 15 minutes and try again.".into(),
@@ -168,7 +167,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
     };
     let next = safe_next(v.area, f.next.as_deref());
     let Some(who) = who else {
-        let delay = throttle::failed(door, ip, now_ms());
+        let delay = throttle::failed(&*v.state.store, door, ip, now_ms()).await;
         actix_web::rt::time::sleep(delay).await;
         let session = v
             .session
@@ -185,7 +184,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
             &login_page(&v, &session, next, Some(problem), false),
         ));
     };
-    throttle::succeeded(door, ip);
+    throttle::succeeded(&*v.state.store, door, ip).await;
     // A fresh nonce on login: a session id planted before login is worth nothing after it.
     let epoch = who.current_epoch(&v.state.store).await?;
     let session = Session::with_epoch(who, epoch, now_ms());

@@ -19,7 +19,7 @@ mod endpoint_health;
 mod endpoints;
 mod event_types;
 mod events;
-mod flash;
+pub mod flash;
 mod format;
 mod guard;
 mod login;

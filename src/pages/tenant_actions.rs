@@ -38,13 +38,14 @@ async fn rename(t: Tenant, Posted(form): Posted<Rename>) -> PageResult {
     admin_only(&t)?;
     let name = form.name.trim();
     if let Err(e) = check_tenant_name(name) {
-        return Ok(t.redirect(&t.base, Flash::problem(e.to_string())));
+        return t.redirect(&t.base, Flash::problem(e.to_string())).await;
     }
     let tenant = t.state().store.rename_tenant(&t.tenant, name).await?;
-    Ok(t.redirect(
+    t.redirect(
         &t.base,
         Flash::notice(format!("Tenant renamed to {}.", tenant.name)),
-    ))
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -71,12 +72,13 @@ async fn delete(t: Tenant, _: Posted<Button>) -> PageResult {
     match t.state().store.delete_tenant(&t.tenant).await {
         Ok(()) => {
             tracing::info!(tenant = %t.tenant, "tenant deleted from the pages");
-            Ok(t.redirect(
+            t.redirect(
                 "/admin/tenants",
                 Flash::notice(format!("Tenant {} deleted.", t.tenant)),
-            ))
+            )
+            .await
         }
-        Err(StoreError::Conflict(m)) => Ok(t.redirect(&t.base, Flash::problem(m))),
+        Err(StoreError::Conflict(m)) => t.redirect(&t.base, Flash::problem(m)).await,
         Err(e) => Err(e.into()),
     }
 }

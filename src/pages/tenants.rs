@@ -106,10 +106,15 @@ async fn create(admin: Admin, Posted(form): Posted<NewTenant>) -> PageResult {
         .create_tenant(id.as_str(), &name, now_ms())
         .await;
     match created {
-        Ok(t) => Ok(admin.0.redirect(
-            &format!("/admin/tenants/{}", t.id),
-            Flash::notice("Tenant created."),
-        )),
+        Ok(t) => {
+            admin
+                .0
+                .redirect(
+                    &format!("/admin/tenants/{}", t.id),
+                    Flash::notice("Tenant created."),
+                )
+                .await
+        }
         Err(crate::store::StoreError::Conflict(m)) => {
             tenants_page(&admin, &Paging::default(), form, Some(m)).await
         }
@@ -150,21 +155,24 @@ struct NewKey {
 
 async fn create_key(t: Tenant, Posted(form): Posted<NewKey>) -> PageResult {
     admin_only(&t)?;
-    t.room_for_reveal()?;
+    t.room_for_reveal().await?;
     let created = t
         .state()
         .issue_key(&t.tenant, form.name.trim().to_owned())
         .await;
     Ok(match created {
-        Ok(key) => t.redirect(
-            &t.base,
-            Flash::notice(format!(
-                "API key {} created. The tenant can use it for the API and the portal.",
-                key.key.prefix
-            ))
-            .reveal("API key", key.token),
-        ),
-        Err(e) => t.redirect(&t.base, Flash::problem(e.to_string())),
+        Ok(key) => {
+            t.redirect(
+                &t.base,
+                Flash::notice(format!(
+                    "API key {} created. The tenant can use it for the API and the portal.",
+                    key.key.prefix
+                ))
+                .reveal("API key", key.token),
+            )
+            .await?
+        }
+        Err(e) => t.redirect(&t.base, Flash::problem(e.to_string())).await?,
     })
 }
 
@@ -175,10 +183,11 @@ async fn revoke_key(t: Tenant, PathId(key_id): PathId<i64>, _: Posted<Button>) -
         .store
         .revoke_key(&t.tenant, key_id, now_ms())
         .await?;
-    Ok(t.redirect(
+    t.redirect(
         &t.base,
         Flash::notice(format!("API key {} revoked.", key.prefix)),
-    ))
+    )
+    .await
 }
 
 /// Key management sits under `/admin` only, but the check costs nothing and keeps it so.

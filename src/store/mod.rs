@@ -19,15 +19,20 @@
 pub mod activity;
 pub mod model;
 pub mod page;
+pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::Durability;
+use crate::config::{Database, Durability};
+use crate::pages::flash::Flash;
+use crate::throttle::{Check, Door, Failures};
 pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
@@ -57,9 +62,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The handle everything holds: cheap to clone, one backend behind it.
 pub type Store = Arc<dyn Backend>;
 
-/// Opens the store named by `db` (a SQLite file path) and migrates it.
-pub fn open(db: &Path, durability: Durability) -> Result<Store> {
-    Ok(Arc::new(sqlite::SqliteStore::open(db, durability)?))
+/// Opens the store named by `db` (a SQLite file, or a PostgreSQL database) and migrates it.
+pub fn open(db: &Database, durability: Durability) -> Result<Store> {
+    Ok(match db {
+        Database::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path, durability)?),
+        Database::Postgres(url) => Arc::new(postgres::PgStore::open(url)?),
+    })
 }
 
 /// Figures for /metrics and for the group-commit test.
@@ -107,6 +115,8 @@ pub struct ClaimRequest {
     pub skip: Vec<i64>,
     /// How long a durable lease lasts, for backends that share the outbox between processes.
     pub lease_ms: i64,
+    /// The deployment's `rate_limit` (endpoints without their own follow it), if any.
+    pub default_rate_limit: Option<f64>,
 }
 
 #[async_trait]
@@ -272,8 +282,42 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes up to `batch` events older than `before` with their deliveries.
     fn prune(&self, before: i64, batch: usize) -> Result<usize>;
 
+    /// Calls `wake` whenever another process makes work due (a publish, a retry), until
+    /// `shutdown`. Only backends shared between processes have anything to watch.
+    fn watch_wakeups(
+        &self,
+        _wake: Box<dyn Fn() + Send>,
+        _shutdown: crate::lifecycle::Shutdown,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     // --- operations -----------------------------------------------------------------
     fn writer_stats(&self) -> WriterStats;
     /// A consistent copy of the whole store at `dest`, taken while it runs.
     fn backup(&self, dest: &Path) -> Result<()>;
+
+    // --- what replicas share that one process could keep in memory ---------------------
+    // The pages' one-time messages (`pages::flash`, whose rules every backend follows) and
+    // the authentication throttles (`throttle`). SQLite keeps them in memory; a backend
+    // shared by several processes keeps them where every replica sees them.
+    /// Whether a message revealing a secret could be kept for `session` now.
+    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool>;
+    /// Keeps `flash` for `session`; its ticket, or `flash::LOST` when it could not be kept.
+    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String>;
+    /// Takes out the message of `ticket` if it is `session`'s and fresh (once only).
+    async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>>;
+    /// Checks the door for this address and, when a slot is free, takes it for this
+    /// attempt, in one atomic step (`throttle` tells the rules).
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check>;
+    /// The attempt let in failed: its slot becomes a failure. The count so far, and whether
+    /// to log it (once a minute).
+    async fn throttle_failed(
+        &self,
+        door: Door,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<Failures>>;
+    /// The attempt let in succeeded: its slot is free again.
+    async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()>;
 }

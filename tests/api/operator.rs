@@ -175,14 +175,16 @@ fn cli_finds_its_config_through_herald_config() {
     let app = TestApp::spawn();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("herald.toml");
-    std::fs::write(
-        &config,
-        format!("db = {:?}\n", app.db_path().display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("db = {:?}\n", app.db_arg())).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["tenant", "create", "found-it"])
         .current_dir(dir.path())
+        .envs(
+            app.env
+                .iter()
+                .filter(|(k, _)| k == "HERALD_SECRET_KEY_FILE")
+                .cloned(),
+        )
         .env_remove("HERALD_DB")
         .env("HERALD_CONFIG", &config)
         .output()

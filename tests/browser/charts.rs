@@ -20,16 +20,21 @@ fn now_ms() -> i64 {
 
 /// Adds attempts to delivery 1 as if it had been tried at these times (ms, status).
 fn seed_attempts(app: &TestApp, attempts: &[(i64, u16)]) {
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    for (started_at, status) in attempts {
-        conn.execute(
-            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
-             VALUES (1, ?1, 120, ?2, CASE WHEN ?2 >= 300 THEN 'HTTP ' || ?2 END)",
-            rusqlite::params![started_at, status],
-        )
-        .unwrap();
-    }
+    let statements: Vec<String> = attempts
+        .iter()
+        .map(|(started_at, status)| {
+            format!(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
+                 VALUES (1, {started_at}, 120, {status}, {error})",
+                error = if *status >= 300 {
+                    format!("'HTTP {status}'")
+                } else {
+                    "NULL".into()
+                }
+            )
+        })
+        .collect();
+    app.sql_exec(&statements);
 }
 
 fn bars(b: &Browser, chart: &str) -> (usize, usize) {
@@ -179,9 +184,8 @@ fn readme_screenshots() {
 
     // A week of deliveries to the first endpoint: a daily rhythm, a few failures, and an
     // incident three hours ago.
-    let mut conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let tx = conn.transaction().unwrap();
+    let mut statements = Vec::new();
+    let delivery = app.sql_last_id("deliveries");
     let mut seed: u64 = 7;
     let mut rand = move |n: u64| {
         seed = seed
@@ -198,26 +202,27 @@ fn readme_screenshots() {
             let latency = 15 + rand(60) as i64 + if rand(40) == 0 { 1_500 } else { 0 };
             let incident = h == 3;
             let status = if incident || rand(30) == 0 { 500 } else { 200 };
-            tx.execute(
+            statements.push(format!(
                 "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, attempts,
                      created_at, updated_at)
-                 VALUES (1, ?1, 'default', ?2, 1, ?3, ?3)",
-                rusqlite::params![
-                    hook["id"].as_i64().unwrap(),
-                    if status == 200 { "succeeded" } else { "failed" },
-                    created
-                ],
-            )
-            .unwrap();
-            tx.execute(
+                 VALUES (1, {endpoint}, 'default', '{state}', 1, {created}, {created})",
+                endpoint = hook["id"].as_i64().unwrap(),
+                state = if status == 200 { "succeeded" } else { "failed" },
+            ));
+            statements.push(format!(
                 "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
-                 VALUES (last_insert_rowid(), ?1, ?2, ?3, CASE WHEN ?3 >= 300 THEN 'HTTP ' || ?3 END)",
-                rusqlite::params![created + latency, 40 + rand(90) as i64, status],
-            )
-            .unwrap();
+                 VALUES ({delivery}, {started}, {duration}, {status}, {error})",
+                started = created + latency,
+                duration = 40 + rand(90) as i64,
+                error = if status >= 300 {
+                    format!("'HTTP {status}'")
+                } else {
+                    "NULL".into()
+                },
+            ));
         }
     }
-    tx.commit().unwrap();
+    app.sql_exec(&statements);
 
     let docs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
     let b = Browser::start((1280, 1500));

@@ -1,6 +1,10 @@
 //! Test helpers: `TestApp` runs the real `herald` binary on a random loopback port over a
 //! SQLite file in a temp dir; `Receiver` is a real HTTP server that records what Herald
 //! delivers. Nothing of Herald is mocked.
+//!
+//! With `HERALD_TEST_BACKEND=postgres`, each `TestApp` gets a fresh database of its own on
+//! the PostgreSQL server `HERALD_TEST_PG_URL` names (a superuser URL; `.ci/run` starts a
+//! private cluster and sets both), dropped when the app is.
 #![allow(dead_code)]
 
 pub mod delivery;
@@ -25,6 +29,71 @@ pub struct TestApp {
     pub env: Vec<(String, String)>,
     child: Option<Child>,
     agent: ureq::Agent,
+    /// The PostgreSQL database this app runs on, when the suite runs on PostgreSQL.
+    pub pg: Option<PgDatabase>,
+    /// A database URL given by the test (a replica of a database another app created).
+    db_url: Option<String>,
+}
+
+fn test_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// True when the suite runs on PostgreSQL (`HERALD_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("HERALD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A database of its own on the test PostgreSQL server, dropped with it.
+pub struct PgDatabase {
+    server: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// The test PostgreSQL server, if one is configured (`HERALD_TEST_PG_URL`).
+    pub fn server() -> Option<String> {
+        std::env::var("HERALD_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
+    pub fn create() -> PgDatabase {
+        let server = Self::server()
+            .expect("HERALD_TEST_BACKEND=postgres needs HERALD_TEST_PG_URL (a superuser URL)");
+        let name = format!("herald_test_{:016x}", rand::random::<u64>());
+        let mut client = postgres::Client::connect(&server, postgres::NoTls)
+            .expect("connect to the test PostgreSQL server");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        PgDatabase { server, name }
+    }
+
+    /// The URL Herald is given (`--db`).
+    pub fn url(&self) -> String {
+        let (base, _) = self.server.rsplit_once('/').expect("a URL with a database");
+        format!("{base}/{}", self.name)
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).expect("connect to the test db")
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
 }
 
 impl TestApp {
@@ -36,23 +105,58 @@ impl TestApp {
 
     /// Like `spawn_with`, with the database in `dir` (a small filesystem, say).
     pub fn spawn_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_backend(dir, env, on_postgres())
+    }
+
+    /// Starts Herald on a SQLite file whatever the suite's backend (`herald migrate`'s
+    /// source, say).
+    pub fn spawn_sqlite(env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_backend(tempfile::tempdir().expect("temp dir"), env, false)
+    }
+
+    fn spawn_backend(dir: tempfile::TempDir, env: &[(&str, &str)], postgres: bool) -> TestApp {
         let mut all: Vec<(String, String)> = vec![
             ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
             ("HERALD_DURABILITY".into(), "normal".into()),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = test_agent();
+        if postgres {
+            // The key file's default is beside the SQLite file; a database URL has no
+            // directory, so each app keeps its key in its temp dir.
+            let key = dir.path().join("herald.key").display().to_string();
+            all.insert(0, ("HERALD_SECRET_KEY_FILE".into(), key));
+        }
         let mut app = TestApp {
             addr: String::new(),
             dir,
             env: all,
             child: None,
             agent,
+            pg: postgres.then(PgDatabase::create),
+            db_url: None,
+        };
+        app.start();
+        app
+    }
+
+    /// Starts Herald on the database at `url` (a replica: several apps on one PostgreSQL
+    /// database), with `env` as extra `HERALD_*` settings; the database outlives it.
+    pub fn spawn_on(url: &str, env: &[(&str, &str)]) -> TestApp {
+        let mut all: Vec<(String, String)> = vec![
+            ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+            ("HERALD_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut app = TestApp {
+            addr: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: all,
+            child: None,
+            agent: test_agent(),
+            pg: None,
+            db_url: Some(url.to_owned()),
         };
         app.start();
         app
@@ -66,8 +170,19 @@ impl TestApp {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The SQLite file (on PostgreSQL, where it would have been: tests that read the file
+    /// itself run on SQLite only).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("herald.db")
+    }
+
+    /// What `--db` names: the SQLite file, or the PostgreSQL database's URL.
+    pub fn db_arg(&self) -> String {
+        match (&self.db_url, &self.pg) {
+            (Some(url), _) => url.clone(),
+            (None, Some(pg)) => pg.url(),
+            (None, None) => self.db_path().display().to_string(),
+        }
     }
 
     /// Starts (or restarts) the process on the same database file.
@@ -77,7 +192,7 @@ impl TestApp {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--db")
-            .arg(self.db_path())
+            .arg(self.db_arg())
             .env_remove("HERALD_LISTEN")
             .env("HERALD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -224,8 +339,52 @@ impl TestApp {
         wait_for(timeout, what, &mut check)
     }
 
-    /// A read-only look into the database file, for assertions the API cannot make.
+    /// A connection to the app's PostgreSQL database, when it runs on one.
+    fn pg_client(&self) -> Option<postgres::Client> {
+        match (&self.db_url, &self.pg) {
+            (Some(url), _) => {
+                Some(postgres::Client::connect(url, postgres::NoTls).expect("connect to the db"))
+            }
+            (None, Some(pg)) => Some(pg.client()),
+            (None, None) => None,
+        }
+    }
+
+    /// Writes straight into the database, in one transaction: for states the API cannot
+    /// make (a history seeded for the charts). The SQL must suit the backend in use.
+    pub fn sql_exec(&self, statements: &[String]) {
+        if let Some(mut client) = self.pg_client() {
+            let mut tx = client.transaction().expect("begin");
+            for sql in statements {
+                tx.batch_execute(sql).expect("statement");
+            }
+            tx.commit().expect("commit");
+            return;
+        }
+        let mut conn = rusqlite::Connection::open(self.db_path()).expect("open db");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        let tx = conn.transaction().expect("begin");
+        for sql in statements {
+            tx.execute_batch(sql).expect("statement");
+        }
+        tx.commit().expect("commit");
+    }
+
+    /// The id of the row the last INSERT in this transaction gave `table` (for `sql_exec`).
+    pub fn sql_last_id(&self, table: &str) -> String {
+        if self.pg_client().is_some() {
+            format!("currval(pg_get_serial_sequence('{table}', 'id'))")
+        } else {
+            "last_insert_rowid()".into()
+        }
+    }
+
+    /// A read-only look into the database, for assertions the API cannot make.
     pub fn sql_count(&self, sql: &str) -> i64 {
+        if let Some(mut client) = self.pg_client() {
+            return client.query_one(sql, &[]).expect("query").get(0);
+        }
         let conn = rusqlite::Connection::open_with_flags(
             self.db_path(),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

@@ -155,7 +155,11 @@ fn one_failing_job_in_a_group_commit_leaves_the_others_committed() {
         ..
     } = rig;
     drop((harness, sqlite));
-    let store = herald::store::open(&path, Durability::Full).expect("reopen");
+    let store = herald::store::open(
+        &herald::config::Database::Sqlite(path.clone()),
+        Durability::Full,
+    )
+    .expect("reopen");
     runtime.block_on(async {
         for id in &ids {
             store.get_event(TENANT, id).await.expect("event");

@@ -67,3 +67,27 @@ fn endpoint_secrets_are_sealed_at_rest_and_old_files_get_sealed() {
     assert!(stored_secret(&app, id).starts_with("sealed1:"));
     delivered_signed_with(&app, &receiver, &secret, 2);
 }
+
+/// A restored database started with another key (a lost or mixed-up key file) is refused at
+/// start-up with the reason, rather than starting and failing to sign every delivery.
+#[test]
+fn another_secret_key_is_refused_at_start() {
+    let mut app = TestApp::spawn();
+    app.create_webhook("http://127.0.0.1:9/hook", &["*"]);
+    app.kill9();
+    std::fs::remove_file(app.dir.path().join("herald.key")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(app.db_path())
+        .env("HERALD_ADMIN_TOKEN", crate::common::ADMIN_TOKEN)
+        .env_remove("HERALD_LISTEN")
+        .output()
+        .expect("run herald");
+    assert!(!output.status.success(), "started with a new key");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("herald.key"), "{stderr}");
+    assert!(
+        stderr.contains("not the one this database's secrets were sealed with"),
+        "{stderr}"
+    );
+}

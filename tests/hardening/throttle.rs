@@ -101,8 +101,16 @@ fn wrong_api_keys_are_slowed_then_refused() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(count(&statuses, 401), 50, "{statuses:?}");
-    assert_eq!(count(&statuses, 429), 10, "{statuses:?}");
+    if crate::common::on_postgres() {
+        // Shared by replicas, the API's door counts failures as they happen rather than
+        // taking a slot per request (store/postgres/shared.rs): a parallel burst may
+        // overshoot the limit by the burst, never undercount it.
+        assert!(count(&statuses, 401) >= 50, "{statuses:?}");
+        assert_eq!(count(&statuses, 401) + count(&statuses, 429), 60);
+    } else {
+        assert_eq!(count(&statuses, 401), 50, "{statuses:?}");
+        assert_eq!(count(&statuses, 429), 10, "{statuses:?}");
+    }
     let started = Instant::now();
     assert_eq!(
         app.call("GET", "/api/v1/webhooks", Some("hk_wrong"), None)

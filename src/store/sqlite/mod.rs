@@ -28,7 +28,9 @@ mod subscriptions;
 mod tenants;
 mod writer;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -42,6 +44,8 @@ use super::{
 };
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
+use crate::pages::flash::{self, Flash};
+use crate::throttle::{self, Check, Door, Failures};
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -66,6 +70,10 @@ pub struct SqliteStore {
     claims: claims::Claims,
     path: PathBuf,
     _checkpointer: checkpoint::Checkpointer,
+    /// One process serves every page and request, so flash messages and throttle counts
+    /// stay in its memory: no write per login attempt.
+    flashes: Mutex<flash::Memory>,
+    throttles: Mutex<throttle::Memory>,
 }
 
 impl SqliteStore {
@@ -87,7 +95,17 @@ impl SqliteStore {
             claims: claims::Claims::default(),
             path: path.to_owned(),
             _checkpointer: checkpoint::Checkpointer::start(path)?,
+            flashes: Mutex::default(),
+            throttles: Mutex::default(),
         })
+    }
+
+    fn flashes(&self) -> MutexGuard<'_, flash::Memory> {
+        self.flashes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn throttles(&self) -> MutexGuard<'_, throttle::Memory> {
+        self.throttles.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on a pooled read-only connection, on the blocking thread pool.
@@ -538,6 +556,36 @@ impl Backend for SqliteStore {
         let dest = dest.to_string_lossy().into_owned();
         let conn = connection::open_plain(&self.path)?;
         conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
+    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
+        Ok(self.flashes().room_for_reveal(session, now))
+    }
+
+    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
+        Ok(self.flashes().put(session, flash, now))
+    }
+
+    async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>> {
+        Ok(self.flashes().take(session, ticket, now))
+    }
+
+    async fn throttle_begin(&self, door: Door, ip: Option<IpAddr>, now: i64) -> Result<Check> {
+        Ok(self.throttles().begin(door, ip, now))
+    }
+
+    async fn throttle_failed(
+        &self,
+        door: Door,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<Failures>> {
+        Ok(self.throttles().failed(door, ip, now))
+    }
+
+    async fn throttle_succeeded(&self, door: Door, ip: Option<IpAddr>) -> Result<()> {
+        self.throttles().succeeded(door, ip);
         Ok(())
     }
 }

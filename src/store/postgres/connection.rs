@@ -1,0 +1,152 @@
+//! The one place that connects to PostgreSQL: the URL, TLS, and the pool.
+//!
+//! The URL is libpq's (`postgres://user:pass@host:port/dbname?sslmode=require`). With
+//! `sslmode=require`, `verify-ca` or `verify-full` the connection is TLS (rustls), and the
+//! server's certificate is always verified: against `sslrootcert=<PEM file>` when the URL
+//! names one, else against the public web roots. That is stricter than libpq's `require`
+//! (which encrypts without checking who answers): a password sent to an impostor is lost.
+//! Without `sslmode`, or with `disable`/`prefer`, the connection is plain, as on a private
+//! network or a Unix socket.
+
+use std::time::Duration;
+
+use postgres::config::SslMode;
+use r2d2_postgres::PostgresConnectionManager;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::store::{Result, StoreError};
+
+pub type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+pub type Pool = r2d2::Pool<Manager>;
+
+/// Connections per replica: the HTTP server's reads and writes, the engine's claims and
+/// records, the pruner. The LISTEN connection is separate.
+const POOL_SIZE: u32 = 16;
+
+/// A parsed URL, ready to connect with.
+#[derive(Clone)]
+pub struct Target {
+    pub config: postgres::Config,
+    pub tls: MakeRustlsConnect,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let mut tls_wanted = false;
+        let mut root_cert: Option<String> = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => match value {
+                    "require" | "verify-ca" | "verify-full" => tls_wanted = true,
+                    "disable" | "allow" | "prefer" => {}
+                    other => {
+                        return Err(StoreError::Open(format!(
+                            "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
+                        )))
+                    }
+                },
+                "sslrootcert" => root_cert = Some(value.to_owned()),
+                _ => kept.push(pair),
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut config: postgres::Config = rest
+            .parse()
+            .map_err(|e| StoreError::Open(format!("the PostgreSQL URL is not valid: {e}")))?;
+        config.ssl_mode(if tls_wanted {
+            SslMode::Require
+        } else {
+            SslMode::Disable
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("herald");
+        }
+        Ok(Target {
+            config,
+            tls: MakeRustlsConnect::new(client_config(root_cert.as_deref())?),
+        })
+    }
+
+    /// A connection of its own (the LISTEN thread, migrations).
+    pub fn connect(&self) -> Result<postgres::Client> {
+        self.config.connect(self.tls.clone()).map_err(|e| {
+            StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
+        })
+    }
+
+    pub fn pool(&self) -> Result<Pool> {
+        let manager = PostgresConnectionManager::new(self.config.clone(), self.tls.clone());
+        r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(2))
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .map_err(|e| {
+                StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
+            })
+    }
+}
+
+/// An error with its chain of causes ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer").
+fn with_cause(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn client_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| StoreError::Open(format!("cannot read sslrootcert {path}: {e}")))?;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert
+                    .map_err(|e| StoreError::Open(format!("sslrootcert {path} is not PEM: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    StoreError::Open(format!("sslrootcert {path} holds a bad certificate: {e}"))
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Open(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        match e.code() {
+            Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::OUT_OF_MEMORY => {
+                StoreError::Full
+            }
+            _ if e.is_closed() => StoreError::Backend(format!("the database went away: {e}")),
+            // "error serializing parameter 1" says little without its cause.
+            _ => StoreError::Backend(with_cause(&e)),
+        }
+    }
+}

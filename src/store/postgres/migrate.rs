@@ -1,0 +1,50 @@
+//! Numbered migrations, the version kept in `schema_version`.
+//!
+//! Each step runs in one transaction with its version bump, under an advisory lock, so
+//! replicas starting at once migrate the database once, and a crash leaves it at one
+//! version or the next. A database written by a newer Herald is refused.
+
+use postgres::Client;
+
+use crate::store::{Result, StoreError};
+
+/// Migration N (1-based) brings the database from version N-1 to N. Append; never edit.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+
+/// The advisory lock key migrations hold ("herald" as a number).
+const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
+
+pub fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")?;
+    let current: Option<i32> = tx
+        .query_opt("SELECT version FROM schema_version", &[])?
+        .map(|r| r.get(0));
+    let current = current.unwrap_or(0).max(0) as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Open(format!(
+            "this database was written by a newer Herald (schema version {current}, this binary knows {}); upgrade Herald",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.batch_execute(sql)?;
+        tracing::info!(version = index + 1, "database migrated");
+    }
+    if current < MIGRATIONS.len() {
+        tx.execute("DELETE FROM schema_version", &[])?;
+        let version = MIGRATIONS.len() as i32;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The version this binary writes (`herald migrate` checks the target is empty or current).
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,70 @@
+//! Herald's own events (`herald.endpoint.circuit_opened`, `herald.endpoint.recovered`,
+//! `herald.endpoint.disabled`, `herald.delivery.failed`), published in the transaction of
+//! the attempt record that caused them, as on SQLite (`sqlite/operational.rs`, which
+//! explains who receives them).
+
+use postgres::Transaction;
+use serde_json::{json, Value};
+
+use crate::canonical_json::to_js_string;
+use crate::store::{NewEvent, Result, OPERATOR_TENANT};
+
+/// Publishes `kind` about `endpoint` to its tenant and to the operator.
+pub fn emit(
+    tx: &mut Transaction<'_>,
+    endpoint: i64,
+    kind: &str,
+    data: Value,
+    now: i64,
+) -> Result<()> {
+    let Some(row) = tx.query_opt(
+        "SELECT tenant_id, url FROM endpoints WHERE id = $1",
+        &[&endpoint],
+    )?
+    else {
+        return Ok(());
+    };
+    let (tenant, url): (String, String) = (row.get(0), row.get(1));
+    if tenant == OPERATOR_TENANT {
+        return Ok(());
+    }
+    let mut data = data;
+    if let Value::Object(map) = &mut data {
+        map.insert("tenant".into(), json!(tenant));
+        map.insert("endpoint_id".into(), json!(endpoint));
+        map.insert("url".into(), json!(url));
+    }
+    let body = to_js_string(&json!({
+        "event": kind,
+        "timestamp": crate::clock::rfc3339_seconds(now),
+        "data": data,
+    }));
+    let event = || NewEvent {
+        event_type: kind.to_owned(),
+        body: body.clone(),
+        idempotency_key: None,
+    };
+    // Stored only where an endpoint will receive it (the tenant's log stays free of
+    // Herald's own traffic otherwise).
+    if subscribed(tx, &tenant, kind)? {
+        super::events::publish_in(tx, &tenant, vec![event()], now)?;
+    }
+    if subscribed(tx, OPERATOR_TENANT, kind)? {
+        super::events::publish_in(tx, OPERATOR_TENANT, vec![event()], now)?;
+    }
+    tracing::info!(endpoint, kind, "operational event");
+    Ok(())
+}
+
+/// Whether an active or paused endpoint of `tenant` subscribes to `kind`.
+fn subscribed(tx: &mut Transaction<'_>, tenant: &str, kind: &str) -> Result<bool> {
+    let rows = tx.query(
+        "SELECT events FROM endpoints WHERE tenant_id = $1 AND status <> 'disabled'",
+        &[&tenant],
+    )?;
+    Ok(rows.iter().any(|r| {
+        let patterns: Vec<String> =
+            serde_json::from_str(&r.get::<_, String>(0)).unwrap_or_default();
+        crate::domain::EventFilter::from_stored(patterns).matches(kind)
+    }))
+}

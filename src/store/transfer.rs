@@ -1,0 +1,422 @@
+//! `herald migrate --to postgres://…`: a SQLite deployment moves to PostgreSQL whole.
+//!
+//! The only code that knows both backends' SQL. It reads the SQLite file read-only inside
+//! one read transaction (WAL gives it a consistent snapshot, so the server may keep running
+//! while it reads, though publishes after the snapshot stay behind), and writes the rows
+//! into a PostgreSQL database that holds nothing yet, in batched INSERTs inside one
+//! transaction: a failure leaves the target as empty as it was, and running the command
+//! again is the way to resume.
+//!
+//! Rows keep their ids, so links, cursors and receivers' records (`webhook-id`) still name
+//! the same things; endpoint secrets are copied sealed, as stored, so the target needs the
+//! same secret key. Afterwards each identity sequence continues past the highest id the
+//! SQLite file ever handed out (AUTOINCREMENT never reuses one; neither does this).
+
+use std::path::Path;
+
+use postgres::types::ToSql;
+use rusqlite::types::ValueRef;
+use rusqlite::{OpenFlags, OptionalExtension};
+
+use super::postgres::{migrate, Target};
+use super::{Result, StoreError};
+use crate::secret_key::SecretKey;
+
+/// The SQLite schema version this copy understands (its tables and columns are the
+/// PostgreSQL schema's, version 1).
+const SQLITE_VERSION: i64 = 5;
+/// Rows per INSERT statement (a statement takes at most 65,535 parameters).
+const BATCH_ROWS: usize = 1_000;
+
+/// How a column travels: SQLite stores every integer as 64 bits; PostgreSQL's `integer`
+/// columns take 32.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bigint,
+    Int,
+    Real,
+    Text,
+}
+
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, Kind)],
+    /// The primary key the copy walks in order.
+    order: &'static str,
+    /// The identity column whose sequence continues after the copy.
+    identity: Option<&'static str>,
+    /// What a row in the target conflicts with (rows the target's migration created).
+    on_conflict: Option<&'static str>,
+}
+
+use Kind::*;
+
+/// Parents before children, so foreign keys hold at every insert.
+const TABLES: &[Table] = &[
+    Table {
+        name: "settings",
+        columns: &[("key", Text), ("value", Text)],
+        order: "key",
+        identity: None,
+        on_conflict: Some("(key) DO UPDATE SET value = excluded.value"),
+    },
+    Table {
+        name: "tenants",
+        // `rowid` is SQLite's implicit one: the order lists page by.
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("created_at", Bigint),
+            ("rowid", Bigint),
+        ],
+        order: "rowid",
+        identity: Some("rowid"),
+        on_conflict: Some(
+            "(id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at, \
+             rowid = excluded.rowid",
+        ),
+    },
+    Table {
+        name: "api_keys",
+        columns: &[
+            ("id", Bigint),
+            ("tenant_id", Text),
+            ("name", Text),
+            ("prefix", Text),
+            ("key_hash", Text),
+            ("created_at", Bigint),
+            ("revoked_at", Bigint),
+        ],
+        order: "id",
+        identity: Some("id"),
+        on_conflict: None,
+    },
+    Table {
+        name: "event_types",
+        columns: &[
+            ("name", Text),
+            ("description", Text),
+            ("example", Text),
+            ("created_at", Bigint),
+            ("rowid", Bigint),
+        ],
+        order: "rowid",
+        identity: Some("rowid"),
+        on_conflict: None,
+    },
+    Table {
+        name: "endpoints",
+        columns: &[
+            ("id", Bigint),
+            ("tenant_id", Text),
+            ("url", Text),
+            ("events", Text),
+            ("description", Text),
+            ("headers", Text),
+            ("signature", Text),
+            ("status", Text),
+            ("disabled_reason", Text),
+            ("secret", Text),
+            ("previous_secret", Text),
+            ("previous_secret_until", Bigint),
+            ("failing_since", Bigint),
+            ("created_at", Bigint),
+            ("updated_at", Bigint),
+            ("rate_limit", Real),
+            ("last_attempt_at", Bigint),
+            ("consecutive_failures", Int),
+            ("circuit_opened_at", Bigint),
+            ("circuit_next_probe", Bigint),
+            ("circuit_backoff_ms", Bigint),
+            ("ordering", Text),
+            ("retry_schedule", Text),
+            ("request_timeout_ms", Bigint),
+            ("kind", Text),
+        ],
+        order: "id",
+        identity: Some("id"),
+        on_conflict: None,
+    },
+    Table {
+        name: "events",
+        columns: &[
+            ("seq", Bigint),
+            ("id", Text),
+            ("tenant_id", Text),
+            ("event_type", Text),
+            ("body", Text),
+            ("idempotency_key", Text),
+            ("created_at", Bigint),
+        ],
+        order: "seq",
+        identity: Some("seq"),
+        on_conflict: None,
+    },
+    // Leases are not copied: SQLite's claims live in one process's memory, and a delivery
+    // in flight when the file was read is simply due again on PostgreSQL (at-least-once).
+    Table {
+        name: "deliveries",
+        columns: &[
+            ("id", Bigint),
+            ("event_seq", Bigint),
+            ("endpoint_id", Bigint),
+            ("tenant_id", Text),
+            ("status", Text),
+            ("attempts", Int),
+            ("round_start", Int),
+            ("next_attempt_at", Bigint),
+            ("last_status_code", Int),
+            ("last_error", Text),
+            ("created_at", Bigint),
+            ("updated_at", Bigint),
+        ],
+        order: "id",
+        identity: Some("id"),
+        on_conflict: None,
+    },
+    Table {
+        name: "attempts",
+        columns: &[
+            ("id", Bigint),
+            ("delivery_id", Bigint),
+            ("started_at", Bigint),
+            ("duration_ms", Bigint),
+            ("status_code", Int),
+            ("error", Text),
+            ("response_headers", Text),
+            ("response_body", Text),
+        ],
+        order: "id",
+        identity: Some("id"),
+        on_conflict: None,
+    },
+];
+
+/// What was copied: rows per table, in copy order.
+pub type Copied = Vec<(&'static str, u64)>;
+
+/// Copies the SQLite file at `source` into the (empty) PostgreSQL database at `url`.
+pub fn sqlite_to_postgres(source: &Path, url: &str) -> Result<Copied> {
+    let sqlite = open_source(source)?;
+    let target = Target::parse(url)?;
+    let mut pg = target.connect()?;
+    migrate::migrate(&mut pg)?;
+    let mut tx = pg.transaction()?;
+    refuse_unless_empty(&mut tx)?;
+    // One read transaction: every table is read from the same snapshot.
+    sqlite.execute_batch("BEGIN")?;
+    let mut copied = Vec::new();
+    for table in TABLES {
+        let rows = copy_table(&sqlite, &mut tx, table)?;
+        if let Some(column) = table.identity {
+            continue_sequence(&sqlite, &mut tx, table.name, column)?;
+        }
+        copied.push((table.name, rows));
+    }
+    sqlite.execute_batch("COMMIT")?;
+    tx.commit()?;
+    Ok(copied)
+}
+
+fn open_source(path: &Path) -> Result<rusqlite::Connection> {
+    if !path.exists() {
+        return Err(StoreError::Open(format!(
+            "no SQLite database at {}",
+            path.display()
+        )));
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != SQLITE_VERSION {
+        return Err(StoreError::Open(format!(
+            "{} is at schema version {version}; this Herald copies version {SQLITE_VERSION}. \
+             Start this Herald on it once (`herald serve` migrates it), stop it, and run \
+             `herald migrate` again",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
+/// Fails unless `key` opens the endpoint secrets sealed in the SQLite file at `source`
+/// (the copy keeps them sealed: the new database needs this same key).
+pub fn check_key(source: &Path, key: &SecretKey) -> Result<()> {
+    let sqlite = open_source(source)?;
+    let sealed: Option<String> = sqlite
+        .query_row(
+            "SELECT secret FROM endpoints WHERE secret LIKE 'sealed1:%' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match sealed.map(|s| key.open(&s)) {
+        Some(Err(_)) => Err(StoreError::Open(
+            "the configured secret key does not open the endpoints' secrets; point \
+             secret_key_file (or HERALD_SECRET_KEY) at the key this database was served with"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A target with data of its own would mix two deployments' ids: refuse it.
+fn refuse_unless_empty(tx: &mut postgres::Transaction<'_>) -> Result<()> {
+    let row = tx.query_one(
+        "SELECT (SELECT count(*) FROM tenants WHERE id <> 'default'),
+                (SELECT count(*) FROM api_keys),
+                (SELECT count(*) FROM event_types),
+                (SELECT count(*) FROM endpoints),
+                (SELECT count(*) FROM events),
+                (SELECT count(*) FROM deliveries)",
+        &[],
+    )?;
+    let names = [
+        "tenants",
+        "API keys",
+        "event types",
+        "endpoints",
+        "events",
+        "deliveries",
+    ];
+    let found: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let n: i64 = row.get(i);
+            (n > 0).then(|| format!("{n} {name}"))
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "the target database is not empty ({}); `herald migrate` copies into an empty database only",
+        found.join(", ")
+    )))
+}
+
+/// Streams one table in primary-key order, `BATCH_ROWS` rows per INSERT.
+fn copy_table(
+    sqlite: &rusqlite::Connection,
+    tx: &mut postgres::Transaction<'_>,
+    table: &Table,
+) -> Result<u64> {
+    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    let mut stmt = sqlite.prepare(&format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        names.join(", "),
+        table.name,
+        table.order
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut batch: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    let mut in_batch = 0;
+    let mut copied = 0u64;
+    while let Some(row) = rows.next()? {
+        for (i, (name, kind)) in table.columns.iter().enumerate() {
+            batch.push(value(row.get_ref(i)?, *kind, table.name, name)?);
+        }
+        in_batch += 1;
+        if in_batch == BATCH_ROWS {
+            insert(tx, table, &names, &batch, in_batch)?;
+            copied += in_batch as u64;
+            batch.clear();
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 {
+        insert(tx, table, &names, &batch, in_batch)?;
+        copied += in_batch as u64;
+    }
+    Ok(copied)
+}
+
+fn insert(
+    tx: &mut postgres::Transaction<'_>,
+    table: &Table,
+    names: &[&str],
+    values: &[Box<dyn ToSql + Sync>],
+    rows: usize,
+) -> Result<()> {
+    let width = names.len();
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        table.name,
+        names.join(", "),
+        tuples.join(", ")
+    );
+    if let Some(conflict) = table.on_conflict {
+        sql.push_str(" ON CONFLICT ");
+        sql.push_str(conflict);
+    }
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
+    tx.execute(&sql, &params)
+        .map_err(|e| StoreError::Backend(format!("copying {}: {e}", table.name)))?;
+    Ok(())
+}
+
+/// One SQLite value as the PostgreSQL column wants it. SQLite's tables are STRICT, so a
+/// mismatch means a file damaged by hand: named, not guessed around.
+fn value(v: ValueRef<'_>, kind: Kind, table: &str, column: &str) -> Result<Box<dyn ToSql + Sync>> {
+    let wrong = || {
+        StoreError::Backend(format!(
+            "{table}.{column} holds a value of an unexpected type ({:?})",
+            v.data_type()
+        ))
+    };
+    Ok(match (kind, v) {
+        (Bigint, ValueRef::Null) => Box::new(None::<i64>),
+        (Bigint, ValueRef::Integer(n)) => Box::new(Some(n)),
+        (Int, ValueRef::Null) => Box::new(None::<i32>),
+        (Int, ValueRef::Integer(n)) => Box::new(Some(i32::try_from(n).map_err(|_| wrong())?)),
+        (Real, ValueRef::Null) => Box::new(None::<f64>),
+        (Real, ValueRef::Real(x)) => Box::new(Some(x)),
+        (Real, ValueRef::Integer(n)) => Box::new(Some(n as f64)),
+        (Text, ValueRef::Null) => Box::new(None::<String>),
+        (Text, ValueRef::Text(t)) => {
+            Box::new(Some(String::from_utf8(t.to_vec()).map_err(|_| wrong())?))
+        }
+        _ => return Err(wrong()),
+    })
+}
+
+/// Sets `table`'s identity sequence so the next id is past every id SQLite handed out:
+/// the highest in the table, or higher when the newest rows were deleted (AUTOINCREMENT
+/// remembers those in `sqlite_sequence`).
+fn continue_sequence(
+    sqlite: &rusqlite::Connection,
+    tx: &mut postgres::Transaction<'_>,
+    table: &str,
+    column: &str,
+) -> Result<()> {
+    let max: Option<i64> =
+        sqlite.query_row(&format!("SELECT max({column}) FROM {table}"), [], |r| {
+            r.get(0)
+        })?;
+    let handed_out: Option<i64> = sqlite
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(last) = max.into_iter().chain(handed_out).max().filter(|n| *n > 0) else {
+        return Ok(());
+    };
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence($1, $2), $3)",
+        &[&table, &column, &last],
+    )?;
+    Ok(())
+}

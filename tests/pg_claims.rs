@@ -1,0 +1,208 @@
+//! The PostgreSQL outbox's claims, driven directly through `store::Backend` by two stores
+//! on one database (two replicas, as far as the database can tell): the in-flight cap
+//! counts every replica's leases, a delivery is never claimed twice while leased, a dead
+//! replica's leases lapse and are claimed again, FIFO holds across replicas, and racing
+//! claim loops hand every delivery out exactly once.
+//!
+//! Runs when `HERALD_TEST_PG_URL` names a PostgreSQL server (`.ci/run` starts one).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::PgDatabase;
+use herald::clock::now_ms;
+use herald::config::Database;
+use herald::config::Durability;
+use herald::store::{AttemptRecord, ClaimRequest, HealthPolicy, Store, Verdict};
+
+fn setup(deliveries: usize, ordering: &str) -> Option<(PgDatabase, Store, Store)> {
+    if PgDatabase::server().is_none() {
+        eprintln!("skipped: HERALD_TEST_PG_URL is not set (bash .ci/run starts PostgreSQL)");
+        return None;
+    }
+    let db = PgDatabase::create();
+    let open = || herald::store::open(&Database::Postgres(db.url()), Durability::Full).unwrap();
+    let (a, b) = (open(), open());
+    // Rows written directly: these tests are about claims, not the API.
+    let mut c = db.client();
+    c.execute(
+        "INSERT INTO endpoints (tenant_id, url, events, description, headers, status, secret,
+             created_at, updated_at, ordering)
+         VALUES ('default', 'http://127.0.0.1:9/', '[\"*\"]', '', '{}', 'active',
+                 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 0, 0, $1)",
+        &[&ordering],
+    )
+    .unwrap();
+    let now = now_ms();
+    for n in 0..deliveries as i64 {
+        c.execute(
+            "WITH e AS (INSERT INTO events (id, tenant_id, event_type, body, created_at)
+                        VALUES ($1, 'default', 'tick', '{}', $2) RETURNING seq)
+             INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at,
+                                     created_at, updated_at)
+             SELECT seq, 1, 'default', 'pending', $2, $2, $2 FROM e",
+            &[&format!("evt_{n:04}"), &(now - 1000 + n)],
+        )
+        .unwrap();
+    }
+    Some((db, a, b))
+}
+
+fn request(cap: usize, lease_ms: i64) -> ClaimRequest {
+    ClaimRequest {
+        now: now_ms(),
+        limit: 100,
+        per_endpoint: cap * 4,
+        first_share: cap,
+        caps: HashMap::new(),
+        held: HashMap::new(),
+        skip: Vec::new(),
+        lease_ms,
+        default_rate_limit: None,
+    }
+}
+
+fn succeeded(store: &Store, ids: &[i64]) {
+    let records = ids
+        .iter()
+        .map(|&id| AttemptRecord {
+            delivery_id: id,
+            endpoint_id: 1,
+            started_at: now_ms(),
+            duration_ms: 1,
+            status_code: Some(200),
+            error: None,
+            response_headers: None,
+            response_body: None,
+            verdict: Verdict::Succeeded,
+            gone: false,
+            backoff_until: None,
+        })
+        .collect();
+    let policy = HealthPolicy {
+        disable_after_ms: 86_400_000,
+        circuit_threshold: 0,
+        circuit_backoff_ms: 30_000,
+    };
+    store.record_attempts(records, policy, now_ms()).unwrap();
+}
+
+fn ids(claimed: &[herald::store::Claimed]) -> Vec<i64> {
+    claimed.iter().map(|c| c.delivery_id).collect()
+}
+
+#[test]
+fn the_cap_counts_every_replicas_leases() {
+    let Some((_db, a, b)) = setup(10, "parallel") else {
+        return;
+    };
+    let first = ids(&a.claim_due(&request(3, 60_000)).unwrap());
+    assert_eq!(first.len(), 3, "replica A takes the endpoint's cap");
+    assert!(
+        b.claim_due(&request(3, 60_000)).unwrap().is_empty(),
+        "B may take none more"
+    );
+    succeeded(&a, &first[..2]);
+    let second = ids(&b.claim_due(&request(3, 60_000)).unwrap());
+    assert_eq!(second.len(), 2, "two finished, so B takes two");
+    assert!(second.iter().all(|id| !first.contains(id)));
+    // The secret came back opened (it was stored in clear here; sealed ones are opened too).
+    let claimed = a.claim_due(&request(6, 60_000)).unwrap();
+    assert!(claimed.iter().all(|c| c.secret.starts_with("whsec_")));
+}
+
+#[test]
+fn a_dead_replicas_leases_lapse_and_are_claimed_again() {
+    let Some((_db, a, b)) = setup(4, "parallel") else {
+        return;
+    };
+    let taken = ids(&a.claim_due(&request(4, 1_000)).unwrap());
+    assert_eq!(taken.len(), 4);
+    // A lives: its leases are renewed, so B gets nothing even after one lease.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(
+        b.claim_due(&request(4, 1_000)).unwrap().is_empty(),
+        "a live replica's leases were taken"
+    );
+    // A dies (its lease keeper stops with it): after one lease B takes them over.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(1_300));
+    let mut again = ids(&b.claim_due(&request(4, 1_000)).unwrap());
+    again.sort();
+    let mut taken = taken;
+    taken.sort();
+    assert_eq!(
+        again, taken,
+        "the dead replica's deliveries are claimed again"
+    );
+}
+
+#[test]
+fn fifo_sends_one_at_a_time_across_replicas() {
+    let Some((_db, a, b)) = setup(3, "fifo") else {
+        return;
+    };
+    let head = ids(&a.claim_due(&request(8, 60_000)).unwrap());
+    assert_eq!(head.len(), 1, "only the head");
+    assert!(
+        b.claim_due(&request(8, 60_000)).unwrap().is_empty(),
+        "nothing while the head is out"
+    );
+    succeeded(&a, &head);
+    let next = ids(&b.claim_due(&request(8, 60_000)).unwrap());
+    assert_eq!(next.len(), 1);
+    assert!(next[0] > head[0], "in publish order");
+}
+
+#[test]
+fn racing_replicas_hand_each_delivery_out_once() {
+    let Some((_db, a, b)) = setup(300, "parallel") else {
+        return;
+    };
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let most_out = Arc::new(Mutex::new(0usize));
+    let out = Arc::new(Mutex::new(0usize));
+    let threads: Vec<_> = [a, b]
+        .into_iter()
+        .flat_map(|store| [store.clone(), store])
+        .map(|store| {
+            let (seen, out, most_out) = (seen.clone(), out.clone(), most_out.clone());
+            std::thread::spawn(move || loop {
+                let claimed = ids(&store.claim_due(&request(4, 60_000)).unwrap());
+                if claimed.is_empty() {
+                    if seen.lock().unwrap().len() >= 300 {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+                {
+                    let mut o = out.lock().unwrap();
+                    *o += claimed.len();
+                    let mut m = most_out.lock().unwrap();
+                    *m = (*m).max(*o);
+                }
+                seen.lock().unwrap().extend(&claimed);
+                std::thread::sleep(Duration::from_millis(1));
+                *out.lock().unwrap() -= claimed.len();
+                succeeded(&store, &claimed);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 300, "each delivery handed out once");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 300);
+    let most = *most_out.lock().unwrap();
+    assert!(
+        most <= 4,
+        "{most} out at once; the cap is 4 across both replicas"
+    );
+}
