@@ -1,5 +1,6 @@
 //! Events and the publish transaction (the write side of the outbox).
 
+use postgres::types::Type;
 use postgres::{GenericClient, Row, Transaction};
 use serde_json::value::RawValue;
 
@@ -33,11 +34,10 @@ fn fan_out(
     now: i64,
 ) -> Result<Vec<Published>> {
     let subscribers = subscriptions::of(c, tenant_id)?;
-    let insert_delivery = c.prepare(
-        "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at,
-             created_at, updated_at)
-         VALUES ($1, $2, $3, 'pending', $4, $4, $4)",
-    )?;
+    // Statements on the publish path are typed: one round trip each, no prepare.
+    let insert_delivery = "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status,
+             next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, 'pending', $4, $4, $4)";
     let mut out = Vec::with_capacity(events.len());
     let mut queued = 0;
     for event in events {
@@ -51,7 +51,15 @@ fn fan_out(
         let mut deliveries = 0;
         for (endpoint_id, filter) in subscribers.iter() {
             if filter.matches(&event.event_type) {
-                c.execute(&insert_delivery, &[&seq, endpoint_id, &tenant_id, &now])?;
+                c.execute_typed(
+                    insert_delivery,
+                    &[
+                        (&seq, Type::INT8),
+                        (endpoint_id, Type::INT8),
+                        (&tenant_id, Type::TEXT),
+                        (&now, Type::INT8),
+                    ],
+                )?;
                 deliveries += 1;
             }
         }
@@ -117,18 +125,18 @@ fn insert_event(
     now: i64,
 ) -> Result<Option<(String, i64)>> {
     let id = format!("evt_{}", ulid::Ulid::new());
-    let row = c.query_opt(
+    let row = c.query_typed_opt(
         "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING seq",
         &[
-            &id,
-            &tenant_id,
-            &event.event_type,
-            &event.body,
-            &event.idempotency_key,
-            &now,
+            (&id, Type::TEXT),
+            (&tenant_id, Type::TEXT),
+            (&event.event_type, Type::TEXT),
+            (&event.body, Type::TEXT),
+            (&event.idempotency_key, Type::TEXT),
+            (&now, Type::INT8),
         ],
     )?;
     Ok(match row {

@@ -193,7 +193,7 @@ fn unavailable(e: r2d2::Error) -> StoreError {
 /// endpoint). PostgreSQL delivers it only on commit, and folds repeats within one
 /// transaction into one.
 fn notify_due(c: &mut impl GenericClient) -> Result<()> {
-    c.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL])?;
+    c.batch_execute(&format!("SELECT pg_notify('{WAKE_CHANNEL}', '')"))?;
     Ok(())
 }
 

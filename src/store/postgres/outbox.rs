@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 
+use postgres::types::Type;
 use postgres::{Client, Row, Transaction};
 use serde_json::json;
 
@@ -51,8 +52,9 @@ struct DueEndpoint {
 /// endpoint locked skips it for this round rather than wait.
 pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     let mut tx = c.transaction()?;
+    // Every statement of a round is typed: one round trip each, no prepare.
     let due: Vec<DueEndpoint> = tx
-        .query(
+        .query_typed(
             "SELECT id, probing, fifo, rate_limited FROM (
                  SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing,
                         p.ordering = 'fifo' AS fifo,
@@ -66,7 +68,11 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
                    AND p.id <> ALL($2)
                    AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= $1)) due
              WHERE oldest IS NOT NULL ORDER BY oldest",
-            &[&req.now, &req.skip, &req.default_rate_limit.is_some()],
+            &[
+                (&req.now, Type::INT8),
+                (&req.skip, Type::INT8_ARRAY),
+                (&req.default_rate_limit.is_some(), Type::BOOL),
+            ],
         )?
         .iter()
         .map(|r| DueEndpoint {
@@ -83,10 +89,10 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
     // Each endpoint's claims are serialised across replicas by a lock held to the commit;
     // one another replica holds is skipped this round.
     let locked: std::collections::HashSet<i64> = tx
-        .query(
+        .query_typed(
             "SELECT e FROM unnest($1::bigint[]) AS e
              WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
-            &[&wanted, &CLAIM_LOCK],
+            &[(&wanted, Type::INT8_ARRAY), (&CLAIM_LOCK, Type::INT4)],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -98,12 +104,16 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
         .collect();
     // Live leases per endpoint: every replica's, and those of replicas other than this one.
     let mut live: HashMap<i64, (usize, usize)> = HashMap::new();
-    for r in tx.query(
+    for r in tx.query_typed(
         "SELECT endpoint_id, count(*), count(*) FILTER (WHERE lease_owner <> $2)
          FROM deliveries
          WHERE endpoint_id = ANY($1) AND lease_until IS NOT NULL AND lease_until > $3
          GROUP BY endpoint_id",
-        &[&locked_ids, &replica, &req.now],
+        &[
+            (&locked_ids, Type::INT8_ARRAY),
+            (&replica, Type::TEXT),
+            (&req.now, Type::INT8),
+        ],
     )? {
         let (total, others): (i64, i64) = (r.get(1), r.get(2));
         live.insert(r.get(0), (total.max(0) as usize, others.max(0) as usize));
@@ -176,7 +186,7 @@ fn claim_picks(
     let endpoints: Vec<i64> = picks.iter().map(|p| p.0).collect();
     let takes: Vec<i64> = picks.iter().map(|p| p.1).collect();
     let untils: Vec<i64> = picks.iter().map(|p| p.2).collect();
-    let rows = tx.query(
+    let rows = tx.query_typed(
         "UPDATE deliveries SET lease_until = $5, lease_owner = $4
          WHERE id IN (
              SELECT pick.id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(endpoint, take, until)
@@ -188,7 +198,14 @@ fn claim_picks(
                  ORDER BY d.next_attempt_at, d.id LIMIT t.take
                  FOR UPDATE SKIP LOCKED) pick)
          RETURNING id",
-        &[&endpoints, &takes, &untils, &replica, &lease_until, &now],
+        &[
+            (&endpoints, Type::INT8_ARRAY),
+            (&takes, Type::INT8_ARRAY),
+            (&untils, Type::INT8_ARRAY),
+            (&replica, Type::TEXT),
+            (&lease_until, Type::INT8),
+            (&now, Type::INT8),
+        ],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
@@ -224,14 +241,14 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = tx.query(
+    let rows = tx.query_typed(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > $2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts,
                 d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ANY($1)",
-        &[&ids, &now],
+        &[(&ids, Type::INT8_ARRAY), (&now, Type::INT8)],
     )?;
     let mut by_id: HashMap<i64, Claimed> = HashMap::with_capacity(rows.len());
     for r in &rows {
@@ -353,11 +370,11 @@ fn endpoint_health(
 ) -> Result<()> {
     // One read decides which writes are needed: a healthy endpoint without a rate limit
     // (the common case) costs this one lookup per successful attempt.
-    let Some(row) = tx.query_opt(
+    let Some(row) = tx.query_typed_opt(
         "SELECT rate_limit IS NOT NULL, circuit_opened_at IS NOT NULL,
                 failing_since IS NOT NULL OR consecutive_failures > 0
          FROM endpoints WHERE id = $1",
-        &[&r.endpoint_id],
+        &[(&r.endpoint_id, Type::INT8)],
     )?
     else {
         return Ok(()); // deleted while the request was out

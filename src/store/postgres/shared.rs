@@ -18,6 +18,7 @@
 //! A message can reveal a secret (a new API key), so what is stored is sealed with the
 //! deployment's secret key, like endpoint secrets: a database dump shows no key.
 
+use postgres::types::Type;
 use postgres::Client;
 
 use crate::pages::flash::{self, Admit, Flash};
@@ -149,7 +150,7 @@ pub fn throttle_begin(c: &mut Client, door: Door, key: &str, now: i64) -> Result
 /// The address's failures when they reach `limit` (marked logged when none was for a
 /// minute); `None` when it is not locked out. No write when it is not.
 fn locked_out(c: &mut Client, key: &str, limit: i32, now: i64) -> Result<Option<Failures>> {
-    let locked = c.query_opt(
+    let locked = c.query_typed_opt(
         "WITH before AS (
              SELECT logged_ms FROM throttles
               WHERE key = $1 AND failures >= $2 AND $3 - last_ms < $4 FOR UPDATE)
@@ -157,7 +158,13 @@ fn locked_out(c: &mut Client, key: &str, limit: i32, now: i64) -> Result<Option<
                  WHEN b.logged_ms IS NULL OR $3 - b.logged_ms >= $5 THEN $3 ELSE b.logged_ms END
            FROM before b WHERE t.key = $1
          RETURNING t.failures, b.logged_ms IS NULL OR $3 - b.logged_ms >= $5",
-        &[&key, &limit, &now, &FORGET_MS, &LOG_EVERY_MS],
+        &[
+            (&key, Type::TEXT),
+            (&limit, Type::INT4),
+            (&now, Type::INT8),
+            (&FORGET_MS, Type::INT8),
+            (&LOG_EVERY_MS, Type::INT8),
+        ],
     )?;
     Ok(locked.map(|r| Failures {
         count: r.get::<_, i32>(0).max(0) as u32,

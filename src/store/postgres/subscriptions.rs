@@ -14,6 +14,7 @@
 //! ever send), or insert a row that points at an endpoint a concurrent delete removes (a
 //! foreign-key error for the publisher). The lock lasts until the transaction ends.
 
+use postgres::types::Type;
 use postgres::GenericClient;
 
 use crate::domain::EventFilter;
@@ -24,9 +25,10 @@ const LOCK_CLASS: i32 = 0x7375_6273;
 
 /// Taken by every publish of `tenant`, until its transaction ends.
 pub fn lock_shared(c: &mut impl GenericClient, tenant: &str) -> Result<()> {
-    c.execute(
+    // Typed: one round trip on every publish's path.
+    c.query_typed(
         "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
-        &[&LOCK_CLASS, &tenant],
+        &[(&LOCK_CLASS, Type::INT4), (&tenant, Type::TEXT)],
     )?;
     Ok(())
 }
@@ -53,9 +55,9 @@ pub fn try_lock_exclusive(c: &mut impl GenericClient, tenant: &str) -> Result<bo
 /// The endpoints an event of this tenant fans out to: every endpoint that is not disabled.
 /// Paused endpoints get their deliveries too; they wait, pending, until the endpoint resumes.
 pub fn of(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<(i64, EventFilter)>> {
-    c.query(
+    c.query_typed(
         "SELECT id, events FROM endpoints WHERE tenant_id = $1 AND status != 'disabled' ORDER BY id",
-        &[&tenant],
+        &[(&tenant, Type::TEXT)],
     )?
     .iter()
     .map(|r| {

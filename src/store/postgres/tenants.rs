@@ -157,9 +157,10 @@ pub fn revoke_key(
 
 /// The key with this hash, if it exists and is not revoked.
 pub fn active_key(c: &mut impl GenericClient, key_hash: &str) -> Result<Option<ApiKey>> {
-    c.query_opt(
+    // Every request with a tenant key asks this: one round trip, not a prepare and a run.
+    c.query_typed_opt(
         &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"),
-        &[&key_hash],
+        &[(&key_hash, postgres::types::Type::TEXT)],
     )?
     .map(|r| key_row(&r))
     .transpose()
