@@ -81,6 +81,34 @@ pub struct WriterStats {
 /// users create cannot start with `_`.
 pub const OPERATOR_TENANT: &str = "_herald";
 
+/// One of Herald's own events (`herald.endpoint.disabled`, …) about `endpoint`, as both
+/// backends publish it: `data` with the tenant, endpoint and URL added, in the usual
+/// `{event, timestamp, data}` envelope.
+pub fn operational_event(
+    kind: &str,
+    tenant: &str,
+    endpoint: i64,
+    url: &str,
+    mut data: serde_json::Value,
+    now: i64,
+) -> NewEvent {
+    if let serde_json::Value::Object(map) = &mut data {
+        map.insert("tenant".into(), tenant.into());
+        map.insert("endpoint_id".into(), endpoint.into());
+        map.insert("url".into(), url.into());
+    }
+    let body = crate::canonical_json::to_js_string(&serde_json::json!({
+        "event": kind,
+        "timestamp": crate::clock::rfc3339_seconds(now),
+        "data": data,
+    }));
+    NewEvent {
+        event_type: kind.to_owned(),
+        body,
+        idempotency_key: None,
+    }
+}
+
 /// What the recorder does about an endpoint's failures.
 #[derive(Debug, Clone, Copy)]
 pub struct HealthPolicy {

@@ -4,10 +4,9 @@
 //! explains who receives them).
 
 use postgres::Transaction;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::canonical_json::to_js_string;
-use crate::store::{NewEvent, Result, OPERATOR_TENANT};
+use crate::store::{Result, OPERATOR_TENANT};
 
 /// Publishes `kind` about `endpoint` to its tenant and to the operator.
 pub fn emit(
@@ -28,22 +27,8 @@ pub fn emit(
     if tenant == OPERATOR_TENANT {
         return Ok(());
     }
-    let mut data = data;
-    if let Value::Object(map) = &mut data {
-        map.insert("tenant".into(), json!(tenant));
-        map.insert("endpoint_id".into(), json!(endpoint));
-        map.insert("url".into(), json!(url));
-    }
-    let body = to_js_string(&json!({
-        "event": kind,
-        "timestamp": crate::clock::rfc3339_seconds(now),
-        "data": data,
-    }));
-    let event = || NewEvent {
-        event_type: kind.to_owned(),
-        body: body.clone(),
-        idempotency_key: None,
-    };
+    let event =
+        || crate::store::operational_event(kind, &tenant, endpoint, &url, data.clone(), now);
     // Stored only where an endpoint will receive it (the tenant's log stays free of
     // Herald's own traffic otherwise).
     if subscribed(tx, &tenant, kind)? {

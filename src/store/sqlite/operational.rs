@@ -11,11 +11,10 @@
 //! feed itself).
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{events, subscriptions, tenants};
-use crate::canonical_json::to_js_string;
-use crate::store::{NewEvent, Result};
+use crate::store::Result;
 
 use crate::store::OPERATOR_TENANT;
 
@@ -33,22 +32,8 @@ pub fn emit(conn: &Connection, endpoint: i64, kind: &str, data: Value, now: i64)
     if tenant == OPERATOR_TENANT {
         return Ok(());
     }
-    let mut data = data;
-    if let Value::Object(map) = &mut data {
-        map.insert("tenant".into(), json!(tenant));
-        map.insert("endpoint_id".into(), json!(endpoint));
-        map.insert("url".into(), json!(url));
-    }
-    let body = to_js_string(&json!({
-        "event": kind,
-        "timestamp": crate::clock::rfc3339_seconds(now),
-        "data": data,
-    }));
-    let event = || NewEvent {
-        event_type: kind.to_owned(),
-        body: body.clone(),
-        idempotency_key: None,
-    };
+    let event =
+        || crate::store::operational_event(kind, &tenant, endpoint, &url, data.clone(), now);
     // Stored only where an endpoint will receive it: the event log of a tenant that does
     // not subscribe stays free of Herald's own traffic.
     if subscribed(conn, &tenant, kind)? {
