@@ -206,3 +206,51 @@ fn racing_replicas_hand_each_delivery_out_once() {
         "{most} out at once; the cap is 4 across both replicas"
     );
 }
+
+#[test]
+fn a_publish_on_one_replica_wakes_the_others_at_once() {
+    let Some((_db, a, b)) = setup(0, "parallel") else {
+        return;
+    };
+    let (woken, wakes) = std::sync::mpsc::channel();
+    b.watch_wakeups(
+        Box::new(move || {
+            let _ = woken.send(std::time::Instant::now());
+        }),
+        herald::lifecycle::Shutdown::default(),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let event = herald::store::NewEvent {
+        event_type: "tick".into(),
+        body: "{}".into(),
+        idempotency_key: None,
+    };
+    let sent = std::time::Instant::now();
+    runtime
+        .block_on(a.publish("default", vec![event], now_ms()))
+        .unwrap();
+    let at = wakes
+        .recv_timeout(Duration::from_secs(5))
+        .expect("replica B was woken by A's publish");
+    // LISTEN/NOTIFY, not B's one-second poll.
+    assert!(at.duration_since(sent) < Duration::from_millis(500));
+}
+
+#[test]
+fn a_database_written_by_a_newer_herald_is_refused() {
+    let Some((db, a, b)) = setup(0, "parallel") else {
+        return;
+    };
+    drop((a, b));
+    db.client()
+        .batch_execute("UPDATE schema_version SET version = 99")
+        .unwrap();
+    let refused = herald::store::open(&Database::Postgres(db.url()), Durability::Full)
+        .err()
+        .expect("a newer schema is refused")
+        .to_string();
+    assert!(refused.contains("newer Herald"), "{refused}");
+}
