@@ -57,7 +57,7 @@ pub use connection::Target;
 pub const WAKE_CHANNEL: &str = "herald_due";
 
 pub struct PgStore {
-    pool: connection::Pool,
+    pool: OffRuntime,
     target: Target,
     /// This process's name on the leases it takes: random per start, so a restarted
     /// replica never mistakes a dead run's leases for its own.
@@ -87,6 +87,32 @@ impl Leases {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.leases.stop.trigger();
+    }
+}
+
+/// The pool, dropped on a thread of its own: closing a `postgres` connection blocks on its
+/// client's runtime, which panics on a thread that drives a runtime — and the last handle
+/// to the store may well be dropped on one (the HTTP server's, at shutdown).
+struct OffRuntime(Option<connection::Pool>);
+
+impl std::ops::Deref for OffRuntime {
+    type Target = connection::Pool;
+
+    fn deref(&self) -> &connection::Pool {
+        self.0
+            .as_ref()
+            .expect("the pool lives until the store is dropped")
+    }
+}
+
+impl Drop for OffRuntime {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("herald-pool-close".into())
+                .spawn(move || drop(pool))
+                .map(|t| t.join());
+        }
     }
 }
 
@@ -132,7 +158,7 @@ impl PgStore {
                 .map_err(|e| StoreError::Open(format!("cannot start a thread: {e}")))?;
         }
         Ok(PgStore {
-            pool,
+            pool: OffRuntime(Some(pool)),
             target,
             replica,
             commits: AtomicU64::new(0),
