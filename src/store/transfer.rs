@@ -24,7 +24,7 @@ use crate::secret_key::SecretKey;
 
 /// The SQLite schema version this copy understands (its tables and columns are the
 /// PostgreSQL schema's, version 1).
-const SQLITE_VERSION: i64 = 5;
+const SQLITE_VERSION: i64 = 6;
 /// Rows per INSERT statement (a statement takes at most 65,535 parameters).
 const BATCH_ROWS: usize = 1_000;
 

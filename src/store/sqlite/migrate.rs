@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_delivery_controls.sql"),
     include_str!("migrations/0004_activity_indexes.sql"),
     include_str!("migrations/0005_poll_endpoints.sql"),
+    include_str!("migrations/0006_forget_the_old_session_key.sql"),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
