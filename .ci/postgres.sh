@@ -48,8 +48,11 @@ case "${1:-}" in
     chmod 600 "$dir/data/server.key"
     [ "$(id -u)" -eq 0 ] && chown nobody "$dir/data/server.key" "$dir/data/server.crt"
     # fsync off: the tests kill Herald, never PostgreSQL, and this keeps them fast on 2 cores.
+    # HERALD_PG_DURABLE=1 keeps PostgreSQL's defaults (fsync on), as the benchmark wants.
+    durability="-c fsync=off -c full_page_writes=off"
+    [ -n "${HERALD_PG_DURABLE:-}" ] && durability=""
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c fsync=off -c full_page_writes=off -c ssl=on" \
+      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 $durability -c ssl=on" \
       >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "export HERALD_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres"
     echo "export HERALD_TEST_PG_DIR=$dir"
