@@ -22,6 +22,9 @@ pub fn publish(
     events: Vec<NewEvent>,
     now: i64,
 ) -> Result<Vec<Published>> {
+    // Two statements, not one: under READ COMMITTED a statement reads from a snapshot taken
+    // when it starts, so a lock and a read in one statement would read the endpoints as they
+    // were before the lock's wait for a disable to commit.
     subscriptions::lock_shared(c, tenant_id)?;
     fan_out(c, tenant_id, events, now)
 }
