@@ -244,8 +244,9 @@ pub fn update(
 /// subscriptions lock (`update`), so no publish under way adds a pending delivery after the
 /// cancellation. Disabling cancels what is pending; activating (a resume, a re-enable)
 /// clears the failure record and wakes every replica's dispatcher, since the endpoint's
-/// pending deliveries are due again. (The engine disables endpoints in `outbox.rs`.)
-fn set_status(
+/// pending deliveries are due again. (The engine's auto-disable, `outbox.rs`, calls it too,
+/// once it has taken that lock.)
+pub(super) fn set_status(
     c: &mut impl GenericClient,
     id: i64,
     status: EndpointStatus,

@@ -202,11 +202,6 @@ impl PgStore {
         self.commits.fetch_add(1, Ordering::Relaxed);
         f(&mut *self.pool.get().map_err(unavailable)?)
     }
-
-    /// This process's lease owner name.
-    pub fn replica(&self) -> &str {
-        &self.replica
-    }
 }
 
 /// No connection within the pool's timeout: the database is down or unreachable.
@@ -258,9 +253,9 @@ impl Backend for PgStore {
     }
 
     async fn heartbeat(&self, now: i64) -> Result<()> {
-        // Per replica: it proves this replica's connection takes writes.
-        let key = format!("readyz_heartbeat_{}", self.replica);
-        self.run(move |c| settings::set(c, &key, &now.to_string()))
+        // One row for every replica (a key per replica would leave a row behind at every
+        // restart): the write proves this replica's connection takes writes.
+        self.run(move |c| settings::set(c, "readyz_heartbeat", &now.to_string()))
             .await
     }
 

@@ -462,16 +462,7 @@ fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> R
         );
         return Ok(());
     }
-    tx.execute(
-        "UPDATE endpoints SET status = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1",
-        &[&endpoint, &EndpointStatus::Disabled.as_str(), &reason, &now],
-    )?;
-    tx.execute(
-        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
-             lease_owner = NULL, last_error = $3, updated_at = $2
-         WHERE endpoint_id = $1 AND status = 'pending'",
-        &[&endpoint, &now, &format!("endpoint disabled: {reason}")],
-    )?;
+    super::endpoints::set_status(tx, endpoint, EndpointStatus::Disabled, Some(reason), now)?;
     let data = json!({ "reason": reason });
     super::operational::emit(tx, endpoint, "herald.endpoint.disabled", data, now)
 }
