@@ -14,14 +14,6 @@ use std::time::Duration;
 use common::{PgDatabase, Received, Receiver, TestApp, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
-fn pg_or_skip() -> Option<PgDatabase> {
-    if PgDatabase::server().is_none() {
-        eprintln!("skipped: HERALD_TEST_PG_URL is not set (bash .ci/run starts PostgreSQL)");
-        return None;
-    }
-    Some(PgDatabase::create())
-}
-
 fn signed_with(r: &Received, secret: &str) -> bool {
     let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
     herald::signing::verify_standard(
@@ -56,7 +48,9 @@ fn herald_migrate(db: &std::path::Path, to: &str) -> std::process::Output {
 
 #[test]
 fn a_sqlite_deployment_moves_to_postgres_and_keeps_signing_with_the_same_secret() {
-    let Some(target) = pg_or_skip() else { return };
+    let Some(target) = PgDatabase::create_or_skip() else {
+        return;
+    };
     let receiver = Receiver::ok();
     let mut before = TestApp::spawn_sqlite(&[]);
 

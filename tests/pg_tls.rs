@@ -63,7 +63,7 @@ fn herald_serves_over_tls_to_its_database() {
     };
     let db = PgDatabase::create();
     let url = format!("{}?sslmode=verify-full&sslrootcert={ca}", db.url());
-    let key = hex::encode(rand::random::<[u8; 32]>());
+    let key = common::random_secret_key();
     let app = TestApp::spawn_on(&url, &[("HERALD_SECRET_KEY", &key)]);
     // A real write and the dispatcher's heartbeat, both through the TLS connections.
     let (status, body) = app.call("GET", "/readyz", None, None);

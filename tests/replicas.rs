@@ -36,22 +36,12 @@ fn replica(url: &str, key: &str) -> TestApp {
     )
 }
 
-fn pg_or_skip() -> Option<PgDatabase> {
-    if PgDatabase::server().is_none() {
-        eprintln!("skipped: HERALD_TEST_PG_URL is not set (bash .ci/run starts PostgreSQL)");
-        return None;
-    }
-    Some(PgDatabase::create())
-}
-
-fn secret_key() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 #[test]
 fn three_replicas_deliver_everything_through_a_kill() {
-    let Some(db) = pg_or_skip() else { return };
-    let key = secret_key();
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
+    let key = common::random_secret_key();
     let receiver = Receiver::start(|_, _| Reply::status(200).delay(RECEIVER_DELAY));
     let mut apps = replicas(&db.url(), &key, 3);
     // Endpoints of four tenants' worth of traffic on one tenant: several endpoints, so all
@@ -144,8 +134,10 @@ fn three_replicas_deliver_everything_through_a_kill() {
 
 #[test]
 fn the_in_flight_cap_holds_across_replicas() {
-    let Some(db) = pg_or_skip() else { return };
-    let key = secret_key();
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
+    let key = common::random_secret_key();
     // Each request is answered 30 ms after it arrived, so the requests in flight at any
     // moment are those that arrived in the 30 ms before it. The cap is 2 per endpoint.
     let hold = Duration::from_millis(30);
@@ -194,13 +186,15 @@ fn the_in_flight_cap_holds_across_replicas() {
 
 #[test]
 fn a_replica_with_another_secret_key_refuses_to_start() {
-    let Some(db) = pg_or_skip() else { return };
-    let first = replica(&db.url(), &secret_key());
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
+    let first = replica(&db.url(), &common::random_secret_key());
     first.create_webhook("http://127.0.0.1:9/hook", &["*"]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &db.url()])
         .env("HERALD_ADMIN_TOKEN", common::ADMIN_TOKEN)
-        .env("HERALD_SECRET_KEY", secret_key())
+        .env("HERALD_SECRET_KEY", common::random_secret_key())
         .env_remove("HERALD_LISTEN")
         .output()
         .expect("run herald");
@@ -220,8 +214,10 @@ fn a_replica_with_another_secret_key_refuses_to_start() {
 
 #[test]
 fn replicas_starting_together_set_up_one_operator_endpoint() {
-    let Some(db) = pg_or_skip() else { return };
-    let key = secret_key();
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
+    let key = common::random_secret_key();
     let url = db.url();
     let starts: Vec<_> = (0..3)
         .map(|_| {

@@ -19,17 +19,9 @@ mod pages_http;
 use common::{PgDatabase, TestApp, ADMIN_TOKEN};
 use pages_http::Pages;
 
-fn pg_or_skip() -> Option<PgDatabase> {
-    if PgDatabase::server().is_none() {
-        eprintln!("skipped: HERALD_TEST_PG_URL is not set (bash .ci/run starts PostgreSQL)");
-        return None;
-    }
-    Some(PgDatabase::create())
-}
-
 /// Two replicas on one database, with one secret key (page sessions open on both).
 fn two_replicas(db: &PgDatabase) -> (TestApp, TestApp) {
-    let key = hex::encode(rand::random::<[u8; 32]>());
+    let key = common::random_secret_key();
     let env = [
         ("HERALD_SECRET_KEY", key.as_str()),
         ("HERALD_DURABILITY", "normal"),
@@ -42,7 +34,9 @@ fn two_replicas(db: &PgDatabase) -> (TestApp, TestApp) {
 
 #[test]
 fn a_secret_revealed_after_a_post_on_one_replica_is_shown_by_the_other_once() {
-    let Some(db) = pg_or_skip() else { return };
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
     let (a, b) = two_replicas(&db);
     let (on_a, on_b) = (Pages::new(&a), Pages::new(&b));
     let admin = on_a.login("admin", ADMIN_TOKEN);
@@ -96,7 +90,9 @@ fn a_secret_revealed_after_a_post_on_one_replica_is_shown_by_the_other_once() {
 
 #[test]
 fn a_login_lock_out_reached_through_two_replicas_holds_on_both() {
-    let Some(db) = pg_or_skip() else { return };
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
     let (a, b) = two_replicas(&db);
     let (on_a, on_b) = (Pages::new(&a), Pages::new(&b));
     let form = on_a.get("/admin/login", "");
@@ -135,7 +131,9 @@ fn a_login_lock_out_reached_through_two_replicas_holds_on_both() {
 
 #[test]
 fn a_program_sending_many_requests_at_once_with_a_good_key_is_never_locked_out() {
-    let Some(db) = pg_or_skip() else { return };
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
     let (a, b) = two_replicas(&db);
     // Each attempt holds a slot of the API's 50 while its key is checked; with 64 at once
     // through two replicas, the ones that find no slot wait for one instead of a 429.

@@ -43,6 +43,11 @@ fn test_agent() -> ureq::Agent {
         .into()
 }
 
+/// A secret key for `HERALD_SECRET_KEY` (64 hex digits), for replicas that must share one.
+pub fn random_secret_key() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 /// True when the suite runs on PostgreSQL (`HERALD_TEST_BACKEND=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("HERALD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
@@ -60,6 +65,15 @@ impl PgDatabase {
         std::env::var("HERALD_TEST_PG_URL")
             .ok()
             .filter(|u| !u.is_empty())
+    }
+
+    /// A fresh database, or `None` (saying the test is skipped) without a test server.
+    pub fn create_or_skip() -> Option<PgDatabase> {
+        if Self::server().is_none() {
+            eprintln!("skipped: HERALD_TEST_PG_URL is not set (bash .ci/run starts PostgreSQL)");
+            return None;
+        }
+        Some(Self::create())
     }
 
     pub fn create() -> PgDatabase {
