@@ -8,9 +8,10 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::domain::TenantId;
 use crate::service::IssuedKey;
-use crate::signing::{self, Scheme};
+use crate::wire::signing::{self, Scheme};
 use crate::store::{self, Store, StoreError};
-use crate::{keys, payload};
+use crate::secrets::keys;
+use crate::wire::payload;
 
 /// Opens the existing database. Only `serve` creates one: a command that made a fresh empty
 /// file would silently miss the real database (a wrong directory, a missing `--config`).
@@ -106,7 +107,7 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), String> {
     println!("backed up {} to {}", config.db, dest.display());
     println!(
         "keep the secret key ({}, or HERALD_SECRET_KEY) with it: the database alone is not all",
-        crate::secret_key::key_file(config).display()
+        crate::secrets::secret_key::key_file(config).display()
     );
     Ok(())
 }
@@ -122,9 +123,9 @@ pub fn migrate(config: &Config, to: &str) -> Result<(), String> {
     }
     // The copy keeps endpoint secrets sealed; check now that the key the user will keep
     // opens them (never create a key here: a fresh one would open nothing).
-    let key_file = crate::secret_key::key_file(config);
+    let key_file = crate::secrets::secret_key::key_file(config);
     if config.secret_key.is_some() || key_file.exists() {
-        let key = crate::secret_key::SecretKey::load(config)?;
+        let key = crate::secrets::secret_key::SecretKey::load(config)?;
         store::transfer::check_key(source, &key).map_err(|e| e.to_string())?;
     }
     let started = std::time::Instant::now();

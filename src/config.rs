@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client_addr::Cidr;
-use crate::signing::{parse_schemes, Scheme};
+use crate::server::client_addr::Cidr;
+use crate::wire::signing::{parse_schemes, Scheme};
 
 /// How hard SQLite works to keep a commit on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

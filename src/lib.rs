@@ -5,27 +5,20 @@
 //! API, admin pages). See README.md's ARCHITECTURE section for the data path.
 
 pub mod api;
-pub mod body_budget;
-pub mod canonical_json;
 pub mod cli;
-pub mod client_addr;
 pub mod clock;
 pub mod config;
-pub mod connection_cap;
 pub mod domain;
 pub mod engine;
 pub mod error;
-pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pages;
-pub mod payload;
-pub mod request_deadline;
-pub mod secret_key;
+pub mod secrets;
+pub mod server;
 pub mod service;
-pub mod signing;
 pub mod store;
-pub mod throttle;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +33,8 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
+use crate::secrets::{keys, secret_key};
+use crate::server::{body_budget, connection_cap, request_deadline, throttle};
 use crate::store::Store;
 
 /// How long shutdown waits for in-flight HTTP requests and deliveries.

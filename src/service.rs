@@ -8,13 +8,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::canonical_json::to_js_string;
+use crate::wire::canonical_json::to_js_string;
 use crate::clock::{self, now_ms};
 use crate::config::Config;
 use crate::domain::EventName;
 use crate::engine::EngineHandle;
-use crate::keys;
-use crate::signing::generate_secret;
+use crate::secrets::keys;
+use crate::wire::signing::generate_secret;
 use crate::store::{
     ApiKey, Delivery, Endpoint, EndpointPatch, EventType, NewEvent, NewEventType, NewKey, Store,
     StoreError,
@@ -26,7 +26,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_token_hash: String,
     /// Signs page sessions; never stored in the database.
-    pub secret_key: crate::secret_key::SecretKey,
+    pub secret_key: crate::secrets::secret_key::SecretKey,
     pub engine: EngineHandle,
 }
 

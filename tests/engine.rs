@@ -162,7 +162,7 @@ fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
         kind: herald::domain::EndpointKind::Push,
         url: Some(EndpointUrl::parse(url, true).expect("url")),
         filter: EventFilter::parse(&[pattern.to_string()]).expect("filter"),
-        secret: herald::signing::generate_secret(),
+        secret: herald::wire::signing::generate_secret(),
         description: String::new(),
         headers: ExtraHeaders::default(),
         signature: None,

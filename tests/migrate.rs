@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 fn signed_with(r: &Received, secret: &str) -> bool {
     let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
-    herald::signing::verify_standard(
+    herald::wire::signing::verify_standard(
         secret,
         &r.headers["webhook-id"],
         ts,

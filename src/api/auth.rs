@@ -1,6 +1,6 @@
 //! Who is calling: the admin (any tenant, `default` unless one is named) or a tenant key
 //! (its own tenant only). Tokens are compared by their SHA-256, the only form we store.
-//! Wrong tokens are counted per client address (`crate::throttle`): answers to them slow
+//! Wrong tokens are counted per client address (`crate::server::throttle`): answers to them slow
 //! down, and an address that keeps guessing is refused with 429 until its failures age out.
 
 use std::future::Future;
@@ -11,8 +11,8 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use super::AppState;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::keys::hash_token;
-use crate::throttle::{self, Door, Gate};
+use crate::secrets::keys::hash_token;
+use crate::server::throttle::{self, Door, Gate};
 
 /// The authenticated caller and the tenant the request acts on.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl FromRequest for Auth {
             let token = token.ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into())
             })?;
-            let ip = crate::client_addr::of_request(&req, &state.config.trusted_proxies);
+            let ip = crate::server::client_addr::of_request(&req, &state.config.trusted_proxies);
             if throttle::begin(&*state.store, Door::Api, ip, now_ms()).await? == Gate::Locked {
                 return Err(ApiError::TooManyRequests(
                     "too many wrong API keys from your address; wait 15 minutes".into(),

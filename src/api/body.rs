@@ -2,7 +2,7 @@
 //!
 //! actix's own `Json` extractor answers errors in plain text; these extractors keep every
 //! refusal in the `{"success": false, ...}` shape with a message that names the problem.
-//! Every body is read within its share of `max_body_memory` (`crate::body_budget`).
+//! Every body is read within its share of `max_body_memory` (`crate::server::body_budget`).
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::body_budget::{BodyBudget, Permit};
+use crate::server::body_budget::{BodyBudget, Permit};
 use crate::error::ApiError;
 
 /// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.

@@ -9,7 +9,7 @@ use super::body::RawBody;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::payload::{self, PayloadError};
+use crate::wire::payload::{self, PayloadError};
 use crate::store::{Delivery, Event, EventQuery, NewEvent, Published};
 
 /// The most events one batch request may carry.
@@ -100,7 +100,7 @@ async fn publish(
 
 /// Reads `{"events": [...]}` with the JavaScript-faithful parser (see `canonical_json::parse`).
 fn batch_items(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let value = crate::canonical_json::parse(bytes)
+    let value = crate::wire::canonical_json::parse(bytes)
         .map_err(|e| ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut map) = value else {
         return Err(ApiError::bad(

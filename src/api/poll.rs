@@ -14,7 +14,7 @@ use super::{auth::Auth, cursor, schemas, AppState};
 use crate::clock::{now_ms, ser};
 use crate::engine::worker::{delivery_headers, WorkerContext};
 use crate::error::ApiError;
-use crate::signing::SignInput;
+use crate::wire::signing::SignInput;
 use crate::store::{Endpoint, Polled};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

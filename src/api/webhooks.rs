@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::service::check_description;
-use crate::signing::{generate_secret, validate_secret, Scheme};
+use crate::wire::signing::{generate_secret, validate_secret, Scheme};
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -167,7 +167,7 @@ fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
 }
 
 fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
-    crate::signing::parse_schemes(&schemes.joined()).map_err(invalid("signature"))
+    crate::wire::signing::parse_schemes(&schemes.joined()).map_err(invalid("signature"))
 }
 
 /// A push endpoint needs a URL; a poll endpoint must not have one (nothing is sent to it).

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ExtraHeaders;
 use crate::lifecycle::Shutdown;
-use crate::signing::{self, HeaderNames, SignInput};
+use crate::wire::signing::{self, HeaderNames, SignInput};
 use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 
 /// How much of a successful response's body is kept.

@@ -75,7 +75,7 @@ async fn list(admin: Admin) -> PageResult {
 async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
     let example = match form.example.trim() {
         "" => None,
-        text => match crate::canonical_json::parse(text.as_bytes()) {
+        text => match crate::wire::canonical_json::parse(text.as_bytes()) {
             Ok(v) => Some(v),
             Err(e) => {
                 return list_page(&admin, form, Some(format!("example: not valid JSON: {e}"))).await

@@ -1,6 +1,6 @@
 //! Logging in and out of both areas: the admin with the admin token, a tenant with one of
 //! its API keys. Failed attempts are slowed down, then refused, per area and client address
-//! (`crate::throttle`).
+//! (`crate::server::throttle`).
 
 use super::resource::page;
 use actix_web::http::StatusCode;
@@ -12,8 +12,8 @@ use super::guard::{session_cookie, Button, Posted, Visitor};
 use super::render::{render, see_other, with_cookie, Area, Layout, PageError, PageResult};
 use super::session::{Session, Who};
 use crate::clock::now_ms;
-use crate::keys::hash_token;
-use crate::throttle::{self, Door, Gate};
+use crate::secrets::keys::hash_token;
+use crate::server::throttle::{self, Door, Gate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/login")).get(form).post(login))
@@ -137,7 +137,7 @@ struct LoginForm {
 }
 
 async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> PageResult {
-    let ip = crate::client_addr::of_request(&req, &v.state.config.trusted_proxies);
+    let ip = crate::server::client_addr::of_request(&req, &v.state.config.trusted_proxies);
     let door = match v.area {
         Area::Admin => Door::AdminLogin,
         Area::Portal => Door::PortalLogin,

@@ -2,7 +2,7 @@
 //!
 //! The cookie holds everything a request needs (who, until when, a random nonce) and an
 //! HMAC-SHA256 over it, keyed with a key derived from the deployment's secret key — which
-//! lives outside the database (`crate::secret_key`), so a copied database or backup mints
+//! lives outside the database (`crate::secrets::secret_key`), so a copied database or backup mints
 //! no session. Sessions survive restarts and nothing is stored per session. The expiry is inside the signed
 //! value: a client cannot extend it by keeping the cookie longer.
 //!
@@ -24,7 +24,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::secret_key::SecretKey;
+use crate::secrets::secret_key::SecretKey;
 use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 
 use crate::config::{Database, Durability};
 use crate::pages::flash::Flash;
-use crate::throttle::{Check, Door, Failures};
+use crate::server::throttle::{Check, Door, Failures};
 pub use activity::*;
 pub use model::*;
 pub use page::{Cursor, Page};
@@ -97,7 +97,7 @@ pub fn operational_event(
         map.insert("endpoint_id".into(), endpoint.into());
         map.insert("url".into(), url.into());
     }
-    let body = crate::canonical_json::to_js_string(&serde_json::json!({
+    let body = crate::wire::canonical_json::to_js_string(&serde_json::json!({
         "event": kind,
         "timestamp": crate::clock::rfc3339_seconds(now),
         "data": data,

@@ -10,7 +10,7 @@ use crate::clock::ser;
 use crate::domain::{
     EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
-use crate::signing::Scheme;
+use crate::wire::signing::Scheme;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {

@@ -20,7 +20,7 @@ use rusqlite::{OpenFlags, OptionalExtension};
 
 use super::postgres::{migrate, Target};
 use super::{Result, StoreError};
-use crate::secret_key::SecretKey;
+use crate::secrets::secret_key::SecretKey;
 
 /// The SQLite schema version this copy understands (its tables and columns are the
 /// PostgreSQL schema's, version 1).

@@ -37,7 +37,7 @@ fn assert_signed(item: &Value, secret: &str) {
         .expect("webhook-signature");
     let body = item["body"].as_str().expect("body");
     assert!(
-        herald::signing::verify_standard(secret, id, timestamp, body.as_bytes(), signature),
+        herald::wire::signing::verify_standard(secret, id, timestamp, body.as_bytes(), signature),
         "signature does not verify: {item}"
     );
 }

@@ -27,7 +27,7 @@ fn delivered_signed_with(app: &TestApp, receiver: &Receiver, secret: &str, n: us
     let r = &got[n - 1];
     let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
     assert!(
-        herald::signing::verify_standard(
+        herald::wire::signing::verify_standard(
             secret,
             &r.headers["webhook-id"],
             ts,

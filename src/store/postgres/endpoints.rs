@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::subscriptions;
 use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
-use crate::secret_key::{open_stored, seal_stored};
-use crate::signing::{parse_schemes, Scheme};
+use crate::secrets::secret_key::{open_stored, seal_stored};
+use crate::wire::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };

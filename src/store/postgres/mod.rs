@@ -50,7 +50,7 @@ use crate::clock::now_ms;
 use crate::domain::EndpointStatus;
 use crate::lifecycle::Shutdown;
 use crate::pages::flash::Flash;
-use crate::throttle::{Check, Door, Failures};
+use crate::server::throttle::{Check, Door, Failures};
 pub use connection::Target;
 
 /// The channel a commit that makes work due notifies (`listen.rs`).

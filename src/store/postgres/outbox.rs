@@ -21,8 +21,8 @@ use postgres::{Client, Row, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::secret_key::open_stored;
-use crate::signing::parse_schemes;
+use crate::secrets::secret_key::open_stored;
+use crate::wire::signing::parse_schemes;
 use crate::store::{
     AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, StoreError, Verdict,
     CIRCUIT_MAX_BACKOFF_MS,

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
-use crate::secret_key::{open_stored, seal_stored};
-use crate::signing::{parse_schemes, Scheme};
+use crate::secrets::secret_key::{open_stored, seal_stored};
+use crate::wire::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
@@ -258,7 +258,7 @@ pub fn delete(conn: &Connection, tenant_id: &str, id: i64) -> Result<()> {
 /// Seals the secrets still stored in clear (files written before secrets were sealed, or
 /// by a process without the key); returns how many endpoints it changed.
 pub fn seal_cleartext(conn: &Connection) -> Result<usize> {
-    if crate::secret_key::installed().is_none() {
+    if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
     let clear: Vec<(i64, String, Option<String>)> = conn
@@ -269,7 +269,7 @@ pub fn seal_cleartext(conn: &Connection) -> Result<usize> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let seal = |s: &str| {
-        if crate::secret_key::is_sealed(s) {
+        if crate::secrets::secret_key::is_sealed(s) {
             s.to_owned()
         } else {
             seal_stored(s)

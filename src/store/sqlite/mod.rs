@@ -45,7 +45,7 @@ use super::{
 use crate::config::Durability;
 use crate::domain::EndpointStatus;
 use crate::pages::flash::{self, Flash};
-use crate::throttle::{self, Check, Door, Failures};
+use crate::server::throttle::{self, Check, Door, Failures};
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 

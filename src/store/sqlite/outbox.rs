@@ -14,7 +14,7 @@ use serde_json::json;
 use super::claims::Claims;
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::signing::parse_schemes;
+use crate::wire::signing::parse_schemes;
 use crate::store::{
     AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_MAX_BACKOFF_MS,
 };

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::dev::Extensions;
 
-use crate::client_addr::Cidr;
+use crate::server::client_addr::Cidr;
 use crate::clock::now_ms;
 
 const LOG_EVERY_MS: i64 = 10_000;
@@ -84,7 +84,7 @@ impl ConnectionCap {
         let Ok(peer) = stream.peer_addr() else {
             return;
         };
-        let ip = crate::client_addr::canonical(peer.ip());
+        let ip = crate::server::client_addr::canonical(peer.ip());
         if self.max == 0 || self.exempt.iter().any(|c| c.contains(ip)) {
             return;
         }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::canonical_json::to_js_string;
+use crate::wire::canonical_json::to_js_string;
 use crate::clock;
 use crate::domain::EventName;
 use crate::store::NewEvent;
@@ -27,7 +27,7 @@ fn error(code: &'static str, message: impl Into<String>) -> PayloadError {
 
 /// Parses raw bytes as one event payload.
 pub fn from_bytes(bytes: &[u8], now_ms: i64) -> Result<NewEvent, PayloadError> {
-    let value: Value = crate::canonical_json::parse(bytes)
+    let value: Value = crate::wire::canonical_json::parse(bytes)
         .map_err(|e| error("invalid_json", format!("the body is not valid JSON: {e}")))?;
     from_value(value, now_ms)
 }

@@ -111,10 +111,10 @@ pub enum Gate {
     Locked,
 }
 
-static EXEMPT: OnceLock<Vec<crate::client_addr::Cidr>> = OnceLock::new();
+static EXEMPT: OnceLock<Vec<crate::server::client_addr::Cidr>> = OnceLock::new();
 
 /// Addresses whose failures are never counted, slowed or refused (`throttle_exempt`).
-pub fn exempt(networks: Vec<crate::client_addr::Cidr>) {
+pub fn exempt(networks: Vec<crate::server::client_addr::Cidr>) {
     let _ = EXEMPT.set(networks);
 }
 

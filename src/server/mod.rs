@@ -1,0 +1,13 @@
+//! The HTTP server's guards: what stands between a connection and a handler.
+//!
+//! Each bounds one resource a client could otherwise take without limit: connections per
+//! address (`connection_cap`), the time a request may take to arrive (`request_deadline`),
+//! the memory bodies hold while they are read (`body_budget`), and failed authentications
+//! (`throttle`). `client_addr` says who "a client" is, behind a proxy or not. None of them
+//! knows a route; `lib.rs` wires them around the API and the pages.
+
+pub mod body_budget;
+pub mod client_addr;
+pub mod connection_cap;
+pub mod request_deadline;
+pub mod throttle;
