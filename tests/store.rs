@@ -19,8 +19,11 @@
 mod common;
 
 /// Makes `sqlite::<case>` and `postgres::<case>` tests of each `fn case(db: &Db)` named.
+/// `case = "why"` marks a case the PostgreSQL backend does not meet yet (issue 17's drift
+/// between the backends): its PostgreSQL test is `#[ignore]`d with that reason, so
+/// `cargo test --test store -- --ignored` shows when the drift is gone.
 macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
+    ($($case:ident $(= $drift:literal)?),* $(,)?) => {
         mod sqlite {
             $(#[test]
             fn $case() {
@@ -29,6 +32,7 @@ macro_rules! contract {
         }
         mod postgres {
             $(#[test]
+            $(#[ignore = $drift])?
             fn $case() {
                 if let Some(db) = crate::Db::postgres() {
                     super::$case(&db);
@@ -157,14 +161,26 @@ fn engine_config() -> Config {
     }
 }
 
+/// An engine with room for 4 in flight per endpoint: a round's claims of a few deliveries
+/// stay within every backend's share.
+fn roomy_config() -> Config {
+    Config {
+        endpoint_concurrency: 4,
+        ..engine_config()
+    }
+}
+
 /// Rounds until one sends nothing; returns how many attempts were made and recorded.
 fn drain(engine: &mut Harness) -> usize {
     let mut sent = 0;
     loop {
-        match engine.run_once().expect("a round").len() {
-            0 => return sent,
-            n => sent += n,
+        let claimed = engine.step().expect("a round");
+        let records = engine.send_ready();
+        if claimed == 0 && records.is_empty() {
+            return sent;
         }
+        sent += records.len();
+        engine.record(records);
     }
 }
 
