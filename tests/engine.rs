@@ -56,6 +56,11 @@ fn config() -> Config {
         workers: 4,
         endpoint_concurrency: 2,
         durability: Durability::Normal,
+        // PostgreSQL's claims are leases that lapse on the round's clock (the manual one
+        // here) while its lease keeper renews them on the wall clock: a test that moves the
+        // clock past a lease before the first renewal would see held deliveries claimed
+        // again, as if their replica had died. A day outlasts every step of these tests.
+        lease: Duration::from_secs(86_400),
         ..Config::default()
     }
 }
@@ -115,19 +120,15 @@ impl Rig {
         self.sqlite.clone()
     }
 
-    /// True (saying the case is skipped) on PostgreSQL for a case that counts what a round
-    /// claims: PostgreSQL's `claim_due` takes at most an endpoint's in-flight cap
-    /// (`first_share`) and ignores `per_endpoint` (4 x cap) and `held`, where SQLite tops
-    /// each endpoint up to 4 x cap. That is issue 17's drift between the backends, which
-    /// one claim planner removes; then this goes.
-    fn claims_drift_on_postgres(&self) -> bool {
-        if self.pg.is_some() {
-            eprintln!(
-                "skipped on PostgreSQL until issue 17's claim planner: its claims take at most \
-                 the in-flight cap of an endpoint, not 4 x cap"
-            );
+    /// How many in-flight caps a round gives an endpoint in all, in flight and queued on
+    /// the board (the planner's `depth`): 4 where the outbox is this process's own
+    /// (SQLite), 1 where replicas share it (PostgreSQL: what one claims counts for all).
+    fn depth(&self) -> usize {
+        if self.store().shared() {
+            1
+        } else {
+            4
         }
-        self.pg.is_some()
     }
 
     fn path(&self) -> PathBuf {
