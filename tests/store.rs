@@ -127,7 +127,9 @@ impl Db {
 
     /// An active push endpoint of the default tenant at `url`, subscribed to `pattern`.
     fn endpoint(&self, url: &str, pattern: &str) -> i64 {
-        self.on(self.store.create_endpoint(TENANT, endpoint_to(url, pattern), T0))
+        self.on(self
+            .store
+            .create_endpoint(TENANT, endpoint_to(url, pattern), T0))
             .expect("create endpoint")
             .id
     }
@@ -218,12 +220,19 @@ fn first(limit: usize) -> Cursor {
 
 /// Walks a list page by page (`limit` rows each) through its `next_cursor`; returns each
 /// page's keys. `list` answers one page as (keys, next cursor).
-fn pages(limit: usize, mut list: impl FnMut(Cursor) -> (Vec<i64>, Option<String>)) -> Vec<Vec<i64>> {
+fn pages(
+    limit: usize,
+    mut list: impl FnMut(Cursor) -> (Vec<i64>, Option<String>),
+) -> Vec<Vec<i64>> {
     let mut cursor = first(limit);
     let mut all = Vec::new();
     loop {
         let (keys, next) = list(cursor);
-        assert!(keys.len() <= limit, "a page of {} for a limit of {limit}", keys.len());
+        assert!(
+            keys.len() <= limit,
+            "a page of {} for a limit of {limit}",
+            keys.len()
+        );
         all.push(keys);
         match next {
             Some(next) => cursor.before = Some(next.parse().expect("a numeric cursor")),
@@ -236,5 +245,8 @@ fn pages(limit: usize, mut list: impl FnMut(Cursor) -> (Vec<i64>, Option<String>
 fn assert_newest_first_once(pages: &[Vec<i64>], expected: usize) {
     let keys: Vec<i64> = pages.concat();
     assert_eq!(keys.len(), expected, "{pages:?}");
-    assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats: {pages:?}");
+    assert!(
+        keys.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats: {pages:?}"
+    );
 }

@@ -11,7 +11,10 @@ use herald::store::{AttemptBucket, EndpointPatch};
 use crate::common::Receiver;
 use crate::{engine_config, Db, T0, TENANT};
 
-contract!(attempts_are_counted_per_bucket_answered_or_not, gauges_count_the_queue_and_the_endpoints);
+contract!(
+    attempts_are_counted_per_bucket_answered_or_not,
+    gauges_count_the_queue_and_the_endpoints
+);
 
 const HOUR: i64 = 3_600_000;
 /// Nothing listens on port 9 of loopback: every attempt fails without an answer.
@@ -54,14 +57,25 @@ fn attempts_are_counted_per_bucket_answered_or_not(db: &Db) {
         },
     ];
     assert_eq!(buckets, expected);
-    assert!(db.on(db.store.attempt_buckets(T0 + 2 * HOUR, HOUR)).unwrap().is_empty());
+    assert!(db
+        .on(db.store.attempt_buckets(T0 + 2 * HOUR, HOUR))
+        .unwrap()
+        .is_empty());
     assert_eq!(db.on(db.store.deliveries_failed_since(T0)).unwrap(), 2);
-    assert_eq!(db.on(db.store.deliveries_failed_since(T0 + 2 * HOUR)).unwrap(), 0);
+    assert_eq!(
+        db.on(db.store.deliveries_failed_since(T0 + 2 * HOUR))
+            .unwrap(),
+        0
+    );
 
-    let recent = db.on(db.store.endpoint_recent_attempts(TENANT, down, 10)).unwrap();
+    let recent = db
+        .on(db.store.endpoint_recent_attempts(TENANT, down, 10))
+        .unwrap();
     let starts: Vec<i64> = recent.iter().map(|a| a.started_at).collect();
     assert_eq!(starts, [T0 + 5_000 + HOUR, T0 + 5_000], "newest first");
-    assert!(recent.iter().all(|a| a.status_code.is_none() && a.error.is_some() && !a.succeeded()));
+    assert!(recent
+        .iter()
+        .all(|a| a.status_code.is_none() && a.error.is_some() && !a.succeeded()));
     let firsts = db.on(db.store.first_attempts(T0, 10)).unwrap();
     assert_eq!(firsts.len(), 3);
     assert!(firsts.iter().all(|f| f.latency_ms == 5_000), "{firsts:?}");
@@ -79,14 +93,19 @@ fn gauges_count_the_queue_and_the_endpoints(db: &Db) {
     db.endpoint(REFUSED, "down.*");
     let paused = db.endpoint(REFUSED, "held.*");
     let disabled = db.endpoint(REFUSED, "*");
-    db.on(s.update_endpoint(TENANT, paused, status(EndpointStatus::Paused), T0)).unwrap();
-    db.on(s.update_endpoint(TENANT, disabled, status(EndpointStatus::Disabled), T0)).unwrap();
+    db.on(s.update_endpoint(TENANT, paused, status(EndpointStatus::Paused), T0))
+        .unwrap();
+    db.on(s.update_endpoint(TENANT, disabled, status(EndpointStatus::Disabled), T0))
+        .unwrap();
     db.publish("held.job", T0);
     db.publish("held.job", T0);
     db.publish("down.job", T0);
     let g = db.on(s.gauges()).unwrap();
     assert_eq!((g.pending, g.endpoints_failing, g.circuits_open), (3, 0, 0));
-    assert_eq!((g.endpoints_active, g.endpoints_paused, g.endpoints_disabled), (1, 1, 1));
+    assert_eq!(
+        (g.endpoints_active, g.endpoints_paused, g.endpoints_disabled),
+        (1, 1, 1)
+    );
 
     // The active endpoint fails five times in a row: failing, and its circuit opens.
     let (mut engine, _clock) = db.harness(once());
@@ -95,5 +114,9 @@ fn gauges_count_the_queue_and_the_endpoints(db: &Db) {
     }
     assert_eq!(crate::drain(&mut engine), 5);
     let g = db.on(s.gauges()).unwrap();
-    assert_eq!((g.pending, g.endpoints_failing, g.circuits_open), (2, 1, 1), "{g:?}");
+    assert_eq!(
+        (g.pending, g.endpoints_failing, g.circuits_open),
+        (2, 1, 1),
+        "{g:?}"
+    );
 }

@@ -44,7 +44,10 @@ fn deliveries_are_not_found_outside_their_tenant(db: &Db) {
         assert!(matches!(answer, Err(StoreError::NotFound(_))), "{answer:?}");
     }
     let (d, attempts) = db.on(s.delivery_with_attempts(TENANT, id)).unwrap();
-    assert_eq!((d.id, d.status.as_str(), attempts.len()), (id, "pending", 0));
+    assert_eq!(
+        (d.id, d.status.as_str(), attempts.len()),
+        (id, "pending", 0)
+    );
 }
 
 fn deliveries_page_newest_first_by_status_endpoint_and_event(db: &Db) {
@@ -99,17 +102,29 @@ fn a_poll_acknowledges_up_to_its_cursor_and_reads_after_it(db: &Db) {
     for i in 0..5 {
         db.publish("job.done", T0 + i);
     }
-    let read = |ack, limit| db.on(s.poll_deliveries(TENANT, poll, ack, limit, T0 + 10)).unwrap();
+    let read = |ack, limit| {
+        db.on(s.poll_deliveries(TENANT, poll, ack, limit, T0 + 10))
+            .unwrap()
+    };
 
     let page = read(None, 2);
     assert_eq!(page.len(), 2, "a page of its limit");
     assert_eq!(page[0].body, r#"{"event":"job.done"}"#);
-    assert_eq!(read(None, 2)[0].delivery_id, page[0].delivery_id, "nothing acknowledged yet");
+    assert_eq!(
+        read(None, 2)[0].delivery_id,
+        page[0].delivery_id,
+        "nothing acknowledged yet"
+    );
     let rest = read(Some(page[1].delivery_id), 10);
     assert_eq!(rest.len(), 3, "the two acknowledged are not read again");
     assert!(rest.iter().all(|p| p.delivery_id > page[1].delivery_id));
-    assert!(rest.windows(2).all(|w| w[0].delivery_id < w[1].delivery_id), "oldest first");
-    let (acked, attempts) = db.on(s.delivery_with_attempts(TENANT, page[0].delivery_id)).unwrap();
+    assert!(
+        rest.windows(2).all(|w| w[0].delivery_id < w[1].delivery_id),
+        "oldest first"
+    );
+    let (acked, attempts) = db
+        .on(s.delivery_with_attempts(TENANT, page[0].delivery_id))
+        .unwrap();
     assert_eq!((acked.status.as_str(), attempts.len()), ("succeeded", 0));
     assert!(read(Some(rest[2].delivery_id), 10).is_empty());
     assert!(read(None, 10).is_empty(), "all five acknowledged");
@@ -117,7 +132,10 @@ fn a_poll_acknowledges_up_to_its_cursor_and_reads_after_it(db: &Db) {
     let pushed = db.on(s.poll_deliveries(TENANT, push, None, 10, T0));
     assert!(matches!(pushed, Err(StoreError::Conflict(_))), "{pushed:?}");
     let missing = db.on(s.poll_deliveries(TENANT, poll + 100, None, 10, T0));
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }
 
 fn a_finished_delivery_is_retried_a_pending_one_is_refused(db: &Db) {
@@ -130,16 +148,25 @@ fn a_finished_delivery_is_retried_a_pending_one_is_refused(db: &Db) {
     assert_eq!(fail_all(db), 1);
     let failed = db.on(s.get_delivery(TENANT, id)).unwrap();
     assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
-    assert_eq!(failed.last_status_code, None, "no answer from a closed port");
+    assert_eq!(
+        failed.last_status_code, None,
+        "no answer from a closed port"
+    );
     assert!(failed.last_error.is_some());
 
     let again = db.on(s.retry_delivery(TENANT, id, T0)).unwrap();
-    assert_eq!((again.status.as_str(), again.next_attempt_at), ("pending", Some(T0)));
+    assert_eq!(
+        (again.status.as_str(), again.next_attempt_at),
+        ("pending", Some(T0))
+    );
     assert_eq!(again.attempts, 1, "the attempts so far are kept");
     // A fresh round: with no retries configured, its one attempt fails it again.
     assert_eq!(fail_all(db), 1);
     let (d, attempts) = db.on(s.delivery_with_attempts(TENANT, id)).unwrap();
-    assert_eq!((d.status.as_str(), d.attempts, attempts.len()), ("failed", 2, 2));
+    assert_eq!(
+        (d.status.as_str(), d.attempts, attempts.len()),
+        ("failed", 2, 2)
+    );
 }
 
 fn recover_requeues_an_endpoints_failed_deliveries_since_a_time(db: &Db) {
@@ -149,10 +176,24 @@ fn recover_requeues_an_endpoints_failed_deliveries_since_a_time(db: &Db) {
     let recent = db.delivery_of(&db.publish("job.done", T0));
     assert_eq!(fail_all(db), 2);
 
-    assert_eq!(db.on(s.recover(TENANT, a, T0, T0 + 1)).unwrap(), 1, "only since T0");
+    assert_eq!(
+        db.on(s.recover(TENANT, a, T0, T0 + 1)).unwrap(),
+        1,
+        "only since T0"
+    );
     let status = |id| db.on(s.get_delivery(TENANT, id)).unwrap().status;
-    assert_eq!((status(recent).as_str(), status(old).as_str()), ("pending", "failed"));
-    assert_eq!(db.on(s.recover(TENANT, a, T0, T0 + 1)).unwrap(), 0, "a pending one is left alone");
+    assert_eq!(
+        (status(recent).as_str(), status(old).as_str()),
+        ("pending", "failed")
+    );
+    assert_eq!(
+        db.on(s.recover(TENANT, a, T0, T0 + 1)).unwrap(),
+        0,
+        "a pending one is left alone"
+    );
     let missing = db.on(s.recover(TENANT, a + 100, T0, T0));
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }

@@ -26,7 +26,10 @@ fn endpoints_are_not_found_outside_their_tenant(db: &Db) {
     db.on(s.create_tenant("acme", "Acme", T0)).unwrap();
     let id = db.endpoint(URL, "*");
     let e = db.on(s.get_endpoint(TENANT, id)).unwrap();
-    assert_eq!((e.url.as_str(), e.status, e.tenant_id.as_str()), (URL, EndpointStatus::Active, TENANT));
+    assert_eq!(
+        (e.url.as_str(), e.status, e.tenant_id.as_str()),
+        (URL, EndpointStatus::Active, TENANT)
+    );
     assert!(e.circuit.is_closed());
     not_found(db.on(s.get_endpoint("acme", id)));
     not_found(db.on(s.delete_endpoint("acme", id)));
@@ -34,7 +37,11 @@ fn endpoints_are_not_found_outside_their_tenant(db: &Db) {
     not_found(db.on(s.rotate_secret("acme", id, "whsec_x".into(), T0, T0)));
     not_found(db.on(s.get_endpoint(TENANT, id + 1000)));
     let nobody = db.on(s.create_endpoint("nobody", endpoint_to(URL, "*"), T0));
-    assert!(nobody.is_err(), "an endpoint needs its tenant: {:?}", nobody.map(|e| e.id));
+    assert!(
+        nobody.is_err(),
+        "an endpoint needs its tenant: {:?}",
+        nobody.map(|e| e.id)
+    );
 }
 
 fn endpoints_page_newest_first_by_status(db: &Db) {
@@ -56,7 +63,12 @@ fn endpoints_page_newest_first_by_status(db: &Db) {
     assert_newest_first_once(&list(None), 7);
     assert_newest_first_once(&list(Some(EndpointStatus::Paused)), 4);
     assert_newest_first_once(&list(Some(EndpointStatus::Active)), 3);
-    assert!(db.on(s.list_endpoints("nobody", None, first(5))).map(|p| p.items.len()).unwrap_or(0) == 0);
+    assert!(
+        db.on(s.list_endpoints("nobody", None, first(5)))
+            .map(|p| p.items.len())
+            .unwrap_or(0)
+            == 0
+    );
 }
 
 fn a_patch_changes_what_it_names_and_disabling_cancels_the_pending(db: &Db) {
@@ -69,20 +81,33 @@ fn a_patch_changes_what_it_names_and_disabling_cancels_the_pending(db: &Db) {
         ..Default::default()
     };
     let e = db.on(s.update_endpoint(TENANT, id, moved, T0 + 1)).unwrap();
-    assert_eq!((e.url.as_str(), e.description.as_str()), ("http://127.0.0.1:9/moved", "Orders"));
-    assert_eq!((e.rate_limit, e.events.clone(), e.updated_at), (Some(5.0), vec!["order.*".to_string()], T0 + 1));
+    assert_eq!(
+        (e.url.as_str(), e.description.as_str()),
+        ("http://127.0.0.1:9/moved", "Orders")
+    );
+    assert_eq!(
+        (e.rate_limit, e.events.clone(), e.updated_at),
+        (Some(5.0), vec!["order.*".to_string()], T0 + 1)
+    );
     let back = EndpointPatch {
         rate_limit: Some(None),
         ..Default::default()
     };
-    assert_eq!(db.on(s.update_endpoint(TENANT, id, back, T0)).unwrap().rate_limit, None);
+    assert_eq!(
+        db.on(s.update_endpoint(TENANT, id, back, T0))
+            .unwrap()
+            .rate_limit,
+        None
+    );
 
     let pending = db.delivery_of(&db.publish("order.paid", T0));
     let disable = EndpointPatch {
         status: Some(EndpointStatus::Disabled),
         ..Default::default()
     };
-    let e = db.on(s.update_endpoint(TENANT, id, disable, T0 + 2)).unwrap();
+    let e = db
+        .on(s.update_endpoint(TENANT, id, disable, T0 + 2))
+        .unwrap();
     assert_eq!(e.status, EndpointStatus::Disabled);
     let d = db.on(s.get_delivery(TENANT, pending)).unwrap();
     assert_eq!((d.status.as_str(), d.next_attempt_at), ("cancelled", None));
@@ -93,9 +118,14 @@ fn a_rotated_secret_keeps_the_old_one_until_its_grace_ends(db: &Db) {
     let s = &db.store;
     let id = db.endpoint(URL, "*");
     let old = db.on(s.get_endpoint(TENANT, id)).unwrap().secret;
-    assert!(old.starts_with("whsec_"), "answered opened, whatever is stored");
+    assert!(
+        old.starts_with("whsec_"),
+        "answered opened, whatever is stored"
+    );
     let new = herald::wire::signing::generate_secret();
-    let e = db.on(s.rotate_secret(TENANT, id, new.clone(), T0 + 60_000, T0)).unwrap();
+    let e = db
+        .on(s.rotate_secret(TENANT, id, new.clone(), T0 + 60_000, T0))
+        .unwrap();
     assert_eq!(e.secret, new);
     assert_eq!(e.previous_secret.as_deref(), Some(old.as_str()));
     assert_eq!(e.previous_secret_until, Some(T0 + 60_000));
@@ -114,7 +144,10 @@ fn a_deleted_endpoint_takes_its_deliveries_and_its_id_is_not_reused(db: &Db) {
     not_found(db.on(s.delete_endpoint(TENANT, first_id)));
     // The event stays, without deliveries.
     db.on(s.get_event(TENANT, &published.id)).unwrap();
-    assert!(db.on(s.event_deliveries(TENANT, &published.id)).unwrap().is_empty());
+    assert!(db
+        .on(s.event_deliveries(TENANT, &published.id))
+        .unwrap()
+        .is_empty());
 
     let second = db.endpoint(URL, "*");
     assert!(second > first_id, "endpoint {second} after {first_id}");

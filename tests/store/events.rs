@@ -26,17 +26,28 @@ fn a_publish_fans_out_to_the_subscribed_endpoints(db: &Db) {
         status: Some(status),
         ..Default::default()
     };
-    db.on(s.update_endpoint(TENANT, paused, status(EndpointStatus::Paused), T0)).unwrap();
-    db.on(s.update_endpoint(TENANT, disabled, status(EndpointStatus::Disabled), T0)).unwrap();
+    db.on(s.update_endpoint(TENANT, paused, status(EndpointStatus::Paused), T0))
+        .unwrap();
+    db.on(s.update_endpoint(TENANT, disabled, status(EndpointStatus::Disabled), T0))
+        .unwrap();
     db.on(s.create_tenant("acme", "Acme", T0)).unwrap();
-    db.on(s.create_endpoint("acme", endpoint_to(URL, "*"), T0)).unwrap();
+    db.on(s.create_endpoint("acme", endpoint_to(URL, "*"), T0))
+        .unwrap();
 
     let batch = vec![event("order.paid", None), event("user.created", None)];
     let published = db.on(s.publish(TENANT, batch, T0)).unwrap();
     assert_eq!(published.len(), 2);
-    assert_eq!((published[0].event.as_str(), published[0].deliveries), ("order.paid", 3));
-    assert_eq!((published[1].event.as_str(), published[1].deliveries), ("user.created", 1));
-    assert!(published.iter().all(|p| p.id.starts_with("evt_") && !p.replayed));
+    assert_eq!(
+        (published[0].event.as_str(), published[0].deliveries),
+        ("order.paid", 3)
+    );
+    assert_eq!(
+        (published[1].event.as_str(), published[1].deliveries),
+        ("user.created", 1)
+    );
+    assert!(published
+        .iter()
+        .all(|p| p.id.starts_with("evt_") && !p.replayed));
     let to: Vec<i64> = db
         .on(s.event_deliveries(TENANT, &published[0].id))
         .unwrap()
@@ -45,7 +56,10 @@ fn a_publish_fans_out_to_the_subscribed_endpoints(db: &Db) {
         .collect();
     assert_eq!(to, [orders, all, paused], "one each, oldest first");
     let d = &db.on(s.event_deliveries(TENANT, &published[1].id)).unwrap()[0];
-    assert_eq!((d.endpoint_id, d.status.as_str(), d.attempts), (all, "pending", 0));
+    assert_eq!(
+        (d.endpoint_id, d.status.as_str(), d.attempts),
+        (all, "pending", 0)
+    );
     assert_eq!((d.next_attempt_at, d.created_at), (Some(T0), T0));
 
     let nobody = db.on(s.publish("nobody", vec![event("x", None)], T0));
@@ -55,27 +69,43 @@ fn a_publish_fans_out_to_the_subscribed_endpoints(db: &Db) {
 fn an_idempotency_key_answers_the_first_result(db: &Db) {
     let s = &db.store;
     db.endpoint(URL, "*");
-    let first = db.on(s.publish(TENANT, vec![event("order.paid", Some("order-42"))], T0)).unwrap();
+    let first = db
+        .on(s.publish(TENANT, vec![event("order.paid", Some("order-42"))], T0))
+        .unwrap();
     // Later, with another body: the first event is the answer, and nothing new is stored.
     let mut later = event("order.refunded", Some("order-42"));
     later.body = r#"{"other":true}"#.into();
     let again = db.on(s.publish(TENANT, vec![later], T0 + 1)).unwrap();
     assert_eq!(again[0].id, first[0].id);
-    assert_eq!((again[0].event.as_str(), again[0].deliveries), ("order.paid", 1));
+    assert_eq!(
+        (again[0].event.as_str(), again[0].deliveries),
+        ("order.paid", 1)
+    );
     assert!(again[0].replayed && !first[0].replayed);
 
     // Within one batch: the second use of a key answers the first's event.
-    let batch = vec![event("a", Some("k-1")), event("b", Some("k-1")), event("c", Some("order-42"))];
+    let batch = vec![
+        event("a", Some("k-1")),
+        event("b", Some("k-1")),
+        event("c", Some("order-42")),
+    ];
     let answers = db.on(s.publish(TENANT, batch, T0 + 2)).unwrap();
     assert!(!answers[0].replayed);
-    assert_eq!((answers[1].id.as_str(), answers[1].replayed), (answers[0].id.as_str(), true));
+    assert_eq!(
+        (answers[1].id.as_str(), answers[1].replayed),
+        (answers[0].id.as_str(), true)
+    );
     assert_eq!(answers[2].id, first[0].id);
-    let events = db.on(s.list_events(TENANT, EventQuery::default(), crate::first(10))).unwrap();
+    let events = db
+        .on(s.list_events(TENANT, EventQuery::default(), crate::first(10)))
+        .unwrap();
     assert_eq!(events.items.len(), 2, "order-42 and k-1, once each");
 
     // A key is a tenant's own: another tenant's same key is another event.
     db.on(s.create_tenant("acme", "Acme", T0)).unwrap();
-    let theirs = db.on(s.publish("acme", vec![event("order.paid", Some("order-42"))], T0)).unwrap();
+    let theirs = db
+        .on(s.publish("acme", vec![event("order.paid", Some("order-42"))], T0))
+        .unwrap();
     assert!(theirs[0].id != first[0].id && !theirs[0].replayed);
 }
 
@@ -83,12 +113,20 @@ fn a_test_event_goes_to_its_endpoint_whatever_its_filter(db: &Db) {
     let s = &db.store;
     let id = db.endpoint(URL, "order.*");
     db.endpoint(URL, "*"); // not sent to: a test is for one endpoint
-    let (event_id, delivery) = db.on(s.publish_to_endpoint(TENANT, id, event("herald.test", None), T0)).unwrap();
+    let (event_id, delivery) = db
+        .on(s.publish_to_endpoint(TENANT, id, event("herald.test", None), T0))
+        .unwrap();
     let deliveries = db.on(s.event_deliveries(TENANT, &event_id)).unwrap();
     assert_eq!(deliveries.len(), 1);
-    assert_eq!((deliveries[0].id, deliveries[0].endpoint_id), (delivery, id));
+    assert_eq!(
+        (deliveries[0].id, deliveries[0].endpoint_id),
+        (delivery, id)
+    );
     let missing = db.on(s.publish_to_endpoint(TENANT, id + 100, event("herald.test", None), T0));
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }
 
 fn events_page_newest_first_and_filter_by_type_and_time(db: &Db) {
@@ -121,15 +159,30 @@ fn events_page_newest_first_and_filter_by_type_and_time(db: &Db) {
         .iter()
         .map(|e| e.created_at)
         .collect();
-    assert!(times.iter().all(|t| (T0 + 2000..=T0 + 4000).contains(t)), "{times:?}");
+    assert!(
+        times.iter().all(|t| (T0 + 2000..=T0 + 4000).contains(t)),
+        "{times:?}"
+    );
     assert!(times.len() >= 2, "{times:?}");
 
-    let newest = &db.on(s.list_events(TENANT, EventQuery::default(), first(1))).unwrap().items[0];
+    let newest = &db
+        .on(s.list_events(TENANT, EventQuery::default(), first(1)))
+        .unwrap()
+        .items[0];
     let got = db.on(s.get_event(TENANT, &newest.id)).unwrap();
-    assert_eq!((got.event.as_str(), got.payload.get()), ("even", r#"{"event":"even"}"#));
+    assert_eq!(
+        (got.event.as_str(), got.payload.get()),
+        ("even", r#"{"event":"even"}"#)
+    );
     let missing = db.on(s.get_event(TENANT, "evt_nothing"));
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     db.on(s.create_tenant("acme", "Acme", T0)).unwrap();
     let elsewhere = db.on(s.get_event("acme", &newest.id));
-    assert!(matches!(elsewhere, Err(StoreError::NotFound(_))), "{elsewhere:?}");
+    assert!(
+        matches!(elsewhere, Err(StoreError::NotFound(_))),
+        "{elsewhere:?}"
+    );
 }

@@ -72,7 +72,11 @@ fn a_backlog_does_not_keep_another_endpoint_waiting(db: &Db) {
     let (mut engine, _clock) = db.harness(engine_config());
     engine.step().unwrap();
     let held = engine.board.held();
-    assert_eq!(held.get(&b), Some(&1), "B is served in the same round as A: {held:?}");
+    assert_eq!(
+        held.get(&b),
+        Some(&1),
+        "B is served in the same round as A: {held:?}"
+    );
     assert!(held.get(&a).is_some_and(|n| *n >= 2), "{held:?}");
 }
 
@@ -81,7 +85,9 @@ fn a_fifo_endpoint_has_one_delivery_out_in_publish_order(db: &Db) {
     let mut new = endpoint_to(&receiver.url("/ordered"), "*");
     new.ordering = Ordering::Fifo;
     db.on(db.store.create_endpoint(TENANT, new, T0)).unwrap();
-    let published: Vec<i64> = (0..3).map(|_| db.delivery_of(&db.publish("job.done", T0))).collect();
+    let published: Vec<i64> = (0..3)
+        .map(|_| db.delivery_of(&db.publish("job.done", T0)))
+        .collect();
     let (mut engine, _clock) = db.harness(engine_config());
     let mut order = Vec::new();
     for _ in 0..3 {
@@ -123,14 +129,21 @@ fn claims_given_back_unsent_are_claimed_again(db: &Db) {
     // The board taken apart by hand, as workers would without recording: a released
     // claim is due again at once (no lease to wait out).
     let (mut engine, _clock) = db.harness(roomy_config());
-    assert_eq!(engine.step().unwrap(), 3, "released claims are claimed again");
+    assert_eq!(
+        engine.step().unwrap(),
+        3,
+        "released claims are claimed again"
+    );
     let mut out: Vec<Claimed> = std::iter::from_fn(|| engine.board.try_next()).collect();
     let mut given_back = Vec::new();
     while let Some(c) = out.pop() {
         given_back.push(c.delivery_id);
         out.extend(engine.board.finish(c.endpoint_id, false, None, T0).next);
     }
-    assert_eq!(given_back.iter().collect::<HashSet<_>>(), unsent.iter().collect());
+    assert_eq!(
+        given_back.iter().collect::<HashSet<_>>(),
+        unsent.iter().collect()
+    );
     db.store.release(&given_back).unwrap();
     assert_eq!(engine.step().unwrap(), 3);
     assert_eq!(engine.board.total(), 3);
@@ -150,8 +163,13 @@ fn a_success_is_final_and_clears_the_endpoints_failing_state(db: &Db) {
     clock.advance(Duration::from_secs(60));
     let ok = engine.run_once().unwrap();
     assert_eq!((ok.len(), ok[0].verdict), (1, Verdict::Succeeded));
-    let (d, attempts) = db.on(db.store.delivery_with_attempts(TENANT, delivery)).unwrap();
-    assert_eq!((d.status.as_str(), d.attempts, d.next_attempt_at), ("succeeded", 2, None));
+    let (d, attempts) = db
+        .on(db.store.delivery_with_attempts(TENANT, delivery))
+        .unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.attempts, d.next_attempt_at),
+        ("succeeded", 2, None)
+    );
     assert_eq!(d.last_status_code, Some(200));
     let codes: Vec<Option<i64>> = attempts.iter().map(|a| a.status_code).collect();
     assert_eq!(codes, [Some(500), Some(200)], "oldest attempt first");
@@ -172,14 +190,20 @@ fn a_failure_is_retried_on_schedule_then_fails_for_good(db: &Db) {
     let (mut engine, clock) = db.harness(config);
     engine.run_once().unwrap();
     let d = db.on(db.store.get_delivery(TENANT, delivery)).unwrap();
-    assert_eq!((d.status.as_str(), d.next_attempt_at), ("pending", Some(T0 + 10_000)));
+    assert_eq!(
+        (d.status.as_str(), d.next_attempt_at),
+        ("pending", Some(T0 + 10_000))
+    );
     assert_eq!((d.attempts, d.last_status_code), (1, Some(503)));
     clock.advance(Duration::from_millis(9_999));
     assert_eq!(engine.step().unwrap(), 0, "not a millisecond early");
     clock.advance(Duration::from_millis(1));
     assert_eq!(engine.run_once().unwrap()[0].verdict, Verdict::Failed);
     let d = db.on(db.store.get_delivery(TENANT, delivery)).unwrap();
-    assert_eq!((d.status.as_str(), d.attempts, d.next_attempt_at), ("failed", 2, None));
+    assert_eq!(
+        (d.status.as_str(), d.attempts, d.next_attempt_at),
+        ("failed", 2, None)
+    );
     assert_eq!(db.on(db.store.deliveries_failed_since(T0)).unwrap(), 1);
 }
 
@@ -193,7 +217,13 @@ fn a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(db: &Db) {
     assert!(records[0].gone);
     let e = db.on(db.store.get_endpoint(TENANT, id)).unwrap();
     assert_eq!(e.status, EndpointStatus::Disabled);
-    assert!(e.disabled_reason.as_deref().is_some_and(|r| r.contains("410")), "{:?}", e.disabled_reason);
+    assert!(
+        e.disabled_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("410")),
+        "{:?}",
+        e.disabled_reason
+    );
     let status = |id| db.on(db.store.get_delivery(TENANT, id)).unwrap().status;
     assert_eq!(status(first), "failed");
     assert_eq!(status(later), "cancelled");

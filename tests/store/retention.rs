@@ -5,7 +5,10 @@ use herald::store::{EventQuery, StoreError};
 
 use crate::{engine_config, first, Db, T0, TENANT};
 
-contract!(prune_deletes_old_events_in_batches_with_their_deliveries, next_due_is_the_earliest_future_delivery);
+contract!(
+    prune_deletes_old_events_in_batches_with_their_deliveries,
+    next_due_is_the_earliest_future_delivery
+);
 
 /// Nothing listens on port 9 of loopback.
 const REFUSED: &str = "http://127.0.0.1:9/hook";
@@ -13,7 +16,9 @@ const REFUSED: &str = "http://127.0.0.1:9/hook";
 fn prune_deletes_old_events_in_batches_with_their_deliveries(db: &Db) {
     let s = &db.store;
     db.endpoint(REFUSED, "*");
-    let old: Vec<_> = (0..5).map(|i| db.publish("job.old", T0 - 10_000 + i)).collect();
+    let old: Vec<_> = (0..5)
+        .map(|i| db.publish("job.old", T0 - 10_000 + i))
+        .collect();
     let kept = db.publish("job.new", T0);
     let old_delivery = db.delivery_of(&old[0]);
     // An attempt, so the delete has a row to take in every table.
@@ -29,9 +34,13 @@ fn prune_deletes_old_events_in_batches_with_their_deliveries(db: &Db) {
     }
     let gone = db.on(s.delivery_with_attempts(TENANT, old_delivery));
     assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
-    let events = db.on(s.list_events(TENANT, EventQuery::default(), first(10))).unwrap();
+    let events = db
+        .on(s.list_events(TENANT, EventQuery::default(), first(10)))
+        .unwrap();
     assert_eq!(events.items.len(), 1);
-    let (_, attempts) = db.on(s.delivery_with_attempts(TENANT, db.delivery_of(&kept))).unwrap();
+    let (_, attempts) = db
+        .on(s.delivery_with_attempts(TENANT, db.delivery_of(&kept)))
+        .unwrap();
     assert_eq!(attempts.len(), 1, "the kept event's history is whole");
 }
 
@@ -40,7 +49,11 @@ fn next_due_is_the_earliest_future_delivery(db: &Db) {
     assert_eq!(s.next_due(T0).unwrap(), None, "nothing pending");
     db.endpoint(REFUSED, "*");
     db.publish("job.now", T0);
-    assert_eq!(s.next_due(T0).unwrap(), None, "already due: not the clock's business");
+    assert_eq!(
+        s.next_due(T0).unwrap(),
+        None,
+        "already due: not the clock's business"
+    );
     db.publish("job.later", T0 + 7_000);
     db.publish("job.latest", T0 + 9_000);
     assert_eq!(s.next_due(T0).unwrap(), Some(T0 + 7_000));
