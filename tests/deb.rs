@@ -172,11 +172,21 @@ fn the_deb_builds_passes_lintian_installs_delivers_upgrades_and_purges() {
         format!("herald_{VERSION}_amd64.deb")
     );
 
+    // The changelog's newest entry is this version (lintian wants one; a version bump
+    // without an entry would ship a stale one).
+    let changelog =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/debian/changelog"))
+            .unwrap();
+    assert!(
+        changelog.starts_with(&format!("herald ({VERSION}) ")),
+        "add a dist/debian/changelog entry for {VERSION}"
+    );
+
     // What is in it.
     let contents = stdout(&run(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
     for path in [
         "./usr/bin/herald",
-        "./lib/systemd/system/herald.service",
+        "./usr/lib/systemd/system/herald.service",
         "./etc/herald/herald.toml",
         "./usr/share/doc/herald/copyright",
     ] {
@@ -208,7 +218,7 @@ fn the_deb_builds_passes_lintian_installs_delivers_upgrades_and_purges() {
     let token = token_line.trim().strip_prefix("HERALD_ADMIN_TOKEN=").unwrap();
     assert!(token.starts_with("hadm_") && token.len() >= 40, "{token}");
     assert!(printed.contains(token), "the token is not printed: {printed}");
-    let unit = std::fs::read_to_string("/lib/systemd/system/herald.service").unwrap();
+    let unit = std::fs::read_to_string("/usr/lib/systemd/system/herald.service").unwrap();
     assert_eq!(
         unit,
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/herald.service"))
