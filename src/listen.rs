@@ -230,8 +230,14 @@ mod tests {
         let refused = Outcome::Status(500);
         assert_eq!(next_cursor(None, &[]), None);
         assert_eq!(next_cursor(Some(3), &[]), Some(3));
-        assert_eq!(next_cursor(Some(3), &[(4, ok.clone()), (5, ok.clone())]), Some(5));
-        assert_eq!(next_cursor(Some(3), &[(4, ok.clone()), (5, refused.clone())]), Some(4));
+        assert_eq!(
+            next_cursor(Some(3), &[(4, ok.clone()), (5, ok.clone())]),
+            Some(5)
+        );
+        assert_eq!(
+            next_cursor(Some(3), &[(4, ok.clone()), (5, refused.clone())]),
+            Some(4)
+        );
         assert_eq!(next_cursor(Some(3), &[(4, refused)]), Some(3));
         assert_eq!(
             next_cursor(None, &[(4, Outcome::Failed("refused".into()))]),
@@ -250,9 +256,15 @@ mod tests {
             headers: Default::default(),
         };
         let line = delivery_line(&item, &Outcome::Status(200), Duration::from_millis(12));
-        assert_eq!(line, "delivery 9 order.created evt_1 -> 200 (acknowledged) in 12 ms");
+        assert_eq!(
+            line,
+            "delivery 9 order.created evt_1 -> 200 (acknowledged) in 12 ms"
+        );
         let line = delivery_line(&item, &Outcome::Status(503), Duration::ZERO);
-        assert!(line.contains("503 (not acknowledged; sent again)"), "{line}");
+        assert!(
+            line.contains("503 (not acknowledged; sent again)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn image_files(image: &str, name: &str) -> Vec<String> {
     let mut tar = Vec::new();
     export.stdout.take().unwrap().read_to_end(&mut tar).unwrap();
     export.wait().unwrap();
-    podman(&["rm", &probe]);
+    podman(&["rm", "--volumes", &probe]);
     let list = Command::new("tar")
         .args(["-t", "-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -128,7 +128,12 @@ fn the_image_holds_only_herald_runs_unprivileged_and_keeps_its_data() {
     };
     let build = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/container.sh"))
-        .args(["--binary", env!("CARGO_BIN_EXE_herald"), "--tag", &cleanup.image])
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_herald"),
+            "--tag",
+            &cleanup.image,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -151,7 +156,13 @@ fn the_image_holds_only_herald_runs_unprivileged_and_keeps_its_data() {
                 .contains(&file.as_str());
         assert!(allowed, "unexpected file in the image: {file} ({files:?})");
     }
-    let user = podman(&["image", "inspect", "--format", "{{.Config.User}}", &cleanup.image]);
+    let user = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}}",
+        &cleanup.image,
+    ]);
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "10001:10001");
 
     podman(&["volume", "create", &cleanup.volume]);
@@ -160,10 +171,25 @@ fn the_image_holds_only_herald_runs_unprivileged_and_keeps_its_data() {
     let token = format!("HERALD_ADMIN_TOKEN={TOKEN}");
     let volume = format!("{}:/data", cleanup.volume);
     podman(&[
-        "run", "--detach", "--name", &cleanup.name, "--runtime", "runc",
-        "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
-        "--network", "host", "--env", &listen, "--env", &token,
-        "--volume", &volume, &cleanup.image,
+        "run",
+        "--detach",
+        "--name",
+        &cleanup.name,
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--network",
+        "host",
+        "--env",
+        &listen,
+        "--env",
+        &token,
+        "--volume",
+        &volume,
+        &cleanup.image,
     ]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

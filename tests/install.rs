@@ -113,7 +113,10 @@ fn serve_staged(p: &Path, token: &str) {
     let addr = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("Herald listening on http://").map(str::to_owned))
+        .find_map(|l| {
+            l.strip_prefix("Herald listening on http://")
+                .map(str::to_owned)
+        })
         .expect("the staged herald listens");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -147,7 +150,10 @@ fn exposure(unit: &Path) -> Option<f64> {
         .lines()
         .find(|l| l.contains("Overall exposure level"))
         .unwrap_or_else(|| panic!("no rating: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    let score = line.split(':').nth(1).and_then(|r| r.split_whitespace().next());
+    let score = line
+        .split(':')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next());
     Some(score.and_then(|s| s.parse().ok()).expect(line))
 }
 
@@ -157,7 +163,9 @@ fn installed_unit_is_hardened_and_leaves_herald_what_it_needs() {
     install(dir.path(), &[]);
     let path = dir.path().join("etc/systemd/system/herald.service");
     let unit = std::fs::read_to_string(&path).unwrap();
-    assert!(unit.contains("\nExecStart=/usr/local/bin/herald serve --config /etc/herald/herald.toml\n"));
+    assert!(
+        unit.contains("\nExecStart=/usr/local/bin/herald serve --config /etc/herald/herald.toml\n")
+    );
 
     // What Herald needs is still there: its database directory writable, IPv4/IPv6 for the
     // API and deliveries, AF_UNIX for the resolver and a local PostgreSQL, no network
@@ -169,9 +177,17 @@ fn installed_unit_is_hardened_and_leaves_herald_what_it_needs() {
             .collect()
     };
     assert_eq!(setting("ReadWritePaths"), ["/var/lib/herald"]);
-    assert_eq!(setting("RestrictAddressFamilies"), ["AF_INET AF_INET6 AF_UNIX"]);
+    assert_eq!(
+        setting("RestrictAddressFamilies"),
+        ["AF_INET AF_INET6 AF_UNIX"]
+    );
     assert_eq!(setting("SystemCallFilter")[0], "@system-service");
-    for absent in ["PrivateNetwork", "IPAddressDeny", "SocketBindDeny", "InaccessiblePaths"] {
+    for absent in [
+        "PrivateNetwork",
+        "IPAddressDeny",
+        "SocketBindDeny",
+        "InaccessiblePaths",
+    ] {
         assert!(setting(absent).is_empty(), "{absent} would cut Herald off");
     }
     assert_eq!(setting("User"), ["herald"]);
@@ -184,6 +200,8 @@ fn installed_unit_is_hardened_and_leaves_herald_what_it_needs() {
         None if std::env::var_os("HERALD_REQUIRE_SYSTEMD_ANALYZE").is_some() => {
             panic!("HERALD_REQUIRE_SYSTEMD_ANALYZE is set but systemd-analyze is not installed")
         }
-        None => eprintln!("skipped the rating: systemd-analyze is not installed (apt install systemd)"),
+        None => {
+            eprintln!("skipped the rating: systemd-analyze is not installed (apt install systemd)")
+        }
     }
 }

@@ -78,8 +78,9 @@ fn listen_forwards_signed_bodies_byte_for_byte_and_acknowledges_only_after_a_2xx
     });
 
     let got = receiver.wait_for("/webhook", 4, WAIT);
-    let succeeded =
-        format!("SELECT count(*) FROM deliveries WHERE endpoint_id = {id} AND status = 'succeeded'");
+    let succeeded = format!(
+        "SELECT count(*) FROM deliveries WHERE endpoint_id = {id} AND status = 'succeeded'"
+    );
     common::wait_for(WAIT, "three acknowledged deliveries", &mut || {
         (app.sql_count(&succeeded) == 3).then_some(())
     });
@@ -88,7 +89,11 @@ fn listen_forwards_signed_bodies_byte_for_byte_and_acknowledges_only_after_a_2xx
     let _ = listen.wait();
 
     // In order, the refused one again right after it; nothing more.
-    let got = if got.len() == 4 { got } else { receiver.on_path("/webhook") };
+    let got = if got.len() == 4 {
+        got
+    } else {
+        receiver.on_path("/webhook")
+    };
     assert_eq!(got.len(), 4, "{got:?}");
     for (request, item) in got.iter().zip([&items[0], &items[1], &items[1], &items[2]]) {
         assert_eq!(request.body, item["body"].as_str().unwrap());
@@ -99,7 +104,10 @@ fn listen_forwards_signed_bodies_byte_for_byte_and_acknowledges_only_after_a_2xx
                 continue;
             }
             assert_eq!(
-                request.headers.get(&name.to_ascii_lowercase()).map(String::as_str),
+                request
+                    .headers
+                    .get(&name.to_ascii_lowercase())
+                    .map(String::as_str),
                 value.as_str(),
                 "{name}"
             );
@@ -143,5 +151,8 @@ fn listen_stops_with_a_hint_on_a_wrong_key_or_a_push_endpoint() {
     };
     assert!(run("wrong").contains("401"), "{}", run("wrong"));
     let pushed = run(common::ADMIN_TOKEN);
-    assert!(pushed.contains("409") && pushed.contains("poll"), "{pushed}");
+    assert!(
+        pushed.contains("409") && pushed.contains("poll"),
+        "{pushed}"
+    );
 }
