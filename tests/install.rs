@@ -29,17 +29,25 @@ fn install(prefix: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn install_sh_parses_and_passes_shellcheck() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
-    let syntax = Command::new("bash").args(["-n", script]).status().unwrap();
-    assert!(syntax.success());
-    match Command::new("shellcheck").arg(script).output() {
-        Ok(out) => assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        ),
-        Err(_) => eprintln!("shellcheck not installed; only `bash -n` checked"),
+fn install_sh_and_the_packaging_scripts_parse_and_pass_shellcheck() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    for script in [
+        "install.sh",
+        "dist/container.sh",
+        "dist/debian/postinst",
+        "dist/debian/postrm",
+    ] {
+        let script = format!("{dir}/{script}");
+        let syntax = Command::new("bash").args(["-n", &script]).status().unwrap();
+        assert!(syntax.success(), "{script}");
+        match Command::new("shellcheck").arg(&script).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+            Err(_) => eprintln!("shellcheck not installed; only `bash -n` checked"),
+        }
     }
 }
 
