@@ -14,8 +14,8 @@ use super::{auth::Auth, cursor, schemas, AppState};
 use crate::clock::{now_ms, ser};
 use crate::engine::worker::{delivery_headers, WorkerContext};
 use crate::error::ApiError;
-use crate::wire::signing::SignInput;
 use crate::store::{Endpoint, Polled};
+use crate::wire::signing::SignInput;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/webhooks/{id}/poll").route(web::get().to(poll)));
@@ -98,6 +98,8 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
 
 #[utoipa::path(
     get,
+    operation_id = "pollWebhook",
+    summary = "Poll a poll endpoint's events",
     path = "/api/v1/webhooks/{id}/poll",
     tag = "webhooks",
     description = "A poll endpoint's pending deliveries, oldest first (query: cursor, limit). Each item has delivery_id, event_id, event, body (the exact signed bytes) and headers (the signature headers a push would carry). Passing cursor (a previous next_cursor) acknowledges every delivery up to it: they become succeeded and are not answered again. A push endpoint answers 409.",
