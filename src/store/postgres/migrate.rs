@@ -17,7 +17,14 @@ const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 pub fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")?;
+    // Created only when missing, asked first: `CREATE TABLE IF NOT EXISTS` on an existing
+    // table makes the server send a NOTICE, which every start printed.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE schema_version (version integer NOT NULL)")?;
+    }
     let current: Option<i32> = tx
         .query_opt("SELECT version FROM schema_version", &[])?
         .map(|r| r.get(0));
