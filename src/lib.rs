@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod units;
 pub mod wire;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpServer, ResponseError};
 
-use crate::api::AppState;
+use crate::service::AppState;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ApiError;

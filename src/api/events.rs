@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::body::RawBody;
+use crate::server::body::RawBody;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;

@@ -1,5 +1,6 @@
 //! Outbound HTTP: one ureq agent shared by all workers (keep-alive pool), with the SSRF
-//! guard in its resolver so the check applies to the address actually connected to.
+//! guard in its resolver so the check applies to the address actually connected to. The
+//! guard applies `domain::address`'s rules, the same ones an endpoint URL passed at create.
 //!
 //! Redirects are not followed (a 3xx is a failed attempt: following it would let a
 //! receiver bounce us to an internal address), proxies from the environment are not used
@@ -15,7 +16,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
-use super::ssrf;
+use crate::domain::address;
 use crate::config::Config;
 
 /// How much of a response body is kept in the attempt history.
@@ -42,7 +43,7 @@ impl Resolver for GuardedResolver {
         }
         let mut allowed = self.empty();
         for addr in resolved.iter() {
-            if !ssrf::is_forbidden(addr.ip()) {
+            if !address::is_forbidden(addr.ip()) {
                 allowed.push(*addr);
             }
         }

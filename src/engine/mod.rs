@@ -27,7 +27,6 @@ pub mod http;
 pub mod plan;
 mod pruner;
 pub mod retry;
-pub mod ssrf;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

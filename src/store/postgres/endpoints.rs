@@ -6,7 +6,7 @@ use postgres::{GenericClient, Row};
 use serde::Serialize;
 
 use super::subscriptions;
-use crate::config::{format_schedule, parse_schedule};
+use crate::units::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
 use crate::secrets::secret_key::{open_stored, seal_stored};
 use crate::store::{

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::config::{format_schedule, parse_schedule};
+use crate::units::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
 use crate::secrets::secret_key::{open_stored, seal_stored};
 use crate::store::{
