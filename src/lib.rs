@@ -29,13 +29,13 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpServer, ResponseError};
 
-use crate::service::AppState;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
 use crate::secrets::{keys, secret_key};
 use crate::server::{body_budget, connection_cap, request_deadline, throttle};
+use crate::service::AppState;
 use crate::store::Store;
 
 /// How long shutdown waits for in-flight HTTP requests and deliveries.

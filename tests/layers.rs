@@ -65,7 +65,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // The flash messages' record (`Flash`, `Admit`) is still defined in pages/flash.rs; it
     // moves down into the store once the open changes to flash.rs have merged (issue 17,
     // item 5). Remove this entry then.
-    ("store", "pages::flash", "the flash record moves into the store"),
+    (
+        "store",
+        "pages::flash",
+        "the flash record moves into the store",
+    ),
     // The throttle's records (`Check`, `Door`, `Failures`, `Memory` and its timing
     // constants) are still defined in server/throttle.rs; they move down into the store
     // once the open changes to throttle.rs have merged (issue 17, item 5). Remove this
@@ -97,7 +101,12 @@ impl Import {
     }
 
     fn show(&self) -> String {
-        format!("{}:{}: crate::{}", self.file, self.line, self.path.join("::"))
+        format!(
+            "{}:{}: crate::{}",
+            self.file,
+            self.line,
+            self.path.join("::")
+        )
     }
 }
 
@@ -108,7 +117,9 @@ fn imports_point_down_and_never_in_a_circle() {
     let imports = collect(root);
     // The collector must see the tree's real imports, or an empty result would pass.
     assert!(
-        imports.iter().any(|i| module_of(&i.file) == "engine" && i.top() == "store"),
+        imports
+            .iter()
+            .any(|i| module_of(&i.file) == "engine" && i.top() == "store"),
         "the collector found no engine → store import; it is broken"
     );
     let mut problems = Vec::new();
@@ -202,7 +213,11 @@ fn file_depth(rel: &str) -> usize {
 /// chains that reach the crate root.
 fn imports_of(rel: &str, text: &str) -> Vec<Import> {
     let code: Vec<char> = blank_comments_and_literals(text).chars().collect();
-    let root_name = if rel == "src/main.rs" { "herald" } else { "crate" };
+    let root_name = if rel == "src/main.rs" {
+        "herald"
+    } else {
+        "crate"
+    };
     let inline = inline_module_depths(&code);
     let mut out = Vec::new();
     let mut i = 0;
@@ -256,7 +271,10 @@ fn is_ident_char(c: char) -> bool {
 }
 
 fn ident_at(code: &[char], i: usize) -> String {
-    code[i..].iter().take_while(|c| is_ident_char(**c)).collect()
+    code[i..]
+        .iter()
+        .take_while(|c| is_ident_char(**c))
+        .collect()
 }
 
 fn skip_ws(code: &[char], mut i: usize) -> usize {
@@ -479,7 +497,13 @@ fn raw_string_end(s: &[char], i: usize) -> Option<usize> {
     }
     k += 1;
     while k < s.len() {
-        if s[k] == '"' && s[k + 1..].iter().take(hashes).filter(|c| **c == '#').count() == hashes
+        if s[k] == '"'
+            && s[k + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|c| **c == '#')
+                .count()
+                == hashes
         {
             return Some(k + 1 + hashes);
         }
@@ -639,7 +663,10 @@ fn cycles(imports: &[Import], modules: &BTreeSet<String>) -> Vec<String> {
 }
 
 /// A shortest path from `start` back to itself (breadth first), as `[start, …, start]`.
-fn cycle_through<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, start: &'a str) -> Option<Vec<&'a str>> {
+fn cycle_through<'a>(
+    graph: &BTreeMap<&'a str, Vec<&'a str>>,
+    start: &'a str,
+) -> Option<Vec<&'a str>> {
     let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
@@ -709,7 +736,10 @@ fn the_collector_follows_super_only_out_of_the_top_module() {
     );
     // `main.rs` is its own crate: it names the library as `herald`.
     assert_eq!(
-        paths("src/main.rs", "use herald::config::Config; use crate::x::Y;"),
+        paths(
+            "src/main.rs",
+            "use herald::config::Config; use crate::x::Y;"
+        ),
         ["config::Config@1"]
     );
 }
@@ -717,11 +747,18 @@ fn the_collector_follows_super_only_out_of_the_top_module() {
 #[test]
 fn a_cycle_is_found_and_shown_with_its_imports() {
     let a = imports_of("src/config.rs", "use crate::domain::parse_rate_limit;");
-    let b = imports_of("src/domain/mod.rs", "\n\nfn f() { crate::config::parse_schedule(\"\"); }");
+    let b = imports_of(
+        "src/domain/mod.rs",
+        "\n\nfn f() { crate::config::parse_schedule(\"\"); }",
+    );
     let modules: BTreeSet<String> = ["config", "domain"].map(String::from).into();
     let found = cycles(&[a, b].concat(), &modules);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("config → domain → config"), "{}", found[0]);
+    assert!(
+        found[0].contains("config → domain → config"),
+        "{}",
+        found[0]
+    );
     assert!(
         found[0].contains("src/domain/mod.rs:3: crate::config::parse_schedule"),
         "{}",

@@ -16,8 +16,8 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
-use crate::domain::address;
 use crate::config::Config;
+use crate::domain::address;
 
 /// How much of a response body is kept in the attempt history.
 pub const RESPONSE_BODY_CAP: usize = 4096;
