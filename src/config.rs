@@ -3,7 +3,9 @@
 //! Every key of DESIGN.md's table has a default that runs, so `herald serve` works with no
 //! file at all. The file and the environment are read through the same per-key parser
 //! (`Config::set`), so a value means the same thing wherever it is written; an unknown key
-//! in the file is an error rather than a silently ignored typo.
+//! in the file is an error rather than a silently ignored typo. Durations, sizes and rates
+//! are read by `units`, the same parsers the endpoint settings use; networks are
+//! `domain::address::Cidr`s.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,8 +1,15 @@
 //! Herald: a webhook delivery server in one binary and one SQLite file.
 //!
-//! `run` wires the parts together: the store (SQLite, one writer thread with group commit),
-//! the delivery engine (dispatcher, workers, recorder, pruner), and the HTTP server (JSON
-//! API, admin pages). See README.md's ARCHITECTURE section for the data path.
+//! `run` wires the parts together: the store (SQLite, one writer thread with group commit;
+//! or PostgreSQL), the delivery engine (dispatcher, workers, recorder, pruner), and the HTTP
+//! server (its guards, the JSON API, the admin pages). See README.md's Architecture section
+//! for the data path.
+//!
+//! The modules stand in layers, each importing only its own and the ones below, never in a
+//! circle (`tests/layers.rs` checks it). Bottom first: values with no I/O (`units`,
+//! `domain`, `clock`, `wire`, `config`, `secrets`, `lifecycle`) → `store` → `engine` and
+//! `metrics` → `service` → the HTTP edge (`error`, `server`) → `api` and `pages`, side by
+//! side → this file, `cli` and `main`.
 
 pub mod api;
 pub mod cli;

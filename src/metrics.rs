@@ -5,7 +5,7 @@
 //!   and status class, attempt durations, publish → first-attempt latency, requests in
 //!   flight. Counting costs a few atomic adds per attempt and no database read.
 //! - levels read from the store at scrape time (`Metrics::render`): the queue and the
-//!   endpoints by status. Those reads go through indexes (`Backend::gauges`), so a scrape
+//!   endpoints by status. Those reads go through indexes (`Activity::gauges`), so a scrape
 //!   never scans the delivery history.
 //!
 //! Labels are bounded: an outcome (3 values), a status class (6), an endpoint status (3).

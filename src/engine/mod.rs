@@ -4,15 +4,18 @@
 //! 1. A publish commits an event and its pending delivery rows, then calls
 //!    `EngineHandle::wake`, so the dispatcher looks at the outbox at once — delivery latency
 //!    does not depend on a polling interval.
-//! 2. The dispatcher (`dispatcher.rs`) claims due deliveries (`Store::claim_due`; with
-//!    SQLite a read, the claim kept in memory) and pins them to the board (`board.rs`),
-//!    which keeps a per-endpoint in-flight cap so one slow endpoint cannot hold every
-//!    worker. It still wakes on its own for retries that come due.
+//! 2. The dispatcher (`dispatcher.rs`) claims due deliveries (`Outbox::claim`, which takes
+//!    what the claim planner, `plan.rs`, picks; with SQLite a read, the claim kept in
+//!    memory) and pins them to the board (`board.rs`), which keeps a per-endpoint
+//!    in-flight cap so one slow endpoint cannot hold every worker. It still wakes on its
+//!    own for retries that come due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
-//!    the SSRF guard in the resolver), decides the next step (`retry.rs`), passes the
-//!    outcome to the recorder, and goes straight on with its endpoint's next delivery.
+//!    the SSRF guard in the resolver, applying `domain::address`'s rules), decides the
+//!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
+//!    with its endpoint's next delivery.
 //! 4. The recorder (`worker.rs`) writes outcomes in batches, one transaction for many
-//!    attempts, and only then lets their claims go.
+//!    attempts, each judged by the health policy (`health.rs`: circuit breaker,
+//!    auto-disable, Herald's own events), and only then lets their claims go.
 //! 5. The pruner (`pruner.rs`) trims history older than `retention` in small batches.
 //!
 //! Crash safety: a delivery is only final once its attempt is recorded. Anything claimed but
