@@ -9,7 +9,7 @@
 //! circle (`tests/layers.rs` checks it). Bottom first: values with no I/O (`units`,
 //! `domain`, `clock`, `wire`, `config`, `secrets`, `lifecycle`) → `store` → `engine` and
 //! `metrics` → `service` → the HTTP edge (`error`, `server`) → `api` and `pages`, side by
-//! side → this file, `cli` and `main`.
+//! side → this file, `cli`, `listen` and `main`.
 
 pub mod api;
 pub mod cli;

@@ -49,8 +49,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("edge", &["error", "server"]),
     // The handlers: the JSON API and the admin and portal pages, side by side.
     ("handlers", &["api", "pages"]),
-    // What wires it all: `run` (lib.rs), the CLI's commands and the binary.
-    ("binary", &["lib", "cli", "main"]),
+    // What wires it all: `run` (lib.rs), the CLI's commands (`herald listen`, a client of
+    // the API over HTTP, among them) and the binary.
+    ("binary", &["lib", "cli", "listen", "main"]),
 ];
 
 /// Modules of one layer that must not import each other.
