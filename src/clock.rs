@@ -99,7 +99,7 @@ pub mod ser {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_str(&crate::config::format_schedule(v)),
+            Some(v) => s.serialize_str(&crate::units::format_schedule(v)),
             None => s.serialize_none(),
         }
     }
@@ -109,7 +109,7 @@ pub mod ser {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_str(&crate::config::format_duration(*v)),
+            Some(v) => s.serialize_str(&crate::units::format_duration(*v)),
             None => s.serialize_none(),
         }
     }

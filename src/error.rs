@@ -1,5 +1,9 @@
 //! The one error type of the HTTP API and its mapping to status + envelope.
 //!
+//! It sits at the HTTP edge, above the service layer (whose `ServiceError` it maps) and
+//! below the API and the pages: the body reader (`server::body`) refuses with it, and the
+//! pages turn it into an error page (`pages::render`).
+//!
 //! Handlers return `Result<_, ApiError>`; `ResponseError` turns every variant into
 //! `{"success": false, "error": {"code", "message"}}`. Storage failures become 503 (the disk
 //! or database is unavailable) with the details logged, never shown: a client learns that it

@@ -1,8 +1,15 @@
 //! Herald: a webhook delivery server in one binary and one SQLite file.
 //!
-//! `run` wires the parts together: the store (SQLite, one writer thread with group commit),
-//! the delivery engine (dispatcher, workers, recorder, pruner), and the HTTP server (JSON
-//! API, admin pages). See README.md's ARCHITECTURE section for the data path.
+//! `run` wires the parts together: the store (SQLite, one writer thread with group commit;
+//! or PostgreSQL), the delivery engine (dispatcher, workers, recorder, pruner), and the HTTP
+//! server (its guards, the JSON API, the admin pages). See README.md's Architecture section
+//! for the data path.
+//!
+//! The modules stand in layers, each importing only its own and the ones below, never in a
+//! circle (`tests/layers.rs` checks it). Bottom first: values with no I/O (`units`,
+//! `domain`, `clock`, `wire`, `config`, `secrets`, `lifecycle`) → `store` → `engine` and
+//! `metrics` → `service` → the HTTP edge (`error`, `server`) → `api` and `pages`, side by
+//! side → this file, `cli`, `listen` and `main`.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +26,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod units;
 pub mod wire;
 
 use std::sync::Arc;
@@ -29,13 +37,13 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpServer, ResponseError};
 
-use crate::api::AppState;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
 use crate::secrets::{keys, secret_key};
 use crate::server::{body_budget, connection_cap, request_deadline, throttle};
+use crate::service::AppState;
 use crate::store::Store;
 
 /// How long shutdown waits for in-flight HTTP requests and deliveries.

@@ -5,7 +5,7 @@
 //!   and status class, attempt durations, publish → first-attempt latency, requests in
 //!   flight. Counting costs a few atomic adds per attempt and no database read.
 //! - levels read from the store at scrape time (`Metrics::render`): the queue and the
-//!   endpoints by status. Those reads go through indexes (`Backend::gauges`), so a scrape
+//!   endpoints by status. Those reads go through indexes (`Activity::gauges`), so a scrape
 //!   never scans the delivery history.
 //!
 //! Two encodings of the same figures (`Format`): OpenMetrics, what the crate writes and what

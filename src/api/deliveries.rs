@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::body::ApiJson;
+use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock;
 use crate::error::ApiError;

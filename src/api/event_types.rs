@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::ApiJson;
+use super::extract::ApiJson;
 use super::{auth::Auth, ok, respond, schemas, AppState};
 use crate::error::ApiError;
 

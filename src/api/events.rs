@@ -5,10 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::body::RawBody;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::server::body::RawBody;
 use crate::store::{Delivery, Event, EventQuery, NewEvent, Published};
 use crate::wire::payload::{self, PayloadError};
 

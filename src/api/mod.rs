@@ -4,10 +4,10 @@
 //! the seeds' envelope. Every refusal is an `ApiError`; nothing here writes SQL.
 
 pub mod auth;
-pub mod body;
 pub(crate) mod deliveries;
 pub(crate) mod event_types;
 mod events;
+mod extract;
 mod health;
 mod openapi;
 mod poll;

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::ApiJson;
+use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::TenantId;

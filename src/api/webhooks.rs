@@ -8,16 +8,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::body::ApiJson;
+use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
-    parse_rate_limit, parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus,
-    EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus, EndpointUrl,
+    EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
+use crate::units::parse_rate_limit;
 use crate::wire::signing::{generate_secret, short_key_warning, validate_secret, Scheme};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

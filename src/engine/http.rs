@@ -1,5 +1,6 @@
 //! Outbound HTTP: one ureq agent shared by all workers (keep-alive pool), with the SSRF
-//! guard in its resolver so the check applies to the address actually connected to.
+//! guard in its resolver so the check applies to the address actually connected to. The
+//! guard applies `domain::address`'s rules, the same ones an endpoint URL passed at create.
 //!
 //! Redirects are not followed (a 3xx is a failed attempt: following it would let a
 //! receiver bounce us to an internal address), proxies from the environment are not used
@@ -15,8 +16,8 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
-use super::ssrf;
 use crate::config::Config;
+use crate::domain::address;
 
 /// How much of a response body is kept in the attempt history.
 pub const RESPONSE_BODY_CAP: usize = 4096;
@@ -42,7 +43,7 @@ impl Resolver for GuardedResolver {
         }
         let mut allowed = self.empty();
         for addr in resolved.iter() {
-            if !ssrf::is_forbidden(addr.ip()) {
+            if !address::is_forbidden(addr.ip()) {
                 allowed.push(*addr);
             }
         }

@@ -10,8 +10,9 @@
 //!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
 //!    hold every worker. It still wakes on its own for retries that come due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
-//!    the SSRF guard in the resolver), decides the next step (`retry.rs`), passes the
-//!    outcome to the recorder, and goes straight on with its endpoint's next delivery.
+//!    the SSRF guard in the resolver, applying `domain::address`'s rules), decides the
+//!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
+//!    with its endpoint's next delivery.
 //! 4. The recorder (`worker.rs`) writes outcomes in batches, one transaction for many
 //!    attempts, and only then lets their claims go; in that transaction the health policy
 //!    (`health.rs`) decides what each attempt means for its endpoint (circuit breaker,
@@ -36,7 +37,6 @@ pub mod http;
 pub mod plan;
 mod pruner;
 pub mod retry;
-pub mod ssrf;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -102,11 +102,11 @@ impl EndpointForm {
             retry_schedule: e
                 .retry_schedule
                 .as_deref()
-                .map(crate::config::format_schedule)
+                .map(crate::units::format_schedule)
                 .unwrap_or_default(),
             request_timeout: e
                 .request_timeout
-                .map(crate::config::format_duration)
+                .map(crate::units::format_duration)
                 .unwrap_or_default(),
         }
     }
@@ -117,7 +117,7 @@ impl EndpointForm {
             v => v
                 .parse::<f64>()
                 .map_err(|_| format!("rate limit: `{v}` is not a number"))
-                .and_then(crate::domain::parse_rate_limit)
+                .and_then(crate::units::parse_rate_limit)
                 .map(Some)
                 .map_err(|e| format!("rate limit: {e}")),
         }
@@ -326,13 +326,13 @@ impl ShowPage {
     fn retries(&self) -> String {
         let schedule = match &self.endpoint.retry_schedule {
             Some(s) if s.is_empty() => "no retries".to_owned(),
-            Some(s) => format!("after {}", crate::config::format_schedule(s)),
+            Some(s) => format!("after {}", crate::units::format_schedule(s)),
             None => "the deployment's schedule".to_owned(),
         };
         match self.endpoint.request_timeout {
             Some(t) => format!(
                 "{schedule}; requests time out after {}",
-                crate::config::format_duration(t)
+                crate::units::format_duration(t)
             ),
             None => schedule,
         }

@@ -338,7 +338,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         // actix's own limit for a `Bytes` body, now read within `max_body_memory`.
-        let body = crate::api::body::read(&req, payload, FORM_LIMIT);
+        let body = crate::server::body::read(&req, payload, FORM_LIMIT);
         Box::pin(async move {
             let state = app_state(&req)?;
             let session = current_session(&req, &state)

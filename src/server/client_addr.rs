@@ -7,63 +7,7 @@
 
 use std::net::IpAddr;
 
-/// An address or a network (`10.0.0.0/8`, `::1`), as listed in `trusted_proxies`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(v: &str) -> Result<Cidr, String> {
-        let bad = || format!("`{v}` is not an IP address or a network like 10.0.0.0/8");
-        let (addr, prefix) = match v.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (v, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
-                u32::from(net) as u128,
-                u32::from(ip) as u128,
-                self.prefix,
-                32,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                same_prefix(u128::from(net), u128::from(ip), self.prefix, 128)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
-    let shift = bits - u32::from(prefix);
-    shift >= bits || (a >> shift) == (b >> shift)
-}
-
-/// `::ffff:192.0.2.1` is the IPv4 client it wraps.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+pub use crate::domain::address::{canonical, Cidr};
 
 /// The client's address: the peer, or — when the peer is a trusted proxy — the last
 /// untrusted address of `X-Forwarded-For` (all its values, in order).

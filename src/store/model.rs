@@ -170,13 +170,9 @@ pub struct Polled {
     pub created_at: i64,
 }
 
-/// An event ready to store: its type and the canonical body every attempt will send.
-#[derive(Debug)]
-pub struct NewEvent {
-    pub event_type: String,
-    pub body: String,
-    pub idempotency_key: Option<String>,
-}
+/// An event ready to store (`wire::payload` makes it from a published body, so the
+/// delivery format's layer needs nothing of the store's).
+pub use crate::wire::payload::NewEvent;
 
 /// What a publish answers.
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,15 @@ use serde_json::Value;
 
 use crate::clock;
 use crate::domain::EventName;
-use crate::store::NewEvent;
 use crate::wire::canonical_json::to_js_string;
+
+/// An event ready to store: its type and the canonical body every attempt will send.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub body: String,
+    pub idempotency_key: Option<String>,
+}
 
 /// A published payload that failed validation, with the code the API answers.
 #[derive(Debug)]

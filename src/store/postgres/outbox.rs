@@ -291,7 +291,7 @@ fn claimed(r: &Row) -> Result<Claimed> {
         fifo: r.get(15),
         retry_schedule: r
             .get::<_, Option<String>>(16)
-            .and_then(|s| crate::config::parse_schedule(&s).ok()),
+            .and_then(|s| crate::units::parse_schedule(&s).ok()),
         request_timeout: r
             .get::<_, Option<i64>>(17)
             .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),

@@ -5,12 +5,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
 use crate::secrets::secret_key::{open_stored, seal_stored};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
+use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \

@@ -1,11 +1,16 @@
-//! The SSRF guard: which addresses an endpoint may never reach.
+//! Address rules: which addresses an endpoint may never reach, and networks as the
+//! configuration lists them.
 //!
 //! Endpoint URLs come from users, and Herald runs inside someone's network. Unless
 //! `allow_private_targets` is set, a delivery must not reach loopback, private, link-local
 //! (including the 169.254.169.254 cloud metadata service), CGNAT, multicast or reserved
-//! addresses. The check runs twice: on the URL's literal host when an endpoint is created,
-//! and on every address the resolver returns at connect time (`engine::http`), because a
-//! DNS answer can change after create.
+//! addresses. The rules are pure and applied twice: on the URL's literal host when an
+//! endpoint is created (`EndpointUrl::parse`, via `check_host`), and by the engine's
+//! resolver on every address a name resolves to at connect time (`engine::http`, via
+//! `is_forbidden`), because a DNS answer can change after create.
+//!
+//! `Cidr` is an address or a network (`trusted_proxies`, `throttle_exempt`); the HTTP
+//! server's guards match clients against it (`server::client_addr`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -118,6 +123,65 @@ fn parse_inet_aton(host: &str) -> Option<Ipv4Addr> {
     }
     let high = init.iter().fold(0u64, |acc, p| (acc << 8) | p) << last_bits;
     Some(Ipv4Addr::from((high | last) as u32))
+}
+
+/// An address or a network (`10.0.0.0/8`, `::1`), as the configuration lists them
+/// (`trusted_proxies`, `throttle_exempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(v: &str) -> Result<Cidr, String> {
+        let bad = || format!("`{v}` is not an IP address or a network like 10.0.0.0/8");
+        let (addr, prefix) = match v.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                same_prefix(u128::from(net), u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
+    let shift = bits - u32::from(prefix);
+    shift >= bits || (a >> shift) == (b >> shift)
+}
+
+/// `::ffff:192.0.2.1` is the IPv4 client it wraps.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]

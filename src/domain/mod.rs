@@ -1,12 +1,20 @@
 //! Parsed input: names, filters, URLs and headers are validated once, when built, so the
 //! rest of the code never re-checks a raw string. Each constructor's error is a sentence
 //! meant for the person who sent the value.
+//!
+//! The lowest layer but for `units`: it imports nothing of Herald's beyond the units it
+//! reads durations in. `url.rs` holds the endpoint URL and `address.rs` the address rules
+//! it is checked by (which addresses a delivery may never reach, and the networks the
+//! configuration lists), so the engine's connector and the create-time check share one copy.
+
+pub mod address;
+mod url;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::engine::ssrf;
+pub use url::EndpointUrl;
 
 /// A tenant id: lower-case letters, digits, `-` and `_`, up to 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -115,54 +123,6 @@ fn pattern_matches(pattern: &str, event: &str) -> bool {
             .strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1),
         None => pattern == event,
-    }
-}
-
-/// An endpoint URL: absolute http(s), no credentials, and (unless private targets are
-/// allowed) not a loopback, private or metadata host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointUrl(String);
-
-impl EndpointUrl {
-    pub const MAX_LEN: usize = 2048;
-
-    pub fn parse(s: &str, allow_private_targets: bool) -> Result<EndpointUrl, String> {
-        if s.len() > Self::MAX_LEN {
-            return Err(format!("url is longer than {} characters", Self::MAX_LEN));
-        }
-        let uri: http::Uri = s
-            .parse()
-            .map_err(|_| format!("`{s}` is not a valid absolute URL"))?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => return Err("url must start with http:// or https://".into()),
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("`{s}` has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err("url must not contain credentials; use `headers` instead".into());
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("`{s}` has no host"));
-        }
-        if !allow_private_targets {
-            ssrf::check_host(host).map_err(|e| {
-                format!(
-                    "url is not allowed: {e}; to deliver to private addresses (local development), \
-                     set `allow_private_targets = true` or HERALD_ALLOW_PRIVATE_TARGETS=true"
-                )
-            })?;
-        }
-        Ok(EndpointUrl(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -346,7 +306,7 @@ pub fn parse_retry_schedule(v: &serde_json::Value) -> Result<Vec<std::time::Dura
             .join(","),
         _ => return Err("expected a comma list like \"10s,1m,10m\" or a list of durations".into()),
     };
-    let schedule = crate::config::parse_schedule(text.trim())?;
+    let schedule = crate::units::parse_schedule(text.trim())?;
     if schedule.len() > 20 {
         return Err("at most 20 retries".into());
     }
@@ -361,23 +321,11 @@ pub fn parse_retry_schedule(v: &serde_json::Value) -> Result<Vec<std::time::Dura
 
 /// An endpoint's own request timeout: from 100ms to 5m.
 pub fn parse_request_timeout(v: &str) -> Result<std::time::Duration, String> {
-    let d = crate::config::parse_duration(v.trim())?;
+    let d = crate::units::parse_duration(v.trim())?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(300) {
         return Err(format!("must be from 100ms to 5m, not `{v}`"));
     }
     Ok(d)
-}
-
-/// An endpoint's rate limit in requests per second: positive, at most 10,000, fractions
-/// allowed (0.5 = one request every two seconds).
-pub fn parse_rate_limit(v: f64) -> Result<f64, String> {
-    if v.is_finite() && v > 0.0 && v <= 10_000.0 {
-        Ok(v)
-    } else {
-        Err(format!(
-            "must be a number of requests per second above 0 and at most 10000, not {v}"
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -414,19 +362,6 @@ mod tests {
         ] {
             assert!(EventFilter::parse(&bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn urls() {
-        assert!(EndpointUrl::parse("https://example.com/hook", false).is_ok());
-        assert!(EndpointUrl::parse("http://127.0.0.1:9000/hook", false).is_err());
-        assert!(EndpointUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
-        assert!(EndpointUrl::parse("http://[::1]:9000/", false).is_err());
-        assert!(EndpointUrl::parse("http://169.254.169.254/latest", false).is_err());
-        assert!(EndpointUrl::parse("http://localhost/", false).is_err());
-        assert!(EndpointUrl::parse("ftp://example.com/", false).is_err());
-        assert!(EndpointUrl::parse("example.com/hook", false).is_err());
-        assert!(EndpointUrl::parse("https://user:pw@example.com/", false).is_err());
     }
 
     #[test]

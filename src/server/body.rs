@@ -1,25 +1,24 @@
-//! Request bodies: read up to `max_payload`, parsed with errors in our envelope.
+//! Request bodies, read up to a limit and within the shared budget, for the API and the
+//! pages alike.
 //!
-//! actix's own `Json` extractor answers errors in plain text; these extractors keep every
-//! refusal in the `{"success": false, ...}` shape with a message that names the problem.
-//! Every body is read within its share of `max_body_memory` (`crate::server::body_budget`).
+//! `read` is the one reader: a body larger than its limit (the API's `max_payload`, a
+//! page's form limit) is refused, early when its `Content-Length` says so, and every body
+//! is read within its share of `max_body_memory` (`body_budget`). Its refusals are
+//! `ApiError`s (413 `payload_too_large`, 503 `busy`) so each caller answers them in its own
+//! shape: the API's extractors (`api::extract`) in the JSON envelope, the pages' forms
+//! (`pages::guard`) as an error page.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_core::Stream;
-use serde::de::DeserializeOwned;
 
-use super::AppState;
 use crate::error::ApiError;
 use crate::server::body_budget::{BodyBudget, Permit};
 
 /// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.
 pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);
-
-/// A JSON body deserialised into `T` (whose struct should deny unknown fields).
-pub struct ApiJson<T>(pub T);
 
 /// At most this much is allocated ahead of bytes that have actually arrived.
 const PREALLOCATE: usize = 64 * 1024;
@@ -32,21 +31,7 @@ fn busy() -> ApiError {
     ApiError::Busy("the server is reading too many request bodies at once; retry shortly".into())
 }
 
-impl FromRequest for RawBody {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.config.max_payload)
-            .unwrap_or(1 << 20);
-        read(req, payload, limit)
-    }
-}
-
-/// Reads a body of at most `limit` bytes within the shared budget (the pages' forms use it
-/// too, with their own limit).
+/// Reads a body of at most `limit` bytes within the shared budget.
 pub fn read(
     req: &HttpRequest,
     payload: &mut Payload,
@@ -94,40 +79,5 @@ pub fn read(
             bytes.extend_from_slice(&chunk);
         }
         Ok(RawBody(bytes.freeze(), permit))
-    })
-}
-
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let raw = RawBody::from_request(req, payload);
-        Box::pin(async move { parse_json(&raw.await?.0).map(ApiJson) })
-    }
-}
-
-/// A shape error's message without serde's " at line 1 column 42": the position in a
-/// one-line body says nothing the message does not.
-fn without_position(e: &serde_json::Error) -> String {
-    let message = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    message
-        .strip_suffix(&suffix)
-        .map(str::to_owned)
-        .unwrap_or(message)
-}
-
-/// Parses JSON into `T`, telling syntax errors (`invalid_json`) from shape errors.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad(
-            "invalid_json",
-            "the request needs a JSON body",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(without_position(&e)),
-        _ => ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")),
     })
 }
