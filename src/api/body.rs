@@ -12,8 +12,8 @@ use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::server::body_budget::{BodyBudget, Permit};
 use crate::error::ApiError;
+use crate::server::body_budget::{BodyBudget, Permit};
 
 /// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.
 pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);

@@ -3,11 +3,12 @@
 //! Each bounds one resource a client could otherwise take without limit: connections per
 //! address (`connection_cap`), the time a request may take to arrive (`request_deadline`),
 //! the memory bodies hold while they are read (`body_budget`), and failed authentications
-//! (`throttle`). `client_addr` says who "a client" is, behind a proxy or not. None of them
+//! (`throttle`); `head` answers HEAD as GET. `client_addr` says who "a client" is, behind a proxy or not. None of them
 //! knows a route; `lib.rs` wires them around the API and the pages.
 
 pub mod body_budget;
 pub mod client_addr;
 pub mod connection_cap;
+pub mod head;
 pub mod request_deadline;
 pub mod throttle;

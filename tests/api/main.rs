@@ -6,7 +6,12 @@ mod common;
 mod bad_inputs;
 mod metrics;
 mod operator;
+#[allow(dead_code)]
+#[path = "../hardening/pages_http.rs"]
+mod pages_http;
 mod poll;
 mod publish;
+mod reserved;
+mod security;
 mod seeds;
 mod tenants;

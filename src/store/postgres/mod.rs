@@ -146,7 +146,16 @@ impl PgStore {
     /// Connects, migrates (once, whichever replica comes first), and opens the pool.
     pub fn open(url: &str) -> Result<PgStore> {
         let target = Target::parse(url)?;
-        migrate::migrate(&mut target.connect()?)?;
+        let mut first = target.connect()?;
+        migrate::migrate(&mut first)?;
+        let sealed = endpoints::reseal(&mut first)?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets for their endpoint (stored in clear or the older way)"
+            );
+        }
+        drop(first);
         let pool = target.pool()?;
         let replica = format!("{:016x}", rand::random::<u64>());
         let leases = Arc::new(Leases::default());
@@ -621,15 +630,26 @@ impl Backend for PgStore {
         ))
     }
 
-    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
-        let session = session.to_owned();
-        self.run(move |c| shared::flash_room_for_reveal(c, &session, now))
+    async fn flash_room_for_reveal(
+        &self,
+        session: &str,
+        principal: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let (session, principal) = (session.to_owned(), principal.to_owned());
+        self.run(move |c| shared::flash_room_for_reveal(c, &session, &principal, now))
             .await
     }
 
-    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
-        let session = session.to_owned();
-        self.run(move |c| shared::flash_put(c, &session, &flash, now))
+    async fn flash_put(
+        &self,
+        session: &str,
+        principal: &str,
+        flash: Flash,
+        now: i64,
+    ) -> Result<String> {
+        let (session, principal) = (session.to_owned(), principal.to_owned());
+        self.run(move |c| shared::flash_put(c, &session, &principal, &flash, now))
             .await
     }
 

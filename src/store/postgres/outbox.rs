@@ -21,12 +21,11 @@ use postgres::{Client, Row, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::secrets::secret_key::open_stored;
-use crate::wire::signing::parse_schemes;
+use crate::secrets::secret_key::open_endpoint_secret;
 use crate::store::{
-    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, StoreError, Verdict,
-    CIRCUIT_MAX_BACKOFF_MS,
+    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_MAX_BACKOFF_MS,
 };
+use crate::wire::signing::parse_schemes;
 
 /// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
 const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
@@ -261,10 +260,9 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
 fn claimed(r: &Row) -> Result<Claimed> {
     let headers: String = r.get(6);
     let schemes: Option<String> = r.get(7);
+    let (endpoint, tenant): (i64, String) = (r.get(1), r.get(2));
     let open = |s: Option<String>| -> Result<Option<String>> {
-        s.map(|s| open_stored(&s))
-            .transpose()
-            .map_err(StoreError::Backend)
+        Ok(open_endpoint_secret(s, &tenant, endpoint))
     };
     Ok(Claimed {
         delivery_id: r.get(0),

@@ -15,9 +15,12 @@ pub fn attempt_buckets(
     bucket_ms: i64,
 ) -> Result<Vec<AttemptBucket>> {
     let mut stmt = conn.prepare_cached(
+        // `count(*) FILTER`, not `sum(condition)`: a bucket whose attempts all got no HTTP
+        // answer (refused, timed out) has a NULL condition on every row, and `sum` of only
+        // NULLs is NULL — the read then failed and the overview broke during an outage.
         "SELECT started_at / ?2 AS b,
-                sum(status_code BETWEEN 200 AND 299),
-                sum(status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
+                count(*) FILTER (WHERE status_code BETWEEN 200 AND 299),
+                count(*) FILTER (WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
          FROM attempts INDEXED BY attempts_started
          WHERE started_at >= ?1 GROUP BY b ORDER BY b",
     )?;

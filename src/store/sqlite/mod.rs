@@ -81,11 +81,11 @@ impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         let mut conn = connection::open_writer(path, durability)?;
         migrate::migrate(&mut conn)?;
-        let sealed = endpoints::seal_cleartext(&conn)?;
+        let sealed = endpoints::reseal(&conn)?;
         if sealed > 0 {
             tracing::info!(
                 endpoints = sealed,
-                "sealed endpoint secrets stored in clear"
+                "sealed endpoint secrets for their endpoint (stored in clear or the older way)"
             );
         }
         let pool = connection::read_pool(path)?;
@@ -559,12 +559,23 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
-        Ok(self.flashes().room_for_reveal(session, now))
+    async fn flash_room_for_reveal(
+        &self,
+        session: &str,
+        principal: &str,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(self.flashes().room_for_reveal(session, principal, now))
     }
 
-    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
-        Ok(self.flashes().put(session, flash, now))
+    async fn flash_put(
+        &self,
+        session: &str,
+        principal: &str,
+        flash: Flash,
+        now: i64,
+    ) -> Result<String> {
+        Ok(self.flashes().put(session, principal, flash, now))
     }
 
     async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>> {
