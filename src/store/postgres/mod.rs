@@ -626,7 +626,7 @@ impl Backend for PgStore {
 
     fn backup(&self, _dest: &Path) -> Result<()> {
         Err(StoreError::Conflict(
-            "`herald backup` copies a SQLite file; back up PostgreSQL with pg_dump (and keep the secret key file)".into(),
+            "`herald backup` copies a SQLite file; back up PostgreSQL with pg_dump, and the secret key file too, kept apart from the dump".into(),
         ))
     }
 
