@@ -15,12 +15,11 @@ pub fn attempt_buckets(
     bucket_ms: i64,
 ) -> Result<Vec<AttemptBucket>> {
     let mut stmt = conn.prepare_cached(
-        // `count(*) FILTER`, not `sum(condition)`: a bucket whose attempts all got no HTTP
-        // answer (refused, timed out) has a NULL condition on every row, and `sum` of only
-        // NULLs is NULL — the read then failed and the overview broke during an outage.
+        // `coalesce`: in a bucket where no attempt got an answer every `BETWEEN` is NULL,
+        // and so is their sum.
         "SELECT started_at / ?2 AS b,
-                count(*) FILTER (WHERE status_code BETWEEN 200 AND 299),
-                count(*) FILTER (WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
+                coalesce(sum(status_code BETWEEN 200 AND 299), 0),
+                sum(status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
          FROM attempts INDEXED BY attempts_started
          WHERE started_at >= ?1 GROUP BY b ORDER BY b",
     )?;
