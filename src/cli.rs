@@ -44,6 +44,7 @@ pub fn create_tenant(config: &Config, id: &str, name: Option<&str>) -> Result<()
 }
 
 pub fn create_key(config: &Config, tenant: &str, name: Option<&str>) -> Result<(), String> {
+    crate::service::refuse_operator_tenant(tenant).map_err(|e| e.to_string())?;
     let token = keys::generate_api_key();
     let new = store::NewKey {
         tenant_id: tenant.to_owned(),
@@ -106,7 +107,8 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), String> {
     open(config)?.backup(dest).map_err(|e| e.to_string())?;
     println!("backed up {} to {}", config.db, dest.display());
     println!(
-        "keep the secret key ({}, or HERALD_SECRET_KEY) with it: the database alone is not all",
+        "back up the secret key ({}, or HERALD_SECRET_KEY) too, but keep it apart from this \
+         backup: it opens the endpoints' sealed secrets, and a restore needs both",
         crate::secrets::secret_key::key_file(config).display()
     );
     Ok(())

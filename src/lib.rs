@@ -42,7 +42,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
 use crate::secrets::{keys, secret_key};
-use crate::server::{body_budget, connection_cap, request_deadline, throttle};
+use crate::server::{body_budget, connection_cap, head, request_deadline, throttle};
 use crate::service::AppState;
 use crate::store::Store;
 
@@ -103,7 +103,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 request_deadline::wrap(&mut req);
                 actix_web::dev::Service::call(srv, req)
             })
-            .wrap_fn(head_as_get)
+            .wrap_fn(head::head_as_get)
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
@@ -258,16 +258,4 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
         req,
         response.map_into_right_body(),
     )))
-}
-
-/// `HEAD` is answered like `GET` (RFC 9110): the route runs as a GET and the HTTP layer,
-/// which still knows the request was a HEAD, sends the headers without the body.
-fn head_as_get<S>(mut req: actix_web::dev::ServiceRequest, srv: &S) -> S::Future
-where
-    S: actix_web::dev::Service<actix_web::dev::ServiceRequest>,
-{
-    if req.method() == actix_web::http::Method::HEAD {
-        req.head_mut().method = actix_web::http::Method::GET;
-    }
-    srv.call(req)
 }

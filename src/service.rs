@@ -58,10 +58,50 @@ pub struct IssuedKey {
     pub token: String,
 }
 
+/// Shows the operator endpoint's new secret once, to the person who started Herald: on a
+/// terminal only. Under systemd stdout is the journal, which keeps what it is given and is
+/// readable by more people than the admin token; there the line says how to get a secret
+/// (a rotation answers it once) instead.
+fn announce_operator_secret(created: &Endpoint) {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        println!(
+            "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
+            created.url, created.secret
+        );
+    } else {
+        println!(
+            "Operator webhook {} set up (endpoint {}). Its signing secret is not written to \
+             this log; get one, shown once, with \
+             POST /api/v1/webhooks/{}/rotate-secret?tenant={} and the admin token.",
+            created.url,
+            created.id,
+            created.id,
+            crate::store::OPERATOR_TENANT
+        );
+    }
+}
+
+/// The reserved `_herald` tenant gets no API keys (nor so portal sessions): its endpoint
+/// receives every tenant's operational events, and a key would read them all and could
+/// re-point it. The admin manages it with the admin token (`?tenant=_herald`).
+pub fn refuse_operator_tenant(tenant: &str) -> Result<()> {
+    if tenant == crate::store::OPERATOR_TENANT {
+        return Err(ServiceError::Invalid {
+            code: "reserved_tenant",
+            message: format!(
+                "`{tenant}` is Herald's reserved operator tenant: it has no API keys; \
+                 manage its endpoint with the admin token and ?tenant={tenant}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Sets up (or points at a new URL) the operator's endpoint in the reserved `_herald`
 /// tenant, subscribed to `herald.*`, when `operator_webhook` is set. Its signing secret is
-/// printed once, when it is created; the admin can rotate it later through the API
-/// (`?tenant=_herald`).
+/// shown once, when it is created, on a terminal (`announce_operator_secret`); the admin
+/// rotates it through the API (`?tenant=_herald`), which answers the new one once.
 pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<()> {
     use crate::store::OPERATOR_TENANT;
     let Some(url) = &config.operator_webhook else {
@@ -133,10 +173,7 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
             if made.first().is_some_and(|e| e.id != created.id) {
                 return Ok(());
             }
-            println!(
-                "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
-                created.url, created.secret
-            );
+            announce_operator_secret(&created);
         }
     }
     Ok(())
@@ -246,6 +283,7 @@ impl AppState {
 
     /// Creates a tenant key: random, stored as its hash, returned in clear this once.
     pub async fn issue_key(&self, tenant: &str, name: String) -> Result<IssuedKey> {
+        refuse_operator_tenant(tenant)?;
         if name.chars().count() > 100 {
             return Err(ServiceError::invalid("name: at most 100 characters"));
         }

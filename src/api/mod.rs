@@ -15,19 +15,38 @@ mod schemas;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
 pub use crate::service::AppState;
 use crate::store::{Cursor, Page};
 pub use openapi::allowed_methods;
 
-/// `{"success": true, "data": ...}` with a status.
+/// `{"success": true, "data": ...}` with a status. An answer that carries a secret (a new
+/// endpoint's `secret`, a new key's `token`) is marked `Cache-Control: no-store`, so no
+/// browser or proxy cache keeps a copy of what is shown only once.
 pub fn respond(status: StatusCode, data: impl Serialize) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "success": true, "data": data }))
+    let body = json!({ "success": true, "data": data });
+    let mut response = HttpResponse::build(status);
+    if carries_secret(&body["data"]) {
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+    }
+    response.json(body)
+}
+
+/// Whether an answer's data holds a `secret` or `token` field (at its top level or in its
+/// items: a list of new keys counts too).
+fn carries_secret(data: &Value) -> bool {
+    match data {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| matches!(k.as_str(), "secret" | "token") && v.is_string()),
+        Value::Array(items) => items.iter().any(carries_secret),
+        _ => false,
+    }
 }
 
 pub fn ok(data: impl Serialize) -> HttpResponse {
@@ -114,4 +133,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Answers unknown routes in the envelope.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_with_secrets_are_not_cached() {
+        let cached = |data: Value| {
+            respond(StatusCode::OK, data)
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            cached(json!({"id": 1, "secret": "whsec_x"})).as_deref(),
+            Some("no-store")
+        );
+        assert_eq!(
+            cached(json!({"id": 1, "token": "hk_x"})).as_deref(),
+            Some("no-store")
+        );
+        assert_eq!(
+            cached(json!([{"token": "hk_x"}])).as_deref(),
+            Some("no-store")
+        );
+        assert_eq!(cached(json!({"id": 1, "name": "secret"})), None);
+    }
 }

@@ -2,19 +2,24 @@
 //!
 //! Each item carries the exact stored body and the signature headers a push would send,
 //! signed now with the endpoint's secret, so one receiver-side check serves push and poll.
-//! The cursor is the acknowledgement: passing it marks everything up to it succeeded.
+//! The endpoint's extra headers are not among them: they are meant for a receiver Herald
+//! calls, and the API and pages never show their values (a consumer already has them).
+//! The cursor is the acknowledgement: passing it marks succeeded everything up to it that
+//! a poll has handed out (a delivery retried since it was read comes back first). `HEAD`
+//! acknowledges nothing and hands out nothing: it only says whether the route answers.
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{auth::Auth, cursor, schemas, AppState};
 use crate::clock::{now_ms, ser};
+use crate::domain::{EndpointKind, ExtraHeaders};
 use crate::engine::worker::{delivery_headers, WorkerContext};
 use crate::error::ApiError;
-use crate::store::{Endpoint, Polled};
+use crate::store::{Endpoint, Polled, StoreError};
 use crate::wire::signing::SignInput;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -73,7 +78,6 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
             .previous_secret_until
             .is_some_and(|until| until > now)
     });
-    let extra = crate::domain::ExtraHeaders::from_stored(endpoint.headers.clone());
     let headers = delivery_headers(
         schemes,
         &names,
@@ -84,7 +88,7 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
             secret: &endpoint.secret,
             previous_secret: previous,
         },
-        &extra,
+        &ExtraHeaders::default(),
     );
     PolledItem {
         delivery_id: p.delivery_id,
@@ -102,7 +106,7 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
     summary = "Poll a poll endpoint's events",
     path = "/api/v1/webhooks/{id}/poll",
     tag = "webhooks",
-    description = "A poll endpoint's pending deliveries, oldest first (query: cursor, limit). Each item has delivery_id, event_id, event, body (the exact signed bytes) and headers (the signature headers a push would carry). Passing cursor (a previous next_cursor) acknowledges every delivery up to it: they become succeeded and are not answered again. A push endpoint answers 409.",
+    description = "A poll endpoint's pending deliveries, oldest first (query: cursor, limit). Each item has delivery_id, event_id, event, body (the exact signed bytes) and headers (the signature headers a push would carry). Passing cursor (a previous next_cursor) acknowledges every delivery up to it that a poll handed out: they become succeeded and are not answered again; a delivery retried since it was read is answered again. HEAD acknowledges nothing. The endpoint's extra headers are not among the items' headers. A push endpoint answers 409.",
     params(
         ("id" = i64, Path),
         ("cursor" = Option<String>, Query, description = "the next_cursor of the previous poll; acknowledges every delivery up to it"),
@@ -116,12 +120,21 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
 async fn poll(
     state: web::Data<AppState>,
     auth: Auth,
+    req: HttpRequest,
     id: web::Path<i64>,
     query: web::Query<PollQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let ack = parse_ack(query.cursor.as_deref())?;
     let limit = cursor(query.limit.as_deref(), None)?.limit;
+    // Refused before anything is acknowledged or handed out.
+    pollable(&state, &auth.tenant, id).await?;
+    if crate::server::head::was_head(&req) {
+        // Acknowledges and hands out nothing; the body is not sent.
+        return Ok(
+            HttpResponse::Ok().json(json!({ "success": true, "data": [], "next_cursor": null }))
+        );
+    }
     let now = now_ms();
     let polled = state
         .store
@@ -130,10 +143,12 @@ async fn poll(
     // Read after the acknowledgement committed, so a rotation in between signs with the new
     // secret (the previous one signs beside it during its grace period anyway).
     let endpoint = state.store.get_endpoint(&auth.tenant, id).await?;
+    // A retried delivery handed out again sits below the cursor: never move it back.
     let next_cursor = polled
-        .last()
+        .iter()
         .map(|p| p.delivery_id)
-        .or(ack)
+        .chain(ack)
+        .max()
         .map(|c| c.to_string());
     let items: Vec<PolledItem> = polled
         .into_iter()
@@ -145,4 +160,23 @@ async fn poll(
         "data": items,
         "next_cursor": next_cursor,
     })))
+}
+
+/// The endpoint, if it can be polled: a poll endpoint of this tenant (another tenant's is
+/// not found, a push endpoint is a conflict) whose secret opens, so its items can be signed.
+async fn pollable(state: &AppState, tenant: &str, id: i64) -> Result<Endpoint, ApiError> {
+    let endpoint = state.store.get_endpoint(tenant, id).await?;
+    if endpoint.kind != EndpointKind::Poll {
+        return Err(StoreError::Conflict(
+            "this webhook is a push endpoint; only poll endpoints can be polled".into(),
+        )
+        .into());
+    }
+    if endpoint.secret.is_empty() {
+        return Err(StoreError::Conflict(
+            crate::engine::worker::SECRET_REFUSED.replace("not sent", "not answered"),
+        )
+        .into());
+    }
+    Ok(endpoint)
 }

@@ -22,8 +22,15 @@ use crate::domain::address;
 /// How much of a response body is kept in the attempt history.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 
+/// What a tenant reads (in `last_error` and the attempt) both for a name that does not
+/// resolve and for one the SSRF guard refuses: two different messages would tell a tenant
+/// which internal names exist. The admin log (`tracing`) keeps which it was.
+pub const HOST_REFUSED: &str =
+    "host not found, or it resolves only to addresses Herald does not deliver to";
+
 /// Resolves names, then drops every address the SSRF guard forbids. A name that only
-/// resolves to forbidden addresses fails the attempt instead of reaching inside.
+/// resolves to forbidden addresses fails the attempt instead of reaching inside; so does
+/// a name that does not resolve, with the same error (`HOST_REFUSED`).
 #[derive(Debug)]
 struct GuardedResolver {
     inner: DefaultResolver,
@@ -37,7 +44,15 @@ impl Resolver for GuardedResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolved = self.inner.resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or("?");
+        let resolved = match self.inner.resolve(uri, config, timeout) {
+            Ok(resolved) => resolved,
+            Err(ureq::Error::Timeout(t)) => return Err(ureq::Error::Timeout(t)),
+            Err(e) => {
+                tracing::info!(%host, error = %e, "an endpoint's host does not resolve");
+                return Err(ureq::Error::HostNotFound);
+            }
+        };
         if self.allow_private {
             return Ok(resolved);
         }
@@ -48,11 +63,13 @@ impl Resolver for GuardedResolver {
             }
         }
         if allowed.is_empty() {
-            let host = uri.host().unwrap_or("?");
-            return Err(ureq::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!("{host} resolves only to loopback, private or reserved addresses (blocked by the SSRF guard; set allow_private_targets / HERALD_ALLOW_PRIVATE_TARGETS=true to allow them)"),
-            )));
+            tracing::warn!(
+                %host,
+                "an endpoint's host resolves only to loopback, private or reserved addresses: \
+                 blocked by the SSRF guard (allow_private_targets / \
+                 HERALD_ALLOW_PRIVATE_TARGETS=true allows them)"
+            );
+            return Err(ureq::Error::HostNotFound);
         }
         Ok(allowed)
     }
@@ -159,8 +176,26 @@ pub fn post(
 fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::HostNotFound => HOST_REFUSED.into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tenant cannot tell a refused name from one that does not exist.
+    #[test]
+    fn refused_and_unknown_hosts_read_alike() {
+        let config = Config {
+            allow_private_targets: false,
+            ..Config::default()
+        };
+        let agent = agent(&config);
+        let refused = post(&agent, "http://127.0.0.1:9/x", &[], "{}", None);
+        assert_eq!(refused.error.as_deref(), Some(HOST_REFUSED));
+        assert_eq!(describe(&ureq::Error::HostNotFound), HOST_REFUSED);
     }
 }

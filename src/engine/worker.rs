@@ -149,6 +149,9 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         event = %d.event_id, delivery = d.delivery_id);
     let _enter = span.enter();
     let started_at = ctx.clock.now_ms();
+    if d.secret.is_empty() {
+        return refused(ctx, d, started_at);
+    }
     let schemes = d
         .schemes
         .as_deref()
@@ -211,6 +214,43 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         operational: d.operational,
     }
 }
+
+/// An endpoint whose stored secret does not open for it (sealed for another endpoint, or
+/// with another key: `secrets::secret_key`) is sent nothing: signing with no secret, or the
+/// wrong one, would only teach its receiver to accept what it should not. The attempt says
+/// why, and the retries wait for the secret to be rotated.
+fn refused(ctx: &WorkerContext, d: &Claimed, started_at: i64) -> AttemptRecord {
+    tracing::warn!("not sent: the endpoint's signing secret cannot be opened; rotate it");
+    let verdict = retry::decide(
+        false,
+        false,
+        None,
+        d.round_attempts + 1,
+        d.retry_schedule
+            .as_deref()
+            .unwrap_or(&ctx.config.retry_schedule),
+        ctx.clock.now_ms(),
+    );
+    AttemptRecord {
+        delivery_id: d.delivery_id,
+        endpoint_id: d.endpoint_id,
+        started_at,
+        duration_ms: 0,
+        status_code: None,
+        error: Some(SECRET_REFUSED.into()),
+        response_headers: None,
+        response_body: None,
+        verdict,
+        gone: false,
+        backoff_until: None,
+        operational: d.operational,
+    }
+}
+
+/// What a delivery refused for its secret says.
+pub const SECRET_REFUSED: &str = "not sent: the endpoint's stored signing secret does not \
+    open for this endpoint (copied from another endpoint, or sealed with another secret key); \
+    rotate the endpoint's secret";
 
 /// Writes outcomes: blocks for the first, takes every other one already waiting, and
 /// commits them as one transaction. Then tells the board which 410s are written and the

@@ -10,9 +10,13 @@
 //! a POST answered by one replica and its redirect answered by another still meet.
 //!
 //! Messages are kept per session, a few each (`PER_SESSION`), so one session's flood of
-//! actions cannot push out another's message. Nothing is dropped silently (`admit`, the
-//! rule both stores follow):
+//! actions cannot push out another's message; and per principal (the admin, or one tenant
+//! whatever key its portal sessions logged in with), at most `PER_PRINCIPAL` notices and as
+//! many secrets, so one tenant's thousand sessions cannot fill the store that every other
+//! tenant's new secrets need. Nothing is dropped silently (`admit`, the rule both stores
+//! follow):
 //! - a session over its bound loses its *own* oldest notice, never a revealed secret;
+//! - a principal over its bound keeps no more notices (the redirect says `LOST`);
 //! - an action that would reveal a secret asks `room_for_reveal` first and creates nothing
 //!   when its message could not be kept;
 //! - when the whole store is full a notice is not kept, and the page it redirects to says
@@ -29,6 +33,9 @@ use crate::store::{Backend, Result};
 pub const TTL_MS: i64 = 10 * 60 * 1000;
 /// Messages one session may have waiting (redirects it did not follow).
 pub const PER_SESSION: usize = 8;
+/// Notices one principal may have waiting over all its sessions, and as many secrets.
+/// 10,000 / (2 × 64): it takes 79 principals flooding at once to fill the store.
+pub const PER_PRINCIPAL: usize = 64;
 /// A bound on the messages waiting over all sessions.
 pub const MAX_WAITING: usize = 10_000;
 /// The ticket of a message that could not be kept; `take` turns it into a notice saying so.
@@ -85,7 +92,8 @@ impl Flash {
 }
 
 /// What a store does with a new message, given the session's waiting messages (oldest
-/// first; `true` for those that reveal a secret) and how many wait over all sessions.
+/// first; `true` for those that reveal a secret), how many its principal has waiting
+/// (`Waiting`) and how many wait over all sessions.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admit {
     Keep,
@@ -95,15 +103,22 @@ pub enum Admit {
     Lost,
 }
 
-pub fn admit(session_reveals: &[bool], total: usize, reveal: bool) -> Admit {
+pub fn admit(session_reveals: &[bool], principal: Waiting, total: usize, reveal: bool) -> Admit {
     let mut decision = Admit::Keep;
+    let mut principal_notices = principal.notices;
     if session_reveals.len() >= PER_SESSION {
         // The session's own oldest notice makes room; a secret is never pushed out.
         match session_reveals.iter().position(|r| !r) {
-            Some(i) => decision = Admit::KeepDropping(i),
+            Some(i) => {
+                decision = Admit::KeepDropping(i);
+                principal_notices = principal_notices.saturating_sub(1);
+            }
             None if !reveal => return Admit::Lost,
             None => {}
         }
+    }
+    if !reveal && principal_notices >= PER_PRINCIPAL {
+        return Admit::Lost;
     }
     // A reveal passed `room_for_reveal` just before; only a race could take it over the
     // bound, and then it is kept anyway.
@@ -113,9 +128,17 @@ pub fn admit(session_reveals: &[bool], total: usize, reveal: bool) -> Admit {
     decision
 }
 
-/// Whether a session with `session_reveals` secrets waiting may reveal one more.
-pub fn reveal_fits(session_reveals: usize, total: usize) -> bool {
-    session_reveals < PER_SESSION && total < MAX_WAITING
+/// Whether a session with `session_reveals` secrets waiting, of a principal with
+/// `principal_reveals`, may reveal one more.
+pub fn reveal_fits(session_reveals: usize, principal_reveals: usize, total: usize) -> bool {
+    session_reveals < PER_SESSION && principal_reveals < PER_PRINCIPAL && total < MAX_WAITING
+}
+
+/// What one principal has waiting, over all its sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub notices: usize,
+    pub reveals: usize,
 }
 
 /// A fresh random ticket.
@@ -125,16 +148,28 @@ pub fn new_ticket() -> String {
     hex::encode(bytes)
 }
 
-/// Whether a message revealing a secret could be kept for this session now. Actions that
-/// create a secret ask first, so a secret is never created only to be lost.
-pub async fn room_for_reveal(store: &dyn Backend, owner: &str, now_ms: i64) -> Result<bool> {
-    store.flash_room_for_reveal(owner, now_ms).await
+/// Whether a message revealing a secret could be kept for this session (nonce `owner`, of
+/// `principal`) now. Actions that create a secret ask first, so a secret is never created
+/// only to be lost.
+pub async fn room_for_reveal(
+    store: &dyn Backend,
+    owner: &str,
+    principal: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    store.flash_room_for_reveal(owner, principal, now_ms).await
 }
 
-/// Stores a message for the session with nonce `owner`; returns its ticket (`LOST` when a
-/// notice could not be kept).
-pub async fn put(store: &dyn Backend, owner: &str, flash: Flash, now_ms: i64) -> Result<String> {
-    store.flash_put(owner, flash, now_ms).await
+/// Stores a message for the session with nonce `owner`, of `principal`; returns its ticket
+/// (`LOST` when a notice could not be kept).
+pub async fn put(
+    store: &dyn Backend,
+    owner: &str,
+    principal: &str,
+    flash: Flash,
+    now_ms: i64,
+) -> Result<String> {
+    store.flash_put(owner, principal, flash, now_ms).await
 }
 
 /// Takes the message of a ticket, if it belongs to this session and is still fresh.
@@ -153,78 +188,124 @@ pub async fn take(
     store.flash_take(owner, ticket, now_ms).await
 }
 
-struct Waiting {
+struct Kept {
     ticket: String,
     expires_ms: i64,
     flash: Flash,
 }
 
+/// One session's waiting messages, oldest first, and whose session it is.
+#[derive(Default)]
+struct Queue {
+    principal: String,
+    kept: VecDeque<Kept>,
+}
+
 /// The messages of one process, for a store that is not shared (SQLite).
 #[derive(Default)]
 pub struct Memory {
-    /// Session nonce → its waiting messages, oldest first.
-    sessions: HashMap<String, VecDeque<Waiting>>,
+    /// Session nonce → its waiting messages.
+    sessions: HashMap<String, Queue>,
+    /// Principal → what it has waiting over its sessions (kept with `sessions`).
+    principals: HashMap<String, Waiting>,
     total: usize,
 }
 
 impl Memory {
     fn sweep(&mut self, now_ms: i64) {
         let mut total = 0;
+        let mut principals: HashMap<String, Waiting> = HashMap::new();
         self.sessions.retain(|_, queue| {
-            queue.retain(|w| w.expires_ms > now_ms);
-            total += queue.len();
-            !queue.is_empty()
+            queue.kept.retain(|w| w.expires_ms > now_ms);
+            total += queue.kept.len();
+            let counts = principals.entry(queue.principal.clone()).or_default();
+            for w in &queue.kept {
+                count(counts, &w.flash, 1);
+            }
+            !queue.kept.is_empty()
         });
+        principals.retain(|_, w| *w != Waiting::default());
         self.total = total;
+        self.principals = principals;
     }
 
     fn reveals(&self, owner: &str) -> Vec<bool> {
         self.sessions.get(owner).map_or(Vec::new(), |q| {
-            q.iter().map(|w| w.flash.reveal.is_some()).collect()
+            q.kept.iter().map(|w| w.flash.reveal.is_some()).collect()
         })
     }
 
-    pub fn room_for_reveal(&mut self, owner: &str, now_ms: i64) -> bool {
-        self.sweep(now_ms);
-        let reveals = self.reveals(owner).iter().filter(|r| **r).count();
-        reveal_fits(reveals, self.total)
+    fn waiting(&self, principal: &str) -> Waiting {
+        self.principals.get(principal).copied().unwrap_or_default()
     }
 
-    pub fn put(&mut self, owner: &str, flash: Flash, now_ms: i64) -> String {
+    pub fn room_for_reveal(&mut self, owner: &str, principal: &str, now_ms: i64) -> bool {
         self.sweep(now_ms);
-        match admit(&self.reveals(owner), self.total, flash.reveal.is_some()) {
+        let reveals = self.reveals(owner).iter().filter(|r| **r).count();
+        reveal_fits(reveals, self.waiting(principal).reveals, self.total)
+    }
+
+    pub fn put(&mut self, owner: &str, principal: &str, flash: Flash, now_ms: i64) -> String {
+        self.sweep(now_ms);
+        let decision = admit(
+            &self.reveals(owner),
+            self.waiting(principal),
+            self.total,
+            flash.reveal.is_some(),
+        );
+        match decision {
             Admit::Lost => return LOST.into(),
             Admit::KeepDropping(i) => {
                 let queue = self.sessions.get_mut(owner).expect("has messages");
-                queue.remove(i);
-                self.total -= 1;
+                if let Some(dropped) = queue.kept.remove(i) {
+                    let counts = self.principals.entry(queue.principal.clone()).or_default();
+                    count(counts, &dropped.flash, -1);
+                    self.total -= 1;
+                }
             }
             Admit::Keep => {}
         }
         let ticket = new_ticket();
-        let entry = Waiting {
+        count(
+            self.principals.entry(principal.into()).or_default(),
+            &flash,
+            1,
+        );
+        let entry = Kept {
             ticket: ticket.clone(),
             expires_ms: now_ms + TTL_MS,
             flash,
         };
-        self.sessions
-            .entry(owner.into())
-            .or_default()
-            .push_back(entry);
+        let queue = self.sessions.entry(owner.into()).or_default();
+        queue.principal = principal.into();
+        queue.kept.push_back(entry);
         self.total += 1;
         ticket
     }
 
     pub fn take(&mut self, owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
         let queue = self.sessions.get_mut(owner)?;
-        let i = queue.iter().position(|w| w.ticket == ticket)?;
-        let waiting = queue.remove(i)?;
-        if queue.is_empty() {
+        let i = queue.kept.iter().position(|w| w.ticket == ticket)?;
+        let waiting = queue.kept.remove(i)?;
+        if let Some(counts) = self.principals.get_mut(&queue.principal) {
+            count(counts, &waiting.flash, -1);
+        }
+        if queue.kept.is_empty() {
             self.sessions.remove(owner);
         }
         self.total -= 1;
         (waiting.expires_ms > now_ms).then_some(waiting.flash)
     }
+}
+
+/// Adds (`1`) or takes away (`-1`) one message from a principal's counts.
+fn count(counts: &mut Waiting, flash: &Flash, by: isize) {
+    let slot = if flash.reveal.is_some() {
+        &mut counts.reveals
+    } else {
+        &mut counts.notices
+    };
+    *slot = slot.saturating_add_signed(by);
 }
 
 #[cfg(test)]
@@ -235,8 +316,13 @@ mod tests {
         static LOCAL: std::cell::RefCell<Memory> = Default::default();
     }
 
+    /// Each test session is its own principal unless it says otherwise (`put_as`).
     fn put(owner: &str, flash: Flash, now_ms: i64) -> String {
-        LOCAL.with(|s| s.borrow_mut().put(owner, flash, now_ms))
+        put_as(owner, owner, flash, now_ms)
+    }
+
+    fn put_as(owner: &str, principal: &str, flash: Flash, now_ms: i64) -> String {
+        LOCAL.with(|s| s.borrow_mut().put(owner, principal, flash, now_ms))
     }
 
     fn take(owner: &str, ticket: &str, now_ms: i64) -> Option<Flash> {
@@ -247,7 +333,7 @@ mod tests {
     }
 
     fn room_for_reveal(owner: &str, now_ms: i64) -> bool {
-        LOCAL.with(|s| s.borrow_mut().room_for_reveal(owner, now_ms))
+        LOCAL.with(|s| s.borrow_mut().room_for_reveal(owner, owner, now_ms))
     }
 
     #[test]
@@ -291,5 +377,53 @@ mod tests {
             room_for_reveal("hoarder", TTL_MS + 1),
             "expired ones free room"
         );
+    }
+
+    #[test]
+    fn one_principal_s_many_sessions_cannot_fill_the_store() {
+        // Enough sessions of one tenant, each at its own bound, to fill the whole store.
+        for n in 0..MAX_WAITING / PER_SESSION + 10 {
+            for _ in 0..PER_SESSION {
+                put_as(
+                    &format!("flooder-{n}"),
+                    "tenant:flooder",
+                    Flash::notice("paused"),
+                    0,
+                );
+            }
+        }
+        let kept = LOCAL.with(|s| s.borrow().waiting("tenant:flooder"));
+        assert_eq!(kept.notices, PER_PRINCIPAL);
+        assert_eq!(
+            put_as("flooder-x", "tenant:flooder", Flash::notice("n"), 0),
+            LOST
+        );
+        // Its own secrets still fit, up to their own bound …
+        assert!(LOCAL.with(|s| s
+            .borrow_mut()
+            .room_for_reveal("flooder-y", "tenant:flooder", 0)));
+        // … and another principal's too.
+        assert!(LOCAL.with(|s| s.borrow_mut().room_for_reveal("admin-1", "admin", 0)));
+        let t = put_as(
+            "admin-1",
+            "admin",
+            Flash::notice("k").reveal("Key", "k".into()),
+            0,
+        );
+        assert_eq!(take("admin-1", &t, 1).unwrap().reveal.unwrap().value, "k");
+        // Taking a message gives its principal the room back.
+        let t = LOCAL.with(|s| {
+            s.borrow()
+                .sessions
+                .get("flooder-0")
+                .and_then(|q| q.kept.front().map(|k| k.ticket.clone()))
+        });
+        if let Some(t) = t {
+            assert!(take("flooder-0", &t, 1).is_some());
+            assert_ne!(
+                put_as("flooder-x", "tenant:flooder", Flash::notice("n"), 0),
+                LOST
+            );
+        }
     }
 }

@@ -201,7 +201,15 @@ impl Signed {
     /// Called before an action that creates a secret shown once: when its message could
     /// not be kept, nothing is created and the page says why.
     pub async fn room_for_reveal(&self) -> Result<(), PageError> {
-        if flash::room_for_reveal(&*self.state.store, &self.session.nonce, now_ms()).await? {
+        let principal = self.session.who.flash_principal();
+        if flash::room_for_reveal(
+            &*self.state.store,
+            &self.session.nonce,
+            &principal,
+            now_ms(),
+        )
+        .await?
+        {
             return Ok(());
         }
         Err(PageError::Status(
@@ -214,7 +222,15 @@ impl Signed {
 
     /// Redirects after a POST, leaving `flash` for the next page.
     pub async fn redirect(&self, to: &str, flash: Flash) -> Result<HttpResponse, PageError> {
-        let ticket = flash::put(&*self.state.store, &self.session.nonce, flash, now_ms()).await?;
+        let principal = self.session.who.flash_principal();
+        let ticket = flash::put(
+            &*self.state.store,
+            &self.session.nonce,
+            &principal,
+            flash,
+            now_ms(),
+        )
+        .await?;
         let sep = if to.contains('?') { '&' } else { '?' };
         Ok(see_other(&format!("{to}{sep}flash={ticket}")))
     }

@@ -67,6 +67,17 @@ impl Who {
         }
     }
 
+    /// Whose one-time messages a session's are, for their bound over all its sessions
+    /// (`flash::PER_PRINCIPAL`): a tenant's, whichever of its keys the session logged in
+    /// with, so minting keys does not raise a tenant's share.
+    pub fn flash_principal(&self) -> String {
+        match self {
+            Who::Anonymous => "anonymous".into(),
+            Who::Admin => "admin".into(),
+            Who::Tenant { tenant, .. } => format!("tenant:{tenant}"),
+        }
+    }
+
     /// The epoch sessions of this principal must carry now.
     pub async fn current_epoch(&self, store: &Store) -> Result<i64, StoreError> {
         let Some(key) = self.epoch_key() else {

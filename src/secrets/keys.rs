@@ -31,6 +31,16 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Compares two hex digests without stopping at the first difference, so the time an
+/// answer takes says nothing about how much of a guessed token's hash was right.
+pub fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// The part of a key shown in lists so a person can tell keys apart.
 pub fn display_prefix(key: &str) -> String {
     key.chars().take(10).collect()
@@ -47,5 +57,8 @@ mod tests {
         assert_ne!(a, generate_api_key());
         assert_eq!(hash_token(&a).len(), 64);
         assert_ne!(hash_token(&a), a);
+        assert!(same_hash(&hash_token(&a), &hash_token(&a)));
+        assert!(!same_hash(&hash_token(&a), &hash_token("other")));
+        assert!(!same_hash("ab", "abc"));
     }
 }

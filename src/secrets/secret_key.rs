@@ -7,10 +7,13 @@
 //! a random key on first start.
 //!
 //! The same key seals endpoint signing secrets in the database (ChaCha20-Poly1305 from
-//! `ring`, a random nonce each): a stored secret reads `sealed1:<base64>`. The server
-//! installs its key for the store (`install`) before opening it; the store seals what it
-//! writes and opens what it reads, and on opening seals any secret still in clear (files
-//! from before this). Losing the key loses the endpoints' secrets (rotate them) and ends
+//! `ring`, a random nonce each): a stored secret reads `sealed2:<base64>`. The seal names
+//! its owner (the AEAD's associated data: `endpoint_owner`, tenant and endpoint id), so a
+//! sealed secret copied onto another endpoint's row does not open there: write access to
+//! the database does not let one endpoint sign with another's secret. The server installs
+//! its key for the store (`install`) before opening it; the store seals what it writes and
+//! opens what it reads, and on opening re-seals (`reseal_stored`) any secret still in clear
+//! or in the older `sealed1:` form, whose associated data named no owner. Losing the key loses the endpoints' secrets (rotate them) and ends
 //! page sessions, so back it up with the database — but never in the same place.
 
 use std::fs::OpenOptions;
@@ -91,9 +94,17 @@ impl SecretKey {
     }
 }
 
-/// What marks a sealed value in the database.
-const SEALED: &str = "sealed1:";
-const AAD: &[u8] = b"herald endpoint secret";
+/// What marks a sealed value in the database: `SEALED` names its owner, `LEGACY` (Herald
+/// before issue 23) used one associated data for every value.
+const SEALED: &str = "sealed2:";
+const LEGACY: &str = "sealed1:";
+const AAD: &str = "herald endpoint secret";
+
+/// The owner an endpoint's secrets are sealed for: its tenant and id (the id first, so no
+/// tenant name can make two owners read alike).
+pub fn endpoint_owner(tenant: &str, id: i64) -> String {
+    format!("endpoint:{id}:{tenant}")
+}
 
 impl SecretKey {
     fn aead(&self) -> LessSafeKey {
@@ -102,15 +113,16 @@ impl SecretKey {
         LessSafeKey::new(key)
     }
 
-    /// `sealed1:` + base64(nonce | ciphertext | tag).
-    pub fn seal(&self, plain: &str) -> String {
+    /// `sealed2:` + base64(nonce | ciphertext | tag), bound to `owner`.
+    pub fn seal(&self, plain: &str, owner: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let mut buf = plain.as_bytes().to_vec();
+        let aad = format!("{AAD}|{owner}");
         self.aead()
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
+                Aad::from(aad.as_bytes()),
                 &mut buf,
             )
             .expect("sealing cannot fail for small inputs");
@@ -119,12 +131,32 @@ impl SecretKey {
         format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// The value inside a sealed one; a value in clear is returned as it is.
-    pub fn open(&self, stored: &str) -> Result<String, String> {
-        let Some(sealed) = stored.strip_prefix(SEALED) else {
-            return Ok(stored.to_owned());
+    /// The value inside one sealed for `owner`; a value in clear is returned as it is. A
+    /// value sealed for another owner, with another key, or in the legacy form is refused.
+    pub fn open(&self, stored: &str, owner: &str) -> Result<String, String> {
+        if let Some(sealed) = stored.strip_prefix(SEALED) {
+            return self.open_with(sealed, format!("{AAD}|{owner}").as_bytes());
+        }
+        if stored.starts_with(LEGACY) {
+            return Err("a secret sealed by an older Herald was not re-sealed".into());
+        }
+        Ok(stored.to_owned())
+    }
+
+    /// The value inside a legacy `sealed1:` one (re-sealing reads these, nothing else).
+    pub fn open_legacy(&self, stored: &str) -> Result<String, String> {
+        match stored.strip_prefix(LEGACY) {
+            Some(sealed) => self.open_with(sealed, AAD.as_bytes()),
+            None => Err("not a legacy sealed value".into()),
+        }
+    }
+
+    fn open_with(&self, sealed: &str, aad: &[u8]) -> Result<String, String> {
+        let bad = || {
+            "a sealed secret does not open with this secret key for this owner (another key, \
+             or a value copied from another row)"
+                .to_owned()
         };
-        let bad = || "a sealed endpoint secret does not open with this secret key".to_owned();
         let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| bad())?;
         if bytes.len() < NONCE_LEN {
             return Err(bad());
@@ -134,13 +166,13 @@ impl SecretKey {
         let mut buf = rest.to_vec();
         let plain = self
             .aead()
-            .open_in_place(nonce, Aad::from(AAD), &mut buf)
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
             .map_err(|_| bad())?;
         String::from_utf8(plain.to_vec()).map_err(|_| bad())
     }
 }
 
-/// Whether a stored value is sealed.
+/// Whether a stored value is sealed in the current form.
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED)
 }
@@ -159,24 +191,56 @@ pub fn installed() -> Option<&'static SecretKey> {
     INSTALLED.get()
 }
 
-/// For the store: seals with the installed key (as given without one).
-pub fn seal_stored(plain: &str) -> String {
+/// For the store: seals for `owner` with the installed key (as given without one).
+pub fn seal_stored(plain: &str, owner: &str) -> String {
     match installed() {
-        Some(key) => key.seal(plain),
+        Some(key) => key.seal(plain, owner),
         None => plain.to_owned(),
     }
 }
 
-/// For the store: opens a stored value.
-pub fn open_stored(stored: &str) -> Result<String, String> {
+/// For the store: opens a value stored for `owner`.
+pub fn open_stored(stored: &str, owner: &str) -> Result<String, String> {
     match installed() {
-        Some(key) => key.open(stored),
-        None if is_sealed(stored) => Err(
+        Some(key) => key.open(stored, owner),
+        None if is_sealed(stored) || stored.starts_with(LEGACY) => Err(
             "an endpoint secret is sealed but no secret key is loaded (the CLI cannot read it)"
                 .into(),
         ),
         None => Ok(stored.to_owned()),
     }
+}
+
+/// For the store: an endpoint's stored secret in clear, or `None` when it does not open
+/// for this endpoint (sealed for another one, or with another key). That is logged for the
+/// admin and not an error: the endpoint still reads, and its deliveries are refused with
+/// the reason (`engine::worker`) until its secret is rotated.
+pub fn open_endpoint_secret(stored: Option<String>, tenant: &str, id: i64) -> Option<String> {
+    let stored = stored?;
+    match open_stored(&stored, &endpoint_owner(tenant, id)) {
+        Ok(plain) => Some(plain),
+        Err(e) => {
+            tracing::warn!(tenant, endpoint = id, error = %e, "an endpoint's secret cannot be opened; rotate it");
+            None
+        }
+    }
+}
+
+/// For the store, on opening: the value to write instead of `stored` when it is in clear or
+/// sealed in the legacy form (a migration from before owners were sealed in); `None` when
+/// it is current, or no key is installed. A legacy value that does not open is left alone
+/// (its endpoint's deliveries say so).
+pub fn reseal_stored(stored: &str, owner: &str) -> Option<String> {
+    let key = installed()?;
+    if is_sealed(stored) {
+        return None;
+    }
+    let plain = if stored.starts_with(LEGACY) {
+        key.open_legacy(stored).ok()?
+    } else {
+        stored.to_owned()
+    };
+    Some(key.seal(&plain, owner))
 }
 
 /// `secret_key_file`, or `herald.key` in the database's directory.
@@ -235,17 +299,54 @@ mod tests {
     }
 
     #[test]
-    fn sealed_values_open_only_with_their_key() {
+    fn sealed_values_open_only_with_their_key_and_owner() {
         let key = SecretKey::from_bytes([1; 32]);
-        let sealed = key.seal("whsec_abc");
+        let owner = endpoint_owner("acme", 7);
+        let sealed = key.seal("whsec_abc", &owner);
         assert!(is_sealed(&sealed) && !sealed.contains("whsec_abc"));
-        assert_ne!(sealed, key.seal("whsec_abc"), "a fresh nonce each time");
-        assert_eq!(key.open(&sealed).unwrap(), "whsec_abc");
-        assert_eq!(key.open("whsec_clear").unwrap(), "whsec_clear");
-        assert!(SecretKey::from_bytes([2; 32]).open(&sealed).is_err());
+        assert_ne!(
+            sealed,
+            key.seal("whsec_abc", &owner),
+            "a fresh nonce each time"
+        );
+        assert_eq!(key.open(&sealed, &owner).unwrap(), "whsec_abc");
+        assert_eq!(key.open("whsec_clear", &owner).unwrap(), "whsec_clear");
+        assert!(SecretKey::from_bytes([2; 32])
+            .open(&sealed, &owner)
+            .is_err());
+        assert!(
+            key.open(&sealed, &endpoint_owner("acme", 8)).is_err(),
+            "another endpoint"
+        );
+        assert!(
+            key.open(&sealed, &endpoint_owner("globex", 7)).is_err(),
+            "another tenant"
+        );
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
-        assert!(key.open(&tampered).is_err());
+        assert!(key.open(&tampered, &owner).is_err());
+    }
+
+    /// A value sealed the old way (one associated data for all) opens only to be re-sealed.
+    #[test]
+    fn legacy_values_are_refused_but_re_sealed() {
+        let key = SecretKey::from_bytes([3; 32]);
+        let mut buf = b"whsec_old".to_vec();
+        let nonce = [9u8; NONCE_LEN];
+        key.aead()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD.as_bytes()),
+                &mut buf,
+            )
+            .unwrap();
+        let legacy = format!(
+            "{LEGACY}{}",
+            URL_SAFE_NO_PAD.encode([&nonce[..], &buf].concat())
+        );
+        let owner = endpoint_owner("acme", 1);
+        assert!(key.open(&legacy, &owner).is_err());
+        assert_eq!(key.open_legacy(&legacy).unwrap(), "whsec_old");
     }
 }

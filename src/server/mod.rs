@@ -4,7 +4,8 @@
 //! address (`connection_cap`), the time a request may take to arrive (`request_deadline`),
 //! the memory bodies hold while they are read (`body_budget`, and `body`, the one reader of
 //! request bodies that the API and the pages share), and failed authentications
-//! (`throttle`). `client_addr` says who "a client" is, behind a proxy or not. None of them
+//! (`throttle`); `head` answers HEAD as GET. `client_addr` says who "a client" is, behind a
+//! proxy or not. None of them
 //! knows a route; `lib.rs` wires them around the API and the pages.
 //!
 //! In the layers (`tests/layers.rs`) the server sits above the service layer and below the
@@ -14,5 +15,6 @@ pub mod body;
 pub mod body_budget;
 pub mod client_addr;
 pub mod connection_cap;
+pub mod head;
 pub mod request_deadline;
 pub mod throttle;

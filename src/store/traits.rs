@@ -190,10 +190,19 @@ pub trait SharedState: Send + Sync {
     // The pages' one-time messages (`pages::flash`, whose rules every backend follows) and
     // the authentication throttles (`throttle`). SQLite keeps them in memory; a backend
     // shared by several processes keeps them where every replica sees them.
-    /// Whether a message revealing a secret could be kept for `session` now.
-    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool>;
-    /// Keeps `flash` for `session`; its ticket, or `flash::LOST` when it could not be kept.
-    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String>;
+    /// Whether a message revealing a secret could be kept for `session` (of `principal`:
+    /// the admin or a tenant, bounded over all its sessions) now.
+    async fn flash_room_for_reveal(&self, session: &str, principal: &str, now: i64)
+        -> Result<bool>;
+    /// Keeps `flash` for `session` (of `principal`); its ticket, or `flash::LOST` when it
+    /// could not be kept.
+    async fn flash_put(
+        &self,
+        session: &str,
+        principal: &str,
+        flash: Flash,
+        now: i64,
+    ) -> Result<String>;
     /// Takes out the message of `ticket` if it is `session`'s and fresh (once only).
     async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>>;
     /// Checks the door for this address and, when a slot is free, takes it for this

@@ -247,14 +247,19 @@ fn open_source(path: &Path) -> Result<rusqlite::Connection> {
 /// (the copy keeps them sealed: the new database needs this same key).
 pub fn check_key(source: &Path, key: &SecretKey) -> Result<()> {
     let sqlite = open_source(source)?;
-    let sealed: Option<String> = sqlite
+    let sealed: Option<(i64, String, String)> = sqlite
         .query_row(
-            "SELECT secret FROM endpoints WHERE secret LIKE 'sealed1:%' LIMIT 1",
+            "SELECT id, tenant_id, secret FROM endpoints
+             WHERE secret LIKE 'sealed1:%' OR secret LIKE 'sealed2:%' LIMIT 1",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    match sealed.map(|s| key.open(&s)) {
+    let open = |(id, tenant, s): (i64, String, String)| {
+        key.open(&s, &crate::secrets::secret_key::endpoint_owner(&tenant, id))
+            .or_else(|_| key.open_legacy(&s))
+    };
+    match sealed.map(open) {
         Some(Err(_)) => Err(StoreError::Open(
             "the configured secret key does not open the endpoints' secrets; point \
              secret_key_file (or HERALD_SECRET_KEY) at the key this database was served with"

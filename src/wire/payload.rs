@@ -1,7 +1,8 @@
 //! Turns a published body into the event Herald stores.
 //!
-//! The payload must be a JSON object with a string `event`; `timestamp` is added when
-//! absent. The stored body is the canonical serialisation (`canonical_json`), computed once
+//! The payload must be a JSON object with a string `event`, not named like Herald's own
+//! operational events (`herald.…`, signed and sent like any other, so a receiver must be
+//! able to trust that name); `timestamp` is added when absent. The stored body is the canonical serialisation (`canonical_json`), computed once
 //! here so that every attempt sends, and every receiver verifies, the same bytes.
 
 use serde_json::Value;
@@ -32,6 +33,9 @@ fn error(code: &'static str, message: impl Into<String>) -> PayloadError {
     }
 }
 
+/// The prefix of Herald's own event names (`store::operational`), refused on publish.
+pub const RESERVED_PREFIX: &str = "herald.";
+
 /// Parses raw bytes as one event payload.
 pub fn from_bytes(bytes: &[u8], now_ms: i64) -> Result<NewEvent, PayloadError> {
     let value: Value = crate::wire::canonical_json::parse(bytes)
@@ -48,6 +52,14 @@ pub fn from_value(value: Value, now_ms: i64) -> Result<NewEvent, PayloadError> {
         ));
     };
     let event_type = match map.get("event") {
+        Some(Value::String(s)) if s.starts_with(RESERVED_PREFIX) => {
+            return Err(error(
+                "reserved_event",
+                format!(
+                "event names starting with `{RESERVED_PREFIX}` are Herald's own operational events"
+            ),
+            ))
+        }
         Some(Value::String(s)) => EventName::parse(s)
             .map_err(|e| error("invalid_payload", e))?
             .as_str()
@@ -89,6 +101,13 @@ pub fn idempotency_key(raw: &str) -> Result<String, PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn herald_s_own_names_are_reserved() {
+        let e = from_bytes(br#"{"event":"herald.endpoint.disabled"}"#, 0).unwrap_err();
+        assert_eq!(e.code, "reserved_event");
+        assert!(from_bytes(br#"{"event":"heraldry.x"}"#, 0).is_ok());
+    }
 
     #[test]
     fn adds_timestamp_and_keeps_order() {

@@ -7,7 +7,12 @@ mod bad_inputs;
 mod metrics;
 mod openapi_tools;
 mod operator;
+#[allow(dead_code)]
+#[path = "../hardening/pages_http.rs"]
+mod pages_http;
 mod poll;
 mod publish;
+mod reserved;
+mod security;
 mod seeds;
 mod tenants;

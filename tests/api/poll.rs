@@ -202,3 +202,131 @@ fn a_push_endpoint_cannot_be_polled_and_shows_its_type() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+/// A poll endpoint of tenant `acme` with an extra header; returns (token, endpoint id).
+fn poll_endpoint(app: &TestApp, headers: Value) -> (String, i64) {
+    let acme = tenant_with_key(app, "acme");
+    let create = json!({"type": "poll", "events": ["*"], "headers": headers}).to_string();
+    let (status, created) = app.call("POST", "/api/v1/webhooks", Some(&acme), Some(&create));
+    assert_eq!(status, 201, "{created}");
+    (acme, created["data"]["id"].as_i64().unwrap())
+}
+
+fn publish_as(app: &TestApp, token: &str, n: usize) {
+    let body = json!({"event": "order.created", "n": n}).to_string();
+    let (status, b) = app.call("POST", "/api/v1/events", Some(token), Some(&body));
+    assert_eq!(status, 202, "{b}");
+}
+
+fn delivery_ids(page: &Value) -> Vec<i64> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["delivery_id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Security review (issue 23, item 8): poll items carried the endpoint's extra header
+/// values in clear, while the API and the pages mask them.
+#[test]
+fn poll_items_carry_no_extra_headers() {
+    let app = TestApp::spawn();
+    let (acme, id) = poll_endpoint(&app, json!({"Authorization": "Bearer receiver-secret"}));
+    publish_as(&app, &acme, 0);
+    let path = format!("/api/v1/webhooks/{id}/poll");
+    let (status, _, text) = app.call_raw("GET", &path, Some(&acme), &[], None);
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("receiver-secret"), "{text}");
+    let page: Value = serde_json::from_str(&text).unwrap();
+    let headers = page["data"][0]["headers"].as_object().expect("headers");
+    assert!(headers.contains_key("webhook-signature"), "{page}");
+    assert!(
+        !headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("authorization")),
+        "{page}"
+    );
+}
+
+/// Security review (issue 23, item 9): `HEAD /poll?cursor=` acknowledged like a GET, and a
+/// manual retry of a delivery the cursor had already passed was marked succeeded by the
+/// next poll without ever being handed out again.
+#[test]
+fn head_never_acknowledges_and_retried_deliveries_come_back() {
+    let app = TestApp::spawn();
+    let (acme, id) = poll_endpoint(&app, json!({}));
+    for n in 0..3 {
+        publish_as(&app, &acme, n);
+    }
+    let poll = |query: &str| {
+        let (status, page) = app.call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/poll{query}"),
+            Some(&acme),
+            None,
+        );
+        assert_eq!(status, 200, "{page}");
+        page
+    };
+    let first = poll("");
+    let ids = delivery_ids(&first);
+    assert_eq!(ids.len(), 3, "{first}");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+
+    // HEAD with the cursor: answered, nothing acknowledged.
+    let (status, _, _) = app.call_raw(
+        "HEAD",
+        &format!("/api/v1/webhooks/{id}/poll?cursor={cursor}"),
+        Some(&acme),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200);
+    let pending =
+        format!("SELECT count(*) FROM deliveries WHERE endpoint_id = {id} AND status = 'pending'");
+    assert_eq!(app.sql_count(&pending), 3, "HEAD acknowledged deliveries");
+    assert_eq!(
+        delivery_ids(&poll("")),
+        ids,
+        "HEAD changed what GET answers"
+    );
+
+    // GET with the cursor acknowledges all three.
+    assert_eq!(
+        delivery_ids(&poll(&format!("?cursor={cursor}"))),
+        Vec::<i64>::new()
+    );
+    assert_eq!(app.sql_count(&pending), 0);
+
+    // A manual retry of the first: the consumer gets it again, even with the old cursor.
+    let (status, retried) = app.call(
+        "POST",
+        &format!("/api/v1/deliveries/{}/retry", ids[0]),
+        Some(&acme),
+        None,
+    );
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["data"]["status"], "pending");
+    let again = poll(&format!("?cursor={cursor}"));
+    assert_eq!(delivery_ids(&again), vec![ids[0]], "{again}");
+    assert_eq!(
+        app.sql_count(&pending),
+        1,
+        "the retried delivery was acknowledged before it was handed out"
+    );
+    // Acknowledged once handed out: the cursor of that page passes it.
+    let next = again["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        delivery_ids(&poll(&format!("?cursor={next}"))),
+        Vec::<i64>::new()
+    );
+    assert_eq!(app.sql_count(&pending), 0);
+    let (_, d) = app.call(
+        "GET",
+        &format!("/api/v1/deliveries/{}", ids[0]),
+        Some(&acme),
+        None,
+    );
+    assert_eq!(d["data"]["status"], "succeeded", "{d}");
+}

@@ -323,6 +323,8 @@ fn cli_creates_tenants_keys_and_publishes() {
         return;
     }
     let backup = app.dir.path().join("backup.db");
-    herald(&["backup", backup.to_str().unwrap()]);
+    let said = herald(&["backup", backup.to_str().unwrap()]);
     assert!(backup.exists());
+    // README's advice (issue 23): the key is backed up too, but never beside the database.
+    assert!(said.contains("keep it apart from this backup"), "{said}");
 }

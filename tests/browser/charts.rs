@@ -234,3 +234,29 @@ fn readme_screenshots() {
     b.goto(&app.url("/admin"));
     b.screenshot(&docs.join("screenshot-overview-phone.png"));
 }
+
+/// Security review (issue 23, item 5): on SQLite, an hour whose attempts all got no HTTP
+/// answer summed to NULL, the overview's read failed and `/admin` said the database was
+/// unavailable — the dashboard broke exactly during an outage.
+#[test]
+fn the_overview_works_when_no_attempt_got_an_http_answer() {
+    let app = TestApp::spawn_with(&[("HERALD_RETRY_SCHEDULE", "")]);
+    // A port nothing listens on: bound, then freed, so the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    app.create_webhook(&format!("http://127.0.0.1:{port}/hook"), &["*"]);
+    app.publish(serde_json::json!({"event": "order.created"}));
+    app.wait_for(WAIT, "the refused attempt to be recorded", || {
+        let n = app.sql_count("SELECT count(*) FROM attempts WHERE status_code IS NULL");
+        (n == 1).then_some(())
+    });
+    assert_eq!(app.sql_count("SELECT count(*) FROM attempts"), 1);
+
+    let b = Browser::start(DESKTOP);
+    login_admin(&b, &app);
+    assert!(b.text("h1").contains("Overview"), "{}", b.text("main"));
+    assert_eq!(b.text("#attempts-succeeded-24h"), "0");
+    assert_eq!(b.text("#attempts-failed-24h"), "1");
+    assert_eq!(bars(&b, "chart-hourly"), (24, 1));
+}

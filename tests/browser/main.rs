@@ -12,6 +12,10 @@ mod common;
 mod admin;
 mod charts;
 mod endpoint_form;
+mod one_time_messages;
+#[allow(dead_code)]
+#[path = "../hardening/pages_http.rs"]
+mod pages_http;
 mod portal;
 mod security;
 mod tenant_pages;

@@ -49,7 +49,7 @@ fn endpoint_secrets_are_sealed_at_rest_and_old_files_get_sealed() {
     );
     let stored = stored_secret(&app, id);
     assert!(
-        stored.starts_with("sealed1:") && !stored.contains(&secret[6..]),
+        stored.starts_with("sealed2:") && !stored.contains(&secret[6..]),
         "{stored}"
     );
     delivered_signed_with(&app, &receiver, &secret, 1);
@@ -64,7 +64,7 @@ fn endpoint_secrets_are_sealed_at_rest_and_old_files_get_sealed() {
     .unwrap();
     drop(conn);
     app.start();
-    assert!(stored_secret(&app, id).starts_with("sealed1:"));
+    assert!(stored_secret(&app, id).starts_with("sealed2:"));
     delivered_signed_with(&app, &receiver, &secret, 2);
 }
 

@@ -42,8 +42,8 @@ fn settings_keep_the_first_value_and_count_atomically(db: &Db) {
 fn a_flash_is_taken_once_by_its_own_session_while_fresh(db: &Db) {
     let s = &db.store;
     let secret = Flash::notice("Endpoint created").reveal("Signing secret", "whsec_abc".into());
-    assert!(db.on(s.flash_room_for_reveal("alice", T0)).unwrap());
-    let ticket = db.on(s.flash_put("alice", secret, T0)).unwrap();
+    assert!(db.on(s.flash_room_for_reveal("alice", "tenant-alice", T0)).unwrap());
+    let ticket = db.on(s.flash_put("alice", "tenant-alice", secret, T0)).unwrap();
     assert_ne!(ticket, flash::LOST);
     assert!(
         db.on(s.flash_take("bob", &ticket, T0)).unwrap().is_none(),
@@ -62,7 +62,7 @@ fn a_flash_is_taken_once_by_its_own_session_while_fresh(db: &Db) {
     );
 
     let stale = db
-        .on(s.flash_put("alice", Flash::notice("Saved"), T0))
+        .on(s.flash_put("alice", "tenant-alice", Flash::notice("Saved"), T0))
         .unwrap();
     let late = db
         .on(s.flash_take("alice", &stale, T0 + flash::TTL_MS))
@@ -77,17 +77,17 @@ fn a_flash_is_taken_once_by_its_own_session_while_fresh(db: &Db) {
 fn a_sessions_flood_loses_its_own_oldest_notice_never_a_secret(db: &Db) {
     let s = &db.store;
     let bob = db
-        .on(s.flash_put("bob", Flash::notice("Bob's"), T0))
+        .on(s.flash_put("bob", "tenant-bob", Flash::notice("Bob's"), T0))
         .unwrap();
     let mut tickets = Vec::new();
     for i in 0..flash::PER_SESSION {
         let f = Flash::notice(format!("secret {i}")).reveal("API key", format!("hk_{i}"));
-        tickets.push(db.on(s.flash_put("alice", f, T0)).unwrap());
+        tickets.push(db.on(s.flash_put("alice", "tenant-alice", f, T0)).unwrap());
     }
     // Alice's session is full of secrets: no room for another, and a notice is lost.
-    assert!(!db.on(s.flash_room_for_reveal("alice", T0)).unwrap());
+    assert!(!db.on(s.flash_room_for_reveal("alice", "tenant-alice", T0)).unwrap());
     assert_eq!(
-        db.on(s.flash_put("alice", Flash::notice("more"), T0))
+        db.on(s.flash_put("alice", "tenant-alice", Flash::notice("more"), T0))
             .unwrap(),
         flash::LOST
     );
@@ -100,7 +100,7 @@ fn a_sessions_flood_loses_its_own_oldest_notice_never_a_secret(db: &Db) {
     // A session of notices: the newest pushes out its own oldest.
     let notices: Vec<String> = (0..=flash::PER_SESSION)
         .map(|i| {
-            db.on(s.flash_put("alice", Flash::notice(format!("n{i}")), T0))
+            db.on(s.flash_put("alice", "tenant-alice", Flash::notice(format!("n{i}")), T0))
                 .unwrap()
         })
         .collect();

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::subscriptions;
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
-use crate::secrets::secret_key::{open_stored, seal_stored};
+use crate::secrets::secret_key::{
+    endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
+};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
@@ -19,16 +21,14 @@ const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signatu
     updated_at, rate_limit, consecutive_failures::bigint, circuit_opened_at, circuit_next_probe, \
     ordering, retry_schedule, request_timeout_ms, kind";
 
-/// A stored secret (sealed with the deployment's secret key) in clear, for column `idx`.
-pub(super) fn secret_at(r: &Row, idx: usize) -> Result<Option<String>> {
-    let stored: Option<String> = r.try_get(idx)?;
-    stored
-        .map(|s| open_stored(&s))
-        .transpose()
-        .map_err(|e| StoreError::Backend(format!("an endpoint secret cannot be opened: {e}")))
+/// A stored secret (sealed with the deployment's secret key for its endpoint) in clear, for
+/// column `idx` of a row of endpoint `id` of `tenant`; `None` when it does not open there.
+pub(super) fn secret_at(r: &Row, idx: usize, tenant: &str, id: i64) -> Result<Option<String>> {
+    Ok(open_endpoint_secret(r.try_get(idx)?, tenant, id))
 }
 
 fn row(r: &Row) -> Result<Endpoint> {
+    let (id, tenant): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
     let events: String = r.try_get(3)?;
     let headers: String = r.try_get(5)?;
     let signature: Option<String> = r.try_get(6)?;
@@ -44,8 +44,8 @@ fn row(r: &Row) -> Result<Endpoint> {
         signature: signature.and_then(|s| parse_schemes(&s).ok()),
         status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
         disabled_reason: r.try_get(8)?,
-        secret: secret_at(r, 9)?.unwrap_or_default(),
-        previous_secret: secret_at(r, 10)?,
+        secret: secret_at(r, 9, &tenant, id)?.unwrap_or_default(),
+        previous_secret: secret_at(r, 10, &tenant, id)?,
         previous_secret_until: r.try_get(11)?,
         failing_since: r.try_get(12)?,
         created_at: r.try_get(13)?,
@@ -84,31 +84,36 @@ pub fn create(
     new: &NewEndpoint,
     now: i64,
 ) -> Result<Endpoint> {
+    // The id first: the secret is sealed for it.
     let id: i64 = c
         .query_one(
-            "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status,
-                 secret, created_at, updated_at, rate_limit, ordering, retry_schedule,
-                 request_timeout_ms, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
-             RETURNING id",
-            &[
-                &tenant_id,
-                &new.url.as_ref().map_or("", |u| u.as_str()),
-                &json(&new.filter.patterns()),
-                &new.description,
-                &json(new.headers.map()),
-                &schemes_text(&new.signature),
-                &new.status.as_str(),
-                &seal_stored(&new.secret),
-                &now,
-                &new.rate_limit,
-                &new.ordering.as_str(),
-                &new.retry_schedule.as_deref().map(format_schedule),
-                &new.request_timeout.map(|d| d.as_millis() as i64),
-                &new.kind.as_str(),
-            ],
+            "SELECT nextval(pg_get_serial_sequence('endpoints', 'id'))",
+            &[],
         )?
         .try_get(0)?;
+    c.execute(
+        "INSERT INTO endpoints (id, tenant_id, url, events, description, headers, signature,
+             status, secret, created_at, updated_at, rate_limit, ordering, retry_schedule,
+             request_timeout_ms, kind)
+         VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)",
+        &[
+            &tenant_id,
+            &new.url.as_ref().map_or("", |u| u.as_str()),
+            &json(&new.filter.patterns()),
+            &new.description,
+            &json(new.headers.map()),
+            &schemes_text(&new.signature),
+            &new.status.as_str(),
+            &seal_stored(&new.secret, &endpoint_owner(tenant_id, id)),
+            &now,
+            &new.rate_limit,
+            &new.ordering.as_str(),
+            &new.retry_schedule.as_deref().map(format_schedule),
+            &new.request_timeout.map(|d| d.as_millis() as i64),
+            &new.kind.as_str(),
+            &id,
+        ],
+    )?;
     get(c, tenant_id, id)
 }
 
@@ -303,6 +308,44 @@ pub fn delete(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<()
     Ok(())
 }
 
+/// Seals for their endpoint the secrets stored in clear or the legacy way (as SQLite's
+/// `reseal` does, on opening); returns how many endpoints it changed. Replicas starting at
+/// once may both do it: each write applies only if the row still holds what was read, so a
+/// rotation in between is never undone.
+pub fn reseal(c: &mut impl GenericClient) -> Result<usize> {
+    if crate::secrets::secret_key::installed().is_none() {
+        return Ok(0);
+    }
+    let old = c.query(
+        "SELECT id, tenant_id, secret, previous_secret FROM endpoints
+         WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'",
+        &[],
+    )?;
+    let mut changed = 0;
+    for r in &old {
+        let (id, tenant): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+        let (secret, previous): (String, Option<String>) = (r.try_get(2)?, r.try_get(3)?);
+        let owner = endpoint_owner(&tenant, id);
+        let new_secret = reseal_stored(&secret, &owner);
+        let new_previous = previous.as_deref().and_then(|p| reseal_stored(p, &owner));
+        if new_secret.is_none() && new_previous.is_none() {
+            continue;
+        }
+        changed += c.execute(
+            "UPDATE endpoints SET secret = $3, previous_secret = $5
+             WHERE id = $1 AND secret = $2 AND previous_secret IS NOT DISTINCT FROM $4",
+            &[
+                &id,
+                &secret,
+                &new_secret.as_deref().unwrap_or(&secret),
+                &previous,
+                &new_previous.as_deref().or(previous.as_deref()),
+            ],
+        )? as usize;
+    }
+    Ok(changed)
+}
+
 /// Installs a new secret; the old one keeps signing beside it until `grace_until`.
 pub fn rotate_secret(
     c: &mut impl GenericClient,
@@ -321,7 +364,7 @@ pub fn rotate_secret(
         &[
             &tenant_id,
             &id,
-            &seal_stored(new_secret),
+            &seal_stored(new_secret, &endpoint_owner(tenant_id, id)),
             &grace_until,
             &now,
         ],

@@ -136,7 +136,16 @@ impl PgStore {
     /// Connects, migrates (once, whichever replica comes first), and opens the pool.
     pub fn open(url: &str) -> Result<PgStore> {
         let target = Target::parse(url)?;
-        migrate::migrate(&mut target.connect()?)?;
+        let mut first = target.connect()?;
+        migrate::migrate(&mut first)?;
+        let sealed = endpoints::reseal(&mut first)?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets for their endpoint (stored in clear or the older way)"
+            );
+        }
+        drop(first);
         let pool = target.pool()?;
         let replica = format!("{:016x}", rand::random::<u64>());
         let leases = Arc::new(Leases::default());

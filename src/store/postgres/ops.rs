@@ -52,7 +52,7 @@ impl Admin for PgStore {
 
     fn backup(&self, _dest: &Path) -> Result<()> {
         Err(StoreError::Conflict(
-            "`herald backup` copies a SQLite file; back up PostgreSQL with pg_dump (and keep the secret key file)".into(),
+            "`herald backup` copies a SQLite file; back up PostgreSQL with pg_dump, and the secret key file too, kept apart from the dump".into(),
         ))
     }
 }
@@ -362,15 +362,26 @@ impl Activity for PgStore {
 
 #[async_trait]
 impl SharedState for PgStore {
-    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
-        let session = session.to_owned();
-        self.run(move |c| shared::flash_room_for_reveal(c, &session, now))
+    async fn flash_room_for_reveal(
+        &self,
+        session: &str,
+        principal: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let (session, principal) = (session.to_owned(), principal.to_owned());
+        self.run(move |c| shared::flash_room_for_reveal(c, &session, &principal, now))
             .await
     }
 
-    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
-        let session = session.to_owned();
-        self.run(move |c| shared::flash_put(c, &session, &flash, now))
+    async fn flash_put(
+        &self,
+        session: &str,
+        principal: &str,
+        flash: Flash,
+        now: i64,
+    ) -> Result<String> {
+        let (session, principal) = (session.to_owned(), principal.to_owned());
+        self.run(move |c| shared::flash_put(c, &session, &principal, &flash, now))
             .await
     }
 

@@ -21,10 +21,10 @@ use postgres::{Client, Row, Statement, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::secrets::secret_key::open_stored;
+use crate::secrets::secret_key::open_endpoint_secret;
 use crate::store::{
     AttemptRecord, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
-    FailureRecord, HealthChange, Judge, Planner, Result, StoreError, Take, Verdict,
+    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
@@ -267,10 +267,9 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
 fn claimed(r: &Row) -> Result<Claimed> {
     let headers: String = r.get(6);
     let schemes: Option<String> = r.get(7);
+    let (endpoint, tenant): (i64, String) = (r.get(1), r.get(2));
     let open = |s: Option<String>| -> Result<Option<String>> {
-        s.map(|s| open_stored(&s))
-            .transpose()
-            .map_err(StoreError::Backend)
+        Ok(open_endpoint_secret(s, &tenant, endpoint))
     };
     Ok(Claimed {
         delivery_id: r.get(0),

@@ -12,8 +12,9 @@
 //!   which locks the row and re-checks the limit on its latest version, so 200 parallel
 //!   guesses at one door get exactly the limit, whichever replicas they reach; a slot turns
 //!   into a failure, or is given back, by one `UPDATE`;
-//! - a session's messages are counted and trimmed under a transaction-scoped advisory lock
-//!   on the session, so its bound holds under parallel POSTs.
+//! - a principal's messages (over all its sessions, so each session's too) are counted and
+//!   trimmed under a transaction-scoped advisory lock on the principal, so both bounds
+//!   hold under parallel POSTs.
 //!
 //! A message can reveal a secret (a new API key), so what is stored is sealed with the
 //! deployment's secret key, like endpoint secrets: a database dump shows no key.
@@ -26,30 +27,54 @@ use crate::secrets::secret_key::{open_stored, seal_stored};
 use crate::server::throttle::{Check, Door, Failures, FORGET_MS, LOG_EVERY_MS, STALE_PENDING_MS};
 use crate::store::{Result, StoreError};
 
-/// The first half of the advisory lock key a session's messages are trimmed under (the
-/// second is a hash of the session); "flsh" as a number.
+/// The first half of the advisory lock key a principal's messages are trimmed under (the
+/// second is a hash of the principal); "flsh" as a number.
 const FLASH_LOCK: i32 = 0x666c_7368;
 
-pub fn flash_room_for_reveal(c: &mut Client, session: &str, now: i64) -> Result<bool> {
-    let row = c.query_one(
-        "SELECT count(*) FILTER (WHERE session = $1 AND reveal), count(*)
-           FROM flash_messages WHERE expires_at > $2",
-        &[&session, &now],
-    )?;
-    let (reveals, total): (i64, i64) = (row.get(0), row.get(1));
-    Ok(flash::reveal_fits(reveals as usize, total as usize))
+/// What a flash message is sealed for: its session (a message copied to another session's
+/// row does not open there).
+fn flash_owner(session: &str) -> String {
+    format!("flash:{session}")
 }
 
-pub fn flash_put(c: &mut Client, session: &str, message: &Flash, now: i64) -> Result<String> {
+pub fn flash_room_for_reveal(
+    c: &mut Client,
+    session: &str,
+    principal: &str,
+    now: i64,
+) -> Result<bool> {
+    let row = c.query_one(
+        "SELECT count(*) FILTER (WHERE session = $1 AND reveal),
+                count(*) FILTER (WHERE principal = $2 AND reveal), count(*)
+           FROM flash_messages WHERE expires_at > $3",
+        &[&session, &principal, &now],
+    )?;
+    let (session_reveals, principal_reveals, total): (i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2));
+    Ok(flash::reveal_fits(
+        session_reveals as usize,
+        principal_reveals as usize,
+        total as usize,
+    ))
+}
+
+pub fn flash_put(
+    c: &mut Client,
+    session: &str,
+    principal: &str,
+    message: &Flash,
+    now: i64,
+) -> Result<String> {
     let reveal = message.reveal.is_some();
     let sealed = seal_stored(
         &serde_json::to_string(message)
             .map_err(|e| StoreError::Backend(format!("a flash message: {e}")))?,
+        &flash_owner(session),
     );
     let mut tx = c.transaction()?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&FLASH_LOCK, &session],
+        &[&FLASH_LOCK, &principal],
     )?;
     // Expired messages of every session go; the index on expires_at makes this a probe
     // when there are none.
@@ -59,10 +84,19 @@ pub fn flash_put(c: &mut Client, session: &str, message: &Flash, now: i64) -> Re
         &[&session],
     )?;
     let reveals: Vec<bool> = waiting.iter().map(|r| r.get(1)).collect();
-    let total: i64 = tx
-        .query_one("SELECT count(*) FROM flash_messages", &[])?
-        .get(0);
-    match flash::admit(&reveals, total as usize, reveal) {
+    let row = tx.query_one(
+        "SELECT count(*) FILTER (WHERE principal = $1 AND NOT reveal),
+                count(*) FILTER (WHERE principal = $1 AND reveal), count(*)
+           FROM flash_messages",
+        &[&principal],
+    )?;
+    let (notices, reveals_of_principal, total): (i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2));
+    let of_principal = flash::Waiting {
+        notices: notices as usize,
+        reveals: reveals_of_principal as usize,
+    };
+    match flash::admit(&reveals, of_principal, total as usize, reveal) {
         Admit::Lost => return Ok(flash::LOST.into()),
         Admit::KeepDropping(i) => {
             let ticket: &str = waiting[i].get(0);
@@ -72,9 +106,16 @@ pub fn flash_put(c: &mut Client, session: &str, message: &Flash, now: i64) -> Re
     }
     let ticket = flash::new_ticket();
     tx.execute(
-        "INSERT INTO flash_messages (ticket, session, reveal, message, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
-        &[&ticket, &session, &reveal, &sealed, &(now + flash::TTL_MS)],
+        "INSERT INTO flash_messages (ticket, session, principal, reveal, message, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &ticket,
+            &session,
+            &principal,
+            &reveal,
+            &sealed,
+            &(now + flash::TTL_MS),
+        ],
     )?;
     tx.commit()?;
     Ok(ticket)
@@ -93,11 +134,15 @@ pub fn flash_take(c: &mut Client, session: &str, ticket: &str, now: i64) -> Resu
     if expires_at <= now {
         return Ok(None);
     }
-    let text = open_stored(&sealed).map_err(|e| {
-        StoreError::Backend(format!(
-            "a flash message cannot be opened (another secret key?): {e}"
-        ))
-    })?;
+    // One that does not open (sealed by a Herald before this one, another key, or copied
+    // from another session's row) is not shown; the page goes on without it.
+    let text = match open_stored(&sealed, &flash_owner(session)) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!(error = %e, "a one-time message cannot be opened");
+            return Ok(None);
+        }
+    };
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| StoreError::Backend(format!("a flash message: {e}")))

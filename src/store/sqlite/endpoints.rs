@@ -6,7 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
-use crate::secrets::secret_key::{open_stored, seal_stored};
+use crate::secrets::secret_key::{
+    endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
+};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
@@ -16,15 +18,19 @@ use crate::wire::signing::{parse_schemes, Scheme};
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
     disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms, kind";
 
-/// A stored secret (sealed with the deployment's secret key) in clear, for column `idx`.
-pub(super) fn secret_at(r: &Row, idx: usize) -> rusqlite::Result<Option<String>> {
-    let stored: Option<String> = r.get(idx)?;
-    stored.map(|s| open_stored(&s)).transpose().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
-    })
+/// A stored secret (sealed with the deployment's secret key for its endpoint) in clear, for
+/// column `idx` of a row of endpoint `id` of `tenant`; `None` when it does not open there.
+pub(super) fn secret_at(
+    r: &Row,
+    idx: usize,
+    tenant: &str,
+    id: i64,
+) -> rusqlite::Result<Option<String>> {
+    Ok(open_endpoint_secret(r.get(idx)?, tenant, id))
 }
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
+    let (id, tenant): (i64, String) = (r.get(0)?, r.get(1)?);
     let events: String = r.get(3)?;
     let headers: String = r.get(5)?;
     let signature: Option<String> = r.get(6)?;
@@ -40,8 +46,8 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         signature: signature.and_then(|s| parse_schemes(&s).ok()),
         status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
         disabled_reason: r.get(8)?,
-        secret: secret_at(r, 9)?.unwrap_or_default(),
-        previous_secret: secret_at(r, 10)?,
+        secret: secret_at(r, 9, &tenant, id)?.unwrap_or_default(),
+        previous_secret: secret_at(r, 10, &tenant, id)?,
         previous_secret_until: r.get(11)?,
         failing_since: r.get(12)?,
         created_at: r.get(13)?,
@@ -82,7 +88,8 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             json(new.headers.map()),
             schemes_text(&new.signature),
             new.status.as_str(),
-            seal_stored(&new.secret),
+            // Sealed for the row's id below, once there is one.
+            "",
             now,
             new.rate_limit,
             new.ordering.as_str(),
@@ -91,7 +98,12 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
             new.kind.as_str()
         ],
     )?;
-    get(conn, tenant_id, conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "UPDATE endpoints SET secret = ?2 WHERE id = ?1",
+        params![id, seal_stored(&new.secret, &endpoint_owner(tenant_id, id))],
+    )?;
+    get(conn, tenant_id, id)
 }
 
 pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
@@ -255,33 +267,40 @@ pub fn delete(conn: &Connection, tenant_id: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Seals the secrets still stored in clear (files written before secrets were sealed, or
-/// by a process without the key); returns how many endpoints it changed.
-pub fn seal_cleartext(conn: &Connection) -> Result<usize> {
+/// Seals for their endpoint the secrets still stored in clear (files written before
+/// secrets were sealed, or by a process without the key) or sealed the legacy way (before
+/// the seal named its endpoint); returns how many endpoints it changed. Runs on opening,
+/// after the migrations: the re-seal step that needs the key they do not have.
+pub fn reseal(conn: &Connection) -> Result<usize> {
     if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
-    let clear: Vec<(i64, String, Option<String>)> = conn
+    let old: Vec<(i64, String, String, Option<String>)> = conn
         .prepare(
-            "SELECT id, secret, previous_secret FROM endpoints
-             WHERE secret NOT LIKE 'sealed1:%' OR previous_secret NOT LIKE 'sealed1:%'",
+            "SELECT id, tenant_id, secret, previous_secret FROM endpoints
+             WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let seal = |s: &str| {
-        if crate::secrets::secret_key::is_sealed(s) {
-            s.to_owned()
-        } else {
-            seal_stored(s)
+    let mut changed = 0;
+    for (id, tenant, secret, previous) in &old {
+        let owner = endpoint_owner(tenant, *id);
+        let new_secret = reseal_stored(secret, &owner);
+        let new_previous = previous.as_deref().and_then(|p| reseal_stored(p, &owner));
+        if new_secret.is_none() && new_previous.is_none() {
+            continue;
         }
-    };
-    for (id, secret, previous) in &clear {
         conn.execute(
             "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
-            params![id, seal(secret), previous.as_deref().map(seal)],
+            params![
+                id,
+                new_secret.as_deref().unwrap_or(secret),
+                new_previous.as_deref().or(previous.as_deref())
+            ],
         )?;
+        changed += 1;
     }
-    Ok(clear.len())
+    Ok(changed)
 }
 
 /// Installs a new secret; the old one keeps signing beside it until `grace_until`.
@@ -297,7 +316,13 @@ pub fn rotate_secret(
     conn.execute(
         "UPDATE endpoints SET previous_secret = secret, previous_secret_until = ?4, secret = ?3, updated_at = ?5
          WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id, id, seal_stored(new_secret), grace_until, now],
+        params![
+            tenant_id,
+            id,
+            seal_stored(new_secret, &endpoint_owner(tenant_id, id)),
+            grace_until,
+            now
+        ],
     )?;
     get(conn, tenant_id, id)
 }

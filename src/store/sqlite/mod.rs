@@ -74,11 +74,11 @@ impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         let mut conn = connection::open_writer(path, durability)?;
         migrate::migrate(&mut conn)?;
-        let sealed = endpoints::seal_cleartext(&conn)?;
+        let sealed = endpoints::reseal(&conn)?;
         if sealed > 0 {
             tracing::info!(
                 endpoints = sealed,
-                "sealed endpoint secrets stored in clear"
+                "sealed endpoint secrets for their endpoint (stored in clear or the older way)"
             );
         }
         let pool = connection::read_pool(path)?;

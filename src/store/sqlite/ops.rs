@@ -382,12 +382,23 @@ impl Activity for SqliteStore {
 
 #[async_trait]
 impl SharedState for SqliteStore {
-    async fn flash_room_for_reveal(&self, session: &str, now: i64) -> Result<bool> {
-        Ok(self.flashes().room_for_reveal(session, now))
+    async fn flash_room_for_reveal(
+        &self,
+        session: &str,
+        principal: &str,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(self.flashes().room_for_reveal(session, principal, now))
     }
 
-    async fn flash_put(&self, session: &str, flash: Flash, now: i64) -> Result<String> {
-        Ok(self.flashes().put(session, flash, now))
+    async fn flash_put(
+        &self,
+        session: &str,
+        principal: &str,
+        flash: Flash,
+        now: i64,
+    ) -> Result<String> {
+        Ok(self.flashes().put(session, principal, flash, now))
     }
 
     async fn flash_take(&self, session: &str, ticket: &str, now: i64) -> Result<Option<Flash>> {

@@ -193,6 +193,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let found = details.query_row(params![*id, now], |r| {
+            let (endpoint, tenant): (i64, String) = (r.get(1)?, r.get(2)?);
             let headers: String = r.get(6)?;
             let schemes: Option<String> = r.get(7)?;
             Ok(Claimed {
@@ -206,8 +207,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                     serde_json::from_str(&headers).unwrap_or_default(),
                 ),
                 schemes: schemes.and_then(|s| parse_schemes(&s).ok()),
-                secret: endpoints::secret_at(r, 8)?.unwrap_or_default(),
-                previous_secret: endpoints::secret_at(r, 9)?,
+                secret: endpoints::secret_at(r, 8, &tenant, endpoint)?.unwrap_or_default(),
+                previous_secret: endpoints::secret_at(r, 9, &tenant, endpoint)?,
                 round_attempts: r.get::<_, i64>(10)?.max(0) as u32,
                 rate_limit: r.get(11)?,
                 last_attempt_at: r.get(12)?,

@@ -2,9 +2,14 @@
 //!
 //! The dispatcher never claims a poll endpoint's deliveries (`outbox.rs` skips them), so they
 //! stay `pending` until read. The consumer's cursor is the id of the last delivery it has
-//! handled: every pending delivery up to it becomes `succeeded`, and the next page starts
-//! after it. Acknowledging and reading run in one writer job, so a page never repeats what
-//! the same request acknowledged.
+//! handled: every pending delivery up to it that a poll has handed out becomes `succeeded`,
+//! and the next page starts after it. Acknowledging and reading run in one writer job, so a
+//! page never repeats what the same request acknowledged.
+//!
+//! "Handed out" is `attempts > round_start`: each read counts as an attempt, and a retry
+//! starts a new round (`round_start = attempts`). So a delivery retried after the cursor
+//! passed it is not acknowledged by that cursor; it is answered again (ids below the cursor
+//! first), and acknowledged by the next cursor once it has been read.
 
 use rusqlite::{params, Connection};
 
@@ -34,14 +39,15 @@ pub fn poll(
         conn.prepare_cached(
             "UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL, lease_until = NULL,
                  last_error = NULL, updated_at = ?3
-             WHERE endpoint_id = ?1 AND status = 'pending' AND id <= ?2",
+             WHERE endpoint_id = ?1 AND status = 'pending' AND id <= ?2 AND attempts > round_start",
         )?
         .execute(params![endpoint_id, ack, now])?;
     }
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, e.id, e.event_type, e.body, d.created_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq
-         WHERE d.endpoint_id = ?1 AND d.status = 'pending' AND d.id > ?2
+         WHERE d.endpoint_id = ?1 AND d.status = 'pending'
+           AND (d.id > ?2 OR d.attempts = d.round_start)
          ORDER BY d.id LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![endpoint_id, ack.unwrap_or(0), limit as i64], |r| {
@@ -53,5 +59,11 @@ pub fn poll(
             created_at: r.get(4)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let polled = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut handed_out =
+        conn.prepare_cached("UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1")?;
+    for p in &polled {
+        handed_out.execute([p.delivery_id])?;
+    }
+    Ok(polled)
 }
