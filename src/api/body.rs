@@ -2,7 +2,8 @@
 //!
 //! actix's own `Json` extractor answers errors in plain text; these extractors keep every
 //! refusal in the `{"success": false, ...}` shape with a message that names the problem.
-//! Every body is read within its share of `max_body_memory` (`crate::server::body_budget`).
+//! Every body is read within its share of `max_body_memory` (`crate::server::body_budget`),
+//! and only once its sender is known: an API body after `Auth`, a form after its session.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -11,9 +12,10 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
+use super::auth::Authenticating;
 use super::AppState;
-use crate::server::body_budget::{BodyBudget, Permit};
 use crate::error::ApiError;
+use crate::server::body_budget::{BodyBudget, Permit};
 
 /// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.
 pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);
@@ -41,42 +43,68 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
-        read(req, payload, limit)
+        let body = take(req, payload);
+        // Nothing is reserved for a caller who is not yet known: the body waits for the
+        // handler's `Auth` (when it has one, before the body), which refuses strangers.
+        let authenticating = Authenticating::of(req);
+        Box::pin(async move {
+            if let Some(authenticating) = authenticating {
+                if !authenticating.succeeded().await {
+                    return Err(ApiError::Unauthorized("not authenticated".into()));
+                }
+            }
+            body.read(limit).await
+        })
     }
 }
 
-/// Reads a body of at most `limit` bytes within the shared budget (the pages' forms use it
-/// too, with their own limit).
-pub fn read(
-    req: &HttpRequest,
-    payload: &mut Payload,
-    limit: usize,
-) -> Pin<Box<dyn Future<Output = Result<RawBody, ApiError>>>> {
-    let budget = req
-        .app_data::<web::Data<BodyBudget>>()
-        .map(|b| b.clone().into_inner());
-    // A declared length over the limit is refused before any byte is read, so a client
-    // cannot hold a connection open by announcing a huge body and sending it slowly.
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Box::pin(async move { Err(too_large(limit)) });
+/// A request's body, taken from the request and not yet read; reading it (`read`) takes
+/// its share of the budget, so an extractor can first check who is sending it.
+pub struct Taken {
+    req: HttpRequest,
+    payload: Pin<Box<dyn Future<Output = Result<web::Payload, actix_web::Error>>>>,
+}
+
+/// Takes the request's body (an extractor must, synchronously); nothing is reserved yet.
+pub fn take(req: &HttpRequest, payload: &mut Payload) -> Taken {
+    Taken {
+        req: req.clone(),
+        payload: Box::pin(web::Payload::from_request(req, payload)),
     }
-    let declared = declared.unwrap_or(0) as usize;
-    // The declared length is taken from the budget before any byte is buffered.
-    let permit = match &budget {
-        None => Some(Permit::unbounded()),
-        Some(budget) => budget.reserve(declared),
-    };
-    let Some(mut permit) = permit else {
-        return Box::pin(async move { Err(busy()) });
-    };
-    let payload = web::Payload::from_request(req, payload);
-    Box::pin(async move {
-        let mut payload = payload
+}
+
+impl Taken {
+    /// Reads a body of at most `limit` bytes within the shared budget and the client's share
+    /// of it (the pages' forms use it too, with their own limits).
+    pub async fn read(self, limit: usize) -> Result<RawBody, ApiError> {
+        let req = &self.req;
+        // A declared length over the limit is refused before any byte is read, so a client
+        // cannot hold a connection open by announcing a huge body and sending it slowly.
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let declared = declared.unwrap_or(0) as usize;
+        let budget = req
+            .app_data::<web::Data<BodyBudget>>()
+            .map(|b| b.clone().into_inner());
+        let client = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| crate::server::client_addr::client_key(req, &s.config));
+        // The declared length is taken from the budget before any byte is buffered.
+        let permit = match &budget {
+            None => Some(Permit::unbounded()),
+            Some(budget) => budget.reserve(client, declared),
+        };
+        let Some(mut permit) = permit else {
+            return Err(busy());
+        };
+        let mut payload = self
+            .payload
             .await
             .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
         let mut bytes = web::BytesMut::with_capacity(declared.min(PREALLOCATE));
@@ -94,7 +122,7 @@ pub fn read(
             bytes.extend_from_slice(&chunk);
         }
         Ok(RawBody(bytes.freeze(), permit))
-    })
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {

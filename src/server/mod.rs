@@ -2,6 +2,7 @@
 //!
 //! Each bounds one resource a client could otherwise take without limit: connections per
 //! address (`connection_cap`), the time a request may take to arrive (`request_deadline`),
+//! the time a connection may sit idle or in a half-sent head (`idle_deadline`),
 //! the memory bodies hold while they are read (`body_budget`), and failed authentications
 //! (`throttle`). `client_addr` says who "a client" is, behind a proxy or not. None of them
 //! knows a route; `lib.rs` wires them around the API and the pages.
@@ -9,5 +10,6 @@
 pub mod body_budget;
 pub mod client_addr;
 pub mod connection_cap;
+pub mod idle_deadline;
 pub mod request_deadline;
 pub mod throttle;
