@@ -85,6 +85,12 @@ impl FromRequest for Auth {
         req.extensions_mut().insert(Authenticating(authenticating));
         let req = req.clone();
         Box::pin(async move {
+            // actix polls a handler's extractors in turn and answers the first refusal: by
+            // yielding once before the token is looked at, a request that another extractor
+            // refuses at once (a bad path id, an unknown query parameter, a body over the
+            // limit) is refused before its token takes a throttle slot or counts as a
+            // failure; its answer never said whether the token was right.
+            tokio::task::yield_now().await;
             let state = state.ok_or_else(|| ApiError::Unavailable("server not ready".into()))?;
             let token = token.ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into())

@@ -43,6 +43,10 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
+        if declared_length(req).is_some_and(|n| n > limit as u64) {
+            // At once, before `Auth` has checked (and counted) the token.
+            return Box::pin(async move { Err(too_large(limit)) });
+        }
         let body = take(req, payload);
         // Nothing is reserved for a caller who is not yet known: the body waits for the
         // handler's `Auth` (when it has one, before the body), which refuses strangers.
@@ -56,6 +60,13 @@ impl FromRequest for RawBody {
             body.read(limit).await
         })
     }
+}
+
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// A request's body, taken from the request and not yet read; reading it (`read`) takes
@@ -80,11 +91,7 @@ impl Taken {
         let req = &self.req;
         // A declared length over the limit is refused before any byte is read, so a client
         // cannot hold a connection open by announcing a huge body and sending it slowly.
-        let declared = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(req);
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
