@@ -69,7 +69,7 @@ fn a_half_sent_head_after_the_first_request_is_cut_off() {
     }
 
     let closed = closed_after(&mut stalled, Duration::from_secs(10));
-    let waited = started.elapsed() + closed.unwrap_or(Duration::from_secs(10));
+    let waited = started.elapsed();
     assert!(
         closed.is_some(),
         "a half-sent head was still open after {} s",
