@@ -11,6 +11,7 @@ difference per connection and per address. Loopback only; standard library only.
 The cases (one run each):
   login-body   an anonymous login-page session posting a login form: head, and the 4 KiB
                body all but its last byte (held by the body deadline)
+  login-big    the same with a 256 KiB login form sent in full (refused 413 unread)
   big-body     a 256 KiB form body sent in full to a page that needs a session (refused
                before reading; the body waits in buffers)
   api-body     a publish with a wrong token announcing 1 MiB, 64 KiB of it sent
@@ -71,6 +72,11 @@ def request(case, cookie):
         head = (f"POST /portal/login HTTP/1.1\r\nHost: h\r\nCookie: {cookie}\r\n"
                 f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n")
         return head.encode() + body[:-1]
+    if case == "login-big":
+        body = b"csrf_token=x&token=" + b"t" * (256 * 1024 - 19)
+        head = (f"POST /portal/login HTTP/1.1\r\nHost: h\r\nCookie: {cookie}\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n")
+        return head.encode() + body
     if case == "big-body":
         body = b"csrf_token=x&name=" + b"n" * (256 * 1024 - 18)
         head = (f"POST /portal/webhooks HTTP/1.1\r\nHost: h\r\n"
@@ -139,7 +145,7 @@ def main():
     addresses = int(sys.argv[3]) if len(sys.argv) > 3 else 12
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cases = sys.argv[4].split(",") if len(sys.argv) > 4 else ["login-body", "big-body", "api-body", "half-head"]
+    cases = sys.argv[4].split(",") if len(sys.argv) > 4 else ["login-body", "login-big", "big-body", "api-body", "half-head"]
     for case in cases:
         run(binary, case, connections, addresses)
 

@@ -161,11 +161,16 @@ mod tests {
     fn one_client_takes_at_most_its_share() {
         let budget = BodyBudget::new(800, 10);
         assert_eq!(budget.share(), 100);
-        let (a, b) = (Some("192.0.2.1".parse().unwrap()), Some("192.0.2.2".parse().unwrap()));
+        let (a, b) = (
+            Some("192.0.2.1".parse().unwrap()),
+            Some("192.0.2.2".parse().unwrap()),
+        );
         let held: Vec<_> = (0..10).filter_map(|_| budget.reserve(a, 10)).collect();
         assert_eq!(held.len(), 10, "a's share is 100 bytes");
         assert!(budget.reserve(a, 1).is_none());
-        let mut other = budget.reserve(b, 100).expect("another client is not affected");
+        let mut other = budget
+            .reserve(b, 100)
+            .expect("another client is not affected");
         assert!(!other.grow_to(101), "nor can it pass its own share");
         drop(held);
         assert!(budget.reserve(a, 100).is_some());

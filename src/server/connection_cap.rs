@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::dev::Extensions;
 
-use crate::server::client_addr::Cidr;
 use crate::clock::now_ms;
+use crate::server::client_addr::Cidr;
 
 const LOG_EVERY_MS: i64 = 10_000;
 

@@ -39,7 +39,8 @@ use crate::server::request_deadline::HEADERS_TIMEOUT;
 /// How long actix keeps an idle keep-alive connection in which no byte arrives.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// The longest a connection may be idle: the keep-alive wait plus the time for a head.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(KEEP_ALIVE.as_secs() + HEADERS_TIMEOUT.as_secs());
+pub const IDLE_TIMEOUT: Duration =
+    Duration::from_secs(KEEP_ALIVE.as_secs() + HEADERS_TIMEOUT.as_secs());
 const LOG_EVERY_MS: i64 = 10_000;
 
 struct State {
@@ -114,7 +115,8 @@ async fn watchdog(state: Rc<State>, fd: RawFd, peer: SocketAddr, local: SocketAd
             _ = tokio::time::sleep_until(deadline) => {}
             _ = state.wake.notified() => continue,
         }
-        let still_idle = state.busy.get() == 0 && state.idle_since.get() + IDLE_TIMEOUT <= Instant::now();
+        let still_idle =
+            state.busy.get() == 0 && state.idle_since.get() + IDLE_TIMEOUT <= Instant::now();
         if !state.closed.get() && still_idle {
             shut_down(fd, peer, local);
             return;

@@ -457,7 +457,10 @@ mod tests {
             // The slot goes back on the runtime.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_eq!(store.throttle_begin(Door::Api, a, 0).await.unwrap(), Check::Open);
+        assert_eq!(
+            store.throttle_begin(Door::Api, a, 0).await.unwrap(),
+            Check::Open
+        );
     }
 
     #[test]
