@@ -17,8 +17,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ExtraHeaders;
 use crate::lifecycle::Shutdown;
-use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 use crate::wire::signing::{self, HeaderNames, SignInput};
+use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 
 /// How much of a successful response's body is kept.
 const SUCCESS_EXCERPT: usize = 256;

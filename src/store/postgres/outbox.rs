@@ -22,11 +22,11 @@ use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::open_stored;
+use crate::wire::signing::parse_schemes;
 use crate::store::{
     AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, StoreError, Verdict,
     CIRCUIT_MAX_BACKOFF_MS,
 };
-use crate::wire::signing::parse_schemes;
 
 /// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
 const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"

@@ -14,10 +14,10 @@ use serde_json::json;
 use super::claims::Claims;
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::wire::signing::parse_schemes;
 use crate::store::{
     AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_MAX_BACKOFF_MS,
 };
-use crate::wire::signing::parse_schemes;
 
 /// Claims up to `req.limit` due deliveries of active endpoints, taking no endpoint past
 /// `req.per_endpoint` counting what the caller already holds, serving endpoints in the order
