@@ -7,11 +7,11 @@ use std::path::Path;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::domain::TenantId;
-use crate::service::IssuedKey;
-use crate::wire::signing::{self, Scheme};
-use crate::store::{self, Store, StoreError};
 use crate::secrets::keys;
+use crate::service::IssuedKey;
+use crate::store::{self, Store, StoreError};
 use crate::wire::payload;
+use crate::wire::signing::{self, Scheme};
 
 /// Opens the existing database. Only `serve` creates one: a command that made a fresh empty
 /// file would silently miss the real database (a wrong directory, a missing `--config`).

@@ -48,15 +48,35 @@ pub struct Shutdown {
 #[derive(Default)]
 struct Inner {
     set: AtomicBool,
-    lock: Mutex<()>,
+    /// What to run at the trigger: how a thread that waits on something of its own (the
+    /// board's condition variable, the dispatcher's channel) hears of it.
+    hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     wake: Condvar,
 }
 
 impl Shutdown {
+    /// Sets the token, wakes every sleeper, and runs the hooks (once).
     pub fn trigger(&self) {
-        self.inner.set.store(true, Ordering::SeqCst);
-        let _guard = self.inner.lock.lock();
+        let hooks = {
+            let mut hooks = self.inner.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            self.inner.set.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *hooks)
+        };
         self.inner.wake.notify_all();
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` at the trigger (at once if it came already).
+    pub fn on_trigger(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = self.inner.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_set() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
     }
 
     pub fn is_set(&self) -> bool {
@@ -65,7 +85,7 @@ impl Shutdown {
 
     /// Sleeps for `d` or until shutdown, whichever comes first; true if shutting down.
     pub fn sleep(&self, d: Duration) -> bool {
-        let guard = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.inner.hooks.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_set() {
             return true;
         }
@@ -77,9 +97,46 @@ impl Shutdown {
     }
 }
 
+/// A count of threads at work (workers in a request), that shutdown can wait to reach zero.
+#[derive(Default)]
+pub struct Tally {
+    busy: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// One thread at work, until dropped.
+pub struct AtWork<'a>(&'a Tally);
+
+impl Tally {
+    pub fn enter(&self) -> AtWork<'_> {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        AtWork(self)
+    }
+
+    /// Waits until none is at work, or `bound` has passed; how many still are.
+    pub fn wait_idle(&self, bound: Duration) -> usize {
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let (busy, _) = self
+            .idle
+            .wait_timeout_while(busy, bound, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *busy
+    }
+}
+
+impl Drop for AtWork<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *busy -= 1;
+        if *busy == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Critical, Shutdown, CRITICAL_EXIT};
+    use super::{Critical, Shutdown, Tally, CRITICAL_EXIT};
     use std::time::{Duration, Instant};
 
     /// Runs itself as a child process in which a critical thread panics: the child must
@@ -125,5 +182,38 @@ mod tests {
             shutdown.sleep(Duration::from_secs(30)),
             "already set: no wait"
         );
+    }
+
+    #[test]
+    fn hooks_run_once_at_the_trigger_or_at_once_after_it() {
+        let shutdown = Shutdown::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let early = tx.clone();
+        shutdown.on_trigger(move || early.send("before").unwrap());
+        assert!(rx.try_recv().is_err(), "not yet");
+        shutdown.trigger();
+        shutdown.trigger();
+        shutdown.on_trigger(move || tx.send("after").unwrap());
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["before", "after"]);
+    }
+
+    #[test]
+    fn a_tally_is_waited_for_until_idle_or_the_bound() {
+        let tally = std::sync::Arc::new(Tally::default());
+        let worker = tally.clone();
+        let (started, go) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _at_work = worker.enter();
+            started.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        go.recv().unwrap();
+        assert_eq!(
+            tally.wait_idle(Duration::from_millis(1)),
+            1,
+            "still at work"
+        );
+        assert_eq!(tally.wait_idle(Duration::from_secs(5)), 0);
+        t.join().unwrap();
     }
 }

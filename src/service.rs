@@ -8,17 +8,17 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::wire::canonical_json::to_js_string;
 use crate::clock::{self, now_ms};
 use crate::config::Config;
 use crate::domain::EventName;
 use crate::engine::EngineHandle;
 use crate::secrets::keys;
-use crate::wire::signing::generate_secret;
 use crate::store::{
     ApiKey, Delivery, Endpoint, EndpointPatch, EventType, NewEvent, NewEventType, NewKey, Store,
     StoreError,
 };
+use crate::wire::canonical_json::to_js_string;
+use crate::wire::signing::generate_secret;
 
 /// What every handler and page can reach.
 pub struct AppState {

@@ -16,7 +16,9 @@ use common::PgDatabase;
 use herald::clock::now_ms;
 use herald::config::Database;
 use herald::config::Durability;
-use herald::store::{AttemptRecord, ClaimRequest, HealthPolicy, Store, Verdict};
+use herald::engine::health::HealthPolicy;
+use herald::engine::plan::{plan, Shares};
+use herald::store::{AttemptRecord, ClaimRound, Claimed, Store, Verdict};
 
 fn setup(deliveries: usize, ordering: &str) -> Option<(PgDatabase, Store, Store)> {
     let db = PgDatabase::create_or_skip()?;
@@ -47,18 +49,23 @@ fn setup(deliveries: usize, ordering: &str) -> Option<(PgDatabase, Store, Store)
     Some((db, a, b))
 }
 
-fn request(cap: usize, lease_ms: i64) -> ClaimRequest {
-    ClaimRequest {
-        now: now_ms(),
+/// One claim round as a replica's dispatcher runs it: the engine's planner, an in-flight
+/// cap of `cap`, and a shared outbox's depth of one cap.
+fn claim(store: &Store, cap: usize, lease_ms: i64) -> Vec<Claimed> {
+    let shares = Shares {
         limit: 100,
-        per_endpoint: cap * 4,
-        first_share: cap,
+        cap,
         caps: HashMap::new(),
-        held: HashMap::new(),
+        depth: 1,
+    };
+    let round = ClaimRound {
+        now: now_ms(),
         skip: Vec::new(),
+        ready_limit: shares.ready_limit(),
+        default_rate_limited: false,
         lease_ms,
-        default_rate_limit: None,
-    }
+    };
+    store.claim(&round, &mut |due| plan(&shares, due)).unwrap()
 }
 
 fn succeeded(store: &Store, ids: &[i64]) {
@@ -76,6 +83,7 @@ fn succeeded(store: &Store, ids: &[i64]) {
             verdict: Verdict::Succeeded,
             gone: false,
             backoff_until: None,
+            operational: false,
         })
         .collect();
     let policy = HealthPolicy {
@@ -83,7 +91,7 @@ fn succeeded(store: &Store, ids: &[i64]) {
         circuit_threshold: 0,
         circuit_backoff_ms: 30_000,
     };
-    store.record_attempts(records, policy, now_ms()).unwrap();
+    store.record(records, Arc::new(policy), now_ms()).unwrap();
 }
 
 fn ids(claimed: &[herald::store::Claimed]) -> Vec<i64> {
@@ -95,18 +103,15 @@ fn the_cap_counts_every_replicas_leases() {
     let Some((_db, a, b)) = setup(10, "parallel") else {
         return;
     };
-    let first = ids(&a.claim_due(&request(3, 60_000)).unwrap());
+    let first = ids(&claim(&a, 3, 60_000));
     assert_eq!(first.len(), 3, "replica A takes the endpoint's cap");
-    assert!(
-        b.claim_due(&request(3, 60_000)).unwrap().is_empty(),
-        "B may take none more"
-    );
+    assert!(claim(&b, 3, 60_000).is_empty(), "B may take none more");
     succeeded(&a, &first[..2]);
-    let second = ids(&b.claim_due(&request(3, 60_000)).unwrap());
+    let second = ids(&claim(&b, 3, 60_000));
     assert_eq!(second.len(), 2, "two finished, so B takes two");
     assert!(second.iter().all(|id| !first.contains(id)));
     // The secret came back opened (it was stored in clear here; sealed ones are opened too).
-    let claimed = a.claim_due(&request(6, 60_000)).unwrap();
+    let claimed = claim(&a, 6, 60_000);
     assert!(claimed.iter().all(|c| c.secret.starts_with("whsec_")));
 }
 
@@ -115,18 +120,18 @@ fn a_dead_replicas_leases_lapse_and_are_claimed_again() {
     let Some((_db, a, b)) = setup(4, "parallel") else {
         return;
     };
-    let taken = ids(&a.claim_due(&request(4, 1_000)).unwrap());
+    let taken = ids(&claim(&a, 4, 1_000));
     assert_eq!(taken.len(), 4);
     // A lives: its leases are renewed, so B gets nothing even after one lease.
     std::thread::sleep(Duration::from_millis(1_500));
     assert!(
-        b.claim_due(&request(4, 1_000)).unwrap().is_empty(),
+        claim(&b, 4, 1_000).is_empty(),
         "a live replica's leases were taken"
     );
     // A dies (its lease keeper stops with it): after one lease B takes them over.
     drop(a);
     std::thread::sleep(Duration::from_millis(1_300));
-    let mut again = ids(&b.claim_due(&request(4, 1_000)).unwrap());
+    let mut again = ids(&claim(&b, 4, 1_000));
     again.sort();
     let mut taken = taken;
     taken.sort();
@@ -141,14 +146,14 @@ fn fifo_sends_one_at_a_time_across_replicas() {
     let Some((_db, a, b)) = setup(3, "fifo") else {
         return;
     };
-    let head = ids(&a.claim_due(&request(8, 60_000)).unwrap());
+    let head = ids(&claim(&a, 8, 60_000));
     assert_eq!(head.len(), 1, "only the head");
     assert!(
-        b.claim_due(&request(8, 60_000)).unwrap().is_empty(),
+        claim(&b, 8, 60_000).is_empty(),
         "nothing while the head is out"
     );
     succeeded(&a, &head);
-    let next = ids(&b.claim_due(&request(8, 60_000)).unwrap());
+    let next = ids(&claim(&b, 8, 60_000));
     assert_eq!(next.len(), 1);
     assert!(next[0] > head[0], "in publish order");
 }
@@ -167,7 +172,7 @@ fn racing_replicas_hand_each_delivery_out_once() {
         .map(|store| {
             let (seen, out, most_out) = (seen.clone(), out.clone(), most_out.clone());
             std::thread::spawn(move || loop {
-                let claimed = ids(&store.claim_due(&request(4, 60_000)).unwrap());
+                let claimed = ids(&claim(&store, 4, 60_000));
                 if claimed.is_empty() {
                     if seen.lock().unwrap().len() >= 300 {
                         return;

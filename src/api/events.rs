@@ -9,8 +9,8 @@ use super::body::RawBody;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, time_param, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::wire::payload::{self, PayloadError};
 use crate::store::{Delivery, Event, EventQuery, NewEvent, Published};
+use crate::wire::payload::{self, PayloadError};
 
 /// The most events one batch request may carry.
 pub const MAX_BATCH: usize = 1000;

@@ -14,8 +14,8 @@ use super::{auth::Auth, cursor, schemas, AppState};
 use crate::clock::{now_ms, ser};
 use crate::engine::worker::{delivery_headers, WorkerContext};
 use crate::error::ApiError;
-use crate::wire::signing::SignInput;
 use crate::store::{Endpoint, Polled};
+use crate::wire::signing::SignInput;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/webhooks/{id}/poll").route(web::get().to(poll)));

@@ -17,8 +17,8 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::service::check_description;
-use crate::wire::signing::{generate_secret, validate_secret, Scheme};
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
+use crate::wire::signing::{generate_secret, validate_secret, Scheme};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -26,7 +26,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::store::Claimed;
@@ -167,6 +166,10 @@ impl Board {
     /// given back (the caller releases it), so slow endpoints cannot fill the board.
     pub fn pin(&self, claimed: Vec<Claimed>, now: i64) -> Vec<i64> {
         let mut s = self.lock();
+        if s.stopping {
+            // A round that raced the shutdown: nothing more is sent; all of it goes back.
+            return claimed.into_iter().map(|d| d.delivery_id).collect();
+        }
         let mut excess = Vec::new();
         let before = s.ready.len();
         for delivery in claimed {
@@ -306,9 +309,9 @@ impl Board {
         }
     }
 
-    /// The next delivery for an idle worker; waits up to `timeout`. `None` on timeout or
-    /// once the board is stopping.
-    pub fn next(&self, timeout: Duration) -> Option<Claimed> {
+    /// The next delivery for an idle worker: waits for one, and `None` once the board is
+    /// stopping (`stop` wakes every waiter).
+    pub fn next(&self) -> Option<Claimed> {
         let mut s = self.lock();
         loop {
             if s.stopping {
@@ -317,14 +320,7 @@ impl Board {
             if let Some(d) = s.ready.pop_front() {
                 return Some(self.taken(&mut s, d));
             }
-            let (guard, result) = self
-                .work
-                .wait_timeout(s, timeout)
-                .unwrap_or_else(|e| e.into_inner());
-            s = guard;
-            if result.timed_out() && s.ready.is_empty() {
-                return None;
-            }
+            s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -490,6 +486,7 @@ mod tests {
             request_timeout: None,
             attempts: 0,
             created_at: 0,
+            operational: false,
         }
     }
 
@@ -607,6 +604,11 @@ mod tests {
         let mut unsent = board.stop();
         unsent.sort();
         assert_eq!(unsent, vec![1, 2, 3]);
-        assert!(board.next(Duration::from_millis(1)).is_none());
+        assert!(board.next().is_none(), "a stopped board answers at once");
+        assert_eq!(
+            board.pin(vec![claimed(4, 3)], 0),
+            vec![4],
+            "and takes nothing more"
+        );
     }
 }

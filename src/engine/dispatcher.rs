@@ -1,10 +1,10 @@
 //! The dispatcher: claims due deliveries and pins them to the board.
 //!
-//! A claim round asks the store for due work within the board's capacity, giving no
-//! endpoint more than four times its in-flight cap (in flight plus queued), so a slow or
-//! dead endpoint holds at most `endpoint_concurrency` workers and a small share of the
-//! capacity while the others keep their latency. With SQLite the claim is a read: nothing
-//! durable sits between a publish and its first attempt.
+//! A claim round asks the outbox for due work within the board's capacity, shared out by
+//! the planner (`plan.rs`: every due endpoint its in-flight cap first, then top-ups, FIFO
+//! heads, probes), so a slow or dead endpoint holds at most `endpoint_concurrency` workers
+//! and a small share of the capacity while the others keep their latency. With SQLite the
+//! claim is a read: nothing durable sits between a publish and its first attempt.
 //!
 //! `step` is one round; `run` is the loop around it, woken by publishes (`Signal::Wake`),
 //! by a worker whose endpoint ran dry, by the recorder (a retry scheduled, a 410 written),
@@ -15,10 +15,12 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::board::Board;
+use super::plan::{self, Shares};
 use super::Signal;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{ClaimRequest, Store, StoreError};
+use crate::lifecycle::Shutdown;
+use crate::store::{ClaimRound, Outbox, StoreError};
 
 /// The longest the dispatcher sleeps without a signal: the bound on noticing work that no
 /// signal announced (a publish from the CLI in another process).
@@ -31,26 +33,29 @@ const PACE: Duration = Duration::from_millis(1);
 const AFTER_ERROR: Duration = Duration::from_millis(50);
 
 pub struct Dispatcher {
-    store: Store,
+    outbox: Arc<dyn Outbox>,
     config: Arc<Config>,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
     /// Set when a claim round could find something: a wake-up, a dry queue, the clock.
     needs_claim: bool,
 }
 
 impl Dispatcher {
     pub fn new(
-        store: Store,
+        outbox: Arc<dyn Outbox>,
         config: Arc<Config>,
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
     ) -> Dispatcher {
         Dispatcher {
-            store,
+            outbox,
             config,
             board,
             clock,
+            shutdown,
             needs_claim: true,
         }
     }
@@ -61,40 +66,44 @@ impl Dispatcher {
         self.config.workers * 4
     }
 
-    /// One round: claims what is due (within capacity) and pins it to the board. Returns
-    /// how many deliveries were claimed.
+    /// One round: claims what is due (within capacity, as `plan` shares it out) and pins
+    /// it to the board. Returns how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.needs_claim = false;
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
             return Ok(0);
         }
-        // An endpoint is topped up only once it holds no more than its cap (its queue is
-        // empty), so a busy endpoint costs one claim round per 3 x cap deliveries.
-        let cap = self.config.endpoint_concurrency;
-        let held = self.board.held();
-        let caps = self.board.limits();
-        let skip: Vec<i64> = held
-            .iter()
-            .filter(|(id, n)| **n > caps.get(id).copied().unwrap_or(cap))
-            .map(|(id, _)| *id)
+        let shares = Shares {
+            limit: room,
+            cap: self.config.endpoint_concurrency,
+            caps: self.board.limits(),
+            // See `plan`: a shared outbox's claims count for every replica.
+            depth: if self.outbox.shared() { 1 } else { 4 },
+        };
+        // An endpoint whose board holds more than its cap (its queue is not empty) waits
+        // for a later round, so a busy endpoint costs one round per 3 x cap deliveries.
+        let skip: Vec<i64> = self
+            .board
+            .held()
+            .into_iter()
+            .filter(|(id, n)| *n > shares.caps.get(id).copied().unwrap_or(shares.cap))
+            .map(|(id, _)| id)
             .collect();
         let now = self.clock.now_ms();
-        let request = ClaimRequest {
+        let round = ClaimRound {
             now,
-            limit: room,
-            per_endpoint: cap * 4,
-            first_share: cap,
-            caps,
-            held,
             skip,
+            ready_limit: shares.ready_limit(),
+            default_rate_limited: self.config.rate_limit.is_some(),
             lease_ms: self.config.lease.as_millis() as i64,
-            default_rate_limit: self.config.rate_limit,
         };
-        let claimed = self.store.claim_due(&request)?;
+        let claimed = self
+            .outbox
+            .claim(&round, &mut |due| plan::plan(&shares, due))?;
         let count = claimed.len();
         let excess = self.board.pin(claimed, now);
-        self.store.release(&excess)?;
+        self.outbox.release(&excess)?;
         // Only a full round may have left more due work behind.
         self.needs_claim = count == room;
         Ok(count)
@@ -103,7 +112,7 @@ impl Dispatcher {
     /// How long to sleep before the next retry comes due (at most `POLL`).
     fn idle_wait(&self) -> Duration {
         let now = self.clock.now_ms();
-        match self.store.next_due(now) {
+        match self.outbox.next_due(now) {
             Ok(Some(at)) => {
                 Duration::from_millis((at - now).clamp(0, POLL.as_millis() as i64) as u64)
             }
@@ -116,7 +125,8 @@ impl Dispatcher {
         // When the next retry comes due; `None` until asked (the question costs a query).
         let mut deadline: Option<Instant> = None;
         let mut last_round = Instant::now() - PACE;
-        loop {
+        // The shutdown token wakes it (`Parts::wire`) and it ends at its next look.
+        while !self.shutdown.is_set() {
             heartbeat.store(self.clock.now_ms(), Ordering::Relaxed);
             // While workers are busy, rounds are paced: the queues they drain refill one
             // round later at worst, and a round walks every active endpoint. An idle board
@@ -170,7 +180,6 @@ impl Dispatcher {
                         // which has this retry by now.
                         deadline = deadline.map(|d| d.min(at));
                     }
-                    Signal::Stop => return,
                 }
             }
         }

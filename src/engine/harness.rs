@@ -6,27 +6,27 @@
 //! deliveries one after another, as a worker would); `record` writes the outcomes. Nothing
 //! happens between calls, so a test can say exactly what was claimed, sent and written.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc};
 
-use super::board::Board;
 use super::dispatcher::Dispatcher;
 use super::worker::{self, WorkerContext};
-use super::{http, EngineStats, Signal};
+use super::{board::Board, Parts, Signal};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::lifecycle::Shutdown;
-use crate::store::{AttemptRecord, Store, StoreError};
+use crate::store::{AttemptRecord, Judge, Store, StoreError};
 
 pub struct Harness {
     pub store: Store,
     pub board: Arc<Board>,
     pub clock: Arc<ManualClock>,
-    config: Arc<Config>,
     dispatcher: Dispatcher,
     worker: WorkerContext,
+    judge: Arc<dyn Judge>,
     signals: mpsc::Receiver<Signal>,
     _results: mpsc::Receiver<AttemptRecord>,
+    /// Never triggered: a test ends by dropping the harness.
+    _shutdown: Shutdown,
 }
 
 impl Harness {
@@ -35,40 +35,19 @@ impl Harness {
         config: Config,
         clock: Arc<ManualClock>,
     ) -> Result<Harness, StoreError> {
-        store.engine_starting()?;
-        let config = Arc::new(config);
+        let shutdown = Shutdown::default();
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let board = Arc::new(Board::adaptive(
-            config.endpoint_concurrency,
-            config.max_endpoint_concurrency,
-            config.rate_limit,
-            dyn_clock.clone(),
-        ));
-        let (signal_tx, signals) = mpsc::channel();
-        let (results_tx, results) = mpsc::channel();
-        let worker = WorkerContext {
-            store: store.clone(),
-            board: board.clone(),
-            agent: http::agent(&config),
-            config: config.clone(),
-            names: WorkerContext::header_names(&config),
-            clock: dyn_clock.clone(),
-            results: results_tx,
-            signals: signal_tx,
-            shutdown: Shutdown::default(),
-            busy: Arc::new(AtomicUsize::new(0)),
-            stats: Arc::new(EngineStats::default()),
-        };
-        let dispatcher = Dispatcher::new(store.clone(), config.clone(), board.clone(), dyn_clock);
+        let parts = Parts::wire(store.clone(), Arc::new(config), dyn_clock, &shutdown)?;
         Ok(Harness {
             store,
-            board,
+            board: parts.board,
             clock,
-            config,
-            dispatcher,
-            worker,
-            signals,
-            _results: results,
+            dispatcher: parts.dispatcher,
+            worker: parts.worker,
+            judge: parts.judge,
+            signals: parts.signals,
+            _results: parts.records,
+            _shutdown: shutdown,
         })
     }
 
@@ -92,7 +71,7 @@ impl Harness {
                     record.backoff_until,
                     self.clock.now_ms(),
                 );
-                let _ = self.store.release(&finished.dropped);
+                let _ = self.worker.outbox.release(&finished.dropped);
                 records.push(record);
                 match finished.next {
                     Some(next) => delivery = next,
@@ -106,10 +85,10 @@ impl Harness {
     /// Writes outcomes as the recorder does (one transaction).
     pub fn record(&mut self, records: Vec<AttemptRecord>) {
         worker::record_batch(
-            &self.store,
+            &*self.worker.outbox,
             &self.board,
             self.clock.as_ref(),
-            worker::health_policy(&self.config),
+            &self.judge,
             records,
             &self.worker.signals,
         );

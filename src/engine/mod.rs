@@ -22,31 +22,36 @@
 pub mod board;
 pub mod dispatcher;
 pub mod harness;
+pub mod health;
 pub mod http;
+pub mod plan;
 mod pruner;
 pub mod retry;
 pub mod ssrf;
 pub mod worker;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::clock::{now_ms, Clock, SystemClock};
 use crate::config::Config;
-use crate::lifecycle::{Critical, Shutdown};
-use crate::store::{Store, StoreError};
+use crate::lifecycle::{Critical, Shutdown, Tally};
+use crate::store::{AttemptRecord, Judge, Outbox, StoreError};
 use board::Board;
+use dispatcher::Dispatcher;
+use health::HealthPolicy;
+use worker::WorkerContext;
 
 /// Messages to the dispatcher.
 #[derive(Debug)]
 pub enum Signal {
-    /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry).
+    /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry),
+    /// or shutdown began (the dispatcher looks at the token when it wakes).
     Wake,
     /// A retry was scheduled for this time (ms): look no later than that.
     DueAt(i64),
-    Stop,
 }
 
 /// Counters for /metrics.
@@ -84,107 +89,168 @@ impl EngineHandle {
     }
 }
 
-/// The running engine; `shutdown` stops it.
-pub struct Engine {
-    handle: EngineHandle,
-    shutdown: Shutdown,
-    board: Arc<Board>,
-    busy_workers: Arc<AtomicUsize>,
-    recorder: JoinHandle<()>,
-    threads: Vec<JoinHandle<()>>,
-    store: Store,
+/// The engine's parts, wired in one place: `Engine::start` runs them on threads, and the
+/// harness (`harness.rs`) drives the same parts one step at a time.
+pub struct Parts {
+    pub outbox: Arc<dyn Outbox>,
+    pub board: Arc<Board>,
+    pub dispatcher: Dispatcher,
+    /// What every worker is given (each takes a clone).
+    pub worker: WorkerContext,
+    pub judge: Arc<dyn Judge>,
+    /// The workers' outcomes, for the recorder.
+    pub records: mpsc::Receiver<AttemptRecord>,
+    /// The dispatcher's signals.
+    pub signals: mpsc::Receiver<Signal>,
+    pub handle: EngineHandle,
 }
 
-impl Engine {
-    pub fn start(
-        store: Store,
+impl Parts {
+    /// Wires the parts over `outbox`. At the `shutdown` trigger, the board stops handing
+    /// out work (idle workers wake and end) and gives back what was never sent, and the
+    /// dispatcher wakes to see the token.
+    pub fn wire(
+        outbox: Arc<dyn Outbox>,
         config: Arc<Config>,
-        shutdown: Shutdown,
-    ) -> Result<Engine, StoreError> {
+        clock: Arc<dyn Clock>,
+        shutdown: &Shutdown,
+    ) -> Result<Parts, StoreError> {
         // Whatever an earlier run of this process left claimed is due again now.
-        let released = store.engine_starting()?;
+        let released = outbox.engine_starting()?;
         if released > 0 {
             tracing::warn!(
                 released,
                 "re-queued deliveries left in flight by the previous run"
             );
         }
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (signals, signal_rx) = mpsc::channel();
-        let (record_tx, record_rx) = mpsc::channel();
-        let heartbeat = Arc::new(AtomicI64::new(now_ms()));
-        let stats = Arc::new(EngineStats::default());
-        let busy_workers = Arc::new(AtomicUsize::new(0));
+        let (signal_tx, signals) = mpsc::channel();
+        let (record_tx, records) = mpsc::channel();
         let board = Arc::new(Board::adaptive(
             config.endpoint_concurrency,
             config.max_endpoint_concurrency,
             config.rate_limit,
             clock.clone(),
         ));
+        let stats = Arc::new(EngineStats::default());
         let handle = EngineHandle {
-            signals: signals.clone(),
-            heartbeat: heartbeat.clone(),
+            signals: signal_tx.clone(),
+            heartbeat: Arc::new(AtomicI64::new(now_ms())),
             board: board.clone(),
             stats: stats.clone(),
         };
-        let mut threads = Vec::new();
+        {
+            let (board, outbox, signals) = (board.clone(), outbox.clone(), signal_tx.clone());
+            shutdown.on_trigger(move || {
+                let unsent = board.stop();
+                if let Err(e) = outbox.release(&unsent) {
+                    tracing::warn!(error = %e, "cannot give back unsent claims; they lapse");
+                }
+                let _ = signals.send(Signal::Wake);
+            });
+        }
+        let worker = WorkerContext {
+            outbox: outbox.clone(),
+            board: board.clone(),
+            agent: http::agent(&config),
+            config: config.clone(),
+            names: WorkerContext::header_names(&config),
+            clock: clock.clone(),
+            results: record_tx,
+            signals: signal_tx,
+            busy: Arc::new(Tally::default()),
+            stats,
+        };
+        let dispatcher = Dispatcher::new(
+            outbox.clone(),
+            config.clone(),
+            board.clone(),
+            clock,
+            shutdown.clone(),
+        );
+        Ok(Parts {
+            judge: Arc::new(HealthPolicy::from_config(&config)),
+            outbox,
+            board,
+            dispatcher,
+            worker,
+            records,
+            signals,
+            handle,
+        })
+    }
+}
+
+/// The running engine; `shutdown` stops it.
+pub struct Engine {
+    handle: EngineHandle,
+    shutdown: Shutdown,
+    busy: Arc<Tally>,
+    /// Closed when the recorder has written everything the workers passed on.
+    recorded: mpsc::Receiver<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn start(
+        outbox: Arc<dyn Outbox>,
+        config: Arc<Config>,
+        shutdown: Shutdown,
+    ) -> Result<Engine, StoreError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let Parts {
+            outbox,
+            board,
+            mut dispatcher,
+            worker,
+            judge,
+            records,
+            signals,
+            handle,
+        } = Parts::wire(outbox, config.clone(), clock.clone(), &shutdown)?;
         {
             // Publishes on other replicas (a shared database) wake this dispatcher too.
-            let signals = signals.clone();
-            store.watch_wakeups(
+            let signals = handle.signals.clone();
+            outbox.watch_wakeups(
                 Box::new(move || {
                     let _ = signals.send(Signal::Wake);
                 }),
                 shutdown.clone(),
             )?;
         }
-        let agent = http::agent(&config);
+        let mut threads = Vec::new();
+        let busy = worker.busy.clone();
         for n in 0..config.workers {
-            let ctx = worker::WorkerContext {
-                store: store.clone(),
-                board: board.clone(),
-                agent: agent.clone(),
-                config: config.clone(),
-                names: worker::WorkerContext::header_names(&config),
-                clock: clock.clone(),
-                results: record_tx.clone(),
-                signals: signals.clone(),
-                shutdown: shutdown.clone(),
-                busy: busy_workers.clone(),
-                stats: stats.clone(),
-            };
+            let ctx = worker.clone();
             threads.push(spawn(&format!("herald-worker-{n}"), move || {
                 worker::run(ctx)
             }));
         }
-        drop(record_tx);
-        let recorder = {
-            let (store, board, clock) = (store.clone(), board.clone(), clock.clone());
-            let (policy, signals) = (worker::health_policy(&config), signals.clone());
-            spawn("herald-recorder", move || {
+        let signal_tx = worker.signals.clone();
+        drop(worker); // the recorder ends once every worker's sender is gone
+        let (recorder_done, recorded) = mpsc::channel();
+        {
+            let (outbox, clock) = (outbox.clone(), clock.clone());
+            threads.push(spawn("herald-recorder", move || {
                 let _critical = Critical::new("recorder");
-                worker::record(record_rx, store, board, clock, policy, signals)
-            })
-        };
-        let mut dispatcher =
-            dispatcher::Dispatcher::new(store.clone(), config.clone(), board.clone(), clock);
+                worker::record(records, outbox, board, clock, judge, signal_tx);
+                drop(recorder_done);
+            }));
+        }
+        let heartbeat = handle.heartbeat.clone();
         threads.push(spawn("herald-dispatcher", move || {
             let _critical = Critical::new("dispatcher");
-            dispatcher.run(signal_rx, &heartbeat)
+            dispatcher.run(signals, &heartbeat)
         }));
-        let (pruner_store, pruner_stop, retention) =
-            (store.clone(), shutdown.clone(), config.retention);
+        let (pruner_stop, retention) = (shutdown.clone(), config.retention);
         threads.push(spawn("herald-pruner", move || {
-            pruner::run(pruner_store, retention, pruner_stop)
+            pruner::run(outbox, retention, pruner_stop)
         }));
         Ok(Engine {
             handle,
             shutdown,
-            board,
-            busy_workers,
-            recorder,
+            busy,
+            recorded,
             threads,
-            store,
         })
     }
 
@@ -195,26 +261,23 @@ impl Engine {
     /// Stops claiming, lets in-flight requests finish for up to `bound`, waits for their
     /// records to be written, and gives back what was claimed but never sent.
     pub fn shutdown(self, bound: Duration) {
+        let started = Instant::now();
+        // The board stops and gives back what was never sent; the dispatcher, idle workers
+        // and the pruner end (`Parts::wire`).
         self.shutdown.trigger();
-        let _ = self.handle.signals.send(Signal::Stop);
-        let unsent = self.board.stop();
-        let _ = self.store.release(&unsent);
-        let deadline = Instant::now() + bound;
-        while self.busy_workers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let unfinished = self.busy.wait_idle(bound);
         // The recorder ends once every worker has gone and it has written what they passed
         // on. Waiting for that makes a finished request a recorded one, so it is not sent
         // again at the next start. A worker still in a request past the bound keeps the
         // recorder alive; its delivery stays pending and is sent again after the restart.
-        let unfinished = self.busy_workers.load(Ordering::SeqCst);
         if unfinished == 0 {
-            let recorded_by = Instant::now() + Duration::from_secs(2);
-            while !self.recorder.is_finished() && Instant::now() < recorded_by {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            let _ = self.recorded.recv_timeout(Duration::from_secs(2));
         }
-        tracing::info!(unsent = unsent.len(), unfinished, "engine stopped");
+        tracing::info!(
+            unfinished,
+            ms = started.elapsed().as_millis() as u64,
+            "engine stopped"
+        );
         drop(self.threads); // threads stuck in a request end with the process
     }
 }

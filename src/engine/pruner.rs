@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::lifecycle::Shutdown;
-use crate::store::Store;
+use std::sync::Arc;
+
+use crate::store::Outbox;
 
 const BATCH: usize = 500;
 
@@ -16,7 +18,7 @@ fn interval(retention: Duration) -> Duration {
     (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
-pub fn run(store: Store, retention: Duration, shutdown: Shutdown) {
+pub fn run(store: Arc<dyn Outbox>, retention: Duration, shutdown: Shutdown) {
     let every = interval(retention);
     while !shutdown.is_set() {
         let before = now_ms() - retention.as_millis() as i64;

@@ -7,7 +7,7 @@
 //! claimed in the store until its record is committed, so it cannot be claimed twice in
 //! between; if the process dies first, it is sent again after the restart.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ExtraHeaders;
-use crate::lifecycle::Shutdown;
+use crate::lifecycle::Tally;
+use crate::store::{AttemptRecord, Claimed, Judge, Outbox, Verdict};
 use crate::wire::signing::{self, HeaderNames, SignInput};
-use crate::store::{AttemptRecord, Claimed, HealthPolicy, Store, Verdict};
 
 /// How much of a successful response's body is kept.
 const SUCCESS_EXCERPT: usize = 256;
@@ -29,8 +29,9 @@ const RECORD_BATCH: usize = 1024;
 /// How long the recorder waits for more records before writing a batch.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
 
+#[derive(Clone)]
 pub struct WorkerContext {
-    pub store: Store,
+    pub outbox: Arc<dyn Outbox>,
     pub board: Arc<Board>,
     pub agent: ureq::Agent,
     pub config: Arc<Config>,
@@ -38,8 +39,8 @@ pub struct WorkerContext {
     pub clock: Arc<dyn Clock>,
     pub results: mpsc::Sender<AttemptRecord>,
     pub signals: mpsc::Sender<Signal>,
-    pub shutdown: Shutdown,
-    pub busy: Arc<AtomicUsize>,
+    /// Workers in a request (shutdown waits for them, within its bound).
+    pub busy: Arc<Tally>,
     pub stats: Arc<EngineStats>,
 }
 
@@ -52,12 +53,11 @@ impl WorkerContext {
     }
 }
 
+/// A worker's life: waits on the board for a ready delivery until the board stops (at
+/// shutdown), and sends its endpoint's deliveries one after another.
 pub fn run(ctx: WorkerContext) {
-    while !ctx.shutdown.is_set() {
-        let Some(mut delivery) = ctx.board.next(Duration::from_millis(500)) else {
-            continue;
-        };
-        ctx.busy.fetch_add(1, Ordering::SeqCst);
+    while let Some(mut delivery) = ctx.board.next() {
+        let _at_work = ctx.busy.enter();
         loop {
             ctx.stats.metrics.attempt_started();
             let record = attempt(&ctx, &delivery);
@@ -82,7 +82,7 @@ pub fn run(ctx: WorkerContext) {
                 ctx.clock.now_ms(),
             );
             if !finished.dropped.is_empty() {
-                let _ = ctx.store.release(&finished.dropped);
+                let _ = ctx.outbox.release(&finished.dropped);
             }
             if finished.dry || finished.paced {
                 // Its queue ran dry (top it up), or its next delivery waits for the rate
@@ -94,7 +94,6 @@ pub fn run(ctx: WorkerContext) {
                 None => break,
             }
         }
-        ctx.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -209,15 +208,7 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         gone,
         backoff_until: retry_after
             .map(|d| started_at + d.min(retry::RETRY_AFTER_CAP).as_millis() as i64),
-    }
-}
-
-/// The recorder's policy from the configuration.
-pub fn health_policy(config: &Config) -> HealthPolicy {
-    HealthPolicy {
-        disable_after_ms: config.disable_after.as_millis() as i64,
-        circuit_threshold: config.circuit_threshold,
-        circuit_backoff_ms: config.circuit_backoff.as_millis() as i64,
+        operational: d.operational,
     }
 }
 
@@ -226,10 +217,10 @@ pub fn health_policy(config: &Config) -> HealthPolicy {
 /// dispatcher when the earliest retry of the batch comes due.
 pub fn record(
     results: mpsc::Receiver<AttemptRecord>,
-    store: Store,
+    outbox: Arc<dyn Outbox>,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
-    policy: HealthPolicy,
+    judge: Arc<dyn Judge>,
     signals: mpsc::Sender<Signal>,
 ) {
     while let Ok(first) = results.recv() {
@@ -244,16 +235,16 @@ pub fn record(
                 Err(_) => break,
             }
         }
-        record_batch(&store, &board, clock.as_ref(), policy, batch, &signals);
+        record_batch(&*outbox, &board, clock.as_ref(), &judge, batch, &signals);
     }
 }
 
 /// Writes one batch of records (the recorder's loop body; the engine harness calls it).
 pub fn record_batch(
-    store: &Store,
+    outbox: &dyn Outbox,
     board: &Board,
     clock: &dyn Clock,
-    policy: HealthPolicy,
+    judge: &Arc<dyn Judge>,
     batch: Vec<AttemptRecord>,
     signals: &mpsc::Sender<Signal>,
 ) {
@@ -270,7 +261,7 @@ pub fn record_batch(
             _ => None,
         })
         .min();
-    let written = store.record_attempts(batch, policy, clock.now_ms());
+    let written = outbox.record(batch, judge.clone(), clock.now_ms());
     if let Err(e) = &written {
         // Not recorded: the claims are let go and the deliveries are sent again.
         tracing::error!(error = %e, attempts = n, "recording attempts failed");

@@ -18,8 +18,8 @@ use crate::domain::{
     EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::service::check_description;
-use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
 use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
+use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/endpoints")).get(list).post(create))

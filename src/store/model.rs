@@ -291,6 +291,8 @@ pub struct Claimed {
     pub attempts: u32,
     /// When the delivery was created (the publish), ms.
     pub created_at: i64,
+    /// It carries one of Herald's own events (`herald.…`).
+    pub operational: bool,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`).
@@ -318,6 +320,8 @@ pub struct AttemptRecord {
     /// The endpoint asked for no requests before this time (ms): 429 or 503 with
     /// `Retry-After`. The engine holds the endpoint's other deliveries back until then.
     pub backoff_until: Option<i64>,
+    /// The delivery carries one of Herald's own events: its failure raises no further one.
+    pub operational: bool,
 }
 
 /// A tenant key to store: only its hash and a prefix a person can recognise.

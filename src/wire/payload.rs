@@ -6,10 +6,10 @@
 
 use serde_json::Value;
 
-use crate::wire::canonical_json::to_js_string;
 use crate::clock;
 use crate::domain::EventName;
 use crate::store::NewEvent;
+use crate::wire::canonical_json::to_js_string;
 
 /// A published payload that failed validation, with the code the API answers.
 #[derive(Debug)]

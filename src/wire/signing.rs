@@ -766,7 +766,8 @@ process.stdout.write(JSON.stringify(results));
         ];
         let mut cases = Vec::new();
         for payload in payloads {
-            let body = crate::wire::canonical_json::canonicalize(payload.as_bytes()).expect("payload");
+            let body =
+                crate::wire::canonical_json::canonicalize(payload.as_bytes()).expect("payload");
             for (secret, previous) in &secrets {
                 let input = SignInput {
                     event_id: "evt_01J9Z6Q4N3XK8R2V5T7W0YB1CD",

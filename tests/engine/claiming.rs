@@ -58,11 +58,13 @@ fn the_dispatcher_loop_claims_on_a_wake_up_not_on_its_poll() {
     rig.endpoint("/hook", "*");
     let board = Arc::new(Board::new(2, None, Arc::new(ManualClock::at(0))));
     let clock: Arc<dyn Clock> = rig.clock.clone();
+    let shutdown = herald::lifecycle::Shutdown::default();
     let mut dispatcher = Dispatcher::new(
         rig.store().clone(),
         Arc::new(config()),
         board.clone(),
         clock,
+        shutdown.clone(),
     );
     let (signals, received) = mpsc::channel();
     let heartbeat = Arc::new(AtomicI64::new(0));
@@ -81,8 +83,9 @@ fn the_dispatcher_loop_claims_on_a_wake_up_not_on_its_poll() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let took = woken.elapsed();
-    signals.send(Signal::Stop).unwrap();
-    running.join().expect("the loop ends on Stop");
+    shutdown.trigger();
+    signals.send(Signal::Wake).unwrap();
+    running.join().expect("the loop ends at shutdown");
     assert_eq!(board.total(), 1, "the delivery was claimed");
     // A lost wake-up would claim it only at the poll, ~950 ms after the publish.
     assert!(

@@ -9,10 +9,10 @@ use super::subscriptions;
 use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
 use crate::secrets::secret_key::{open_stored, seal_stored};
-use crate::wire::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
+use crate::wire::signing::{parse_schemes, Scheme};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
     disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, \

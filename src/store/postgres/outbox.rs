@@ -22,43 +22,73 @@ use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::open_stored;
-use crate::wire::signing::parse_schemes;
 use crate::store::{
-    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, StoreError, Verdict,
-    CIRCUIT_MAX_BACKOFF_MS,
+    AttemptRecord, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
+    FailureRecord, HealthChange, Judge, Planner, Result, StoreError, Take, Verdict,
 };
+use crate::wire::signing::parse_schemes;
 
 /// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
 const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
 /// The advisory lock the pruner holds while it deletes, so one replica prunes at a time.
 const PRUNE_LOCK: i64 = 0x6865_7261_6c65; // "herale"
 
-/// One due endpoint, as the first read of a round sees it.
-struct DueEndpoint {
-    id: i64,
-    probing: bool,
-    fifo: bool,
-    rate_limited: bool,
-}
-
-/// Claims up to `req.limit` due deliveries of active push endpoints for this replica,
-/// endpoints served in the order of their oldest due delivery, none past its cap counting
-/// the live leases of every replica. See the module comment for why that is exact.
+/// One claim round (`Outbox::claim`) for this replica, in one transaction: the due
+/// endpoints, their locks, what the planner must know of each (its ready deliveries, its
+/// live leases: every replica's, and other replicas'), the planner's picks, the leases.
+/// See the module comment for why the counts are exact.
 ///
 /// A round costs the same few statements however many endpoints are due: the due
-/// endpoints, their locks (one statement), their live leases (one grouped count), the
-/// claims (one `UPDATE` over a `LATERAL` pick per endpoint), and the details. The locks
-/// last until the commit, so the round is kept that short: a replica that finds an
-/// endpoint locked skips it for this round rather than wait.
-pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+/// endpoints, their locks and counts (one statement), the claims (one `UPDATE` over a
+/// `LATERAL` pick per endpoint, one more for FIFO heads), and the details. The locks last
+/// until the commit, so the round is kept that short: a replica that finds an endpoint
+/// locked skips it for this round rather than wait.
+pub fn claim(
+    c: &mut Client,
+    replica: &str,
+    req: &ClaimRound,
+    plan: &mut Planner<'_>,
+) -> Result<Vec<Claimed>> {
     let mut tx = c.transaction()?;
+    let due = due_endpoints(&mut tx, replica, req)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (mut picks, mut heads) = (Vec::new(), Vec::new());
+    for pick in plan(&due) {
+        match pick.take {
+            Take::Due(n) => picks.push((pick.endpoint, n as i64, req.now)),
+            // A probe takes the endpoint's next pending delivery, due or not.
+            Take::Next => picks.push((pick.endpoint, 1, i64::MAX)),
+            Take::Head => heads.push(pick.endpoint),
+        }
+    }
+    let lease_until = req.now + req.lease_ms;
+    let mut ids = claim_picks(&mut tx, replica, &picks, lease_until, req.now)?;
+    ids.extend(claim_heads(&mut tx, replica, &heads, lease_until, req.now)?);
+    // Oldest due first across endpoints, as the workers should take them.
+    let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let mut claimed = details(&mut tx, &ids, req.now)?;
+    claimed.sort_by_key(|c| (order.get(&c.endpoint_id).copied(), c.delivery_id));
+    // The leases are written once this commits; a failed commit leaves none behind.
+    tx.commit()?;
+    Ok(claimed)
+}
+
+/// The active push endpoints with due work (or a due probe) whose claim lock this round
+/// got, oldest due first, with their counts.
+fn due_endpoints(
+    tx: &mut Transaction<'_>,
+    replica: &str,
+    req: &ClaimRound,
+) -> Result<Vec<DueEndpoint>> {
     // Every statement of a round is typed: one round trip each, no prepare.
-    let due: Vec<DueEndpoint> = tx
+    let due: Vec<(i64, bool, bool, bool)> = tx
         .query_typed(
-            "SELECT id, probing, fifo, rate_limited FROM (
-                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing,
+            "SELECT id, probe_due, fifo, limited FROM (
+                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
                         p.ordering = 'fifo' AS fifo,
-                        p.rate_limit IS NOT NULL OR $3 AS rate_limited,
+                        p.rate_limit IS NOT NULL OR $3 AS limited,
                         (SELECT d.next_attempt_at FROM deliveries d
                          WHERE d.endpoint_id = p.id AND d.status = 'pending'
                            AND (d.next_attempt_at <= $1 OR p.circuit_opened_at IS NOT NULL)
@@ -71,104 +101,67 @@ pub fn claim_due(c: &mut Client, replica: &str, req: &ClaimRequest) -> Result<Ve
             &[
                 (&req.now, Type::INT8),
                 (&req.skip, Type::INT8_ARRAY),
-                (&req.default_rate_limit.is_some(), Type::BOOL),
+                (&req.default_rate_limited, Type::BOOL),
             ],
         )?
         .iter()
-        .map(|r| DueEndpoint {
-            id: r.get(0),
-            probing: r.get(1),
-            fifo: r.get(2),
-            rate_limited: r.get(3),
-        })
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
     if due.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted: Vec<i64> = due.iter().map(|e| e.id).collect();
+    let wanted: Vec<i64> = due.iter().map(|e| e.0).collect();
     // Each endpoint's claims are serialised across replicas by a lock held to the commit;
-    // one another replica holds is skipped this round.
-    let locked: std::collections::HashSet<i64> = tx
+    // one another replica holds is skipped this round. For the locked ones: their ready
+    // deliveries (due, unleased; counted up to the planner's most), whether a FIFO head is
+    // ready, and their live leases, all replicas' and other replicas'.
+    let counts: HashMap<i64, (usize, bool, usize, usize)> = tx
         .query_typed(
-            "SELECT e FROM unnest($1::bigint[]) AS e
+            "SELECT e,
+                    (SELECT count(*) FROM (SELECT 1 FROM deliveries d
+                         WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
+                           AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                         LIMIT $4) r),
+                    coalesce((SELECT d.next_attempt_at <= $3
+                                     AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                              FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
+                              ORDER BY d.id LIMIT 1), false),
+                    (SELECT count(*) FROM deliveries d
+                         WHERE d.endpoint_id = e AND d.lease_until > $3),
+                    (SELECT count(*) FROM deliveries d
+                         WHERE d.endpoint_id = e AND d.lease_until > $3 AND d.lease_owner <> $5)
+             FROM unnest($1::bigint[]) AS e
              WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
-            &[(&wanted, Type::INT8_ARRAY), (&CLAIM_LOCK, Type::INT4)],
+            &[
+                (&wanted, Type::INT8_ARRAY),
+                (&CLAIM_LOCK, Type::INT4),
+                (&req.now, Type::INT8),
+                (&(req.ready_limit as i64), Type::INT8),
+                (&replica, Type::TEXT),
+            ],
         )?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| {
+            let n = |i: usize| r.get::<_, i64>(i).max(0) as usize;
+            (r.get(0), (n(1), r.get(2), n(3), n(4)))
+        })
         .collect();
-    let locked_ids: Vec<i64> = wanted
-        .iter()
-        .copied()
-        .filter(|e| locked.contains(e))
-        .collect();
-    // Live leases per endpoint: every replica's, and those of replicas other than this one.
-    let mut live: HashMap<i64, (usize, usize)> = HashMap::new();
-    for r in tx.query_typed(
-        "SELECT endpoint_id, count(*), count(*) FILTER (WHERE lease_owner <> $2)
-         FROM deliveries
-         WHERE endpoint_id = ANY($1) AND lease_until IS NOT NULL AND lease_until > $3
-         GROUP BY endpoint_id",
-        &[
-            (&locked_ids, Type::INT8_ARRAY),
-            (&replica, Type::TEXT),
-            (&req.now, Type::INT8),
-        ],
-    )? {
-        let (total, others): (i64, i64) = (r.get(1), r.get(2));
-        live.insert(r.get(0), (total.max(0) as usize, others.max(0) as usize));
-    }
-    // What each endpoint may take, in due order, until the round is full.
-    let mut room = req.limit;
-    let (mut fifo_heads, mut picks): (Vec<i64>, Vec<(i64, i64, i64)>) = (Vec::new(), Vec::new());
-    for endpoint in due.iter().filter(|e| locked.contains(&e.id)) {
-        if room == 0 {
-            break;
-        }
-        let (out, others) = live.get(&endpoint.id).copied().unwrap_or((0, 0));
-        if endpoint.rate_limited && others > 0 {
-            continue; // served by the replica that holds it; its board keeps the pace
-        }
-        let cap = req
-            .caps
-            .get(&endpoint.id)
-            .copied()
-            .unwrap_or(req.first_share);
-        let share = if endpoint.fifo || endpoint.probing {
-            1
-        } else {
-            cap.max(1)
-        };
-        let take = share.saturating_sub(out).min(room);
-        if take == 0 {
-            continue;
-        }
-        room -= take;
-        if endpoint.fifo {
-            fifo_heads.push(endpoint.id);
-        } else {
-            // A probe takes the endpoint's next pending delivery, due or not: while the
-            // circuit was open its deliveries' own retry times stood still.
-            let until = if endpoint.probing { i64::MAX } else { req.now };
-            picks.push((endpoint.id, take as i64, until));
-        }
-    }
-    let lease_until = req.now + req.lease_ms;
-    let mut ids = claim_picks(&mut tx, replica, &picks, lease_until, req.now)?;
-    ids.extend(claim_heads(
-        &mut tx,
-        replica,
-        &fifo_heads,
-        lease_until,
-        req.now,
-    )?);
-    // Oldest due first across endpoints, as the workers should take them.
-    let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    let mut claimed = details(&mut tx, &ids, req.now)?;
-    claimed.sort_by_key(|c| (order.get(&c.endpoint_id).copied(), c.delivery_id));
-    // The leases are written once this commits; a failed commit leaves none behind.
-    tx.commit()?;
-    Ok(claimed)
+    Ok(due
+        .into_iter()
+        .filter_map(|(id, probe_due, fifo, rate_limited)| {
+            let (ready, head_ready, out, out_elsewhere) = *counts.get(&id)?;
+            Some(DueEndpoint {
+                id,
+                probe_due,
+                fifo,
+                rate_limited,
+                ready,
+                head_ready,
+                out,
+                out_elsewhere,
+            })
+        })
+        .collect())
 }
 
 /// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
@@ -245,7 +238,8 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > $2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts,
-                d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms
+                d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
+                starts_with(e.event_type, 'herald.')
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ANY($1)",
         &[(&ids, Type::INT8_ARRAY), (&now, Type::INT8)],
@@ -289,19 +283,21 @@ fn claimed(r: &Row) -> Result<Claimed> {
         request_timeout: r
             .get::<_, Option<i64>>(17)
             .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
+        operational: r.get(18),
     })
 }
 
-/// Writes a batch of attempts and their consequences in one transaction: the attempt row,
-/// the delivery's new state (its lease let go if it is still this replica's), the
-/// endpoint's health, the circuit, auto-disable, and Herald's own events about them.
-/// Committed before it returns; if the commit fails, the leases stay and lapse, and the
-/// deliveries are sent again (at-least-once).
-pub fn record_attempts(
+/// Writes a batch of attempts and their consequences in one transaction (`Outbox::record`):
+/// the attempt row, the delivery's new state (its lease let go if it is still this
+/// replica's), and what `judge` decides for its endpoint, read and written record by
+/// record so each judgement sees the ones before it. Committed before it returns; if the
+/// commit fails, the leases stay and lapse, and the deliveries are sent again
+/// (at-least-once).
+pub fn record(
     c: &mut Client,
     replica: &str,
     records: &[AttemptRecord],
-    policy: HealthPolicy,
+    judge: &dyn Judge,
     now: i64,
 ) -> Result<()> {
     // Rows are locked in one order on every replica (endpoint, then delivery), so two
@@ -356,170 +352,131 @@ pub fn record_attempts(
                 &replica,
             ],
         )?;
-        endpoint_health(&mut tx, r, policy, now)?;
+        let Some(seen) = health(&mut tx, r.endpoint_id, false)? else {
+            continue; // deleted while the request was out
+        };
+        let mut change = judge.judge(r, &seen, now);
+        if change == HealthChange::default() {
+            continue; // the common case, a success of a healthy endpoint: no lock, no write
+        }
+        // Writes follow: judge again on the row locked, so the recorders of two replicas
+        // never both decide from the same health.
+        let Some(locked) = health(&mut tx, r.endpoint_id, true)? else {
+            continue;
+        };
+        if locked != seen {
+            change = judge.judge(r, &locked, now);
+        }
+        apply(&mut tx, r.endpoint_id, change, now)?;
     }
     tx.commit()?;
     Ok(())
 }
 
-fn endpoint_health(
-    tx: &mut Transaction<'_>,
-    r: &AttemptRecord,
-    policy: HealthPolicy,
-    now: i64,
-) -> Result<()> {
-    // One read decides which writes are needed: a healthy endpoint without a rate limit
-    // (the common case) costs this one lookup per successful attempt.
-    let Some(row) = tx.query_typed_opt(
-        "SELECT rate_limit IS NOT NULL, circuit_opened_at IS NOT NULL,
-                failing_since IS NOT NULL OR consecutive_failures > 0
-         FROM endpoints WHERE id = $1",
-        &[(&r.endpoint_id, Type::INT8)],
-    )?
-    else {
-        return Ok(()); // deleted while the request was out
+/// An endpoint's health as the recorder judges it; with `lock`, its row is locked to the
+/// end of the transaction.
+fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<EndpointHealth>> {
+    const READ: &str = "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
+                               circuit_opened_at, circuit_next_probe, circuit_backoff_ms
+                        FROM endpoints WHERE id = $1";
+    let locked;
+    let query = if lock {
+        locked = format!("{READ} FOR UPDATE");
+        locked.as_str()
+    } else {
+        READ
     };
-    let (limited, open, troubled): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
-    if limited {
+    let Some(row) = tx.query_typed_opt(query, &[(&endpoint, Type::INT8)])? else {
+        return Ok(None);
+    };
+    let status: String = row.get(0);
+    let circuit = match (row.get(4), row.get(5), row.get(6)) {
+        (Some(opened_at), Some(next_probe), Some(backoff_ms)) => Some(CircuitState {
+            opened_at,
+            next_probe,
+            backoff_ms,
+        }),
+        _ => None,
+    };
+    Ok(Some(EndpointHealth {
+        status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Active),
+        rate_limited: row.get(1),
+        failures: FailureRecord {
+            consecutive: row.get::<_, i32>(2).max(0) as u32,
+            failing_since: row.get(3),
+            circuit,
+        },
+        disable_after_ms: None,
+    }))
+}
+
+/// Writes what the judge decided about an endpoint.
+fn apply(tx: &mut Transaction<'_>, endpoint: i64, change: HealthChange, now: i64) -> Result<()> {
+    let HealthChange {
+        failures,
+        last_attempt_at,
+        events,
+        disable,
+    } = change;
+    if let Some(at) = last_attempt_at {
         // When it was last sent to: the next replica to serve it keeps the pace from here.
         tx.execute(
             "UPDATE endpoints SET last_attempt_at = $2
              WHERE id = $1 AND coalesce(last_attempt_at, 0) < $2",
-            &[&r.endpoint_id, &r.started_at],
+            &[&endpoint, &at],
         )?;
     }
-    if r.verdict == Verdict::Failed && !is_operational(tx, r.delivery_id)? {
-        let data = json!({
-            "delivery_id": r.delivery_id,
-            "status_code": r.status_code,
-            "error": r.error,
-        });
-        super::operational::emit(tx, r.endpoint_id, "herald.delivery.failed", data, now)?;
-    }
-    if r.verdict == Verdict::Succeeded {
-        if !open && !troubled {
-            return Ok(());
-        }
-        if open {
-            super::operational::emit(
-                tx,
-                r.endpoint_id,
-                "herald.endpoint.recovered",
-                json!({}),
-                now,
-            )?;
-        }
+    if let Some(f) = failures {
+        let c = f.circuit;
         tx.execute(
-            "UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0,
-                 circuit_opened_at = NULL, circuit_next_probe = NULL, circuit_backoff_ms = NULL
+            "UPDATE endpoints SET consecutive_failures = $2, failing_since = $3,
+                 circuit_opened_at = $4, circuit_next_probe = $5, circuit_backoff_ms = $6
              WHERE id = $1",
-            &[&r.endpoint_id],
+            &[
+                &endpoint,
+                &(f.consecutive.min(i32::MAX as u32) as i32),
+                &f.failing_since,
+                &c.map(|c| c.opened_at),
+                &c.map(|c| c.next_probe),
+                &c.map(|c| c.backoff_ms),
+            ],
         )?;
-        return Ok(());
     }
-    if r.gone {
-        return disable(tx, r.endpoint_id, "the endpoint answered 410 Gone", now);
+    for (kind, data) in events {
+        super::operational::emit(tx, endpoint, kind, data, now)?;
     }
-    tx.execute(
-        "UPDATE endpoints SET failing_since = coalesce(failing_since, $2),
-             consecutive_failures = consecutive_failures + 1
-         WHERE id = $1",
-        &[&r.endpoint_id, &r.started_at],
-    )?;
-    record_circuit(tx, r, policy, now)?;
-    let expired = tx
-        .query_opt(
-            "SELECT 1 FROM endpoints WHERE id = $1 AND status = 'active' AND failing_since <= $2",
-            &[&r.endpoint_id, &(now - policy.disable_after_ms)],
-        )?
-        .is_some();
-    if expired {
-        let reason = "every delivery failed for longer than disable_after";
-        disable(tx, r.endpoint_id, reason, now)?;
+    if let Some(Disable { reason, announce }) = disable {
+        if disable_now(tx, endpoint, reason, now)? {
+            super::operational::emit(tx, endpoint, announce.0, announce.1, now)?;
+        }
     }
     Ok(())
 }
 
-/// Disables an endpoint for `reason`, cancels its pending deliveries, and says so in a
-/// `herald.endpoint.disabled` event.
-fn disable(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> Result<()> {
+/// Disables an endpoint for `reason` and cancels its pending deliveries, if its tenant can
+/// be locked at once; whether it did.
+fn disable_now(tx: &mut Transaction<'_>, endpoint: i64, reason: &str, now: i64) -> Result<bool> {
     // No publish of its tenant may be under way, or one could add a pending delivery to an
     // endpoint whose pending deliveries this cancels (`subscriptions.rs`). This transaction
     // already holds rows an API change of the tenant may be waiting for, so it does not
     // wait for that lock: if it is taken, the endpoint stays active for now, and the next
-    // failure recorded (its `failing_since` is kept) disables it.
+    // failure recorded (its `failing_since` is kept) decides again.
     let Some(row) = tx.query_opt(
         "SELECT tenant_id FROM endpoints WHERE id = $1",
         &[&endpoint],
     )?
     else {
-        return Ok(());
+        return Ok(false);
     };
     if !super::subscriptions::try_lock_exclusive(tx, &row.get::<_, String>(0))? {
         tracing::info!(
             endpoint,
             "disable deferred: its tenant is busy; the next failure disables it"
         );
-        return Ok(());
+        return Ok(false);
     }
     super::endpoints::set_status(tx, endpoint, EndpointStatus::Disabled, Some(reason), now)?;
-    let data = json!({ "reason": reason });
-    super::operational::emit(tx, endpoint, "herald.endpoint.disabled", data, now)
-}
-
-/// The circuit breaker after a failed attempt: a failed probe doubles the wait (up to
-/// `CIRCUIT_MAX_BACKOFF_MS`); a closed circuit opens at `circuit_threshold` consecutive
-/// failures. As on SQLite (`sqlite/outbox.rs`, `record_circuit`).
-fn record_circuit(
-    tx: &mut Transaction<'_>,
-    r: &AttemptRecord,
-    policy: HealthPolicy,
-    now: i64,
-) -> Result<()> {
-    tx.execute(
-        "UPDATE endpoints SET circuit_backoff_ms = least(circuit_backoff_ms * 2, $3),
-             circuit_next_probe = $2 + least(circuit_backoff_ms * 2, $3)
-         WHERE id = $1 AND circuit_opened_at IS NOT NULL AND $4 >= circuit_next_probe",
-        &[&r.endpoint_id, &now, &CIRCUIT_MAX_BACKOFF_MS, &r.started_at],
-    )?;
-    if policy.circuit_threshold == 0 {
-        return Ok(());
-    }
-    let threshold = policy.circuit_threshold as i32;
-    let opened = tx.execute(
-        "UPDATE endpoints SET circuit_opened_at = $2::bigint, circuit_backoff_ms = $3::bigint,
-             circuit_next_probe = $2::bigint + $3::bigint
-         WHERE id = $1 AND circuit_opened_at IS NULL AND consecutive_failures >= $4",
-        &[&r.endpoint_id, &now, &policy.circuit_backoff_ms, &threshold],
-    )?;
-    if opened > 0 {
-        tracing::warn!(
-            endpoint = r.endpoint_id,
-            "circuit opened: deliveries wait for a probe"
-        );
-        let data = json!({
-            "consecutive_failures": policy.circuit_threshold,
-            "next_probe": crate::clock::rfc3339_ms(now + policy.circuit_backoff_ms),
-        });
-        super::operational::emit(
-            tx,
-            r.endpoint_id,
-            "herald.endpoint.circuit_opened",
-            data,
-            now,
-        )?;
-    }
-    Ok(())
-}
-
-/// Whether a delivery carries one of Herald's own events.
-fn is_operational(tx: &mut Transaction<'_>, delivery: i64) -> Result<bool> {
-    Ok(tx
-        .query_opt(
-            "SELECT e.event_type FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = $1",
-            &[&delivery],
-        )?
-        .is_some_and(|r| r.get::<_, String>(0).starts_with("herald.")))
+    Ok(true)
 }
 
 /// Gives back claims that were never attempted (shutdown, or more than the board takes).

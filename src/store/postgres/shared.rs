@@ -23,8 +23,8 @@ use postgres::Client;
 
 use crate::pages::flash::{self, Admit, Flash};
 use crate::secrets::secret_key::{open_stored, seal_stored};
-use crate::store::{Result, StoreError};
 use crate::server::throttle::{Check, Door, Failures, FORGET_MS, LOG_EVERY_MS, STALE_PENDING_MS};
+use crate::store::{Result, StoreError};
 
 /// The first half of the advisory lock key a session's messages are trimmed under (the
 /// second is a hash of the session); "flsh" as a number.

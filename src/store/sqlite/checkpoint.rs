@@ -8,29 +8,29 @@
 //! (in `connection.rs`) trims the file back, so it stays small.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::connection;
+use crate::lifecycle::Shutdown;
 use crate::store::Result;
 
 const INTERVAL: Duration = Duration::from_millis(500);
 
+/// Stops the thread when the store is dropped: the store outlives the engine (the recorder
+/// writes while the engine stops), so its threads end with it, not with the process's token.
 pub struct Checkpointer {
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 impl Checkpointer {
     pub fn start(path: &Path) -> Result<Checkpointer> {
         let conn = connection::open_plain(path)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let stop = Shutdown::default();
+        let token = stop.clone();
         std::thread::Builder::new()
             .name("herald-checkpoint".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(INTERVAL);
+                while !token.sleep(INTERVAL) {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::debug!(error = %e, "passive checkpoint");
@@ -44,6 +44,6 @@ impl Checkpointer {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.trigger();
     }
 }

@@ -68,6 +68,11 @@ impl Round<'_> {
         self.0.per_endpoint.get(&endpoint).copied().unwrap_or(0)
     }
 
+    /// Whether this process holds `delivery`.
+    pub fn holds(&self, delivery: i64) -> bool {
+        self.0.held.contains_key(&delivery)
+    }
+
     /// Takes the ids of `candidates` (delivery, endpoint) that nobody holds, up to `limit`.
     pub fn take(&mut self, candidates: &[(i64, i64)], limit: usize) -> Vec<i64> {
         let inner = &mut *self.0;

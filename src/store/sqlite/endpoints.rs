@@ -8,10 +8,10 @@ use serde::Serialize;
 use crate::config::{format_schedule, parse_schedule};
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
 use crate::secrets::secret_key::{open_stored, seal_stored};
-use crate::wire::signing::{parse_schemes, Scheme};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
 };
+use crate::wire::signing::{parse_schemes, Scheme};
 
 const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
     disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms, kind";

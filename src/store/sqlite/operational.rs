@@ -10,7 +10,7 @@
 //! event about Herald's own events is never emitted (a failing operator endpoint must not
 //! feed itself).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::{events, subscriptions, tenants};
@@ -50,15 +50,4 @@ fn subscribed(conn: &Connection, tenant: &str, kind: &str) -> Result<bool> {
     Ok(subscriptions::of(conn, tenant)?
         .iter()
         .any(|(_, filter)| filter.matches(kind)))
-}
-
-/// Whether a delivery carries one of Herald's own events.
-pub fn is_operational(conn: &Connection, delivery: i64) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT e.event_type FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1",
-        )?
-        .query_row(params![delivery], |r| r.get::<_, String>(0))
-        .optional()?
-        .is_some_and(|t| t.starts_with("herald.")))
 }

@@ -1,5 +1,6 @@
-//! The engine's side of the outbox: claim due deliveries, record attempts, re-queue on
-//! request, prune old history.
+//! The engine's side of the outbox on SQLite: claim due deliveries, record attempts,
+//! re-queue on request, prune old history. Read and write primitives only: what to claim
+//! and what an attempt means for its endpoint are the engine's (`store/outbox.rs`).
 //!
 //! A claim is an entry in memory (`claims.rs`), so a delivery is never handed to two
 //! workers of this process. If Herald dies mid-request, nothing records the attempt; the
@@ -11,118 +12,50 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::claims::Claims;
+use super::claims::{Claims, Round};
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::wire::signing::parse_schemes;
 use crate::store::{
-    AttemptRecord, ClaimRequest, Claimed, HealthPolicy, Result, Verdict, CIRCUIT_MAX_BACKOFF_MS,
+    AttemptRecord, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
+    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
+use crate::wire::signing::parse_schemes;
 
-/// Claims up to `req.limit` due deliveries of active endpoints, taking no endpoint past
-/// `req.per_endpoint` counting what the caller already holds, serving endpoints in the order
-/// of their oldest due delivery, and skipping what `claims` holds. A read: the claim is the
-/// entry in `claims`, not a row update (see `claims.rs` for why that is safe).
+/// One claim round (`Outbox::claim`): the due endpoints with what the planner must know,
+/// the planner's picks, the claims. A read: the claim is the entry in `claims`, not a row
+/// update, and the round reads the file under the claim set's lock (`Claims::round` says
+/// why that is safe).
 ///
 /// It walks endpoints, not the global due queue: each active endpoint costs one probe of
 /// the `(endpoint_id, next_attempt_at)` index, so a backlog of a million deliveries to one
 /// slow endpoint neither costs a long scan nor hides the due work of the others behind it.
-pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Result<Vec<Claimed>> {
-    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
-    let mut endpoints = conn.prepare_cached(
-        "SELECT id, probing, fifo FROM (
-             SELECT p.id, p.circuit_opened_at IS NOT NULL AS probing, p.ordering = 'fifo' AS fifo,
-                    (SELECT d.next_attempt_at FROM deliveries d
-                     WHERE d.endpoint_id = p.id AND d.status = 'pending'
-                       AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
-                     ORDER BY d.next_attempt_at LIMIT 1) AS oldest
-             FROM endpoints p
-             WHERE p.status = 'active' AND p.kind = 'push'
-               AND p.id NOT IN (SELECT value FROM json_each(?2))
-               AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
-         WHERE oldest IS NOT NULL ORDER BY oldest",
-    )?;
-    // An endpoint whose circuit is open is here only once its probe is due (`probing`): it
-    // gets one delivery, and none while that probe is out or not yet recorded. A FIFO
-    // endpoint gets its head only (its oldest pending delivery, if due), and nothing while
-    // one of its deliveries is out: the rest wait behind the head, in publish order.
-    let due_endpoints: Vec<(i64, bool, bool)> = endpoints
-        .query_map(params![req.now, skip], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut head = conn.prepare_cached(
-        "SELECT id, next_attempt_at FROM deliveries
-         WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY id LIMIT 1",
-    )?;
-    let mut due = conn.prepare_cached(
-        "SELECT id FROM deliveries
-         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
-         ORDER BY next_attempt_at, id LIMIT ?3",
-    )?;
-    // Two passes, so backlogs that could fill the round cannot starve a newer endpoint:
-    // first every due endpoint gets up to its in-flight cap, then what room is left tops
-    // endpoints up to their full share (in flight plus queued).
-    // The candidates are read under the claim set's lock: see `Claims::round` for why.
+pub fn claim(
+    conn: &Connection,
+    claims: &Claims,
+    req: &ClaimRound,
+    plan: &mut Planner<'_>,
+) -> Result<Vec<Claimed>> {
     let mut round = claims.round();
-    let mut ids = Vec::with_capacity(req.limit);
-    let mut taken: HashMap<i64, usize> = HashMap::new();
-    for share in [req.first_share.min(req.per_endpoint), req.per_endpoint] {
-        for &(endpoint, probing, fifo) in &due_endpoints {
-            if ids.len() >= req.limit {
-                break;
+    let (due, mut ready) = due_endpoints(conn, &round, req)?;
+    let mut ids = Vec::new();
+    for pick in plan(&due) {
+        let candidates: Vec<i64> = match pick.take {
+            Take::Due(n) => {
+                let ready = ready.remove(&pick.endpoint).unwrap_or_default();
+                ready.into_iter().take(n).collect()
             }
-            let held = req.held.get(&endpoint).copied().unwrap_or(0);
-            let already = taken.get(&endpoint).copied().unwrap_or(0);
-            if fifo {
-                if held + already + round.held_for(endpoint) > 0 {
-                    continue;
-                }
-                let first: Option<(i64, Option<i64>)> = head
-                    .query_row([endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((id, Some(at))) = first {
-                    if at <= req.now {
-                        let got = round.take(&[(id, endpoint)], 1);
-                        *taken.entry(endpoint).or_default() += got.len();
-                        ids.extend(got);
-                    }
-                }
-                continue;
-            }
-            let share = if probing {
-                usize::from(round.held_for(endpoint) == 0)
-            } else if let Some(cap) = req.caps.get(&endpoint) {
-                // Its limit adapted: the same two passes, at its own size.
-                if share == req.per_endpoint {
-                    cap * 4
-                } else {
-                    *cap
-                }
-            } else {
-                share
-            };
-            let take = share
-                .saturating_sub(held.saturating_add(already))
-                .min(req.limit - ids.len());
-            if take == 0 {
-                continue;
-            }
-            // Held deliveries are still pending in the file and come first in due order,
-            // so fetch past them (and past what the first pass took).
-            let fetch = take + already + round.held_for(endpoint);
-            // A probe takes the endpoint's next pending delivery, due or not: while the
-            // circuit was open its deliveries' own retry times stood still.
-            let until = if probing { i64::MAX } else { req.now };
-            let candidates: Vec<(i64, i64)> = due
-                .query_map(params![endpoint, until, fetch as i64], |r| {
-                    Ok((r.get(0)?, endpoint))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let got = round.take(&candidates, take);
-            *taken.entry(endpoint).or_default() += got.len();
-            ids.extend(got);
-        }
+            Take::Next => next_pending(conn, &round, pick.endpoint)?
+                .into_iter()
+                .collect(),
+            Take::Head => head(conn, &round, pick.endpoint, req.now)?
+                .into_iter()
+                .collect(),
+        };
+        let candidates: Vec<(i64, i64)> = candidates
+            .into_iter()
+            .map(|id| (id, pick.endpoint))
+            .collect();
+        ids.extend(round.take(&candidates, candidates.len()));
     }
     drop(round);
     match details(conn, &ids, req.now) {
@@ -141,13 +74,113 @@ pub fn claim_due(conn: &Connection, claims: &Claims, req: &ClaimRequest) -> Resu
     }
 }
 
+/// Each due endpoint's ready deliveries, oldest due first.
+type ReadyIds = HashMap<i64, Vec<i64>>;
+
+/// The active push endpoints with due work (or a due probe), oldest due first, each with
+/// its ready deliveries' ids (due, not held, oldest due first, at most `ready_limit`).
+fn due_endpoints(
+    conn: &Connection,
+    round: &Round<'_>,
+    req: &ClaimRound,
+) -> Result<(Vec<DueEndpoint>, ReadyIds)> {
+    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
+    let rows: Vec<(i64, bool, bool, bool)> = conn
+        .prepare_cached(
+            "SELECT id, probe_due, fifo, limited FROM (
+                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
+                        p.ordering = 'fifo' AS fifo, p.rate_limit IS NOT NULL OR ?3 AS limited,
+                        (SELECT d.next_attempt_at FROM deliveries d
+                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
+                           AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
+                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
+                 FROM endpoints p
+                 WHERE p.status = 'active' AND p.kind = 'push'
+                   AND p.id NOT IN (SELECT value FROM json_each(?2))
+                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
+             WHERE oldest IS NOT NULL ORDER BY oldest",
+        )?
+        .query_map(params![req.now, skip, req.default_rate_limited], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut due_ids = conn.prepare_cached(
+        "SELECT id FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+         ORDER BY next_attempt_at, id LIMIT ?3",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ready_ids = HashMap::new();
+    for (id, probe_due, fifo, rate_limited) in rows {
+        let held = round.held_for(id);
+        let (mut ready, mut head_ready) = (0, false);
+        if fifo && !probe_due {
+            head_ready = head(conn, round, id, req.now)?.is_some();
+        } else if !probe_due {
+            // Held deliveries are still pending in the file and come first in due order,
+            // so read past them.
+            let fetch = (req.ready_limit + held) as i64;
+            let ids: Vec<i64> = due_ids
+                .query_map(params![id, req.now, fetch], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?
+                .into_iter()
+                .filter(|d| !round.holds(*d))
+                .take(req.ready_limit)
+                .collect();
+            ready = ids.len();
+            ready_ids.insert(id, ids);
+        }
+        out.push(DueEndpoint {
+            id,
+            probe_due,
+            fifo,
+            rate_limited,
+            ready,
+            head_ready,
+            out: held,
+            // One process owns the file: nobody else holds anything.
+            out_elsewhere: 0,
+        });
+    }
+    Ok((out, ready_ids))
+}
+
+/// An endpoint's next pending delivery that nobody holds, due or not (a probe).
+fn next_pending(conn: &Connection, round: &Round<'_>, endpoint: i64) -> Result<Option<i64>> {
+    let fetch = (round.held_for(endpoint) + 1) as i64;
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?
+        .query_map(params![endpoint, fetch], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids.into_iter().find(|d| !round.holds(*d)))
+}
+
+/// An endpoint's oldest pending delivery, if it is due and nobody holds it (a FIFO head).
+fn head(conn: &Connection, round: &Round<'_>, endpoint: i64, now: i64) -> Result<Option<i64>> {
+    let first: Option<(i64, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT id, next_attempt_at FROM deliveries
+             WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY id LIMIT 1",
+        )?
+        .query_row([endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match first {
+        Some((id, Some(at))) if at <= now && !round.holds(id) => Some(id),
+        _ => None,
+    })
+}
+
 /// What the workers need to send claimed deliveries.
 fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
-                p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms
+                p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
+                substr(e.event_type, 1, 7) = 'herald.'
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -181,6 +214,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                     .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
                 attempts: r.get::<_, i64>(13)?.max(0) as u32,
                 created_at: r.get(14)?,
+                operational: r.get(18)?,
             })
         });
         match found {
@@ -192,13 +226,13 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     Ok(out)
 }
 
-/// Writes a batch of attempts and their consequences: the attempt row, the delivery's new
-/// state, the endpoint's failure record, and auto-disable once an endpoint has failed
-/// without a single success for `disable_after_ms`.
-pub fn record_attempts(
+/// Writes a batch of attempts and their consequences (`Outbox::record`): the attempt row,
+/// the delivery's new state, and what `judge` decides for its endpoint, read and written
+/// record by record so each judgement sees the ones before it.
+pub fn record(
     conn: &Connection,
     records: &[AttemptRecord],
-    policy: HealthPolicy,
+    judge: &dyn Judge,
     now: i64,
 ) -> Result<()> {
     let mut insert = conn.prepare_cached(
@@ -240,157 +274,84 @@ pub fn record_attempts(
             r.error,
             now
         ])?;
-        record_endpoint_health(conn, r, policy, now)?;
+        let Some(health) = health(conn, r.endpoint_id)? else {
+            continue; // deleted while the request was out
+        };
+        apply(conn, r.endpoint_id, judge.judge(r, &health, now), now)?;
     }
     Ok(())
 }
 
-fn record_endpoint_health(
-    conn: &Connection,
-    r: &AttemptRecord,
-    policy: HealthPolicy,
-    now: i64,
-) -> Result<()> {
-    // One read of the endpoint decides which writes are needed: a healthy endpoint without
-    // a rate limit (the common case) costs this one lookup per successful attempt.
-    let Some((limited, open, troubled)) = conn
+/// An endpoint's health as the recorder judges it.
+fn health(conn: &Connection, endpoint: i64) -> Result<Option<EndpointHealth>> {
+    Ok(conn
         .prepare_cached(
-            "SELECT rate_limit IS NOT NULL, circuit_opened_at IS NOT NULL,
-                    failing_since IS NOT NULL OR consecutive_failures > 0
+            "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
+                    circuit_opened_at, circuit_next_probe, circuit_backoff_ms
              FROM endpoints WHERE id = ?1",
         )?
-        .query_row([r.endpoint_id], |row| {
-            Ok((
-                row.get::<_, bool>(0)?,
-                row.get::<_, bool>(1)?,
-                row.get::<_, bool>(2)?,
-            ))
+        .query_row([endpoint], |row| {
+            let status: String = row.get(0)?;
+            let circuit = match (row.get(4)?, row.get(5)?, row.get(6)?) {
+                (Some(opened_at), Some(next_probe), Some(backoff_ms)) => Some(CircuitState {
+                    opened_at,
+                    next_probe,
+                    backoff_ms,
+                }),
+                _ => None,
+            };
+            Ok(EndpointHealth {
+                status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Active),
+                rate_limited: row.get(1)?,
+                failures: FailureRecord {
+                    consecutive: row.get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
+                    failing_since: row.get(3)?,
+                    circuit,
+                },
+                disable_after_ms: None,
+            })
         })
-        .optional()?
-    else {
-        return Ok(()); // deleted while the request was out
-    };
-    if limited {
+        .optional()?)
+}
+
+/// Writes what the judge decided about an endpoint.
+fn apply(conn: &Connection, endpoint: i64, change: HealthChange, now: i64) -> Result<()> {
+    let HealthChange {
+        failures,
+        last_attempt_at,
+        events,
+        disable,
+    } = change;
+    if let Some(at) = last_attempt_at {
         // When the endpoint was last sent to: a rate limit holds across a restart from it.
         conn.prepare_cached(
             "UPDATE endpoints SET last_attempt_at = ?2
              WHERE id = ?1 AND coalesce(last_attempt_at, 0) < ?2",
         )?
-        .execute(params![r.endpoint_id, r.started_at])?;
+        .execute(params![endpoint, at])?;
     }
-    if r.verdict == Verdict::Failed && !operational::is_operational(conn, r.delivery_id)? {
-        let data = json!({
-            "delivery_id": r.delivery_id,
-            "status_code": r.status_code,
-            "error": r.error,
-        });
-        operational::emit(conn, r.endpoint_id, "herald.delivery.failed", data, now)?;
-    }
-    if r.verdict == Verdict::Succeeded {
-        if !open && !troubled {
-            return Ok(());
-        }
-        if open {
-            operational::emit(
-                conn,
-                r.endpoint_id,
-                "herald.endpoint.recovered",
-                json!({}),
-                now,
-            )?;
-        }
-        // A success closes the circuit: the backlog drains (within the rate limit).
+    if let Some(f) = failures {
+        let c = f.circuit;
         conn.prepare_cached(
-            "UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0,
-                 circuit_opened_at = NULL, circuit_next_probe = NULL, circuit_backoff_ms = NULL
+            "UPDATE endpoints SET consecutive_failures = ?2, failing_since = ?3,
+                 circuit_opened_at = ?4, circuit_next_probe = ?5, circuit_backoff_ms = ?6
              WHERE id = ?1",
         )?
-        .execute([r.endpoint_id])?;
-        return Ok(());
+        .execute(params![
+            endpoint,
+            f.consecutive,
+            f.failing_since,
+            c.map(|c| c.opened_at),
+            c.map(|c| c.next_probe),
+            c.map(|c| c.backoff_ms)
+        ])?;
     }
-    if r.gone {
-        return disable(conn, r.endpoint_id, "the endpoint answered 410 Gone", now);
+    for (kind, data) in events {
+        operational::emit(conn, endpoint, kind, data, now)?;
     }
-    conn.prepare_cached(
-        "UPDATE endpoints SET failing_since = coalesce(failing_since, ?2),
-             consecutive_failures = consecutive_failures + 1
-         WHERE id = ?1",
-    )?
-    .execute(params![r.endpoint_id, r.started_at])?;
-    record_circuit(conn, r, policy, now)?;
-    let expired: bool = conn
-        .prepare_cached(
-            "SELECT count(*) FROM endpoints WHERE id = ?1 AND status = 'active' AND failing_since <= ?2",
-        )?
-        .query_row(params![r.endpoint_id, now - policy.disable_after_ms], |row| row.get::<_, i64>(0))?
-        > 0;
-    if expired {
-        let reason = "every delivery failed for longer than disable_after";
-        disable(conn, r.endpoint_id, reason, now)?;
-    }
-    Ok(())
-}
-
-/// Disables an endpoint for `reason` (its pending deliveries are cancelled) and says so in
-/// a `herald.endpoint.disabled` event.
-fn disable(conn: &Connection, endpoint: i64, reason: &str, now: i64) -> Result<()> {
-    endpoints::set_status(conn, endpoint, EndpointStatus::Disabled, Some(reason), now)?;
-    let data = json!({ "reason": reason });
-    operational::emit(conn, endpoint, "herald.endpoint.disabled", data, now)
-}
-
-/// The circuit breaker's bookkeeping after a failed attempt. A failed probe (an attempt
-/// sent at or after the planned probe time) doubles the wait before the next one, up to
-/// `CIRCUIT_MAX_BACKOFF_MS`; requests that were already in flight when the circuit opened
-/// do not count as probes. A closed circuit opens at `circuit_threshold` consecutive
-/// failures. Auto-disable (`disable_after`) is separate and still applies later.
-fn record_circuit(
-    conn: &Connection,
-    r: &AttemptRecord,
-    policy: HealthPolicy,
-    now: i64,
-) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE endpoints SET circuit_backoff_ms = min(circuit_backoff_ms * 2, ?3),
-             circuit_next_probe = ?2 + min(circuit_backoff_ms * 2, ?3)
-         WHERE id = ?1 AND circuit_opened_at IS NOT NULL AND ?4 >= circuit_next_probe",
-    )?
-    .execute(params![
-        r.endpoint_id,
-        now,
-        CIRCUIT_MAX_BACKOFF_MS,
-        r.started_at
-    ])?;
-    if policy.circuit_threshold > 0 {
-        let opened = conn
-            .prepare_cached(
-                "UPDATE endpoints SET circuit_opened_at = ?2, circuit_backoff_ms = ?3,
-                     circuit_next_probe = ?2 + ?3
-                 WHERE id = ?1 AND circuit_opened_at IS NULL AND consecutive_failures >= ?4",
-            )?
-            .execute(params![
-                r.endpoint_id,
-                now,
-                policy.circuit_backoff_ms,
-                policy.circuit_threshold
-            ])?;
-        if opened > 0 {
-            tracing::warn!(
-                endpoint = r.endpoint_id,
-                "circuit opened: deliveries wait for a probe"
-            );
-            let data = json!({
-                "consecutive_failures": policy.circuit_threshold,
-                "next_probe": crate::clock::rfc3339_ms(now + policy.circuit_backoff_ms),
-            });
-            operational::emit(
-                conn,
-                r.endpoint_id,
-                "herald.endpoint.circuit_opened",
-                data,
-                now,
-            )?;
-        }
+    if let Some(Disable { reason, announce }) = disable {
+        endpoints::set_status(conn, endpoint, EndpointStatus::Disabled, Some(reason), now)?;
+        operational::emit(conn, endpoint, announce.0, announce.1, now)?;
     }
     Ok(())
 }
