@@ -19,7 +19,9 @@ fn connect_from(source: &str, addr: &str) -> TcpStream {
     socket.bind(&source.into()).unwrap();
     socket.connect(&target.into()).unwrap();
     let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     stream
 }
 
@@ -61,25 +63,49 @@ fn one_address_takes_only_its_share_and_strangers_reserve_nothing() {
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut s = connect_from("127.0.0.1", &app.addr);
-            send(&mut s, "/api/v1/events", &api_headers(ADMIN_TOKEN), big, b"{");
+            send(
+                &mut s,
+                "/api/v1/events",
+                &api_headers(ADMIN_TOKEN),
+                big,
+                b"{",
+            );
             s
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     // Its share is used up: a fifth is busy, though the budget has 7 MiB left.
     let mut fifth = connect_from("127.0.0.1", &app.addr);
-    send(&mut fifth, "/api/v1/events", &api_headers(ADMIN_TOKEN), big, b"{");
+    send(
+        &mut fifth,
+        "/api/v1/events",
+        &api_headers(ADMIN_TOKEN),
+        big,
+        b"{",
+    );
     let answer = status_line(&mut fifth);
     assert!(answer.contains(" 503"), "{answer}");
     // A wrong token from the same address is refused for the token, not the budget: it
     // reserved nothing.
     let mut stranger = connect_from("127.0.0.1", &app.addr);
-    send(&mut stranger, "/api/v1/events", &api_headers("hk_garbage"), big, b"");
+    send(
+        &mut stranger,
+        "/api/v1/events",
+        &api_headers("hk_garbage"),
+        big,
+        b"",
+    );
     let answer = status_line(&mut stranger);
     assert!(answer.contains(" 401"), "{answer}");
     // Another address is served in full.
     let mut other = connect_from("127.0.0.2", &app.addr);
-    send(&mut other, "/api/v1/events", &api_headers(ADMIN_TOKEN), big, &event(big));
+    send(
+        &mut other,
+        "/api/v1/events",
+        &api_headers(ADMIN_TOKEN),
+        big,
+        &event(big),
+    );
     let answer = status_line(&mut other);
     assert!(answer.contains(" 202"), "{answer}");
     held.clear();

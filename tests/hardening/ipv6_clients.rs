@@ -28,7 +28,11 @@ fn one_network_shares_one_count(env: &[(&str, &str)], same: &str, other: &str) {
         assert_eq!(wrong_login(&pages, &format!("2001:db8:1:2::{i:x}")), 401);
     }
     assert_eq!(wrong_login(&pages, same), 429, "{same} was not locked out");
-    assert_eq!(wrong_login(&pages, other), 401, "{other} was locked out too");
+    assert_eq!(
+        wrong_login(&pages, other),
+        401,
+        "{other} was locked out too"
+    );
 }
 
 #[test]

@@ -23,7 +23,11 @@ fn ask(stream: &mut TcpStream, request: &str) -> String {
         if let Some(end) = text.find("\r\n\r\n") {
             let length: usize = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap_or(0);
             if got.len() >= end + 4 + length {
                 return text;
@@ -41,7 +45,12 @@ fn closed_after(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
         match stream.read(&mut buf) {
             Ok(0) => return Some(started.elapsed()),
             Ok(_) => continue, // an error answer before closing is fine
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return None
             }
             Err(_) => return Some(started.elapsed()),
@@ -54,14 +63,17 @@ fn a_half_sent_head_after_the_first_request_is_cut_off() {
     let app = TestApp::spawn();
     let healthz = "GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n";
     let mut stalled = TcpStream::connect(&app.addr).unwrap();
-    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     assert!(ask(&mut stalled, healthz).starts_with("HTTP/1.1 200"));
     // The first byte of a second request, then nothing.
     stalled.write_all(b"G").unwrap();
 
     // A connection that keeps asking is never cut off: it is idle only between answers.
     let mut busy = TcpStream::connect(&app.addr).unwrap();
-    busy.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(13) {
         assert!(ask(&mut busy, healthz).starts_with("HTTP/1.1 200"));
@@ -75,7 +87,10 @@ fn a_half_sent_head_after_the_first_request_is_cut_off() {
         "a half-sent head was still open after {} s",
         waited.as_secs()
     );
-    assert!(waited < Duration::from_secs(16), "closed only after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(16),
+        "closed only after {waited:?}"
+    );
 }
 
 #[test]
