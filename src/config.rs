@@ -114,6 +114,9 @@ pub struct Config {
     pub max_connections_per_client: usize,
     /// Bytes all request bodies being read may hold together; over it a request gets 503.
     pub max_body_memory: usize,
+    /// An IPv6 client is counted (connection cap, throttles, body budget) by this many
+    /// leading bits of its address: the network one host is routed (64: a /64).
+    pub ipv6_client_prefix: u8,
     /// Addresses whose failed authentications are not throttled (none by default).
     pub throttle_exempt: Vec<Cidr>,
     /// Where Herald sends its own operational events (every tenant's), if anywhere.
@@ -161,6 +164,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             max_connections_per_client: 256,
             max_body_memory: 64 * 1024 * 1024,
+            ipv6_client_prefix: 64,
             throttle_exempt: Vec::new(),
             operator_webhook: None,
             secret_key_file: None,
@@ -196,6 +200,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "max_connections_per_client",
     "max_body_memory",
+    "ipv6_client_prefix",
     "throttle_exempt",
     "operator_webhook",
     "secret_key_file",
@@ -307,6 +312,7 @@ impl Config {
                 self.max_connections_per_client = parse_count(v, 0, 1_000_000)?
             }
             "max_body_memory" => self.max_body_memory = parse_size(v)?,
+            "ipv6_client_prefix" => self.ipv6_client_prefix = parse_count(v, 1, 128)? as u8,
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,
             "rotation_grace" => self.rotation_grace = parse_duration(v)?,
@@ -464,6 +470,11 @@ mod tests {
         c.set("trusted_proxies", "10.0.0.0/8, ::1").unwrap();
         assert_eq!(c.trusted_proxies.len(), 2);
         assert!(c.set("trusted_proxies", "proxy.local").is_err());
+        assert_eq!(c.ipv6_client_prefix, 64);
+        c.set("ipv6_client_prefix", "56").unwrap();
+        assert_eq!(c.ipv6_client_prefix, 56);
+        assert!(c.set("ipv6_client_prefix", "129").is_err());
+        assert!(c.set("ipv6_client_prefix", "0").is_err());
     }
 
     #[test]

@@ -42,7 +42,9 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
 use crate::secrets::{keys, secret_key};
-use crate::server::{body_budget, connection_cap, head, request_deadline, throttle};
+use crate::server::{
+    body_budget, connection_cap, head, idle_deadline, request_deadline, throttle,
+};
 use crate::service::AppState;
 use crate::store::Store;
 
@@ -89,10 +91,14 @@ pub async fn run(config: Config) -> Result<(), String> {
         engine: engine.handle(),
     });
     throttle::exempt(config.throttle_exempt.clone());
-    let body_budget = web::Data::from(body_budget::BodyBudget::new(config.max_body_memory));
+    let body_budget = web::Data::from(body_budget::BodyBudget::new(
+        config.max_body_memory,
+        config.max_payload,
+    ));
     let connections = connection_cap::ConnectionCap::new(
         config.max_connections_per_client,
         config.trusted_proxies.clone(),
+        config.ipv6_client_prefix,
     );
     let server = HttpServer::new(move || {
         App::new()
@@ -104,13 +110,28 @@ pub async fn run(config: Config) -> Result<(), String> {
                 actix_web::dev::Service::call(srv, req)
             })
             .wrap_fn(head::head_as_get)
+            .wrap_fn(|req, srv| {
+                // The connection is not idle while its handler runs (`idle_deadline`).
+                let busy = idle_deadline::busy(req.request());
+                let answer = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let answer = answer.await;
+                    drop(busy);
+                    answer
+                }
+            })
             .configure(api::configure)
             .configure(pages::configure)
             .default_service(web::to(api::not_found))
     })
-    .on_connect(move |conn, data| connections.on_connect(conn, data))
+    .on_connect(move |conn, data| {
+        if connections.on_connect(conn, data) {
+            idle_deadline::on_connect(conn, data);
+        }
+    })
     .disable_signals()
     .client_request_timeout(request_deadline::HEADERS_TIMEOUT)
+    .keep_alive(idle_deadline::KEEP_ALIVE)
     .shutdown_timeout(SHUTDOWN_BOUND.as_secs());
     let server = listeners.into_iter().try_fold(server, |server, listener| {
         server.listen(listener).map_err(|e| {

@@ -11,9 +11,10 @@ use std::pin::Pin;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
+use super::auth::Authenticating;
 use super::AppState;
 use crate::error::ApiError;
-use crate::server::body::{read, RawBody};
+use crate::server::body::{declared_length, take, too_large, RawBody};
 
 /// A JSON body deserialised into `T` (whose struct should deny unknown fields).
 pub struct ApiJson<T>(pub T);
@@ -27,7 +28,22 @@ impl FromRequest for RawBody {
             .app_data::<web::Data<AppState>>()
             .map(|s| s.config.max_payload)
             .unwrap_or(1 << 20);
-        read(req, payload, limit)
+        if declared_length(req).is_some_and(|n| n > limit as u64) {
+            // At once, before `Auth` has checked (and counted) the token.
+            return Box::pin(async move { Err(too_large(limit)) });
+        }
+        let body = take(req, payload);
+        // Nothing is reserved for a caller who is not yet known: the body waits for the
+        // handler's `Auth` (when it has one, before the body), which refuses strangers.
+        let authenticating = Authenticating::of(req);
+        Box::pin(async move {
+            if let Some(authenticating) = authenticating {
+                if !authenticating.succeeded().await {
+                    return Err(ApiError::Unauthorized("not authenticated".into()));
+                }
+            }
+            body.read(limit).await
+        })
     }
 }
 

@@ -333,10 +333,13 @@ impl FromRequest for Tenant {
 }
 
 /// The largest form body a page takes.
-const FORM_LIMIT: usize = 256 * 1024;
+pub const FORM_LIMIT: usize = 256 * 1024;
+/// The largest login form (a token, `next`, the CSRF token), and the most an anonymous
+/// session (a login page's) may post anywhere: strangers cannot take the body budget.
+pub const LOGIN_FORM_LIMIT: usize = 4 * 1024;
 
-/// A form body that carried the right CSRF token.
-pub struct Posted<T>(pub T);
+/// A form body of at most `LIMIT` bytes that carried the right CSRF token.
+pub struct Posted<T, const LIMIT: usize = FORM_LIMIT>(pub T);
 
 #[derive(Deserialize)]
 struct CsrfField {
@@ -347,20 +350,24 @@ struct CsrfField {
 #[derive(Deserialize)]
 pub struct Button {}
 
-impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for Posted<T, LIMIT> {
     type Error = PageError;
     type Future = Boxed<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        // actix's own limit for a `Bytes` body, now read within `max_body_memory`.
-        let body = crate::server::body::read(&req, payload, FORM_LIMIT);
+        let body = crate::server::body::take(&req, payload);
         Box::pin(async move {
             let state = app_state(&req)?;
             let session = current_session(&req, &state)
                 .await?
                 .ok_or(PageError::Login)?;
-            let body = body.await.map_err(|e| match e {
+            // Read within `max_body_memory`, and only now that the session is known.
+            let limit = match session.who {
+                Who::Anonymous => LIMIT.min(LOGIN_FORM_LIMIT),
+                _ => LIMIT,
+            };
+            let body = body.read(limit).await.map_err(|e| match e {
                 ApiError::Busy(_) | ApiError::PayloadTooLarge(_) => PageError::from(e),
                 e => PageError::bad(format!("the form could not be read: {e}")),
             })?;

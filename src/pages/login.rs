@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest};
 use askama::Template;
 use serde::Deserialize;
 
-use super::guard::{session_cookie, Button, Posted, Visitor};
+use super::guard::{session_cookie, Button, Posted, Visitor, LOGIN_FORM_LIMIT};
 use super::render::{render, see_other, with_cookie, Area, Layout, PageError, PageResult};
 use super::session::{Session, Who};
 use crate::clock::now_ms;
@@ -136,18 +136,23 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> PageResult {
-    let ip = crate::server::client_addr::of_request(&req, &v.state.config.trusted_proxies);
+async fn login(
+    req: HttpRequest,
+    v: Visitor,
+    Posted(f): Posted<LoginForm, LOGIN_FORM_LIMIT>,
+) -> PageResult {
+    let ip = crate::server::client_addr::client_key(&req, &v.state.config);
     let door = match v.area {
         Area::Admin => Door::AdminLogin,
         Area::Portal => Door::PortalLogin,
     };
-    if throttle::begin(&*v.state.store, door, ip, now_ms()).await? == Gate::Locked {
+    // A guard: dropped on an early return (the store failed) the slot goes back.
+    let Gate::Open(slot) = throttle::begin(&v.state.store, door, ip, now_ms()).await? else {
         return Err(PageError::Status(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins from your address. Wait 15 minutes and try again.".into(),
         ));
-    }
+    };
     let token = f.token.trim().to_owned();
     let who = match v.area {
         Area::Admin => {
@@ -169,7 +174,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
     };
     let next = safe_next(v.area, f.next.as_deref());
     let Some(who) = who else {
-        let delay = throttle::failed(&*v.state.store, door, ip, now_ms()).await;
+        let delay = slot.failed(now_ms()).await;
         actix_web::rt::time::sleep(delay).await;
         let session = v
             .session
@@ -186,7 +191,7 @@ async fn login(req: HttpRequest, v: Visitor, Posted(f): Posted<LoginForm>) -> Pa
             &login_page(&v, &session, next, Some(problem), false),
         ));
     };
-    throttle::succeeded(&*v.state.store, door, ip).await;
+    slot.succeeded().await;
     // A fresh nonce on login: a session id planted before login is worth nothing after it.
     let epoch = who.current_epoch(&v.state.store).await?;
     let session = Session::with_epoch(who, epoch, now_ms());

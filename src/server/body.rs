@@ -1,12 +1,12 @@
 //! Request bodies, read up to a limit and within the shared budget, for the API and the
 //! pages alike.
 //!
-//! `read` is the one reader: a body larger than its limit (the API's `max_payload`, a
-//! page's form limit) is refused, early when its `Content-Length` says so, and every body
-//! is read within its share of `max_body_memory` (`body_budget`). Its refusals are
-//! `ApiError`s (413 `payload_too_large`, 503 `busy`) so each caller answers them in its own
-//! shape: the API's extractors (`api::extract`) in the JSON envelope, the pages' forms
-//! (`pages::guard`) as an error page.
+//! `take` and `Taken::read` are the one reader: a body larger than its limit (the API's
+//! `max_payload`, a page's form limit) is refused, early when its `Content-Length` says so,
+//! and every body is read within the client's share of `max_body_memory` (`body_budget`),
+//! and only once its sender is known: an API body after `Auth` (`api::extract`), a form
+//! after its session (`pages::guard`). Its refusals are `ApiError`s (413
+//! `payload_too_large`, 503 `busy`) so each caller answers them in its own shape.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -16,6 +16,7 @@ use futures_core::Stream;
 
 use crate::error::ApiError;
 use crate::server::body_budget::{BodyBudget, Permit};
+use crate::service::AppState;
 
 /// The raw body, size-checked, with the share of `max_body_memory` it holds until dropped.
 pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);
@@ -23,7 +24,8 @@ pub struct RawBody(pub web::Bytes, #[allow(dead_code)] Permit);
 /// At most this much is allocated ahead of bytes that have actually arrived.
 const PREALLOCATE: usize = 64 * 1024;
 
-fn too_large(limit: usize) -> ApiError {
+/// The refusal of a body over `limit` (413).
+pub fn too_large(limit: usize) -> ApiError {
     ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
 }
 
@@ -31,37 +33,57 @@ fn busy() -> ApiError {
     ApiError::Busy("the server is reading too many request bodies at once; retry shortly".into())
 }
 
-/// Reads a body of at most `limit` bytes within the shared budget.
-pub fn read(
-    req: &HttpRequest,
-    payload: &mut Payload,
-    limit: usize,
-) -> Pin<Box<dyn Future<Output = Result<RawBody, ApiError>>>> {
-    let budget = req
-        .app_data::<web::Data<BodyBudget>>()
-        .map(|b| b.clone().into_inner());
-    // A declared length over the limit is refused before any byte is read, so a client
-    // cannot hold a connection open by announcing a huge body and sending it slowly.
-    let declared = req
-        .headers()
+/// The body's declared `Content-Length`, if any.
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Box::pin(async move { Err(too_large(limit)) });
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// A request's body, taken from the request and not yet read; reading it (`read`) takes
+/// its share of the budget, so an extractor can first check who is sending it.
+pub struct Taken {
+    req: HttpRequest,
+    payload: Pin<Box<dyn Future<Output = Result<web::Payload, actix_web::Error>>>>,
+}
+
+/// Takes the request's body (an extractor must, synchronously); nothing is reserved yet.
+pub fn take(req: &HttpRequest, payload: &mut Payload) -> Taken {
+    Taken {
+        req: req.clone(),
+        payload: Box::pin(web::Payload::from_request(req, payload)),
     }
-    let declared = declared.unwrap_or(0) as usize;
-    // The declared length is taken from the budget before any byte is buffered.
-    let permit = match &budget {
-        None => Some(Permit::unbounded()),
-        Some(budget) => budget.reserve(declared),
-    };
-    let Some(mut permit) = permit else {
-        return Box::pin(async move { Err(busy()) });
-    };
-    let payload = web::Payload::from_request(req, payload);
-    Box::pin(async move {
-        let mut payload = payload
+}
+
+impl Taken {
+    /// Reads a body of at most `limit` bytes within the shared budget and the client's share
+    /// of it (the pages' forms use it too, with their own limits).
+    pub async fn read(self, limit: usize) -> Result<RawBody, ApiError> {
+        let req = &self.req;
+        // A declared length over the limit is refused before any byte is read, so a client
+        // cannot hold a connection open by announcing a huge body and sending it slowly.
+        let declared = declared_length(req);
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let declared = declared.unwrap_or(0) as usize;
+        let budget = req
+            .app_data::<web::Data<BodyBudget>>()
+            .map(|b| b.clone().into_inner());
+        let client = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| crate::server::client_addr::client_key(req, &s.config));
+        // The declared length is taken from the budget before any byte is buffered.
+        let permit = match &budget {
+            None => Some(Permit::unbounded()),
+            Some(budget) => budget.reserve(client, declared),
+        };
+        let Some(mut permit) = permit else {
+            return Err(busy());
+        };
+        let mut payload = self
+            .payload
             .await
             .map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
         let mut bytes = web::BytesMut::with_capacity(declared.min(PREALLOCATE));
@@ -79,5 +101,5 @@ pub fn read(
             bytes.extend_from_slice(&chunk);
         }
         Ok(RawBody(bytes.freeze(), permit))
-    })
+    }
 }

@@ -8,7 +8,8 @@
 //! over the cap is shut down at once, before a byte of it is read, and refusals are logged
 //! at most once every `LOG_EVERY_MS`, with how many there were in between.
 //!
-//! Addresses in `trusted_proxies` are exempt: a reverse proxy carries many clients.
+//! Addresses in `trusted_proxies` are exempt: a reverse proxy carries many clients. IPv6
+//! peers are counted by network (`client_addr::group`, `ipv6_client_prefix`).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ const LOG_EVERY_MS: i64 = 10_000;
 pub struct ConnectionCap {
     max: usize,
     exempt: Vec<Cidr>,
+    v6_prefix: u8,
     open: Mutex<HashMap<IpAddr, usize>>,
     last_log_ms: AtomicI64,
     unlogged: AtomicU64,
@@ -51,11 +53,13 @@ impl Drop for Slot {
 }
 
 impl ConnectionCap {
-    /// `max` connections per address (0: no cap); `exempt` addresses are not counted.
-    pub fn new(max: usize, exempt: Vec<Cidr>) -> Arc<ConnectionCap> {
+    /// `max` connections per address (0: no cap); `exempt` addresses are not counted; IPv6
+    /// addresses count by their first `v6_prefix` bits.
+    pub fn new(max: usize, exempt: Vec<Cidr>, v6_prefix: u8) -> Arc<ConnectionCap> {
         Arc::new(ConnectionCap {
             max,
             exempt,
+            v6_prefix,
             open: Mutex::new(HashMap::new()),
             last_log_ms: AtomicI64::new(0),
             unlogged: AtomicU64::new(0),
@@ -76,27 +80,31 @@ impl ConnectionCap {
         })
     }
 
-    /// actix's `on_connect` hook: counts the connection, or shuts it down when over the cap.
-    pub fn on_connect(self: &Arc<Self>, conn: &dyn Any, data: &mut Extensions) {
+    /// actix's `on_connect` hook: counts the connection, or shuts it down when over the cap
+    /// (then false).
+    pub fn on_connect(self: &Arc<Self>, conn: &dyn Any, data: &mut Extensions) -> bool {
         let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-            return;
+            return true;
         };
         let Ok(peer) = stream.peer_addr() else {
-            return;
+            return true;
         };
         let ip = crate::server::client_addr::canonical(peer.ip());
         if self.max == 0 || self.exempt.iter().any(|c| c.contains(ip)) {
-            return;
+            return true;
         }
+        let ip = crate::server::client_addr::group(ip, self.v6_prefix);
         match self.acquire(ip) {
             Some(slot) => {
                 data.insert(slot);
+                true
             }
             None => {
                 // Both directions: the client reads an immediate end of stream, and actix
                 // reads nothing from it, so the connection is gone after one poll.
                 let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
                 self.refused(ip);
+                false
             }
         }
     }
@@ -128,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_closed_connection_frees_its_place() {
-        let cap = ConnectionCap::new(2, Vec::new());
+        let cap = ConnectionCap::new(2, Vec::new(), 64);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let a = cap.acquire(ip).unwrap();

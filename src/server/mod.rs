@@ -2,6 +2,7 @@
 //!
 //! Each bounds one resource a client could otherwise take without limit: connections per
 //! address (`connection_cap`), the time a request may take to arrive (`request_deadline`),
+//! the time a connection may sit idle or in a half-sent head (`idle_deadline`),
 //! the memory bodies hold while they are read (`body_budget`, and `body`, the one reader of
 //! request bodies that the API and the pages share), and failed authentications
 //! (`throttle`); `head` answers HEAD as GET. `client_addr` says who "a client" is, behind a
@@ -16,5 +17,6 @@ pub mod body_budget;
 pub mod client_addr;
 pub mod connection_cap;
 pub mod head;
+pub mod idle_deadline;
 pub mod request_deadline;
 pub mod throttle;

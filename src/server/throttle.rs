@@ -19,18 +19,31 @@
 //! no write per login attempt), on PostgreSQL in a table, one row per door and address,
 //! changed by one statement each.
 //!
+//! A slot is a `Slot` guard: an attempt abandoned before its answer is known (actix drops
+//! a handler's pending extractors when another of them fails: a bad path id, an unknown
+//! query parameter, a 413 body; or the client went away) gives its slot back when the
+//! guard is dropped, as a success would. Its token was never answered, so nothing was
+//! learnt from it. Before this, such abandoned slots piled up until they filled the limit
+//! and locked the address out, on SQLite until a restart. Slots still pending after
+//! `STALE_PENDING_MS` are freed on both backends all the same (a replica that died, a
+//! store that failed to give one back).
+//!
 //! Counts are forgotten `FORGET_MS` after an address's last failure. Failures are logged
-//! at most once a minute per door and address, with the count so far.
+//! at most once a minute per door and address, with the count so far; so is a refusal of
+//! a locked-out address, and an attempt refused because slots stayed held for
+//! `WAIT_FOR_SLOT` is logged at most every `BUSY_LOG_EVERY_MS`.
 //!
 //! Addresses in `throttle_exempt` (set once at start-up, `exempt`) are never counted: an
 //! operator's own network, or the test that fuzzes the API with wrong tokens on purpose.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::store::Backend;
+use crate::clock::now_ms;
+use crate::store::{Backend, Store};
 
 pub const FORGET_MS: i64 = 15 * 60 * 1000;
 pub const LOG_EVERY_MS: i64 = 60 * 1000;
@@ -39,6 +52,7 @@ pub const LOG_EVERY_MS: i64 = 60 * 1000;
 pub const STALE_PENDING_MS: i64 = 30 * 1000;
 /// How long an attempt waits for slots held by attempts still being checked.
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
+const BUSY_LOG_EVERY_MS: i64 = 10_000;
 /// Addresses remembered before stale entries are swept.
 const SWEEP_AT: usize = 100_000;
 
@@ -103,12 +117,67 @@ pub enum Check {
 }
 
 /// Whether an attempt may go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
-    /// The attempt holds a slot; call `failed` or `succeeded` once it is known.
-    Open,
+    /// The attempt holds a slot; call `Slot::failed` or `Slot::succeeded` once it is known.
+    Open(Slot),
     /// The address is locked out of this door until its failures age out (already logged).
     Locked,
+}
+
+/// The slot of an attempt being checked. Resolve it with `failed` or `succeeded`; dropped
+/// unresolved (the request was abandoned), it is given back like a success.
+pub struct Slot {
+    /// `None` for an exempt address, or once resolved.
+    held: Option<(Store, Door, Option<IpAddr>)>,
+}
+
+impl Slot {
+    /// The attempt failed (its slot stays taken, as a failure): logs it if this address has
+    /// not been logged for a minute, and returns how long to wait before answering.
+    pub async fn failed(mut self, now: i64) -> Duration {
+        let Some((store, door, ip)) = self.held.take() else {
+            return Duration::ZERO;
+        };
+        match store.throttle_failed(door, ip, now).await {
+            Ok(Some(f)) => {
+                log(door, ip, f);
+                door.delay(f.count)
+            }
+            Ok(None) => Duration::ZERO,
+            // The slot stays held until it goes stale: stricter for a while, never looser.
+            Err(e) => {
+                tracing::warn!(?door, error = %e, "could not count a failed authentication");
+                door.delay(door.lock_after())
+            }
+        }
+    }
+
+    /// The attempt succeeded: gives its slot back. Should the store fail, the slot stays
+    /// held until it goes stale: stricter for a while, never looser.
+    pub async fn succeeded(mut self) {
+        if let Some((store, door, ip)) = self.held.take() {
+            give_back(&*store, door, ip).await;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some((store, door, ip)) = self.held.take() else {
+            return;
+        };
+        // Drop cannot wait: the store is asked on the runtime. Outside one (the process is
+        // stopping) the slot goes stale instead.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { give_back(&*store, door, ip).await });
+        }
+    }
+}
+
+async fn give_back(store: &dyn Backend, door: Door, ip: Option<IpAddr>) {
+    if let Err(e) = store.throttle_succeeded(door, ip).await {
+        tracing::warn!(?door, error = %e, "could not give back an authentication slot");
+    }
 }
 
 static EXEMPT: OnceLock<Vec<crate::server::client_addr::Cidr>> = OnceLock::new();
@@ -129,18 +198,22 @@ fn is_exempt(ip: Option<IpAddr>) -> bool {
 /// Takes a slot for this attempt, waiting while slots are held by attempts still being
 /// checked. A store that cannot answer fails closed (the caller answers 503).
 pub async fn begin(
-    store: &dyn Backend,
+    store: &Store,
     door: Door,
     ip: Option<IpAddr>,
     now: i64,
 ) -> crate::store::Result<Gate> {
     if is_exempt(ip) {
-        return Ok(Gate::Open);
+        return Ok(Gate::Open(Slot { held: None }));
     }
     let waited = Instant::now();
     loop {
         match store.throttle_begin(door, ip, now).await? {
-            Check::Open => return Ok(Gate::Open),
+            Check::Open => {
+                return Ok(Gate::Open(Slot {
+                    held: Some((store.clone(), door, ip)),
+                }))
+            }
             Check::Locked(failures) => {
                 log(door, ip, failures);
                 return Ok(Gate::Locked);
@@ -149,7 +222,10 @@ pub async fn begin(
             Check::Busy if waited.elapsed() < WAIT_FOR_SLOT => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            Check::Busy => return Ok(Gate::Locked),
+            Check::Busy => {
+                busy_too_long(door, ip);
+                return Ok(Gate::Locked);
+            }
         }
     }
 }
@@ -165,34 +241,28 @@ fn log(door: Door, ip: Option<IpAddr>, f: Failures) {
     }
 }
 
-/// The attempt `begin` let in failed (its slot stays taken, as a failure): logs it if this
-/// address has not been logged for a minute, and returns how long to wait before answering.
-pub async fn failed(store: &dyn Backend, door: Door, ip: Option<IpAddr>, now: i64) -> Duration {
-    if is_exempt(ip) {
-        return Duration::ZERO;
-    }
-    match store.throttle_failed(door, ip, now).await {
-        Ok(Some(f)) => {
-            log(door, ip, f);
-            door.delay(f.count)
-        }
-        Ok(None) => Duration::ZERO,
-        // The slot stays held until it goes stale: stricter for a while, never looser.
-        Err(e) => {
-            tracing::warn!(?door, error = %e, "could not count a failed authentication");
-            door.delay(door.lock_after())
-        }
-    }
-}
+static BUSY_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
+static BUSY_UNLOGGED: AtomicU64 = AtomicU64::new(0);
 
-/// The attempt `begin` let in succeeded: gives its slot back. Should the store fail, the
-/// slot stays held until it goes stale: stricter for a while, never looser.
-pub async fn succeeded(store: &dyn Backend, door: Door, ip: Option<IpAddr>) {
-    if is_exempt(ip) {
-        return;
-    }
-    if let Err(e) = store.throttle_succeeded(door, ip).await {
-        tracing::warn!(?door, error = %e, "could not give back an authentication slot");
+/// An attempt refused because every slot stayed held by attempts being checked for
+/// `WAIT_FOR_SLOT`: logged at most every `BUSY_LOG_EVERY_MS`, with how many in between.
+fn busy_too_long(door: Door, ip: Option<IpAddr>) {
+    let count = BUSY_UNLOGGED.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = now_ms();
+    let last = BUSY_LOGGED_MS.load(Ordering::Relaxed);
+    if now - last >= BUSY_LOG_EVERY_MS
+        && BUSY_LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        BUSY_UNLOGGED.fetch_sub(count, Ordering::Relaxed);
+        tracing::warn!(
+            ?door,
+            ip = ?ip,
+            refused = count,
+            "authentication refused (429): every slot of this address stayed held by \
+             attempts being checked for 10 s (logged at most every 10 s)"
+        );
     }
 }
 
@@ -202,6 +272,8 @@ struct Count {
     last_ms: i64,
     /// Attempts let in and not yet resolved.
     pending: u32,
+    /// The last attempt let in: pending attempts older than `STALE_PENDING_MS` are lost.
+    pending_ms: i64,
     logged_ms: Option<i64>,
 }
 
@@ -215,8 +287,8 @@ impl Count {
     }
 }
 
-/// The counts of one process, for a store that is not shared (SQLite). One process
-/// resolves every attempt it lets in, so its pending attempts never go stale.
+/// The counts of one process, for a store that is not shared (SQLite). Pending attempts go
+/// stale as on PostgreSQL: a slot `Slot` could not give back is not held for ever.
 #[derive(Default)]
 pub struct Memory {
     table: HashMap<(Door, Option<IpAddr>), Count>,
@@ -226,16 +298,23 @@ impl Memory {
     pub fn begin(&mut self, door: Door, ip: Option<IpAddr>, now: i64) -> Check {
         let table = &mut self.table;
         if table.len() > SWEEP_AT {
-            table.retain(|_, c| c.pending > 0 || now - c.last_ms < FORGET_MS);
+            table.retain(|_, c| {
+                (c.pending > 0 && now - c.pending_ms < STALE_PENDING_MS)
+                    || now - c.last_ms < FORGET_MS
+            });
         }
         let count = table.entry((door, ip)).or_insert(Count {
             failures: 0,
             last_ms: now,
             pending: 0,
+            pending_ms: now,
             logged_ms: None,
         });
         if now - count.last_ms >= FORGET_MS {
             count.failures = 0;
+        }
+        if now - count.pending_ms >= STALE_PENDING_MS {
+            count.pending = 0;
         }
         if count.failures >= door.lock_after() {
             let log = count.log_now(now);
@@ -248,6 +327,7 @@ impl Memory {
             return Check::Busy;
         }
         count.pending += 1;
+        count.pending_ms = now;
         Check::Open
     }
 
@@ -342,6 +422,45 @@ mod tests {
             m.succeeded(Door::Api, a);
         }
         assert_eq!(m.begin(Door::Api, a, 0), Check::Open);
+    }
+
+    #[test]
+    fn pending_attempts_go_stale() {
+        let mut m = Memory::default();
+        let a = ip(5);
+        for _ in 0..50 {
+            assert_eq!(m.begin(Door::Api, a, 0), Check::Open);
+        }
+        assert_eq!(m.begin(Door::Api, a, STALE_PENDING_MS - 1), Check::Busy);
+        // Never resolved (lost): their slots are free once stale.
+        assert_eq!(m.begin(Door::Api, a, STALE_PENDING_MS), Check::Open);
+    }
+
+    /// A request abandoned while its token was being checked (actix dropped the check)
+    /// gives its slot back: 200 of them leave the address free, on a real SQLite store.
+    #[tokio::test]
+    async fn dropped_slots_are_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::config::Database::parse(&dir.path().join("t.db").display().to_string());
+        let store = tokio::task::spawn_blocking(move || {
+            crate::store::open(&db, crate::config::Durability::Normal)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let a = ip(6);
+        for _ in 0..200 {
+            match begin(&store, Door::Api, a, 0).await.unwrap() {
+                Gate::Open(slot) => drop(slot),
+                Gate::Locked => panic!("locked out by abandoned checks"),
+            }
+            // The slot goes back on the runtime.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            store.throttle_begin(Door::Api, a, 0).await.unwrap(),
+            Check::Open
+        );
     }
 
     #[test]

@@ -5,12 +5,15 @@
 mod common;
 
 mod body_memory;
+mod body_share;
 mod connection_cap;
 mod copied_db;
 mod delete_inflight;
 mod disk_full;
 mod file_modes;
 mod flash_flood;
+mod ipv6_clients;
+mod keep_alive_slowloris;
 mod limits;
 mod login_next;
 mod logout;
@@ -24,3 +27,4 @@ mod sealed_secrets;
 mod slow_body;
 mod ssrf_create;
 mod throttle;
+mod throttle_leak;
