@@ -86,7 +86,7 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
     };
     let existing = store.list_endpoints(OPERATOR_TENANT, None, first).await?;
     match existing.items.first() {
-        Some(e) if e.url == url.as_str() => {}
+        Some(e) if e.settings.url.as_ref() == Some(&url) => {}
         Some(e) => {
             let patch = EndpointPatch {
                 url: Some(url),
@@ -101,17 +101,11 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
                 .map_err(ServiceError::invalid)?;
             let new = crate::store::NewEndpoint {
                 kind: crate::domain::EndpointKind::Push,
-                url: Some(url),
-                filter,
                 secret: generate_secret(),
-                description: "Herald's operational events".into(),
-                headers: crate::domain::ExtraHeaders::default(),
-                signature: None,
-                status: crate::domain::EndpointStatus::Active,
-                rate_limit: None,
-                ordering: crate::domain::Ordering::Parallel,
-                retry_schedule: None,
-                request_timeout: None,
+                settings: crate::store::EndpointSettings {
+                    description: "Herald's operational events".into(),
+                    ..crate::store::EndpointSettings::new(Some(url), filter)
+                },
             };
             let created = store.create_endpoint(OPERATOR_TENANT, new, now).await?;
             // Two replicas that both found none both created one: the oldest stays.
@@ -135,7 +129,7 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
             }
             println!(
                 "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
-                created.url, created.secret
+                created.settings.url_str(), created.secret
             );
         }
     }
@@ -232,7 +226,7 @@ impl AppState {
         if let Some(headers) = patch.headers.take_if(|h| h.has_masked()) {
             let current = self.store.get_endpoint(tenant, id).await?;
             let kept = headers
-                .keep_masked(&current.headers)
+                .keep_masked(current.settings.headers.map())
                 .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
             patch.headers = Some(kept);
         }

@@ -65,6 +65,7 @@ fn parse_ack(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
 fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledItem {
     let names = WorkerContext::header_names(&state.config);
     let schemes = endpoint
+        .settings
         .signature
         .as_deref()
         .unwrap_or(&state.config.signature_schemes);
@@ -73,7 +74,7 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
             .previous_secret_until
             .is_some_and(|until| until > now)
     });
-    let extra = crate::domain::ExtraHeaders::from_stored(endpoint.headers.clone());
+    let extra = endpoint.settings.headers.clone();
     let headers = delivery_headers(
         schemes,
         &names,

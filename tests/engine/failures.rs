@@ -103,20 +103,25 @@ fn an_endpoint_is_disabled_by_the_first_failure_at_the_boundary() {
     // The first failure starts the clock.
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Active);
+    assert_eq!(e.settings.status, EndpointStatus::Active);
     assert_eq!(e.failing_since, Some(T0));
 
     // Failing for 1 h - 1 ms: still active.
     rig.advance(hour - MS);
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Active, "{:?}", e.disabled_reason);
+    assert_eq!(
+        e.settings.status,
+        EndpointStatus::Active,
+        "{:?}",
+        e.disabled_reason
+    );
 
     // Failing for exactly 1 h: disabled, and nothing of it is pending any more.
     rig.advance(MS);
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Disabled);
+    assert_eq!(e.settings.status, EndpointStatus::Disabled);
     assert!(
         e.disabled_reason
             .as_deref()

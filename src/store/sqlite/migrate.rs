@@ -18,6 +18,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_forget_the_old_session_key.sql"),
 ];
 
+/// The version this binary writes (`herald migrate` copies a file at this version).
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let current = current.max(0) as usize;
