@@ -17,6 +17,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::service::check_description;
+use crate::store::endpoint_settings::parse_disable_after;
 use crate::store::{Endpoint, EndpointPatch, EndpointSettings, NewEndpoint};
 use crate::wire::signing::{generate_secret, validate_secret, Scheme};
 
@@ -64,6 +65,9 @@ struct CreateWebhook {
     retry_schedule: Option<serde_json::Value>,
     /// Such as `"5s"`.
     request_timeout: Option<String>,
+    /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
+    /// absent: the deployment's `disable_after`.
+    disable_after: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -96,6 +100,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     request_timeout: Option<Option<String>>,
+    /// `null` returns to the deployment's `disable_after`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    disable_after: Option<Option<String>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -212,6 +220,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         ordering,
         retry_schedule,
         request_timeout,
+        disable_after,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -256,6 +265,11 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(parse_request_timeout)
             .transpose()
             .map_err(invalid("request_timeout"))?,
+        disable_after: disable_after
+            .as_deref()
+            .map(parse_disable_after)
+            .transpose()
+            .map_err(invalid("disable_after"))?,
     };
     Ok(NewEndpoint {
         kind,
@@ -278,6 +292,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         ordering,
         retry_schedule,
         request_timeout,
+        disable_after,
     } = body;
     Ok(EndpointPatch {
         url: url
@@ -313,6 +328,9 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         request_timeout: nullable(request_timeout, |v| {
             parse_request_timeout(&v).map_err(invalid("request_timeout"))
         })?,
+        disable_after: nullable(disable_after, |v| {
+            parse_disable_after(&v).map_err(invalid("disable_after"))
+        })?,
     })
 }
 
@@ -333,7 +351,7 @@ fn nullable<T, U>(
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -414,7 +432,7 @@ async fn get(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule or request_timeout (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))

@@ -59,6 +59,9 @@ pub struct EndpointForm {
     pub retry_schedule: String,
     #[serde(default)]
     pub request_timeout: String,
+    /// Empty: the deployment's `disable_after`.
+    #[serde(default)]
+    pub disable_after: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -102,6 +105,7 @@ impl EndpointForm {
             ordering,
             retry_schedule,
             request_timeout,
+            disable_after,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -118,6 +122,9 @@ impl EndpointForm {
                 .map(crate::config::format_schedule)
                 .unwrap_or_default(),
             request_timeout: request_timeout
+                .map(crate::config::format_duration)
+                .unwrap_or_default(),
+            disable_after: disable_after
                 .map(crate::config::format_duration)
                 .unwrap_or_default(),
         }
@@ -174,6 +181,7 @@ impl EndpointForm {
             ordering,
             retry_schedule,
             request_timeout,
+            disable_after,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -209,6 +217,13 @@ impl EndpointForm {
                 text => Some(
                     crate::domain::parse_request_timeout(text)
                         .map_err(|e| format!("request timeout: {e}"))?,
+                ),
+            },
+            disable_after: match disable_after.trim() {
+                "" => None,
+                text => Some(
+                    crate::store::endpoint_settings::parse_disable_after(text)
+                        .map_err(|e| format!("disable after: {e}"))?,
                 ),
             },
         };

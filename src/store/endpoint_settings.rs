@@ -44,6 +44,10 @@ pub struct EndpointSettings {
     /// The endpoint's own request timeout; `None`: the deployment's.
     #[serde(serialize_with = "ser::opt_duration")]
     pub request_timeout: Option<Duration>,
+    /// How long it may fail without a success before it is disabled; `None`: the
+    /// deployment's `disable_after`.
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub disable_after: Option<Duration>,
 }
 
 impl EndpointSettings {
@@ -61,6 +65,7 @@ impl EndpointSettings {
             ordering: Ordering::Parallel,
             retry_schedule: None,
             request_timeout: None,
+            disable_after: None,
         }
     }
 
@@ -84,6 +89,7 @@ pub struct EndpointPatch {
     pub ordering: Option<Ordering>,
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
+    pub disable_after: Option<Option<Duration>>,
 }
 
 impl EndpointPatch {
@@ -100,6 +106,7 @@ impl EndpointPatch {
             ordering,
             retry_schedule,
             request_timeout,
+            disable_after,
         } = settings;
         EndpointPatch {
             url,
@@ -112,6 +119,7 @@ impl EndpointPatch {
             ordering: Some(ordering),
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
+            disable_after: Some(disable_after),
         }
     }
 
@@ -129,6 +137,7 @@ impl EndpointPatch {
             ordering,
             retry_schedule,
             request_timeout,
+            disable_after,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -141,6 +150,7 @@ impl EndpointPatch {
             ordering: ordering.unwrap_or(current.ordering),
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
+            disable_after: disable_after.unwrap_or(current.disable_after),
         }
     }
 }
@@ -164,7 +174,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 10] = [
+pub const COLUMNS: [(&str, ColumnType); 11] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -175,6 +185,7 @@ pub const COLUMNS: [(&str, ColumnType); 10] = [
     ("ordering", ColumnType::Text),
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
+    ("disable_after_ms", ColumnType::Bigint),
 ];
 
 /// The column names joined for a statement (`url, events, …`).
@@ -196,6 +207,7 @@ impl EndpointSettings {
             ordering,
             retry_schedule,
             request_timeout,
+            disable_after,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -209,6 +221,7 @@ impl EndpointSettings {
             text(ordering.as_str()),
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
+            Value::Bigint(disable_after.map(millis)),
         ]
     }
 
@@ -236,8 +249,18 @@ impl EndpointSettings {
                 .unwrap_or_default(),
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
+            disable_after: bigint(at(10)?).map(from_millis),
         })
     }
+}
+
+/// An endpoint's own `disable_after`: a duration like the config key's, from 1m to 365d.
+pub fn parse_disable_after(v: &str) -> Result<Duration, String> {
+    let d = crate::config::parse_duration(v.trim())?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(365 * 86_400) {
+        return Err(format!("must be from 1m to 365d, not `{v}`"));
+    }
+    Ok(d)
 }
 
 fn text(v: Value) -> Option<String> {
@@ -310,6 +333,7 @@ mod tests {
             ordering: Ordering::Fifo,
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
+            disable_after: Some(Duration::from_secs(3_600)),
         }
     }
 

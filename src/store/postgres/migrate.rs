@@ -9,7 +9,10 @@ use postgres::Client;
 use crate::store::{Result, StoreError};
 
 /// Migration N (1-based) brings the database from version N-1 to N. Append; never edit.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_endpoint_disable_after.sql"),
+];
 
 /// The advisory lock key migrations hold ("herald" as a number).
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
