@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use postgres::types::Type;
-use postgres::{Client, Row, Transaction};
+use postgres::{Client, Row, Statement, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
@@ -76,7 +76,7 @@ pub fn claim(
 }
 
 /// The active push endpoints with due work (or a due probe) whose claim lock this round
-/// got, oldest due first, with their counts.
+/// got, oldest due first, with their counts (`lock_and_count`).
 fn due_endpoints(
     tx: &mut Transaction<'_>,
     replica: &str,
@@ -111,41 +111,7 @@ fn due_endpoints(
         return Ok(Vec::new());
     }
     let wanted: Vec<i64> = due.iter().map(|e| e.0).collect();
-    // Each endpoint's claims are serialised across replicas by a lock held to the commit;
-    // one another replica holds is skipped this round. For the locked ones: their ready
-    // deliveries (due, unleased; counted up to the planner's most), whether a FIFO head is
-    // ready, and their live leases, all replicas' and other replicas'.
-    let counts: HashMap<i64, (usize, bool, usize, usize)> = tx
-        .query_typed(
-            "SELECT e,
-                    (SELECT count(*) FROM (SELECT 1 FROM deliveries d
-                         WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
-                           AND (d.lease_until IS NULL OR d.lease_until <= $3)
-                         LIMIT $4) r),
-                    coalesce((SELECT d.next_attempt_at <= $3
-                                     AND (d.lease_until IS NULL OR d.lease_until <= $3)
-                              FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
-                              ORDER BY d.id LIMIT 1), false),
-                    (SELECT count(*) FROM deliveries d
-                         WHERE d.endpoint_id = e AND d.lease_until > $3),
-                    (SELECT count(*) FROM deliveries d
-                         WHERE d.endpoint_id = e AND d.lease_until > $3 AND d.lease_owner <> $5)
-             FROM unnest($1::bigint[]) AS e
-             WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
-            &[
-                (&wanted, Type::INT8_ARRAY),
-                (&CLAIM_LOCK, Type::INT4),
-                (&req.now, Type::INT8),
-                (&(req.ready_limit as i64), Type::INT8),
-                (&replica, Type::TEXT),
-            ],
-        )?
-        .iter()
-        .map(|r| {
-            let n = |i: usize| r.get::<_, i64>(i).max(0) as usize;
-            (r.get(0), (n(1), r.get(2), n(3), n(4)))
-        })
-        .collect();
+    let counts = lock_and_count(tx, replica, req, &wanted)?;
     Ok(due
         .into_iter()
         .filter_map(|(id, probe_due, fifo, rate_limited)| {
@@ -160,6 +126,52 @@ fn due_endpoints(
                 out,
                 out_elsewhere,
             })
+        })
+        .collect())
+}
+
+/// Takes the claim lock of each endpoint it can and reads, for those, what the planner
+/// must know: (ready, head ready, live leases, live leases of other replicas).
+///
+/// Each endpoint's claims are serialised across replicas by a lock held to the commit; one
+/// another replica holds is skipped this round. Ready deliveries are due and unleased,
+/// counted up to the planner's most (`ready_limit`), so a backlog of a million costs no
+/// more than a full round.
+fn lock_and_count(
+    tx: &mut Transaction<'_>,
+    replica: &str,
+    req: &ClaimRound,
+    wanted: &[i64],
+) -> Result<HashMap<i64, (usize, bool, usize, usize)>> {
+    let rows = tx.query_typed(
+        "SELECT e,
+                (SELECT count(*) FROM (SELECT 1 FROM deliveries d
+                     WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
+                       AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                     LIMIT $4) r),
+                coalesce((SELECT d.next_attempt_at <= $3
+                                 AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                          FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
+                          ORDER BY d.id LIMIT 1), false),
+                (SELECT count(*) FROM deliveries d
+                     WHERE d.endpoint_id = e AND d.lease_until > $3),
+                (SELECT count(*) FROM deliveries d
+                     WHERE d.endpoint_id = e AND d.lease_until > $3 AND d.lease_owner <> $5)
+         FROM unnest($1::bigint[]) AS e
+         WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
+        &[
+            (&wanted, Type::INT8_ARRAY),
+            (&CLAIM_LOCK, Type::INT4),
+            (&req.now, Type::INT8),
+            (&(req.ready_limit as i64), Type::INT8),
+            (&replica, Type::TEXT),
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r.get::<_, i64>(i).max(0) as usize;
+            (r.get(0), (n(1), r.get(2), n(3), n(4)))
         })
         .collect())
 }
@@ -319,39 +331,7 @@ pub fn record(
          WHERE id = $1",
     )?;
     for r in records {
-        let (status, next) = match r.verdict {
-            Verdict::Succeeded => ("succeeded", None),
-            Verdict::RetryAt(at) => ("pending", Some(at)),
-            Verdict::Failed => ("failed", None),
-        };
-        let code = r.status_code.map(i32::from);
-        // A delivery deleted with its endpoint while in flight is gone with its history;
-        // its attempt is dropped rather than failing the batch on the foreign key.
-        tx.execute(
-            &insert,
-            &[
-                &r.delivery_id,
-                &r.started_at,
-                &r.duration_ms,
-                &code,
-                &r.error,
-                &r.response_headers.as_ref().map(|h| json!(h).to_string()),
-                &r.response_body,
-            ],
-        )?;
-        // A delivery cancelled meanwhile keeps its cancellation; its attempt still counts.
-        tx.execute(
-            &update,
-            &[
-                &r.delivery_id,
-                &status,
-                &next,
-                &code,
-                &r.error,
-                &now,
-                &replica,
-            ],
-        )?;
+        write_attempt(&mut tx, (&insert, &update), r, replica, now)?;
         let Some(seen) = health(&mut tx, r.endpoint_id, false)? else {
             continue; // deleted while the request was out
         };
@@ -370,6 +350,50 @@ pub fn record(
         apply(&mut tx, r.endpoint_id, change, now)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// The attempt row and the delivery's new state.
+fn write_attempt(
+    tx: &mut Transaction<'_>,
+    (insert, update): (&Statement, &Statement),
+    r: &AttemptRecord,
+    replica: &str,
+    now: i64,
+) -> Result<()> {
+    let (status, next) = match r.verdict {
+        Verdict::Succeeded => ("succeeded", None),
+        Verdict::RetryAt(at) => ("pending", Some(at)),
+        Verdict::Failed => ("failed", None),
+    };
+    let code = r.status_code.map(i32::from);
+    // A delivery deleted with its endpoint while in flight is gone with its history;
+    // its attempt is dropped rather than failing the batch on the foreign key.
+    tx.execute(
+        insert,
+        &[
+            &r.delivery_id,
+            &r.started_at,
+            &r.duration_ms,
+            &code,
+            &r.error,
+            &r.response_headers.as_ref().map(|h| json!(h).to_string()),
+            &r.response_body,
+        ],
+    )?;
+    // A delivery cancelled meanwhile keeps its cancellation; its attempt still counts.
+    tx.execute(
+        update,
+        &[
+            &r.delivery_id,
+            &status,
+            &next,
+            &code,
+            &r.error,
+            &now,
+            &replica,
+        ],
+    )?;
     Ok(())
 }
 

@@ -84,26 +84,7 @@ fn due_endpoints(
     round: &Round<'_>,
     req: &ClaimRound,
 ) -> Result<(Vec<DueEndpoint>, ReadyIds)> {
-    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
-    let rows: Vec<(i64, bool, bool, bool)> = conn
-        .prepare_cached(
-            "SELECT id, probe_due, fifo, limited FROM (
-                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
-                        p.ordering = 'fifo' AS fifo, p.rate_limit IS NOT NULL OR ?3 AS limited,
-                        (SELECT d.next_attempt_at FROM deliveries d
-                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
-                           AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
-                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
-                 FROM endpoints p
-                 WHERE p.status = 'active' AND p.kind = 'push'
-                   AND p.id NOT IN (SELECT value FROM json_each(?2))
-                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
-             WHERE oldest IS NOT NULL ORDER BY oldest",
-        )?
-        .query_map(params![req.now, skip, req.default_rate_limited], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows = due_rows(conn, req)?;
     let mut due_ids = conn.prepare_cached(
         "SELECT id FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
@@ -143,6 +124,31 @@ fn due_endpoints(
         });
     }
     Ok((out, ready_ids))
+}
+
+/// The due endpoints in the order of their oldest due delivery: (id, probe due, FIFO,
+/// rate-limited).
+fn due_rows(conn: &Connection, req: &ClaimRound) -> Result<Vec<(i64, bool, bool, bool)>> {
+    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, probe_due, fifo, limited FROM (
+                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
+                        p.ordering = 'fifo' AS fifo, p.rate_limit IS NOT NULL OR ?3 AS limited,
+                        (SELECT d.next_attempt_at FROM deliveries d
+                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
+                           AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
+                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
+                 FROM endpoints p
+                 WHERE p.status = 'active' AND p.kind = 'push'
+                   AND p.id NOT IN (SELECT value FROM json_each(?2))
+                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
+             WHERE oldest IS NOT NULL ORDER BY oldest",
+        )?
+        .query_map(params![req.now, skip, req.default_rate_limited], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// An endpoint's next pending delivery that nobody holds, due or not (a probe).
