@@ -67,14 +67,14 @@ fn announce_operator_secret(created: &Endpoint) {
     if std::io::stdout().is_terminal() {
         println!(
             "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
-            created.url, created.secret
+            created.settings.url_str(), created.secret
         );
     } else {
         println!(
             "Operator webhook {} set up (endpoint {}). Its signing secret is not written to \
              this log; get one, shown once, with \
              POST /api/v1/webhooks/{}/rotate-secret?tenant={} and the admin token.",
-            created.url,
+            created.settings.url_str(),
             created.id,
             created.id,
             crate::store::OPERATOR_TENANT
@@ -126,7 +126,7 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
     };
     let existing = store.list_endpoints(OPERATOR_TENANT, None, first).await?;
     match existing.items.first() {
-        Some(e) if e.url == url.as_str() => {}
+        Some(e) if e.settings.url.as_ref() == Some(&url) => {}
         Some(e) => {
             let patch = EndpointPatch {
                 url: Some(url),
@@ -141,17 +141,11 @@ pub async fn ensure_operator_endpoint(store: &Store, config: &Config) -> Result<
                 .map_err(ServiceError::invalid)?;
             let new = crate::store::NewEndpoint {
                 kind: crate::domain::EndpointKind::Push,
-                url: Some(url),
-                filter,
                 secret: generate_secret(),
-                description: "Herald's operational events".into(),
-                headers: crate::domain::ExtraHeaders::default(),
-                signature: None,
-                status: crate::domain::EndpointStatus::Active,
-                rate_limit: None,
-                ordering: crate::domain::Ordering::Parallel,
-                retry_schedule: None,
-                request_timeout: None,
+                settings: crate::store::EndpointSettings {
+                    description: "Herald's operational events".into(),
+                    ..crate::store::EndpointSettings::new(Some(url), filter)
+                },
             };
             let created = store.create_endpoint(OPERATOR_TENANT, new, now).await?;
             // Two replicas that both found none both created one: the oldest stays.
@@ -269,7 +263,7 @@ impl AppState {
         if let Some(headers) = patch.headers.take_if(|h| h.has_masked()) {
             let current = self.store.get_endpoint(tenant, id).await?;
             let kept = headers
-                .keep_masked(&current.headers)
+                .keep_masked(current.settings.headers.map())
                 .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
             patch.headers = Some(kept);
         }

@@ -38,10 +38,10 @@ use std::time::Duration;
 use common::{PgDatabase, Receiver};
 use herald::clock::{Clock, ManualClock};
 use herald::config::{Config, Database, Durability};
-use herald::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use herald::domain::{EndpointUrl, EventFilter};
 use herald::engine::harness::Harness;
 use herald::store::sqlite::SqliteStore;
-use herald::store::{Attempt, Delivery, NewEndpoint, NewEvent, Published, Store};
+use herald::store::{Attempt, Delivery, EndpointSettings, NewEndpoint, NewEvent, Published, Store};
 
 /// Where the manual clock starts: 2023-11-14, any fixed time will do.
 const T0: i64 = 1_700_000_000_000;
@@ -205,17 +205,11 @@ impl Rig {
 fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
     NewEndpoint {
         kind: herald::domain::EndpointKind::Push,
-        url: Some(EndpointUrl::parse(url, true).expect("url")),
-        filter: EventFilter::parse(&[pattern.to_string()]).expect("filter"),
         secret: herald::wire::signing::generate_secret(),
-        description: String::new(),
-        headers: ExtraHeaders::default(),
-        signature: None,
-        status: EndpointStatus::Active,
-        rate_limit: None,
-        ordering: herald::domain::Ordering::Parallel,
-        retry_schedule: None,
-        request_timeout: None,
+        settings: EndpointSettings::new(
+            Some(EndpointUrl::parse(url, true).expect("url")),
+            EventFilter::parse(&[pattern.to_string()]).expect("filter"),
+        ),
     }
 }
 

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use common::PgDatabase;
 use herald::clock::ManualClock;
 use herald::config::{Config, Database, Durability};
-use herald::domain::{EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders};
+use herald::domain::{EndpointKind, EndpointUrl, EventFilter};
 use herald::engine::harness::Harness;
 use herald::secrets::secret_key::{self, SecretKey};
 use herald::store::{Cursor, NewEndpoint, NewEvent, Published, Store};
@@ -187,17 +187,11 @@ fn drain(engine: &mut Harness) -> usize {
 fn endpoint_to(url: &str, pattern: &str) -> NewEndpoint {
     NewEndpoint {
         kind: EndpointKind::Push,
-        url: Some(EndpointUrl::parse(url, true).expect("url")),
-        filter: EventFilter::parse(&[pattern.to_string()]).expect("filter"),
         secret: herald::wire::signing::generate_secret(),
-        description: String::new(),
-        headers: ExtraHeaders::default(),
-        signature: None,
-        status: EndpointStatus::Active,
-        rate_limit: None,
-        ordering: herald::domain::Ordering::Parallel,
-        retry_schedule: None,
-        request_timeout: None,
+        settings: herald::store::EndpointSettings::new(
+            Some(EndpointUrl::parse(url, true).expect("url")),
+            EventFilter::parse(&[pattern.to_string()]).expect("filter"),
+        ),
     }
 }
 

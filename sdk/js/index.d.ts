@@ -35,6 +35,8 @@ export interface Webhook {
   /** Per-endpoint schemes; null means the deployment default. */
   signature: SignatureScheme[] | null;
   disabled_reason: string | null;
+  /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
+  disable_after: string | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -58,6 +60,8 @@ export interface WebhookCreateParams {
   headers?: Record<string, string>;
   status?: EndpointStatus;
   signature?: SignatureScheme[];
+  /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
+  disable_after?: string;
 }
 
 export interface WebhookUpdateParams {
@@ -68,6 +72,8 @@ export interface WebhookUpdateParams {
   status?: EndpointStatus;
   /** null returns to the deployment default. */
   signature?: SignatureScheme[] | null;
+  /** null returns to the deployment's disable_after. */
+  disable_after?: string | null;
 }
 
 export interface ListParams {

@@ -70,6 +70,7 @@ fn parse_ack(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
 fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledItem {
     let names = WorkerContext::header_names(&state.config);
     let schemes = endpoint
+        .settings
         .signature
         .as_deref()
         .unwrap_or(&state.config.signature_schemes);

@@ -181,6 +181,9 @@ pub struct Webhook {
     pub retry_schedule: Option<String>,
     /// Its own request timeout such as `"5s"`; `null`: the deployment's.
     pub request_timeout: Option<String>,
+    /// Disabled after failing this long without a success, such as `"12h"`; `null`: the
+    /// deployment's `disable_after`.
+    pub disable_after: Option<String>,
     pub tenant_id: String,
     #[schema(format = DateTime)]
     pub created_at: String,

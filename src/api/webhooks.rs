@@ -17,7 +17,8 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::service::check_description;
-use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
+use crate::store::endpoint_settings::parse_disable_after;
+use crate::store::{Endpoint, EndpointPatch, EndpointSettings, NewEndpoint};
 use crate::units::parse_rate_limit;
 use crate::wire::signing::{generate_secret, short_key_warning, validate_secret, Scheme};
 
@@ -67,6 +68,9 @@ struct CreateWebhook {
     retry_schedule: Option<serde_json::Value>,
     /// Such as `"5s"`.
     request_timeout: Option<String>,
+    /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
+    /// absent: the deployment's `disable_after`.
+    disable_after: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -100,6 +104,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     request_timeout: Option<Option<String>>,
+    /// `null` returns to the deployment's `disable_after`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    disable_after: Option<Option<String>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -236,13 +244,156 @@ fn some_event_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>
     event_list(d).map(Some)
 }
 
+/// A create's body as a new endpoint. Every field is named (no `..`), so a new setting
+/// does not compile until it is parsed here; the checks run in the fields' order.
+fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint, ApiError> {
+    let CreateWebhook {
+        kind,
+        url,
+        events,
+        secret_key,
+        description,
+        headers,
+        status,
+        signature,
+        rate_limit,
+        ordering,
+        retry_schedule,
+        request_timeout,
+        disable_after,
+    } = body;
+    let secret = match secret_key {
+        Some(s) => {
+            validate_secret(&s).map_err(invalid("secret_key"))?;
+            s
+        }
+        None => generate_secret(),
+    };
+    let kind = kind
+        .as_deref()
+        .map(EndpointKind::parse)
+        .transpose()
+        .map_err(invalid("type"))?
+        .unwrap_or_default();
+    let settings = EndpointSettings {
+        url: parse_url_for(kind, url.as_deref(), allow_private)?,
+        filter: EventFilter::parse(&events).map_err(invalid("events"))?,
+        description: parse_description(description.unwrap_or_default())?,
+        headers: ExtraHeaders::parse(headers.unwrap_or_default()).map_err(invalid("headers"))?,
+        signature: signature.as_ref().map(parse_signature).transpose()?,
+        status: match status.as_deref() {
+            None => EndpointStatus::Active,
+            Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
+        },
+        rate_limit: rate_limit
+            .map(parse_rate_limit)
+            .transpose()
+            .map_err(invalid("rate_limit"))?,
+        ordering: ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?
+            .unwrap_or_default(),
+        retry_schedule: retry_schedule
+            .as_ref()
+            .map(parse_retry_schedule)
+            .transpose()
+            .map_err(invalid("retry_schedule"))?,
+        request_timeout: request_timeout
+            .as_deref()
+            .map(parse_request_timeout)
+            .transpose()
+            .map_err(invalid("request_timeout"))?,
+        disable_after: disable_after
+            .as_deref()
+            .map(parse_disable_after)
+            .transpose()
+            .map_err(invalid("disable_after"))?,
+    };
+    Ok(NewEndpoint {
+        kind,
+        secret,
+        settings,
+    })
+}
+
+/// A PATCH body as a patch: absent stays, `null` (where allowed) returns to the
+/// deployment's. Every field is named, as in `parse_create`.
+fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch, ApiError> {
+    let UpdateWebhook {
+        url,
+        events,
+        description,
+        headers,
+        status,
+        signature,
+        rate_limit,
+        ordering,
+        retry_schedule,
+        request_timeout,
+        disable_after,
+    } = body;
+    Ok(EndpointPatch {
+        url: url
+            .map(|u| EndpointUrl::parse(&u, allow_private))
+            .transpose()
+            .map_err(invalid("url"))?,
+        filter: events
+            .map(|e| EventFilter::parse(&e))
+            .transpose()
+            .map_err(invalid("events"))?,
+        description: description.map(parse_description).transpose()?,
+        headers: headers
+            .map(ExtraHeaders::parse)
+            .transpose()
+            .map_err(invalid("headers"))?,
+        signature: nullable(signature, |s| parse_signature(&s))?,
+        status: status
+            .as_deref()
+            .map(EndpointStatus::parse)
+            .transpose()
+            .map_err(invalid("status"))?,
+        rate_limit: nullable(rate_limit, |r| {
+            parse_rate_limit(r).map_err(invalid("rate_limit"))
+        })?,
+        ordering: ordering
+            .as_deref()
+            .map(Ordering::parse)
+            .transpose()
+            .map_err(invalid("ordering"))?,
+        retry_schedule: nullable(retry_schedule, |v| {
+            parse_retry_schedule(&v).map_err(invalid("retry_schedule"))
+        })?,
+        request_timeout: nullable(request_timeout, |v| {
+            parse_request_timeout(&v).map_err(invalid("request_timeout"))
+        })?,
+        disable_after: nullable(disable_after, |v| {
+            parse_disable_after(&v).map_err(invalid("disable_after"))
+        })?,
+    })
+}
+
+/// A field PATCH may set to `null`: absent stays absent, `null` is kept, a value parsed.
+#[allow(clippy::option_option)]
+fn nullable<T, U>(
+    field: Option<Option<T>>,
+    parse: impl FnOnce(T) -> Result<U, ApiError>,
+) -> Result<Option<Option<U>>, ApiError> {
+    match field {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(v)) => parse(v).map(|u| Some(Some(u))),
+    }
+}
+
 #[utoipa::path(
     post,
     operation_id = "createWebhook",
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -251,61 +402,9 @@ async fn create(
     auth: Auth,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
-    let allow_private = state.config.allow_private_targets;
-    let secret = match body.secret_key {
-        Some(s) => {
-            validate_secret(&s).map_err(invalid("secret_key"))?;
-            s
-        }
-        None => generate_secret(),
-    };
+    let new = parse_create(body, state.config.allow_private_targets)?;
     // Accepted, not refused: seed 000's own example registers "your-secret-key".
-    let warning = short_key_warning(&secret).map(|w| format!("secret_key: {w}"));
-    let kind = body
-        .kind
-        .as_deref()
-        .map(EndpointKind::parse)
-        .transpose()
-        .map_err(invalid("type"))?
-        .unwrap_or_default();
-    let new = NewEndpoint {
-        kind,
-        url: parse_url_for(kind, body.url.as_deref(), allow_private)?,
-        filter: EventFilter::parse(&body.events).map_err(invalid("events"))?,
-        secret,
-        description: parse_description(body.description.unwrap_or_default())?,
-        headers: ExtraHeaders::parse(body.headers.unwrap_or_default())
-            .map_err(invalid("headers"))?,
-        signature: body.signature.as_ref().map(parse_signature).transpose()?,
-        status: match body.status.as_deref() {
-            None => EndpointStatus::Active,
-            Some(s) => EndpointStatus::parse(s).map_err(invalid("status"))?,
-        },
-        rate_limit: body
-            .rate_limit
-            .map(parse_rate_limit)
-            .transpose()
-            .map_err(invalid("rate_limit"))?,
-        ordering: body
-            .ordering
-            .as_deref()
-            .map(Ordering::parse)
-            .transpose()
-            .map_err(invalid("ordering"))?
-            .unwrap_or_default(),
-        retry_schedule: body
-            .retry_schedule
-            .as_ref()
-            .map(parse_retry_schedule)
-            .transpose()
-            .map_err(invalid("retry_schedule"))?,
-        request_timeout: body
-            .request_timeout
-            .as_deref()
-            .map(parse_request_timeout)
-            .transpose()
-            .map_err(invalid("request_timeout"))?,
-    };
+    let warning = short_key_warning(&new.secret).map(|w| format!("secret_key: {w}"));
     let endpoint = state
         .store
         .create_endpoint(&auth.tenant, new, now_ms())
@@ -387,7 +486,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule or request_timeout (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))
@@ -404,60 +503,7 @@ async fn update(
         let current = state.store.get_endpoint(&auth.tenant, id).await?;
         parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
     }
-    let patch = EndpointPatch {
-        url: body
-            .url
-            .map(|u| EndpointUrl::parse(&u, allow_private))
-            .transpose()
-            .map_err(invalid("url"))?,
-        filter: body
-            .events
-            .map(|e| EventFilter::parse(&e))
-            .transpose()
-            .map_err(invalid("events"))?,
-        description: body.description.map(parse_description).transpose()?,
-        headers: body
-            .headers
-            .map(ExtraHeaders::parse)
-            .transpose()
-            .map_err(invalid("headers"))?,
-        signature: match body.signature {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(s)) => Some(Some(parse_signature(&s)?)),
-        },
-        status: body
-            .status
-            .as_deref()
-            .map(EndpointStatus::parse)
-            .transpose()
-            .map_err(invalid("status"))?,
-        rate_limit: match body.rate_limit {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(r)) => Some(Some(parse_rate_limit(r).map_err(invalid("rate_limit"))?)),
-        },
-        ordering: body
-            .ordering
-            .as_deref()
-            .map(Ordering::parse)
-            .transpose()
-            .map_err(invalid("ordering"))?,
-        retry_schedule: match &body.retry_schedule {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(v)) => Some(Some(
-                parse_retry_schedule(v).map_err(invalid("retry_schedule"))?,
-            )),
-        },
-        request_timeout: match &body.request_timeout {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(v)) => Some(Some(
-                parse_request_timeout(v).map_err(invalid("request_timeout"))?,
-            )),
-        },
-    };
+    let patch = parse_patch(body, allow_private)?;
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
     let endpoint = state.update_endpoint(&auth.tenant, id, patch).await?;
     Ok(ok(state.live(endpoint)))

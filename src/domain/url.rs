@@ -48,6 +48,11 @@ impl EndpointUrl {
         Ok(EndpointUrl(s.to_owned()))
     }
 
+    /// Rebuilds a URL read back from the database (it was validated when stored).
+    pub fn from_stored(url: String) -> EndpointUrl {
+        EndpointUrl(url)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

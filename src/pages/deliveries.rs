@@ -88,7 +88,7 @@ impl ListPage {
         self.endpoints
             .iter()
             .find(|e| e.id == *endpoint_id)
-            .map_or("(deleted endpoint)", |e| e.url.as_str())
+            .map_or("(deleted endpoint)", |e| e.settings.url_str())
     }
 }
 

@@ -18,7 +18,9 @@ use crate::domain::{
     EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::service::check_description;
-use crate::store::{Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, NewEndpoint, Page};
+use crate::store::{
+    Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page,
+};
 use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,6 +59,9 @@ pub struct EndpointForm {
     pub retry_schedule: String,
     #[serde(default)]
     pub request_timeout: String,
+    /// Empty: the deployment's `disable_after`.
+    #[serde(default)]
+    pub disable_after: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -89,23 +94,37 @@ fn signature_choice(schemes: Option<&[Scheme]>) -> String {
 
 impl EndpointForm {
     fn from_endpoint(e: &Endpoint) -> EndpointForm {
+        let EndpointSettings {
+            url,
+            filter,
+            description,
+            headers,
+            signature,
+            status,
+            rate_limit,
+            ordering,
+            retry_schedule,
+            request_timeout,
+            disable_after,
+        } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
-            url: e.url.clone(),
-            events: e.events.join(", "),
-            description: e.description.clone(),
-            headers: header_lines(&ExtraHeaders::masked(&e.headers)),
-            status: Some(e.status.as_str().to_owned()),
-            signature: Some(signature_choice(e.signature.as_deref())),
-            rate_limit: e.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
-            ordering: Some(e.ordering.as_str().to_owned()),
-            retry_schedule: e
-                .retry_schedule
+            url: url.as_ref().map_or("", |u| u.as_str()).to_owned(),
+            events: filter.patterns().join(", "),
+            description: description.clone(),
+            headers: header_lines(&ExtraHeaders::masked(headers.map())),
+            status: Some(status.as_str().to_owned()),
+            signature: Some(signature_choice(signature.as_deref())),
+            rate_limit: rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            ordering: Some(ordering.as_str().to_owned()),
+            retry_schedule: retry_schedule
                 .as_deref()
                 .map(crate::units::format_schedule)
                 .unwrap_or_default(),
-            request_timeout: e
-                .request_timeout
+            request_timeout: request_timeout
+                .map(crate::units::format_duration)
+                .unwrap_or_default(),
+            disable_after: disable_after
                 .map(crate::units::format_duration)
                 .unwrap_or_default(),
         }
@@ -147,12 +166,26 @@ impl EndpointForm {
             .map_err(|e| format!("status: {e}"))
     }
 
-    /// Parses every field through the same domain types as the JSON API.
+    /// Parses every field through the same domain types as the JSON API. Every field is
+    /// named (no `..`), so a new setting does not compile until the form learns it.
     fn parse(&self, allow_private: bool) -> Result<NewEndpoint, String> {
-        let kind = EndpointKind::parse(self.kind.as_deref().unwrap_or("push"))?;
-        Ok(NewEndpoint {
+        let EndpointForm {
             kind,
-            url: match (kind, self.url.trim()) {
+            url,
+            events,
+            description,
+            headers,
+            status: _,
+            signature: _,
+            rate_limit: _,
+            ordering,
+            retry_schedule,
+            request_timeout,
+            disable_after,
+        } = self;
+        let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
+        let settings = EndpointSettings {
+            url: match (kind, url.trim()) {
                 (EndpointKind::Poll, "") => None,
                 (EndpointKind::Poll, _) => {
                     return Err("url: a poll endpoint has no URL; leave it empty".into())
@@ -161,49 +194,53 @@ impl EndpointForm {
                     Some(EndpointUrl::parse(url, allow_private).map_err(|e| format!("url: {e}"))?)
                 }
             },
-            filter: EventFilter::parse(&split_list(&self.events))
-                .map_err(|e| format!("events: {e}"))?,
-            secret: generate_secret(),
-            description: check_description(self.description.trim().to_owned())
+            filter: EventFilter::parse(&split_list(events)).map_err(|e| format!("events: {e}"))?,
+            description: check_description(description.trim().to_owned())
                 .map_err(|e| e.to_string())?,
-            headers: parse_header_lines(&self.headers)
+            headers: parse_header_lines(headers)
                 .and_then(ExtraHeaders::parse)
                 .map_err(|e| format!("headers: {e}"))?,
             signature: self.signature()?.flatten(),
             status: self.status()?,
             rate_limit: self.rate_limit()?,
-            ordering: Ordering::parse(self.ordering.as_deref().unwrap_or("parallel"))
+            ordering: Ordering::parse(ordering.as_deref().unwrap_or("parallel"))
                 .map_err(|e| format!("ordering: {e}"))?,
-            retry_schedule: match self.retry_schedule.trim() {
+            retry_schedule: match retry_schedule.trim() {
                 "" => None,
                 text => Some(
                     crate::domain::parse_retry_schedule(&serde_json::Value::String(text.into()))
                         .map_err(|e| format!("retry schedule: {e}"))?,
                 ),
             },
-            request_timeout: match self.request_timeout.trim() {
+            request_timeout: match request_timeout.trim() {
                 "" => None,
                 text => Some(
                     crate::domain::parse_request_timeout(text)
                         .map_err(|e| format!("request timeout: {e}"))?,
                 ),
             },
+            disable_after: match disable_after.trim() {
+                "" => None,
+                text => Some(
+                    crate::store::endpoint_settings::parse_disable_after(text)
+                        .map_err(|e| format!("disable after: {e}"))?,
+                ),
+            },
+        };
+        Ok(NewEndpoint {
+            kind,
+            secret: generate_secret(),
+            settings,
         })
     }
 
+    /// The form shows every setting, so a save sets them all; but a form without the
+    /// signature field (an older page) leaves the endpoint's choice as it is.
     fn patch(&self, allow_private: bool) -> Result<EndpointPatch, String> {
         let parsed = self.parse(allow_private)?;
         Ok(EndpointPatch {
-            url: parsed.url,
-            filter: Some(parsed.filter),
-            description: Some(parsed.description),
-            headers: Some(parsed.headers),
             signature: self.signature()?,
-            status: Some(parsed.status),
-            rate_limit: Some(parsed.rate_limit),
-            ordering: Some(parsed.ordering),
-            retry_schedule: Some(parsed.retry_schedule),
-            request_timeout: Some(parsed.request_timeout),
+            ..EndpointPatch::all(parsed.settings)
         })
     }
 
@@ -324,12 +361,12 @@ struct ShowPage {
 impl ShowPage {
     /// The endpoint's own retry schedule and timeout, or what it uses instead.
     fn retries(&self) -> String {
-        let schedule = match &self.endpoint.retry_schedule {
+        let schedule = match &self.endpoint.settings.retry_schedule {
             Some(s) if s.is_empty() => "no retries".to_owned(),
             Some(s) => format!("after {}", crate::units::format_schedule(s)),
             None => "the deployment's schedule".to_owned(),
         };
-        match self.endpoint.request_timeout {
+        match self.endpoint.settings.request_timeout {
             Some(t) => format!(
                 "{schedule}; requests time out after {}",
                 crate::units::format_duration(t)

@@ -17,6 +17,7 @@
 //! acknowledges survives `kill -9`.
 
 pub mod activity;
+pub mod endpoint_settings;
 pub mod model;
 pub mod outbox;
 pub mod page;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 use crate::config::{Database, Durability};
 pub use activity::*;
+pub use endpoint_settings::{EndpointPatch, EndpointSettings};
 pub use model::*;
 pub use outbox::*;
 pub use page::{Cursor, Page};

@@ -1,15 +1,12 @@
 //! The store's records: what every backend takes and returns. Plain data, no SQL; the
 //! API and the pages serialise them, the engine reads them.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::endpoint_settings::EndpointSettings;
 use crate::clock::ser;
-use crate::domain::{
-    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
-};
+use crate::domain::{EndpointKind, ExtraHeaders};
 use crate::wire::signing::Scheme;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,38 +31,24 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
+/// An endpoint as stored: its settings (`endpoint_settings.rs`, answered flat beside the
+/// rest) and what Herald keeps about it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
     pub id: i64,
-    /// `push` or `poll`; a poll endpoint has no URL (stored as "", answered as null).
+    /// `push` or `poll`, chosen at creation; a poll endpoint has no URL.
     #[serde(rename = "type")]
     pub kind: EndpointKind,
-    #[serde(serialize_with = "url_or_null")]
-    pub url: String,
-    pub events: Vec<String>,
-    pub status: EndpointStatus,
-    pub description: String,
-    #[serde(serialize_with = "ser::masked_headers")]
-    pub headers: BTreeMap<String, String>,
-    /// The endpoint's own schemes; `None` means the deployment default.
-    pub signature: Option<Vec<Scheme>>,
+    #[serde(flatten)]
+    pub settings: EndpointSettings,
     pub disabled_reason: Option<String>,
-    /// Requests per second; `None`: the deployment's `rate_limit`, if any.
-    pub rate_limit: Option<f64>,
     /// The circuit breaker's state.
     pub circuit: Circuit,
-    pub ordering: Ordering,
     /// For a FIFO endpoint: the delivery at the head, which every later one waits for.
     pub fifo_head: Option<i64>,
     /// Requests in flight the engine allows it now (adaptive; filled by the front ends).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
-    /// The endpoint's own retry schedule; `None`: the deployment's.
-    #[serde(serialize_with = "ser::opt_schedule")]
-    pub retry_schedule: Option<Vec<std::time::Duration>>,
-    /// The endpoint's own request timeout; `None`: the deployment's.
-    #[serde(serialize_with = "ser::opt_duration")]
-    pub request_timeout: Option<std::time::Duration>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
@@ -79,14 +62,6 @@ pub struct Endpoint {
     pub previous_secret_until: Option<i64>,
     #[serde(skip)]
     pub failing_since: Option<i64>,
-}
-
-fn url_or_null<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    if url.is_empty() {
-        s.serialize_none()
-    } else {
-        s.serialize_str(url)
-    }
 }
 
 /// An endpoint's circuit: `closed` (deliveries flow), `open` (they wait for the next
@@ -129,35 +104,8 @@ impl Circuit {
 /// A validated endpoint to create.
 pub struct NewEndpoint {
     pub kind: EndpointKind,
-    /// `Some` for a push endpoint, `None` for a poll endpoint.
-    pub url: Option<EndpointUrl>,
-    pub filter: EventFilter,
     pub secret: String,
-    pub description: String,
-    pub headers: ExtraHeaders,
-    pub signature: Option<Vec<Scheme>>,
-    pub status: EndpointStatus,
-    pub rate_limit: Option<f64>,
-    pub ordering: Ordering,
-    pub retry_schedule: Option<Vec<std::time::Duration>>,
-    pub request_timeout: Option<std::time::Duration>,
-}
-
-/// A validated partial update; `None` leaves a field as it is.
-#[derive(Default)]
-pub struct EndpointPatch {
-    pub url: Option<EndpointUrl>,
-    pub filter: Option<EventFilter>,
-    pub description: Option<String>,
-    pub headers: Option<ExtraHeaders>,
-    pub signature: Option<Option<Vec<Scheme>>>,
-    pub status: Option<EndpointStatus>,
-    /// `Some(None)` returns to the deployment default.
-    pub rate_limit: Option<Option<f64>>,
-    pub ordering: Option<Ordering>,
-    /// `Some(None)` returns to the deployment's schedule / timeout.
-    pub retry_schedule: Option<Option<Vec<std::time::Duration>>>,
-    pub request_timeout: Option<Option<std::time::Duration>>,
+    pub settings: EndpointSettings,
 }
 
 /// A pending delivery of a poll endpoint, as the consumer reads it.

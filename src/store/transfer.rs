@@ -18,13 +18,18 @@ use postgres::types::ToSql;
 use rusqlite::types::ValueRef;
 use rusqlite::{OpenFlags, OptionalExtension};
 
+use super::endpoint_settings::{self, ColumnType};
 use super::postgres::{migrate, Target};
 use super::{Result, StoreError};
 use crate::secrets::secret_key::SecretKey;
 
-/// The SQLite schema version this copy understands (its tables and columns are the
-/// PostgreSQL schema's, version 1).
-const SQLITE_VERSION: i64 = 6;
+/// The SQLite schema version this copy understands: this binary's, whose tables and
+/// columns are the PostgreSQL schema's of the same binary. (An endpoint's settings travel
+/// as one list, `endpoint_settings::COLUMNS`, so a migration that adds a setting needs
+/// nothing here; one that adds any other column adds it to `TABLES`.)
+fn sqlite_version() -> i64 {
+    super::sqlite::migrate::latest() as i64
+}
 /// Rows per INSERT statement (a statement takes at most 65,535 parameters).
 const BATCH_ROWS: usize = 1_000;
 
@@ -41,6 +46,8 @@ enum Kind {
 struct Table {
     name: &'static str,
     columns: &'static [(&'static str, Kind)],
+    /// An endpoint's settings: their columns are listed once, in `endpoint_settings`.
+    settings: &'static [(&'static str, ColumnType)],
     /// The primary key the copy walks in order.
     order: &'static str,
     /// The identity column whose sequence continues after the copy.
@@ -51,11 +58,27 @@ struct Table {
 
 use Kind::*;
 
+impl Table {
+    /// Every column copied, with how it travels.
+    fn all_columns(&self) -> Vec<(&'static str, Kind)> {
+        let settings = self.settings.iter().map(|(name, ty)| {
+            let kind = match ty {
+                ColumnType::Text => Text,
+                ColumnType::Bigint => Bigint,
+                ColumnType::Real => Real,
+            };
+            (*name, kind)
+        });
+        self.columns.iter().copied().chain(settings).collect()
+    }
+}
+
 /// Parents before children, so foreign keys hold at every insert.
 const TABLES: &[Table] = &[
     Table {
         name: "settings",
         columns: &[("key", Text), ("value", Text)],
+        settings: &[],
         order: "key",
         identity: None,
         on_conflict: Some("(key) DO UPDATE SET value = excluded.value"),
@@ -69,6 +92,7 @@ const TABLES: &[Table] = &[
             ("created_at", Bigint),
             ("rowid", Bigint),
         ],
+        settings: &[],
         order: "rowid",
         identity: Some("rowid"),
         on_conflict: Some(
@@ -87,6 +111,7 @@ const TABLES: &[Table] = &[
             ("created_at", Bigint),
             ("revoked_at", Bigint),
         ],
+        settings: &[],
         order: "id",
         identity: Some("id"),
         on_conflict: None,
@@ -100,6 +125,7 @@ const TABLES: &[Table] = &[
             ("created_at", Bigint),
             ("rowid", Bigint),
         ],
+        settings: &[],
         order: "rowid",
         identity: Some("rowid"),
         on_conflict: None,
@@ -109,12 +135,6 @@ const TABLES: &[Table] = &[
         columns: &[
             ("id", Bigint),
             ("tenant_id", Text),
-            ("url", Text),
-            ("events", Text),
-            ("description", Text),
-            ("headers", Text),
-            ("signature", Text),
-            ("status", Text),
             ("disabled_reason", Text),
             ("secret", Text),
             ("previous_secret", Text),
@@ -122,17 +142,14 @@ const TABLES: &[Table] = &[
             ("failing_since", Bigint),
             ("created_at", Bigint),
             ("updated_at", Bigint),
-            ("rate_limit", Real),
             ("last_attempt_at", Bigint),
             ("consecutive_failures", Int),
             ("circuit_opened_at", Bigint),
             ("circuit_next_probe", Bigint),
             ("circuit_backoff_ms", Bigint),
-            ("ordering", Text),
-            ("retry_schedule", Text),
-            ("request_timeout_ms", Bigint),
             ("kind", Text),
         ],
+        settings: &endpoint_settings::COLUMNS,
         order: "id",
         identity: Some("id"),
         on_conflict: None,
@@ -148,6 +165,7 @@ const TABLES: &[Table] = &[
             ("idempotency_key", Text),
             ("created_at", Bigint),
         ],
+        settings: &[],
         order: "seq",
         identity: Some("seq"),
         on_conflict: None,
@@ -170,6 +188,7 @@ const TABLES: &[Table] = &[
             ("created_at", Bigint),
             ("updated_at", Bigint),
         ],
+        settings: &[],
         order: "id",
         identity: Some("id"),
         on_conflict: None,
@@ -186,6 +205,7 @@ const TABLES: &[Table] = &[
             ("response_headers", Text),
             ("response_body", Text),
         ],
+        settings: &[],
         order: "id",
         identity: Some("id"),
         on_conflict: None,
@@ -232,12 +252,13 @@ fn open_source(path: &Path) -> Result<rusqlite::Connection> {
     .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != SQLITE_VERSION {
+    if version != sqlite_version() {
         return Err(StoreError::Open(format!(
-            "{} is at schema version {version}; this Herald copies version {SQLITE_VERSION}. \
+            "{} is at schema version {version}; this Herald copies version {}. \
              Start this Herald on it once (`herald serve` migrates it), stop it, and run \
              `herald migrate` again",
-            path.display()
+            path.display(),
+            sqlite_version()
         )));
     }
     Ok(conn)
@@ -311,7 +332,8 @@ fn copy_table(
     tx: &mut postgres::Transaction<'_>,
     table: &Table,
 ) -> Result<u64> {
-    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    let columns = table.all_columns();
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let mut stmt = sqlite.prepare(&format!(
         "SELECT {} FROM {} ORDER BY {}",
         names.join(", "),
@@ -323,7 +345,7 @@ fn copy_table(
     let mut in_batch = 0;
     let mut copied = 0u64;
     while let Some(row) = rows.next()? {
-        for (i, (name, kind)) in table.columns.iter().enumerate() {
+        for (i, (name, kind)) in columns.iter().enumerate() {
             batch.push(value(row.get_ref(i)?, *kind, table.name, name)?);
         }
         in_batch += 1;

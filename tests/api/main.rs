@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_inputs;
+mod disable_after;
 mod metrics;
 mod openapi_tools;
 mod operator;

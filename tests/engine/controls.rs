@@ -20,11 +20,11 @@ fn send(rig: &mut Rig) -> usize {
 fn a_rate_limited_endpoint_gets_one_request_per_interval_however_big_the_burst() {
     let mut rig = Rig::new(config(), Receiver::ok());
     let mut new = endpoint_to(&rig.receiver.url("/slow"), "job.*");
-    new.rate_limit = Some(2.0); // one request every 500 ms
+    new.settings.rate_limit = Some(2.0); // one request every 500 ms
     let endpoint = rig
         .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
         .unwrap();
-    assert_eq!(endpoint.rate_limit, Some(2.0));
+    assert_eq!(endpoint.settings.rate_limit, Some(2.0));
     rig.publish("job.done", 5);
 
     rig.harness.step().unwrap();
@@ -190,7 +190,7 @@ fn a_fifo_endpoint_gets_one_at_a_time_in_publish_order_behind_a_failing_head() {
     });
     let mut rig = Rig::new(config(), receiver);
     let mut new = endpoint_to(&rig.receiver.url("/ordered"), "job.*");
-    new.ordering = herald::domain::Ordering::Fifo;
+    new.settings.ordering = herald::domain::Ordering::Fifo;
     let endpoint = rig
         .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
         .unwrap();
@@ -239,11 +239,14 @@ fn an_endpoint_retries_on_its_own_schedule() {
     let mut rig = Rig::new(config(), Receiver::start(|_, _| Reply::status(500)));
     watch_herald_events(&rig);
     let mut new = endpoint_to(&rig.receiver.url("/own"), "job.*");
-    new.retry_schedule = Some(vec![Duration::from_secs(10)]);
+    new.settings.retry_schedule = Some(vec![Duration::from_secs(10)]);
     let endpoint = rig
         .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
         .unwrap();
-    assert_eq!(endpoint.retry_schedule, Some(vec![Duration::from_secs(10)]));
+    assert_eq!(
+        endpoint.settings.retry_schedule,
+        Some(vec![Duration::from_secs(10)])
+    );
     let published = rig.publish("job.done", 1);
     let id = rig.deliveries_of(&published[0].id)[0];
     rig.harness.step().unwrap();
@@ -273,7 +276,7 @@ fn a_poll_endpoint_is_never_claimed_and_its_deliveries_wait_for_the_consumer() {
     rig.endpoint("/push", "*");
     let mut new = endpoint_to("http://127.0.0.1:9/unused", "*");
     new.kind = herald::domain::EndpointKind::Poll;
-    new.url = None;
+    new.settings.url = None;
     let poll = rig
         .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
         .expect("create poll endpoint")

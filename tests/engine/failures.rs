@@ -9,7 +9,7 @@ use herald::engine::Signal;
 use herald::store::{StoreError, Verdict};
 
 use crate::common::{Receiver, Reply};
-use crate::{config, Rig, T0, TENANT};
+use crate::{config, endpoint_to, Rig, T0, TENANT};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -103,20 +103,25 @@ fn an_endpoint_is_disabled_by_the_first_failure_at_the_boundary() {
     // The first failure starts the clock.
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Active);
+    assert_eq!(e.settings.status, EndpointStatus::Active);
     assert_eq!(e.failing_since, Some(T0));
 
     // Failing for 1 h - 1 ms: still active.
     rig.advance(hour - MS);
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Active, "{:?}", e.disabled_reason);
+    assert_eq!(
+        e.settings.status,
+        EndpointStatus::Active,
+        "{:?}",
+        e.disabled_reason
+    );
 
     // Failing for exactly 1 h: disabled, and nothing of it is pending any more.
     rig.advance(MS);
     assert_eq!(rig.harness.run_once().unwrap().len(), 2);
     let e = endpoint(&rig);
-    assert_eq!(e.status, EndpointStatus::Disabled);
+    assert_eq!(e.settings.status, EndpointStatus::Disabled);
     assert!(
         e.disabled_reason
             .as_deref()
@@ -201,4 +206,51 @@ fn a_delivery_deleted_mid_flight_leaves_nothing_and_spoils_nothing() {
     assert_eq!(rig.harness.step().unwrap(), 0);
     assert_eq!(rig.receiver.on_path("/doomed").len(), 2);
     assert_eq!(rig.receiver.on_path("/kept").len(), 2);
+}
+
+/// An endpoint's own `disable_after` replaces the deployment's: a shorter one disables it
+/// sooner, a longer one keeps it active past the deployment's.
+#[test]
+fn an_endpoint_s_own_disable_after_decides_when_it_is_disabled() {
+    let hour = Duration::from_secs(3600);
+    let config = Config {
+        disable_after: 2 * hour,
+        retry_schedule: vec![hour, hour, hour],
+        ..config()
+    };
+    let mut rig = Rig::new(config, Receiver::start(|_, _| Reply::status(500)));
+    let create = |rig: &Rig, path: &str, own: Duration| {
+        let mut new = endpoint_to(&rig.receiver.url(path), "*");
+        new.settings.disable_after = Some(own);
+        let e = rig
+            .block_on(rig.store().create_endpoint(TENANT, new, rig.now()))
+            .expect("create endpoint");
+        assert_eq!(e.settings.disable_after, Some(own));
+        e.id
+    };
+    let shorter = create(&rig, "/short", hour);
+    let longer = create(&rig, "/long", 3 * hour);
+    rig.publish("job.completed", 1);
+    let status = |rig: &Rig, id| {
+        rig.block_on(rig.store().get_endpoint(TENANT, id))
+            .expect("endpoint")
+            .settings
+            .status
+    };
+
+    // The first failures start both clocks.
+    assert_eq!(rig.harness.run_once().unwrap().len(), 2);
+    // One hour of failing: the endpoint with 1h is disabled, the one with 3h is not.
+    rig.advance(hour);
+    assert_eq!(rig.harness.run_once().unwrap().len(), 2);
+    assert_eq!(status(&rig, shorter), EndpointStatus::Disabled);
+    assert_eq!(status(&rig, longer), EndpointStatus::Active);
+    // Two hours, the deployment's limit: the longer one's own 3h still holds.
+    rig.advance(hour);
+    assert_eq!(rig.harness.run_once().unwrap().len(), 1);
+    assert_eq!(status(&rig, longer), EndpointStatus::Active);
+    // Three hours: now it is disabled too.
+    rig.advance(hour);
+    assert_eq!(rig.harness.run_once().unwrap().len(), 1);
+    assert_eq!(status(&rig, longer), EndpointStatus::Disabled);
 }

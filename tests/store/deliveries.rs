@@ -97,7 +97,7 @@ fn a_poll_acknowledges_up_to_its_cursor_and_reads_after_it(db: &Db) {
     let push = db.endpoint(REFUSED, "*");
     let mut new = endpoint_to(REFUSED, "*");
     new.kind = EndpointKind::Poll;
-    new.url = None;
+    new.settings.url = None;
     let poll = db.on(s.create_endpoint(TENANT, new, T0)).unwrap().id;
     for i in 0..5 {
         db.publish("job.done", T0 + i);

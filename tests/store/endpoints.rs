@@ -27,7 +27,11 @@ fn endpoints_are_not_found_outside_their_tenant(db: &Db) {
     let id = db.endpoint(URL, "*");
     let e = db.on(s.get_endpoint(TENANT, id)).unwrap();
     assert_eq!(
-        (e.url.as_str(), e.status, e.tenant_id.as_str()),
+        (
+            e.settings.url_str(),
+            e.settings.status,
+            e.tenant_id.as_str()
+        ),
         (URL, EndpointStatus::Active, TENANT)
     );
     assert!(e.circuit.is_closed());
@@ -82,11 +86,15 @@ fn a_patch_changes_what_it_names_and_disabling_cancels_the_pending(db: &Db) {
     };
     let e = db.on(s.update_endpoint(TENANT, id, moved, T0 + 1)).unwrap();
     assert_eq!(
-        (e.url.as_str(), e.description.as_str()),
+        (e.settings.url_str(), e.settings.description.as_str()),
         ("http://127.0.0.1:9/moved", "Orders")
     );
     assert_eq!(
-        (e.rate_limit, e.events.clone(), e.updated_at),
+        (
+            e.settings.rate_limit,
+            e.settings.filter.patterns().to_vec(),
+            e.updated_at
+        ),
         (Some(5.0), vec!["order.*".to_string()], T0 + 1)
     );
     let back = EndpointPatch {
@@ -96,6 +104,7 @@ fn a_patch_changes_what_it_names_and_disabling_cancels_the_pending(db: &Db) {
     assert_eq!(
         db.on(s.update_endpoint(TENANT, id, back, T0))
             .unwrap()
+            .settings
             .rate_limit,
         None
     );
@@ -108,7 +117,7 @@ fn a_patch_changes_what_it_names_and_disabling_cancels_the_pending(db: &Db) {
     let e = db
         .on(s.update_endpoint(TENANT, id, disable, T0 + 2))
         .unwrap();
-    assert_eq!(e.status, EndpointStatus::Disabled);
+    assert_eq!(e.settings.status, EndpointStatus::Disabled);
     let d = db.on(s.get_delivery(TENANT, pending)).unwrap();
     assert_eq!((d.status.as_str(), d.next_attempt_at), ("cancelled", None));
     assert_eq!(db.on(s.gauges()).unwrap().pending, 0);

@@ -83,7 +83,7 @@ fn a_backlog_does_not_keep_another_endpoint_waiting(db: &Db) {
 fn a_fifo_endpoint_has_one_delivery_out_in_publish_order(db: &Db) {
     let receiver = Receiver::ok();
     let mut new = endpoint_to(&receiver.url("/ordered"), "*");
-    new.ordering = Ordering::Fifo;
+    new.settings.ordering = Ordering::Fifo;
     db.on(db.store.create_endpoint(TENANT, new, T0)).unwrap();
     let published: Vec<i64> = (0..3)
         .map(|_| db.delivery_of(&db.publish("job.done", T0)))
@@ -216,7 +216,7 @@ fn a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(db: &Db) {
     let records = engine.run_once().unwrap();
     assert!(records[0].gone);
     let e = db.on(db.store.get_endpoint(TENANT, id)).unwrap();
-    assert_eq!(e.status, EndpointStatus::Disabled);
+    assert_eq!(e.settings.status, EndpointStatus::Disabled);
     assert!(
         e.disabled_reason
             .as_deref()

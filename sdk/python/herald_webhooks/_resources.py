@@ -66,6 +66,7 @@ class Webhooks(_Resource):
         headers: Optional[Mapping[str, str]] = None,
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
+        disable_after: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
         rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``."""
@@ -80,6 +81,7 @@ class Webhooks(_Resource):
                 headers=dict(headers) if headers is not None else None,
                 status=status,
                 signature=list(signature) if signature is not None else None,
+                disable_after=disable_after,
             ).items()
             if v is not None
         }
@@ -103,10 +105,18 @@ class Webhooks(_Resource):
         headers: Any = UNSET,
         status: Any = UNSET,
         signature: Any = UNSET,
+        disable_after: Any = UNSET,
     ) -> HeraldObject:
-        """Sets the given fields; ``signature=None`` returns to the deployment default."""
+        """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
+        deployment's setting."""
         body = fields(
-            url=url, events=events, description=description, headers=headers, status=status, signature=signature
+            url=url,
+            events=events,
+            description=description,
+            headers=headers,
+            status=status,
+            signature=signature,
+            disable_after=disable_after,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 

@@ -1,25 +1,33 @@
 //! Endpoints (the seeds' "webhooks"): where a tenant's events go.
 
-use std::time::Duration;
+use std::sync::OnceLock;
 
+use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
-use serde::Serialize;
 
 use super::subscriptions;
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
 use crate::secrets::secret_key::{
     endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
 };
+use crate::store::endpoint_settings::{self as settings, ColumnType, Value};
 use crate::store::{
-    Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
+    Circuit, Cursor, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page, Result,
+    StoreError,
 };
-use crate::units::{format_schedule, parse_schedule};
-use crate::wire::signing::{parse_schemes, Scheme};
 
-const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, \
-    updated_at, rate_limit, consecutive_failures::bigint, circuit_opened_at, circuit_next_probe, \
-    ordering, retry_schedule, request_timeout_ms, kind";
+/// The columns Herald keeps beside the settings; `settings::COLUMNS` follow them.
+const STATE: &str = "id, tenant_id, kind, disabled_reason, secret, previous_secret, \
+    previous_secret_until, failing_since, created_at, updated_at, \
+    consecutive_failures::bigint, circuit_opened_at, circuit_next_probe";
+/// Where the settings start in a row of `columns()`.
+const SETTINGS_AT: usize = 13;
+
+/// Every column an `Endpoint` is read from.
+fn columns() -> &'static str {
+    static ALL: OnceLock<String> = OnceLock::new();
+    ALL.get_or_init(|| format!("{STATE}, {}", settings::column_list()))
+}
 
 /// A stored secret (sealed with the deployment's secret key for its endpoint) in clear, for
 /// column `idx` of a row of endpoint `id` of `tenant`; `None` when it does not open there.
@@ -29,53 +37,53 @@ pub(super) fn secret_at(r: &Row, idx: usize, tenant: &str, id: i64) -> Result<Op
 
 fn row(r: &Row) -> Result<Endpoint> {
     let (id, tenant): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
-    let events: String = r.try_get(3)?;
-    let headers: String = r.try_get(5)?;
-    let signature: Option<String> = r.try_get(6)?;
-    let status: String = r.try_get(7)?;
     Ok(Endpoint {
         id: r.try_get(0)?,
-        kind: EndpointKind::parse(&r.try_get::<_, String>(22)?).unwrap_or_default(),
         tenant_id: r.try_get(1)?,
-        url: r.try_get(2)?,
-        events: serde_json::from_str(&events).unwrap_or_default(),
-        description: r.try_get(4)?,
-        headers: serde_json::from_str(&headers).unwrap_or_default(),
-        signature: signature.and_then(|s| parse_schemes(&s).ok()),
-        status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
-        disabled_reason: r.try_get(8)?,
-        secret: secret_at(r, 9, &tenant, id)?.unwrap_or_default(),
-        previous_secret: secret_at(r, 10, &tenant, id)?,
-        previous_secret_until: r.try_get(11)?,
-        failing_since: r.try_get(12)?,
-        created_at: r.try_get(13)?,
-        updated_at: r.try_get(14)?,
-        rate_limit: r.try_get(15)?,
+        kind: EndpointKind::parse(&r.try_get::<_, String>(2)?).unwrap_or_default(),
+        disabled_reason: r.try_get(3)?,
+        secret: secret_at(r, 4, &tenant, id)?.unwrap_or_default(),
+        previous_secret: secret_at(r, 5, &tenant, id)?,
+        previous_secret_until: r.try_get(6)?,
+        failing_since: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        updated_at: r.try_get(9)?,
         circuit: Circuit::new(
-            r.try_get(17)?,
-            r.try_get(18)?,
-            r.try_get(16)?,
+            r.try_get(11)?,
+            r.try_get(12)?,
+            r.try_get(10)?,
             crate::clock::now_ms(),
         ),
-        ordering: Ordering::parse(&r.try_get::<_, String>(19)?).unwrap_or_default(),
         fifo_head: None,
         concurrency: None,
-        retry_schedule: r
-            .try_get::<_, Option<String>>(20)?
-            .and_then(|s| parse_schedule(&s).ok()),
-        request_timeout: r
-            .try_get::<_, Option<i64>>(21)?
-            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        settings: EndpointSettings::read(|i, ty| value_at(r, SETTINGS_AT + i, ty))?,
     })
 }
 
-fn schemes_text(s: &Option<Vec<Scheme>>) -> Option<String> {
-    s.as_ref()
-        .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+/// One settings column of a row, by its type.
+fn value_at(r: &Row, idx: usize, ty: ColumnType) -> Result<Value> {
+    Ok(match ty {
+        ColumnType::Text => Value::Text(r.try_get(idx)?),
+        ColumnType::Bigint => Value::Bigint(r.try_get(idx)?),
+        ColumnType::Real => Value::Real(r.try_get(idx)?),
+    })
 }
 
-fn json(v: &impl Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+type Param = Box<dyn ToSql + Sync>;
+
+/// The settings' values as PostgreSQL parameters.
+fn sql_values(s: &EndpointSettings) -> impl Iterator<Item = Param> {
+    s.columns().into_iter().map(|v| -> Param {
+        match v {
+            Value::Text(t) => Box::new(t),
+            Value::Bigint(n) => Box::new(n),
+            Value::Real(x) => Box::new(x),
+        }
+    })
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref()).collect()
 }
 
 pub fn create(
@@ -84,6 +92,11 @@ pub fn create(
     new: &NewEndpoint,
     now: i64,
 ) -> Result<Endpoint> {
+    let NewEndpoint {
+        kind,
+        secret,
+        settings: values,
+    } = new;
     // The id first: the secret is sealed for it.
     let id: i64 = c
         .query_one(
@@ -91,28 +104,25 @@ pub fn create(
             &[],
         )?
         .try_get(0)?;
+    let fixed: [Param; 5] = [
+        Box::new(tenant_id.to_owned()),
+        Box::new(kind.as_str().to_owned()),
+        Box::new(seal_stored(secret, &endpoint_owner(tenant_id, id))),
+        Box::new(now),
+        Box::new(id),
+    ];
+    let params: Vec<Param> = fixed.into_iter().chain(sql_values(values)).collect();
+    let placeholders = (6..6 + settings::COLUMNS.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     c.execute(
-        "INSERT INTO endpoints (id, tenant_id, url, events, description, headers, signature,
-             status, secret, created_at, updated_at, rate_limit, ordering, retry_schedule,
-             request_timeout_ms, kind)
-         VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)",
-        &[
-            &tenant_id,
-            &new.url.as_ref().map_or("", |u| u.as_str()),
-            &json(&new.filter.patterns()),
-            &new.description,
-            &json(new.headers.map()),
-            &schemes_text(&new.signature),
-            &new.status.as_str(),
-            &seal_stored(&new.secret, &endpoint_owner(tenant_id, id)),
-            &now,
-            &new.rate_limit,
-            &new.ordering.as_str(),
-            &new.retry_schedule.as_deref().map(format_schedule),
-            &new.request_timeout.map(|d| d.as_millis() as i64),
-            &new.kind.as_str(),
-            &id,
-        ],
+        &format!(
+            "INSERT INTO endpoints (tenant_id, kind, secret, created_at, updated_at, id, {})
+             VALUES ($1, $2, $3, $4, $4, $5, {placeholders})",
+            settings::column_list()
+        ),
+        &refs(&params),
     )?;
     get(c, tenant_id, id)
 }
@@ -120,7 +130,10 @@ pub fn create(
 pub fn get(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<Endpoint> {
     let e = c
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id = $2"),
+            &format!(
+                "SELECT {} FROM endpoints WHERE tenant_id = $1 AND id = $2",
+                columns()
+            ),
             &[&tenant_id, &id],
         )?
         .map(|r| row(&r))
@@ -131,7 +144,7 @@ pub fn get(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<Endpo
 
 /// Fills in a FIFO endpoint's head: its oldest pending delivery, which the rest wait for.
 fn with_fifo_head(c: &mut impl GenericClient, mut e: Endpoint) -> Result<Endpoint> {
-    if e.ordering == Ordering::Fifo {
+    if e.settings.ordering == Ordering::Fifo {
         e.fifo_head = fifo_head(c, e.id)?;
     }
     Ok(e)
@@ -157,9 +170,10 @@ pub fn list(
 ) -> Result<Page<Endpoint>> {
     let rows = c.query(
         &format!(
-            "SELECT {COLUMNS} FROM endpoints
+            "SELECT {} FROM endpoints
              WHERE tenant_id = $1 AND id < $2 AND ($3::text IS NULL OR status = $3)
-             ORDER BY id DESC LIMIT $4"
+             ORDER BY id DESC LIMIT $4",
+            columns()
         ),
         &[
             &tenant_id,
@@ -194,50 +208,26 @@ pub fn update(
     let current = get(c, tenant_id, id)?;
     // Rows are locked deliveries first, then the endpoint, in the order the engine's
     // attempt records lock them, so the two never wait for each other in a cycle.
-    let status_change = patch.status.filter(|s| *s != current.status);
+    let before = current.settings.status;
+    let next = patch.clone().apply(current.settings);
+    let status_change = Some(next.status).filter(|s| *s != before);
     if let Some(status @ EndpointStatus::Disabled) = status_change {
         set_status(c, id, status, None, now)?;
     }
-    let signature = match &patch.signature {
-        Some(s) => schemes_text(s),
-        None => schemes_text(&current.signature),
-    };
+    let assignments = settings::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name} = ${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The status column is written with the rest; its consequences are `set_status`'s.
+    let fixed: [Param; 3] = [Box::new(tenant_id.to_owned()), Box::new(id), Box::new(now)];
+    let params: Vec<Param> = fixed.into_iter().chain(sql_values(&next)).collect();
     c.execute(
-        "UPDATE endpoints SET url = $3, events = $4, description = $5, headers = $6, signature = $7,
-             updated_at = $8, rate_limit = $9, ordering = $10, retry_schedule = $11,
-             request_timeout_ms = $12
-         WHERE tenant_id = $1 AND id = $2",
-        &[
-            &tenant_id,
-            &id,
-            &patch
-                .url
-                .as_ref()
-                .map_or(current.url.as_str(), |u| u.as_str()),
-            &patch
-                .filter
-                .as_ref()
-                .map_or_else(|| json(&current.events), |f| json(&f.patterns())),
-            patch.description.as_ref().unwrap_or(&current.description),
-            &patch
-                .headers
-                .as_ref()
-                .map_or_else(|| json(&current.headers), |h| json(h.map())),
-            &signature,
-            &now,
-            &patch.rate_limit.unwrap_or(current.rate_limit),
-            &patch.ordering.unwrap_or(current.ordering).as_str(),
-            &patch
-                .retry_schedule
-                .clone()
-                .unwrap_or(current.retry_schedule)
-                .as_deref()
-                .map(format_schedule),
-            &patch
-                .request_timeout
-                .unwrap_or(current.request_timeout)
-                .map(|d| d.as_millis() as i64),
-        ],
+        &format!(
+            "UPDATE endpoints SET updated_at = $3, {assignments} WHERE tenant_id = $1 AND id = $2"
+        ),
+        &refs(&params),
     )?;
     if let Some(status) = status_change.filter(|s| *s != EndpointStatus::Disabled) {
         set_status(c, id, status, None, now)?;
@@ -380,8 +370,9 @@ pub fn rotate_secret(
 pub fn troubled(c: &mut impl GenericClient, limit: usize) -> Result<Vec<Endpoint>> {
     c.query(
         &format!(
-            "SELECT {COLUMNS} FROM endpoints WHERE status = 'disabled' OR failing_since IS NOT NULL
-             ORDER BY coalesce(failing_since, updated_at) DESC, id DESC LIMIT $1"
+            "SELECT {} FROM endpoints WHERE status = 'disabled' OR failing_since IS NOT NULL
+             ORDER BY coalesce(failing_since, updated_at) DESC, id DESC LIMIT $1",
+            columns()
         ),
         &[&(limit as i64)],
     )?

@@ -12,6 +12,7 @@ use crate::store::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_flash_principal.sql"),
+    include_str!("migrations/0003_endpoint_disable_after.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).

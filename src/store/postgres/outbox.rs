@@ -400,7 +400,8 @@ fn write_attempt(
 /// end of the transaction.
 fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<EndpointHealth>> {
     const READ: &str = "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
-                               circuit_opened_at, circuit_next_probe, circuit_backoff_ms
+                               circuit_opened_at, circuit_next_probe, circuit_backoff_ms,
+                               disable_after_ms
                         FROM endpoints WHERE id = $1";
     let locked;
     let query = if lock {
@@ -429,7 +430,7 @@ fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<
             failing_since: row.get(3),
             circuit,
         },
-        disable_after_ms: None,
+        disable_after_ms: row.get(7),
     }))
 }
 

@@ -1,22 +1,32 @@
 //! Endpoints (the seeds' "webhooks"): where a tenant's events go.
 
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
 use crate::secrets::secret_key::{
     endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
 };
+use crate::store::endpoint_settings::{self as settings, ColumnType, Value};
 use crate::store::{
-    Circuit, Cursor, Endpoint, EndpointPatch, NewEndpoint, Page, Result, StoreError,
+    Circuit, Cursor, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page, Result,
+    StoreError,
 };
-use crate::units::{format_schedule, parse_schedule};
-use crate::wire::signing::{parse_schemes, Scheme};
 
-const COLUMNS: &str = "id, tenant_id, url, events, description, headers, signature, status, \
-    disabled_reason, secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at, rate_limit, consecutive_failures, circuit_opened_at, circuit_next_probe, ordering, retry_schedule, request_timeout_ms, kind";
+/// The columns Herald keeps beside the settings; `settings::COLUMNS` follow them.
+const STATE: &str = "id, tenant_id, kind, disabled_reason, secret, previous_secret, \
+    previous_secret_until, failing_since, created_at, updated_at, consecutive_failures, \
+    circuit_opened_at, circuit_next_probe";
+/// Where the settings start in a row of `columns()`.
+const SETTINGS_AT: usize = 13;
+
+/// Every column an `Endpoint` is read from.
+fn columns() -> &'static str {
+    static ALL: OnceLock<String> = OnceLock::new();
+    ALL.get_or_init(|| format!("{STATE}, {}", settings::column_list()))
+}
 
 /// A stored secret (sealed with the deployment's secret key for its endpoint) in clear, for
 /// column `idx` of a row of endpoint `id` of `tenant`; `None` when it does not open there.
@@ -31,84 +41,84 @@ pub(super) fn secret_at(
 
 fn row(r: &Row) -> rusqlite::Result<Endpoint> {
     let (id, tenant): (i64, String) = (r.get(0)?, r.get(1)?);
-    let events: String = r.get(3)?;
-    let headers: String = r.get(5)?;
-    let signature: Option<String> = r.get(6)?;
-    let status: String = r.get(7)?;
     Ok(Endpoint {
         id: r.get(0)?,
-        kind: EndpointKind::parse(&r.get::<_, String>(22)?).unwrap_or_default(),
         tenant_id: r.get(1)?,
-        url: r.get(2)?,
-        events: serde_json::from_str(&events).unwrap_or_default(),
-        description: r.get(4)?,
-        headers: serde_json::from_str(&headers).unwrap_or_default(),
-        signature: signature.and_then(|s| parse_schemes(&s).ok()),
-        status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Disabled),
-        disabled_reason: r.get(8)?,
-        secret: secret_at(r, 9, &tenant, id)?.unwrap_or_default(),
-        previous_secret: secret_at(r, 10, &tenant, id)?,
-        previous_secret_until: r.get(11)?,
-        failing_since: r.get(12)?,
-        created_at: r.get(13)?,
-        updated_at: r.get(14)?,
-        rate_limit: r.get(15)?,
-        circuit: Circuit::new(r.get(17)?, r.get(18)?, r.get(16)?, crate::clock::now_ms()),
-        ordering: Ordering::parse(&r.get::<_, String>(19)?).unwrap_or_default(),
+        kind: EndpointKind::parse(&r.get::<_, String>(2)?).unwrap_or_default(),
+        disabled_reason: r.get(3)?,
+        secret: secret_at(r, 4, &tenant, id)?.unwrap_or_default(),
+        previous_secret: secret_at(r, 5, &tenant, id)?,
+        previous_secret_until: r.get(6)?,
+        failing_since: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        circuit: Circuit::new(r.get(11)?, r.get(12)?, r.get(10)?, crate::clock::now_ms()),
         fifo_head: None,
         concurrency: None,
-        retry_schedule: r
-            .get::<_, Option<String>>(20)?
-            .and_then(|s| parse_schedule(&s).ok()),
-        request_timeout: r
-            .get::<_, Option<i64>>(21)?
-            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        settings: EndpointSettings::read(|i, ty| value_at(r, SETTINGS_AT + i, ty))?,
     })
 }
 
-fn schemes_text(s: &Option<Vec<Scheme>>) -> Option<String> {
-    s.as_ref()
-        .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+/// One settings column of a row, by its type.
+fn value_at(r: &Row, idx: usize, ty: ColumnType) -> rusqlite::Result<Value> {
+    Ok(match ty {
+        ColumnType::Text => Value::Text(r.get(idx)?),
+        ColumnType::Bigint => Value::Bigint(r.get(idx)?),
+        ColumnType::Real => Value::Real(r.get(idx)?),
+    })
 }
 
-fn json(v: &impl Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+/// The settings' values as SQLite parameters.
+fn sql_values(s: &EndpointSettings) -> impl Iterator<Item = SqlValue> {
+    s.columns().into_iter().map(|v| match v {
+        Value::Text(t) => t.map_or(SqlValue::Null, SqlValue::Text),
+        Value::Bigint(n) => n.map_or(SqlValue::Null, SqlValue::Integer),
+        Value::Real(x) => x.map_or(SqlValue::Null, SqlValue::Real),
+    })
+}
+
+/// `?from, ?from+1, …`: one placeholder per settings column.
+fn placeholders(from: usize) -> String {
+    (from..from + settings::COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
+    let NewEndpoint {
+        kind,
+        secret,
+        settings: values,
+    } = new;
+    let fixed = [
+        SqlValue::Text(tenant_id.to_owned()),
+        SqlValue::Text(kind.as_str().to_owned()),
+        // Sealed for the row's id below, once there is one.
+        SqlValue::Text(String::new()),
+        SqlValue::Integer(now),
+    ];
     conn.execute(
-        "INSERT INTO endpoints (tenant_id, url, events, description, headers, signature, status, secret, created_at, updated_at, rate_limit, ordering,
-             retry_schedule, request_timeout_ms, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            tenant_id,
-            new.url.as_ref().map_or("", |u| u.as_str()),
-            json(&new.filter.patterns()),
-            new.description,
-            json(new.headers.map()),
-            schemes_text(&new.signature),
-            new.status.as_str(),
-            // Sealed for the row's id below, once there is one.
-            "",
-            now,
-            new.rate_limit,
-            new.ordering.as_str(),
-            new.retry_schedule.as_deref().map(format_schedule),
-            new.request_timeout.map(|d| d.as_millis() as i64),
-            new.kind.as_str()
-        ],
+        &format!(
+            "INSERT INTO endpoints (tenant_id, kind, secret, created_at, updated_at, {})
+             VALUES (?1, ?2, ?3, ?4, ?4, {})",
+            settings::column_list(),
+            placeholders(5)
+        ),
+        params_from_iter(fixed.into_iter().chain(sql_values(values))),
     )?;
     let id = conn.last_insert_rowid();
     conn.execute(
         "UPDATE endpoints SET secret = ?2 WHERE id = ?1",
-        params![id, seal_stored(&new.secret, &endpoint_owner(tenant_id, id))],
+        params![id, seal_stored(secret, &endpoint_owner(tenant_id, id))],
     )?;
     get(conn, tenant_id, id)
 }
 
 pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
     conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {} FROM endpoints WHERE tenant_id = ?1 AND id = ?2",
+        columns()
     ))?
     .query_row(params![tenant_id, id], row)
     .optional()?
@@ -118,7 +128,7 @@ pub fn get(conn: &Connection, tenant_id: &str, id: i64) -> Result<Endpoint> {
 
 /// Fills in a FIFO endpoint's head: its oldest pending delivery, which the rest wait for.
 fn with_fifo_head(conn: &Connection, mut e: Endpoint) -> Result<Endpoint> {
-    if e.ordering == Ordering::Fifo {
+    if e.settings.ordering == Ordering::Fifo {
         e.fifo_head = fifo_head(conn, e.id)?;
     }
     Ok(e)
@@ -137,10 +147,13 @@ pub fn fifo_head(conn: &Connection, endpoint_id: i64) -> Result<Option<i64>> {
 
 /// Looks an endpoint up by id alone (the engine works across tenants).
 pub fn get_any(conn: &Connection, id: i64) -> Result<Endpoint> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = ?1"))?
-        .query_row([id], row)
-        .optional()?
-        .ok_or(StoreError::NotFound("webhook"))
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM endpoints WHERE id = ?1",
+        columns()
+    ))?
+    .query_row([id], row)
+    .optional()?
+    .ok_or(StoreError::NotFound("webhook"))
 }
 
 pub fn list(
@@ -150,8 +163,9 @@ pub fn list(
     cursor: Cursor,
 ) -> Result<Page<Endpoint>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3)
-         ORDER BY id DESC LIMIT ?4"
+        "SELECT {} FROM endpoints WHERE tenant_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3)
+         ORDER BY id DESC LIMIT ?4",
+        columns()
     ))?;
     super::page(
         &mut stmt,
@@ -186,41 +200,28 @@ pub fn update(
     now: i64,
 ) -> Result<Endpoint> {
     let current = get(conn, tenant_id, id)?;
-    let signature = match &patch.signature {
-        Some(s) => schemes_text(s),
-        None => schemes_text(&current.signature),
-    };
+    let before = current.settings.status;
+    let next = patch.clone().apply(current.settings);
+    let assignments = settings::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name} = ?{}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The status column is written with the rest; its consequences follow in `set_status`.
+    let fixed = [
+        SqlValue::Text(tenant_id.to_owned()),
+        SqlValue::Integer(id),
+        SqlValue::Integer(now),
+    ];
     conn.execute(
-        "UPDATE endpoints SET url = ?3, events = ?4, description = ?5, headers = ?6, signature = ?7, updated_at = ?8,
-             rate_limit = ?9, ordering = ?10, retry_schedule = ?11, request_timeout_ms = ?12
-         WHERE tenant_id = ?1 AND id = ?2",
-        params![
-            tenant_id,
-            id,
-            patch.url.as_ref().map_or(current.url.as_str(), |u| u.as_str()),
-            patch.filter.as_ref().map_or_else(|| json(&current.events), |f| json(&f.patterns())),
-            patch.description.as_ref().unwrap_or(&current.description),
-            patch.headers.as_ref().map_or_else(|| json(&current.headers), |h| json(h.map())),
-            signature,
-            now,
-            patch.rate_limit.unwrap_or(current.rate_limit),
-            patch.ordering.unwrap_or(current.ordering).as_str(),
-            patch
-                .retry_schedule
-                .clone()
-                .unwrap_or(current.retry_schedule)
-                .as_deref()
-                .map(format_schedule),
-            patch
-                .request_timeout
-                .unwrap_or(current.request_timeout)
-                .map(|d| d.as_millis() as i64)
-        ],
+        &format!(
+            "UPDATE endpoints SET updated_at = ?3, {assignments} WHERE tenant_id = ?1 AND id = ?2"
+        ),
+        params_from_iter(fixed.into_iter().chain(sql_values(&next))),
     )?;
-    if let Some(status) = patch.status {
-        if status != current.status {
-            set_status(conn, id, status, None, now)?;
-        }
+    if next.status != before {
+        set_status(conn, id, next.status, None, now)?;
     }
     get(conn, tenant_id, id)
 }

@@ -16,7 +16,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_activity_indexes.sql"),
     include_str!("migrations/0005_poll_endpoints.sql"),
     include_str!("migrations/0006_forget_the_old_session_key.sql"),
+    include_str!("migrations/0007_endpoint_disable_after.sql"),
 ];
+
+/// The version this binary writes (`herald migrate` copies a file at this version).
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

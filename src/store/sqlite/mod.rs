@@ -19,7 +19,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod events;
-mod migrate;
+pub(crate) mod migrate;
 mod operational;
 mod ops;
 mod outbox;

@@ -294,7 +294,7 @@ fn health(conn: &Connection, endpoint: i64) -> Result<Option<EndpointHealth>> {
     Ok(conn
         .prepare_cached(
             "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
-                    circuit_opened_at, circuit_next_probe, circuit_backoff_ms
+                    circuit_opened_at, circuit_next_probe, circuit_backoff_ms, disable_after_ms
              FROM endpoints WHERE id = ?1",
         )?
         .query_row([endpoint], |row| {
@@ -315,7 +315,7 @@ fn health(conn: &Connection, endpoint: i64) -> Result<Option<EndpointHealth>> {
                     failing_since: row.get(3)?,
                     circuit,
                 },
-                disable_after_ms: None,
+                disable_after_ms: row.get(7)?,
             })
         })
         .optional()?)

@@ -1,0 +1,382 @@
+//! An endpoint's shape: the settings a person chooses for it, written out once.
+//!
+//! `EndpointSettings` is what the API's create and the pages' form produce, what the
+//! store writes and reads back, and what a GET answers (flattened into `Endpoint`).
+//! `EndpointPatch` is its partial update, and `COLUMNS` the one list of the table columns
+//! that hold it, which both backends' writers and readers and `herald migrate` walk.
+//!
+//! Every function here destructures the settings without `..` (STYLE.md, habit 25): a new
+//! setting does not compile until the patch, the columns and each front end's parser say
+//! what to do with it. What is not a setting stays out: the kind (chosen at creation and
+//! fixed), the secret (generated or rotated, never patched), and the state the engine
+//! keeps (failures, circuit, last attempt).
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::clock::ser;
+use crate::units::{format_schedule, parse_schedule};
+use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::wire::signing::{parse_schemes, Scheme};
+
+/// The settings of an endpoint, validated (each field's type checked it when built).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointSettings {
+    /// `Some` for a push endpoint, `None` for a poll endpoint (answered as `null`).
+    #[serde(serialize_with = "url_or_null")]
+    pub url: Option<EndpointUrl>,
+    #[serde(rename = "events", serialize_with = "patterns")]
+    pub filter: EventFilter,
+    pub description: String,
+    /// Answered with every value masked: they often carry a receiver's credentials.
+    #[serde(serialize_with = "masked")]
+    pub headers: ExtraHeaders,
+    /// The endpoint's own schemes; `None` means the deployment default.
+    pub signature: Option<Vec<Scheme>>,
+    pub status: EndpointStatus,
+    /// Requests per second; `None`: the deployment's `rate_limit`, if any.
+    pub rate_limit: Option<f64>,
+    pub ordering: Ordering,
+    /// The endpoint's own retry schedule; `None`: the deployment's.
+    #[serde(serialize_with = "ser::opt_schedule")]
+    pub retry_schedule: Option<Vec<Duration>>,
+    /// The endpoint's own request timeout; `None`: the deployment's.
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub request_timeout: Option<Duration>,
+    /// How long it may fail without a success before it is disabled; `None`: the
+    /// deployment's `disable_after`.
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub disable_after: Option<Duration>,
+}
+
+impl EndpointSettings {
+    /// A push (`Some(url)`) or poll (`None`) endpoint with every other setting at its
+    /// default: active, parallel, the deployment's signature, limits and schedule.
+    pub fn new(url: Option<EndpointUrl>, filter: EventFilter) -> EndpointSettings {
+        EndpointSettings {
+            url,
+            filter,
+            description: String::new(),
+            headers: ExtraHeaders::default(),
+            signature: None,
+            status: EndpointStatus::Active,
+            rate_limit: None,
+            ordering: Ordering::Parallel,
+            retry_schedule: None,
+            request_timeout: None,
+            disable_after: None,
+        }
+    }
+
+    /// The URL as stored and shown: empty for a poll endpoint.
+    pub fn url_str(&self) -> &str {
+        self.url.as_ref().map_or("", |u| u.as_str())
+    }
+}
+
+/// A partial update; `None` leaves a setting as it is. For the settings that may fall
+/// back to the deployment's, `Some(None)` returns to it.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<EndpointUrl>,
+    pub filter: Option<EventFilter>,
+    pub description: Option<String>,
+    pub headers: Option<ExtraHeaders>,
+    pub signature: Option<Option<Vec<Scheme>>>,
+    pub status: Option<EndpointStatus>,
+    pub rate_limit: Option<Option<f64>>,
+    pub ordering: Option<Ordering>,
+    pub retry_schedule: Option<Option<Vec<Duration>>>,
+    pub request_timeout: Option<Option<Duration>>,
+    pub disable_after: Option<Option<Duration>>,
+}
+
+impl EndpointPatch {
+    /// A patch that sets every setting: what a form that shows them all submits.
+    pub fn all(settings: EndpointSettings) -> EndpointPatch {
+        let EndpointSettings {
+            url,
+            filter,
+            description,
+            headers,
+            signature,
+            status,
+            rate_limit,
+            ordering,
+            retry_schedule,
+            request_timeout,
+            disable_after,
+        } = settings;
+        EndpointPatch {
+            url,
+            filter: Some(filter),
+            description: Some(description),
+            headers: Some(headers),
+            signature: Some(signature),
+            status: Some(status),
+            rate_limit: Some(rate_limit),
+            ordering: Some(ordering),
+            retry_schedule: Some(retry_schedule),
+            request_timeout: Some(request_timeout),
+            disable_after: Some(disable_after),
+        }
+    }
+
+    /// The settings after this patch. (A poll endpoint's missing URL is not the patch's
+    /// business: the front ends refuse a URL for one before it gets here.)
+    pub fn apply(self, current: EndpointSettings) -> EndpointSettings {
+        let EndpointPatch {
+            url,
+            filter,
+            description,
+            headers,
+            signature,
+            status,
+            rate_limit,
+            ordering,
+            retry_schedule,
+            request_timeout,
+            disable_after,
+        } = self;
+        EndpointSettings {
+            url: url.or(current.url),
+            filter: filter.unwrap_or(current.filter),
+            description: description.unwrap_or(current.description),
+            headers: headers.unwrap_or(current.headers),
+            signature: signature.unwrap_or(current.signature),
+            status: status.unwrap_or(current.status),
+            rate_limit: rate_limit.unwrap_or(current.rate_limit),
+            ordering: ordering.unwrap_or(current.ordering),
+            retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
+            request_timeout: request_timeout.unwrap_or(current.request_timeout),
+            disable_after: disable_after.unwrap_or(current.disable_after),
+        }
+    }
+}
+
+/// A column's SQL type, in the words both backends (and `herald migrate`) map from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    /// 64 bits.
+    Bigint,
+    Real,
+}
+
+/// One column's value, on its way to or from a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(Option<String>),
+    Bigint(Option<i64>),
+    Real(Option<f64>),
+}
+
+/// The columns of `endpoints` that hold the settings, in the order of
+/// `EndpointSettings::columns` and `EndpointSettings::read`.
+pub const COLUMNS: [(&str, ColumnType); 11] = [
+    ("url", ColumnType::Text),
+    ("events", ColumnType::Text),
+    ("description", ColumnType::Text),
+    ("headers", ColumnType::Text),
+    ("signature", ColumnType::Text),
+    ("status", ColumnType::Text),
+    ("rate_limit", ColumnType::Real),
+    ("ordering", ColumnType::Text),
+    ("retry_schedule", ColumnType::Text),
+    ("request_timeout_ms", ColumnType::Bigint),
+    ("disable_after_ms", ColumnType::Bigint),
+];
+
+/// The column names joined for a statement (`url, events, …`).
+pub fn column_list() -> String {
+    COLUMNS.map(|(name, _)| name).join(", ")
+}
+
+impl EndpointSettings {
+    /// The values to store, one per entry of `COLUMNS`.
+    pub fn columns(&self) -> [Value; COLUMNS.len()] {
+        let EndpointSettings {
+            url,
+            filter,
+            description,
+            headers,
+            signature,
+            status,
+            rate_limit,
+            ordering,
+            retry_schedule,
+            request_timeout,
+            disable_after,
+        } = self;
+        let text = |s: &str| Value::Text(Some(s.to_owned()));
+        [
+            text(url.as_ref().map_or("", |u| u.as_str())),
+            text(&json(&filter.patterns())),
+            text(description),
+            text(&json(headers.map())),
+            Value::Text(signature.as_deref().map(schemes_text)),
+            text(status.as_str()),
+            Value::Real(*rate_limit),
+            text(ordering.as_str()),
+            Value::Text(retry_schedule.as_deref().map(format_schedule)),
+            Value::Bigint(request_timeout.map(millis)),
+            Value::Bigint(disable_after.map(millis)),
+        ]
+    }
+
+    /// Rebuilds stored settings; `get(i, type)` reads entry `i` of `COLUMNS`. They were
+    /// validated when written, so a value that no longer parses (a row edited by hand)
+    /// falls back to the default rather than hiding the endpoint; an unknown status reads
+    /// as disabled, so nothing is sent to it.
+    pub fn read<E>(mut get: impl FnMut(usize, ColumnType) -> Result<Value, E>) -> Result<Self, E> {
+        let mut at = |i: usize| get(i, COLUMNS[i].1);
+        let url = text(at(0)?).filter(|u| !u.is_empty());
+        let events = text(at(1)?).unwrap_or_default();
+        let headers = text(at(3)?).unwrap_or_default();
+        Ok(EndpointSettings {
+            url: url.map(EndpointUrl::from_stored),
+            filter: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
+            description: text(at(2)?).unwrap_or_default(),
+            headers: ExtraHeaders::from_stored(serde_json::from_str(&headers).unwrap_or_default()),
+            signature: text(at(4)?).and_then(|s| parse_schemes(&s).ok()),
+            status: text(at(5)?)
+                .and_then(|s| EndpointStatus::parse(&s).ok())
+                .unwrap_or(EndpointStatus::Disabled),
+            rate_limit: real(at(6)?),
+            ordering: text(at(7)?)
+                .and_then(|s| Ordering::parse(&s).ok())
+                .unwrap_or_default(),
+            retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
+            request_timeout: bigint(at(9)?).map(from_millis),
+            disable_after: bigint(at(10)?).map(from_millis),
+        })
+    }
+}
+
+/// An endpoint's own `disable_after`: a duration like the config key's, from 1m to 365d.
+pub fn parse_disable_after(v: &str) -> Result<Duration, String> {
+    let d = crate::units::parse_duration(v.trim())?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(365 * 86_400) {
+        return Err(format!("must be from 1m to 365d, not `{v}`"));
+    }
+    Ok(d)
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::Text(t) => t,
+        _ => None,
+    }
+}
+
+fn bigint(v: Value) -> Option<i64> {
+    match v {
+        Value::Bigint(n) => n,
+        _ => None,
+    }
+}
+
+fn real(v: Value) -> Option<f64> {
+    match v {
+        Value::Real(x) => x,
+        Value::Bigint(n) => n.map(|n| n as f64),
+        Value::Text(_) => None,
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Duration {
+    Duration::from_millis(ms.max(0) as u64)
+}
+
+fn schemes_text(s: &[Scheme]) -> String {
+    s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn url_or_null<S: Serializer>(url: &Option<EndpointUrl>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_str(u.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error> {
+    filter.patterns().serialize(s)
+}
+
+fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
+    ser::masked_headers(headers.map(), s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting away from its default, so a swapped pair of columns shows.
+    fn unusual() -> EndpointSettings {
+        EndpointSettings {
+            url: Some(EndpointUrl::from_stored("https://example.com/hook".into())),
+            filter: EventFilter::from_stored(vec!["book.*".into(), "job.done".into()]),
+            description: "orders".into(),
+            headers: ExtraHeaders::from_stored([("X-Team".to_owned(), "a".to_owned())].into()),
+            signature: Some(vec![Scheme::Standard, Scheme::Body]),
+            status: EndpointStatus::Paused,
+            rate_limit: Some(2.5),
+            ordering: Ordering::Fifo,
+            retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
+            request_timeout: Some(Duration::from_millis(1_500)),
+            disable_after: Some(Duration::from_secs(3_600)),
+        }
+    }
+
+    fn round_trip(s: &EndpointSettings) -> EndpointSettings {
+        let values = s.columns();
+        EndpointSettings::read(|i, ty| {
+            let v = values[i].clone();
+            let matches = matches!(
+                (&v, ty),
+                (Value::Text(_), ColumnType::Text)
+                    | (Value::Bigint(_), ColumnType::Bigint)
+                    | (Value::Real(_), ColumnType::Real)
+            );
+            assert!(matches, "column {} is written as {v:?}", COLUMNS[i].0);
+            Ok::<_, ()>(v)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn settings_read_back_as_written_column_by_column() {
+        assert_eq!(round_trip(&unusual()), unusual());
+        let poll = EndpointSettings::new(None, EventFilter::from_stored(vec!["*".into()]));
+        assert_eq!(round_trip(&poll), poll);
+    }
+
+    #[test]
+    fn an_empty_patch_changes_nothing_and_a_full_one_everything() {
+        let plain = EndpointSettings::new(
+            Some(EndpointUrl::from_stored("https://a.example/".into())),
+            EventFilter::from_stored(vec!["*".into()]),
+        );
+        assert_eq!(EndpointPatch::default().apply(unusual()), unusual());
+        assert_eq!(
+            EndpointPatch::all(unusual()).apply(plain.clone()),
+            unusual()
+        );
+        let back = EndpointPatch {
+            rate_limit: Some(None),
+            retry_schedule: Some(None),
+            ..Default::default()
+        }
+        .apply(unusual());
+        assert_eq!((back.rate_limit, back.retry_schedule), (None, None));
+    }
+}
