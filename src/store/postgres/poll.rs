@@ -23,6 +23,8 @@ pub fn poll(
     now: i64,
 ) -> Result<Vec<Polled>> {
     let endpoint = endpoints::get(c, tenant_id, endpoint_id)?;
+    // Refused rather than answered: polling a push endpoint would mark deliveries a
+    // replica may be sending as succeeded behind its back.
     if endpoint.kind != EndpointKind::Poll {
         return Err(StoreError::Conflict(
             "this webhook is a push endpoint; only poll endpoints can be polled".into(),
@@ -38,6 +40,9 @@ pub fn poll(
             &[&endpoint_id, &ack, &now],
         )?;
     }
+    // Read in the same transaction as the ack, after it: the page cannot contain what this
+    // request just acknowledged. Without an ack it starts at the oldest pending one, so a
+    // consumer that lost its cursor reads again what it never acknowledged.
     c.query(
         "SELECT d.id, e.id, e.event_type, e.body, d.created_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq
