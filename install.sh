@@ -103,35 +103,10 @@ if [ ! -f "$ETC/admin.env" ] && [ ! -f "$DATA/herald.db" ]; then
 fi
 [ -f "$ETC/admin.env" ] && chmod 0600 "$ETC/admin.env"
 
-cat > "$UNIT_FILE" <<'UNIT'
-[Unit]
-Description=Herald webhook delivery server
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-User=herald
-Group=herald
-# The admin token (root-only file); without it Herald keeps the one it generated before.
-EnvironmentFile=-/etc/herald/admin.env
-ExecStart=/usr/local/bin/herald serve --config /etc/herald/herald.toml
-Restart=on-failure
-# SIGTERM: Herald stops claiming, lets in-flight deliveries finish, then exits.
-KillSignal=SIGTERM
-TimeoutStopSec=30
-NoNewPrivileges=true
-ProtectSystem=strict
-ProtectHome=true
-ReadWritePaths=/var/lib/herald
-PrivateTmp=true
-# Room for many connections (each is a file descriptor) beside workers and SQLite.
-LimitNOFILE=65536
-# Files Herald creates are private to its user (it also creates them 0600 itself).
-UMask=0077
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+# The unit is dist/herald.service, shared with the Debian package (which installs the
+# binary as /usr/bin/herald; this script installs it under /usr/local/bin).
+sed -e 's|^ExecStart=/usr/bin/herald |ExecStart=/usr/local/bin/herald |' dist/herald.service > "$UNIT_FILE"
+chmod 0644 "$UNIT_FILE"
 
 if [ "$STAGED" -eq 0 ]; then
   systemctl daemon-reload

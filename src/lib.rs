@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod pages;
 pub mod secrets;

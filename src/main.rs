@@ -53,6 +53,25 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Forward a poll endpoint's deliveries to a local URL (development): each is POSTed
+    /// with its signature headers and exact body, and acknowledged only after a 2xx.
+    Listen {
+        /// The poll endpoint's id.
+        #[arg(long)]
+        endpoint: i64,
+        /// Where each delivery is POSTed, e.g. http://127.0.0.1:3000/webhook.
+        #[arg(long)]
+        forward: String,
+        /// The tenant's API key (or the admin token).
+        #[arg(long, env = "HERALD_API_KEY", hide_env_values = true)]
+        key: String,
+        /// Herald's base URL.
+        #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Pause after a poll that found nothing, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
     /// Verify a webhook signature as a receiver would.
     Verify {
         /// standard, timestamped or body
@@ -141,11 +160,36 @@ fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 fn execute(cli: Cli) -> Result<(), String> {
-    let mut config = Config::load(config_file(cli.config).as_deref())?;
-    if let Some(db) = cli.db {
+    match cli.command {
+        // `listen` talks to a running Herald over HTTP: no configuration, no database.
+        Command::Listen {
+            endpoint,
+            forward,
+            key,
+            server,
+            interval_ms,
+        } => herald::listen::run(&herald::listen::ListenOptions {
+            server,
+            endpoint,
+            forward,
+            key,
+            interval: std::time::Duration::from_millis(interval_ms),
+        }),
+        command => execute_local(cli.config, cli.db, command),
+    }
+}
+
+/// The commands that read the configuration (and most, the database).
+fn execute_local(
+    config_flag: Option<PathBuf>,
+    db: Option<String>,
+    command: Command,
+) -> Result<(), String> {
+    let mut config = Config::load(config_file(config_flag).as_deref())?;
+    if let Some(db) = db {
         config.db = herald::config::Database::parse(&db);
     }
-    match cli.command {
+    match command {
         Command::Serve { listen } => {
             if let Some(listen) = listen {
                 config.listen = listen;
@@ -165,6 +209,7 @@ fn execute(cli: Cli) -> Result<(), String> {
         } => herald::cli::publish(&config, &tenant, &json, idempotency_key.as_deref()),
         Command::Backup { dest } => herald::cli::backup(&config, &dest),
         Command::Migrate { to } => herald::cli::migrate(&config, &to),
+        Command::Listen { .. } => Err("`herald listen` needs no configuration".into()),
         Command::Verify {
             scheme,
             secret,

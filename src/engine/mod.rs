@@ -4,16 +4,25 @@
 //! 1. A publish commits an event and its pending delivery rows, then calls
 //!    `EngineHandle::wake`, so the dispatcher looks at the outbox at once — delivery latency
 //!    does not depend on a polling interval.
-//! 2. The dispatcher (`dispatcher.rs`) claims due deliveries (`Store::claim_due`; with
-//!    SQLite a read, the claim kept in memory) and pins them to the board (`board.rs`),
-//!    which keeps a per-endpoint in-flight cap so one slow endpoint cannot hold every
-//!    worker. It still wakes on its own for retries that come due.
+//! 2. The dispatcher (`dispatcher.rs`) runs claim rounds (`Outbox::claim`; with SQLite a
+//!    read, the claim kept in memory): the outbox reads the due endpoints, the planner
+//!    (`plan.rs`) decides what each may take, and the claims are pinned to the board
+//!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
+//!    hold every worker. It still wakes on its own for retries that come due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
 //!    the SSRF guard in the resolver), decides the next step (`retry.rs`), passes the
 //!    outcome to the recorder, and goes straight on with its endpoint's next delivery.
 //! 4. The recorder (`worker.rs`) writes outcomes in batches, one transaction for many
-//!    attempts, and only then lets their claims go.
+//!    attempts, and only then lets their claims go; in that transaction the health policy
+//!    (`health.rs`) decides what each attempt means for its endpoint (circuit breaker,
+//!    auto-disable, Herald's own events).
 //! 5. The pruner (`pruner.rs`) trims history older than `retention` in small batches.
+//!
+//! The engine sees the store only as an `Outbox`, and its rules are pure code here, so both
+//! backends follow one copy of them. `Parts::wire` builds the parts once, for the threads
+//! (`Engine::start`) and for the steppable harness (`harness.rs`). One `Shutdown` token stops
+//! them all: its hooks stop the board and wake the dispatcher; the workers, blocked on the
+//! board, end; `Engine::shutdown` waits for requests in flight and their records.
 //!
 //! Crash safety: a delivery is only final once its attempt is recorded. Anything claimed but
 //! not recorded is still pending in the store; after a crash it is claimed and sent again
@@ -138,16 +147,7 @@ impl Parts {
             board: board.clone(),
             stats: stats.clone(),
         };
-        {
-            let (board, outbox, signals) = (board.clone(), outbox.clone(), signal_tx.clone());
-            shutdown.on_trigger(move || {
-                let unsent = board.stop();
-                if let Err(e) = outbox.release(&unsent) {
-                    tracing::warn!(error = %e, "cannot give back unsent claims; they lapse");
-                }
-                let _ = signals.send(Signal::Wake);
-            });
-        }
+        stop_at(shutdown, &board, &outbox, &signal_tx);
         let worker = WorkerContext {
             outbox: outbox.clone(),
             board: board.clone(),
@@ -178,6 +178,25 @@ impl Parts {
             handle,
         })
     }
+}
+
+/// At the trigger: the board stops handing out work (idle workers wake and end) and its
+/// unsent claims go back to the outbox; the dispatcher wakes to see the token.
+fn stop_at(
+    shutdown: &Shutdown,
+    board: &Arc<Board>,
+    outbox: &Arc<dyn Outbox>,
+    signals: &mpsc::Sender<Signal>,
+) {
+    let (board, outbox, signals) = (board.clone(), outbox.clone(), signals.clone());
+    shutdown.on_trigger(move || {
+        let unsent = board.stop();
+        if let Err(e) = outbox.release(&unsent) {
+            // A private outbox's claims die with the process; a shared one's lapse.
+            tracing::warn!(error = %e, "cannot give back unsent claims; they lapse");
+        }
+        let _ = signals.send(Signal::Wake);
+    });
 }
 
 /// The running engine; `shutdown` stops it.

@@ -96,7 +96,8 @@ fn the_dispatcher_loop_claims_on_a_wake_up_not_on_its_poll() {
 
 #[test]
 fn a_backlog_on_one_endpoint_does_not_fill_the_round() {
-    let mut rig = Rig::new(config(), Receiver::ok()); // a board of 16, 4 x cap = 8
+    let mut rig = Rig::new(config(), Receiver::ok()); // a board of 16, cap 2
+    let share = rig.depth() * 2; // 4 x cap = 8 on SQLite, its cap on PostgreSQL
     let a = rig.endpoint("/a", "a.*");
     let b = rig.endpoint("/b", "b.*");
     rig.publish("a.job", 200);
@@ -104,9 +105,9 @@ fn a_backlog_on_one_endpoint_does_not_fill_the_round() {
     rig.publish("b.job", 1); // due a minute after every one of A's
 
     // One round: A gets its share, and B's delivery is claimed beside it.
-    assert_eq!(rig.harness.step().unwrap(), 9);
+    assert_eq!(rig.harness.step().unwrap(), share + 1);
     let held = rig.harness.board.held();
-    assert_eq!(held.get(&a), Some(&8), "A is given 4 x its cap, no more");
+    assert_eq!(held.get(&a), Some(&share), "A is given its share, no more");
     assert_eq!(held.get(&b), Some(&1), "B is not left behind A's backlog");
 
     // B publishes again while A holds its share and 192 older deliveries wait: the next
@@ -117,9 +118,9 @@ fn a_backlog_on_one_endpoint_does_not_fill_the_round() {
     assert_eq!(rig.harness.board.held().get(&b), Some(&2));
 
     let records = rig.harness.send_ready();
-    assert_eq!(records.len(), 10);
+    assert_eq!(records.len(), share + 2);
     assert_eq!(rig.receiver.on_path("/b").len(), 2);
-    assert_eq!(rig.receiver.on_path("/a").len(), 8);
+    assert_eq!(rig.receiver.on_path("/a").len(), share);
     rig.harness.record(records);
     assert_eq!(rig.harness.board.total(), 0);
 }
@@ -149,6 +150,12 @@ fn an_endpoint_never_has_more_than_its_cap_in_flight() {
         ..config()
     };
     let mut rig = Rig::new(config, Receiver::ok()); // endpoint_concurrency = 2
+    if rig.depth() == 1 {
+        // This case is about the queue behind the cap on the board, which a shared outbox
+        // (depth 1: never more claimed than the cap) does not have.
+        eprintln!("skipped on PostgreSQL: its rounds queue nothing behind the cap");
+        return;
+    }
     let a = rig.endpoint("/a", "a.*");
     let b = rig.endpoint("/b", "b.*");
     rig.publish("a.job", 30);

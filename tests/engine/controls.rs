@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use herald::config::Config;
+
 use super::{config, endpoint_to, Rig, TENANT};
 use crate::common::{Receiver, Reply};
 
@@ -263,7 +265,11 @@ fn an_endpoint_retries_on_its_own_schedule() {
 
 #[test]
 fn a_poll_endpoint_is_never_claimed_and_its_deliveries_wait_for_the_consumer() {
-    let mut rig = Rig::new(config(), Receiver::ok());
+    let config = Config {
+        endpoint_concurrency: 4, // so every backend's first round takes all three
+        ..config()
+    };
+    let mut rig = Rig::new(config, Receiver::ok());
     rig.endpoint("/push", "*");
     let mut new = endpoint_to("http://127.0.0.1:9/unused", "*");
     new.kind = herald::domain::EndpointKind::Poll;

@@ -18,8 +18,10 @@ pub fn attempt_buckets(
     // instead of silently scanning the whole history. Both columns are in the index, so
     // the count reads no attempt rows.
     let mut stmt = conn.prepare_cached(
+        // `coalesce`: in a bucket where no attempt got an answer every `BETWEEN` is NULL,
+        // and so is their sum.
         "SELECT started_at / ?2 AS b,
-                sum(status_code BETWEEN 200 AND 299),
+                coalesce(sum(status_code BETWEEN 200 AND 299), 0),
                 sum(status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
          FROM attempts INDEXED BY attempts_started
          WHERE started_at >= ?1 GROUP BY b ORDER BY b",
