@@ -203,7 +203,7 @@ impl Board {
             let cap = Self::cap_in(&s, endpoint, self.cap);
             let queue = s.waiting.entry(endpoint).or_default();
             // Only rate-limited endpoints give back claims: an unlimited one drains its
-            // queue as fast as workers free, so holding a queue of `cap` costs nothing.
+            // queue as fast as workers free, so holding a queue of `cap` costs little.
             if limited && queue.len() >= cap {
                 excess.push(delivery.delivery_id);
                 s.total -= 1;

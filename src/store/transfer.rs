@@ -28,7 +28,7 @@ const SQLITE_VERSION: i64 = 6;
 /// Rows per INSERT statement (a statement takes at most 65,535 parameters; the widest
 /// table, endpoints, has 25 columns, so 1,000 rows stay well inside). Multi-row INSERTs
 /// rather than one per row: a round trip per attempt row would make a large file's copy
-/// take hours.
+/// many times slower.
 const BATCH_ROWS: usize = 1_000;
 
 /// How a column travels: SQLite stores every integer as 64 bits; PostgreSQL's `integer`

@@ -87,8 +87,8 @@ pub fn endpoint_recent_attempts(
     endpoint_id: i64,
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
-    // Delivery order, then attempt order: the (endpoint_id, id) index gives it without a
-    // sort, and the LIMIT stops the walk early.
+    // Delivery order, then attempt order: the (endpoint_id, id) index drives the walk
+    // newest first, and the LIMIT stops it early.
     c.query(
         "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code::bigint, a.error
          FROM deliveries d JOIN attempts a ON a.delivery_id = d.id

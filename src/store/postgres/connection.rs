@@ -41,7 +41,7 @@ impl Target {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             // sslmode and sslrootcert are taken out before the URL reaches the postgres
-            // crate: it knows sslmode but not verify-ca/verify-full, and TLS is ours.
+            // crate: the TLS setup, and its stricter `require`, are ours.
             match key {
                 "sslmode" => match value {
                     "require" | "verify-ca" | "verify-full" => tls_wanted = true,

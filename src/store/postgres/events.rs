@@ -246,8 +246,8 @@ pub fn list(
     q: &EventQuery,
     cursor: Cursor,
 ) -> Result<Page<Event>> {
-    // The casts name the optional parameters' types: in `$3 IS NULL` alone PostgreSQL
-    // cannot infer one and refuses to prepare the statement.
+    // The casts give the optional parameters their types up front: `$3 IS NULL` gives
+    // PostgreSQL nothing to infer a type from.
     let rows = c.query(
         &format!(
             "SELECT {COLUMNS} FROM events

@@ -26,7 +26,7 @@ pub fn attempt_buckets(
          FROM attempts INDEXED BY attempts_started
          WHERE started_at >= ?1 GROUP BY b ORDER BY b",
     )?;
-    // Buckets are returned sparse; the page fills the gaps, so an idle night costs nothing.
+    // Sparse on purpose: only buckets with attempts come back, so an idle night adds no rows.
     let rows = stmt.query_map(params![since, bucket_ms], |r| {
         Ok(AttemptBucket {
             start: r.get::<_, i64>(0)? * bucket_ms,
@@ -95,7 +95,8 @@ pub fn endpoint_recent_attempts(
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
     // Ordered by delivery, then attempt, rather than by started_at: the
-    // `deliveries_endpoint (endpoint_id, id)` index yields that order without a sort.
+    // `deliveries_endpoint (endpoint_id, id)` index drives the walk newest first, so the
+    // LIMIT stops it early.
     let mut stmt = conn.prepare_cached(
         "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code, a.error
          FROM deliveries d JOIN attempts a ON a.delivery_id = d.id

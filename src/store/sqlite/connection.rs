@@ -101,8 +101,8 @@ pub fn read_pool(path: &Path) -> Result<Pool> {
             c.busy_timeout(BUSY_TIMEOUT)?;
             c.execute_batch("PRAGMA foreign_keys = ON;")
         });
-    // Sixteen readers: WAL lets them all read at once beside the writer, and the HTTP
-    // server's blocking pool rarely has more reads in flight than that.
+    // WAL lets every reader run at once beside the writer, so the size bounds memory (each
+    // connection keeps its own page cache) rather than concurrency on the file.
     Ok(r2d2::Pool::builder()
         .max_size(16)
         .min_idle(Some(1))

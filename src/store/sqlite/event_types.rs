@@ -40,7 +40,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
     .ok_or(StoreError::NotFound("event type"))
 }
 
-/// The whole catalogue by name, for the pages' pickers. The LIMIT is a guard against a
+/// The whole catalogue by name (`all_event_types`). The LIMIT is a guard against a
 /// runaway catalogue, not paging: a product defines tens of event types, not thousands.
 pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
     let mut stmt = conn.prepare_cached(

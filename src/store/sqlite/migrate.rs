@@ -32,8 +32,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
-    // The common start-up: nothing to do, and the foreign-key pragma below is not
-    // touched on a connection that is already in service.
+    // The common start-up: nothing to do, and the foreign-key pragma is left alone.
     if current == MIGRATIONS.len() {
         return Ok(());
     }

@@ -3,7 +3,8 @@
 //! The write functions here take the writer's connection (`writer.rs`): they run inside a
 //! group commit, and the caller is answered only after that COMMIT, so a tenant or key
 //! Herald acknowledged survives kill -9. Reads take a pooled read-only connection.
-//! Keys are stored as hashes only; `active_key` is the lookup every API request makes.
+//! Keys are stored as hashes only; `active_key` is the lookup every request with a
+//! tenant key makes.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
