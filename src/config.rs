@@ -236,7 +236,13 @@ impl Config {
                     .join(","),
                 other => return Err(format!("key `{key}`: unsupported value {other}")),
             };
-            self.set(&key, &raw)?;
+            // As the environment's errors name the variable: the key, so a long file
+            // says which line to fix.
+            self.set(&key, &raw)
+                .map_err(|e| match KEYS.contains(&key.as_str()) {
+                    true => format!("key `{key}`: {e}"),
+                    false => e,
+                })?;
         }
         Ok(())
     }
@@ -563,7 +569,18 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_an_error() {
+    fn file_errors_name_the_key() {
+        for (text, says) in [
+            ("workers = 0", "key `workers`: "),
+            ("retry_schedule = \"soon\"", "key `retry_schedule`: "),
+            (
+                "durability = \"fast\"",
+                "key `durability`: durability must be",
+            ),
+        ] {
+            let err = Config::default().apply_toml(text).unwrap_err();
+            assert!(err.starts_with(says), "{text}: {err}");
+        }
         let err = Config::default().apply_toml("listne = \"x\"").unwrap_err();
         assert!(err.contains("unknown configuration key `listne`"), "{err}");
     }

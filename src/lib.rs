@@ -44,6 +44,10 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 /// Runs Herald until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // The port first: a Herald that cannot listen must fail before it creates a database,
+    // a key file or an admin token it would print and then lose.
+    let listeners = listen(&config.listen)?;
+    check_db_directory(&config)?;
     // Before the store opens: it seals endpoint secrets with this key.
     let secret_key = secret_key::SecretKey::load(&config)?;
     secret_key::install(secret_key.clone());
@@ -99,9 +103,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     .on_connect(move |conn, data| connections.on_connect(conn, data))
     .disable_signals()
     .client_request_timeout(request_deadline::HEADERS_TIMEOUT)
-    .shutdown_timeout(SHUTDOWN_BOUND.as_secs())
-    .bind(&config.listen)
-    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    .shutdown_timeout(SHUTDOWN_BOUND.as_secs());
+    let server = listeners.into_iter().try_fold(server, |server, listener| {
+        server.listen(listener).map_err(|e| {
+            format!(
+                "cannot listen on {} (`--listen`, `listen`): {e}",
+                config.listen
+            )
+        })
+    })?;
     for addr in server.addrs() {
         // Tests and scripts read this line to find the port when listening on :0.
         println!("Herald listening on http://{addr}");
@@ -120,6 +130,40 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Binds every address `listen` names (a host name may resolve to several), naming the
+/// setting when one is taken or not ours to bind.
+fn listen(listen: &str) -> Result<Vec<std::net::TcpListener>, String> {
+    use std::net::ToSocketAddrs;
+    let why = |e: std::io::Error| {
+        format!(
+            "cannot listen on {listen}: {e} (set another address with `--listen`, \
+             `listen` in the config file or HERALD_LISTEN)"
+        )
+    };
+    let addrs: Vec<_> = listen.to_socket_addrs().map_err(why)?.collect();
+    addrs
+        .into_iter()
+        .map(|addr| std::net::TcpListener::bind(addr).map_err(why))
+        .collect()
+}
+
+/// A SQLite path in a directory that does not exist would otherwise first fail as the key
+/// file beside it (`cannot create …/herald.key`), which points at the wrong setting.
+fn check_db_directory(config: &Config) -> Result<(), String> {
+    let Some(path) = config.db.sqlite_path() else {
+        return Ok(());
+    };
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(format!(
+            "cannot open the database {}: the directory {} does not exist (create it, or \
+             choose another path with `--db`, `db` in the config file or HERALD_DB)",
+            path.display(),
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses to start with a secret key other than the one this database's secrets were

@@ -8,6 +8,13 @@
 //!   endpoints by status. Those reads go through indexes (`Backend::gauges`), so a scrape
 //!   never scans the delivery history.
 //!
+//! Two encodings of the same figures (`Format`): OpenMetrics, what the crate writes and what
+//! Prometheus asks for in its `Accept`; and the classic text format 0.0.4, for everyone
+//! else (curl, `promtool check metrics`). They differ for counters only: OpenMetrics names
+//! the family `herald_attempts` and its samples `herald_attempts_total`, while the classic
+//! format wants the HELP and TYPE lines on the sample name itself, so a classic reader saw
+//! `herald_attempts_total` as a family without help.
+//!
 //! Labels are bounded: an outcome (3 values), a status class (6), an endpoint status (3).
 //! Nothing is labelled per event, endpoint, URL or tenant.
 
@@ -167,7 +174,16 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the store's levels as of now.
+    /// The exposition in `format`, with the store's levels as of now.
+    pub fn render_as(&self, format: Format, gauges: &Gauges, writer: WriterStats) -> String {
+        let text = self.render(gauges, writer);
+        match format {
+            Format::OpenMetrics => text,
+            Format::Classic => classic_text(&text),
+        }
+    }
+
+    /// The OpenMetrics exposition, with the store's levels as of now.
     pub fn render(&self, gauges: &Gauges, writer: WriterStats) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.pending.set(gauges.pending);
@@ -189,6 +205,73 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// The two text encodings `/metrics` answers in (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Classic,
+}
+
+impl Format {
+    pub const OPENMETRICS_CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    pub const CLASSIC_CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// OpenMetrics when the scraper's `Accept` names it (Prometheus does), the classic
+    /// format otherwise: the negotiation Prometheus' own Go client does.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a)
+                if a.to_ascii_lowercase()
+                    .contains("application/openmetrics-text") =>
+            {
+                Format::OpenMetrics
+            }
+            _ => Format::Classic,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => Format::OPENMETRICS_CONTENT_TYPE,
+            Format::Classic => Format::CLASSIC_CONTENT_TYPE,
+        }
+    }
+}
+
+/// OpenMetrics text rewritten as the classic format 0.0.4: a counter family's HELP and TYPE
+/// lines take the `_total` its samples carry, and the `# EOF` terminator goes (the classic
+/// format has none). Gauges and histograms are written the same in both.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{total} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn outcome(verdict: Verdict) -> &'static str {
@@ -257,5 +340,43 @@ mod tests {
             },
         );
         assert!(again.contains("herald_store_commits_total 7"), "{again}");
+    }
+
+    #[test]
+    fn the_classic_format_names_counters_with_total() {
+        let m = Metrics::new();
+        let text = m.render_as(Format::Classic, &Gauges::default(), WriterStats::default());
+        for line in [
+            "# HELP herald_attempts_total HTTP attempts",
+            "# TYPE herald_attempts_total counter",
+            "# TYPE herald_store_commits_total counter",
+            "# HELP herald_store_write_jobs_total Write jobs",
+            "# TYPE herald_attempt_duration_seconds histogram",
+            "# TYPE herald_deliveries_pending gauge",
+            "herald_store_commits_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("# EOF") && !text.contains("# TYPE herald_attempts counter"));
+        let open = m.render_as(
+            Format::OpenMetrics,
+            &Gauges::default(),
+            WriterStats::default(),
+        );
+        assert!(open.ends_with("# EOF\n") && open.contains("# TYPE herald_attempts counter"));
+    }
+
+    #[test]
+    fn negotiation_follows_accept() {
+        for (accept, format) in [
+            (None, Format::Classic),
+            (Some("*/*"), Format::Classic),
+            (Some("text/plain"), Format::Classic),
+            // What Prometheus 2.x sends.
+            (Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), Format::OpenMetrics),
+            (Some("Application/OpenMetrics-Text"), Format::OpenMetrics),
+        ] {
+            assert_eq!(Format::negotiate(accept), format, "{accept:?}");
+        }
     }
 }

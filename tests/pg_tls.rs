@@ -49,6 +49,10 @@ fn sslmode_require_encrypts_and_verifies_the_server() {
     // gets no password.
     let refused = encrypted(&format!("{url}?sslmode=require")).unwrap_err();
     assert!(refused.contains("certificate"), "{refused}");
+    assert!(
+        refused.contains("sslrootcert="),
+        "the fix is named: {refused}"
+    );
     let bad = Target::parse(&format!("{url}?sslmode=sometimes"))
         .err()
         .unwrap()

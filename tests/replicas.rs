@@ -248,3 +248,45 @@ fn replicas_starting_together_set_up_one_operator_endpoint() {
     );
     drop(apps);
 }
+
+/// The second start on a database (every replica's, every restart) migrates nothing and
+/// says nothing about it: no `NOTICE: relation "schema_version" already exists`.
+#[test]
+fn a_second_start_prints_no_notice() {
+    use std::io::{BufRead, BufReader};
+    let Some(db) = PgDatabase::create_or_skip() else {
+        return;
+    };
+    let key = common::random_secret_key();
+    let start_log = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", &db.url()])
+            .env("HERALD_ADMIN_TOKEN", common::ADMIN_TOKEN)
+            .env("HERALD_SECRET_KEY", &key)
+            .env("HERALD_LOG", "info")
+            .env_remove("HERALD_LISTEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run herald");
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let ready = line.contains("ready");
+            lines.push(line);
+            if ready {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lines.join("\n")
+    };
+    let first = start_log();
+    assert!(first.contains("database migrated"), "{first}");
+    let second = start_log();
+    assert!(second.contains("ready"), "{second}");
+    for noise in ["NOTICE", "already exists", "database migrated"] {
+        assert!(!second.contains(noise), "{noise:?} in\n{second}");
+    }
+}

@@ -87,25 +87,56 @@ fn javascript_client_library_suite() {
     assert_passed("node --test sdk/js/test", output);
 }
 
+/// The Python to run the suite with: `HERALD_SDK_PYTHON` (the virtualenv `.ci/run` makes
+/// under target/ with requirements-test.txt installed), else `python3` on the PATH.
+fn sdk_python() -> String {
+    std::env::var("HERALD_SDK_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
 #[test]
 fn python_client_library_suite() {
     let dir = sdk_dir("python");
-    let has_pytest = Command::new("python3")
-        .args(["-c", "import pytest"])
+    let python = sdk_python();
+    let has_pytest = Command::new(&python)
+        .args(["-c", "import pytest, standardwebhooks"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    if !has_pytest && std::env::var_os("HERALD_REQUIRE_SDK_PYTEST").is_some() {
+        panic!("HERALD_REQUIRE_SDK_PYTEST is set but {python} lacks pytest or standardwebhooks (see .ci/run)");
+    }
     let app = spawn_for_suite();
-    let mut cmd = suite_command("python3", &dir, &app);
+    let mut cmd = suite_command(&python, &dir, &app);
     cmd.env("PYTHONPATH", &dir)
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let what = if has_pytest {
         cmd.args(["-m", "pytest", "-p", "no:cacheprovider", "-rs", "tests"]);
-        "python3 -m pytest sdk/python/tests"
+        "python -m pytest sdk/python/tests"
     } else {
         // Without pytest the same unittest classes run under the standard library's runner.
         cmd.args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"]);
-        "python3 -m unittest discover sdk/python/tests"
+        "python -m unittest discover sdk/python/tests"
     };
     assert_passed(what, cmd.output());
+}
+
+/// `pip install sdk/python` builds in place (setuptools' build/ and *.egg-info); those stay
+/// out of `git status`.
+#[test]
+fn installing_the_python_sdk_leaves_nothing_untracked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(output) = Command::new("git")
+        .current_dir(root)
+        .args(["check-ignore", "--no-index"])
+        .args([
+            "sdk/python/build/lib/herald_webhooks/__init__.py",
+            "sdk/python/herald_webhooks.egg-info/PKG-INFO",
+        ])
+        .output()
+    else {
+        eprintln!("SKIPPED: no git");
+        return;
+    };
+    let ignored = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(ignored.lines().count(), 2, "not ignored: {ignored}");
 }

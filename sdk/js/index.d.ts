@@ -342,7 +342,10 @@ export interface VerifyOptions {
   bodyHeader?: string;
   /** Seconds a timestamp may be away from now. Default 300. */
   tolerance?: number;
-  /** Instead of the clock: a Date or epoch milliseconds. */
+  /**
+   * Instead of the clock: a Date or Unix seconds (as `sign`'s `timestamp` and the Python
+   * library). A number of 10^11 or more is read as epoch milliseconds, the earlier meaning.
+   */
   now?: Date | number;
 }
 

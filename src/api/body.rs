@@ -107,6 +107,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
+/// A shape error's message without serde's " at line 1 column 42": the position in a
+/// one-line body says nothing the message does not.
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    message
+        .strip_suffix(&suffix)
+        .map(str::to_owned)
+        .unwrap_or(message)
+}
+
 /// Parses JSON into `T`, telling syntax errors (`invalid_json`) from shape errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -116,7 +127,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
+        serde_json::error::Category::Data => ApiError::invalid(without_position(&e)),
         _ => ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")),
     })
 }

@@ -63,6 +63,8 @@ impl ListQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "listDeliveries",
+    summary = "List deliveries",
     path = "/api/v1/deliveries",
     tag = "deliveries",
     description = "The tenant's deliveries, newest first.",
@@ -90,6 +92,8 @@ async fn list_all(
 
 #[utoipa::path(
     get,
+    operation_id = "listWebhookDeliveries",
+    summary = "List a webhook's deliveries",
     path = "/api/v1/webhooks/{id}/deliveries",
     tag = "deliveries",
     description = "A webhook's deliveries, newest first.",
@@ -128,6 +132,8 @@ struct DeliveryWithAttempts {
 
 #[utoipa::path(
     get,
+    operation_id = "getDelivery",
+    summary = "Get a delivery with its attempts",
     path = "/api/v1/deliveries/{id}",
     tag = "deliveries",
     description = "One delivery with its attempt_log.",
@@ -149,6 +155,8 @@ async fn get(
 
 #[utoipa::path(
     post,
+    operation_id = "retryDelivery",
+    summary = "Retry a delivery",
     path = "/api/v1/deliveries/{id}/retry",
     tag = "deliveries",
     description = "Queue a finished delivery again now, with a fresh retry schedule.",
@@ -177,6 +185,8 @@ struct Recover {
 
 #[utoipa::path(
     post,
+    operation_id = "recoverWebhookDeliveries",
+    summary = "Re-queue a webhook's failed deliveries",
     path = "/api/v1/webhooks/{id}/recover",
     tag = "deliveries",
     description = "Re-queue this webhook's failed deliveries created since a time.",
@@ -202,6 +212,8 @@ async fn recover(
 
 #[utoipa::path(
     post,
+    operation_id = "sendWebhookTest",
+    summary = "Send a test event to a webhook",
     path = "/api/v1/webhooks/{id}/test",
     tag = "deliveries",
     description = "Send a webhook.test event to this webhook now, whatever its filter.",

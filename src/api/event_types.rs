@@ -37,6 +37,8 @@ struct CreateEventType {
 
 #[utoipa::path(
     post,
+    operation_id = "createEventType",
+    summary = "Create or replace an event type",
     path = "/api/v1/event-types",
     tag = "event types",
     description = "Create or replace an event type (admin): {name, description?, example?}.",
@@ -70,6 +72,8 @@ struct Paging {
 
 #[utoipa::path(
     get,
+    operation_id = "listEventTypes",
+    summary = "List event types",
     path = "/api/v1/event-types",
     tag = "event types",
     description = "The event type catalogue, newest first.",
@@ -91,6 +95,8 @@ async fn list(
 
 #[utoipa::path(
     get,
+    operation_id = "getEventType",
+    summary = "Get an event type",
     path = "/api/v1/event-types/{name}",
     tag = "event types",
     description = "One event type.",
@@ -108,6 +114,8 @@ async fn get(
 
 #[utoipa::path(
     delete,
+    operation_id = "deleteEventType",
+    summary = "Delete an event type",
     path = "/api/v1/event-types/{name}",
     tag = "event types",
     description = "Delete an event type (admin).",

@@ -74,6 +74,8 @@ fn accepted(data: impl Serialize, replayed: bool) -> HttpResponse {
 
 #[utoipa::path(
     post,
+    operation_id = "publishEvent",
+    summary = "Publish an event",
     path = "/api/v1/events",
     tag = "events",
     description = "Publish one event (a JSON object with a string `event`); 202 once it and its deliveries are durable.",
@@ -134,6 +136,8 @@ struct BatchResult {
 /// the key `K #i`, so a retried batch returns the same events.
 #[utoipa::path(
     post,
+    operation_id = "publishEventBatch",
+    summary = "Publish a batch of events",
     path = "/api/v1/events/batch",
     tag = "events",
     description = "Publish up to 1000 events atomically: {events: [...]}. With Idempotency-Key K, item i gets the key `K #i`.",
@@ -191,6 +195,8 @@ struct ListQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "listEvents",
+    summary = "List events",
     path = "/api/v1/events",
     tag = "events",
     description = "The event log, newest first.",
@@ -227,6 +233,8 @@ struct EventWithDeliveries {
 
 #[utoipa::path(
     get,
+    operation_id = "getEvent",
+    summary = "Get an event with its deliveries",
     path = "/api/v1/events/{id}",
     tag = "events",
     description = "One event with its deliveries.",

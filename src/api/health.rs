@@ -1,12 +1,14 @@
 //! `/healthz` (the process answers), `/readyz` (the database takes a write and the
-//! dispatcher is looping), `/metrics` (Prometheus text).
+//! dispatcher is looping), `/metrics` (Prometheus text, in the encoding the scraper asks for).
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::{ok, schemas, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::metrics::Format;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources rather than `cfg.route`, which would put the GET guard on the resource
@@ -18,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(
     get,
+    operation_id = "getHealth",
+    summary = "Liveness",
     path = "/healthz",
     tag = "health",
     description = "The process is up.",
@@ -29,6 +33,8 @@ async fn healthz() -> HttpResponse {
 
 #[utoipa::path(
     get,
+    operation_id = "getReadiness",
+    summary = "Readiness",
     path = "/readyz",
     tag = "health",
     description = "The database takes a write and the dispatcher is running.",
@@ -50,22 +56,33 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "getMetrics",
+    summary = "Prometheus metrics",
     path = "/metrics",
     tag = "health",
-    description = "Prometheus metrics (OpenMetrics text): attempts by outcome and status class, attempt duration and publish-to-first-attempt histograms, queue depth, in-flight attempts, endpoints by status, store commits.",
+    description = "Prometheus metrics: OpenMetrics text when `Accept` names `application/openmetrics-text` (as Prometheus does), else the classic text format 0.0.4 (what `promtool check metrics` reads). Attempts by outcome and status class, attempt duration and publish-to-first-attempt histograms, queue depth, in-flight attempts, endpoints by status, store commits.",
     responses(
-        (status = 200, description = "the metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 200, description = "the metrics", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )),
         (status = 503, description = "the database is unavailable", body = schemas::ErrorEnvelope),
     )
 )]
-async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     let gauges = state.store.gauges().await?;
     let text = state
         .engine
         .stats
         .metrics
-        .render(&gauges, state.store.writer_stats());
+        .render_as(format, &gauges, state.store.writer_stats());
     Ok(HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .content_type(format.content_type())
+        .insert_header((header::VARY, "Accept"))
         .body(text))
 }

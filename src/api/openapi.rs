@@ -26,6 +26,8 @@ use super::{deliveries, event_types, events, health, poll, schemas, tenants, web
         title = "Herald",
         description = "Self-hosted webhook delivery. Authenticate with `Authorization: Bearer <admin token or tenant API key>`; the admin names a tenant with `?tenant=` or `X-Herald-Tenant`. Every answer is `{\"success\": true, \"data\": ...}` or `{\"success\": false, \"error\": {\"code\", \"message\"}}`."
     ),
+    // Relative: the document describes the Herald that serves it, wherever it listens.
+    servers((url = "/", description = "this Herald (the origin that served this document)")),
     paths(
         webhooks::list_webhooks,
         webhooks::create,
@@ -86,10 +88,41 @@ impl Modify for Common {
             for op in operations(item) {
                 describe_parameters(path, op);
                 if op.tags.iter().flatten().any(|t| t == "health") {
+                    // Probes and scrapers carry no token: an empty list says "no
+                    // authentication", where no `security` at all would leave it unsaid.
+                    op.security = Some(Vec::new());
                     continue;
                 }
                 authenticated(op);
             }
+        }
+        drop_unused_schemas(doc);
+    }
+}
+
+/// utoipa registers every schema a `Success<T>` names, and then inlines `T` in the
+/// response; the registered copy is referenced by nothing, which linters report. A schema
+/// whose `$ref` appears nowhere else in the document goes (repeated: dropping one may leave
+/// another unreferenced).
+fn drop_unused_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    loop {
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let schemas = std::mem::take(&mut components.schemas);
+        let text = serde_json::to_string(&*doc).unwrap_or_default()
+            + &serde_json::to_string(&schemas).unwrap_or_default();
+        let before = schemas.len();
+        let kept: std::collections::BTreeMap<_, _> = schemas
+            .into_iter()
+            .filter(|(name, _)| text.contains(&format!("\"#/components/schemas/{name}\"")))
+            .collect();
+        let after = kept.len();
+        if let Some(components) = doc.components.as_mut() {
+            components.schemas = kept;
+        }
+        if after == before {
+            return;
         }
     }
 }

@@ -98,6 +98,8 @@ fn signed(state: &AppState, endpoint: &Endpoint, p: Polled, now: i64) -> PolledI
 
 #[utoipa::path(
     get,
+    operation_id = "pollWebhook",
+    summary = "Poll a poll endpoint's events",
     path = "/api/v1/webhooks/{id}/poll",
     tag = "webhooks",
     description = "A poll endpoint's pending deliveries, oldest first (query: cursor, limit). Each item has delivery_id, event_id, event, body (the exact signed bytes) and headers (the signature headers a push would carry). Passing cursor (a previous next_cursor) acknowledges every delivery up to it: they become succeeded and are not answered again. A push endpoint answers 409.",

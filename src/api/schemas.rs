@@ -194,6 +194,9 @@ pub struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
     pub secret: String,
+    /// Present when the chosen `secret_key` gives a key shorter than Standard Webhooks'
+    /// 24 bytes: it was accepted, and says so.
+    pub warning: Option<String>,
 }
 
 /// What a publish answers.
@@ -350,6 +353,10 @@ pub struct PublishPayload {
     pub event: String,
     /// ISO-8601 UTC by convention; added when absent, kept as sent otherwise.
     pub timestamp: Option<serde_json::Value>,
+    /// Every other member, delivered as sent: said as `additionalProperties`, without
+    /// which a generated client's type allows only `event` and `timestamp`.
+    #[serde(flatten)]
+    pub other: std::collections::HashMap<String, serde_json::Value>,
 }
 
 #[derive(ToSchema)]

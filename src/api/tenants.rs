@@ -73,6 +73,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 #[utoipa::path(
     post,
+    operation_id = "createTenant",
+    summary = "Create a tenant",
     path = "/api/v1/tenants",
     tag = "tenants",
     description = "Create a tenant (admin): {id, name?}.",
@@ -100,6 +102,8 @@ async fn create(
 
 #[utoipa::path(
     get,
+    operation_id = "listTenants",
+    summary = "List tenants",
     path = "/api/v1/tenants",
     tag = "tenants",
     description = "List tenants (admin).",
@@ -121,6 +125,8 @@ async fn list_tenants(
 
 #[utoipa::path(
     get,
+    operation_id = "getTenant",
+    summary = "Get a tenant",
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
     description = "One tenant (admin).",
@@ -139,6 +145,8 @@ async fn get(
 
 #[utoipa::path(
     patch,
+    operation_id = "renameTenant",
+    summary = "Rename a tenant",
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
     description = "Rename a tenant (admin): {name}.",
@@ -160,6 +168,8 @@ async fn rename(
 
 #[utoipa::path(
     delete,
+    operation_id = "deleteTenant",
+    summary = "Delete a tenant",
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
     description = "Delete a tenant and everything it owns (admin).",
@@ -182,6 +192,8 @@ async fn delete(
 
 #[utoipa::path(
     post,
+    operation_id = "createTenantKey",
+    summary = "Create a tenant API key",
     path = "/api/v1/tenants/{id}/keys",
     tag = "tenants",
     description = "Create an API key (admin); the token is shown once.",
@@ -204,6 +216,8 @@ async fn create_key(
 
 #[utoipa::path(
     get,
+    operation_id = "listTenantKeys",
+    summary = "List a tenant's API keys",
     path = "/api/v1/tenants/{id}/keys",
     tag = "tenants",
     description = "A tenant's API keys (admin).",
@@ -229,6 +243,8 @@ async fn list_keys(
 
 #[utoipa::path(
     delete,
+    operation_id = "revokeTenantKey",
+    summary = "Revoke a tenant API key",
     path = "/api/v1/tenants/{id}/keys/{key_id}",
     tag = "tenants",
     description = "Revoke an API key (admin).",

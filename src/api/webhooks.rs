@@ -18,7 +18,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::service::check_description;
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint};
-use crate::wire::signing::{generate_secret, validate_secret, Scheme};
+use crate::wire::signing::{generate_secret, short_key_warning, validate_secret, Scheme};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -46,8 +46,10 @@ struct CreateWebhook {
     url: Option<String>,
     /// Event names, `*`, or prefix wildcards such as `book.*`.
     #[schema(min_items = 1, max_items = 100, value_type = Vec<EventPattern>)]
+    #[serde(deserialize_with = "event_list")]
     events: Vec<String>,
-    /// `whsec_<base64>` or any string of 24 to 200 visible characters; generated when absent.
+    /// `whsec_<base64>` or any string of visible characters (Standard Webhooks asks for a key
+    /// of 24 to 64 bytes; a shorter one is accepted with a warning); generated when absent.
     secret_key: Option<String>,
     #[schema(max_length = 500)]
     description: Option<String>,
@@ -72,6 +74,7 @@ struct CreateWebhook {
 struct UpdateWebhook {
     url: Option<String>,
     #[schema(min_items = 1, max_items = 100, value_type = Option<Vec<EventPattern>>)]
+    #[serde(default, deserialize_with = "some_event_list")]
     events: Option<Vec<String>>,
     #[schema(max_length = 500)]
     description: Option<String>,
@@ -160,6 +163,9 @@ pub struct WithSecret<'a> {
     #[serde(flatten)]
     pub endpoint: &'a Endpoint,
     pub secret: &'a str,
+    /// Why the chosen `secret_key` is weak, when it is (see `short_key_warning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
@@ -196,8 +202,43 @@ fn parse_description(d: String) -> Result<String, ApiError> {
     Ok(check_description(d)?)
 }
 
+/// `events` as a list. Written as a bare string (`"events": "job.completed"`) serde would
+/// answer "invalid type: string, expected a sequence"; this says what to write instead.
+fn event_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    let not_a_list = |what: &str| {
+        D::Error::custom(format!(
+            "`events` must be an array of event names, such as [\"job.completed\"] or [\"*\"], not {what}"
+        ))
+    };
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                serde_json::Value::String(name) => Ok(name),
+                other => Err(D::Error::custom(format!(
+                    "`events` lists event names as strings; {other} is not one"
+                ))),
+            })
+            .collect(),
+        serde_json::Value::String(name) => Err(not_a_list(&format!(
+            "a string (write [{}])",
+            serde_json::Value::String(name)
+        ))),
+        serde_json::Value::Null => Err(not_a_list("null")),
+        _ => Err(not_a_list("this value")),
+    }
+}
+
+/// `event_list` for PATCH, where an absent `events` keeps the endpoint's.
+fn some_event_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    event_list(d).map(Some)
+}
+
 #[utoipa::path(
     post,
+    operation_id = "createWebhook",
+    summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
     description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list) and request_timeout (\"5s\") override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
@@ -217,6 +258,8 @@ async fn create(
         }
         None => generate_secret(),
     };
+    // Accepted, not refused: seed 000's own example registers "your-secret-key".
+    let warning = short_key_warning(&secret).map(|w| format!("secret_key: {w}"));
     let kind = body
         .kind
         .as_deref()
@@ -267,17 +310,23 @@ async fn create(
         .create_endpoint(&auth.tenant, new, now_ms())
         .await?;
     tracing::info!(tenant = %auth.tenant, endpoint = endpoint.id, "webhook created");
+    if let Some(warning) = &warning {
+        tracing::warn!(tenant = %auth.tenant, endpoint = endpoint.id, "{warning}");
+    }
     Ok(respond(
         StatusCode::CREATED,
         WithSecret {
             endpoint: &endpoint,
             secret: &endpoint.secret,
+            warning,
         },
     ))
 }
 
 #[utoipa::path(
     get,
+    operation_id = "listWebhooks",
+    summary = "List webhooks",
     path = "/api/v1/webhooks",
     tag = "webhooks",
     description = "List the tenant's webhooks (also at /api/webhooks), newest first.",
@@ -313,6 +362,8 @@ async fn list_webhooks(
 
 #[utoipa::path(
     get,
+    operation_id = "getWebhook",
+    summary = "Get a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
     description = "One webhook.",
@@ -331,6 +382,8 @@ async fn get(
 
 #[utoipa::path(
     patch,
+    operation_id = "updateWebhook",
+    summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
     description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule or request_timeout (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
@@ -411,6 +464,8 @@ async fn update(
 
 #[utoipa::path(
     delete,
+    operation_id = "deleteWebhook",
+    summary = "Delete a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
     description = "Delete a webhook and its delivery history.",
@@ -429,6 +484,8 @@ async fn delete(
 
 #[utoipa::path(
     post,
+    operation_id = "rotateWebhookSecret",
+    summary = "Rotate a webhook's secret",
     path = "/api/v1/webhooks/{id}/rotate-secret",
     tag = "webhooks",
     description = "New secret; the previous one keeps signing for rotation_grace.",
@@ -444,5 +501,6 @@ async fn rotate_secret(
     Ok(ok(WithSecret {
         endpoint: &endpoint,
         secret: &endpoint.secret,
+        warning: None,
     }))
 }

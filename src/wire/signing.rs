@@ -171,6 +171,22 @@ pub fn validate_secret(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Standard Webhooks asks for keys of 24 to 64 bytes.
+pub const MIN_KEY_BYTES: usize = 24;
+
+/// Why `secret` makes a weak key, if it does: its `standard` key (the decoded `whsec_`
+/// remainder, else the string's bytes) is shorter than `MIN_KEY_BYTES`.
+pub fn short_key_warning(secret: &str) -> Option<String> {
+    let bytes = standard_key(secret).len();
+    (bytes < MIN_KEY_BYTES).then(|| {
+        format!(
+            "gives a {bytes}-byte signing key; Standard Webhooks asks for {MIN_KEY_BYTES} to 64 \
+             bytes (use whsec_ + the base64 of 24 or more random bytes, or leave secret_key \
+             out to have one generated)"
+        )
+    })
+}
+
 /// Everything needed to sign one request.
 pub struct SignInput<'a> {
     pub event_id: &'a str,
@@ -649,6 +665,22 @@ mod tests {
         assert_eq!(BASE64.decode(encoded).expect("base64").len(), 32);
         assert_eq!(validate_secret(&secret), Ok(()));
         assert_ne!(secret, generate_secret());
+    }
+
+    #[test]
+    fn short_keys_are_named() {
+        for (secret, warned) in [
+            ("your-secret-key", true),
+            ("abc", true),
+            // whsec_ + base64: the decoded length counts (18 bytes here).
+            ("whsec_AAAAAAAAAAAAAAAAAAAAAAAA", true),
+            ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", false),
+            ("a-plain-secret-of-24-chr", false),
+        ] {
+            assert_eq!(short_key_warning(secret).is_some(), warned, "{secret}");
+        }
+        assert!(short_key_warning("abc").unwrap().contains("3-byte"));
+        assert!(short_key_warning(&generate_secret()).is_none());
     }
 
     #[test]

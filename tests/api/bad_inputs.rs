@@ -143,3 +143,55 @@ fn bad_inputs_get_a_4xx_envelope_and_change_nothing() {
     assert_eq!(status, 400, "{text}");
     assert_eq!(snapshot(&app), before);
 }
+
+/// A shape error says what to write: a bare string where a list belongs names the list it
+/// should be, and no message carries serde's "at line 1 column N" or "expected a sequence".
+#[test]
+fn shape_errors_say_what_to_write() {
+    let app = TestApp::spawn();
+    app.create_webhook("https://example.com/hook", &["*"]);
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("POST", "/api/v1/webhooks", r#"{"url": "https://x.io", "events": "job.completed"}"#, &["`events` must be an array", r#"["job.completed"]"#]),
+        ("POST", "/api/v1/webhooks", r#"{"url": "https://x.io", "events": [5]}"#, &["`events` lists event names as strings"]),
+        ("PATCH", "/api/v1/webhooks/1", r#"{"events": "job.completed"}"#, &["`events` must be an array"]),
+        ("POST", "/api/v1/webhooks", r#"{"url": 5, "events": ["a"]}"#, &["invalid type"]),
+    ];
+    for (method, path, body, says) in cases {
+        let (status, json) = app.call(method, path, Some(ADMIN_TOKEN), Some(body));
+        assert_eq!(status, 400, "{method} {path} {body}: {json}");
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        for s in *says {
+            assert!(message.contains(s), "{body}: {s:?} not in {message:?}");
+        }
+        for not in ["line 1 column", "expected a sequence"] {
+            assert!(!message.contains(not), "{body}: {message:?}");
+        }
+    }
+}
+
+/// A `secret_key` shorter than Standard Webhooks' 24 bytes is accepted (seed 000 registers
+/// "your-secret-key") but not silently: the answer carries a `warning`; a long one none.
+#[test]
+fn a_short_secret_key_is_accepted_with_a_warning() {
+    let app = TestApp::spawn();
+    for (secret, warned) in [
+        ("abc", true),
+        ("your-secret-key", true),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", false),
+    ] {
+        let (status, json) = app.admin(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://example.com/hook", "events": ["*"], "secret_key": secret})),
+        );
+        assert_eq!(status, 201, "{json}");
+        assert_eq!(json["data"]["secret"], secret);
+        let warning = json["data"]["warning"].as_str();
+        assert_eq!(warning.is_some(), warned, "{secret}: {json}");
+        if let Some(w) = warning {
+            assert!(w.contains("secret_key") && w.contains("24"), "{w}");
+            assert!(!w.contains(secret), "the warning repeats the secret: {w}");
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_inputs;
 mod metrics;
+mod openapi_tools;
 mod operator;
 mod poll;
 mod publish;

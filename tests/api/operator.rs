@@ -198,3 +198,92 @@ fn cli_finds_its_config_through_herald_config() {
     assert_eq!(status, 200);
     assert!(!dir.path().join("herald.db").exists());
 }
+
+/// `herald serve` that cannot start says which setting to change, and leaves nothing behind
+/// when it is the port: no database, no key file, no admin token printed and then lost.
+#[test]
+fn serve_refusals_name_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    struct Case {
+        what: &'static str,
+        listen: String,
+        /// The db path, relative to the temp dir.
+        db: &'static str,
+        config: Option<&'static str>,
+        says: Vec<String>,
+        not_said: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            what: "port in use",
+            listen: taken.clone(),
+            db: "herald.db",
+            config: None,
+            says: vec![taken.clone(), "--listen".into(), "`listen`".into()],
+            not_said: &[],
+        },
+        Case {
+            what: "db in a missing directory",
+            listen: "127.0.0.1:0".into(),
+            db: "no/such/dir/herald.db",
+            config: None,
+            says: vec![
+                "no/such/dir/herald.db".into(),
+                "does not exist".into(),
+                "--db".into(),
+            ],
+            not_said: &["herald.key"],
+        },
+        Case {
+            what: "a bad value in the config file",
+            listen: "127.0.0.1:0".into(),
+            db: "herald.db",
+            config: Some("retry_schedule = \"soon\"\n"),
+            says: vec!["herald.toml".into(), "key `retry_schedule`".into()],
+            not_said: &[],
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("serve");
+        if let Some(text) = case.config {
+            let path = dir.path().join("herald.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        cmd.args(["--listen", &case.listen, "--db"])
+            .arg(dir.path().join(case.db))
+            .env_remove("HERALD_CONFIG")
+            .env_remove("HERALD_ADMIN_TOKEN")
+            .env_remove("HERALD_SECRET_KEY")
+            .env_remove("HERALD_SECRET_KEY_FILE")
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: started\n{stdout}", case.what);
+        for says in &case.says {
+            assert!(
+                stderr.contains(says.as_str()),
+                "{}: {says:?} not in {stderr}",
+                case.what
+            );
+        }
+        for not in case.not_said {
+            assert!(!stderr.contains(not), "{}: {not:?} in {stderr}", case.what);
+        }
+        assert!(
+            !stdout.to_lowercase().contains("token"),
+            "{}: {stdout}",
+            case.what
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "herald.toml")
+            .collect();
+        assert!(left.is_empty(), "{}: left {left:?}", case.what);
+    }
+}

@@ -38,7 +38,8 @@ const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
  * @param {string | string[]} secret  the endpoint's secret (several are tried in turn)
  * @param {object} [options]  scheme ('standard' | 'timestamped' | 'body'; by default the first
  *   whose headers are present, in that order), prefix ('X-Herald'), bodyHeader
- *   ('X-Webhook-Signature'), tolerance (seconds, 300), now (a Date or epoch milliseconds)
+ *   ('X-Webhook-Signature'), tolerance (seconds, 300), now (a Date or Unix seconds, like sign's
+ *   timestamp; a number of 10^11 or more is read as epoch milliseconds, what `now` meant before)
  */
 export function verify(body, headers, secret, options = {}) {
   const { createHmac } = needCrypto();
@@ -164,10 +165,20 @@ function present(h, names) {
 
 function checkTimestamp(value, tolerance, now) {
   if (!/^\d{1,15}$/.test(value.trim())) throw new WebhookVerificationError('the timestamp header is not unix seconds');
-  const nowMs = now === undefined ? Date.now() : now instanceof Date ? now.getTime() : now;
-  const age = Math.floor(nowMs / 1000) - Number(value);
+  const age = nowSeconds(now) - Number(value);
   if (age > tolerance) throw new WebhookVerificationError('the timestamp is too old');
   if (age < -tolerance) throw new WebhookVerificationError('the timestamp is too far in the future');
+}
+
+// Unix seconds, as sign() and the Python library take them. Until 0.1 `now` was epoch
+// milliseconds; such a value (10^11 ms is 1973, 10^11 s the year 5138) still works.
+const MILLISECONDS_FROM = 1e11;
+
+function nowSeconds(now) {
+  if (now === undefined) return Math.floor(Date.now() / 1000);
+  if (now instanceof Date) return Math.floor(now.getTime() / 1000);
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw new TypeError('now must be a Date or Unix seconds');
+  return Math.floor(now >= MILLISECONDS_FROM ? now / 1000 : now);
 }
 
 /** Constant-time equality of two byte strings (lengths are not secret). */

@@ -61,6 +61,13 @@ async function runModule(code) {
   }
 }
 
+/** The leading comment lines (with `marker`) and the code after them. */
+function splitHead(text, marker) {
+  const lines = text.split('\n');
+  const n = lines.findIndex((line) => !line.startsWith(marker));
+  return [lines.slice(0, n).join('\n'), lines.slice(n).join('\n')];
+}
+
 function withKey(code) {
   assert.equal(code.split("'lector_xxx'").length, 2, 'the key placeholder appears once');
   return code.replace("'lector_xxx'", JSON.stringify(key));
@@ -76,7 +83,11 @@ function printsIdAndSecret(stdout) {
 test('examples/seed.mjs is the seed with only the import and constructor renamed', () => {
   const example = readFileSync(new URL('../examples/seed.mjs', import.meta.url), 'utf8');
   const renamed = SEED.replace("'@lectorai/sdk'", "'herald-webhooks'").replaceAll('LectorAI', 'Herald');
-  assert.equal(example, renamed);
+  // After a comment that explains the 404 it ends with.
+  const [head, code] = splitHead(example, '//');
+  assert.equal(code, renamed);
+  assert.match(head, /404/);
+  assert.match(head, /README/);
 });
 
 test('the seed example runs: it prints an id and a secret, then tests the webhook it deleted', async () => {

@@ -7,7 +7,7 @@ import { sign, verify, WebhookVerificationError } from '../src/index.js';
 
 const EVENT_ID = 'evt_01J9Z6Q4N3XK8R2V5T7W0YB1CD';
 const TIMESTAMP = 1_735_689_600;
-const NOW = TIMESTAMP * 1000;
+const NOW = TIMESTAMP; // `now` is Unix seconds, as sign's timestamp
 const BODY = '{"event":"job.completed","task_id":"task_xxx","data":{"credits_charged":6}}';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const PREVIOUS = 'your-secret-key';
@@ -42,7 +42,7 @@ test('the Standard Webhooks spec example', () => {
     'webhook-timestamp': '1614265330',
     'webhook-signature': 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
   };
-  assert.deepEqual(verify('{"test": 2432232314}', headers, SECRET, { now: 1614265330_000 }), { test: 2432232314 });
+  assert.deepEqual(verify('{"test": 2432232314}', headers, SECRET, { now: 1614265330 }), { test: 2432232314 });
 });
 
 test('each scheme, with the rotation signatures in their places', () => {
@@ -64,10 +64,18 @@ test('each scheme, with the rotation signatures in their places', () => {
     refused(() => verify(`${BODY} `, headers, SECRET, { scheme, now: NOW }), /no .* signature matches/);
   }
   // The body scheme has no timestamp, so no tolerance applies to it.
-  assert.ok(verify(BODY, headers, SECRET, { scheme: 'body', now: NOW + 86_400_000 }));
-  refused(() => verify(BODY, headers, SECRET, { scheme: 'timestamped', now: NOW + 301_000 }), /too old/);
-  assert.ok(verify(BODY, headers, SECRET, { scheme: 'timestamped', now: NOW + 299_000 }));
-  refused(() => verify(BODY, headers, SECRET, { scheme: 'standard', now: NOW - 301_000 }), /future/);
+  assert.ok(verify(BODY, headers, SECRET, { scheme: 'body', now: NOW + 86_400 }));
+  refused(() => verify(BODY, headers, SECRET, { scheme: 'timestamped', now: NOW + 301 }), /too old/);
+  assert.ok(verify(BODY, headers, SECRET, { scheme: 'timestamped', now: NOW + 299 }));
+  refused(() => verify(BODY, headers, SECRET, { scheme: 'standard', now: NOW - 301 }), /future/);
+  // `now` as sign() takes its timestamp: Unix seconds; also a Date, and (the earlier
+  // meaning, kept working) epoch milliseconds.
+  const signedNow = sign(BODY, SECRET, { scheme: 'timestamped', timestamp: NOW });
+  for (const now of [NOW, new Date(NOW * 1000), NOW * 1000, NOW * 1000 + 299_000]) {
+    assert.ok(verify(BODY, signedNow, SECRET, { scheme: 'timestamped', now }), String(now));
+  }
+  refused(() => verify(BODY, signedNow, SECRET, { scheme: 'timestamped', now: NOW * 1000 + 301_000 }), /too old/);
+  assert.throws(() => verify(BODY, signedNow, SECRET, { now: '1735689600' }), TypeError);
 });
 
 test('headers in any case and shape; bytes or text', () => {

@@ -1,3 +1,8 @@
+# The book-translation seed's SDK example exactly as published (only the import and the
+# constructor renamed). It ends in an error ON PURPOSE of the seed's order, not Herald's:
+# it deletes the webhook and then tests it, and Herald answers a deleted webhook with
+# HTTP 404 (HeraldError, code not_found). README's "Client libraries" example is the
+# same code with `test` before `delete`, and runs to the end.
 from herald_webhooks import Herald
 client = Herald(api_key='lector_xxx')
 # Crear webhook

@@ -50,6 +50,10 @@ class ExamplesTest(HeraldTestCase):
 
     def test_the_seed_example_prints_an_id_and_a_secret_then_tests_what_it_deleted(self) -> None:
         code = (PACKAGE_DIR / "examples" / "seed.py").read_text()
+        # Its opening comment says why it ends in a 404, and where the working order is.
+        head = code.split("from herald_webhooks")[0]
+        self.assertIn("404", head)
+        self.assertIn("README", head)
         run = self.run_code(self.with_key(code))
         webhook_id = self.prints_id_and_secret(run.stdout)
         # The seed deletes the webhook before testing it; Herald answers that webhook with

@@ -30,6 +30,8 @@ const POOL_SIZE: u32 = 16;
 pub struct Target {
     pub config: postgres::Config,
     pub tls: MakeRustlsConnect,
+    /// Whether the URL named an `sslrootcert` (what a TLS refusal's hint depends on).
+    pub has_root_cert: bool,
 }
 
 impl Target {
@@ -83,14 +85,15 @@ impl Target {
         Ok(Target {
             config,
             tls: MakeRustlsConnect::new(client_config(root_cert.as_deref())?),
+            has_root_cert: root_cert.is_some(),
         })
     }
 
     /// A connection of its own (the LISTEN thread, migrations).
     pub fn connect(&self) -> Result<postgres::Client> {
-        self.config.connect(self.tls.clone()).map_err(|e| {
-            StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
-        })
+        self.config
+            .connect(self.tls.clone())
+            .map_err(|e| self.refused(&e))
     }
 
     pub fn pool(&self) -> Result<Pool> {
@@ -103,9 +106,28 @@ impl Target {
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
-            .map_err(|e| {
-                StoreError::Open(format!("cannot connect to PostgreSQL: {}", with_cause(&e)))
-            })
+            .map_err(|e| self.refused(&e))
+    }
+
+    fn refused(&self, e: &dyn std::error::Error) -> StoreError {
+        let cause = with_cause(e);
+        let hint = tls_hint(&cause, self.has_root_cert);
+        StoreError::Open(format!("cannot connect to PostgreSQL: {cause}{hint}"))
+    }
+}
+
+/// What to change when the server's certificate was refused: the URL's `sslrootcert=`.
+fn tls_hint(cause: &str, has_root_cert: bool) -> &'static str {
+    let lower = cause.to_ascii_lowercase();
+    if !lower.contains("certificate") && !lower.contains("tls") {
+        return "";
+    }
+    if has_root_cert {
+        " (the server's certificate is not signed by the CA in the URL's sslrootcert=, or \
+         does not name this host)"
+    } else {
+        " (the server's certificate is checked against the public roots; for a private CA, \
+         add sslrootcert=/path/to/ca.pem to the URL)"
     }
 }
 
@@ -164,5 +186,18 @@ impl From<postgres::Error> for StoreError {
             // "error serializing parameter 1" says little without its cause.
             _ => StoreError::Backend(with_cause(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_certificate_points_at_sslrootcert() {
+        let refused = "error performing TLS handshake: invalid peer certificate: UnknownIssuer";
+        assert!(tls_hint(refused, false).contains("add sslrootcert="));
+        assert!(tls_hint(refused, true).contains("sslrootcert="));
+        assert_eq!(tls_hint("password authentication failed", false), "");
     }
 }

@@ -21,9 +21,16 @@ pub fn migrate(client: &mut Client) -> Result<()> {
     // Taken before reading the version: a second replica blocks here, then reads the
     // version the first one committed and has nothing to do.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    // A table rather than PostgreSQL's (non-existent) user_version: the version must live in
-    // the database itself so every replica and `herald migrate` read the same one.
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")?;
+    // A table rather than SQLite's user_version, which PostgreSQL lacks: the version lives
+    // in the database itself, so every replica and `herald migrate` read the same one.
+    // Created only when missing, asked first: `CREATE TABLE IF NOT EXISTS` on an existing
+    // table makes the server send a NOTICE, which every start printed.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE schema_version (version integer NOT NULL)")?;
+    }
     let current: Option<i32> = tx
         .query_opt("SELECT version FROM schema_version", &[])?
         .map(|r| r.get(0));
