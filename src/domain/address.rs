@@ -22,6 +22,8 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
     }
 }
 
+// A deny list, not an allow list of "global" ranges: std's `is_global` is unstable, and
+// every range below is one a request from inside a network could reach something with.
 fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
     let [a, b, c, _] = ip.octets();
     ip.is_unspecified()
@@ -39,6 +41,8 @@ fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
+    // ::ffff:a.b.c.d is connected to as the IPv4 address on a dual-stack socket, so it
+    // must be judged by the IPv4 rules or ::ffff:127.0.0.1 would reach loopback.
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_forbidden_v4(v4);
     }
@@ -67,9 +71,13 @@ fn v4_from(high: u16, low: u16) -> Ipv4Addr {
 /// names that always mean this machine or the metadata service. Other names are checked
 /// when the worker resolves them.
 pub fn check_host(host: &str) -> Result<(), String> {
+    // A zone id (fe80::1%eth0) picks an interface on this machine: there is no public
+    // address that needs one.
     if host.contains('%') {
         return Err("addresses with a zone id are not allowed".into());
     }
+    // "localhost." and "127.0.0.1." resolve like their undotted forms; strip the root dot so
+    // neither spelling slips past the comparisons below.
     let host = host.strip_suffix('.').unwrap_or(host);
     let literal = host
         .parse::<IpAddr>()
@@ -84,6 +92,8 @@ pub fn check_host(host: &str) -> Result<(), String> {
             Ok(())
         };
     }
+    // Names are only a first line of defence (a public name can point at 10.0.0.1); these
+    // are the ones that are local by definition, refused early so the user hears why.
     let name = host.trim_end_matches('.').to_ascii_lowercase();
     let local = name == "localhost"
         || name.ends_with(".localhost")
@@ -113,6 +123,8 @@ fn parse_inet_aton(host: &str) -> Option<Ipv4Addr> {
             }
         })
         .collect::<Option<_>>()?;
+    // inet_aton's rule: the last part fills all the bytes the earlier parts left, so
+    // "127.1" is 127.0.0.1 and a lone number is the whole 32-bit address.
     let (last, init) = parts.split_last()?;
     if init.len() > 3 || init.iter().any(|p| *p > 255) {
         return None;

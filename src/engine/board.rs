@@ -130,6 +130,8 @@ impl Board {
         d
     }
 
+    /// A panic while holding the lock cannot leave the counts half-updated in a way worse
+    /// than stopping delivery altogether, so a poisoned lock is taken as it is.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -178,6 +180,7 @@ impl Board {
             match delivery.rate_limit.or(self.default_rate) {
                 Some(rate) => {
                     let interval = 1000.0 / rate;
+                    // Never attempted: no previous send to space from, so it may go now.
                     let last = delivery.last_attempt_at.map_or(f64::MIN, |t| t as f64);
                     let pace = s.pace.entry(endpoint).or_insert(Pace {
                         interval,
@@ -199,6 +202,8 @@ impl Board {
             let limited = s.pace.get(&endpoint).is_some_and(|p| p.interval > 0.0);
             let cap = Self::cap_in(&s, endpoint, self.cap);
             let queue = s.waiting.entry(endpoint).or_default();
+            // Only rate-limited endpoints give back claims: an unlimited one drains its
+            // queue as fast as workers free, so holding a queue of `cap` costs little.
             if limited && queue.len() >= cap {
                 excess.push(delivery.delivery_id);
                 s.total -= 1;
@@ -263,10 +268,14 @@ impl Board {
         if ok {
             let ms = ms.max(1) as f64;
             limit.fastest_ms = (limit.fastest_ms * 1.01).min(ms);
+            // +1/current per success is about +1 per window of `current` answers: TCP's
+            // congestion avoidance, slow enough that one lucky burst does not overshoot.
             if ms <= 2.0 * limit.fastest_ms {
                 limit.current = (limit.current + 1.0 / limit.current).min(max);
             }
         } else if limit.since_decrease >= limit.window {
+            // The next window is the number in flight now: their failures are echoes of
+            // this overload and must not halve the limit again.
             limit.window = limit.current.ceil() as usize;
             limit.current = (limit.current / 2.0).max(1.0);
             limit.since_decrease = 0;
@@ -282,6 +291,8 @@ impl Board {
         if now < pace.next_at {
             return false;
         }
+        // From max(next_at, now): an endpoint idle for an hour earns no burst of saved-up
+        // slots, which is what keeps this a limit and not an average.
         pace.next_at = pace.next_at.max(now) + pace.interval;
         true
     }
@@ -341,6 +352,8 @@ impl Board {
         now: i64,
     ) -> Finished {
         let mut s = self.lock();
+        // A back-off without a rate limit still needs a Pace (interval 0) so `may_send`
+        // and `next_release_at` see it.
         if let Some(until) = backoff_until {
             let pace = s.pace.entry(endpoint).or_insert(Pace {
                 interval: 0.0,
@@ -373,6 +386,8 @@ impl Board {
                 paced: false,
             };
         }
+        // The worker continues with the endpoint only inside its (possibly just halved)
+        // limit and its schedule; otherwise the delivery waits for `release_due`.
         let within =
             s.in_flight.get(&endpoint).copied().unwrap_or(0) < Self::cap_in(&s, endpoint, self.cap);
         let paced =
@@ -439,6 +454,8 @@ impl Board {
     /// Stops handing out work; returns the ids of what was claimed but never sent.
     pub fn stop(&self) -> Vec<i64> {
         let mut s = self.lock();
+        // Set under the lock, so a `pin` racing the shutdown sees it and gives back its
+        // claim rather than putting work on a board no worker reads.
         s.stopping = true;
         let mut unsent: Vec<i64> = s.ready.drain(..).map(|d| d.delivery_id).collect();
         for (_, queue) in s.waiting.drain() {

@@ -24,6 +24,7 @@ pub struct Harness {
     worker: WorkerContext,
     judge: Arc<dyn Judge>,
     signals: mpsc::Receiver<Signal>,
+    /// Kept so workers' sends do not fail; the harness records through `record` instead.
     _results: mpsc::Receiver<AttemptRecord>,
     /// Never triggered: a test ends by dropping the harness.
     _shutdown: Shutdown,
@@ -37,6 +38,8 @@ impl Harness {
     ) -> Result<Harness, StoreError> {
         let shutdown = Shutdown::default();
         let dyn_clock: Arc<dyn Clock> = clock.clone();
+        // The same wiring `Engine::start` uses, so a stepped test exercises the parts the
+        // threads run rather than a copy that could drift from them.
         let parts = Parts::wire(store.clone(), Arc::new(config), dyn_clock, &shutdown)?;
         Ok(Harness {
             store,
@@ -71,6 +74,7 @@ impl Harness {
                     record.backoff_until,
                     self.clock.now_ms(),
                 );
+                // As the worker does: claims dropped behind a 410 go back at once.
                 let _ = self.worker.outbox.release(&finished.dropped);
                 records.push(record);
                 match finished.next {

@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::domain::address;
 
 /// How much of a response body is kept in the attempt history.
+/// Enough to show a receiver's error message on the attempt page; a cap so a receiver
+/// streaming megabytes cannot fill the database or stall a worker reading it.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 
 /// What a tenant reads (in `last_error` and the attempt) both for a name that does not
@@ -56,6 +58,8 @@ impl Resolver for GuardedResolver {
         if self.allow_private {
             return Ok(resolved);
         }
+        // Filter rather than refuse on the first bad address: a dual-stack name with one
+        // private and one public address still delivers, to the public one only.
         let mut allowed = self.empty();
         for addr in resolved.iter() {
             if !address::is_forbidden(addr.ip()) {
@@ -75,6 +79,9 @@ impl Resolver for GuardedResolver {
     }
 }
 
+/// Builds the one agent the workers share. Its idle pool is sized from the worker count
+/// and the per-endpoint concurrency, so keep-alive connections are reused under load
+/// instead of being closed and reopened (a TLS handshake per delivery).
 pub fn agent(config: &Config) -> Agent {
     let ureq_config: UreqConfig = Agent::config_builder()
         .timeout_connect(Some(config.connect_timeout))
@@ -131,9 +138,13 @@ pub fn post(
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
+    // Errors are folded into the Response so the worker has one type to record: an
+    // attempt that never got a status is still an attempt, with its reason kept.
     match request.send(body) {
         Ok(mut response) => {
             let status = response.status().as_u16();
+            // Header values that are not visible ASCII are dropped, not lossily converted:
+            // the history shows what the receiver sent or nothing.
             let mut kept = serde_json::Map::new();
             for (name, value) in response.headers() {
                 if let Ok(v) = value.to_str() {
@@ -145,6 +156,8 @@ pub fn post(
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(super::retry::parse_retry_after);
+            // A read error after the status still counts as a response (the status is what
+            // decides success); the error is kept beside it for the attempt page.
             let mut buf = Vec::new();
             let read = response
                 .body_mut()
@@ -173,6 +186,8 @@ pub fn post(
     }
 }
 
+/// Plain wording for the transport failures an endpoint's owner meets most, as the
+/// attempt history shows them; anything else keeps ureq's own message.
 fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use crate::store::Outbox;
 
+/// Rows per delete statement. Each batch is one short write transaction; on SQLite the
+/// single writer serves publishes between batches, so this bounds how long one publish
+/// can wait behind retention.
 const BATCH: usize = 500;
 
 /// How often to look: a tenth of the retention, between 1 s and a minute, so a short
@@ -18,12 +21,16 @@ fn interval(retention: Duration) -> Duration {
     (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
+/// The pruner thread's loop. The cutoff is recomputed every round from the clock, so a
+/// process that runs for months keeps a sliding window rather than the start-up one.
 pub fn run(store: Arc<dyn Outbox>, retention: Duration, shutdown: Shutdown) {
     let every = interval(retention);
     while !shutdown.is_set() {
         let before = now_ms() - retention.as_millis() as i64;
         loop {
             match store.prune(before, BATCH) {
+                // A full batch means more is due: keep going, but pause so the writer is
+                // not monopolised and publishes interleave with the backlog.
                 Ok(n) if n == BATCH && !shutdown.is_set() => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -33,6 +40,8 @@ pub fn run(store: Arc<dyn Outbox>, retention: Duration, shutdown: Shutdown) {
                     }
                     break;
                 }
+                // A failed prune loses nothing (the rows are still there, just old): log and
+                // retry next interval rather than stop retention for the process lifetime.
                 Err(e) => {
                     tracing::warn!(error = %e, "pruning failed; will try again");
                     break;

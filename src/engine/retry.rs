@@ -25,16 +25,24 @@ pub fn decide(
     if success {
         return Verdict::Succeeded;
     }
+    // 410 Gone is the receiver saying the endpoint no longer exists: retrying would only
+    // load a server that has already answered.
     if gone {
         return Verdict::Failed;
     }
+    // The first attempt of a round is not in the schedule, so attempt n waits schedule[n-1];
+    // running off the end is the only way a retryable failure becomes final.
     let Some(wait) = schedule.get(round_attempts.saturating_sub(1) as usize) else {
         return Verdict::Failed;
     };
+    // max, not replace: a receiver's short Retry-After must not make us retry sooner than
+    // the schedule already promised the endpoint's owner.
     let wait = match retry_after {
         Some(asked) => (*wait).max(asked.min(RETRY_AFTER_CAP)),
         None => *wait,
     };
+    // Saturating: a schedule parsed from config could be absurdly long; an overflow here
+    // would wrap into the past and retry at once.
     Verdict::RetryAt(now_ms.saturating_add(wait.as_millis() as i64))
 }
 

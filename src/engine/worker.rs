@@ -20,13 +20,16 @@ use crate::lifecycle::Tally;
 use crate::store::{AttemptRecord, Claimed, Judge, Outbox, Verdict};
 use crate::wire::signing::{self, HeaderNames, SignInput};
 
-/// How much of a successful response's body is kept.
+/// How much of a successful response's body is kept: a success needs no diagnosis, and
+/// most of the attempt rows a busy deployment writes are successes.
 const SUCCESS_EXCERPT: usize = 256;
 
-/// The most records one recorder transaction writes.
+/// The most records one recorder transaction writes: large enough that group commit pays
+/// off under load, small enough that one transaction never holds the writer for long.
 const RECORD_BATCH: usize = 1024;
 
-/// How long the recorder waits for more records before writing a batch.
+/// How long the recorder waits for more records before writing a batch. Short, because a
+/// delivery's claim (and a FIFO endpoint's next head) is held until its record commits.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
 
 #[derive(Clone)]
@@ -57,6 +60,8 @@ impl WorkerContext {
 /// shutdown), and sends its endpoint's deliveries one after another.
 pub fn run(ctx: WorkerContext) {
     while let Some(mut delivery) = ctx.board.next() {
+        // Counted while the worker owns a delivery, so shutdown can wait for requests
+        // already on the wire instead of cutting them off mid-send.
         let _at_work = ctx.busy.enter();
         loop {
             ctx.stats.metrics.attempt_started();
@@ -64,6 +69,8 @@ pub fn run(ctx: WorkerContext) {
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
+            // No status means timeout or connection failure: as much a sign of a
+            // struggling receiver as a 5xx, so both shrink its in-flight limit.
             let overloaded = match record.status_code {
                 None => true,
                 Some(code) => code == 429 || code >= 500,
@@ -81,6 +88,9 @@ pub fn run(ctx: WorkerContext) {
                 record_backoff,
                 ctx.clock.now_ms(),
             );
+            // Deliveries the board dropped behind a 410 were claimed but never sent: give
+            // the claims back (the recorder's disable then cancels them). Only PostgreSQL's
+            // release can fail, and its leases lapse on their own.
             if !finished.dropped.is_empty() {
                 let _ = ctx.outbox.release(&finished.dropped);
             }
@@ -97,6 +107,8 @@ pub fn run(ctx: WorkerContext) {
     }
 }
 
+/// Cuts at a char boundary at or below `max`: the body came through `from_utf8_lossy`,
+/// and `String::truncate` panics mid-character.
 fn excerpt(mut body: String, max: usize) -> String {
     if body.len() > max {
         let mut end = max;
@@ -161,6 +173,8 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         names,
         &SignInput {
             event_id: &d.event_id,
+            // Seconds, as the signature schemes define their timestamp; taken when the
+            // attempt starts so a retry is signed afresh and passes replay windows.
             timestamp: started_at / 1000,
             body: d.body.as_bytes(),
             secret: &d.secret,
@@ -172,6 +186,8 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let gone = status == Some(410);
+    // Retry-After is honoured only where it means "come back later" (429, 503); on other
+    // statuses a stray header must not stretch the schedule.
     let retry_after = match status {
         Some(429) | Some(503) => response.retry_after,
         _ => None,
@@ -209,6 +225,8 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         },
         verdict,
         gone,
+        // The back-off applies to the whole endpoint on the board, not just this delivery:
+        // a receiver asking for quiet should not get the next delivery's request meanwhile.
         backoff_until: retry_after
             .map(|d| started_at + d.min(retry::RETRY_AFTER_CAP).as_millis() as i64),
         operational: d.operational,

@@ -36,8 +36,12 @@ pub use outbox::*;
 pub use page::{Cursor, Page};
 pub use traits::*;
 
+/// What a store operation can fail with, in the terms the API maps to statuses (404, 409,
+/// 503): both backends translate their own errors into these, so nothing above the store
+/// matches on SQLite or PostgreSQL error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A `&'static str` naming the kind of thing: the message never echoes an id back.
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -45,13 +49,16 @@ pub enum StoreError {
     /// The backend failed (I/O, a constraint we did not expect, a lost connection).
     #[error("database error: {0}")]
     Backend(String),
+    /// The transaction did not commit: nothing of it was written, so the caller may retry.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// SQLite's writer thread ended; every write fails from here on (503), reads still work.
     #[error("the writer thread has stopped")]
     WriterGone,
     /// The disk (or the database's size limit) is full: nothing was written.
     #[error("the disk is full")]
     Full,
+    /// The database could not be opened or migrated: a start-up error, shown as it is.
     #[error("{0}")]
     Open(String),
 }

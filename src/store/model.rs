@@ -15,10 +15,14 @@ pub struct Tenant {
     pub name: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
+    /// The integer key list cursors page by (`store::page`): tenant ids are user-chosen
+    /// strings, which do not sort by age.
     #[serde(skip)]
     pub rowid: i64,
 }
 
+/// A key as lists show it: never the key or its hash, only what lets a person tell
+/// their keys apart.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKey {
     pub id: i64,
@@ -27,6 +31,7 @@ pub struct ApiKey {
     pub prefix: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
+    /// Revoked keys stay listed, marked, so a person sees which key stopped working when.
     #[serde(serialize_with = "ser::opt_ms")]
     pub revoked_at: Option<i64>,
 }
@@ -54,12 +59,16 @@ pub struct Endpoint {
     pub created_at: i64,
     #[serde(serialize_with = "ser::ms")]
     pub updated_at: i64,
+    // The signing secrets (in clear here, sealed in the database) are never serialised:
+    // an endpoint is answered by list and get calls, the secret only on create and rotate.
     #[serde(skip)]
     pub secret: String,
     #[serde(skip)]
     pub previous_secret: Option<String>,
     #[serde(skip)]
     pub previous_secret_until: Option<i64>,
+    /// Start of the current run of failures, for the auto-disable rule; internal state,
+    /// the circuit is what the API shows.
     #[serde(skip)]
     pub failing_since: Option<i64>,
 }
@@ -68,6 +77,8 @@ pub struct Endpoint {
 /// probe), or `half_open` (the probe is due or on its way).
 #[derive(Debug, Clone, Serialize)]
 pub struct Circuit {
+    /// A `&'static str` rather than an enum: it is only ever shown (API, pages), and the
+    /// three words are the API's.
     pub state: &'static str,
     #[serde(serialize_with = "ser::opt_ms")]
     pub since: Option<i64>,
@@ -83,6 +94,8 @@ impl Circuit {
         failures: i64,
         now: i64,
     ) -> Circuit {
+        // Derived from the stored times, not stored itself: "half open" is just "the probe
+        // is due", which changes with the clock and would go stale in a column.
         let state = match (opened_at, next_probe) {
             (None, _) => "closed",
             (Some(_), Some(probe)) if probe <= now => "half_open",
@@ -91,6 +104,7 @@ impl Circuit {
         Circuit {
             state,
             since: opened_at,
+            // A closed circuit has no probe, whatever a stale column still says.
             next_probe: opened_at.and(next_probe),
             consecutive_failures: failures,
         }
@@ -101,7 +115,8 @@ impl Circuit {
     }
 }
 
-/// A validated endpoint to create.
+/// A validated endpoint to create. Built only from parsed types (`EndpointUrl`,
+/// `EventFilter`, `ExtraHeaders`), so a backend writes it without checking anything again.
 pub struct NewEndpoint {
     pub kind: EndpointKind,
     pub secret: String,
@@ -137,10 +152,13 @@ pub struct Published {
 pub struct Event {
     pub id: String,
     pub event: String,
+    /// Raw, not parsed: the stored canonical text is answered byte for byte, so what a
+    /// client reads is what was signed.
     pub payload: Box<RawValue>,
     pub tenant_id: String,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
+    /// The integer key deliveries reference and lists page by; the public id is a string.
     #[serde(skip)]
     pub seq: i64,
 }
@@ -159,6 +177,8 @@ pub struct Delivery {
     pub event_id: String,
     pub event: String,
     pub endpoint_id: i64,
+    /// `pending`, `succeeded`, `failed` or `cancelled`, as stored: the schema's CHECK is
+    /// the one list.
     pub status: String,
     pub attempts: i64,
     #[serde(serialize_with = "ser::opt_ms")]
@@ -216,8 +236,10 @@ pub struct Claimed {
     pub headers: ExtraHeaders,
     /// The endpoint's own schemes, or `None` for the deployment default.
     pub schemes: Option<Vec<Scheme>>,
+    /// Opened from its seal when claimed: the worker signs without a database round trip.
     pub secret: String,
     /// The previous secret while its rotation grace period lasts.
+    /// Signing with both lets receivers switch to the new secret at their own pace.
     pub previous_secret: Option<String>,
     /// Attempts made in the current round before this one.
     pub round_attempts: u32,
@@ -239,7 +261,8 @@ pub struct Claimed {
     pub operational: bool,
 }
 
-/// What became of a delivery after one attempt (decided by `engine::retry`).
+/// What became of a delivery after one attempt (decided by `engine::retry`). A retry
+/// carries its absolute time (ms), computed by the engine, so the store writes it as is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Succeeded,
@@ -268,7 +291,9 @@ pub struct AttemptRecord {
     pub operational: bool,
 }
 
-/// A tenant key to store: only its hash and a prefix a person can recognise.
+/// A tenant key to store: only its hash and a prefix a person can recognise. The key
+/// itself is shown once at creation and never reaches the store, so a stolen database
+/// holds no usable key.
 #[derive(Debug, Clone)]
 pub struct NewKey {
     pub tenant_id: String,
@@ -277,7 +302,8 @@ pub struct NewKey {
     pub key_hash: String,
 }
 
-/// A validated catalogue entry; `example` is canonical JSON.
+/// A validated catalogue entry; `example` is canonical JSON, stored as text and answered
+/// raw, like an event's payload.
 #[derive(Debug, Clone)]
 pub struct NewEventType {
     pub name: String,

@@ -75,6 +75,8 @@ impl Table {
 
 /// Parents before children, so foreign keys hold at every insert.
 const TABLES: &[Table] = &[
+    // A target Herald was started on once already holds settings rows (they do not make
+    // it "not empty"): the file's values win, since they describe this deployment.
     Table {
         name: "settings",
         columns: &[("key", Text), ("value", Text)],
@@ -95,6 +97,8 @@ const TABLES: &[Table] = &[
         settings: &[],
         order: "rowid",
         identity: Some("rowid"),
+        // The migration creates the `default` tenant; the file's one replaces it whole so
+        // its rowid (and with it the list order) is the file's.
         on_conflict: Some(
             "(id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at, \
              rowid = excluded.rowid",
@@ -220,6 +224,8 @@ pub fn sqlite_to_postgres(source: &Path, url: &str) -> Result<Copied> {
     let sqlite = open_source(source)?;
     let target = Target::parse(url)?;
     let mut pg = target.connect()?;
+    // Migrated outside the copy's transaction: the schema stays even when the copy fails,
+    // and a rerun finds it in place.
     migrate::migrate(&mut pg)?;
     let mut tx = pg.transaction()?;
     refuse_unless_empty(&mut tx)?;
@@ -233,6 +239,8 @@ pub fn sqlite_to_postgres(source: &Path, url: &str) -> Result<Copied> {
         }
         copied.push((table.name, rows));
     }
+    // The read ends before the target commits: a commit that fails still leaves the
+    // target empty, and the source was never written.
     sqlite.execute_batch("COMMIT")?;
     tx.commit()?;
     Ok(copied)
@@ -245,11 +253,15 @@ fn open_source(path: &Path) -> Result<rusqlite::Connection> {
             path.display()
         )));
     }
+    // Read-only: the copy must never be able to change the deployment it copies, even
+    // when it is pointed at a running server's file.
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
+    // A running server may hold a lock for a moment (WAL recovery, a checkpoint's
+    // truncation): wait rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version != sqlite_version() {
@@ -293,6 +305,7 @@ pub fn check_key(source: &Path, key: &SecretKey) -> Result<()> {
 /// A target with data of its own would mix two deployments' ids: refuse it.
 fn refuse_unless_empty(tx: &mut postgres::Transaction<'_>) -> Result<()> {
     let row = tx.query_one(
+        // The `default` tenant is the migration's own; settings are not counted either.
         "SELECT (SELECT count(*) FROM tenants WHERE id <> 'default'),
                 (SELECT count(*) FROM api_keys),
                 (SELECT count(*) FROM event_types),
@@ -340,6 +353,8 @@ fn copy_table(
         table.name,
         table.order
     ))?;
+    // Streamed row by row: a large attempts table never sits in memory whole, only one
+    // batch of it.
     let mut rows = stmt.query([])?;
     let mut batch: Vec<Box<dyn ToSql + Sync>> = Vec::new();
     let mut in_batch = 0;
@@ -371,6 +386,8 @@ fn insert(
     rows: usize,
 ) -> Result<()> {
     let width = names.len();
+    // Table and column names come from the constant table list, never from input, so
+    // formatting them into the statement is safe; every value is a bound parameter.
     let tuples: Vec<String> = (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
@@ -406,6 +423,7 @@ fn value(v: ValueRef<'_>, kind: Kind, table: &str, column: &str) -> Result<Box<d
         (Bigint, ValueRef::Null) => Box::new(None::<i64>),
         (Bigint, ValueRef::Integer(n)) => Box::new(Some(n)),
         (Int, ValueRef::Null) => Box::new(None::<i32>),
+        // Refused, not truncated: a wrapped attempt count would be a silent lie.
         (Int, ValueRef::Integer(n)) => Box::new(Some(i32::try_from(n).map_err(|_| wrong())?)),
         (Real, ValueRef::Null) => Box::new(None::<f64>),
         (Real, ValueRef::Real(x)) => Box::new(Some(x)),
@@ -438,6 +456,7 @@ fn continue_sequence(
             |r| r.get(0),
         )
         .ok();
+    // `.filter(> 0)`: an empty table keeps the sequence's start; setval(…, 0) is an error.
     let Some(last) = max.into_iter().chain(handed_out).max().filter(|n| *n > 0) else {
         return Ok(());
     };

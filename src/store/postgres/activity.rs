@@ -19,6 +19,8 @@ pub fn attempt_buckets(
                 count(*) FILTER (WHERE status_code BETWEEN 200 AND 299),
                 count(*) FILTER (WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
          FROM attempts WHERE started_at >= $1 GROUP BY b ORDER BY b",
+        // A zero bucket would be a division by zero, which PostgreSQL raises as an error
+        // (SQLite answers NULL instead).
         &[&since, &bucket_ms.max(1)],
     )?
     .iter()
@@ -41,6 +43,8 @@ pub fn deliveries_failed_since(c: &mut impl GenericClient, since: i64) -> Result
     .try_get(0)?)
 }
 
+/// The queue and endpoint levels: two statements, not one snapshot. A gauge a moment
+/// inconsistent between its parts is harmless; the replicas' writes go on meanwhile.
 pub fn gauges(c: &mut impl GenericClient) -> Result<Gauges> {
     let pending = c
         .query_one(
@@ -66,6 +70,7 @@ pub fn gauges(c: &mut impl GenericClient) -> Result<Gauges> {
         match status.as_str() {
             "active" => g.endpoints_active = n,
             "paused" => g.endpoints_paused = n,
+            // A catch-all, so a status added later still counts somewhere visible.
             _ => g.endpoints_disabled += n,
         }
         g.endpoints_failing += r.try_get::<_, i64>(2)?;
@@ -82,6 +87,8 @@ pub fn endpoint_recent_attempts(
     endpoint_id: i64,
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
+    // Delivery order, then attempt order: the (endpoint_id, id) index drives the walk
+    // newest first, and the LIMIT stops it early.
     c.query(
         "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code::bigint, a.error
          FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
@@ -109,6 +116,8 @@ pub fn first_attempts(
     since: i64,
     limit: usize,
 ) -> Result<Vec<FirstAttempt>> {
+    // NOT EXISTS rather than SQLite's min() subquery: PostgreSQL can plan it as an
+    // anti-join over `attempts_delivery`; ids only grow, so the lowest is the first.
     c.query(
         "SELECT a.started_at, a.started_at - d.created_at
          FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -121,6 +130,7 @@ pub fn first_attempts(
     .map(|r| {
         Ok(FirstAttempt {
             started_at: r.try_get(0)?,
+            // Clamped: a clock step back would give a negative latency.
             latency_ms: r.try_get::<_, i64>(1)?.max(0),
         })
     })

@@ -21,7 +21,8 @@ pub type Manager = PostgresConnectionManager<MakeRustlsConnect>;
 pub type Pool = r2d2::Pool<Manager>;
 
 /// Connections per replica: the HTTP server's reads and writes, the engine's claims and
-/// records, the pruner. The LISTEN connection is separate.
+/// records, the pruner. The LISTEN connection is separate. Sixteen keeps a handful of
+/// replicas well under PostgreSQL's default `max_connections` of 100.
 const POOL_SIZE: u32 = 16;
 
 /// A parsed URL, ready to connect with.
@@ -41,9 +42,13 @@ impl Target {
         let mut root_cert: Option<String> = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // sslmode and sslrootcert are taken out before the URL reaches the postgres
+            // crate: the TLS setup, and its stricter `require`, are ours.
             match key {
                 "sslmode" => match value {
                     "require" | "verify-ca" | "verify-full" => tls_wanted = true,
+                    // prefer/allow mean "TLS if offered"; without a way to tell an
+                    // impostor, they are treated as plain rather than as false comfort.
                     "disable" | "allow" | "prefer" => {}
                     other => {
                         return Err(StoreError::Open(format!(
@@ -68,9 +73,12 @@ impl Target {
         } else {
             SslMode::Disable
         });
+        // Without a timeout an unreachable host hangs start-up (and a pool checkout) on
+        // the OS's TCP timeout, minutes; the URL can still set its own.
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // So an operator can tell Herald's sessions apart in pg_stat_activity.
         if config.get_application_name().is_none() {
             config.application_name("herald");
         }
@@ -92,6 +100,9 @@ impl Target {
         let manager = PostgresConnectionManager::new(self.config.clone(), self.tls.clone());
         r2d2::Pool::builder()
             .max_size(POOL_SIZE)
+            // A couple kept warm so the first request after idle does not pay a TLS
+            // handshake; a 5 s checkout bound turns an exhausted or lost database into a
+            // 503 instead of a hung request.
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
@@ -127,6 +138,7 @@ fn with_cause(e: &dyn std::error::Error) -> String {
     let mut source = e.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
+        // Some errors already print their cause; skip it rather than say it twice.
         if !text.contains(&cause_text) {
             text = format!("{text}: {cause_text}");
         }
@@ -149,6 +161,8 @@ fn client_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig> {
                 })?;
             }
         }
+        // Compiled-in roots rather than the OS store: one binary behaves the same on
+        // every host, including minimal containers without ca-certificates.
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -163,6 +177,8 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         use postgres::error::SqlState;
         match e.code() {
+            // Resource errors map to Full so the API answers 503 (try later), the same
+            // answer SQLite gives for a full disk, instead of a generic failure.
             Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::OUT_OF_MEMORY => {
                 StoreError::Full
             }

@@ -1,10 +1,16 @@
 //! Deliveries and attempts as the API and the pages read them, and the API's writes that
 //! queue finished deliveries again (retry, recover).
+//!
+//! The re-queue writes clear any lease and NOTIFY in the caller's transaction, so a
+//! delivery queued again is due on every replica once the API's commit returns (and
+//! survives kill -9 from then on). The engine's claims and records live in `outbox.rs`.
 
 use postgres::{GenericClient, Row};
 
 use crate::store::{Attempt, Cursor, Delivery, DeliveryQuery, Page, Result, StoreError};
 
+/// The `::bigint` casts: counters are `integer` columns here, and the shared `Delivery`
+/// model reads i64 on both backends.
 const SELECT: &str = "SELECT d.id, e.id, e.event_type, d.endpoint_id, d.status,
         d.attempts::bigint, d.next_attempt_at, d.last_status_code::bigint, d.last_error,
         d.created_at, d.updated_at
@@ -26,6 +32,7 @@ fn row(r: &Row) -> Result<Delivery> {
     })
 }
 
+/// Scoped by tenant: delivery ids are global, and another tenant's id answers 404.
 pub fn get(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<Delivery> {
     c.query_opt(
         &format!("{SELECT} WHERE d.tenant_id = $1 AND d.id = $2"),
@@ -79,7 +86,8 @@ pub fn for_event(
     .collect()
 }
 
-/// A delivery's attempts, oldest first.
+/// A delivery's attempts, oldest first. Not scoped by tenant: callers read the delivery
+/// with `get` first, which is the tenant check.
 pub fn attempts(c: &mut impl GenericClient, delivery_id: i64) -> Result<Vec<Attempt>> {
     c.query(
         "SELECT id, started_at, duration_ms, status_code::bigint, error, response_headers,
@@ -96,6 +104,7 @@ pub fn attempts(c: &mut impl GenericClient, delivery_id: i64) -> Result<Vec<Atte
             duration_ms: r.try_get(2)?,
             status_code: r.try_get(3)?,
             error: r.try_get(4)?,
+            // A row that fails to parse shows no headers rather than failing the history.
             response_headers: headers.and_then(|h| serde_json::from_str(&h).ok()),
             response_body: r.try_get(6)?,
         })
@@ -128,6 +137,8 @@ pub fn recover(
     now: i64,
 ) -> Result<usize> {
     let n = c.execute(
+        // One statement for the whole set: a recover of thousands is one index scan and
+        // one commit, not a round trip per delivery.
         "UPDATE deliveries SET status = 'pending', next_attempt_at = $4, lease_until = NULL,
              lease_owner = NULL, round_start = attempts, updated_at = $4
          WHERE endpoint_id = $1 AND tenant_id = $2 AND status = 'failed' AND created_at >= $3",

@@ -12,6 +12,7 @@ fn row(r: &Row) -> Result<EventType> {
     Ok(EventType {
         name: r.try_get(0)?,
         description: r.try_get(1)?,
+        // A row that is not JSON shows no example rather than failing the catalogue.
         example: example.and_then(|e| RawValue::from_string(e).ok()),
         created_at: r.try_get(3)?,
         rowid: r.try_get(4)?,
@@ -45,6 +46,8 @@ pub fn get(c: &mut impl GenericClient, name: &str) -> Result<EventType> {
 pub fn list(c: &mut impl GenericClient) -> Result<Vec<EventType>> {
     // `COLLATE "C"`: byte order, as SQLite's default BINARY collation sorts names.
     c.query(
+        // COLLATE "C": byte order, as SQLite sorts text, so both backends list the
+        // catalogue in the same order whatever the database's locale.
         &format!("SELECT {COLUMNS} FROM event_types ORDER BY name COLLATE \"C\" LIMIT 1000"),
         &[],
     )?

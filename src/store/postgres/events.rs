@@ -1,4 +1,11 @@
-//! Events and the publish transaction (the write side of the outbox).
+//! Events and the publish transaction (the write side of the outbox), on PostgreSQL.
+//!
+//! A publish enters here in the API's transaction: the tenant's subscriptions lock, the
+//! event rows, one pending delivery per matching endpoint, and a NOTIFY, all committed
+//! together before the API answers 202, so an accepted event survives kill -9 of Herald.
+//! The deliveries leave through any replica's claim round (`outbox.rs`), woken by that
+//! NOTIFY. Unlike SQLite's single writer, publishes here run concurrently, so idempotency
+//! rests on the unique index rather than on a check before the insert.
 
 use postgres::types::Type;
 use postgres::{GenericClient, Row, Transaction};
@@ -74,6 +81,8 @@ fn fan_out(
             replayed: false,
         });
     }
+    // Only when something was queued: a publish no endpoint subscribes to should not wake
+    // every replica's dispatcher for an empty claim round.
     if queued > 0 {
         super::notify_due(c)?;
     }
@@ -106,6 +115,8 @@ fn first_or_replay(
     event: &NewEvent,
     now: i64,
 ) -> Result<std::result::Result<(String, i64), Published>> {
+    // Bounded: a key whose holders keep rolling back is a client problem (or a bug), and
+    // answering 409 beats spinning inside the caller's transaction.
     for _ in 0..IDEMPOTENCY_TRIES {
         if let Some(inserted) = insert_event(c, tenant_id, event, now)? {
             return Ok(Ok(inserted));
@@ -148,6 +159,8 @@ fn insert_event(
     })
 }
 
+/// The earlier publish with this key, answered as it was (the same id and delivery count),
+/// so a retried request is indistinguishable from the first and nothing fans out twice.
 fn find_by_idempotency_key(
     c: &mut impl GenericClient,
     tenant_id: &str,
@@ -177,6 +190,8 @@ pub fn insert_for_endpoint(
     event: &NewEvent,
     now: i64,
 ) -> Result<(String, i64)> {
+    // Like a publish: a test delivery must not be inserted behind a concurrent disable
+    // that already cancelled the endpoint's pending deliveries.
     subscriptions::lock_shared(c, tenant_id)?;
     let id = format!("evt_{}", ulid::Ulid::new());
     let seq: i64 = c
@@ -214,6 +229,7 @@ fn row(r: &Row) -> Result<Event> {
     })
 }
 
+/// Scoped by tenant: another tenant's event id answers 404, as if it did not exist.
 pub fn get(c: &mut impl GenericClient, tenant_id: &str, id: &str) -> Result<Event> {
     c.query_opt(
         &format!("SELECT {COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
@@ -230,6 +246,8 @@ pub fn list(
     q: &EventQuery,
     cursor: Cursor,
 ) -> Result<Page<Event>> {
+    // The casts give the optional parameters their types up front: `$3 IS NULL` gives
+    // PostgreSQL nothing to infer a type from.
     let rows = c.query(
         &format!(
             "SELECT {COLUMNS} FROM events

@@ -13,7 +13,9 @@ use super::{Target, WAKE_CHANNEL};
 use crate::lifecycle::Shutdown;
 use crate::store::Result;
 
-/// How long one wait for notifications lasts before the thread looks at `shutdown`.
+/// How long one wait for notifications lasts before the thread looks at `shutdown`. The
+/// postgres client's blocking wait cannot be interrupted by our token, so this bounds how
+/// long shutdown waits for this thread.
 const WAIT: Duration = Duration::from_millis(500);
 
 /// Connects and listens on a thread of its own; returns once the first LISTEN is in place,
@@ -27,6 +29,8 @@ pub fn start(target: Target, wake: Box<dyn Fn() + Send>, shutdown: Shutdown) -> 
     Ok(())
 }
 
+/// A connection of its own, outside the pool: LISTEN belongs to a session, and a pooled
+/// connection would be handed to other work (and its notifications lost) between waits.
 fn listen(target: &Target) -> Result<postgres::Client> {
     let mut client = target.connect()?;
     client.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))?;
@@ -51,6 +55,8 @@ fn run(target: Target, mut client: postgres::Client, wake: Box<dyn Fn() + Send>,
         if result.is_err() || client.is_closed() {
             tracing::warn!("lost the LISTEN connection; reconnecting");
             client = loop {
+                // Once a second: the dispatcher's own clock covers the gap, so there is no
+                // hurry that would justify hammering a database that is down.
                 if stop.sleep(Duration::from_secs(1)) {
                     return;
                 }

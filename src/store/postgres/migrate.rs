@@ -19,8 +19,14 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 
 pub fn migrate(client: &mut Client) -> Result<()> {
+    // One transaction for every pending step and the version row: PostgreSQL's DDL is
+    // transactional, so a crash or a failed step leaves the database as it was.
     let mut tx = client.transaction()?;
+    // Taken before reading the version: a second replica blocks here, then reads the
+    // version the first one committed and has nothing to do.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    // A table rather than SQLite's user_version, which PostgreSQL lacks: the version lives
+    // in the database itself, so every replica and `herald migrate` read the same one.
     // Created only when missing, asked first: `CREATE TABLE IF NOT EXISTS` on an existing
     // table makes the server send a NOTICE, which every start printed.
     let exists: bool = tx
@@ -43,6 +49,7 @@ pub fn migrate(client: &mut Client) -> Result<()> {
         tx.batch_execute(sql)?;
         tracing::info!(version = index + 1, "database migrated");
     }
+    // Delete-then-insert keeps the table at exactly one row without needing a key.
     if current < MIGRATIONS.len() {
         tx.execute("DELETE FROM schema_version", &[])?;
         let version = MIGRATIONS.len() as i32;

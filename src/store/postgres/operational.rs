@@ -21,9 +21,13 @@ pub fn emit(
         &[&endpoint],
     )?
     else {
+        // The endpoint was deleted while its attempt was in flight: there is no tenant to
+        // tell, and the record's transaction must not fail over it.
         return Ok(());
     };
     let (tenant, url): (String, String) = (row.get(0), row.get(1));
+    // The operator's own endpoint failing raises nothing: an event about it would be
+    // delivered to the same failing endpoint and feed itself.
     if tenant == OPERATOR_TENANT {
         return Ok(());
     }
@@ -41,7 +45,9 @@ pub fn emit(
     Ok(())
 }
 
-/// Whether an active or paused endpoint of `tenant` subscribes to `kind`.
+/// Whether an active or paused endpoint of `tenant` subscribes to `kind`. Read afresh in
+/// the record's transaction (no cache to go stale across replicas); a tenant has few
+/// endpoints, and these events are rare.
 fn subscribed(tx: &mut Transaction<'_>, tenant: &str, kind: &str) -> Result<bool> {
     let rows = tx.query(
         "SELECT events FROM endpoints WHERE tenant_id = $1 AND status <> 'disabled'",
@@ -49,6 +55,8 @@ fn subscribed(tx: &mut Transaction<'_>, tenant: &str, kind: &str) -> Result<bool
     )?;
     Ok(rows.iter().any(|r| {
         let patterns: Vec<String> =
+            // A filter column we cannot read subscribes to nothing, rather than failing
+            // the attempt record this runs inside.
             serde_json::from_str(&r.get::<_, String>(0)).unwrap_or_default();
         crate::domain::EventFilter::from_stored(patterns).matches(kind)
     }))

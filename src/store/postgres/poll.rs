@@ -24,6 +24,8 @@ pub fn poll(
     now: i64,
 ) -> Result<Vec<Polled>> {
     let endpoint = endpoints::get(c, tenant_id, endpoint_id)?;
+    // Refused rather than answered: polling a push endpoint would mark deliveries a
+    // replica may be sending as succeeded behind its back.
     if endpoint.kind != EndpointKind::Poll {
         return Err(StoreError::Conflict(
             "this webhook is a push endpoint; only poll endpoints can be polled".into(),

@@ -1,4 +1,11 @@
-//! Tenants and their API keys.
+//! Tenants and their API keys, on PostgreSQL.
+//!
+//! The same operations as `sqlite/tenants.rs`, over any `GenericClient` so a caller can run
+//! them inside its own transaction. A write is answered only after its transaction
+//! commits, and PostgreSQL's commit is durable (WAL flushed) unless the operator turned
+//! `synchronous_commit` off: that is what makes an acknowledged tenant or key survive
+//! kill -9 of Herald. Several replicas may share the database, so what the SQLite writer
+//! serialises for free is made safe here by statements and locks.
 
 use postgres::{GenericClient, Row};
 
@@ -20,6 +27,9 @@ const TENANT_COLUMNS: &str = "rowid, id, name, created_at";
 
 pub fn create(c: &mut impl GenericClient, id: &str, name: &str, now: i64) -> Result<Tenant> {
     let inserted = c.execute(
+        // DO NOTHING and a row count: two replicas creating the same id race safely, and a
+        // duplicate is a 409, not an aborted transaction (a unique violation would poison
+        // the caller's transaction on PostgreSQL).
         "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
         &[&id, &name, &now],
     )?;
@@ -71,11 +81,14 @@ pub fn rename(c: &mut impl GenericClient, id: &str, name: &str) -> Result<Tenant
 /// the tenant's subscriptions lock, so no publish is halfway through inserting rows that
 /// point at what the cascade removes.
 pub fn delete(c: &mut impl GenericClient, id: &str) -> Result<()> {
+    // The default tenant is what the admin addresses when no tenant is named.
     if id == "default" {
         return Err(StoreError::Conflict(
             "the default tenant cannot be deleted".into(),
         ));
     }
+    // Before the DELETE, in the order a publish takes them (subscriptions lock, then
+    // rows): the cascade waits for publishes under way instead of deadlocking with them.
     subscriptions::lock_exclusive(c, id)?;
     let n = c.execute("DELETE FROM tenants WHERE id = $1", &[&id])?;
     if n == 0 {
@@ -98,9 +111,12 @@ fn key_row(r: &Row) -> Result<ApiKey> {
 const KEY_COLUMNS: &str = "id, tenant_id, name, prefix, created_at, revoked_at";
 
 pub fn create_key(c: &mut impl GenericClient, new: &NewKey, now: i64) -> Result<ApiKey> {
+    // A 404 rather than a foreign-key violation, which would abort the transaction.
     if !exists(c, &new.tenant_id)? {
         return Err(StoreError::NotFound("tenant"));
     }
+    // RETURNING: the row as stored in the same round trip, without relying on a
+    // "last id" that another replica's insert could race.
     let row = c.query_one(
         &format!(
             "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, created_at)
@@ -111,6 +127,8 @@ pub fn create_key(c: &mut impl GenericClient, new: &NewKey, now: i64) -> Result<
     key_row(&row)
 }
 
+/// Scoped by tenant as well as id: key ids are global, and one tenant must not see
+/// another's key by guessing ids.
 pub fn get_key(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<ApiKey> {
     c.query_opt(
         &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"),
@@ -147,6 +165,7 @@ pub fn revoke_key(
     id: i64,
     now: i64,
 ) -> Result<ApiKey> {
+    // Read first so another tenant's key answers 404 like a missing one.
     get_key(c, tenant_id, id)?;
     c.execute(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",

@@ -14,6 +14,9 @@ pub fn attempt_buckets(
     since: i64,
     bucket_ms: i64,
 ) -> Result<Vec<AttemptBucket>> {
+    // INDEXED BY: if the index were ever dropped or unusable the query fails loudly
+    // instead of silently scanning the whole history. Both columns are in the index, so
+    // the count reads no attempt rows.
     let mut stmt = conn.prepare_cached(
         // `coalesce`: in a bucket where no attempt got an answer every `BETWEEN` is NULL,
         // and so is their sum.
@@ -23,6 +26,7 @@ pub fn attempt_buckets(
          FROM attempts INDEXED BY attempts_started
          WHERE started_at >= ?1 GROUP BY b ORDER BY b",
     )?;
+    // Sparse on purpose: only buckets with attempts come back, so an idle night adds no rows.
     let rows = stmt.query_map(params![since, bucket_ms], |r| {
         Ok(AttemptBucket {
             start: r.get::<_, i64>(0)? * bucket_ms,
@@ -37,11 +41,14 @@ pub fn attempt_buckets(
 pub fn deliveries_failed_since(conn: &Connection, since: i64) -> Result<i64> {
     Ok(conn
         .prepare_cached(
+            // `updated_at` of a failed delivery is when it failed: its last write.
             "SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= ?1",
         )?
         .query_row([since], |r| r.get(0))?)
 }
 
+/// The queue and endpoint levels: two statements, not one snapshot. A gauge a moment
+/// inconsistent between its parts is harmless, and the reads never hold up the writer.
 pub fn gauges(conn: &Connection) -> Result<Gauges> {
     let pending = conn
         .prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'pending'")?
@@ -69,6 +76,8 @@ pub fn gauges(conn: &Connection) -> Result<Gauges> {
         match status.as_str() {
             "active" => g.endpoints_active = n,
             "paused" => g.endpoints_paused = n,
+            // `+=` and a catch-all: any status the schema adds later counts somewhere
+            // visible rather than vanishing from the totals.
             _ => g.endpoints_disabled += n,
         }
         g.endpoints_failing += failing;
@@ -85,6 +94,9 @@ pub fn endpoint_recent_attempts(
     endpoint_id: i64,
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
+    // Ordered by delivery, then attempt, rather than by started_at: the
+    // `deliveries_endpoint (endpoint_id, id)` index drives the walk newest first, so the
+    // LIMIT stops it early.
     let mut stmt = conn.prepare_cached(
         "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code, a.error
          FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
@@ -106,6 +118,8 @@ pub fn endpoint_recent_attempts(
 /// First attempts made since `since` (newest first, at most `limit`), each with the time
 /// from its delivery's creation (the publish) to the attempt's start.
 pub fn first_attempts(conn: &Connection, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
+    // The first attempt is the one with the delivery's lowest id: attempt ids only grow
+    // (AUTOINCREMENT), so no timestamp tie can pick a retry instead.
     let mut stmt = conn.prepare_cached(
         "SELECT a.started_at, a.started_at - d.created_at
          FROM attempts a INDEXED BY attempts_started JOIN deliveries d ON d.id = a.delivery_id
@@ -116,6 +130,8 @@ pub fn first_attempts(conn: &Connection, since: i64, limit: usize) -> Result<Vec
     let rows = stmt.query_map(params![since, limit as i64], |r| {
         Ok(FirstAttempt {
             started_at: r.get(0)?,
+            // Clamped: a clock step back between publish and attempt would give a
+            // negative latency, which a histogram cannot hold.
             latency_ms: r.get::<_, i64>(1)?.max(0),
         })
     })?;

@@ -14,6 +14,9 @@ use super::connection;
 use crate::lifecycle::Shutdown;
 use crate::store::Result;
 
+/// Twice a second: often enough that the WAL never grows far past `journal_size_limit`
+/// under a sustained publish rate, and a PASSIVE checkpoint with nothing to copy is nearly
+/// free.
 const INTERVAL: Duration = Duration::from_millis(500);
 
 /// Stops the thread when the store is dropped: the store outlives the engine (the recorder
@@ -30,6 +33,8 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("herald-checkpoint".into())
             .spawn(move || {
+                // A failed or partial checkpoint is harmless (the WAL just stays longer,
+                // every commit in it is still durable), so it is logged at debug only.
                 while !token.sleep(INTERVAL) {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {

@@ -38,6 +38,9 @@ impl Claims {
         inner.held.len()
     }
 
+    /// Lets go of `deliveries`. Called only after their records committed (or for ones
+    /// never sent), which is the ordering `round` relies on; unknown ids are ignored, so a
+    /// double release is harmless.
     pub fn release(&self, deliveries: &[i64]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for delivery in deliveries {
@@ -52,6 +55,9 @@ impl Claims {
         }
     }
 
+    /// Forgets every claim when an engine starts on this store: a previous engine in the
+    /// same process (tests, a restart of the engine alone) may have left some behind, and
+    /// what it held is still pending in the file.
     pub fn clear(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.held.clear();

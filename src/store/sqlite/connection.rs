@@ -1,4 +1,9 @@
 //! The one place that opens SQLite and sets its pragmas.
+//!
+//! Two kinds of connection leave here: the writer's one read-write connection, handed to
+//! the writer thread (`writer.rs`), and a pool of read-only connections for every read.
+//! Keeping the pragmas in one function means no code path can open the file without WAL,
+//! foreign keys or the deployment's `synchronous`.
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
@@ -30,6 +35,8 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
+    // temp_store = MEMORY keeps sorts and temporary indexes off the disk the commits'
+    // fsyncs wait on; the 32 MiB cache holds the hot indexes of a busy outbox.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
@@ -78,7 +85,8 @@ fn warn_if_readable(path: &Path) {
     }
 }
 
-/// A plain connection for one-off jobs (backup).
+/// A plain connection beside the writer (the checkpointer, backup's `VACUUM INTO`): WAL is
+/// a property of the file, set once by the writer, so it needs no pragmas of its own.
 pub fn open_plain(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -93,6 +101,8 @@ pub fn read_pool(path: &Path) -> Result<Pool> {
             c.busy_timeout(BUSY_TIMEOUT)?;
             c.execute_batch("PRAGMA foreign_keys = ON;")
         });
+    // WAL lets every reader run at once beside the writer, so the size bounds memory (each
+    // connection keeps its own page cache) rather than concurrency on the file.
     Ok(r2d2::Pool::builder()
         .max_size(16)
         .min_idle(Some(1))

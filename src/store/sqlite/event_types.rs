@@ -10,6 +10,8 @@ fn row(r: &Row) -> rusqlite::Result<EventType> {
     Ok(EventType {
         name: r.get(0)?,
         description: r.get(1)?,
+        // Stored canonical by the API; a row that is not JSON shows no example rather than
+        // failing the whole catalogue.
         example: example.and_then(|e| RawValue::from_string(e).ok()),
         created_at: r.get(3)?,
         rowid: r.get(4)?,
@@ -18,6 +20,8 @@ fn row(r: &Row) -> rusqlite::Result<EventType> {
 
 /// Creates or replaces an event type (PUT semantics on POST: the catalogue is declarative).
 pub fn upsert(conn: &Connection, new: &NewEventType, now: i64) -> Result<EventType> {
+    // An upsert that leaves created_at and rowid alone: a replaced type keeps its place in
+    // the newest-first list, and pushing the same catalogue at every deploy is a no-op.
     conn.execute(
         "INSERT INTO event_types (name, description, example, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example",
@@ -36,6 +40,8 @@ pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
     .ok_or(StoreError::NotFound("event type"))
 }
 
+/// The whole catalogue by name (`all_event_types`). The LIMIT is a guard against a
+/// runaway catalogue, not paging: a product defines tens of event types, not thousands.
 pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
     let mut stmt = conn.prepare_cached(
         "SELECT name, description, example, created_at, rowid FROM event_types ORDER BY name LIMIT 1000",
@@ -59,6 +65,8 @@ pub fn list_page(conn: &Connection, cursor: Cursor) -> Result<Page<EventType>> {
     )
 }
 
+/// Deletes only the catalogue entry: events of that type and endpoint filters naming it
+/// are left as they are, since the catalogue documents events rather than gating them.
 pub fn delete(conn: &Connection, name: &str) -> Result<()> {
     if conn.execute("DELETE FROM event_types WHERE name = ?1", [name])? == 0 {
         return Err(StoreError::NotFound("event type"));

@@ -1,4 +1,10 @@
 //! Events and the publish transaction (the write side of the outbox).
+//!
+//! A publish enters here on the writer thread: the event row and its deliveries are written
+//! in the writer's batch and the API answers 202 only after that batch's COMMIT, which is
+//! what lets an accepted event survive kill -9. The deliveries leave through the
+//! dispatcher's claim round (`outbox.rs`), which reads them from the same file; nothing
+//! sits in memory between the two. Reads (get, list) run on the read-only pool.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
@@ -15,6 +21,8 @@ pub fn publish(
     events: Vec<NewEvent>,
     now: i64,
 ) -> Result<Vec<Published>> {
+    // Read once per call, not per event: a batch publish of many events fans out against
+    // one view of the tenant's endpoints (the writer thread is the only one changing it).
     let subscribers = subscriptions::of(conn, tenant_id)?;
     let mut insert_event = conn.prepare_cached(
         "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
@@ -26,12 +34,16 @@ pub fn publish(
     )?;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
+        // Looked up before the insert, on the one writer connection, so no other publish
+        // can slip the same key in between: the check and the insert are one serial step.
         if let Some(key) = &event.idempotency_key {
             if let Some(previous) = find_by_idempotency_key(conn, tenant_id, key)? {
                 out.push(previous);
                 continue;
             }
         }
+        // ULIDs sort by time and need no coordination, so ids stay unique across a later
+        // move to PostgreSQL or several replicas.
         let id = format!("evt_{}", ulid::Ulid::new());
         insert_event.execute(params![
             id,
@@ -41,6 +53,8 @@ pub fn publish(
             event.idempotency_key,
             now
         ])?;
+        // The integer seq, not the ULID, is what deliveries reference: a small key makes the
+        // deliveries table and its indexes smaller.
         let seq = conn.last_insert_rowid();
         let mut deliveries = 0;
         for (endpoint_id, filter) in subscribers.iter() {
@@ -59,6 +73,8 @@ pub fn publish(
     Ok(out)
 }
 
+/// The earlier publish with this key, answered as it was (the same id and delivery count)
+/// so a client retrying after a lost answer cannot tell, and nothing is sent twice.
 fn find_by_idempotency_key(
     conn: &Connection,
     tenant_id: &str,
@@ -80,7 +96,8 @@ fn find_by_idempotency_key(
         .optional()?)
 }
 
-/// Inserts one event for exactly one endpoint, whatever its filter ("send test").
+/// Inserts one event for exactly one endpoint, whatever its filter ("send test"). No
+/// idempotency key: each test press is meant to send again.
 pub fn insert_for_endpoint(
     conn: &Connection,
     tenant_id: &str,
@@ -118,6 +135,7 @@ fn row(r: &Row) -> rusqlite::Result<Event> {
     })
 }
 
+/// Scoped by tenant: another tenant's event id answers 404, as if it did not exist.
 pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Event> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"
@@ -133,6 +151,8 @@ pub fn list(
     q: &EventQuery,
     cursor: Cursor,
 ) -> Result<Page<Event>> {
+    // One statement for every filter combination (`?n IS NULL OR …`) so it is prepared and
+    // cached once; the tenant and seq bounds lead, which the (tenant_id, seq) index serves.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events
          WHERE tenant_id = ?1 AND seq < ?2 AND (?3 IS NULL OR event_type = ?3)

@@ -8,7 +8,10 @@ use rusqlite::Connection;
 
 use crate::store::{Result, StoreError};
 
-/// Migration N (1-based) brings the file from version N-1 to N. Append; never edit.
+/// Migration N (1-based) brings the file from version N-1 to N. Append; never edit: a file
+/// at version N has already run step N as it was, and an edited step would leave old and
+/// new files with different schemas under the same number. Compiled in (`include_str!`)
+/// so the binary needs nothing beside it.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema.sql"),
     include_str!("migrations/0002_ids_never_reused.sql"),
@@ -26,6 +29,8 @@ pub fn latest() -> usize {
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // user_version is a signed 32-bit header field; a negative one can only come from a
+    // hand-edited file, and is treated as "never migrated".
     let current = current.max(0) as usize;
     if current > MIGRATIONS.len() {
         return Err(StoreError::Open(format!(
@@ -33,6 +38,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
+    // The common start-up: nothing to do, and the foreign-key pragma is left alone.
     if current == MIGRATIONS.len() {
         return Ok(());
     }
@@ -40,6 +46,8 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     // the old table would cascade. They are off for the steps (the pragma is a no-op inside
     // a transaction, so it is set here) and checked before each commit.
     conn.pragma_update(None, "foreign_keys", false)?;
+    // Re-enabled whatever the steps did: the writer connection must never run with
+    // foreign keys off, or a cascade delete would leave orphans.
     let result = run_steps(conn, current);
     conn.pragma_update(None, "foreign_keys", true)?;
     result
@@ -53,12 +61,16 @@ fn run_steps(conn: &mut Connection, current: usize) -> Result<()> {
             tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)
             })?;
+        // Returning drops `tx` uncommitted: the step and its version bump roll back together.
         if broken > 0 {
             return Err(StoreError::Open(format!(
                 "migration {} would leave {broken} broken references; nothing was changed",
                 index + 1
             )));
         }
+        // The version is bumped in the step's own transaction (user_version is part of the
+        // database header, written under the same journal), so kill -9 mid-migration
+        // leaves either both or neither.
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");

@@ -28,6 +28,8 @@ pub fn poll(
     now: i64,
 ) -> Result<Vec<Polled>> {
     let endpoint = endpoints::get(conn, tenant_id, endpoint_id)?;
+    // Refused rather than answered: polling a push endpoint would mark deliveries the
+    // dispatcher is sending as succeeded behind its back.
     if endpoint.kind != EndpointKind::Poll {
         return Err(StoreError::Conflict(
             "this webhook is a push endpoint; only poll endpoints can be polled".into(),
@@ -50,6 +52,8 @@ pub fn poll(
            AND (d.id > ?2 OR d.attempts = d.round_start)
          ORDER BY d.id LIMIT ?3",
     )?;
+    // Without an ack the page starts from the oldest pending one: a consumer that lost its
+    // cursor reads again what it has not acknowledged (at-least-once, like a push).
     let rows = stmt.query_map(params![endpoint_id, ack.unwrap_or(0), limit as i64], |r| {
         Ok(Polled {
             delivery_id: r.get(0)?,

@@ -1,4 +1,8 @@
 //! Deployment-wide values kept in the `settings` table.
+//!
+//! A small key/value table for what must outlive a restart and is not configuration: ids
+//! generated once, counters, markers. Every write goes through the writer thread, so a
+//! value is on disk before its caller goes on using it.
 
 use rusqlite::{params, Connection};
 
@@ -37,6 +41,8 @@ pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
 }
 
 /// Adds one to the integer under `key` (0 when absent) in one statement; returns the new value.
+// One statement (an upsert with RETURNING) rather than read-then-write, so the count stays
+// right even if a second process ever shares the file.
 pub fn increment(conn: &Connection, key: &str) -> Result<i64> {
     Ok(conn.query_row(
         "INSERT INTO settings (key, value) VALUES (?1, '1')
