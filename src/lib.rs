@@ -42,9 +42,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::lifecycle::Shutdown;
 use crate::secrets::{keys, secret_key};
-use crate::server::{
-    body_budget, connection_cap, head, idle_deadline, request_deadline, throttle,
-};
+use crate::server::{body_budget, connection_cap, head, idle_deadline, request_deadline, throttle};
 use crate::service::AppState;
 use crate::store::Store;
 

@@ -67,7 +67,8 @@ fn announce_operator_secret(created: &Endpoint) {
     if std::io::stdout().is_terminal() {
         println!(
             "Operator webhook {} set up; its signing secret (shown only this once):\n\n    {}\n",
-            created.settings.url_str(), created.secret
+            created.settings.url_str(),
+            created.secret
         );
     } else {
         println!(

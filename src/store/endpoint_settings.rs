@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
-use crate::units::{format_schedule, parse_schedule};
 use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
 /// The settings of an endpoint, validated (each field's type checked it when built).

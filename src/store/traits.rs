@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::domain::EndpointStatus;
-use crate::pages::flash::Flash;
-use crate::server::throttle::{Check, Door, Failures};
+use crate::store::flash::Flash;
+use crate::store::throttle::{Check, Door, Failures};
 
 #[async_trait]
 /// The deployment's settings and the store as a whole.

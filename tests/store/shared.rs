@@ -42,8 +42,12 @@ fn settings_keep_the_first_value_and_count_atomically(db: &Db) {
 fn a_flash_is_taken_once_by_its_own_session_while_fresh(db: &Db) {
     let s = &db.store;
     let secret = Flash::notice("Endpoint created").reveal("Signing secret", "whsec_abc".into());
-    assert!(db.on(s.flash_room_for_reveal("alice", "tenant-alice", T0)).unwrap());
-    let ticket = db.on(s.flash_put("alice", "tenant-alice", secret, T0)).unwrap();
+    assert!(db
+        .on(s.flash_room_for_reveal("alice", "tenant-alice", T0))
+        .unwrap());
+    let ticket = db
+        .on(s.flash_put("alice", "tenant-alice", secret, T0))
+        .unwrap();
     assert_ne!(ticket, flash::LOST);
     assert!(
         db.on(s.flash_take("bob", &ticket, T0)).unwrap().is_none(),
@@ -85,7 +89,9 @@ fn a_sessions_flood_loses_its_own_oldest_notice_never_a_secret(db: &Db) {
         tickets.push(db.on(s.flash_put("alice", "tenant-alice", f, T0)).unwrap());
     }
     // Alice's session is full of secrets: no room for another, and a notice is lost.
-    assert!(!db.on(s.flash_room_for_reveal("alice", "tenant-alice", T0)).unwrap());
+    assert!(!db
+        .on(s.flash_room_for_reveal("alice", "tenant-alice", T0))
+        .unwrap());
     assert_eq!(
         db.on(s.flash_put("alice", "tenant-alice", Flash::notice("more"), T0))
             .unwrap(),

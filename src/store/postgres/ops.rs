@@ -13,8 +13,8 @@ use super::{
     PgStore,
 };
 use crate::domain::EndpointStatus;
-use crate::pages::flash::Flash;
-use crate::server::throttle::{Check, Door, Failures};
+use crate::store::flash::Flash;
+use crate::store::throttle::{Check, Door, Failures};
 use crate::store::*;
 
 #[async_trait]

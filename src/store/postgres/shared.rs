@@ -22,9 +22,9 @@
 use postgres::types::Type;
 use postgres::Client;
 
-use crate::pages::flash::{self, Admit, Flash};
 use crate::secrets::secret_key::{open_stored, seal_stored};
-use crate::server::throttle::{Check, Door, Failures, FORGET_MS, LOG_EVERY_MS, STALE_PENDING_MS};
+use crate::store::flash::{self, Admit, Flash};
+use crate::store::throttle::{Check, Door, Failures, FORGET_MS, LOG_EVERY_MS, STALE_PENDING_MS};
 use crate::store::{Result, StoreError};
 
 /// The first half of the advisory lock key a principal's messages are trimmed under (the

@@ -37,8 +37,8 @@ use rusqlite::Connection;
 
 use super::{Cursor, Page, Result, StoreError};
 use crate::config::Durability;
-use crate::pages::flash;
-use crate::server::throttle;
+use crate::store::flash;
+use crate::store::throttle;
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
