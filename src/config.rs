@@ -114,6 +114,8 @@ pub struct Config {
     pub max_connections_per_client: usize,
     /// Bytes all request bodies being read may hold together; over it a request gets 503.
     pub max_body_memory: usize,
+    /// SQLite: `/readyz` answers 503 while checkpoints fail and the WAL is larger than this.
+    pub wal_alarm_size: u64,
     /// An IPv6 client is counted (connection cap, throttles, body budget) by this many
     /// leading bits of its address: the network one host is routed (64: a /64).
     pub ipv6_client_prefix: u8,
@@ -164,6 +166,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             max_connections_per_client: 256,
             max_body_memory: 64 * 1024 * 1024,
+            wal_alarm_size: 256 * 1024 * 1024,
             ipv6_client_prefix: 64,
             throttle_exempt: Vec::new(),
             operator_webhook: None,
@@ -200,6 +203,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "max_connections_per_client",
     "max_body_memory",
+    "wal_alarm_size",
     "ipv6_client_prefix",
     "throttle_exempt",
     "operator_webhook",
@@ -312,6 +316,7 @@ impl Config {
                 self.max_connections_per_client = parse_count(v, 0, 1_000_000)?
             }
             "max_body_memory" => self.max_body_memory = parse_size(v)?,
+            "wal_alarm_size" => self.wal_alarm_size = parse_size(v)? as u64,
             "ipv6_client_prefix" => self.ipv6_client_prefix = parse_count(v, 1, 128)? as u8,
             "retention" => self.retention = parse_duration(v)?,
             "disable_after" => self.disable_after = parse_duration(v)?,

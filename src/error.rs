@@ -118,6 +118,11 @@ impl From<StoreError> for ApiError {
                     "the server's disk is full; nothing was stored, retry later".into(),
                 )
             }
+            // Logged once, where the fsync failed (`lifecycle::fail_stop`).
+            StoreError::Stopped => ApiError::Unavailable(
+                "the database failed to sync to disk; the server is restarting, retry shortly"
+                    .into(),
+            ),
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::Unavailable("the database is unavailable; retry later".into())

@@ -15,6 +15,39 @@ use std::time::Duration;
 /// Exit status when a critical thread died (EX_SOFTWARE).
 pub const CRITICAL_EXIT: i32 = 70;
 
+/// Exit status after the database failed to fsync (EX_IOERR).
+pub const FSYNC_EXIT: i32 = 74;
+
+/// How long a fail-stopped process stays up answering 503 before it exits: long enough for
+/// a load balancer's health check and the log to see why, short enough that nothing else
+/// happens meanwhile.
+const FAIL_STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends the process soon with `FSYNC_EXIT`, once (PostgreSQL's `data_sync_retry = off`).
+/// After a failed fsync the kernel may have dropped dirty pages that SQLite believes
+/// written, so no later commit can be trusted; the caller has already stopped every write
+/// (they answer 503 meanwhile). A supervisor restarts Herald, and SQLite's recovery reads
+/// what the WAL really holds.
+pub fn fail_stop(why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::error!(
+            why,
+            "fail-stop: refusing every write and exiting so the service can be restarted"
+        );
+        eprintln!("herald: {why}; exiting (status {FSYNC_EXIT}) so the service restarts");
+        let spawned = std::thread::Builder::new()
+            .name("herald-fail-stop".into())
+            .spawn(|| {
+                std::thread::sleep(FAIL_STOP_GRACE);
+                std::process::exit(FSYNC_EXIT);
+            });
+        if spawned.is_err() {
+            std::process::exit(FSYNC_EXIT);
+        }
+    });
+}
+
 /// Ends the process if its thread unwinds past it.
 pub struct Critical {
     name: &'static str,

@@ -54,6 +54,9 @@ pub struct Metrics {
     circuits_open: Gauge<i64, AtomicI64>,
     commits: Counter,
     write_jobs: Counter,
+    checkpoint_failures: Counter,
+    wal_bytes: Gauge<i64, AtomicI64>,
+    record_failures: Counter,
     /// One scrape at a time: the store-fed figures are set, then encoded.
     scrape: Mutex<()>,
 }
@@ -137,8 +140,29 @@ impl Metrics {
             "Write jobs committed; jobs/commits is the group-commit factor",
             write_jobs.clone(),
         );
+        let checkpoint_failures = Counter::default();
+        registry.register(
+            "store_checkpoint_failures",
+            "SQLite WAL checkpoints that failed (the WAL keeps every commit, but grows)",
+            checkpoint_failures.clone(),
+        );
+        let wal_bytes = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "store_wal_bytes",
+            "The size of SQLite's write-ahead log at the last checkpoint",
+            wal_bytes.clone(),
+        );
+        let record_failures = Counter::default();
+        registry.register(
+            "record_failures",
+            "Batches of attempt outcomes the store refused; they are kept and written again",
+            record_failures.clone(),
+        );
         Metrics {
             registry,
+            checkpoint_failures,
+            wal_bytes,
+            record_failures,
             attempts,
             attempt_duration,
             first_attempt_latency,
@@ -151,6 +175,11 @@ impl Metrics {
             write_jobs,
             scrape: Mutex::new(()),
         }
+    }
+
+    /// The recorder could not write a batch of outcomes.
+    pub fn record_failed(&self) {
+        self.record_failures.inc();
     }
 
     /// Brackets an HTTP attempt for the in-flight gauge.
@@ -201,6 +230,12 @@ impl Metrics {
             .inc_by(writer.commits.saturating_sub(self.commits.get()));
         self.write_jobs
             .inc_by(writer.jobs.saturating_sub(self.write_jobs.get()));
+        self.checkpoint_failures.inc_by(
+            writer
+                .checkpoint_failures
+                .saturating_sub(self.checkpoint_failures.get()),
+        );
+        self.wal_bytes.set(writer.wal_bytes as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
@@ -318,6 +353,7 @@ mod tests {
             WriterStats {
                 commits: 5,
                 jobs: 9,
+                ..WriterStats::default()
             },
         );
         for line in [
@@ -337,6 +373,7 @@ mod tests {
             WriterStats {
                 commits: 7,
                 jobs: 9,
+                ..WriterStats::default()
             },
         );
         assert!(again.contains("herald_store_commits_total 7"), "{again}");

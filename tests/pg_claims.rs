@@ -69,7 +69,7 @@ fn claim(store: &Store, cap: usize, lease_ms: i64) -> Vec<Claimed> {
 }
 
 fn succeeded(store: &Store, ids: &[i64]) {
-    let records = ids
+    let records: Vec<AttemptRecord> = ids
         .iter()
         .map(|&id| AttemptRecord {
             delivery_id: id,
@@ -91,7 +91,9 @@ fn succeeded(store: &Store, ids: &[i64]) {
         circuit_threshold: 0,
         circuit_backoff_ms: 30_000,
     };
-    store.record(records, Arc::new(policy), now_ms()).unwrap();
+    store
+        .record(records.into(), Arc::new(policy), now_ms())
+        .unwrap();
 }
 
 fn ids(claimed: &[herald::store::Claimed]) -> Vec<i64> {

@@ -40,12 +40,20 @@ async fn healthz() -> HttpResponse {
     description = "The database takes a write and the dispatcher is running.",
     responses(
         (status = 200, description = "ready", body = schemas::Success<schemas::Status>),
-        (status = 503, description = "not ready: the database is unavailable or full, or the dispatcher stopped", body = schemas::ErrorEnvelope),
+        (status = 503, description = "not ready: the database is unavailable or full, an fsync failed (the server is restarting), checkpoints fail with the WAL past `wal_alarm_size`, or the dispatcher stopped", body = schemas::ErrorEnvelope),
     )
 )]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // A real write (an empty transaction writes nothing, and passes on a full disk).
     state.store.heartbeat(now_ms()).await?;
+    let writer = state.store.writer_stats();
+    if writer.checkpoint_failing && writer.wal_bytes > state.config.wal_alarm_size {
+        // Every commit is still safe in the WAL, but it grows toward a full disk.
+        return Err(ApiError::Unavailable(format!(
+            "WAL checkpoints are failing and the WAL has grown to {} MiB (over wal_alarm_size); check the disk",
+            writer.wal_bytes >> 20
+        )));
+    }
     if !state.engine.alive() {
         return Err(ApiError::Unavailable(
             "the delivery dispatcher is not running".into(),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::board::Board;
 use super::plan::{self, Shares};
+use super::recorder::Stall;
 use super::Signal;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -37,6 +38,8 @@ pub struct Dispatcher {
     config: Arc<Config>,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
+    /// Set while the recorder holds outcomes the store refused: nothing is claimed.
+    stall: Arc<Stall>,
     shutdown: Shutdown,
     /// Set when a claim round could find something: a wake-up, a dry queue, the clock.
     needs_claim: bool,
@@ -48,6 +51,7 @@ impl Dispatcher {
         config: Arc<Config>,
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
+        stall: Arc<Stall>,
         shutdown: Shutdown,
     ) -> Dispatcher {
         Dispatcher {
@@ -55,6 +59,7 @@ impl Dispatcher {
             config,
             board,
             clock,
+            stall,
             shutdown,
             needs_claim: true,
         }
@@ -69,6 +74,11 @@ impl Dispatcher {
     /// One round: claims what is due (within capacity, as `plan` shares it out) and pins
     /// it to the board. Returns how many deliveries were claimed.
     pub fn step(&mut self) -> Result<usize, StoreError> {
+        if self.stall.is_set() {
+            // Claims whose outcomes cannot be written would only pile up; the recorder
+            // wakes the dispatcher when the store takes writes again.
+            return Ok(0);
+        }
         self.needs_claim = false;
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
@@ -144,7 +154,9 @@ impl Dispatcher {
                     }
                 }
             }
-            let wait = if self.needs_claim && self.board.total() < self.capacity() {
+            let wait = if self.stall.is_set() {
+                POLL // until the recorder's wake-up
+            } else if self.needs_claim && self.board.total() < self.capacity() {
                 PACE.saturating_sub(last_round.elapsed())
             } else {
                 // Nothing more is due now: sleep until the next retry comes due.

@@ -9,12 +9,13 @@
 use std::sync::{mpsc, Arc};
 
 use super::dispatcher::Dispatcher;
+use super::recorder::Recorder;
 use super::worker::{self, WorkerContext};
 use super::{board::Board, Parts, Signal};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::lifecycle::Shutdown;
-use crate::store::{AttemptRecord, Judge, Store, StoreError};
+use crate::store::{AttemptRecord, Store, StoreError};
 
 pub struct Harness {
     pub store: Store,
@@ -22,7 +23,7 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     dispatcher: Dispatcher,
     worker: WorkerContext,
-    judge: Arc<dyn Judge>,
+    recorder: Recorder,
     signals: mpsc::Receiver<Signal>,
     /// Kept so workers' sends do not fail; the harness records through `record` instead.
     _results: mpsc::Receiver<AttemptRecord>,
@@ -47,7 +48,7 @@ impl Harness {
             clock,
             dispatcher: parts.dispatcher,
             worker: parts.worker,
-            judge: parts.judge,
+            recorder: parts.recorder,
             signals: parts.signals,
             _results: parts.records,
             _shutdown: shutdown,
@@ -86,16 +87,15 @@ impl Harness {
         records
     }
 
-    /// Writes outcomes as the recorder does (one transaction).
-    pub fn record(&mut self, records: Vec<AttemptRecord>) {
-        worker::record_batch(
-            &*self.worker.outbox,
-            &self.board,
-            self.clock.as_ref(),
-            &self.judge,
-            records,
-            &self.worker.signals,
-        );
+    /// Writes outcomes as the recorder does (one transaction, after any the store refused
+    /// before); false if the store refused them (they are held, and claiming stalls).
+    pub fn record(&mut self, records: Vec<AttemptRecord>) -> bool {
+        self.recorder.write(records)
+    }
+
+    /// How many outcomes the recorder holds unwritten.
+    pub fn unwritten(&self) -> usize {
+        self.recorder.unwritten()
     }
 
     /// A claim round, the requests, and their records; returns the records.

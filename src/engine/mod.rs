@@ -13,10 +13,11 @@
 //!    the SSRF guard in the resolver, applying `domain::address`'s rules), decides the
 //!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
 //!    with its endpoint's next delivery.
-//! 4. The recorder (`worker.rs`) writes outcomes in batches, one transaction for many
+//! 4. The recorder (`recorder.rs`) writes outcomes in batches, one transaction for many
 //!    attempts, and only then lets their claims go; in that transaction the health policy
 //!    (`health.rs`) decides what each attempt means for its endpoint (circuit breaker,
-//!    auto-disable, Herald's own events).
+//!    auto-disable, Herald's own events). While the store refuses writes, it holds the
+//!    outcomes and the dispatcher claims nothing, so a fault causes no resends.
 //! 5. The pruner (`pruner.rs`) trims history older than `retention` in small batches.
 //!
 //! The engine sees the store only as an `Outbox`, and its rules are pure code here, so both
@@ -36,6 +37,7 @@ pub mod health;
 pub mod http;
 pub mod plan;
 mod pruner;
+pub mod recorder;
 pub mod retry;
 pub mod worker;
 
@@ -51,6 +53,7 @@ use crate::store::{AttemptRecord, Judge, Outbox, StoreError};
 use board::Board;
 use dispatcher::Dispatcher;
 use health::HealthPolicy;
+use recorder::{Recorder, Stall};
 use worker::WorkerContext;
 
 /// Messages to the dispatcher.
@@ -112,6 +115,8 @@ pub struct Parts {
     /// The dispatcher's signals.
     pub signals: mpsc::Receiver<Signal>,
     pub handle: EngineHandle,
+    /// Writes the outcomes (on its own thread, or the harness's).
+    pub recorder: Recorder,
 }
 
 impl Parts {
@@ -148,6 +153,17 @@ impl Parts {
             stats: stats.clone(),
         };
         stop_at(shutdown, &board, &outbox, &signal_tx);
+        let stall = Arc::new(Stall::default());
+        let judge: Arc<dyn Judge> = Arc::new(HealthPolicy::from_config(&config));
+        let recorder = Recorder::new(
+            outbox.clone(),
+            board.clone(),
+            clock.clone(),
+            judge.clone(),
+            signal_tx.clone(),
+            stats.clone(),
+            stall.clone(),
+        );
         let worker = WorkerContext {
             outbox: outbox.clone(),
             board: board.clone(),
@@ -165,10 +181,11 @@ impl Parts {
             config.clone(),
             board.clone(),
             clock,
+            stall,
             shutdown.clone(),
         );
         Ok(Parts {
-            judge: Arc::new(HealthPolicy::from_config(&config)),
+            judge,
             outbox,
             board,
             dispatcher,
@@ -176,6 +193,7 @@ impl Parts {
             records,
             signals,
             handle,
+            recorder,
         })
     }
 }
@@ -218,14 +236,14 @@ impl Engine {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let Parts {
             outbox,
-            board,
             mut dispatcher,
             worker,
-            judge,
             records,
             signals,
             handle,
-        } = Parts::wire(outbox, config.clone(), clock.clone(), &shutdown)?;
+            recorder,
+            ..
+        } = Parts::wire(outbox, config.clone(), clock, &shutdown)?;
         {
             // Publishes on other replicas (a shared database) wake this dispatcher too.
             let signals = handle.signals.clone();
@@ -244,17 +262,13 @@ impl Engine {
                 worker::run(ctx)
             }));
         }
-        let signal_tx = worker.signals.clone();
         drop(worker); // the recorder ends once every worker's sender is gone
         let (recorder_done, recorded) = mpsc::channel();
-        {
-            let (outbox, clock) = (outbox.clone(), clock.clone());
-            threads.push(spawn("herald-recorder", move || {
-                let _critical = Critical::new("recorder");
-                worker::record(records, outbox, board, clock, judge, signal_tx);
-                drop(recorder_done);
-            }));
-        }
+        threads.push(spawn("herald-recorder", move || {
+            let _critical = Critical::new("recorder");
+            recorder.run(records);
+            drop(recorder_done);
+        }));
         let heartbeat = handle.heartbeat.clone();
         threads.push(spawn("herald-dispatcher", move || {
             let _critical = Critical::new("dispatcher");

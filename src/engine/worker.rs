@@ -1,4 +1,4 @@
-//! Workers send deliveries; the recorder writes their outcomes in batches.
+//! Workers send deliveries; the recorder (`recorder.rs`) writes their outcomes in batches.
 //!
 //! A worker takes a ready delivery from the board, signs the stored body, posts it, and
 //! turns the response into an `AttemptRecord` with its verdict (`retry::decide`). The
@@ -9,7 +9,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use super::board::Board;
 use super::{http, retry, EngineStats, Signal};
@@ -17,20 +16,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ExtraHeaders;
 use crate::lifecycle::Tally;
-use crate::store::{AttemptRecord, Claimed, Judge, Outbox, Verdict};
+use crate::store::{AttemptRecord, Claimed, Outbox, Verdict};
 use crate::wire::signing::{self, HeaderNames, SignInput};
 
 /// How much of a successful response's body is kept: a success needs no diagnosis, and
 /// most of the attempt rows a busy deployment writes are successes.
 const SUCCESS_EXCERPT: usize = 256;
-
-/// The most records one recorder transaction writes: large enough that group commit pays
-/// off under load, small enough that one transaction never holds the writer for long.
-const RECORD_BATCH: usize = 1024;
-
-/// How long the recorder waits for more records before writing a batch. Short, because a
-/// delivery's claim (and a FIFO endpoint's next head) is held until its record commits.
-const RECORD_LINGER: Duration = Duration::from_millis(2);
 
 #[derive(Clone)]
 pub struct WorkerContext {
@@ -269,71 +260,3 @@ fn refused(ctx: &WorkerContext, d: &Claimed, started_at: i64) -> AttemptRecord {
 pub const SECRET_REFUSED: &str = "not sent: the endpoint's stored signing secret does not \
     open for this endpoint (copied from another endpoint, or sealed with another secret key); \
     rotate the endpoint's secret";
-
-/// Writes outcomes: blocks for the first, takes every other one already waiting, and
-/// commits them as one transaction. Then tells the board which 410s are written and the
-/// dispatcher when the earliest retry of the batch comes due.
-pub fn record(
-    results: mpsc::Receiver<AttemptRecord>,
-    outbox: Arc<dyn Outbox>,
-    board: Arc<Board>,
-    clock: Arc<dyn Clock>,
-    judge: Arc<dyn Judge>,
-    signals: mpsc::Sender<Signal>,
-) {
-    while let Ok(first) = results.recv() {
-        let mut batch = vec![first];
-        // Linger a moment for more: under load, one transaction for many attempts costs
-        // far less than many small ones, and nothing waits on these records but the
-        // claims they release.
-        let until = std::time::Instant::now() + RECORD_LINGER;
-        while batch.len() < RECORD_BATCH {
-            match results.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-                Ok(record) => batch.push(record),
-                Err(_) => break,
-            }
-        }
-        record_batch(&*outbox, &board, clock.as_ref(), &judge, batch, &signals);
-    }
-}
-
-/// Writes one batch of records (the recorder's loop body; the engine harness calls it).
-pub fn record_batch(
-    outbox: &dyn Outbox,
-    board: &Board,
-    clock: &dyn Clock,
-    judge: &Arc<dyn Judge>,
-    batch: Vec<AttemptRecord>,
-    signals: &mpsc::Sender<Signal>,
-) {
-    let n = batch.len();
-    let gone: Vec<i64> = batch
-        .iter()
-        .filter(|r| r.gone)
-        .map(|r| r.endpoint_id)
-        .collect();
-    let due = batch
-        .iter()
-        .filter_map(|r| match r.verdict {
-            Verdict::RetryAt(at) => Some(at),
-            _ => None,
-        })
-        .min();
-    let written = outbox.record(batch, judge.clone(), clock.now_ms());
-    if let Err(e) = &written {
-        // Not recorded: the claims are let go and the deliveries are sent again.
-        tracing::error!(error = %e, attempts = n, "recording attempts failed");
-    }
-    // Told even if the write failed: the board must not hold an endpoint back forever;
-    // the store's status decides from here on.
-    for endpoint in gone {
-        board.gone_recorded(endpoint);
-    }
-    if let (Ok(()), Some(at)) = (&written, due) {
-        let _ = signals.send(Signal::DueAt(at));
-    }
-    // The claims just let go may unblock work a claim round skipped while they were held:
-    // a FIFO endpoint's next head, an open circuit's next probe, or (after a failed write)
-    // the same deliveries again.
-    let _ = signals.send(Signal::Wake);
-}

@@ -60,6 +60,10 @@ pub enum StoreError {
     /// The disk (or the database's size limit) is full: nothing was written.
     #[error("the disk is full")]
     Full,
+    /// The database failed to fsync: Herald refuses every write until it exits and is
+    /// restarted (`lifecycle::fail_stop`).
+    #[error("the database failed to sync to disk; the server is restarting")]
+    Stopped,
     /// The database could not be opened or migrated: a start-up error, shown as it is.
     #[error("{0}")]
     Open(String),
@@ -103,6 +107,12 @@ pub fn open(db: &Database, durability: Durability) -> Result<Store> {
 pub struct WriterStats {
     pub commits: u64,
     pub jobs: u64,
+    /// SQLite's WAL checkpoints that failed since start (0 on PostgreSQL).
+    pub checkpoint_failures: u64,
+    /// The last checkpoint failed.
+    pub checkpoint_failing: bool,
+    /// The WAL's size at the last checkpoint (0 on PostgreSQL).
+    pub wal_bytes: u64,
 }
 
 /// The reserved tenant that holds the operator's endpoint (`operator_webhook`); tenant ids

@@ -64,6 +64,7 @@ fn the_dispatcher_loop_claims_on_a_wake_up_not_on_its_poll() {
         Arc::new(config()),
         board.clone(),
         clock,
+        Arc::default(),
         shutdown.clone(),
     );
     let (signals, received) = mpsc::channel();

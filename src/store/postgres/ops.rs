@@ -47,6 +47,7 @@ impl Admin for PgStore {
         WriterStats {
             commits,
             jobs: commits,
+            ..WriterStats::default()
         }
     }
 
@@ -447,23 +448,19 @@ impl Outbox for PgStore {
 
     fn record(
         &self,
-        records: Vec<AttemptRecord>,
+        records: std::sync::Arc<[AttemptRecord]>,
         judge: std::sync::Arc<dyn Judge>,
         now: i64,
     ) -> Result<()> {
-        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
-        let written =
-            self.run_blocking(|c| outbox::record(c, &self.replica, &records, &*judge, now));
-        if written.is_err() {
-            // The attempts are not written: give the claims back (or, if even that fails,
-            // let them lapse), and the deliveries are sent again (at-least-once).
-            let _ = self.run_blocking(|c| outbox::release(c, &self.replica, &ids));
-        }
+        // On failure the leases stay held (and renewed while the database answers): the
+        // recorder writes the records again, instead of another replica resending them.
+        // If this replica dies meanwhile, the leases lapse and the deliveries go again.
+        self.run_blocking(|c| outbox::record(c, &self.replica, &records, &*judge, now))?;
         let mut held = self.leases.held();
-        for id in &ids {
-            held.remove(id);
+        for r in records.iter() {
+            held.remove(&r.delivery_id);
         }
-        written
+        Ok(())
     }
 
     fn release(&self, delivery_ids: &[i64]) -> Result<()> {

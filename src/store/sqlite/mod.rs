@@ -62,7 +62,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     claims: claims::Claims,
     path: PathBuf,
-    _checkpointer: checkpoint::Checkpointer,
+    checkpointer: checkpoint::Checkpointer,
     /// One process serves every page and request, so flash messages and throttle counts
     /// stay in its memory: no write per login attempt.
     flashes: Mutex<flash::Memory>,
@@ -87,7 +87,7 @@ impl SqliteStore {
             writer: writer::Writer::start(conn, durability == Durability::Full),
             claims: claims::Claims::default(),
             path: path.to_owned(),
-            _checkpointer: checkpoint::Checkpointer::start(path)?,
+            checkpointer: checkpoint::Checkpointer::start(path)?,
             flashes: Mutex::default(),
             throttles: Mutex::default(),
         })

@@ -36,6 +36,9 @@ impl Admin for SqliteStore {
     }
 
     async fn heartbeat(&self, now: i64) -> Result<()> {
+        if self.writer.is_stopped() {
+            return Err(StoreError::Stopped);
+        }
         if self.writer.is_full() {
             // After a full disk, a tiny write proves little (it may fit where an event does
             // not): ready again only once an event-sized durable write commits.
@@ -52,7 +55,9 @@ impl Admin for SqliteStore {
     }
 
     fn writer_stats(&self) -> WriterStats {
-        self.writer.stats()
+        let mut stats = self.writer.stats();
+        self.checkpointer.fill(&mut stats);
+        stats
     }
 
     fn backup(&self, dest: &Path) -> Result<()> {
@@ -443,18 +448,18 @@ impl Outbox for SqliteStore {
 
     fn record(
         &self,
-        records: Vec<AttemptRecord>,
+        records: std::sync::Arc<[AttemptRecord]>,
         judge: std::sync::Arc<dyn Judge>,
         now: i64,
     ) -> Result<()> {
         let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
         // Relaxed: losing these records in a power cut means the deliveries are sent again.
-        let written =
-            self.write_relaxed_blocking(move |c| outbox::record(c, &records, &*judge, now));
-        // After the commit the rows say what happened, so the claims can go; after a failed
-        // write they go too, and the deliveries are sent again (at-least-once).
+        self.write_relaxed_blocking(move |c| outbox::record(c, &records, &*judge, now))?;
+        // After the commit the rows say what happened, so the claims can go. After a failed
+        // write they stay: the recorder writes the records again once the store recovers,
+        // rather than the deliveries going out again meanwhile.
         self.claims.release(&ids);
-        written
+        Ok(())
     }
 
     fn release(&self, delivery_ids: &[i64]) -> Result<()> {

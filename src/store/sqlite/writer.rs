@@ -32,6 +32,8 @@ type Done = Box<dyn FnOnce(std::result::Result<(), CommitFailed>) + Send>;
 struct CommitFailed {
     /// The disk is full: the callers answer 503 `storage_full`, and retry later.
     full: bool,
+    /// An fsync failed: the writer has stopped for good (`fail_stop`).
+    stopped: bool,
     message: String,
 }
 /// A job and whether its caller needs it on disk before being answered.
@@ -52,6 +54,8 @@ struct Counters {
     /// The last durable commit failed for want of space; cleared by the next one that
     /// succeeds.
     full: std::sync::atomic::AtomicBool,
+    /// An fsync failed: no write is run or acknowledged again in this process.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Writer {
@@ -108,6 +112,7 @@ impl Writer {
             Box::new(move |commit| {
                 let result = match commit {
                     Ok(()) => outcome,
+                    Err(CommitFailed { stopped: true, .. }) => Err(StoreError::Stopped),
                     Err(CommitFailed { full: true, .. }) => Err(StoreError::Full),
                     Err(CommitFailed { message, .. }) => Err(StoreError::Commit(message)),
                 };
@@ -115,11 +120,19 @@ impl Writer {
             })
         });
         let job = Job { run, durable };
+        if self.is_stopped() {
+            return Err(StoreError::Stopped);
+        }
         // A closed channel means the writer thread ended: the caller answers 503 rather than
         // pretending the write is queued.
         let sender = self.sender.lock().map_err(|_| StoreError::WriterGone)?;
         sender.send(job).map_err(|_| StoreError::WriterGone)?;
         Ok(receiver)
+    }
+
+    /// Whether an fsync failed: every write is refused until the process restarts.
+    pub fn is_stopped(&self) -> bool {
+        self.counters.stopped.load(Ordering::SeqCst)
     }
 
     /// Whether the disk was full at the last durable commit.
@@ -131,6 +144,7 @@ impl Writer {
         WriterStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
             jobs: self.counters.jobs.load(Ordering::Relaxed),
+            ..WriterStats::default()
         }
     }
 }
@@ -163,6 +177,12 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters, ful
                 }
             }
         }
+        if counters.stopped.load(Ordering::SeqCst) {
+            // Queued before the fsync failed: dropped unrun (each caller's reply channel
+            // closes, which it reads as "not written"), like every job after it.
+            drop(batch);
+            continue;
+        }
         // IMMEDIATE takes the write lock up front, so a CLI command writing beside the
         // server makes this wait (busy_timeout) at BEGIN, not fail halfway through a batch.
         if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
@@ -178,9 +198,15 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters, ful
             super::on_rollback();
             CommitFailed {
                 full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+                stopped: is_fsync_failure(&e),
                 message: e.to_string(),
             }
         });
+        if let Err(CommitFailed { stopped: true, .. }) = &commit {
+            // Set before any caller hears of the failure, so no later write is acknowledged.
+            counters.stopped.store(true, Ordering::SeqCst);
+            crate::lifecycle::fail_stop("the database failed to fsync at commit");
+        }
         // Only a durable commit clears `full`: a relaxed one succeeding proves little, since
         // its pages may not have reached the disk yet.
         match &commit {
@@ -200,6 +226,16 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, counters: &Counters, ful
             d(commit.clone());
         }
     }
+}
+
+/// Whether SQLite reports a failed fsync of the database, its WAL or their directory. The
+/// transaction may or may not be on disk (its frames were written, the sync failed), and
+/// the kernel may have dropped pages SQLite believes written: the "fsyncgate" lesson.
+fn is_fsync_failure(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error().map(|e| e.extended_code),
+        Some(rusqlite::ffi::SQLITE_IOERR_FSYNC | rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC)
+    )
 }
 
 /// Runs one job so that its failure undoes only its own writes.
