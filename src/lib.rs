@@ -87,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         admin_token_hash,
         secret_key,
         engine: engine.handle(),
+        schemas: Default::default(),
     });
     throttle::exempt(config.throttle_exempt.clone());
     let body_budget = web::Data::from(body_budget::BodyBudget::new(

@@ -20,6 +20,8 @@ use crate::store::{
 use crate::wire::canonical_json::to_js_string;
 use crate::wire::signing::generate_secret;
 
+pub mod schemas;
+
 /// What every handler and page can reach.
 pub struct AppState {
     pub store: Store,
@@ -28,6 +30,8 @@ pub struct AppState {
     /// Signs page sessions; never stored in the database.
     pub secret_key: crate::secrets::secret_key::SecretKey,
     pub engine: EngineHandle,
+    /// Event-type schemas enforced at publish, compiled and cached.
+    pub schemas: schemas::SchemaCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,8 +303,28 @@ impl AppState {
         name: &str,
         description: String,
         example: Option<Value>,
+        schema: Option<Value>,
     ) -> Result<EventType> {
         let name = EventName::parse(name).map_err(ServiceError::invalid)?;
+        // Compiled now so a schema that could never validate anything is refused when
+        // saved, not at the first publish; an example must pass its own schema.
+        let schema = match schema {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let compiled = schemas::compile(&v).map_err(ServiceError::invalid)?;
+                if let Some(why) = example
+                    .as_ref()
+                    .and_then(|e| schemas::violation(&compiled, e))
+                {
+                    return Err(ServiceError::invalid(format!("example: {why}")));
+                }
+                let text = to_js_string(&v);
+                if text.len() > schemas::MAX_SCHEMA_BYTES {
+                    return Err(ServiceError::invalid("schema: at most 64 KiB"));
+                }
+                Some(text)
+            }
+        };
         if description.chars().count() > 500 {
             return Err(ServiceError::invalid("description: at most 500 characters"));
         }
@@ -313,7 +337,45 @@ impl AppState {
             name: name.as_str().to_owned(),
             description,
             example,
+            schema,
         };
-        Ok(self.store.upsert_event_type(new, now_ms()).await?)
+        let saved = self.store.upsert_event_type(new, now_ms()).await?;
+        self.schemas.clear();
+        Ok(saved)
+    }
+
+    /// Deletes a catalogue entry (and so its schema).
+    pub async fn delete_event_type(&self, name: &str) -> Result<()> {
+        self.store.delete_event_type(name).await?;
+        self.schemas.clear();
+        Ok(())
+    }
+
+    /// Refuses events whose payload fails their type's schema: nothing of the call is
+    /// stored. `batch` names the failing item.
+    pub async fn check_schemas(
+        &self,
+        events: &[crate::store::NewEvent],
+        batch: bool,
+    ) -> Result<()> {
+        for (i, event) in events.iter().enumerate() {
+            let Some(validator) = self.schemas.of(&self.store, &event.event_type).await? else {
+                continue;
+            };
+            // The body was produced by the canonical serialiser: valid JSON.
+            let payload: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
+            if let Some(why) = schemas::violation(&validator, &payload) {
+                let at = if batch {
+                    format!("events[{i}]: ")
+                } else {
+                    String::new()
+                };
+                return Err(ServiceError::Invalid {
+                    code: "schema_violation",
+                    message: format!("{at}`{}` {why}", event.event_type),
+                });
+            }
+        }
+        Ok(())
     }
 }

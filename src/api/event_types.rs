@@ -33,6 +33,10 @@ struct CreateEventType {
     /// An example payload.
     #[schema(value_type = Option<Object>)]
     example: Option<Value>,
+    /// A JSON Schema (draft 2020-12) every published payload of this type must satisfy;
+    /// a publish that fails it is refused with 400 `schema_violation`.
+    #[schema(value_type = Option<Object>)]
+    schema: Option<Value>,
 }
 
 #[utoipa::path(
@@ -41,7 +45,7 @@ struct CreateEventType {
     summary = "Create or replace an event type",
     path = "/api/v1/event-types",
     tag = "event types",
-    description = "Create or replace an event type (admin): {name, description?, example?}.",
+    description = "Create or replace an event type (admin): {name, description?, example?, schema?}. A `schema` (JSON Schema draft 2020-12) is enforced at publish; an invalid schema, or an example that fails it, is refused with 400.",
     request_body(content = CreateEventType, content_type = "application/json"),
     responses((status = 201, description = "created or replaced", body = schemas::Success<schemas::EventType>))
 )]
@@ -56,6 +60,7 @@ async fn create(
             &body.name,
             body.description.unwrap_or_default(),
             body.example,
+            body.schema,
         )
         .await?;
     Ok(respond(StatusCode::CREATED, created))
@@ -129,6 +134,6 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let name = name.into_inner();
-    state.store.delete_event_type(&name).await?;
+    state.delete_event_type(&name).await?;
     Ok(ok(json!({ "name": name })))
 }

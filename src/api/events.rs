@@ -52,7 +52,9 @@ async fn store_events(
     state: &AppState,
     tenant: String,
     events: Vec<NewEvent>,
+    batch: bool,
 ) -> Result<Vec<Published>, ApiError> {
+    state.check_schemas(&events, batch).await?;
     let now = now_ms();
     let published = state.store.publish(&tenant, events, now).await?;
     if published.iter().any(|p| !p.replayed && p.deliveries > 0) {
@@ -91,7 +93,7 @@ async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     let mut event = payload::from_bytes(&body.0, now_ms())?;
     event.idempotency_key = idempotency_key(&req)?;
-    let mut published = store_events(&state, auth.tenant.clone(), vec![event]).await?;
+    let mut published = store_events(&state, auth.tenant.clone(), vec![event], false).await?;
     let first = published
         .pop()
         .ok_or_else(|| ApiError::invalid("nothing was published"))?;
@@ -169,7 +171,7 @@ async fn publish_batch(
         event.idempotency_key = key.as_ref().map(|k| format!("{k} #{i}"));
         events.push(event);
     }
-    let published = store_events(&state, auth.tenant, events).await?;
+    let published = store_events(&state, auth.tenant, events, true).await?;
     let replayed = published.iter().all(|p| p.replayed);
     let deliveries = published.iter().map(|p| p.deliveries).sum();
     Ok(accepted(

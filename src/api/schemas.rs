@@ -294,6 +294,9 @@ pub struct EventType {
     /// An example payload, used by "send test" and the pages.
     #[schema(value_type = Option<Object>)]
     pub example: Option<serde_json::Value>,
+    /// The JSON Schema (draft 2020-12) its payloads must satisfy, if any.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<serde_json::Value>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }

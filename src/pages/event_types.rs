@@ -25,12 +25,15 @@ struct TypeForm {
     description: String,
     #[serde(default)]
     example: String,
+    #[serde(default)]
+    schema: String,
 }
 
 /// A catalogue entry with its example indented for reading.
 struct Row {
     event_type: EventType,
     example: Option<String>,
+    schema: Option<String>,
 }
 
 #[derive(Template)]
@@ -48,6 +51,7 @@ async fn list_page(admin: &Admin, form: TypeForm, problem: Option<String>) -> Pa
         .into_iter()
         .map(|t| Row {
             example: t.example.as_ref().map(|e| pretty_json(e.get())),
+            schema: t.schema.as_ref().map(|e| pretty_json(e.get())),
             event_type: t,
         })
         .collect();
@@ -82,6 +86,15 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
             }
         },
     };
+    let schema = match form.schema.trim() {
+        "" => None,
+        text => match crate::wire::canonical_json::parse(text.as_bytes()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return list_page(&admin, form, Some(format!("schema: not valid JSON: {e}"))).await
+            }
+        },
+    };
     let saved = admin
         .0
         .state
@@ -89,6 +102,7 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
             form.name.trim(),
             form.description.trim().to_owned(),
             example,
+            schema,
         )
         .await;
     match saved {
@@ -106,7 +120,7 @@ async fn upsert(admin: Admin, Posted(form): Posted<TypeForm>) -> PageResult {
 }
 
 async fn delete(admin: Admin, PathId(name): PathId<String>, _: Posted<Button>) -> PageResult {
-    admin.0.state.store.delete_event_type(&name).await?;
+    admin.0.state.delete_event_type(&name).await?;
     admin
         .0
         .redirect(

@@ -218,6 +218,8 @@ pub struct EventType {
     pub name: String,
     pub description: String,
     pub example: Option<Box<RawValue>>,
+    /// The JSON Schema (draft 2020-12) its payloads must satisfy, if any.
+    pub schema: Option<Box<RawValue>>,
     #[serde(serialize_with = "ser::ms")]
     pub created_at: i64,
     #[serde(skip)]
@@ -309,6 +311,8 @@ pub struct NewEventType {
     pub name: String,
     pub description: String,
     pub example: Option<String>,
+    /// Canonical JSON, compiled once before it is stored (`service::schemas::compile`).
+    pub schema: Option<String>,
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ const TABLES: &[Table] = &[
             ("name", Text),
             ("description", Text),
             ("example", Text),
+            ("schema", Text),
             ("created_at", Bigint),
             ("rowid", Bigint),
         ],

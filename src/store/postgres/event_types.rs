@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::store::{Cursor, EventType, NewEventType, Page, Result, StoreError};
 
-const COLUMNS: &str = "name, description, example, created_at, rowid";
+const COLUMNS: &str = "name, description, example, created_at, rowid, schema";
 
 fn row(r: &Row) -> Result<EventType> {
     let example: Option<String> = r.try_get(2)?;
@@ -14,6 +14,9 @@ fn row(r: &Row) -> Result<EventType> {
         description: r.try_get(1)?,
         // A row that is not JSON shows no example rather than failing the catalogue.
         example: example.and_then(|e| RawValue::from_string(e).ok()),
+        schema: r
+            .try_get::<_, Option<String>>(5)?
+            .and_then(|e| RawValue::from_string(e).ok()),
         created_at: r.try_get(3)?,
         rowid: r.try_get(4)?,
     })
@@ -24,11 +27,12 @@ fn row(r: &Row) -> Result<EventType> {
 pub fn upsert(c: &mut impl GenericClient, new: &NewEventType, now: i64) -> Result<EventType> {
     let r = c.query_one(
         &format!(
-            "INSERT INTO event_types (name, description, example, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example
+            "INSERT INTO event_types (name, description, example, schema, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example,
+                 schema = excluded.schema
              RETURNING {COLUMNS}"
         ),
-        &[&new.name, &new.description, &new.example, &now],
+        &[&new.name, &new.description, &new.example, &new.schema, &now],
     )?;
     row(&r)
 }

@@ -13,6 +13,9 @@ fn row(r: &Row) -> rusqlite::Result<EventType> {
         // Stored canonical by the API; a row that is not JSON shows no example rather than
         // failing the whole catalogue.
         example: example.and_then(|e| RawValue::from_string(e).ok()),
+        schema: r
+            .get::<_, Option<String>>(5)?
+            .and_then(|e| RawValue::from_string(e).ok()),
         created_at: r.get(3)?,
         rowid: r.get(4)?,
     })
@@ -23,16 +26,17 @@ pub fn upsert(conn: &Connection, new: &NewEventType, now: i64) -> Result<EventTy
     // An upsert that leaves created_at and rowid alone: a replaced type keeps its place in
     // the newest-first list, and pushing the same catalogue at every deploy is a no-op.
     conn.execute(
-        "INSERT INTO event_types (name, description, example, created_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example",
-        params![new.name, new.description, new.example, now],
+        "INSERT INTO event_types (name, description, example, schema, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name) DO UPDATE SET description = excluded.description, example = excluded.example,
+             schema = excluded.schema",
+        params![new.name, new.description, new.example, new.schema, now],
     )?;
     get(conn, &new.name)
 }
 
 pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
     conn.query_row(
-        "SELECT name, description, example, created_at, rowid FROM event_types WHERE name = ?1",
+        "SELECT name, description, example, created_at, rowid, schema FROM event_types WHERE name = ?1",
         [name],
         row,
     )
@@ -44,7 +48,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<EventType> {
 /// runaway catalogue, not paging: a product defines tens of event types, not thousands.
 pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, description, example, created_at, rowid FROM event_types ORDER BY name LIMIT 1000",
+        "SELECT name, description, example, created_at, rowid, schema FROM event_types ORDER BY name LIMIT 1000",
     )?;
     let rows = stmt.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -53,7 +57,7 @@ pub fn list(conn: &Connection) -> Result<Vec<EventType>> {
 /// One page of the catalogue for the API, newest first like every other list.
 pub fn list_page(conn: &Connection, cursor: Cursor) -> Result<Page<EventType>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, description, example, created_at, rowid FROM event_types
+        "SELECT name, description, example, created_at, rowid, schema FROM event_types
          WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
     )?;
     super::page(
