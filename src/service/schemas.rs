@@ -72,7 +72,7 @@ impl SchemaCache {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Arc<Validator>>)>> {
+    ) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
