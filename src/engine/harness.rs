@@ -69,6 +69,7 @@ impl Harness {
         while let Some(mut delivery) = self.board.try_next() {
             loop {
                 let record = worker::attempt(&self.worker, &delivery);
+                worker::observe(&self.board, &record);
                 let finished = self.board.finish(
                     delivery.endpoint_id,
                     record.gone,
