@@ -132,6 +132,12 @@ fn a_dead_endpoint_gets_only_probes_and_ramps_up_after_one_succeeds() {
     // It comes back: the next probe succeeds, and the limit doubles back to 8.
     alive.store(true, Ordering::SeqCst);
     rig.advance(Duration::from_secs(16 * b as u64));
+    assert_eq!(rig.harness.run_once().unwrap().len(), 1, "the probe");
+    assert!(!circuit_open(&rig, id), "the probe closed it");
+    // One more round at the doubled limit (2, then 4 and 8 as its answers come back):
+    // the additive increase alone would have reached 4 at most by now.
+    rig.harness.run_once().unwrap();
+    assert_eq!(rig.harness.board.limit_of(id), 8, "back at endpoint_concurrency");
     let mut rounds = 0;
     while rig.sql_count(
         "SELECT count(*) FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'",
@@ -143,9 +149,4 @@ fn a_dead_endpoint_gets_only_probes_and_ramps_up_after_one_succeeds() {
         assert!(rounds < 40, "the backlog did not drain");
     }
     assert!(!circuit_open(&rig, id));
-    assert_eq!(
-        rig.harness.board.limit_of(id),
-        8,
-        "back at endpoint_concurrency (additive increase alone would be near 6)"
-    );
 }
