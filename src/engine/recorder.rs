@@ -97,18 +97,21 @@ impl Recorder {
     /// The recorder thread: until every worker is gone, writes what they pass on, and
     /// retries what the store refused. At the end, one last try for what is still held.
     pub fn run(mut self, results: mpsc::Receiver<AttemptRecord>) {
+        // When to try the store again after it refused a write; `None` while it takes them.
+        let mut retry_at: Option<Instant> = None;
         loop {
-            let first = if self.unwritten.is_empty() {
-                match results.recv() {
+            let first = match retry_at {
+                None => match results.recv() {
                     Ok(record) => Some(record),
                     Err(_) => break,
-                }
-            } else {
+                },
                 // Waiting out the back-off, still taking outcomes meanwhile.
-                match results.recv_timeout(self.backoff) {
-                    Ok(record) => Some(record),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Some(at) => {
+                    match results.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(record) => Some(record),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             };
             let mut batch: Vec<AttemptRecord> = first.into_iter().collect();
@@ -125,13 +128,24 @@ impl Recorder {
                     }
                 }
             }
-            self.write(batch);
+            if retry_at.is_some_and(|at| Instant::now() < at) {
+                // Not yet: held behind the ones the store refused, written with them.
+                self.hold(batch);
+                continue;
+            }
+            retry_at = if self.write(batch) {
+                None
+            } else {
+                let wait = self.backoff;
+                self.backoff = (wait * 2).min(MAX_BACKOFF);
+                Some(Instant::now() + wait)
+            };
         }
         if !self.unwritten.is_empty() {
             self.write(Vec::new());
         }
         if !self.unwritten.is_empty() {
-            let held: usize = self.unwritten.iter().map(|b| b.len()).sum();
+            let held = self.unwritten();
             // Still pending in the store: sent again after the restart (at-least-once).
             tracing::error!(
                 outcomes = held,
@@ -141,13 +155,18 @@ impl Recorder {
         }
     }
 
-    /// Queues `batch` behind what is still unwritten, then writes the queue, oldest first,
-    /// until the store refuses. Returns whether everything is written.
-    pub fn write(&mut self, batch: Vec<AttemptRecord>) -> bool {
+    /// Queues `batch` behind what is still unwritten.
+    fn hold(&mut self, batch: Vec<AttemptRecord>) {
         if !batch.is_empty() {
             self.unwritten.push_back(batch.into());
         }
         self.shed_excess();
+    }
+
+    /// Queues `batch` behind what is still unwritten, then writes the queue, oldest first,
+    /// until the store refuses. Returns whether everything is written.
+    pub fn write(&mut self, batch: Vec<AttemptRecord>) -> bool {
+        self.hold(batch);
         let was_stalled = self.stall.is_set();
         while let Some(next) = self.unwritten.front().cloned() {
             if !self.write_one(next) {
@@ -158,7 +177,6 @@ impl Recorder {
                     );
                 }
                 self.stall.set(true);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 return false;
             }
             self.unwritten.pop_front();

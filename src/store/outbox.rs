@@ -203,8 +203,7 @@ pub trait Outbox: Send + Sync {
     /// delivery's new state, and for each what `judge` decides about its endpoint; then
     /// lets their claims go. On an error nothing was written and the claims stay held:
     /// the caller writes the same records again later (`engine::recorder`), or releases.
-    fn record(&self, records: Arc<[AttemptRecord]>, judge: Arc<dyn Judge>, now: i64)
-        -> Result<()>;
+    fn record(&self, records: Arc<[AttemptRecord]>, judge: Arc<dyn Judge>, now: i64) -> Result<()>;
     /// Gives back claims that were never attempted (shutdown, or more than the board takes).
     fn release(&self, delivery_ids: &[i64]) -> Result<()>;
     /// When the next pending delivery, or an open circuit's probe, comes due after `now`.

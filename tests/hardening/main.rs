@@ -10,6 +10,7 @@ mod connection_cap;
 mod copied_db;
 mod delete_inflight;
 mod disk_full;
+mod faults;
 mod file_modes;
 mod flash_flood;
 mod ipv6_clients;

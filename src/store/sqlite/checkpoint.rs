@@ -60,8 +60,7 @@ impl Checkpointer {
             .spawn(move || {
                 let mut log = Throttled::default();
                 while !token.sleep(INTERVAL) {
-                    let result =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                     seen.failing.store(result.is_err(), Ordering::SeqCst);
                     if let Err(e) = result {
                         let total = seen.failures.fetch_add(1, Ordering::Relaxed) + 1;
