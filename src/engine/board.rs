@@ -667,7 +667,11 @@ mod tests {
             board.observe(1, true, false, 20);
             seen.push(board.limit_of(1));
         }
-        assert_eq!(seen, [2, 4, 8, 8], "doubling, then back to additive increase");
+        assert_eq!(
+            seen,
+            [2, 4, 8, 8],
+            "doubling, then back to additive increase"
+        );
         // Without the probe's ramp, ten successes from one climb only to about four.
         for _ in 0..100 {
             board.observe(2, false, true, 0);

@@ -221,13 +221,11 @@ impl HealthPolicy {
                 })
             }
             Some(c) => Some(c),
-            None if self.opens(consecutive, window) => {
-                Some(CircuitState {
-                    opened_at: now,
-                    next_probe: now + self.circuit_backoff_ms,
-                    backoff_ms: self.circuit_backoff_ms,
-                })
-            }
+            None if self.opens(consecutive, window) => Some(CircuitState {
+                opened_at: now,
+                next_probe: now + self.circuit_backoff_ms,
+                backoff_ms: self.circuit_backoff_ms,
+            }),
             None => None,
         };
         FailureRecord {
@@ -292,11 +290,21 @@ mod tests {
     /// Judges `outcomes` (true: a success) one every `gap` ms from `h`, writing back what
     /// each decides as the recorder does; returns how often the circuit opened. A success
     /// closes an open circuit at once (a probe), so each opening is counted.
-    fn replay(p: &HealthPolicy, h: &mut EndpointHealth, outcomes: &[bool], t0: i64, gap: i64) -> usize {
+    fn replay(
+        p: &HealthPolicy,
+        h: &mut EndpointHealth,
+        outcomes: &[bool],
+        t0: i64,
+        gap: i64,
+    ) -> usize {
         let mut opened = 0;
         for (i, ok) in outcomes.iter().enumerate() {
             let t = t0 + i as i64 * gap;
-            let verdict = if *ok { Verdict::Succeeded } else { Verdict::RetryAt(t + 1) };
+            let verdict = if *ok {
+                Verdict::Succeeded
+            } else {
+                Verdict::RetryAt(t + 1)
+            };
             let change = p.judge(&attempt(verdict, t), h, t);
             opened += kinds(&change).contains(&"herald.endpoint.circuit_opened") as usize;
             if let Some(f) = change.failures {
@@ -419,8 +427,8 @@ mod tests {
     #[test]
     fn a_run_must_be_unlikely_at_the_rate_before_it() {
         let p = policy(); // threshold 3
-        // 10 attempts, half failed, then a run: at p = 0.5 it takes 20 in a row (0.5^20 is
-        // just under one in a million).
+                          // 10 attempts, half failed, then a run: at p = 0.5 it takes 20 in a row (0.5^20 is
+                          // just under one in a million).
         let mut h = healthy();
         let before: Vec<bool> = (0..10).map(|i| i % 2 == 1).collect();
         assert_eq!(replay(&p, &mut h, &before, 0, 10), 0);
@@ -466,7 +474,13 @@ mod tests {
         replay(&p, &mut h, &[false], 2 * MIN + 1, 1);
         let w = h.window;
         assert_eq!(
-            (w.start, w.failed, w.succeeded, w.prev_failed, w.prev_succeeded),
+            (
+                w.start,
+                w.failed,
+                w.succeeded,
+                w.prev_failed,
+                w.prev_succeeded
+            ),
             (Some(2 * MIN), 1, 0, 1, 1)
         );
         // Two minutes later both have aged out; a success of an empty window keeps none

@@ -17,7 +17,10 @@ const RETRIES: &str = "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100
 fn circuit_state(app: &TestApp, path: &str) -> String {
     let (status, body) = app.admin("GET", path, None);
     assert_eq!(status, 200, "{body}");
-    body["data"]["circuit"]["state"].as_str().unwrap().to_owned()
+    body["data"]["circuit"]["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Publishes the backlog to a receiver failing half its requests at random and waits until

@@ -130,7 +130,11 @@ fn a_dead_endpoint_gets_only_probes_and_ramps_up_after_one_succeeds() {
         }
     }
     let b = backoff.as_secs() as i64;
-    assert_eq!(probes, [b, 3 * b, 7 * b, 15 * b], "one probe each, doubling");
+    assert_eq!(
+        probes,
+        [b, 3 * b, 7 * b, 15 * b],
+        "one probe each, doubling"
+    );
     let without = 40 * 11; // every delivery's eleven attempts, had nothing held them back
     eprintln!(
         "dead endpoint: {} requests in 10 min (without a breaker: {without})",
@@ -145,7 +149,11 @@ fn a_dead_endpoint_gets_only_probes_and_ramps_up_after_one_succeeds() {
     // One more round at the doubled limit (2, then 4 and 8 as its answers come back):
     // the additive increase alone would have reached 4 at most by now.
     round(&mut rig);
-    assert_eq!(rig.harness.board.limit_of(id), 8, "back at endpoint_concurrency");
+    assert_eq!(
+        rig.harness.board.limit_of(id),
+        8,
+        "back at endpoint_concurrency"
+    );
     let mut rounds = 0;
     while rig.sql_count(
         "SELECT count(*) FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'",

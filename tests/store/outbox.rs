@@ -305,7 +305,9 @@ fn the_attempt_window_is_read_and_written_with_the_endpoint(db: &Db) {
         status: Some(status),
         ..EndpointPatch::default()
     };
-    db.on(db.store.update_endpoint(TENANT, id, pause(EndpointStatus::Paused), T0))
+    db.on(db
+        .store
+        .update_endpoint(TENANT, id, pause(EndpointStatus::Paused), T0))
         .unwrap();
     let judge = Arc::new(WindowJudge {
         write: windows[0],
@@ -314,8 +316,14 @@ fn the_attempt_window_is_read_and_written_with_the_endpoint(db: &Db) {
     db.store
         .record(Arc::from(vec![attempt(T0 + 5)]), judge.clone(), T0 + 5)
         .unwrap();
-    assert_eq!(judge.seen.lock().unwrap()[..], [windows[1]], "kept while paused");
-    db.on(db.store.update_endpoint(TENANT, id, pause(EndpointStatus::Active), T0))
+    assert_eq!(
+        judge.seen.lock().unwrap()[..],
+        [windows[1]],
+        "kept while paused"
+    );
+    db.on(db
+        .store
+        .update_endpoint(TENANT, id, pause(EndpointStatus::Active), T0))
         .unwrap();
     let judge = Arc::new(WindowJudge {
         write: windows[0],

@@ -23,8 +23,8 @@ use serde_json::json;
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::open_endpoint_secret;
 use crate::store::{
-    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
-    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 

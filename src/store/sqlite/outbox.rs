@@ -16,8 +16,8 @@ use super::claims::{Claims, Round};
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::store::{
-    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
-    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
