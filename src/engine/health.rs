@@ -15,7 +15,9 @@
 //!     long is no accident of the rate the endpoint failed at before it: with `p` the
 //!     failure rate of the window's attempts before the run (0 if the window has none),
 //!     `p^run <= RUN_CHANCE` (one in a million). An endpoint that worked until now (`p`
-//!     near 0) opens after `circuit_threshold` failures as before; one failing half its
+//!     near 0), or has no attempts in the window before the run (nothing else to judge
+//!     by: a new endpoint failing half its requests opens if its first five fail, one time
+//!     in 32), opens after `circuit_threshold` failures as before; one failing half its
 //!     requests at random needs a run of 20, which at 50 % comes once in a million tries,
 //!     so its retries keep doing their work (issue 19: a run of 5 comes every 32 tries,
 //!     and opened such an endpoint 20 times in three minutes).
