@@ -134,6 +134,13 @@ pub struct Config {
     pub circuit_threshold: u32,
     /// The first wait of an open circuit before its probe (doubling to 30 min).
     pub circuit_backoff: Duration,
+    /// The share of failed attempts (0..=1) in an endpoint's recent window that opens its
+    /// circuit (`engine::health`)…
+    pub circuit_failure_rate: f64,
+    /// …once the window holds at least this many attempts.
+    pub circuit_min_attempts: u32,
+    /// The length of each of the window's two buckets.
+    pub circuit_window: Duration,
     /// The most requests in flight to one endpoint once its limit has adapted upward.
     pub max_endpoint_concurrency: usize,
     /// PostgreSQL: how long a replica's claim on a delivery lasts without renewal, so how
@@ -175,6 +182,9 @@ impl Default for Config {
             rate_limit: None,
             circuit_threshold: 5,
             circuit_backoff: Duration::from_secs(30),
+            circuit_failure_rate: 0.9,
+            circuit_min_attempts: 20,
+            circuit_window: Duration::from_secs(60),
             max_endpoint_concurrency: 32,
             lease: Duration::from_secs(15),
         }
@@ -211,6 +221,9 @@ pub const KEYS: &[&str] = &[
     "rate_limit",
     "circuit_threshold",
     "circuit_backoff",
+    "circuit_failure_rate",
+    "circuit_min_attempts",
+    "circuit_window",
     "max_endpoint_concurrency",
     "lease",
 ];
@@ -236,6 +249,7 @@ impl Config {
             let raw = match value {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
@@ -347,6 +361,17 @@ impl Config {
                 self.lease = lease;
             }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
+            "circuit_failure_rate" => self.circuit_failure_rate = parse_share(v)?,
+            "circuit_min_attempts" => {
+                self.circuit_min_attempts = parse_count(v, 1, 100_000)? as u32
+            }
+            "circuit_window" => {
+                let window = parse_duration(v)?;
+                if window < Duration::from_secs(1) || window > Duration::from_secs(86_400) {
+                    return Err("circuit_window must be from 1s to 24h".into());
+                }
+                self.circuit_window = window;
+            }
             "rate_limit" => {
                 self.rate_limit = match v {
                     "" | "none" => None,
@@ -404,6 +429,21 @@ fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!(
             "expected a whole number from {min} to {max}, not `{v}`"
+        )),
+    }
+}
+
+/// A share from 0 (exclusive) to 1: `0.9` or `90%`. A rate of 0 would open every circuit
+/// at its first failure, so it is refused.
+fn parse_share(v: &str) -> Result<f64, String> {
+    let share = match v.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => v.parse::<f64>(),
+    };
+    match share {
+        Ok(s) if s > 0.0 && s <= 1.0 => Ok(s),
+        _ => Err(format!(
+            "expected a share above 0 and at most 1 (`0.9` or `90%`), not `{v}`"
         )),
     }
 }
@@ -480,6 +520,27 @@ mod tests {
         assert_eq!(c.ipv6_client_prefix, 56);
         assert!(c.set("ipv6_client_prefix", "129").is_err());
         assert!(c.set("ipv6_client_prefix", "0").is_err());
+    }
+
+    #[test]
+    fn circuit_keys_are_checked() {
+        let mut c = Config::default();
+        c.set("circuit_failure_rate", "0.95").unwrap();
+        assert_eq!(c.circuit_failure_rate, 0.95);
+        c.set("circuit_failure_rate", "80%").unwrap();
+        assert!((c.circuit_failure_rate - 0.8).abs() < 1e-12);
+        for bad in ["0", "1.5", "-0.1", "ninety", "120%"] {
+            assert!(c.set("circuit_failure_rate", bad).is_err(), "{bad}");
+        }
+        c.apply_toml("circuit_failure_rate = 0.75").unwrap();
+        assert_eq!(c.circuit_failure_rate, 0.75);
+        c.set("circuit_min_attempts", "50").unwrap();
+        assert_eq!(c.circuit_min_attempts, 50);
+        assert!(c.set("circuit_min_attempts", "0").is_err());
+        c.set("circuit_window", "2m").unwrap();
+        assert_eq!(c.circuit_window, Duration::from_secs(120));
+        assert!(c.set("circuit_window", "500ms").is_err());
+        assert!(c.set("circuit_window", "2d").is_err());
     }
 
     #[test]

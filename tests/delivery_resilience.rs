@@ -2,9 +2,13 @@
 //! loopback receiver: a slow endpoint beside a healthy one, `kill -9` in the middle of a
 //! run, SIGTERM with a request in flight, the SSRF guard at create and at connect time,
 //! proxies in the environment, and the publish-to-arrival latency (printed; run with
-//! `--nocapture` to see it). Timing checks use generous bounds: CI is a busy 2-core machine.
+//! `--nocapture` to see it); `breaker.rs`, a half-failing receiver and a dead one behind
+//! the circuit breaker. Timing checks use generous bounds: CI is a busy 2-core machine.
 
 mod common;
+
+#[path = "delivery_resilience/breaker.rs"]
+mod breaker;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

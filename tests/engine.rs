@@ -5,6 +5,7 @@
 //! exactly what was claimed, sent and written, without waiting on the wall clock (one test
 //! runs the dispatcher's real loop on its thread, to show a wake-up beats its poll).
 //!
+//! - `breaker.rs`: a half-failing endpoint keeps flowing, a dead one gets only probes;
 //! - `claiming.rs`: a publish is claimed at once, fairness across endpoints, the
 //!   per-endpoint cap;
 //! - `failures.rs`: retries on the fake clock, auto-disable at its boundary, a delivery
@@ -21,6 +22,8 @@
 
 mod common;
 
+#[path = "engine/breaker.rs"]
+mod breaker;
 #[path = "engine/claiming.rs"]
 mod claiming;
 #[path = "engine/controls.rs"]

@@ -90,6 +90,9 @@ fn succeeded(store: &Store, ids: &[i64]) {
         disable_after_ms: 86_400_000,
         circuit_threshold: 0,
         circuit_backoff_ms: 30_000,
+        circuit_failure_rate: 0.9,
+        circuit_min_attempts: 20,
+        circuit_window_ms: 60_000,
     };
     store
         .record(records.into(), Arc::new(policy), now_ms())

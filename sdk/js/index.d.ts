@@ -125,8 +125,12 @@ export interface BatchResult {
 }
 
 export interface PublishOptions {
-  /** Makes a retried publish return the first result instead of a second event. */
-  idempotencyKey?: string;
+  /**
+   * Makes a retried publish return the first result instead of a second event. Left out,
+   * each call gets a random key of its own, reused by its retries; `null` sends none (the
+   * publish is then sent once, never retried).
+   */
+  idempotencyKey?: string | null;
 }
 
 export interface Event {

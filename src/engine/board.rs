@@ -21,6 +21,13 @@
 //! halves, at most once per window, on timeouts, connection errors, 5xx and 429 — between 1
 //! and `max_endpoint_concurrency`. A FIFO endpoint stays at one.
 //!
+//! A circuit's probe (`probing`) sets the endpoint's limit to one; if the probe succeeds, the
+//! limit ramps back up, doubling with each success (1, 2, 4, 8…) until it is back at
+//! `endpoint_concurrency` — TCP's slow start after a timeout — and then adapts as above. The
+//! additive increase alone would take about `endpoint_concurrency² / 2` successes to climb
+//! back from the one request the probe was, so a backlog that waited out the outage would
+//! drain one request at a time long after the receiver was back.
+//!
 //! One mutex guards it all: each operation is a few map lookups, far below the cost of the
 //! HTTP request around it.
 
@@ -54,6 +61,20 @@ struct Limit {
     /// those requests all belong to the one overload that caused the decrease.
     since_decrease: usize,
     window: usize,
+    /// Ramping up after a probe: each success doubles the limit up to the start value.
+    ramp: bool,
+}
+
+impl Limit {
+    fn new(start: f64) -> Limit {
+        Limit {
+            current: start,
+            fastest_ms: f64::MAX,
+            since_decrease: 0,
+            window: 0,
+            ramp: false,
+        }
+    }
 }
 
 /// An endpoint's send schedule.
@@ -258,14 +279,13 @@ impl Board {
         }
         let (start, max) = (self.cap as f64, self.max_cap as f64);
         let mut s = self.lock();
-        let limit = s.limits.entry(endpoint).or_insert(Limit {
-            current: start,
-            fastest_ms: f64::MAX,
-            since_decrease: 0,
-            window: 0,
-        });
+        let limit = s.limits.entry(endpoint).or_insert(Limit::new(start));
         limit.since_decrease += 1;
-        if ok {
+        if ok && limit.ramp {
+            limit.fastest_ms = (limit.fastest_ms * 1.01).min(ms.max(1) as f64);
+            limit.current = (limit.current * 2.0).min(start);
+            limit.ramp = limit.current < start;
+        } else if ok {
             let ms = ms.max(1) as f64;
             limit.fastest_ms = (limit.fastest_ms * 1.01).min(ms);
             // +1/current per success is about +1 per window of `current` answers: TCP's
@@ -273,13 +293,32 @@ impl Board {
             if ms <= 2.0 * limit.fastest_ms {
                 limit.current = (limit.current + 1.0 / limit.current).min(max);
             }
-        } else if limit.since_decrease >= limit.window {
+        } else if limit.since_decrease >= limit.window || limit.ramp {
+            // A failure ends the ramp: the limit adapts from where it got to.
+            limit.ramp = false;
             // The next window is the number in flight now: their failures are echoes of
             // this overload and must not halve the limit again.
             limit.window = limit.current.ceil() as usize;
             limit.current = (limit.current / 2.0).max(1.0);
             limit.since_decrease = 0;
         }
+    }
+
+    /// The dispatcher claimed a circuit's probe of `endpoint`: one request in flight, and if
+    /// it succeeds the limit ramps back up (module comment).
+    pub fn probing(&self, endpoint: i64) {
+        let mut s = self.lock();
+        let limit = s
+            .limits
+            .entry(endpoint)
+            .or_insert(Limit::new(self.cap as f64));
+        *limit = Limit {
+            current: 1.0,
+            since_decrease: 0,
+            window: 0,
+            ramp: true,
+            ..*limit
+        };
     }
 
     /// Takes the endpoint's next send slot if its schedule allows one now.
@@ -612,6 +651,59 @@ mod tests {
         board.observe(2, false, false, 5);
         assert_eq!(board.limit_of(2), 8);
         assert_eq!(board.limits().get(&1), Some(&1));
+    }
+
+    #[test]
+    fn after_a_probe_the_limit_doubles_back_to_its_start_and_then_adapts_as_before() {
+        let board = Board::adaptive(8, 32, None, clock());
+        for _ in 0..100 {
+            board.observe(1, false, true, 0); // the outage halved it to one
+        }
+        assert_eq!(board.limit_of(1), 1);
+        board.probing(1);
+        assert_eq!(board.limit_of(1), 1, "the probe goes alone");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            board.observe(1, true, false, 20);
+            seen.push(board.limit_of(1));
+        }
+        assert_eq!(
+            seen,
+            [2, 4, 8, 8],
+            "doubling, then back to additive increase"
+        );
+        // Without the probe's ramp, ten successes from one climb only to about four.
+        for _ in 0..100 {
+            board.observe(2, false, true, 0);
+        }
+        for _ in 0..10 {
+            board.observe(2, true, false, 20);
+        }
+        assert!(board.limit_of(2) <= 4, "{}", board.limit_of(2));
+        // A failure while ramping ends the ramp and halves what it had reached.
+        board.probing(3);
+        board.observe(3, true, false, 20);
+        board.observe(3, true, false, 20);
+        assert_eq!(board.limit_of(3), 4);
+        board.observe(3, false, true, 0);
+        assert_eq!(board.limit_of(3), 2);
+        board.observe(3, true, false, 20);
+        assert_eq!(board.limit_of(3), 2, "+1/2: additive again");
+    }
+
+    #[test]
+    fn a_probe_is_sent_alone_even_if_more_is_pinned() {
+        let board = Board::new(4, None, clock());
+        board.probing(6);
+        board.pin(vec![claimed(1, 6), claimed(2, 6), claimed(3, 6)], 0);
+        assert!(board.try_next().is_some());
+        assert!(board.try_next().is_none(), "one in flight while probing");
+        // Its success lets two go at once: the worker goes on with one, another takes one.
+        board.observe(6, true, false, 10);
+        let done = board.finish(6, false, None, 0);
+        assert_eq!(done.next.map(|d| d.delivery_id), Some(2));
+        board.release_due(0);
+        assert_eq!(board.try_next().map(|d| d.delivery_id), Some(3));
     }
 
     #[test]

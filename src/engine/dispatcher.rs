@@ -21,7 +21,7 @@ use super::Signal;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::lifecycle::Shutdown;
-use crate::store::{ClaimRound, Outbox, StoreError};
+use crate::store::{ClaimRound, Outbox, StoreError, Take};
 
 /// The longest the dispatcher sleeps without a signal: the bound on noticing work that no
 /// signal announced (a publish from the CLI in another process).
@@ -108,9 +108,21 @@ impl Dispatcher {
             default_rate_limited: self.config.rate_limit.is_some(),
             lease_ms: self.config.lease.as_millis() as i64,
         };
-        let claimed = self
-            .outbox
-            .claim(&round, &mut |due| plan::plan(&shares, due))?;
+        // The endpoints given a circuit's probe: the board sends it alone and, if it
+        // succeeds, ramps the endpoint back up (`Board::probing`).
+        let mut probes = Vec::new();
+        let claimed = self.outbox.claim(&round, &mut |due| {
+            let picks = plan::plan(&shares, due);
+            probes = picks
+                .iter()
+                .filter(|p| p.take == Take::Next)
+                .map(|p| p.endpoint)
+                .collect();
+            picks
+        })?;
+        for endpoint in probes {
+            self.board.probing(endpoint);
+        }
         let count = claimed.len();
         let excess = self.board.pin(claimed, now);
         self.outbox.release(&excess)?;

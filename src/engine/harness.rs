@@ -87,6 +87,15 @@ impl Harness {
         records
     }
 
+    /// Tells the board what the answers say about their endpoints' capacity, as a worker
+    /// does after each request. Left to the tests about the adaptive limit, so the others
+    /// can count claims without it moving under them.
+    pub fn observe(&self, records: &[AttemptRecord]) {
+        for record in records {
+            worker::observe(&self.board, record);
+        }
+    }
+
     /// Writes outcomes as the recorder does (one transaction, after any the store refused
     /// before); false if the store refused them (they are held, and claiming stalls).
     pub fn record(&mut self, records: Vec<AttemptRecord>) -> bool {

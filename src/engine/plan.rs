@@ -7,7 +7,9 @@
 //!   deliveries of is left to that process: its board spaces the requests, and two boards
 //!   could not keep one pace.
 //! - **Probes.** An endpoint whose circuit is open gets one delivery when its probe is due,
-//!   and none while that probe is out.
+//!   and none while that probe is out. Once it succeeds the circuit is closed and the
+//!   endpoint is served by shares again, at the cap the board ramps back up from one
+//!   (`Board::probing`: doubling per success), which reaches this planner in `caps`.
 //! - **FIFO.** A FIFO endpoint gets its head (its oldest pending delivery) and nothing
 //!   while one of its deliveries is out: the rest wait behind the head, in publish order.
 //! - **Shares, in two passes,** so backlogs that could fill the round cannot starve a newer

@@ -60,18 +60,7 @@ pub fn run(ctx: WorkerContext) {
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
-            // No status means timeout or connection failure: as much a sign of a
-            // struggling receiver as a 5xx, so both shrink its in-flight limit.
-            let overloaded = match record.status_code {
-                None => true,
-                Some(code) => code == 429 || code >= 500,
-            };
-            ctx.board.observe(
-                delivery.endpoint_id,
-                record.verdict == Verdict::Succeeded,
-                overloaded,
-                record.duration_ms.max(0) as u64,
-            );
+            observe(&ctx.board, &record);
             let _ = ctx.results.send(record);
             let finished = ctx.board.finish(
                 delivery.endpoint_id,
@@ -96,6 +85,22 @@ pub fn run(ctx: WorkerContext) {
             }
         }
     }
+}
+
+/// Tells the board what one answer says about its endpoint's capacity (the adaptive
+/// in-flight limit). No status means timeout or connection failure: as much a sign of a
+/// struggling receiver as a 5xx, so both shrink its limit.
+pub fn observe(board: &Board, record: &AttemptRecord) {
+    let overloaded = match record.status_code {
+        None => true,
+        Some(code) => code == 429 || code >= 500,
+    };
+    board.observe(
+        record.endpoint_id,
+        record.verdict == Verdict::Succeeded,
+        overloaded,
+        record.duration_ms.max(0) as u64,
+    );
 }
 
 /// Cuts at a char boundary at or below `max`: the body came through `from_utf8_lossy`,

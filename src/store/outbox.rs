@@ -96,6 +96,37 @@ pub struct EndpointHealth {
     pub failures: FailureRecord,
     /// Its own `disable_after` (ms), if it has one.
     pub disable_after_ms: Option<i64>,
+    /// Its recent attempts, which the failure-rate rule reads.
+    pub window: AttemptWindow,
+}
+
+/// An endpoint's recent attempts, counted in two buckets of `circuit_window` each: the
+/// current one, which began at `start`, and the one before it. Counters rather than one
+/// row per attempt: the recorder reads and writes them with the endpoint's row, in the
+/// transaction of the attempt, so every process sharing the store sees the same window.
+/// `start: None` is the empty window (a healthy endpoint's: see `engine::health`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptWindow {
+    pub start: Option<i64>,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub prev_succeeded: u32,
+    pub prev_failed: u32,
+}
+
+impl AttemptWindow {
+    /// Attempts in both buckets.
+    pub fn attempts(&self) -> u32 {
+        self.succeeded
+            .saturating_add(self.failed)
+            .saturating_add(self.prev_succeeded)
+            .saturating_add(self.prev_failed)
+    }
+
+    /// Failures in both buckets.
+    pub fn failures(&self) -> u32 {
+        self.failed.saturating_add(self.prev_failed)
+    }
 }
 
 /// An endpoint's failures since its last success, and its circuit.
@@ -122,6 +153,8 @@ pub struct CircuitState {
 pub struct HealthChange {
     /// The endpoint's new failure record and circuit, when they change.
     pub failures: Option<FailureRecord>,
+    /// The endpoint's new attempt window, when it changes.
+    pub window: Option<AttemptWindow>,
     /// Move the endpoint's `last_attempt_at` forward to this (never back).
     pub last_attempt_at: Option<i64>,
     /// Herald's own events about the endpoint, published with the record.

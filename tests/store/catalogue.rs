@@ -15,6 +15,7 @@ fn kind(name: &str, description: &str) -> NewEventType {
         name: name.into(),
         description: description.into(),
         example: Some(r#"{"id":1}"#.into()),
+        schema: Some(r#"{"type":"object"}"#.into()),
     }
 }
 
@@ -31,6 +32,11 @@ fn an_event_type_is_upserted_by_name(db: &Db) {
     assert_eq!(
         created.example.as_ref().map(|e| e.get()),
         Some(r#"{"id":1}"#)
+    );
+    assert_eq!(
+        created.schema.as_ref().map(|e| e.get()),
+        Some(r#"{"type":"object"}"#),
+        "the schema is kept"
     );
 
     let replaced = db

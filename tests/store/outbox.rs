@@ -4,11 +4,15 @@
 //! across endpoints, FIFO, claims given back, and what a record writes.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald::config::Config;
 use herald::domain::{EndpointStatus, Ordering};
-use herald::store::{Claimed, Verdict};
+use herald::store::{
+    AttemptRecord, AttemptWindow, Claimed, EndpointHealth, EndpointPatch, HealthChange, Judge,
+    Verdict,
+};
 
 use crate::common::{Receiver, Reply};
 use crate::{endpoint_to, engine_config, roomy_config, Db, T0, TENANT};
@@ -22,6 +26,8 @@ contract!(
     a_success_is_final_and_clears_the_endpoints_failing_state,
     a_failure_is_retried_on_schedule_then_fails_for_good,
     a_410_disables_the_endpoint_and_cancels_its_pending_deliveries,
+    the_attempt_window_is_read_and_written_with_the_endpoint,
+    a_mostly_failing_endpoint_opens_on_its_failure_rate,
 );
 
 fn a_claimed_delivery_is_not_claimed_again_until_recorded(db: &Db) {
@@ -229,4 +235,132 @@ fn a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(db: &Db) {
     assert_eq!(status(later), "cancelled");
     assert_eq!(engine.step().unwrap(), 0);
     assert_eq!(receiver.received().len(), 1);
+}
+
+/// A judge that writes the window it is given and remembers the one it was shown.
+struct WindowJudge {
+    write: AttemptWindow,
+    seen: Mutex<Vec<AttemptWindow>>,
+}
+
+impl Judge for WindowJudge {
+    fn judge(&self, _: &AttemptRecord, health: &EndpointHealth, _: i64) -> HealthChange {
+        self.seen.lock().unwrap().push(health.window);
+        HealthChange {
+            window: Some(self.write),
+            ..HealthChange::default()
+        }
+    }
+}
+
+fn the_attempt_window_is_read_and_written_with_the_endpoint(db: &Db) {
+    let id = db.endpoint("http://127.0.0.1:9/hook", "*");
+    let delivery = db.delivery_of(&db.publish("job.done", T0));
+    let attempt = |at: i64| AttemptRecord {
+        delivery_id: delivery,
+        endpoint_id: id,
+        started_at: at,
+        duration_ms: 1,
+        status_code: Some(500),
+        error: None,
+        response_headers: None,
+        response_body: None,
+        verdict: Verdict::RetryAt(at + 1_000),
+        gone: false,
+        backoff_until: None,
+        operational: false,
+    };
+    // Each record shows the judge what the one before wrote.
+    let windows = [
+        AttemptWindow {
+            start: Some(T0),
+            succeeded: 3,
+            failed: 4,
+            prev_succeeded: 5,
+            prev_failed: 6,
+        },
+        AttemptWindow {
+            start: Some(T0 + 60_000),
+            succeeded: 0,
+            failed: 1,
+            prev_succeeded: 3,
+            prev_failed: 2_000_000_000,
+        },
+    ];
+    let mut seen = Vec::new();
+    for (i, write) in windows.iter().enumerate() {
+        let judge = Arc::new(WindowJudge {
+            write: *write,
+            seen: Mutex::default(),
+        });
+        let at = T0 + i as i64;
+        db.store
+            .record(Arc::from(vec![attempt(at)]), judge.clone(), at)
+            .expect("record");
+        seen.extend(judge.seen.lock().unwrap().iter().copied());
+    }
+    assert_eq!(seen, [AttemptWindow::default(), windows[0]]);
+    // Resuming an endpoint forgets its failures, the window with them.
+    let pause = |status| EndpointPatch {
+        status: Some(status),
+        ..EndpointPatch::default()
+    };
+    db.on(db
+        .store
+        .update_endpoint(TENANT, id, pause(EndpointStatus::Paused), T0))
+        .unwrap();
+    let judge = Arc::new(WindowJudge {
+        write: windows[0],
+        seen: Mutex::default(),
+    });
+    db.store
+        .record(Arc::from(vec![attempt(T0 + 5)]), judge.clone(), T0 + 5)
+        .unwrap();
+    assert_eq!(
+        judge.seen.lock().unwrap()[..],
+        [windows[1]],
+        "kept while paused"
+    );
+    db.on(db
+        .store
+        .update_endpoint(TENANT, id, pause(EndpointStatus::Active), T0))
+        .unwrap();
+    let judge = Arc::new(WindowJudge {
+        write: windows[0],
+        seen: Mutex::default(),
+    });
+    db.store
+        .record(Arc::from(vec![attempt(T0 + 6)]), judge.clone(), T0 + 6)
+        .unwrap();
+    assert_eq!(
+        judge.seen.lock().unwrap()[..],
+        [AttemptWindow::default()],
+        "cleared on resume"
+    );
+}
+
+fn a_mostly_failing_endpoint_opens_on_its_failure_rate(db: &Db) {
+    // One answer in ten succeeds: no run of failures is long enough for the run rule
+    // (threshold 50 here), but 90 % of 20 attempts is.
+    let receiver = Receiver::start(|_, n| Reply::status(if n % 10 == 9 { 200 } else { 500 }));
+    let id = db.endpoint(&receiver.url("/mostly"), "job.*");
+    for i in 0..40 {
+        db.publish("job.done", T0 + i);
+    }
+    let config = Config {
+        circuit_threshold: 50,
+        retry_schedule: vec![Duration::from_secs(1); 5],
+        ..engine_config()
+    };
+    let (mut engine, clock) = db.harness(config);
+    let circuit = || db.on(db.store.get_endpoint(TENANT, id)).unwrap().circuit;
+    while circuit().since.is_none() {
+        if engine.run_once().unwrap().is_empty() {
+            clock.advance(Duration::from_secs(1));
+        }
+        assert!(receiver.received().len() <= 40, "never opened");
+    }
+    let sent = receiver.received().len();
+    assert!((20..=30).contains(&sent), "opened after {sent} attempts");
+    assert!(circuit().consecutive_failures < 50);
 }

@@ -109,26 +109,46 @@ export class Webhooks extends Resource {
   }
 }
 
+/**
+ * The Idempotency-Key a publish carries: the caller's, none when the caller passes `null`
+ * (then the publish is sent once, never retried), or else a fresh random one. Herald may
+ * answer 503 after it has in fact committed (a crash between the commit and the answer),
+ * so a retry without a key could publish twice; with the same key it answers the first
+ * result. One key per call, reused by every retry of that call.
+ */
+export function publishKey(idempotencyKey) {
+  if (idempotencyKey === null) return undefined;
+  if (idempotencyKey !== undefined) return String(idempotencyKey);
+  return `sdk-${randomId()}`;
+}
+
+function randomId() {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  c.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export class Events extends Resource {
   /**
    * Publishes one payload (an object with a string `event`, or its JSON text sent as is).
-   * Retried on failure only when an idempotency key makes that safe.
+   * It carries an Idempotency-Key (`publishKey`), so its retries never publish twice.
    */
   async publish(event, { idempotencyKey } = {}) {
-    const { data, response } = await this.transport.request('POST', `${V1}/events`, {
-      body: event,
-      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
-      idempotent: idempotencyKey !== undefined,
-    });
-    return { ...data, replayed: response.headers.get('idempotent-replayed') === 'true' };
+    return this.send(`${V1}/events`, event, publishKey(idempotencyKey));
   }
 
-  /** Publishes up to 1000 payloads atomically. */
+  /** Publishes up to 1000 payloads atomically, with a key as `publish` has. */
   async publishBatch(events, { idempotencyKey } = {}) {
-    const { data, response } = await this.transport.request('POST', `${V1}/events/batch`, {
-      body: { events },
-      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
-      idempotent: idempotencyKey !== undefined,
+    return this.send(`${V1}/events/batch`, { events }, publishKey(idempotencyKey));
+  }
+
+  async send(path, body, key) {
+    const { data, response } = await this.transport.request('POST', path, {
+      body,
+      headers: key === undefined ? {} : { 'idempotency-key': key },
+      idempotent: key !== undefined,
     });
     return { ...data, replayed: response.headers.get('idempotent-replayed') === 'true' };
   }

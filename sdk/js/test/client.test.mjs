@@ -154,6 +154,13 @@ describe('events', () => {
     assert.notEqual(other.id, first.id);
   });
 
+  test('each publish gets a key of its own: the same payload twice is two events', async () => {
+    const first = await client.events.publish({ event: 'order.paid', n: 1 });
+    const second = await client.events.publish({ event: 'order.paid', n: 1 });
+    assert.notEqual(second.id, first.id);
+    assert.deepEqual([first.replayed, second.replayed], [false, false]);
+  });
+
   test('publish sends a JSON string byte for byte', async () => {
     const published = await client.events.publish('{"event":"raw.sent","b":1,"a":2}');
     const event = await client.events.get(published.id);

@@ -1,6 +1,7 @@
 // The retry policy, against a scripted stub on 127.0.0.1 (the live Herald cannot be made
 // to answer 503 or drop a connection on demand): idempotent calls are retried on network
-// errors, 429 and 5xx, honouring Retry-After; a publish is retried only with a key.
+// errors, 429 and 5xx, honouring Retry-After; a publish carries an Idempotency-Key (its own
+// random one unless the caller gives one, or turns it off with null) and is retried with it.
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -63,11 +64,27 @@ test('retries stop after maxRetries, with the last refusal thrown', async () => 
   assert.equal(requests.length, 3);
 });
 
-test('a publish without an idempotency key is sent once', async () => {
+test('a publish carries a random Idempotency-Key of its own, reused on a retry after a 503', async () => {
+  const ok = OK({ id: 'evt_1', event: 'a.b', deliveries: 0 });
+  const { client, requests } = await startStub([FAIL(503), ok, ok, FAIL(503), ok]);
+  assert.equal((await client.events.publish({ event: 'a.b' })).id, 'evt_1');
+  await client.events.publish({ event: 'a.b' });
+  await client.events.publishBatch([{ event: 'a.b' }]);
+  const keys = requests.map((r) => r.headers['idempotency-key']);
+  assert.equal(keys.length, 5);
+  assert.match(keys[0], /^sdk-[0-9a-f-]{32,36}$/);
+  assert.equal(keys[1], keys[0], 'the retry after the 503 sends the same key');
+  assert.notEqual(keys[2], keys[0], 'another call, another key');
+  assert.equal(keys[4], keys[3], 'a batch keeps its key across its retry too');
+  assert.equal(new Set([keys[0], keys[2], keys[3]]).size, 3);
+});
+
+test('a publish whose key is turned off (null) is sent once, without the header', async () => {
   const { client, requests } = await startStub([FAIL(503), OK({ id: 'evt_1' })]);
-  const error = await client.events.publish({ event: 'a.b' }).catch((e) => e);
+  const error = await client.events.publish({ event: 'a.b' }, { idempotencyKey: null }).catch((e) => e);
   assert.equal(error.status, 503);
   assert.equal(requests.length, 1);
+  assert.equal(requests[0].headers['idempotency-key'], undefined);
 });
 
 test('a publish with an idempotency key is retried with the same key', async () => {

@@ -1,6 +1,7 @@
 """One class per API resource, named as the API names them; request fields are keyword
 arguments with the API's names, answers are HeraldObjects (dicts with attribute access)."""
 
+import uuid
 from datetime import datetime
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
@@ -161,17 +162,33 @@ class Webhooks(_Resource):
         return HeraldObject(wrap({"data": data, "next_cursor": envelope.get("next_cursor")}))
 
 
+def publish_key(idempotency_key: Any) -> Optional[str]:
+    """The Idempotency-Key a publish carries: the caller's, none when the caller passes
+    ``None`` (the publish is then sent once, never retried), or else a fresh random one.
+    Herald may answer 503 after it has in fact committed (a crash between the commit and
+    the answer), so a retry without a key could publish twice; with the same key it
+    answers the first result. One key per call, reused by every retry of that call."""
+    if idempotency_key is UNSET:
+        return f"sdk-{uuid.uuid4()}"
+    if idempotency_key is None:
+        return None
+    return str(idempotency_key)
+
+
 class Events(_Resource):
-    def publish(self, event: Payload, *, idempotency_key: Optional[str] = None) -> HeraldObject:
+    def publish(self, event: Payload, *, idempotency_key: Optional[str] = UNSET) -> HeraldObject:
         """Publishes one payload (a dict with a string ``event``, or its JSON text sent as
-        is). Retried on failure only when an idempotency key makes that safe."""
-        return self._publish(f"{V1}/events", event, idempotency_key)
+        is). It carries an Idempotency-Key (``publish_key``), so its retries never publish
+        twice."""
+        return self._publish(f"{V1}/events", event, publish_key(idempotency_key))
 
     def publish_batch(
-        self, events: Sequence[Mapping[str, Any]], *, idempotency_key: Optional[str] = None
+        self, events: Sequence[Mapping[str, Any]], *, idempotency_key: Optional[str] = UNSET
     ) -> HeraldObject:
-        """Publishes up to 1000 payloads atomically."""
-        return self._publish(f"{V1}/events/batch", {"events": list(events)}, idempotency_key)
+        """Publishes up to 1000 payloads atomically, with a key as ``publish`` has."""
+        return self._publish(
+            f"{V1}/events/batch", {"events": list(events)}, publish_key(idempotency_key)
+        )
 
     def _publish(self, path: str, body: Any, key: Optional[str]) -> HeraldObject:
         data, _, response = self._transport.request(

@@ -2,11 +2,11 @@
 the request, unwraps the ``{"success", "data"}`` envelope, raises HeraldError for
 refusals, and retries what is safe to retry.
 
-Retries: a call marked idempotent (reads, deletes, field-setting updates, publishes that
-carry an Idempotency-Key) is sent again after a network error, a timeout, a 429 or a 5xx,
-with exponential back-off and jitter; ``Retry-After`` wins when the server sends it. A
-non-idempotent call (a publish without a key, "send test", rotate) is sent once, because
-sending it twice could do the thing twice.
+Retries: a call marked idempotent (reads, deletes, field-setting updates, publishes, which
+carry an Idempotency-Key by default) is sent again after a network error, a timeout, a 429
+or a 5xx, with exponential back-off and jitter; ``Retry-After`` wins when the server sends
+it. A non-idempotent call (a publish whose key the caller turned off, "send test", rotate)
+is sent once, because sending it twice could do the thing twice.
 """
 
 import email.utils

@@ -129,6 +129,13 @@ class ClientTest(HeraldTestCase):
         other = self.client.events.publish({"event": "order.paid"}, idempotency_key=key + "-b")
         self.assertNotEqual(other.id, first.id)
 
+    def test_each_publish_gets_a_key_of_its_own(self) -> None:
+        # The default key is made per call: the same payload published twice is two events.
+        first = self.client.events.publish({"event": "order.paid", "n": 1})
+        second = self.client.events.publish({"event": "order.paid", "n": 1})
+        self.assertNotEqual(first.id, second.id)
+        self.assertEqual((first.replayed, second.replayed), (False, False))
+
     def test_publish_sends_a_json_string_as_is(self) -> None:
         published = self.client.events.publish('{"event":"raw.sent","b":1,"a":2}')
         self.assertEqual(list(self.client.events.get(published.id).payload), ["event", "b", "a", "timestamp"])

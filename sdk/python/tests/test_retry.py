@@ -1,6 +1,7 @@
 """The retry policy, against a scripted stub on 127.0.0.1 (the live Herald cannot be made
 to answer 503 or drop a connection on demand): idempotent calls are retried on network
-errors, 429 and 5xx, honouring Retry-After; a publish is retried only with a key."""
+errors, 429 and 5xx, honouring Retry-After; a publish carries an Idempotency-Key (its own
+random one unless the caller gives one, or turns it off with None) and is retried with it."""
 
 import json
 import threading
@@ -101,11 +102,26 @@ class RetryTest(unittest.TestCase):
         self.assertEqual((caught.exception.status, caught.exception.code), (500, "storage_unavailable"))
         self.assertEqual(len(stub.requests), 3)
 
-    def test_a_publish_without_a_key_is_sent_once(self) -> None:
+    def test_a_publish_carries_its_own_random_key_reused_on_a_retry_after_503(self) -> None:
+        published = ok({"id": "evt_1", "event": "a.b", "deliveries": 0})
+        stub = self.stub(fail(503), published, published, fail(503), published)
+        self.assertEqual(stub.client.events.publish({"event": "a.b"}).id, "evt_1")
+        stub.client.events.publish({"event": "a.b"})
+        stub.client.events.publish_batch([{"event": "a.b"}])
+        keys = [r["headers"]["idempotency-key"] for r in stub.requests]
+        self.assertEqual(len(keys), 5)
+        self.assertRegex(keys[0], r"^sdk-[0-9a-f-]{36}$")
+        self.assertEqual(keys[1], keys[0], "the retry after the 503 sends the same key")
+        self.assertNotEqual(keys[2], keys[0], "another call, another key")
+        self.assertEqual(keys[4], keys[3], "a batch keeps its key across its retry too")
+        self.assertEqual(len({keys[0], keys[2], keys[3]}), 3)
+
+    def test_a_publish_whose_key_is_turned_off_is_sent_once_without_one(self) -> None:
         stub = self.stub(fail(503), ok({"id": "evt_1"}))
         with self.assertRaises(HeraldError):
-            stub.client.events.publish({"event": "a.b"})
+            stub.client.events.publish({"event": "a.b"}, idempotency_key=None)
         self.assertEqual(len(stub.requests), 1)
+        self.assertNotIn("idempotency-key", stub.requests[0]["headers"])
 
     def test_a_publish_with_a_key_is_retried_with_the_same_key(self) -> None:
         stub = self.stub(drop, fail(502), ok({"id": "evt_1", "event": "a.b", "deliveries": 0}))

@@ -23,8 +23,8 @@ use serde_json::json;
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::open_endpoint_secret;
 use crate::store::{
-    AttemptRecord, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
-    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
@@ -401,7 +401,8 @@ fn write_attempt(
 fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<EndpointHealth>> {
     const READ: &str = "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
                                circuit_opened_at, circuit_next_probe, circuit_backoff_ms,
-                               disable_after_ms
+                               disable_after_ms, window_start, window_succeeded, window_failed,
+                               window_prev_succeeded, window_prev_failed
                         FROM endpoints WHERE id = $1";
     let locked;
     let query = if lock {
@@ -431,6 +432,13 @@ fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<
             circuit,
         },
         disable_after_ms: row.get(7),
+        window: AttemptWindow {
+            start: row.get(8),
+            succeeded: row.get::<_, i32>(9).max(0) as u32,
+            failed: row.get::<_, i32>(10).max(0) as u32,
+            prev_succeeded: row.get::<_, i32>(11).max(0) as u32,
+            prev_failed: row.get::<_, i32>(12).max(0) as u32,
+        },
     }))
 }
 
@@ -438,6 +446,7 @@ fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<
 fn apply(tx: &mut Transaction<'_>, endpoint: i64, change: HealthChange, now: i64) -> Result<()> {
     let HealthChange {
         failures,
+        window,
         last_attempt_at,
         events,
         disable,
@@ -463,6 +472,22 @@ fn apply(tx: &mut Transaction<'_>, endpoint: i64, change: HealthChange, now: i64
                 &c.map(|c| c.opened_at),
                 &c.map(|c| c.next_probe),
                 &c.map(|c| c.backoff_ms),
+            ],
+        )?;
+    }
+    if let Some(w) = window {
+        let n = |c: u32| c.min(i32::MAX as u32) as i32;
+        tx.execute(
+            "UPDATE endpoints SET window_start = $2, window_succeeded = $3, window_failed = $4,
+                 window_prev_succeeded = $5, window_prev_failed = $6
+             WHERE id = $1",
+            &[
+                &endpoint,
+                &w.start,
+                &n(w.succeeded),
+                &n(w.failed),
+                &n(w.prev_succeeded),
+                &n(w.prev_failed),
             ],
         )?;
     }

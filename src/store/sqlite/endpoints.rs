@@ -242,7 +242,12 @@ pub fn set_status(
              consecutive_failures = CASE WHEN ?2 = 'active' THEN 0 ELSE consecutive_failures END,
              circuit_opened_at = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_opened_at END,
              circuit_next_probe = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_next_probe END,
-             circuit_backoff_ms = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_backoff_ms END
+             circuit_backoff_ms = CASE WHEN ?2 = 'active' THEN NULL ELSE circuit_backoff_ms END,
+             window_start = CASE WHEN ?2 = 'active' THEN NULL ELSE window_start END,
+             window_succeeded = CASE WHEN ?2 = 'active' THEN 0 ELSE window_succeeded END,
+             window_failed = CASE WHEN ?2 = 'active' THEN 0 ELSE window_failed END,
+             window_prev_succeeded = CASE WHEN ?2 = 'active' THEN 0 ELSE window_prev_succeeded END,
+             window_prev_failed = CASE WHEN ?2 = 'active' THEN 0 ELSE window_prev_failed END
          WHERE id = ?1",
         params![id, status.as_str(), reason, now],
     )?;

@@ -16,8 +16,8 @@ use super::claims::{Claims, Round};
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::store::{
-    AttemptRecord, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint, EndpointHealth,
-    FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
@@ -294,7 +294,9 @@ fn health(conn: &Connection, endpoint: i64) -> Result<Option<EndpointHealth>> {
     Ok(conn
         .prepare_cached(
             "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
-                    circuit_opened_at, circuit_next_probe, circuit_backoff_ms, disable_after_ms
+                    circuit_opened_at, circuit_next_probe, circuit_backoff_ms, disable_after_ms,
+                    window_start, window_succeeded, window_failed, window_prev_succeeded,
+                    window_prev_failed
              FROM endpoints WHERE id = ?1",
         )?
         .query_row([endpoint], |row| {
@@ -316,15 +318,28 @@ fn health(conn: &Connection, endpoint: i64) -> Result<Option<EndpointHealth>> {
                     circuit,
                 },
                 disable_after_ms: row.get(7)?,
+                window: AttemptWindow {
+                    start: row.get(8)?,
+                    succeeded: count(row.get(9)?),
+                    failed: count(row.get(10)?),
+                    prev_succeeded: count(row.get(11)?),
+                    prev_failed: count(row.get(12)?),
+                },
             })
         })
         .optional()?)
+}
+
+/// A stored count: never negative, whatever the file holds.
+fn count(n: i64) -> u32 {
+    n.clamp(0, u32::MAX as i64) as u32
 }
 
 /// Writes what the judge decided about an endpoint.
 fn apply(conn: &Connection, endpoint: i64, change: HealthChange, now: i64) -> Result<()> {
     let HealthChange {
         failures,
+        window,
         last_attempt_at,
         events,
         disable,
@@ -351,6 +366,21 @@ fn apply(conn: &Connection, endpoint: i64, change: HealthChange, now: i64) -> Re
             c.map(|c| c.opened_at),
             c.map(|c| c.next_probe),
             c.map(|c| c.backoff_ms)
+        ])?;
+    }
+    if let Some(w) = window {
+        conn.prepare_cached(
+            "UPDATE endpoints SET window_start = ?2, window_succeeded = ?3, window_failed = ?4,
+                 window_prev_succeeded = ?5, window_prev_failed = ?6
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            endpoint,
+            w.start,
+            w.succeeded,
+            w.failed,
+            w.prev_succeeded,
+            w.prev_failed
         ])?;
     }
     for (kind, data) in events {
