@@ -124,9 +124,9 @@ impl From<StoreError> for ApiError {
                     .into(),
             ),
             // Logged once per outage, by the store (`postgres/liveness.rs`).
-            StoreError::Unreachable => ApiError::Unavailable(
-                "the database is unreachable; retry later".into(),
-            ),
+            StoreError::Unreachable => {
+                ApiError::Unavailable("the database is unreachable; retry later".into())
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::Unavailable("the database is unavailable; retry later".into())

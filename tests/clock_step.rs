@@ -32,11 +32,10 @@ fn libfaketime() -> Option<String> {
 /// Seconds since the epoch of the `Date` header (the process's wall clock).
 fn date_header(app: &TestApp) -> i64 {
     let (_, headers, _) = app.call_raw("GET", "/healthz", None, &[], None);
-    let format = time::format_description::parse(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
-    )
-    .unwrap();
-    time::PrimitiveDateTime::parse(&headers["date"], &format)
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(&headers["date"], format)
         .expect("a Date header")
         .assume_utc()
         .unix_timestamp()
@@ -82,7 +81,9 @@ fn a_retry_goes_out_on_schedule_when_the_wall_clock_steps_back_an_hour() {
 
     let got = receiver.wait_for("/hook", 2, Duration::from_secs(15));
     let gap = got[1].at.duration_since(first);
-    eprintln!("wall clock stepped back 1 h; the 3 s retry went out {gap:?} after the first attempt");
+    eprintln!(
+        "wall clock stepped back 1 h; the 3 s retry went out {gap:?} after the first attempt"
+    );
     assert!(
         gap >= Duration::from_millis(2_900) && gap < Duration::from_secs(6),
         "retry {gap:?} after the first attempt"

@@ -204,7 +204,12 @@ fn a_killed_replicas_deliveries_and_its_endpoints_new_events_go_out_within_5s() 
     let mut victim = replica(&db.url(), &key, &[]);
     victim.create_webhook(&receiver.url("/hook"), &["order.*"]);
     let held: Vec<String> = (0..2)
-        .map(|n| publish_status(&victim, n).1["data"]["id"].as_str().unwrap().to_owned())
+        .map(|n| {
+            publish_status(&victim, n).1["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     receiver.wait_for("/hook", 2, Duration::from_secs(10));
     let survivor = replica(&db.url(), &key, &[]);
@@ -226,7 +231,9 @@ fn a_killed_replicas_deliveries_and_its_endpoints_new_events_go_out_within_5s() 
     };
     let resent: Vec<Duration> = held.iter().map(|id| after_kill(id)).collect();
     let new_event = after_kill(&fresh);
-    eprintln!("after kill -9: held deliveries re-sent at {resent:?}, a new event sent at {new_event:?}");
+    eprintln!(
+        "after kill -9: held deliveries re-sent at {resent:?}, a new event sent at {new_event:?}"
+    );
     for took in resent.iter().chain([&new_event]) {
         assert!(
             *took <= TAKEOVER_BOUND,
@@ -263,11 +270,10 @@ fn date_header(app: &TestApp) -> i64 {
 
 /// Seconds since the epoch of an IMF-fixdate (`Wed, 02 Dec 2026 19:39:56 GMT`).
 fn httpdate(s: &str) -> Option<i64> {
-    let format = time::format_description::parse(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
-    )
-    .ok()?;
-    let t = time::PrimitiveDateTime::parse(s, &format).ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let t = time::PrimitiveDateTime::parse(s, format).ok()?;
     Some(t.assume_utc().unix_timestamp())
 }
 

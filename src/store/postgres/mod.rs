@@ -164,7 +164,9 @@ impl PgStore {
         {
             let (pool, live, replica, leases) =
                 (pool.clone(), live.clone(), replica.clone(), leases.clone());
-            spawn("herald-leases", move || keep_leases(pool, live, replica, leases))?;
+            spawn("herald-leases", move || {
+                keep_leases(pool, live, replica, leases)
+            })?;
         }
         {
             let (target, replica, live) = (target.clone(), replica.clone(), live.clone());

@@ -212,8 +212,7 @@ fn lock_and_count(
 /// A delivery no live lease holds, in a statement whose `$3` is the round's time and `$5`
 /// the live replicas (`live_replicas`): never leased, its lease ended, or its owner's
 /// heartbeat stale.
-const FREE: &str =
-    "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
+const FREE: &str = "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
 
 /// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
 /// first, that no live lease holds: one statement for every endpoint of the round.
