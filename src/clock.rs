@@ -1,6 +1,21 @@
 //! Time as Herald stores it (integer milliseconds, UTC) and as people read it (RFC 3339).
+//!
+//! The process clock (`now_ms`) is monotonic: the wall clock is read once, at the first
+//! call, and time moves on from there by `Instant` (CLOCK_MONOTONIC). Every interval Herald
+//! waits (retry schedules, back-offs, linger, probes, leases) is a difference of two
+//! `now_ms` readings, so a wall-clock step while it runs (an NTP step, an operator's
+//! `date -s`) changes nothing it waits for; the times it shows are those of its start's
+//! wall clock plus the time elapsed, until it restarts.
+//!
+//! On PostgreSQL every replica writes due times and leases the others compare with their
+//! own `now_ms`, so they must share one clock: the store measures the database's time
+//! against this one (`set_offset_ms`, refreshed by its heartbeat) and `now_ms` adds the
+//! difference. A replica whose clock runs a minute ahead then claims, leases and schedules
+//! on the database's time, like the others.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -40,11 +55,44 @@ impl Clock for ManualClock {
     }
 }
 
-pub fn now_ms() -> i64 {
+/// The wall clock's reading at the process clock's start, and the `Instant` it was taken at.
+static START: OnceLock<(i64, Instant)> = OnceLock::new();
+
+/// Added to the process clock: the database's time minus ours, on PostgreSQL (0 on SQLite).
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+fn start() -> &'static (i64, Instant) {
+    START.get_or_init(|| (wall_ms(), Instant::now()))
+}
+
+/// The system's wall clock, which can step (only the start reads it).
+pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The process clock before the shared offset: the start's wall time plus the monotonic
+/// time since.
+pub fn local_ms() -> i64 {
+    let (wall, at) = start();
+    wall + at.elapsed().as_millis() as i64
+}
+
+/// Herald's time in ms since the epoch: monotonic within the process, and on PostgreSQL
+/// the database's time (see the module comment).
+pub fn now_ms() -> i64 {
+    local_ms() + OFFSET_MS.load(Ordering::Relaxed)
+}
+
+/// Sets how far the shared clock (the database's) is ahead of `local_ms`.
+pub fn set_offset_ms(offset: i64) {
+    OFFSET_MS.store(offset, Ordering::Relaxed);
+}
+
+pub fn offset_ms() -> i64 {
+    OFFSET_MS.load(Ordering::Relaxed)
 }
 
 fn datetime(ms: i64) -> OffsetDateTime {
@@ -145,5 +193,14 @@ mod tests {
         );
         assert_eq!(parse("1734948000").unwrap(), 1_734_948_000_000);
         assert!(parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_process_clock_is_monotonic_and_near_the_wall() {
+        let a = local_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = local_ms();
+        assert!(b - a >= 20, "{a} then {b}");
+        assert!((wall_ms() - b).abs() < 1_000, "started from the wall clock");
     }
 }

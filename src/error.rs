@@ -123,6 +123,10 @@ impl From<StoreError> for ApiError {
                 "the database failed to sync to disk; the server is restarting, retry shortly"
                     .into(),
             ),
+            // Logged once per outage, by the store (`postgres/liveness.rs`).
+            StoreError::Unreachable => {
+                ApiError::Unavailable("the database is unreachable; retry later".into())
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::Unavailable("the database is unavailable; retry later".into())

@@ -160,6 +160,11 @@ impl Dispatcher {
                 match self.step() {
                     Ok(_) if !self.needs_claim => deadline = None,
                     Ok(_) => {}
+                    // An unreachable database was logged once by the store; not 20 times a
+                    // second here.
+                    Err(StoreError::Unreachable) => {
+                        deadline = Some(Instant::now() + AFTER_ERROR);
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "claiming deliveries failed");
                         deadline = Some(Instant::now() + AFTER_ERROR);

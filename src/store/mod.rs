@@ -64,6 +64,10 @@ pub enum StoreError {
     /// restarted (`lifecycle::fail_stop`).
     #[error("the database failed to sync to disk; the server is restarting")]
     Stopped,
+    /// PostgreSQL is unreachable (a refused or lost connection), and has not answered a
+    /// probe since: answered at once rather than after the pool's checkout timeout.
+    #[error("the database is unreachable")]
+    Unreachable,
     /// The database could not be opened or migrated: a start-up error, shown as it is.
     #[error("{0}")]
     Open(String),

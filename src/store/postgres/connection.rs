@@ -25,6 +25,9 @@ pub type Pool = r2d2::Pool<Manager>;
 /// replicas well under PostgreSQL's default `max_connections` of 100.
 const POOL_SIZE: u32 = 16;
 
+/// The longest a checkout waits for a connection while the database answers.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A parsed URL, ready to connect with.
 #[derive(Clone)]
 pub struct Target {
@@ -96,15 +99,18 @@ impl Target {
             .map_err(|e| self.refused(&e))
     }
 
-    pub fn pool(&self) -> Result<Pool> {
+    /// The pool; `errors` hears of every connection it fails to open (`liveness.rs` turns
+    /// that into fast 503s).
+    pub fn pool(&self, errors: Box<dyn r2d2::HandleError<postgres::Error>>) -> Result<Pool> {
         let manager = PostgresConnectionManager::new(self.config.clone(), self.tls.clone());
         r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             // A couple kept warm so the first request after idle does not pay a TLS
-            // handshake; a 5 s checkout bound turns an exhausted or lost database into a
-            // 503 instead of a hung request.
+            // handshake; a 5 s checkout bound turns an exhausted pool into a 503 instead
+            // of a hung request (a lost database answers sooner: `PgStore::checkout`).
             .min_idle(Some(2))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(CHECKOUT_TIMEOUT)
+            .error_handler(errors)
             .build(manager)
             .map_err(|e| self.refused(&e))
     }

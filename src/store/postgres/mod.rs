@@ -13,6 +13,8 @@
 //!   makes it claimable again;
 //! - a publish wakes every replica through `LISTEN/NOTIFY` (`listen.rs`);
 //! - the pruner runs on one replica at a time (an advisory lock);
+//! - each replica's heartbeat, which both tells the others it is alive (its leases count)
+//!   and sets the process clock to the database's (`liveness.rs`);
 //! - page flash messages and login throttles live in tables of their own.
 
 mod activity;
@@ -22,6 +24,7 @@ mod endpoints;
 mod event_types;
 mod events;
 pub mod listen;
+mod liveness;
 pub mod migrate;
 mod operational;
 mod ops;
@@ -55,6 +58,8 @@ pub struct PgStore {
     /// Transactions committed, for /metrics (`writer_stats`).
     commits: AtomicU64,
     leases: Arc<Leases>,
+    /// Whether the database is seen down: operations then answer 503 at once.
+    live: Arc<liveness::Liveness>,
 }
 
 /// The lease keeper's shared state: how long a lease lasts (set by the dispatcher's claims;
@@ -108,7 +113,12 @@ impl Drop for OffRuntime {
 
 /// Renews this replica's leases every third of a lease, so a lease lapses only when the
 /// replica is gone (or cannot reach the database for that long).
-fn keep_leases(pool: connection::Pool, replica: String, leases: Arc<Leases>) {
+fn keep_leases(
+    pool: connection::Pool,
+    live: Arc<liveness::Liveness>,
+    replica: String,
+    leases: Arc<Leases>,
+) {
     loop {
         let lease_ms = leases.lease_ms.load(Ordering::Relaxed);
         let every = Duration::from_millis((lease_ms / 3).clamp(200, 5_000) as u64);
@@ -122,9 +132,7 @@ fn keep_leases(pool: connection::Pool, replica: String, leases: Arc<Leases>) {
         if held.is_empty() {
             continue;
         }
-        let renewed = pool
-            .get()
-            .map_err(unavailable)
+        let renewed = checkout(&pool, &live)
             .and_then(|mut c| outbox::renew(&mut c, &replica, &held, now_ms(), lease_ms));
         if let Err(e) = renewed {
             tracing::warn!(error = %e, "cannot renew delivery leases; other replicas may take them over");
@@ -145,16 +153,27 @@ impl PgStore {
                 "sealed endpoint secrets for their endpoint (stored in clear or the older way)"
             );
         }
-        drop(first);
-        let pool = target.pool()?;
         let replica = format!("{:016x}", rand::random::<u64>());
+        // Before anything is claimed or stamped: this replica's clock is the database's,
+        // and the others see it alive.
+        liveness::beat(&mut first, &replica)?;
+        drop(first);
+        let live = Arc::new(liveness::Liveness::default());
+        let pool = target.pool(Box::new(liveness::PoolErrors(live.clone())))?;
         let leases = Arc::new(Leases::default());
         {
-            let (pool, replica, leases) = (pool.clone(), replica.clone(), leases.clone());
-            std::thread::Builder::new()
-                .name("herald-leases".into())
-                .spawn(move || keep_leases(pool, replica, leases))
-                .map_err(|e| StoreError::Open(format!("cannot start a thread: {e}")))?;
+            let (pool, live, replica, leases) =
+                (pool.clone(), live.clone(), replica.clone(), leases.clone());
+            spawn("herald-leases", move || {
+                keep_leases(pool, live, replica, leases)
+            })?;
+        }
+        {
+            let (target, replica, live) = (target.clone(), replica.clone(), live.clone());
+            let stop = leases.stop.clone();
+            spawn("herald-liveness", move || {
+                liveness::watch(target, replica, live, stop)
+            })?;
         }
         Ok(PgStore {
             pool: OffRuntime(Some(pool)),
@@ -162,6 +181,7 @@ impl PgStore {
             replica,
             commits: AtomicU64::new(0),
             leases,
+            live,
         })
     }
 
@@ -171,9 +191,9 @@ impl PgStore {
         F: FnOnce(&mut Client) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, live) = (self.pool.clone(), self.live.clone());
         self.commits.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || f(&mut *pool.get().map_err(unavailable)?))
+        tokio::task::spawn_blocking(move || on_connection(&pool, &live, f))
             .await
             .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?
     }
@@ -199,13 +219,57 @@ impl PgStore {
     /// Runs `f` on a pooled connection on the calling thread (the engine, the CLI).
     fn run_blocking<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        f(&mut *self.pool.get().map_err(unavailable)?)
+        on_connection(&self.pool, &self.live, f)
     }
 }
 
-/// No connection within the pool's timeout: the database is down or unreachable.
-fn unavailable(e: r2d2::Error) -> StoreError {
-    StoreError::Backend(format!("no database connection: {e}"))
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| StoreError::Open(format!("cannot start a thread: {e}")))
+}
+
+/// Runs `f` on a pooled connection; a connection that closed under it marks the database
+/// down (the liveness thread decides when it is back).
+fn on_connection<T>(
+    pool: &connection::Pool,
+    live: &liveness::Liveness,
+    f: impl FnOnce(&mut Client) -> Result<T>,
+) -> Result<T> {
+    let mut c = checkout(pool, live)?;
+    let out = f(&mut c);
+    if out.is_err() && c.is_closed() {
+        live.mark_down("the connection closed during a statement");
+    }
+    out
+}
+
+/// How often a waiting checkout looks whether the database has been seen down.
+const CHECKOUT_SLICE: Duration = Duration::from_millis(50);
+
+/// A pooled connection: at once `Unreachable` while the database is seen down, and while
+/// waiting for one (the pool opening a connection, or all of them busy), given up as soon
+/// as it is seen down (a refused connect, a lost connection: `liveness.rs`), else after
+/// the pool's checkout timeout.
+fn checkout(
+    pool: &connection::Pool,
+    live: &liveness::Liveness,
+) -> Result<r2d2::PooledConnection<connection::Manager>> {
+    let started = std::time::Instant::now();
+    loop {
+        if live.is_down() {
+            return Err(StoreError::Unreachable);
+        }
+        match pool.get_timeout(CHECKOUT_SLICE) {
+            Ok(c) => return Ok(c),
+            Err(e) if started.elapsed() >= connection::CHECKOUT_TIMEOUT => {
+                return Err(StoreError::Backend(format!("no database connection: {e}")))
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Wakes every replica's dispatcher when the caller's transaction commits (`listen.rs`):

@@ -9,10 +9,16 @@
 //! requests; the next replica starts from `last_attempt_at`). Rows are taken with
 //! `FOR UPDATE SKIP LOCKED`, so a claim never waits for a row another transaction holds.
 //!
-//! A live replica renews its leases (`renew`); a replica that dies stops renewing, and
-//! after at most one lease its deliveries are claimed by the others and sent again with
-//! the same `webhook-id`: at-least-once, never zero, and never two attempts at once while
-//! the holder is alive.
+//! A live replica renews its leases (`renew`) and writes a heartbeat (`liveness.rs`). A
+//! lease is *live* while both hold: `lease_until` is ahead of the round's time and its
+//! owner's heartbeat is younger than `liveness::STALE_MS`, both on the database's clock
+//! (`clock.rs`: every replica's `now` is the database's). Only live leases count toward an
+//! endpoint's concurrency, and any other lease is free to take. So a replica that dies
+//! (`kill -9`) holds its deliveries for at most `STALE_MS` (3 s) plus the others' next
+//! round, not a whole lease; they are sent again with the same `webhook-id`:
+//! at-least-once, never zero, and never two attempts at once while the holder is alive. A
+//! holder that is alive but stalled for longer than that (5 missed heartbeats, > 2.5 s)
+//! loses its leases too, and its attempt in flight may be sent a second time.
 
 use std::collections::HashMap;
 
@@ -50,7 +56,8 @@ pub fn claim(
     plan: &mut Planner<'_>,
 ) -> Result<Vec<Claimed>> {
     let mut tx = c.transaction()?;
-    let due = due_endpoints(&mut tx, replica, req)?;
+    let live = live_replicas(&mut tx, replica, req.now)?;
+    let due = due_endpoints(&mut tx, &live, req)?;
     if due.is_empty() {
         return Ok(Vec::new());
     }
@@ -64,8 +71,14 @@ pub fn claim(
         }
     }
     let lease_until = req.now + req.lease_ms;
-    let mut ids = claim_picks(&mut tx, replica, &picks, lease_until, req.now)?;
-    ids.extend(claim_heads(&mut tx, replica, &heads, lease_until, req.now)?);
+    let mut ids = claim_picks(&mut tx, (replica, &live), &picks, lease_until, req.now)?;
+    ids.extend(claim_heads(
+        &mut tx,
+        (replica, &live),
+        &heads,
+        lease_until,
+        req.now,
+    )?);
     // Oldest due first across endpoints, as the workers should take them.
     let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     let mut claimed = details(&mut tx, &ids, req.now)?;
@@ -75,11 +88,27 @@ pub fn claim(
     Ok(claimed)
 }
 
+/// The replicas whose leases are live this round: those whose heartbeat is younger than
+/// `STALE_MS`, and this one whatever its heartbeat (its own claims are never taken over
+/// by itself). Its own name comes first.
+fn live_replicas(tx: &mut Transaction<'_>, replica: &str, now: i64) -> Result<Vec<String>> {
+    let mut live = vec![replica.to_owned()];
+    let rows = tx.query_typed(
+        "SELECT id FROM replicas WHERE heartbeat_at > $1 AND id <> $2",
+        &[
+            (&(now - super::liveness::STALE_MS), Type::INT8),
+            (&replica, Type::TEXT),
+        ],
+    )?;
+    live.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    Ok(live)
+}
+
 /// The active push endpoints with due work (or a due probe) whose claim lock this round
 /// got, oldest due first, with their counts (`lock_and_count`).
 fn due_endpoints(
     tx: &mut Transaction<'_>,
-    replica: &str,
+    live: &[String],
     req: &ClaimRound,
 ) -> Result<Vec<DueEndpoint>> {
     // Every statement of a round is typed: one round trip each, no prepare.
@@ -111,7 +140,7 @@ fn due_endpoints(
         return Ok(Vec::new());
     }
     let wanted: Vec<i64> = due.iter().map(|e| e.0).collect();
-    let counts = lock_and_count(tx, replica, req, &wanted)?;
+    let counts = lock_and_count(tx, live, req, &wanted)?;
     Ok(due
         .into_iter()
         .filter_map(|(id, probe_due, fifo, rate_limited)| {
@@ -131,7 +160,8 @@ fn due_endpoints(
 }
 
 /// Takes the claim lock of each endpoint it can and reads, for those, what the planner
-/// must know: (ready, head ready, live leases, live leases of other replicas).
+/// must know: (ready, head ready, live leases, live leases of other replicas). `live` is
+/// `live_replicas`: this replica first.
 ///
 /// Each endpoint's claims are serialised across replicas by a lock held to the commit; one
 /// another replica holds is skipped this round. Ready deliveries are due and unleased,
@@ -139,32 +169,35 @@ fn due_endpoints(
 /// more than a full round.
 fn lock_and_count(
     tx: &mut Transaction<'_>,
-    replica: &str,
+    live: &[String],
     req: &ClaimRound,
     wanted: &[i64],
 ) -> Result<HashMap<i64, (usize, bool, usize, usize)>> {
     let rows = tx.query_typed(
-        "SELECT e,
+        &format!(
+            "SELECT e,
                 (SELECT count(*) FROM (SELECT 1 FROM deliveries d
                      WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
-                       AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                       AND {FREE}
                      LIMIT $4) r),
-                coalesce((SELECT d.next_attempt_at <= $3
-                                 AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                coalesce((SELECT d.next_attempt_at <= $3 AND {FREE}
                           FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
                           ORDER BY d.id LIMIT 1), false),
                 (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3),
+                     WHERE d.endpoint_id = e AND d.lease_until > $3
+                       AND d.lease_owner = ANY($5)),
                 (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3 AND d.lease_owner <> $5)
-         FROM unnest($1::bigint[]) AS e
-         WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)",
+                     WHERE d.endpoint_id = e AND d.lease_until > $3
+                       AND d.lease_owner = ANY(($5::text[])[2:]))
+             FROM unnest($1::bigint[]) AS e
+             WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)"
+        ),
         &[
             (&wanted, Type::INT8_ARRAY),
             (&CLAIM_LOCK, Type::INT4),
             (&req.now, Type::INT8),
             (&(req.ready_limit as i64), Type::INT8),
-            (&replica, Type::TEXT),
+            (&live, Type::TEXT_ARRAY),
         ],
     )?;
     Ok(rows
@@ -176,11 +209,16 @@ fn lock_and_count(
         .collect())
 }
 
+/// A delivery no live lease holds, in a statement whose `$3` is the round's time and `$5`
+/// the live replicas (`live_replicas`): never leased, its lease ended, or its owner's
+/// heartbeat stale.
+const FREE: &str = "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
+
 /// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
 /// first, that no live lease holds: one statement for every endpoint of the round.
 fn claim_picks(
     tx: &mut Transaction<'_>,
-    replica: &str,
+    (replica, live): (&str, &[String]),
     picks: &[(i64, i64, i64)],
     lease_until: i64,
     now: i64,
@@ -199,7 +237,7 @@ fn claim_picks(
                  SELECT d.id FROM deliveries d
                  WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
                    AND d.next_attempt_at <= t.until
-                   AND (d.lease_until IS NULL OR d.lease_until <= $6)
+                   AND (d.lease_until IS NULL OR d.lease_until <= $6 OR d.lease_owner <> ALL($7))
                  ORDER BY d.next_attempt_at, d.id LIMIT t.take
                  FOR UPDATE SKIP LOCKED) pick)
          RETURNING id",
@@ -210,6 +248,7 @@ fn claim_picks(
             (&replica, Type::TEXT),
             (&lease_until, Type::INT8),
             (&now, Type::INT8),
+            (&live, Type::TEXT_ARRAY),
         ],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -218,7 +257,7 @@ fn claim_picks(
 /// Leases each FIFO endpoint's head: its oldest pending delivery, if due and not leased.
 fn claim_heads(
     tx: &mut Transaction<'_>,
-    replica: &str,
+    (replica, live): (&str, &[String]),
     endpoints: &[i64],
     lease_until: i64,
     now: i64,
@@ -234,9 +273,10 @@ fn claim_heads(
                  SELECT d.id FROM deliveries d
                  WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
                  ORDER BY d.id LIMIT 1) head)
-           AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+           AND next_attempt_at <= $4
+           AND (lease_until IS NULL OR lease_until <= $4 OR lease_owner <> ALL($5))
          RETURNING id",
-        &[&endpoints, &replica, &lease_until, &now],
+        &[&endpoints, &replica, &lease_until, &now, &live],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
