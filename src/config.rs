@@ -139,6 +139,8 @@ pub struct Config {
     /// PostgreSQL: how long a replica's claim on a delivery lasts without renewal, so how
     /// long a dead replica's deliveries wait before another replica sends them.
     pub lease: Duration,
+    /// Where traces go (an OTLP/HTTP collector's base URL); `None`: no tracing at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -177,6 +179,7 @@ impl Default for Config {
             circuit_backoff: Duration::from_secs(30),
             max_endpoint_concurrency: 32,
             lease: Duration::from_secs(15),
+            otlp_endpoint: None,
         }
     }
 }
@@ -213,6 +216,7 @@ pub const KEYS: &[&str] = &[
     "circuit_backoff",
     "max_endpoint_concurrency",
     "lease",
+    "otlp_endpoint",
 ];
 
 impl Config {
@@ -345,6 +349,20 @@ impl Config {
                     return Err("lease must be at least 1s".into());
                 }
                 self.lease = lease;
+            }
+            "otlp_endpoint" => {
+                self.otlp_endpoint = match v {
+                    "" | "none" => None,
+                    url if url.starts_with("http://") || url.starts_with("https://") => {
+                        Some(url.to_owned())
+                    }
+                    other => {
+                        return Err(format!(
+                            "expected an http:// or https:// URL (an OTLP/HTTP collector, \
+                             e.g. http://127.0.0.1:4318) or `none`, not `{other}`"
+                        ))
+                    }
+                }
             }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "rate_limit" => {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_flash_principal.sql"),
     include_str!("migrations/0003_endpoint_disable_after.sql"),
+    include_str!("migrations/0004_event_traceparent.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).

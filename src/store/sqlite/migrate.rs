@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_poll_endpoints.sql"),
     include_str!("migrations/0006_forget_the_old_session_key.sql"),
     include_str!("migrations/0007_endpoint_disable_after.sql"),
+    include_str!("migrations/0008_event_traceparent.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).
