@@ -87,10 +87,24 @@ fn parent(traceparent: Option<&str>) -> Context {
             vec![TRACEPARENT]
         }
     }
-    match traceparent {
-        Some(value) => TraceContextPropagator::new().extract(&One(value.trim())),
+    match traceparent.map(str::trim).filter(|v| well_formed(v)) {
+        Some(value) => TraceContextPropagator::new().extract(&One(value)),
         None => Context::new(),
     }
+}
+
+/// The field widths W3C Trace Context fixes (2, 32, 16 and 2 lower-case hex digits),
+/// which the SDK's parser does not check: it would read a 31-digit trace id as a number.
+/// The propagator then refuses the values the format forbids (zero ids, version `ff`).
+fn well_formed(value: &str) -> bool {
+    let widths = [2, 32, 16, 2];
+    let fields: Vec<&str> = value.splitn(5, '-').collect();
+    fields.len() >= 4
+        && fields.iter().zip(widths).all(|(f, w)| {
+            f.len() == w
+                && f.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// A span's `traceparent` value: version 00, trace id, span id, flags.
@@ -141,6 +155,8 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "not a traceparent",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
         ] {
             assert!(!has_parent(&parent(Some(bad))), "{bad}");
         }
