@@ -501,6 +501,18 @@ mod tests {
     }
 
     #[test]
+    fn otlp_endpoint_is_a_url_or_none() {
+        let mut c = Config::default();
+        assert_eq!(c.otlp_endpoint, None, "tracing is off by default");
+        c.set("otlp_endpoint", "http://127.0.0.1:4318").unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        let err = c.set("otlp_endpoint", "collector:4318").unwrap_err();
+        assert!(err.contains("http:// or https://"), "{err}");
+        c.set("otlp_endpoint", "none").unwrap();
+        assert_eq!(c.otlp_endpoint, None);
+    }
+
+    #[test]
     fn file_errors_name_the_key() {
         for (text, says) in [
             ("workers = 0", "key `workers`: "),
