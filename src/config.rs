@@ -146,6 +146,8 @@ pub struct Config {
     /// PostgreSQL: how long a replica's claim on a delivery lasts without renewal, so how
     /// long a dead replica's deliveries wait before another replica sends them.
     pub lease: Duration,
+    /// Where traces go (an OTLP/HTTP collector's base URL); `None`: no tracing at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -187,6 +189,7 @@ impl Default for Config {
             circuit_window: Duration::from_secs(60),
             max_endpoint_concurrency: 32,
             lease: Duration::from_secs(15),
+            otlp_endpoint: None,
         }
     }
 }
@@ -226,6 +229,7 @@ pub const KEYS: &[&str] = &[
     "circuit_window",
     "max_endpoint_concurrency",
     "lease",
+    "otlp_endpoint",
 ];
 
 impl Config {
@@ -359,6 +363,20 @@ impl Config {
                     return Err("lease must be at least 1s".into());
                 }
                 self.lease = lease;
+            }
+            "otlp_endpoint" => {
+                self.otlp_endpoint = match v {
+                    "" | "none" => None,
+                    url if url.starts_with("http://") || url.starts_with("https://") => {
+                        Some(url.to_owned())
+                    }
+                    other => {
+                        return Err(format!(
+                            "expected an http:// or https:// URL (an OTLP/HTTP collector, \
+                             e.g. http://127.0.0.1:4318) or `none`, not `{other}`"
+                        ))
+                    }
+                }
             }
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "circuit_failure_rate" => self.circuit_failure_rate = parse_share(v)?,
@@ -541,6 +559,18 @@ mod tests {
         assert_eq!(c.circuit_window, Duration::from_secs(120));
         assert!(c.set("circuit_window", "500ms").is_err());
         assert!(c.set("circuit_window", "2d").is_err());
+    }
+
+    #[test]
+    fn otlp_endpoint_is_a_url_or_none() {
+        let mut c = Config::default();
+        assert_eq!(c.otlp_endpoint, None, "tracing is off by default");
+        c.set("otlp_endpoint", "http://127.0.0.1:4318").unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        let err = c.set("otlp_endpoint", "collector:4318").unwrap_err();
+        assert!(err.contains("http:// or https://"), "{err}");
+        c.set("otlp_endpoint", "none").unwrap();
+        assert_eq!(c.otlp_endpoint, None);
     }
 
     #[test]

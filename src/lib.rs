@@ -7,8 +7,8 @@
 //!
 //! The modules stand in layers, each importing only its own and the ones below, never in a
 //! circle (`tests/layers.rs` checks it). Bottom first: values with no I/O (`units`,
-//! `domain`, `clock`, `wire`, `config`, `secrets`, `lifecycle`) → `store` → `engine` and
-//! `metrics` → `service` → the HTTP edge (`error`, `server`) → `api` and `pages`, side by
+//! `domain`, `clock`, `wire`, `config`, `secrets`, `lifecycle`) → `store` → `engine`,
+//! `metrics` and `telemetry` → `service` → the HTTP edge (`error`, `server`) → `api` and `pages`, side by
 //! side → this file, `cli`, `listen` and `main`.
 
 pub mod api;
@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod units;
 pub mod wire;
 
@@ -49,12 +50,21 @@ use crate::store::Store;
 /// How long shutdown waits for in-flight HTTP requests and deliveries.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 
+/// How long shutdown waits for the last spans to reach the collector.
+const TRACES_FLUSH_BOUND: Duration = Duration::from_secs(5);
+
 /// Runs Herald until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
     // The port first: a Herald that cannot listen must fail before it creates a database,
     // a key file or an admin token it would print and then lose.
     let listeners = listen(&config.listen)?;
+    // Before anything that publishes or delivers, so every span has a tracer; a thread of
+    // its own, started only when a collector is configured.
+    let traces = match &config.otlp_endpoint {
+        Some(endpoint) => Some(telemetry::start(endpoint)?),
+        None => None,
+    };
     check_db_directory(&config)?;
     // Before the store opens: it seals endpoint secrets with this key.
     let secret_key = secret_key::SecretKey::load(&config)?;
@@ -157,6 +167,13 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::task::spawn_blocking(move || engine.shutdown(SHUTDOWN_BOUND))
         .await
         .map_err(|e| e.to_string())?;
+    // After the engine: the last attempts' spans are queued by now. Bounded, so an
+    // unreachable collector delays the exit by at most this.
+    if let Some(traces) = traces {
+        tokio::task::spawn_blocking(move || traces.shutdown(TRACES_FLUSH_BOUND))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

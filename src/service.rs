@@ -232,6 +232,7 @@ impl AppState {
             event_type: "webhook.test".into(),
             body,
             idempotency_key: None,
+            traceparent: None,
         };
         let ids = self
             .store

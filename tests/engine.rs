@@ -222,5 +222,6 @@ fn event(kind: &str, i: usize, idempotency_key: Option<&str>) -> NewEvent {
         event_type: kind.into(),
         body: format!(r#"{{"event":"{kind}","i":{i}}}"#),
         idempotency_key: idempotency_key.map(str::to_owned),
+        traceparent: None,
     }
 }

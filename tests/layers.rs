@@ -40,8 +40,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Every durable thing, behind small traits; the only code that knows SQL.
     ("store", &["store"]),
     // The delivery path (dispatcher, board, workers, the claim planner and health policy)
-    // and the counters it keeps.
-    ("engine", &["engine", "metrics"]),
+    // and the counters and spans it keeps (`telemetry`: the publish's span too).
+    ("engine", &["engine", "metrics", "telemetry"]),
     // The operations the API and the pages share.
     ("service", &["service"]),
     // The HTTP edge: the error envelope and the server's guards (including the one body

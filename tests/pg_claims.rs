@@ -233,6 +233,7 @@ fn a_publish_on_one_replica_wakes_the_others_at_once() {
         event_type: "tick".into(),
         body: "{}".into(),
         idempotency_key: None,
+        traceparent: None,
     };
     let sent = std::time::Instant::now();
     runtime

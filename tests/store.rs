@@ -201,6 +201,7 @@ fn event(kind: &str, idempotency_key: Option<&str>) -> NewEvent {
         event_type: kind.into(),
         body: format!(r#"{{"event":"{kind}"}}"#),
         idempotency_key: idempotency_key.map(str::to_owned),
+        traceparent: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `/api/v1/events`: publishing (the front door of the outbox) and the event log.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,6 +10,7 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::server::body::RawBody;
 use crate::store::{Delivery, Event, EventQuery, NewEvent, Published};
+use crate::telemetry::{PublishSpan, TRACEPARENT};
 use crate::wire::payload::{self, PayloadError};
 
 /// The most events one batch request may carry.
@@ -91,15 +92,38 @@ async fn publish(
     req: HttpRequest,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut event = payload::from_bytes(&body.0, now_ms())?;
-    event.idempotency_key = idempotency_key(&req)?;
-    let mut published = store_events(&state, auth.tenant.clone(), vec![event], false).await?;
-    let first = published
+    let trace = PublishSpan::start(&auth.tenant, incoming_traceparent(&req));
+    let published = publish_one(&state, &auth, &req, &body.0, trace.traceparent()).await;
+    trace.end(outcome(&published));
+    let first = published?
         .pop()
         .ok_or_else(|| ApiError::invalid("nothing was published"))?;
     tracing::debug!(tenant = %auth.tenant, event = %first.id, deliveries = first.deliveries, "published");
     let replayed = first.replayed;
     Ok(accepted(first, replayed))
+}
+
+async fn publish_one(
+    state: &AppState,
+    auth: &Auth,
+    req: &HttpRequest,
+    body: &[u8],
+    traceparent: Option<&str>,
+) -> Result<Vec<Published>, ApiError> {
+    let mut event = payload::from_bytes(body, now_ms())?;
+    event.idempotency_key = idempotency_key(req)?;
+    event.traceparent = traceparent.map(str::to_owned);
+    store_events(state, auth.tenant.clone(), vec![event], false).await
+}
+
+/// The producer's W3C `traceparent`, the parent of the publish's span (`telemetry`).
+fn incoming_traceparent(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok())
+}
+
+/// What the publish's span records: the events, or the status that refused them.
+fn outcome(published: &Result<Vec<Published>, ApiError>) -> Result<&[Published], u16> {
+    published.as_deref().map_err(|e| e.status_code().as_u16())
 }
 
 /// Reads `{"events": [...]}` with the JavaScript-faithful parser (see `canonical_json::parse`).
@@ -153,25 +177,10 @@ async fn publish_batch(
     req: HttpRequest,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let items = batch_items(&body.0)?;
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::bad(
-            "invalid_batch",
-            format!("`events` must hold 1 to {MAX_BATCH} payloads"),
-        ));
-    }
-    let key = idempotency_key(&req)?;
-    let now = now_ms();
-    let mut events = Vec::with_capacity(items.len());
-    for (i, value) in items.into_iter().enumerate() {
-        let mut event = payload::from_value(value, now)
-            .map_err(|e| ApiError::bad(e.code, format!("events[{i}]: {}", e.message)))?;
-        // A space cannot occur in a client's key, so a single publish can never reuse
-        // (or collide with) the key of a batch item.
-        event.idempotency_key = key.as_ref().map(|k| format!("{k} #{i}"));
-        events.push(event);
-    }
-    let published = store_events(&state, auth.tenant, events, true).await?;
+    let trace = PublishSpan::start(&auth.tenant, incoming_traceparent(&req));
+    let published = publish_many(&state, auth, &req, &body.0, trace.traceparent()).await;
+    trace.end(outcome(&published));
+    let published = published?;
     let replayed = published.iter().all(|p| p.replayed);
     let deliveries = published.iter().map(|p| p.deliveries).sum();
     Ok(accepted(
@@ -181,6 +190,36 @@ async fn publish_batch(
         },
         replayed,
     ))
+}
+
+/// Every item shares the batch's span: one request, one publish in the trace.
+async fn publish_many(
+    state: &AppState,
+    auth: Auth,
+    req: &HttpRequest,
+    body: &[u8],
+    traceparent: Option<&str>,
+) -> Result<Vec<Published>, ApiError> {
+    let items = batch_items(body)?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::bad(
+            "invalid_batch",
+            format!("`events` must hold 1 to {MAX_BATCH} payloads"),
+        ));
+    }
+    let key = idempotency_key(req)?;
+    let now = now_ms();
+    let mut events = Vec::with_capacity(items.len());
+    for (i, value) in items.into_iter().enumerate() {
+        let mut event = payload::from_value(value, now)
+            .map_err(|e| ApiError::bad(e.code, format!("events[{i}]: {}", e.message)))?;
+        // A space cannot occur in a client's key, so a single publish can never reuse
+        // (or collide with) the key of a batch item.
+        event.idempotency_key = key.as_ref().map(|k| format!("{k} #{i}"));
+        event.traceparent = traceparent.map(str::to_owned);
+        events.push(event);
+    }
+    store_events(state, auth.tenant, events, true).await
 }
 
 #[derive(Deserialize)]

@@ -543,6 +543,7 @@ mod tests {
             attempts: 0,
             created_at: 0,
             operational: false,
+            traceparent: None,
         }
     }
 

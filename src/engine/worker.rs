@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::domain::ExtraHeaders;
 use crate::lifecycle::Tally;
 use crate::store::{AttemptRecord, Claimed, Outbox, Verdict};
+use crate::telemetry::{AttemptSpan, TRACEPARENT};
 use crate::wire::signing::{self, HeaderNames, SignInput};
 
 /// How much of a successful response's body is kept: a success needs no diagnosis, and
@@ -150,12 +151,21 @@ pub fn delivery_headers(
     headers
 }
 
-/// Sends one delivery and describes what happened.
+/// Sends one delivery and describes what happened; with tracing on, as a span that is a
+/// child of the publish's, whose `traceparent` the receiver gets (`telemetry`).
 pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
-    let names = &ctx.names;
     let span = tracing::info_span!("attempt", tenant = %d.tenant_id, endpoint = d.endpoint_id,
         event = %d.event_id, delivery = d.delivery_id);
     let _enter = span.enter();
+    let trace = AttemptSpan::start(d);
+    let record = send(ctx, d, trace.traceparent());
+    trace.end(&record);
+    record
+}
+
+/// The attempt itself: signs, posts (with `traceparent` when tracing), decides.
+fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptRecord {
+    let names = &ctx.names;
     let started_at = ctx.clock.now_ms();
     if d.secret.is_empty() {
         return refused(ctx, d, started_at);
@@ -164,7 +174,7 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         .schemes
         .as_deref()
         .unwrap_or(&ctx.config.signature_schemes);
-    let headers = delivery_headers(
+    let mut headers = delivery_headers(
         schemes,
         names,
         &SignInput {
@@ -178,6 +188,11 @@ pub fn attempt(ctx: &WorkerContext, d: &Claimed) -> AttemptRecord {
         },
         &d.headers,
     );
+    if let Some(value) = traceparent {
+        // Ours, not an extra header of the same name: the receiver continues this trace.
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TRACEPARENT));
+        headers.push((TRACEPARENT.to_owned(), value.to_owned()));
+    }
     let response = http::post(&ctx.agent, &d.url, &headers, &d.body, d.request_timeout);
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));

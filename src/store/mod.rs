@@ -148,5 +148,6 @@ pub fn operational_event(
         event_type: kind.to_owned(),
         body,
         idempotency_key: None,
+        traceparent: None,
     }
 }

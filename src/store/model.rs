@@ -261,6 +261,9 @@ pub struct Claimed {
     pub created_at: i64,
     /// It carries one of Herald's own events (`herald.…`).
     pub operational: bool,
+    /// The publish's W3C `traceparent`, stored with the event: the attempt's span is its
+    /// child (`engine::telemetry`). `None` when tracing was off at the publish.
+    pub traceparent: Option<String>,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`). A retry

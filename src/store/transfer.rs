@@ -174,6 +174,7 @@ const TABLES: &[Table] = &[
             ("body", Text),
             ("idempotency_key", Text),
             ("created_at", Bigint),
+            ("traceparent", Text),
         ],
         settings: &[],
         order: "seq",

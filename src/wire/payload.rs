@@ -17,6 +17,9 @@ pub struct NewEvent {
     pub event_type: String,
     pub body: String,
     pub idempotency_key: Option<String>,
+    /// The W3C `traceparent` of the publish's span (`engine::telemetry`), kept with the
+    /// event so each attempt's span is its child; `None` while tracing is off.
+    pub traceparent: Option<String>,
 }
 
 /// A published payload that failed validation, with the code the API answers.
@@ -82,6 +85,7 @@ pub fn from_value(value: Value, now_ms: i64) -> Result<NewEvent, PayloadError> {
         event_type,
         body: to_js_string(&Value::Object(map)),
         idempotency_key: None,
+        traceparent: None,
     })
 }
 

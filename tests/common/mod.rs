@@ -453,6 +453,8 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// The body's bytes as sent (`body` is their lossy UTF-8; an OTLP export is protobuf).
+    pub raw: Vec<u8>,
     pub at: Instant,
 }
 
@@ -534,6 +536,7 @@ impl Receiver {
                                         })
                                         .collect(),
                                     body: String::from_utf8_lossy(&body).into_owned(),
+                                    raw: body.to_vec(),
                                     at: Instant::now(),
                                 });
                                 let reply = script(&path, n);

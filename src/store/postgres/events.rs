@@ -140,8 +140,8 @@ fn insert_event(
 ) -> Result<Option<(String, i64)>> {
     let id = format!("evt_{}", ulid::Ulid::new());
     let row = c.query_typed_opt(
-        "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING seq",
         &[
@@ -151,6 +151,7 @@ fn insert_event(
             (&event.body, Type::TEXT),
             (&event.idempotency_key, Type::TEXT),
             (&now, Type::INT8),
+            (&event.traceparent, Type::TEXT),
         ],
     )?;
     Ok(match row {

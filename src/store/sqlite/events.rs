@@ -25,8 +25,8 @@ pub fn publish(
     // one view of the tenant's endpoints (the writer thread is the only one changing it).
     let subscribers = subscriptions::of(conn, tenant_id)?;
     let mut insert_event = conn.prepare_cached(
-        "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (id, tenant_id, event_type, body, idempotency_key, created_at, traceparent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut insert_delivery = conn.prepare_cached(
         "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, next_attempt_at, created_at, updated_at)
@@ -51,7 +51,8 @@ pub fn publish(
             event.event_type,
             event.body,
             event.idempotency_key,
-            now
+            now,
+            event.traceparent
         ])?;
         // The integer seq, not the ULID, is what deliveries reference: a small key makes the
         // deliveries table and its indexes smaller.
