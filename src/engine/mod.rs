@@ -35,6 +35,7 @@ pub mod dispatcher;
 pub mod harness;
 pub mod health;
 pub mod http;
+pub mod oauth;
 pub mod plan;
 mod pruner;
 pub mod recorder;
@@ -168,6 +169,7 @@ impl Parts {
             outbox: outbox.clone(),
             board: board.clone(),
             agent: http::agent(&config),
+            tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),
             clock: clock.clone(),

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::claims::{Claims, Round};
 use super::{endpoints, operational};
-use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
@@ -186,7 +186,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
                 p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                substr(e.event_type, 1, 7) = 'herald.', e.traceparent
+                substr(e.event_type, 1, 7) = 'herald.', e.traceparent, p.auth
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -223,6 +223,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 created_at: r.get(14)?,
                 operational: r.get(18)?,
                 traceparent: r.get(19)?,
+                auth: endpoints::secret_at(r, 20, &tenant, endpoint)?
+                    .and_then(|a| EndpointAuth::from_stored(&a)),
             })
         });
         match found {
