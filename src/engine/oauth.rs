@@ -195,9 +195,8 @@ fn fetch(agent: &ureq::Agent, o: &OAuth2, timeout: Option<Duration>) -> Result<C
     if !(200..300).contains(&status) {
         return Err(refusal(status, json.as_ref()));
     }
-    let json = json.ok_or_else(|| {
-        format!("token endpoint answered {status} with a body that is not JSON")
-    })?;
+    let json = json
+        .ok_or_else(|| format!("token endpoint answered {status} with a body that is not JSON"))?;
     let token = json
         .get("access_token")
         .and_then(|t| t.as_str())
@@ -246,10 +245,7 @@ fn refusal(status: u16, json: Option<&serde_json::Value>) -> String {
 
 /// A server's words, cut short and kept to visible characters.
 fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(test)]
@@ -280,7 +276,9 @@ mod tests {
     #[test]
     fn client_credentials_are_form_encoded_inside_basic() {
         let header = client_basic(&oauth("p:w"));
-        let decoded = STANDARD.decode(header.strip_prefix("Basic ").unwrap()).unwrap();
+        let decoded = STANDARD
+            .decode(header.strip_prefix("Basic ").unwrap())
+            .unwrap();
         assert_eq!(decoded, b"a+b:p%3Aw");
     }
 

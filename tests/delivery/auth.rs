@@ -198,22 +198,44 @@ fn one_oauth2_token_serves_many_deliveries() {
     let app = TestApp::spawn();
     let tokens = token_server(3600);
     let rx = checking_receiver("Bearer tok-1".into());
-    create(&app, &rx.url("/o"), "auth.oauth", oauth(&tokens.url("/token")));
+    create(
+        &app,
+        &rx.url("/o"),
+        "auth.oauth",
+        oauth(&tokens.url("/token")),
+    );
     app.publish_numbered("auth.oauth", 0, 20);
     app.wait_for(WAIT, "20 deliveries with the token", || {
-        (rx.hits().iter().filter(|h| h.authorization.is_some()).count() >= 20).then_some(())
+        (rx.hits()
+            .iter()
+            .filter(|h| h.authorization.is_some())
+            .count()
+            >= 20)
+            .then_some(())
     });
     assert_eq!(tokens.count(), 1, "one token request for all of them");
-    assert!(rx.hits().iter().all(|h| h.authorization.as_deref() == Some("Bearer tok-1")));
+    assert!(rx
+        .hits()
+        .iter()
+        .all(|h| h.authorization.as_deref() == Some("Bearer tok-1")));
     // The token request is the RFC 6749 client credentials grant, form-encoded.
     let request = &tokens.hits()[0];
+    assert_eq!(request.path, "/token");
     assert_eq!(
         request.content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    assert!(request.body.contains("grant_type=client_credentials"), "{request:?}");
+    assert!(
+        request.body.contains("grant_type=client_credentials"),
+        "{request:?}"
+    );
     assert!(request.body.contains("scope=hooks%3Awrite"), "{request:?}");
-    assert!(request.body.contains("audience=https%3A%2F%2Freceiver.example"), "{request:?}");
+    assert!(
+        request
+            .body
+            .contains("audience=https%3A%2F%2Freceiver.example"),
+        "{request:?}"
+    );
 }
 
 #[test]
@@ -225,7 +247,12 @@ fn an_expired_oauth2_token_is_replaced() {
         Some(a) if a.starts_with("Bearer tok-") => (200, "{}".into()),
         _ => (401, "{}".into()),
     });
-    create(&app, &rx.url("/o"), "auth.expiry", oauth(&tokens.url("/token")));
+    create(
+        &app,
+        &rx.url("/o"),
+        "auth.expiry",
+        oauth(&tokens.url("/token")),
+    );
     let first = publish_one(&app, "auth.expiry");
     wait_delivery_status(&app, first, "succeeded", WAIT);
     assert_eq!(tokens.count(), 1);
@@ -236,7 +263,10 @@ fn an_expired_oauth2_token_is_replaced() {
     let seen: Vec<_> = rx.hits().into_iter().map(|h| h.authorization).collect();
     assert_eq!(
         seen,
-        [Some("Bearer tok-1".to_owned()), Some("Bearer tok-2".to_owned())]
+        [
+            Some("Bearer tok-1".to_owned()),
+            Some("Bearer tok-2".to_owned())
+        ]
     );
 }
 
@@ -246,7 +276,12 @@ fn a_401_replaces_the_token_once_and_the_retry_succeeds_in_the_same_attempt() {
     let tokens = token_server(3600);
     // The first token was revoked early: only the second is accepted.
     let rx = checking_receiver("Bearer tok-2".into());
-    create(&app, &rx.url("/o"), "auth.revoked", oauth(&tokens.url("/token")));
+    create(
+        &app,
+        &rx.url("/o"),
+        "auth.revoked",
+        oauth(&tokens.url("/token")),
+    );
     let d = publish_one(&app, "auth.revoked");
     let done = wait_delivery_status(&app, d, "succeeded", WAIT);
     assert_eq!(done["attempts"], 1, "one attempt, two requests: {done}");
@@ -257,7 +292,12 @@ fn a_401_replaces_the_token_once_and_the_retry_succeeds_in_the_same_attempt() {
     // attempt fails with the receiver's 401.
     let tokens = token_server(3600);
     let rx = checking_receiver("never".into());
-    create(&app, &rx.url("/o"), "auth.refused", oauth(&tokens.url("/token")));
+    create(
+        &app,
+        &rx.url("/o"),
+        "auth.refused",
+        oauth(&tokens.url("/token")),
+    );
     let d = publish_one(&app, "auth.refused");
     let failed = app.wait_for(WAIT, "the failed attempt", || {
         let d = delivery(&app, d);
@@ -273,7 +313,12 @@ fn a_token_endpoint_that_refuses_fails_the_attempt_with_its_error() {
     let app = TestApp::spawn();
     let tokens = Server::start(|_, _| (400, r#"{"error":"invalid_client"}"#.into()));
     let rx = checking_receiver("never".into());
-    let endpoint = create(&app, &rx.url("/o"), "auth.bad", oauth(&tokens.url("/token")));
+    let endpoint = create(
+        &app,
+        &rx.url("/o"),
+        "auth.bad",
+        oauth(&tokens.url("/token")),
+    );
     let d = publish_one(&app, "auth.bad");
     let failed = app.wait_for(WAIT, "the failed attempt", || {
         let d = delivery(&app, d);
@@ -300,7 +345,12 @@ fn a_token_url_the_ssrf_guard_refuses_at_connect_time_fails_the_attempt() {
     let mut app = TestApp::spawn();
     let tokens = token_server(3600);
     let rx = checking_receiver("Bearer tok-1".into());
-    create(&app, &rx.url("/o"), "auth.ssrf", oauth(&tokens.url("/token")));
+    create(
+        &app,
+        &rx.url("/o"),
+        "auth.ssrf",
+        oauth(&tokens.url("/token")),
+    );
     for (k, v) in app.env.iter_mut() {
         if k == "HERALD_ALLOW_PRIVATE_TARGETS" {
             *v = "false".into();
@@ -312,8 +362,14 @@ fn a_token_url_the_ssrf_guard_refuses_at_connect_time_fails_the_attempt() {
         let d = delivery(&app, d);
         (d["attempts"] == 1).then_some(d)
     });
-    let error = failed["attempt_log"][0]["error"].as_str().unwrap().to_owned();
-    assert!(error.starts_with("token endpoint: host not found"), "{error}");
+    let error = failed["attempt_log"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.starts_with("token endpoint: host not found"),
+        "{error}"
+    );
     assert_eq!(tokens.count(), 0, "the token server was never reached");
     assert_eq!(rx.count(), 0);
 }
