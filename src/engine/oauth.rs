@@ -48,7 +48,7 @@ struct Cached {
 #[derive(Default)]
 pub struct Tokens {
     slots: Mutex<HashMap<Key, Slot>>,
-    /// Token requests made (for tests and metrics).
+    /// Token requests made (for the tests).
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -280,6 +280,79 @@ mod tests {
             .decode(header.strip_prefix("Basic ").unwrap())
             .unwrap();
         assert_eq!(decoded, b"a+b:p%3Aw");
+    }
+
+    /// A token server on loopback that answers slowly with `tok-<n>` and counts requests.
+    fn slow_token_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                    std::thread::sleep(Duration::from_millis(200));
+                    let json = format!(r#"{{"access_token":"tok-{n}","expires_in":3600}}"#);
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                        json.len()
+                    );
+                });
+            }
+        });
+        (url, count)
+    }
+
+    /// Workers that need a token at once wait for one fetch; a 401 seen by several of them
+    /// replaces the token once.
+    #[test]
+    fn concurrent_workers_share_one_fetch_and_one_refresh() {
+        let (url, count) = slow_token_server();
+        let o = OAuth2 {
+            token_url: EndpointUrl::from_stored(url),
+            ..oauth("s")
+        };
+        let agent = super::super::http::agent(&crate::config::Config {
+            allow_private_targets: true,
+            ..Default::default()
+        });
+        let tokens = Arc::new(Tokens::default());
+        let run = |f: fn(&Tokens, &ureq::Agent, &OAuth2) -> String| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (tokens, agent, o) = (tokens.clone(), agent.clone(), o.clone());
+                    std::thread::spawn(move || f(&tokens, &agent, &o))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let got = run(|t, a, o| t.token(a, 7, o, None).unwrap());
+        assert!(got.iter().all(|t| t == "tok-1"), "{got:?}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let got = run(|t, a, o| t.refresh(a, 7, o, "tok-1", None).unwrap());
+        assert!(got.iter().all(|t| t == "tok-2"), "{got:?}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(tokens.fetches(), 2);
     }
 
     #[test]
