@@ -14,8 +14,9 @@ use super::{EndpointUrl, ExtraHeaders};
 /// What a credential field may hold: visible ASCII (it ends up in a header), bounded.
 const MAX_CREDENTIAL: usize = 4096;
 
-/// An endpoint's authentication, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An endpoint's authentication, validated. Its `Debug` masks the secret, so a settings
+/// struct printed into a log or a panic message carries none.
+#[derive(Clone, PartialEq, Eq)]
 pub enum EndpointAuth {
     Basic { username: String, password: String },
     Bearer { token: String },
@@ -23,7 +24,7 @@ pub enum EndpointAuth {
 }
 
 /// The client credentials grant's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OAuth2 {
     /// Checked like an endpoint URL (the SSRF guard's rules at create, its resolver at
     /// connect time): a token URL is as much a way inside as a target.
@@ -61,6 +62,18 @@ pub enum AuthInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audience: Option<String>,
     },
+}
+
+impl std::fmt::Debug for EndpointAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.masked().fmt(f)
+    }
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        EndpointAuth::OAuth2(self.clone()).masked().fmt(f)
+    }
 }
 
 fn credential(field: &str, v: String, allow_empty: bool) -> Result<String, String> {
@@ -269,6 +282,16 @@ mod tests {
         )
         .unwrap();
         assert!(bearer.keep_secret(Some(&stored)).is_err());
+    }
+
+    #[test]
+    fn debug_output_masks_the_secret() {
+        let auth = EndpointAuth::parse(basic("pw-in-debug"), false).unwrap();
+        let printed = format!("{auth:?}");
+        assert!(
+            !printed.contains("pw-in-debug") && printed.contains("********"),
+            "{printed}"
+        );
     }
 
     #[test]
