@@ -23,6 +23,23 @@ export type TimeInput = string | number | Date;
 
 export type WebhookType = 'push' | 'poll';
 
+/**
+ * How Herald authenticates to an endpoint. The secret (password, token, client_secret) is
+ * write-only: answers show "********", and "********" sent back keeps the stored one.
+ */
+export type WebhookAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | {
+      /** Herald fetches a token with the client credentials grant, caches it, and replaces it once on a 401. */
+      type: 'oauth2_client_credentials';
+      token_url: string;
+      client_id: string;
+      client_secret: string;
+      scope?: string;
+      audience?: string;
+    };
+
 export interface Webhook {
   id: number;
   /** push: Herald POSTs to url; poll: no url, the consumer calls webhooks.poll. */
@@ -37,6 +54,8 @@ export interface Webhook {
   disabled_reason: string | null;
   /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
   disable_after: string | null;
+  /** Its auth with the secret shown as "********"; null: none. */
+  auth: WebhookAuth | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -62,6 +81,8 @@ export interface WebhookCreateParams {
   signature?: SignatureScheme[];
   /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
   disable_after?: string;
+  /** How Herald authenticates to the endpoint (not with an extra Authorization header). */
+  auth?: WebhookAuth;
 }
 
 export interface WebhookUpdateParams {
@@ -74,6 +95,8 @@ export interface WebhookUpdateParams {
   signature?: SignatureScheme[] | null;
   /** null returns to the deployment's disable_after. */
   disable_after?: string | null;
+  /** null removes it; a secret sent as "********" keeps the stored one. */
+  auth?: WebhookAuth | null;
 }
 
 export interface ListParams {

@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
+use crate::domain::auth::AuthInput;
 use crate::domain::{
-    parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus, EndpointUrl,
-    EventFilter, ExtraHeaders, Ordering,
+    parse_request_timeout, parse_retry_schedule, EndpointAuth, EndpointKind, EndpointStatus,
+    EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -71,6 +72,9 @@ struct CreateWebhook {
     /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
     /// absent: the deployment's `disable_after`.
     disable_after: Option<String>,
+    /// How Herald authenticates to the endpoint; the secret is write-only.
+    #[schema(value_type = Option<schemas::EndpointAuthInput>)]
+    auth: Option<AuthInput>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -108,6 +112,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     disable_after: Option<Option<String>>,
+    /// `null` removes the endpoint's auth; a secret sent as `********` keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<schemas::EndpointAuthInput>, nullable)]
+    auth: Option<Option<AuthInput>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -179,6 +187,11 @@ pub struct WithSecret<'a> {
 
 fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::bad("validation_error", format!("{field}: {e}"))
+}
+
+/// A message that names its field already (`auth.password: …`).
+fn validation(e: String) -> ApiError {
+    ApiError::bad("validation_error", e)
 }
 
 fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
@@ -261,6 +274,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         retry_schedule,
         request_timeout,
         disable_after,
+        auth,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -310,7 +324,12 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(parse_disable_after)
             .transpose()
             .map_err(invalid("disable_after"))?,
+        auth: auth
+            .map(|a| EndpointAuth::parse(a, allow_private))
+            .transpose()
+            .map_err(validation)?,
     };
+    settings.check_auth(kind).map_err(validation)?;
     Ok(NewEndpoint {
         kind,
         secret,
@@ -333,6 +352,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         retry_schedule,
         request_timeout,
         disable_after,
+        auth,
     } = body;
     Ok(EndpointPatch {
         url: url
@@ -371,6 +391,9 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         disable_after: nullable(disable_after, |v| {
             parse_disable_after(&v).map_err(invalid("disable_after"))
         })?,
+        auth: nullable(auth, |a| {
+            EndpointAuth::parse(a, allow_private).map_err(validation)
+        })?,
     })
 }
 
@@ -393,7 +416,7 @@ fn nullable<T, U>(
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -486,7 +509,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), or auth (null removes it; a secret sent as ******** keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))

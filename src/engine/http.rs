@@ -121,6 +121,20 @@ pub struct Response {
     pub duration: Duration,
 }
 
+impl Response {
+    /// An attempt that failed before a request was made (its OAuth2 token could not be had).
+    pub fn failed(error: String, duration: Duration) -> Response {
+        Response {
+            status: None,
+            error: Some(error),
+            headers: serde_json::Map::new(),
+            body: None,
+            retry_after: None,
+            duration,
+        }
+    }
+}
+
 /// Sends one POST and never panics or errors: every failure becomes `Response::error`.
 /// `timeout` replaces the agent's total timeout for this request (an endpoint's own).
 pub fn post(
@@ -188,7 +202,7 @@ pub fn post(
 
 /// Plain wording for the transport failures an endpoint's owner meets most, as the
 /// attempt history shows them; anything else keeps ureq's own message.
-fn describe(e: &ureq::Error) -> String {
+pub(super) fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => HOST_REFUSED.into(),

@@ -8,6 +8,7 @@ use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
 
+pub use super::auth_form::AuthForm;
 use super::flash::Flash;
 use super::format::{header_lines, parse_header_lines, split_list};
 use super::guard::{PathId, Posted, Tenant};
@@ -62,6 +63,10 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// How Herald authenticates to the endpoint (`auth_form`); `None` (an older form) leaves
+    /// it as it is.
+    #[serde(flatten)]
+    pub auth: AuthForm,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -106,6 +111,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -127,6 +133,7 @@ impl EndpointForm {
             disable_after: disable_after
                 .map(crate::units::format_duration)
                 .unwrap_or_default(),
+            auth: AuthForm::from_auth(auth.as_ref()),
         }
     }
 
@@ -182,6 +189,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -226,6 +234,7 @@ impl EndpointForm {
                         .map_err(|e| format!("disable after: {e}"))?,
                 ),
             },
+            auth: auth.parse(allow_private)?.flatten(),
         };
         Ok(NewEndpoint {
             kind,
@@ -240,6 +249,7 @@ impl EndpointForm {
         let parsed = self.parse(allow_private)?;
         Ok(EndpointPatch {
             signature: self.signature()?,
+            auth: self.auth.parse(allow_private)?,
             ..EndpointPatch::all(parsed.settings)
         })
     }
@@ -325,7 +335,10 @@ async fn new(t: Tenant) -> PageResult {
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
-    let new = match form.parse(t.state().config.allow_private_targets) {
+    let parsed = form
+        .parse(t.state().config.allow_private_targets)
+        .and_then(|new| new.settings.check_auth(new.kind).map(|()| new));
+    let new = match parsed {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
@@ -373,6 +386,11 @@ impl ShowPage {
             ),
             None => schedule,
         }
+    }
+
+    /// The endpoint's auth: its type and who it authenticates as, never a secret.
+    fn auth(&self) -> String {
+        super::auth_form::describe(self.endpoint.settings.auth.as_ref())
     }
 
     /// While a rotation's grace period lasts, the previous secret still signs.

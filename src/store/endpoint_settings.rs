@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::domain::{
+    EndpointAuth, EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+};
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
@@ -49,6 +51,9 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// How Herald authenticates to the endpoint; answered with its secret masked.
+    #[serde(serialize_with = "masked_auth")]
+    pub auth: Option<EndpointAuth>,
 }
 
 impl EndpointSettings {
@@ -67,7 +72,30 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            auth: None,
         }
+    }
+
+    /// What the front ends check of `auth` against the rest, before storing (create, PATCH
+    /// after the patch is applied, the forms): a poll endpoint is sent nothing to
+    /// authenticate to; auth and an extra `Authorization` header do not mix; a masked
+    /// secret must have been filled in from the stored one.
+    pub fn check_auth(&self, kind: EndpointKind) -> Result<(), String> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        if kind == EndpointKind::Poll {
+            return Err("auth: a poll endpoint is not sent requests; it has no auth".into());
+        }
+        if auth.has_masked() {
+            return Err(format!(
+                "auth: the {} secret is required (`{}`, or a blank form field, keeps a stored \
+                 one, and there is none)",
+                auth.kind(),
+                ExtraHeaders::MASKED
+            ));
+        }
+        crate::domain::auth::check_no_authorization_header(Some(auth), &self.headers)
     }
 
     /// The URL as stored and shown: empty for a poll endpoint.
@@ -91,6 +119,7 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub auth: Option<Option<EndpointAuth>>,
 }
 
 impl EndpointPatch {
@@ -108,6 +137,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
         } = settings;
         EndpointPatch {
             url,
@@ -121,6 +151,7 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            auth: Some(auth),
         }
     }
 
@@ -139,6 +170,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -152,6 +184,7 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            auth: auth.unwrap_or(current.auth),
         }
     }
 }
@@ -175,7 +208,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 11] = [
+pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -187,15 +220,18 @@ pub const COLUMNS: [(&str, ColumnType); 11] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    // JSON with the credentials inside: sealed whole (`SEALED`).
+    ("auth", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
 /// Security), so a copied database or backup reveals no credential a setting carries: the
-/// extra header values (often a receiver's `Authorization`). A text column listed here is
+/// extra header values (often a receiver's `Authorization`) and the auth setting (its
+/// password, token or client secret). A text column listed here is
 /// written through `EndpointSettings::sealed_columns` and read through
 /// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
 /// without the key) are sealed when the store opens (`reseal_value`).
-pub const SEALED: &[&str] = &["headers"];
+pub const SEALED: &[&str] = &["headers", "auth"];
 
 /// Whether entry `i` of `COLUMNS` is sealed.
 fn sealed_at(i: usize) -> bool {
@@ -243,6 +279,7 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -257,6 +294,7 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
         ]
     }
 
@@ -285,6 +323,7 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
+            auth: text(at(11)?).and_then(|a| EndpointAuth::from_stored(&a)),
         })
     }
 }
@@ -375,6 +414,10 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+fn masked_auth<S: Serializer>(auth: &Option<EndpointAuth>, s: S) -> Result<S::Ok, S::Error> {
+    auth.as_ref().map(EndpointAuth::masked).serialize(s)
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -397,6 +440,9 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            auth: Some(EndpointAuth::Bearer {
+                token: "t0ken".into(),
+            }),
         }
     }
 

@@ -264,6 +264,8 @@ pub struct Claimed {
     /// The publish's W3C `traceparent`, stored with the event: the attempt's span is its
     /// child (`engine::telemetry`). `None` when tracing was off at the publish.
     pub traceparent: Option<String>,
+    /// How to authenticate to the endpoint, opened from its seal when claimed.
+    pub auth: Option<crate::domain::EndpointAuth>,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`). A retry

@@ -68,9 +68,14 @@ class Webhooks(_Resource):
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
+        auth: Optional[Mapping[str, Any]] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
-        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``."""
+        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
+        ``auth``: ``{"type": "basic", "username", "password"}``, ``{"type": "bearer",
+        "token"}`` or ``{"type": "oauth2_client_credentials", "token_url", "client_id",
+        "client_secret", "scope"?, "audience"?}``; its secret is write-only (answered as
+        ``********``)."""
         body = {
             k: v
             for k, v in dict(
@@ -83,6 +88,7 @@ class Webhooks(_Resource):
                 status=status,
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
+                auth=dict(auth) if auth is not None else None,
             ).items()
             if v is not None
         }
@@ -107,9 +113,11 @@ class Webhooks(_Resource):
         status: Any = UNSET,
         signature: Any = UNSET,
         disable_after: Any = UNSET,
+        auth: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
-        deployment's setting."""
+        deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
+        as ``********`` keeps the stored one."""
         body = fields(
             url=url,
             events=events,
@@ -118,6 +126,7 @@ class Webhooks(_Resource):
             status=status,
             signature=signature,
             disable_after=disable_after,
+            auth=auth,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 
