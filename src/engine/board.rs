@@ -544,6 +544,8 @@ mod tests {
             created_at: 0,
             operational: false,
             traceparent: None,
+            event_type: "a.b".into(),
+            transformation: None,
         }
     }
 

@@ -22,6 +22,7 @@ use crate::store::{
     Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page,
 };
 use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/endpoints")).get(list).post(create))
@@ -62,6 +63,9 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// JavaScript (`function handler(webhook) { … }`); empty: none.
+    #[serde(default)]
+    pub transformation: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -106,6 +110,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            transformation,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -126,6 +131,10 @@ impl EndpointForm {
                 .unwrap_or_default(),
             disable_after: disable_after
                 .map(crate::units::format_duration)
+                .unwrap_or_default(),
+            transformation: transformation
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
                 .unwrap_or_default(),
         }
     }
@@ -182,6 +191,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            transformation,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -224,6 +234,16 @@ impl EndpointForm {
                 text => Some(
                     crate::store::endpoint_settings::parse_disable_after(text)
                         .map_err(|e| format!("disable after: {e}"))?,
+                ),
+            },
+            transformation: match (kind, transformation.trim()) {
+                (_, "") => None,
+                (EndpointKind::Poll, _) => {
+                    return Err("transformation: a poll endpoint has none; leave it empty".into())
+                }
+                (EndpointKind::Push, _) => Some(
+                    Transformation::parse(transformation)
+                        .map_err(|e| format!("transformation: {e}"))?,
                 ),
             },
         };

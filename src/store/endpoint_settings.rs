@@ -20,6 +20,7 @@ use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Orde
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 /// The settings of an endpoint, validated (each field's type checked it when built).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +50,9 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// The endpoint's transformation (JavaScript, `wire::transform`); `None`: sent as published.
+    #[serde(serialize_with = "opt_source")]
+    pub transformation: Option<Transformation>,
 }
 
 impl EndpointSettings {
@@ -67,6 +71,7 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            transformation: None,
         }
     }
 
@@ -91,6 +96,7 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub transformation: Option<Option<Transformation>>,
 }
 
 impl EndpointPatch {
@@ -108,6 +114,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            transformation,
         } = settings;
         EndpointPatch {
             url,
@@ -121,6 +128,7 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            transformation: Some(transformation),
         }
     }
 
@@ -139,6 +147,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            transformation,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -152,6 +161,7 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            transformation: transformation.unwrap_or(current.transformation),
         }
     }
 }
@@ -175,7 +185,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 11] = [
+pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -187,6 +197,7 @@ pub const COLUMNS: [(&str, ColumnType); 11] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    ("transformation", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
@@ -243,6 +254,7 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            transformation,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -257,6 +269,7 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(transformation.as_ref().map(|t| t.as_str().to_owned())),
         ]
     }
 
@@ -285,6 +298,9 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
+            transformation: text(at(11)?)
+                .filter(|t| !t.is_empty())
+                .map(Transformation::from_stored),
         })
     }
 }
@@ -375,6 +391,13 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+fn opt_source<S: Serializer>(t: &Option<Transformation>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -397,6 +420,9 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            transformation: Some(Transformation::from_stored(
+                "function handler(w) { return w; }".into(),
+            )),
         }
     }
 
