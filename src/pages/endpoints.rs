@@ -376,6 +376,8 @@ struct ShowPage {
     known_events: Vec<String>,
     default_rate_limit: Option<f64>,
     health: super::endpoint_health::EndpointHealth,
+    trial_id: i64,
+    trial_form: super::transformation::TrialForm,
 }
 
 impl ShowPage {
@@ -442,6 +444,8 @@ async fn show_page(
             known_events,
             default_rate_limit: t.state().config.rate_limit,
             health,
+            trial_id: id,
+            trial_form: super::transformation::TrialForm::sample(),
         },
     ))
 }
