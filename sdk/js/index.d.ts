@@ -37,6 +37,8 @@ export interface Webhook {
   disabled_reason: string | null;
   /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
   disable_after: string | null;
+  /** Its transformation's JavaScript; null: deliveries go as published. */
+  transformation: string | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -62,6 +64,8 @@ export interface WebhookCreateParams {
   signature?: SignatureScheme[];
   /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
   disable_after?: string;
+  /** JavaScript defining `function handler(webhook) { … return webhook; }` (push only). */
+  transformation?: string;
 }
 
 export interface WebhookUpdateParams {
@@ -74,6 +78,29 @@ export interface WebhookUpdateParams {
   signature?: SignatureScheme[] | null;
   /** null returns to the deployment's disable_after. */
   disable_after?: string | null;
+  /** null removes it. */
+  transformation?: string | null;
+}
+
+export interface TransformationTrialParams {
+  /** A sample payload, as it would be published. */
+  payload: unknown;
+  /** `webhook.eventType`; absent: the payload's `event`, else "test.event". */
+  event?: string;
+  /** A transformation to try instead of the saved one (nothing is saved). */
+  transformation?: string;
+}
+
+/** What a transformation's trial came to. */
+export interface TransformationTrial {
+  outcome: 'send' | 'cancel' | 'error';
+  method?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  /** The body that would be signed and sent, byte for byte. */
+  body?: string;
+  error?: string;
+  duration_ms: number;
 }
 
 export interface ListParams {
@@ -247,6 +274,8 @@ export class Webhooks {
   delete(id: number): Promise<{ id: number }>;
   test(id: number): Promise<TestSent>;
   rotateSecret(id: number): Promise<WebhookWithSecret>;
+  /** Runs the transformation on a sample in the delivery sandbox; nothing is sent. */
+  testTransformation(id: number, params: TransformationTrialParams): Promise<TransformationTrial>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
   deliveries(id: number, params?: Omit<DeliveryListParams, 'endpointId'>): PagePromise<Delivery>;
   /** A poll endpoint's pending deliveries, oldest first; `cursor` acknowledges up to it. */
