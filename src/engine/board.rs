@@ -545,6 +545,8 @@ mod tests {
             operational: false,
             traceparent: None,
             auth: None,
+            event_type: "a.b".into(),
+            transformation: None,
         }
     }
 

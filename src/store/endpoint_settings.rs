@@ -22,6 +22,7 @@ use crate::domain::{
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 /// The settings of an endpoint, validated (each field's type checked it when built).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +55,9 @@ pub struct EndpointSettings {
     /// How Herald authenticates to the endpoint; answered with its secret masked.
     #[serde(serialize_with = "masked_auth")]
     pub auth: Option<EndpointAuth>,
+    /// The endpoint's transformation (JavaScript, `wire::transform`); `None`: sent as published.
+    #[serde(serialize_with = "opt_source")]
+    pub transformation: Option<Transformation>,
 }
 
 impl EndpointSettings {
@@ -73,6 +77,7 @@ impl EndpointSettings {
             request_timeout: None,
             disable_after: None,
             auth: None,
+            transformation: None,
         }
     }
 
@@ -120,6 +125,7 @@ pub struct EndpointPatch {
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
     pub auth: Option<Option<EndpointAuth>>,
+    pub transformation: Option<Option<Transformation>>,
 }
 
 impl EndpointPatch {
@@ -138,6 +144,7 @@ impl EndpointPatch {
             request_timeout,
             disable_after,
             auth,
+            transformation,
         } = settings;
         EndpointPatch {
             url,
@@ -152,6 +159,7 @@ impl EndpointPatch {
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
             auth: Some(auth),
+            transformation: Some(transformation),
         }
     }
 
@@ -171,6 +179,7 @@ impl EndpointPatch {
             request_timeout,
             disable_after,
             auth,
+            transformation,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -185,6 +194,7 @@ impl EndpointPatch {
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
             auth: auth.unwrap_or(current.auth),
+            transformation: transformation.unwrap_or(current.transformation),
         }
     }
 }
@@ -208,7 +218,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 12] = [
+pub const COLUMNS: [(&str, ColumnType); 13] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -222,6 +232,7 @@ pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("disable_after_ms", ColumnType::Bigint),
     // JSON with the credentials inside: sealed whole (`SEALED`).
     ("auth", ColumnType::Text),
+    ("transformation", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
@@ -280,6 +291,7 @@ impl EndpointSettings {
             request_timeout,
             disable_after,
             auth,
+            transformation,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -295,6 +307,7 @@ impl EndpointSettings {
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
             Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
+            Value::Text(transformation.as_ref().map(|t| t.as_str().to_owned())),
         ]
     }
 
@@ -324,6 +337,9 @@ impl EndpointSettings {
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
             auth: text(at(11)?).and_then(|a| EndpointAuth::from_stored(&a)),
+            transformation: text(at(12)?)
+                .filter(|t| !t.is_empty())
+                .map(Transformation::from_stored),
         })
     }
 }
@@ -418,6 +434,13 @@ fn masked_auth<S: Serializer>(auth: &Option<EndpointAuth>, s: S) -> Result<S::Ok
     auth.as_ref().map(EndpointAuth::masked).serialize(s)
 }
 
+fn opt_source<S: Serializer>(t: &Option<Transformation>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -443,6 +466,9 @@ mod tests {
             auth: Some(EndpointAuth::Bearer {
                 token: "t0ken".into(),
             }),
+            transformation: Some(Transformation::from_stored(
+                "function handler(w) { return w; }".into(),
+            )),
         }
     }
 

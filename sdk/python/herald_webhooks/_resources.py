@@ -69,6 +69,7 @@ class Webhooks(_Resource):
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
         auth: Optional[Mapping[str, Any]] = None,
+        transformation: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
         rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
@@ -89,6 +90,7 @@ class Webhooks(_Resource):
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
                 auth=dict(auth) if auth is not None else None,
+                transformation=transformation,
             ).items()
             if v is not None
         }
@@ -114,10 +116,11 @@ class Webhooks(_Resource):
         signature: Any = UNSET,
         disable_after: Any = UNSET,
         auth: Any = UNSET,
+        transformation: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
         deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
-        as ``********`` keeps the stored one."""
+        as ``********`` keeps the stored one; ``transformation=None`` removes it."""
         body = fields(
             url=url,
             events=events,
@@ -127,6 +130,7 @@ class Webhooks(_Resource):
             signature=signature,
             disable_after=disable_after,
             auth=auth,
+            transformation=transformation,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 
@@ -140,6 +144,26 @@ class Webhooks(_Resource):
     def rotate_secret(self, id: int) -> HeraldObject:
         """A new secret; the previous one keeps signing beside it for the grace period."""
         return self._call("POST", f"{V1}/webhooks/{enc(id)}/rotate-secret")
+
+    def test_transformation(
+        self,
+        id: int,
+        *,
+        payload: Any,
+        event: Optional[str] = None,
+        transformation: Optional[str] = None,
+    ) -> HeraldObject:
+        """Runs the endpoint's transformation (or ``transformation``, unsaved) on a sample
+        payload in the sandbox deliveries use; ``outcome`` is ``send``, ``cancel`` or
+        ``error``. Nothing is sent or saved."""
+        body = {
+            k: v
+            for k, v in dict(payload=payload, event=event, transformation=transformation).items()
+            if v is not None or k == "payload"
+        }
+        return self._call(
+            "POST", f"{V1}/webhooks/{enc(id)}/transformation/test", body=body, idempotent=True
+        )
 
     def recover(self, id: int, *, since: TimeInput) -> HeraldObject:
         """Re-queues this endpoint's failed deliveries created since a time."""

@@ -85,6 +85,25 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(hook.secret, "your-secret-key")
         self.client.webhooks.delete(hook.id)
 
+    def test_transformation_set_try_remove(self) -> None:
+        source = "function handler(w) { w.payload = { n: w.payload.n + 1 }; return w; }"
+        hook = self.client.webhooks.create(url=self.receiver.url("/shaped"), events=["*"], transformation=source)
+        self.assertEqual(hook.transformation, source)
+        trial = self.client.webhooks.test_transformation(hook.id, payload={"n": 41})
+        self.assertEqual(trial.outcome, "send")
+        self.assertEqual(trial.body, '{"n":42}')
+        failed = self.client.webhooks.test_transformation(
+            hook.id, payload={}, transformation='function handler(w) { throw new Error("nope"); }'
+        )
+        self.assertEqual(failed.outcome, "error")
+        self.assertIn("nope", failed.error)
+        with self.assertRaises(HeraldError) as refused:
+            self.client.webhooks.create(url=self.receiver.url("/x"), events=["*"], transformation="function handler(")
+        self.assertEqual(refused.exception.status, 400)
+        removed = self.client.webhooks.update(hook.id, transformation=None)
+        self.assertIsNone(removed.transformation)
+        self.client.webhooks.delete(hook.id)
+
     def test_webhooks_test_rotate_deliveries_recover(self) -> None:
         client = self.client
         hook = client.webhooks.create(url=self.receiver.url("/fails"), events=["order.paid"])
