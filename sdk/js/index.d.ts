@@ -238,6 +238,8 @@ export interface EventType {
   name: string;
   description: string;
   example: Record<string, unknown> | null;
+  /** A JSON Schema (draft 2020-12) every publish of this type must satisfy; null: none. */
+  schema: Record<string, unknown> | null;
   created_at: string;
 }
 
@@ -245,6 +247,8 @@ export interface EventTypeCreateParams {
   name: string;
   description?: string;
   example?: Record<string, unknown> | null;
+  /** Enforced at publish: a payload that fails it is refused with 400 `schema_violation`. */
+  schema?: Record<string, unknown> | null;
 }
 
 export interface Tenant {

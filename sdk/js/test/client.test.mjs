@@ -271,6 +271,18 @@ describe('event types', () => {
     await rejects(client.eventTypes.get(name), 404, 'not_found');
     await rejects(client.eventTypes.create({ name: 'bad name' }), 400, 'validation_error');
   });
+
+  test('a schema is enforced at publish', async () => {
+    const name = `sdk.js.schema.${Math.random().toString(36).slice(2, 8)}`;
+    const schema = { type: 'object', required: ['task_id'], properties: { task_id: { type: 'string' } } };
+    const created = await client.eventTypes.create({ name, schema });
+    assert.deepEqual(created.schema, schema);
+    await rejects(client.events.publish({ event: name, amount: 1 }), 400, 'schema_violation');
+    const ok = await client.events.publish({ event: name, task_id: 't-1' });
+    assert.match(ok.id, /^evt_/);
+    await rejects(client.eventTypes.create({ name, schema: { type: 'nonsense' } }), 400, 'validation_error');
+    await client.eventTypes.delete(name);
+  });
 });
 
 describe('tenants and keys (admin token)', () => {

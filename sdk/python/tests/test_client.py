@@ -222,6 +222,18 @@ class ClientTest(HeraldTestCase):
         self.assertHeraldError(404, "not_found", lambda: client.event_types.get(name))
         self.assertHeraldError(400, "validation_error", lambda: client.event_types.create(name="bad name"))
 
+    def test_event_type_schema_is_enforced(self) -> None:
+        client = self.client
+        name = f"sdk.py.schema.{suffix()}"
+        schema = {"type": "object", "required": ["task_id"], "properties": {"task_id": {"type": "string"}}}
+        self.assertEqual(client.event_types.create(name=name, schema=schema).schema, schema)
+        self.assertHeraldError(400, "schema_violation", lambda: client.events.publish({"event": name, "amount": 1}))
+        client.events.publish({"event": name, "task_id": "t-1"})
+        self.assertHeraldError(
+            400, "validation_error", lambda: client.event_types.create(name=name, schema={"type": "nonsense"})
+        )
+        client.event_types.delete(name)
+
     # tenants and keys
 
     def test_tenants_and_keys(self) -> None:
