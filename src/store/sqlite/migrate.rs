@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_event_traceparent.sql"),
     include_str!("migrations/0011_endpoint_auth.sql"),
     include_str!("migrations/0012_endpoint_transformation.sql"),
+    include_str!("migrations/0013_failed_deliveries_list.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).
