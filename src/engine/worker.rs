@@ -425,20 +425,7 @@ fn refused(ctx: &WorkerContext, d: &Claimed, started_at: i64) -> AttemptRecord {
             .unwrap_or(&ctx.config.retry_schedule),
         ctx.clock.now_ms(),
     );
-    AttemptRecord {
-        delivery_id: d.delivery_id,
-        endpoint_id: d.endpoint_id,
-        started_at,
-        duration_ms: 0,
-        status_code: None,
-        error: Some(SECRET_REFUSED.into()),
-        response_headers: None,
-        response_body: None,
-        verdict,
-        gone: false,
-        backoff_until: None,
-        operational: d.operational,
-    }
+    not_sent(ctx, d, started_at, verdict, SECRET_REFUSED.into())
 }
 
 /// What a delivery refused for its secret says.

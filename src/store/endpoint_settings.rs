@@ -241,7 +241,7 @@ pub const COLUMNS: [(&str, ColumnType); 13] = [
 /// password, token or client secret). A text column listed here is
 /// written through `EndpointSettings::sealed_columns` and read through
 /// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
-/// without the key) are sealed when the store opens (`reseal_value`).
+/// without the key) are sealed when the store opens (`resealed`).
 pub const SEALED: &[&str] = &["headers", "auth"];
 
 /// Whether entry `i` of `COLUMNS` is sealed.
@@ -264,10 +264,32 @@ pub fn open_value(name: &str, stored: Option<String>, owner: &str) -> Option<Str
     }
 }
 
-/// For the store, on opening: the value to write instead of a sealed column's `stored`
-/// one when it is still in clear (`None`: it is sealed already, or no key is loaded).
-pub fn reseal_value(stored: &str, owner: &str) -> Option<String> {
-    secret_key::reseal_stored(stored, owner)
+/// The endpoint columns the re-seal on opening rewrites: the signing secrets, then `SEALED`.
+pub fn resealed_columns() -> Vec<&'static str> {
+    ["secret", "previous_secret"]
+        .into_iter()
+        .chain(SEALED.iter().copied())
+        .collect()
+}
+
+/// For the store, on opening: given the stored values of `resealed_columns()` of endpoint
+/// `owner`, the values to write instead (each one still in clear, or sealed the legacy way,
+/// sealed now; the rest as they are), or `None` when there is nothing to change (all
+/// sealed already, or no key is loaded).
+pub fn resealed(values: &[Option<String>], owner: &str) -> Option<Vec<Option<String>>> {
+    let new: Vec<Option<String>> = values
+        .iter()
+        .map(|v| secret_key::reseal_stored(v.as_deref()?, owner))
+        .collect();
+    if new.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        new.into_iter()
+            .zip(values)
+            .map(|(new, old)| new.or_else(|| old.clone()))
+            .collect(),
+    )
 }
 
 /// The column names joined for a statement (`url, events, …`).

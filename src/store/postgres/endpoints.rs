@@ -7,9 +7,7 @@ use postgres::{GenericClient, Row};
 
 use super::subscriptions;
 use crate::domain::{EndpointKind, EndpointStatus, Ordering};
-use crate::secrets::secret_key::{
-    endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
-};
+use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret, seal_stored};
 use crate::store::endpoint_settings::{self as settings, ColumnType, Value};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page, Result,
@@ -322,11 +320,7 @@ pub fn reseal(c: &mut impl GenericClient) -> Result<usize> {
     if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
-    let sealed = settings::SEALED;
-    let names: Vec<&str> = ["secret", "previous_secret"]
-        .into_iter()
-        .chain(sealed.iter().copied())
-        .collect();
+    let names = settings::resealed_columns();
     let pending = names
         .iter()
         .map(|c| format!("{c} NOT LIKE 'sealed2:%'"))
@@ -358,27 +352,9 @@ pub fn reseal(c: &mut impl GenericClient) -> Result<usize> {
         let values: Vec<Option<String>> = (0..names.len())
             .map(|i| r.try_get(2 + i))
             .collect::<std::result::Result<_, _>>()?;
-        let owner = endpoint_owner(&tenant, id);
-        let new: Vec<Option<String>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let v = v.as_deref()?;
-                if i < 2 {
-                    reseal_stored(v, &owner)
-                } else {
-                    settings::reseal_value(v, &owner)
-                }
-            })
-            .collect();
-        if new.iter().all(Option::is_none) {
+        let Some(next) = settings::resealed(&values, &endpoint_owner(&tenant, id)) else {
             continue;
-        }
-        let next: Vec<Option<String>> = new
-            .into_iter()
-            .zip(&values)
-            .map(|(new, old)| new.or_else(|| old.clone()))
-            .collect();
+        };
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
         params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
         params.extend(next.iter().map(|v| v as &(dyn ToSql + Sync)));

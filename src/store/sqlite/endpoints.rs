@@ -6,9 +6,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
-use crate::secrets::secret_key::{
-    endpoint_owner, open_endpoint_secret, reseal_stored, seal_stored,
-};
+use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret, seal_stored};
 use crate::store::endpoint_settings::{self as settings, ColumnType, Value};
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page, Result,
@@ -296,59 +294,39 @@ pub fn reseal(conn: &Connection) -> Result<usize> {
     if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
-    let sealed = settings::SEALED;
-    let pending = sealed
+    let names = settings::resealed_columns();
+    let pending = names
         .iter()
-        .map(|c| format!(" OR {c} NOT LIKE 'sealed2:%'"))
-        .collect::<String>();
+        .map(|c| format!("{c} NOT LIKE 'sealed2:%'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     let old: Vec<(i64, String, Vec<Option<String>>)> = conn
         .prepare(&format!(
-            "SELECT id, tenant_id, secret, previous_secret, {} FROM endpoints
-             WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'{pending}",
-            sealed.join(", ")
+            "SELECT id, tenant_id, {} FROM endpoints WHERE {pending}",
+            names.join(", ")
         ))?
         .query_map([], |r| {
-            let values = (0..2 + sealed.len())
+            let values = (0..names.len())
                 .map(|i| r.get(2 + i))
                 .collect::<rusqlite::Result<_>>()?;
             Ok((r.get(0)?, r.get(1)?, values))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let names: Vec<&str> = ["secret", "previous_secret"]
-        .into_iter()
-        .chain(sealed.iter().copied())
-        .collect();
+    let assignments = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} = ?{}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut changed = 0;
     for (id, tenant, values) in &old {
-        let owner = endpoint_owner(tenant, *id);
-        let new: Vec<Option<String>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let v = v.as_deref()?;
-                if i < 2 {
-                    reseal_stored(v, &owner)
-                } else {
-                    settings::reseal_value(v, &owner)
-                }
-            })
-            .collect();
-        if new.iter().all(Option::is_none) {
+        let Some(next) = settings::resealed(values, &endpoint_owner(tenant, *id)) else {
             continue;
-        }
-        let assignments = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| format!("{name} = ?{}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let params = std::iter::once(SqlValue::Integer(*id)).chain(new.iter().zip(values).map(
-            |(new, old)| {
-                new.clone()
-                    .or_else(|| old.clone())
-                    .map_or(SqlValue::Null, SqlValue::Text)
-            },
-        ));
+        };
+        let params = std::iter::once(SqlValue::Integer(*id)).chain(
+            next.into_iter()
+                .map(|v| v.map_or(SqlValue::Null, SqlValue::Text)),
+        );
         conn.execute(
             &format!("UPDATE endpoints SET {assignments} WHERE id = ?1"),
             params_from_iter(params),
