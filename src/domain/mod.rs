@@ -8,12 +8,14 @@
 //! configuration lists), so the engine's connector and the create-time check share one copy.
 
 pub mod address;
+pub mod reach;
 mod url;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use reach::{CaBundle, CertInfo, ClientCert, EndpointProxy, NoProxy, ProxyUrl};
 pub use url::EndpointUrl;
 
 /// A tenant id: lower-case letters, digits, `-` and `_`, up to 64 characters.

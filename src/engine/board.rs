@@ -544,6 +544,7 @@ mod tests {
             created_at: 0,
             operational: false,
             traceparent: None,
+            reach: Default::default(),
         }
     }
 

@@ -28,7 +28,8 @@ const SUCCESS_EXCERPT: usize = 256;
 pub struct WorkerContext {
     pub outbox: Arc<dyn Outbox>,
     pub board: Arc<Board>,
-    pub agent: ureq::Agent,
+    /// The shared agent, and the endpoints' own (client certificates, CAs, proxies).
+    pub agents: Arc<super::agents::Agents>,
     pub config: Arc<Config>,
     pub names: HeaderNames,
     pub clock: Arc<dyn Clock>,
@@ -193,7 +194,17 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TRACEPARENT));
         headers.push((TRACEPARENT.to_owned(), value.to_owned()));
     }
-    let response = http::post(&ctx.agent, &d.url, &headers, &d.body, d.request_timeout);
+    let response = match ctx.agents.choose(d) {
+        // Through a proxy the resolver sees only the proxy: the guard checks the target here.
+        Ok(chosen) => match chosen.proxied && !ctx.config.allow_private_targets {
+            true => match http::check_proxied_target(&d.url) {
+                Ok(()) => http::post(&chosen.agent, &d.url, &headers, &d.body, d.request_timeout),
+                Err(refused) => http::not_sent(refused),
+            },
+            false => http::post(&chosen.agent, &d.url, &headers, &d.body, d.request_timeout),
+        },
+        Err(why) => http::not_sent(why),
+    };
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let gone = status == Some(410);

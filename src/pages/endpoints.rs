@@ -15,7 +15,8 @@ use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
 use crate::domain::{
-    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    CaBundle, ClientCert, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter,
+    ExtraHeaders, Ordering,
 };
 use crate::service::check_description;
 use crate::store::{
@@ -62,6 +63,17 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// PEM; empty: none. The key is write-only: empty keeps the stored one.
+    #[serde(default)]
+    pub client_certificate: String,
+    #[serde(default)]
+    pub client_key: String,
+    /// PEM; empty: the web's roots.
+    #[serde(default)]
+    pub ca_bundle: String,
+    /// A URL (the password shown masked), `none`, or empty for the deployment's.
+    #[serde(default)]
+    pub proxy: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -106,6 +118,9 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -127,6 +142,14 @@ impl EndpointForm {
             disable_after: disable_after
                 .map(crate::units::format_duration)
                 .unwrap_or_default(),
+            client_certificate: client_cert
+                .as_ref()
+                .map_or(String::new(), |c| c.cert_pem().to_owned()),
+            client_key: String::new(),
+            ca_bundle: ca_bundle
+                .as_ref()
+                .map_or(String::new(), |b| b.pem().to_owned()),
+            proxy: proxy.as_ref().map_or(String::new(), |p| p.shown()),
         }
     }
 
@@ -182,6 +205,10 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_certificate,
+            client_key,
+            ca_bundle,
+            proxy,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -225,6 +252,20 @@ impl EndpointForm {
                     crate::store::endpoint_settings::parse_disable_after(text)
                         .map_err(|e| format!("disable after: {e}"))?,
                 ),
+            },
+            // An empty key keeps the stored one (`Service::update_endpoint`).
+            client_cert: match (client_certificate.trim(), client_key.trim()) {
+                ("", _) => None,
+                (cert, "") => Some(ClientCert::parse(cert, None, now_ms())?),
+                (cert, key) => Some(ClientCert::parse(cert, Some(key), now_ms())?),
+            },
+            ca_bundle: match ca_bundle.trim() {
+                "" => None,
+                pem => Some(CaBundle::parse("ca_bundle", pem)?),
+            },
+            proxy: match proxy.trim() {
+                "" => None,
+                p => Some(EndpointProxy::parse(p).map_err(|e| format!("proxy: {e}"))?),
             },
         };
         Ok(NewEndpoint {
@@ -325,7 +366,10 @@ async fn new(t: Tenant) -> PageResult {
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
-    let new = match form.parse(t.state().config.allow_private_targets) {
+    let new = match form
+        .parse(t.state().config.allow_private_targets)
+        .and_then(nothing_to_keep)
+    {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
@@ -342,6 +386,17 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
     .reveal("Signing secret", endpoint.secret.clone());
     t.redirect(&format!("{}/endpoints/{}", t.base, endpoint.id), flash)
         .await
+}
+
+/// A new endpoint has no stored key or proxy password for an empty or masked field to keep.
+fn nothing_to_keep(mut new: NewEndpoint) -> Result<NewEndpoint, String> {
+    if new.settings.client_cert.as_ref().is_some_and(|c| c.needs_key()) {
+        return Err("client key: required with a client certificate".into());
+    }
+    if let Some(EndpointProxy::Via(p)) = new.settings.proxy.take() {
+        new.settings.proxy = Some(EndpointProxy::Via(p.keep_masked(None)?));
+    }
+    Ok(new)
 }
 
 #[derive(Template)]
@@ -373,6 +428,14 @@ impl ShowPage {
             ),
             None => schedule,
         }
+    }
+
+    /// The client certificate's expiry, and whether it is close (14 days, when
+    /// `herald.endpoint.certificate_expiring` is raised).
+    fn certificate_expiry(&self) -> Option<(String, bool)> {
+        let info = self.endpoint.settings.client_cert.as_ref()?.info().clone();
+        let soon = info.expires_within(self.page.now, crate::engine::CERT_WARNING_DAYS);
+        Some((self.page.when(&info.not_after).to_string(), soon))
     }
 
     /// While a rotation's grace period lasts, the previous secret still signs.

@@ -16,7 +16,10 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::domain::{
+    CaBundle, ClientCert, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders,
+    Ordering,
+};
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
@@ -48,6 +51,19 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// The certificate Herald presents on the TLS handshake to this endpoint (mTLS), with
+    /// its key. Answered as the certificate's subject, issuer, fingerprint and expiry: the
+    /// key is sealed at rest and never shown.
+    #[serde(rename = "client_certificate", serialize_with = "cert_info")]
+    pub client_cert: Option<ClientCert>,
+    /// PEM: the only roots trusted for this endpoint's server certificate; `None`: the
+    /// web's roots and the deployment's `extra_ca_file`.
+    #[serde(serialize_with = "ca_pem")]
+    pub ca_bundle: Option<CaBundle>,
+    /// The endpoint's own forward proxy, or `Direct` (`"none"`); `None`: the deployment's
+    /// `proxy` and `no_proxy`. Answered with the proxy's password masked.
+    #[serde(serialize_with = "proxy_shown")]
+    pub proxy: Option<EndpointProxy>,
 }
 
 impl EndpointSettings {
@@ -66,6 +82,9 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            client_cert: None,
+            ca_bundle: None,
+            proxy: None,
         }
     }
 
@@ -90,6 +109,9 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub client_cert: Option<Option<ClientCert>>,
+    pub ca_bundle: Option<Option<CaBundle>>,
+    pub proxy: Option<Option<EndpointProxy>>,
 }
 
 impl EndpointPatch {
@@ -107,6 +129,9 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = settings;
         EndpointPatch {
             url,
@@ -120,6 +145,9 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            client_cert: Some(client_cert),
+            ca_bundle: Some(ca_bundle),
+            proxy: Some(proxy),
         }
     }
 
@@ -138,6 +166,9 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -151,6 +182,9 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            client_cert: client_cert.unwrap_or(current.client_cert),
+            ca_bundle: ca_bundle.unwrap_or(current.ca_bundle),
+            proxy: proxy.unwrap_or(current.proxy),
         }
     }
 }
@@ -174,7 +208,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 11] = [
+pub const COLUMNS: [(&str, ColumnType); 16] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -186,6 +220,13 @@ pub const COLUMNS: [(&str, ColumnType); 11] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    // The client certificate (PEM, in clear) and its key (PEM, sealed).
+    ("client_cert", ColumnType::Text),
+    ("client_key", ColumnType::Text),
+    ("ca_bundle", ColumnType::Text),
+    // `none`, or the proxy's URL without credentials; the credentials (sealed) beside it.
+    ("proxy", ColumnType::Text),
+    ("proxy_credentials", ColumnType::Text),
 ];
 
 /// The column names joined for a statement (`url, events, …`).
@@ -208,6 +249,9 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -222,6 +266,14 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(client_cert.as_ref().map(|c| c.cert_pem().to_owned())),
+            Value::Text(client_cert.as_ref().map(|c| c.key_pem().to_owned())),
+            Value::Text(ca_bundle.as_ref().map(|b| b.pem().to_owned())),
+            Value::Text(proxy.as_ref().map(|p| p.stored().to_owned())),
+            Value::Text(match proxy {
+                Some(EndpointProxy::Via(p)) => p.credentials().map(str::to_owned),
+                _ => None,
+            }),
         ]
     }
 
@@ -234,6 +286,9 @@ impl EndpointSettings {
         let url = text(at(0)?).filter(|u| !u.is_empty());
         let events = text(at(1)?).unwrap_or_default();
         let headers = text(at(3)?).unwrap_or_default();
+        let (cert, key) = (text(at(11)?), text(at(12)?));
+        let ca_bundle = text(at(13)?);
+        let (proxy, proxy_credentials) = (text(at(14)?), text(at(15)?));
         Ok(EndpointSettings {
             url: url.map(EndpointUrl::from_stored),
             filter: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
@@ -250,6 +305,9 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
+            client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
+            ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
+            proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
         })
     }
 }
@@ -312,6 +370,30 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+/// A client certificate as answered: what identifies it, never the key.
+fn cert_info<S: Serializer>(cert: &Option<ClientCert>, s: S) -> Result<S::Ok, S::Error> {
+    cert.as_ref()
+        .map(|c| {
+            let i = c.info();
+            serde_json::json!({
+                "subject": i.subject,
+                "issuer": i.issuer,
+                "fingerprint_sha256": i.fingerprint_sha256,
+                "not_before": crate::clock::rfc3339_seconds(i.not_before),
+                "not_after": crate::clock::rfc3339_seconds(i.not_after),
+            })
+        })
+        .serialize(s)
+}
+
+fn ca_pem<S: Serializer>(bundle: &Option<CaBundle>, s: S) -> Result<S::Ok, S::Error> {
+    bundle.as_ref().map(|b| b.pem()).serialize(s)
+}
+
+fn proxy_shown<S: Serializer>(proxy: &Option<EndpointProxy>, s: S) -> Result<S::Ok, S::Error> {
+    proxy.as_ref().map(|p| p.shown()).serialize(s)
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -334,6 +416,11 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            client_cert: None,
+            ca_bundle: None,
+            proxy: Some(EndpointProxy::Via(
+                crate::domain::ProxyUrl::parse("http://u:p@proxy.example:3128").unwrap(),
+            )),
         }
     }
 

@@ -17,6 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_type_schema.sql"),
     include_str!("migrations/0006_replicas.sql"),
     include_str!("migrations/0007_event_traceparent.sql"),
+    // 0008 and 0009 are other branches' (issue 20): the main line renumbers at merge.
+    include_str!("migrations/0010_endpoint_reach.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).

@@ -30,7 +30,7 @@ use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::open_endpoint_secret;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
@@ -291,7 +291,8 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
                 p.secret, CASE WHEN p.previous_secret_until > $2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts,
                 d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                starts_with(e.event_type, 'herald.'), e.traceparent
+                starts_with(e.event_type, 'herald.'), e.traceparent,
+                p.client_cert, p.client_key, p.ca_bundle, p.proxy, p.proxy_credentials
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ANY($1)",
         &[(&ids, Type::INT8_ARRAY), (&now, Type::INT8)],
@@ -336,6 +337,13 @@ fn claimed(r: &Row) -> Result<Claimed> {
             .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
         operational: r.get(18),
         traceparent: r.get(19),
+        reach: Reach {
+            client_cert: r.get(20),
+            client_key: r.get(21),
+            ca_bundle: r.get(22),
+            proxy: r.get(23),
+            proxy_credentials: r.get(24),
+        },
     })
 }
 

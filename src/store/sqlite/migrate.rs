@@ -23,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_endpoint_attempt_window.sql"),
     include_str!("migrations/0009_event_type_schema.sql"),
     include_str!("migrations/0010_event_traceparent.sql"),
+    // 0011 and 0012 are other branches' (issue 20): the main line renumbers at merge.
+    include_str!("migrations/0013_endpoint_reach.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).

@@ -17,7 +17,7 @@ use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 
@@ -186,7 +186,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
                 p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                substr(e.event_type, 1, 7) = 'herald.', e.traceparent
+                substr(e.event_type, 1, 7) = 'herald.', e.traceparent,
+                p.client_cert, p.client_key, p.ca_bundle, p.proxy, p.proxy_credentials
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -223,6 +224,13 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 created_at: r.get(14)?,
                 operational: r.get(18)?,
                 traceparent: r.get(19)?,
+                reach: Reach {
+                    client_cert: r.get(20)?,
+                    client_key: r.get(21)?,
+                    ca_bundle: r.get(22)?,
+                    proxy: r.get(23)?,
+                    proxy_credentials: r.get(24)?,
+                },
             })
         });
         match found {
