@@ -12,8 +12,8 @@ use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
-    parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointKind,
-    EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointKind, EndpointProxy,
+    EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;

@@ -56,7 +56,8 @@ impl CertInfo {
 
 /// A time in an error message: `2026-12-01 10:00:00 UTC`.
 fn day(ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
         .and_then(|t| t.format(format).ok())
@@ -202,11 +203,11 @@ fn check_pair(cert_pem: &str, key_pem: &str) -> Result<(), String> {
     let certified = rustls::sign::CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         Ok(()) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err("client_key: does not match client_certificate (it is another key's \
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(
+            "client_key: does not match client_certificate (it is another key's \
                  certificate)"
-                .into())
-        }
+                .into(),
+        ),
         // A key whose public half rustls cannot derive: accepted, as rustls itself does.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
         Err(e) => Err(format!("client_certificate: {e}")),

@@ -175,6 +175,8 @@ fn shared_tls(config: &Config) -> Arc<rustls::ClientConfig> {
 fn fingerprint(reach: &Reach, proxy: Option<&ProxyUrl>) -> u64 {
     let mut h = DefaultHasher::new();
     reach.hash(&mut h);
-    proxy.map(|p| (p.url().to_owned(), p.credentials().map(str::to_owned))).hash(&mut h);
+    proxy
+        .map(|p| (p.url().to_owned(), p.credentials().map(str::to_owned)))
+        .hash(&mut h);
     h.finish()
 }

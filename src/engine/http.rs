@@ -149,10 +149,10 @@ pub fn build(
         .build();
     // ureq's default chain without SOCKS and with Herald's TLS (`tls.rs`): a CONNECT
     // tunnel when proxied, else TCP; then TLS for https.
-    let connector = ()
-        .chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(TlsConnector::new(tls));
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(TlsConnector::new(tls));
     Agent::with_parts(
         ureq_config,
         connector,
@@ -183,7 +183,11 @@ pub fn check_proxied_target(url: &str) -> Result<(), String> {
     }
     let port = uri
         .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
     match (host, port).to_socket_addrs() {
         Ok(addrs) => {
             let addrs: Vec<_> = addrs.collect();
@@ -321,8 +325,7 @@ fn describe_tls(e: &rustls::Error) -> String {
                 "the server's certificate is not valid yet".to_owned()
             }
             C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "the server's certificate does not match the URL's host (name mismatch)"
-                    .to_owned()
+                "the server's certificate does not match the URL's host (name mismatch)".to_owned()
             }
             C::Revoked => "the server's certificate is revoked".to_owned(),
             C::BadSignature => "the server's certificate has a bad signature".to_owned(),

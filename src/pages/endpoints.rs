@@ -390,7 +390,12 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
 
 /// A new endpoint has no stored key or proxy password for an empty or masked field to keep.
 fn nothing_to_keep(mut new: NewEndpoint) -> Result<NewEndpoint, String> {
-    if new.settings.client_cert.as_ref().is_some_and(|c| c.needs_key()) {
+    if new
+        .settings
+        .client_cert
+        .as_ref()
+        .is_some_and(|c| c.needs_key())
+    {
         return Err("client key: required with a client certificate".into());
     }
     if let Some(EndpointProxy::Via(p)) = new.settings.proxy.take() {

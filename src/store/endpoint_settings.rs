@@ -20,6 +20,7 @@ use crate::domain::{
     CaBundle, ClientCert, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders,
     Ordering,
 };
+use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
@@ -229,6 +230,41 @@ pub const COLUMNS: [(&str, ColumnType); 16] = [
     ("proxy_credentials", ColumnType::Text),
 ];
 
+/// The settings columns whose values are sealed at rest for their endpoint (README:
+/// Security), so a copied database or backup reveals no credential a setting carries: the
+/// extra header values (often a receiver's `Authorization`), a client certificate's private
+/// key and a proxy's credentials. A text column listed here is
+/// written through `EndpointSettings::sealed_columns` and read through
+/// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
+/// without the key) are sealed when the store opens (`reseal_value`).
+pub const SEALED: &[&str] = &["headers", "client_key", "proxy_credentials"];
+
+/// Whether entry `i` of `COLUMNS` is sealed.
+fn sealed_at(i: usize) -> bool {
+    SEALED.contains(&COLUMNS[i].0)
+}
+
+/// A sealed column's stored value in clear, for endpoint `owner`
+/// (`secret_key::endpoint_owner`). One that does not open (another key, a value copied
+/// from another row) reads as absent, so the setting falls back to its default, and is
+/// logged for the admin without its value.
+pub fn open_value(name: &str, stored: Option<String>, owner: &str) -> Option<String> {
+    let stored = stored?;
+    match secret_key::open_stored(&stored, owner) {
+        Ok(plain) => Some(plain),
+        Err(e) => {
+            tracing::warn!(column = name, owner, error = %e, "an endpoint setting cannot be opened; set it again");
+            None
+        }
+    }
+}
+
+/// For the store, on opening: the value to write instead of a sealed column's `stored`
+/// one when it is still in clear (`None`: it is sealed already, or no key is loaded).
+pub fn reseal_value(stored: &str, owner: &str) -> Option<String> {
+    secret_key::reseal_stored(stored, owner)
+}
+
 /// The column names joined for a statement (`url, events, …`).
 pub fn column_list() -> String {
     COLUMNS.map(|(name, _)| name).join(", ")
@@ -308,6 +344,34 @@ impl EndpointSettings {
             client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
             ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
             proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
+        })
+    }
+}
+
+impl EndpointSettings {
+    /// `columns()` with the `SEALED` ones sealed for endpoint `owner`: what both backends
+    /// write. (Without a loaded key, as in the CLI, they are written as given and sealed
+    /// when a server opens the store.)
+    pub fn sealed_columns(&self, owner: &str) -> [Value; COLUMNS.len()] {
+        let mut values = self.columns();
+        for (i, value) in values.iter_mut().enumerate() {
+            if let (true, Value::Text(Some(plain))) = (sealed_at(i), &*value) {
+                *value = Value::Text(Some(secret_key::seal_stored(plain, owner)));
+            }
+        }
+        values
+    }
+
+    /// `read` for a row of endpoint `owner`, opening the `SEALED` columns.
+    pub fn read_sealed<E>(
+        mut get: impl FnMut(usize, ColumnType) -> Result<Value, E>,
+        owner: &str,
+    ) -> Result<Self, E> {
+        Self::read(|i, ty| match get(i, ty)? {
+            Value::Text(stored) if sealed_at(i) => {
+                Ok(Value::Text(open_value(COLUMNS[i].0, stored, owner)))
+            }
+            other => Ok(other),
         })
     }
 }

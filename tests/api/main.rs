@@ -15,6 +15,7 @@ mod poll;
 mod publish;
 mod reserved;
 mod schemas;
+mod sealed_settings;
 mod security;
 mod seeds;
 mod tenants;

@@ -69,7 +69,10 @@ pub fn client_certificates(c: &mut postgres::Client) -> Result<Vec<(i64, String,
          WHERE client_cert IS NOT NULL AND tenant_id <> $1",
         &[&OPERATOR_TENANT],
     )?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// Marks the certificate announced and raises the event in one transaction; the
@@ -90,7 +93,13 @@ pub fn announce_certificate(
     if changed == 0 {
         return Ok(false);
     }
-    emit(&mut tx, endpoint, "herald.endpoint.certificate_expiring", data, now)?;
+    emit(
+        &mut tx,
+        endpoint,
+        "herald.endpoint.certificate_expiring",
+        data,
+        now,
+    )?;
     tx.commit()?;
     Ok(true)
 }

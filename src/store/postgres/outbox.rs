@@ -27,7 +27,8 @@ use postgres::{Client, Row, Statement, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::secrets::secret_key::open_endpoint_secret;
+use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
+use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
@@ -306,9 +307,11 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
 }
 
 fn claimed(r: &Row) -> Result<Claimed> {
-    let headers: String = r.get(6);
     let schemes: Option<String> = r.get(7);
     let (endpoint, tenant): (i64, String) = (r.get(1), r.get(2));
+    // Sealed at rest for the endpoint (`endpoint_settings::SEALED`).
+    let headers = settings::open_value("headers", r.get(6), &endpoint_owner(&tenant, endpoint))
+        .unwrap_or_default();
     let open = |s: Option<String>| -> Result<Option<String>> {
         Ok(open_endpoint_secret(s, &tenant, endpoint))
     };
@@ -339,10 +342,18 @@ fn claimed(r: &Row) -> Result<Claimed> {
         traceparent: r.get(19),
         reach: Reach {
             client_cert: r.get(20),
-            client_key: r.get(21),
+            client_key: settings::open_value(
+                "client_key",
+                r.get(21),
+                &endpoint_owner(&tenant, endpoint),
+            ),
             ca_bundle: r.get(22),
             proxy: r.get(23),
-            proxy_credentials: r.get(24),
+            proxy_credentials: settings::open_value(
+                "proxy_credentials",
+                r.get(24),
+                &endpoint_owner(&tenant, endpoint),
+            ),
         },
     })
 }

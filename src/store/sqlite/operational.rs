@@ -81,6 +81,12 @@ pub fn announce_certificate(
     if changed == 0 {
         return Ok(false);
     }
-    emit(conn, endpoint, "herald.endpoint.certificate_expiring", data, now)?;
+    emit(
+        conn,
+        endpoint,
+        "herald.endpoint.certificate_expiring",
+        data,
+        now,
+    )?;
     Ok(true)
 }

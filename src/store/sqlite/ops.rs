@@ -9,8 +9,8 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use super::{
-    activity, connection, deliveries, endpoints, event_types, events, operational, outbox, poll, settings,
-    subscriptions, tenants, SqliteStore,
+    activity, connection, deliveries, endpoints, event_types, events, operational, outbox, poll,
+    settings, subscriptions, tenants, SqliteStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
