@@ -124,6 +124,24 @@ impl std::fmt::Debug for TlsTransport {
     }
 }
 
+impl TlsTransport {
+    /// A TLS error the peer already sent (an alert), if one is waiting to be read.
+    fn pending_alert(&mut self) -> Option<rustls::Error> {
+        let StreamOwned { conn, sock } = &mut self.stream;
+        for _ in 0..4 {
+            match conn.read_tls(sock) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        return Some(e);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
 impl Transport for TlsTransport {
     fn buffers(&mut self) -> &mut dyn Buffers {
         &mut self.buffers
@@ -132,7 +150,15 @@ impl Transport for TlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
+        if let Err(e) = self.stream.write_all(output) {
+            // A receiver that refuses our certificate (in TLS 1.3, after the handshake)
+            // sends its alert and closes; our write then fails with a broken pipe while
+            // the alert waits unread. Read it, so the attempt says why.
+            return Err(match self.pending_alert() {
+                Some(alert) => ureq::Error::Rustls(alert),
+                None => e.into(),
+            });
+        }
         Ok(())
     }
 
