@@ -370,4 +370,59 @@ mod tests {
         assert_eq!(refused.error.as_deref(), Some(HOST_REFUSED));
         assert_eq!(describe(&ureq::Error::HostNotFound), HOST_REFUSED);
     }
+
+    /// The proxy's own address passes the guard whatever it is; other names, and targets
+    /// named in a proxied request, do not.
+    #[test]
+    fn the_proxy_is_exempt_and_proxied_targets_are_checked() {
+        let resolver = GuardedResolver {
+            inner: DefaultResolver::default(),
+            allow_private: false,
+            proxy_host: Some("127.0.0.1".into()),
+        };
+        let config = UreqConfig::default();
+        let timeout = NextTimeout::default();
+        let proxy: Uri = "http://127.0.0.1:3128".parse().unwrap();
+        assert!(resolver.resolve(&proxy, &config, timeout).is_ok());
+        let other: Uri = "http://[::1]:3128".parse().unwrap();
+        assert!(resolver.resolve(&other, &config, timeout).is_err());
+        assert_eq!(
+            check_proxied_target("http://127.0.0.1:8080/x").unwrap_err(),
+            HOST_REFUSED
+        );
+        assert_eq!(
+            check_proxied_target("https://localhost/x").unwrap_err(),
+            HOST_REFUSED
+        );
+        assert!(check_proxied_target("https://93.184.215.14/x").is_ok());
+    }
+
+    /// TLS failures say which certificate is wrong and how.
+    #[test]
+    fn tls_failures_are_named() {
+        use rustls::{AlertDescription, CertificateError, Error};
+        let cases = [
+            (
+                Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "unknown issuer",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Expired),
+                "has expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::NotValidForName),
+                "name mismatch",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::CertificateRequired),
+                "requires a client certificate",
+            ),
+        ];
+        for (error, says) in cases {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, error);
+            let text = describe(&ureq::Error::Io(io));
+            assert!(text.starts_with("TLS: ") && text.contains(says), "{text}");
+        }
+    }
 }

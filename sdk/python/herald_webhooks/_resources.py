@@ -68,9 +68,17 @@ class Webhooks(_Resource):
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
+        client_certificate: Optional[str] = None,
+        client_key: Optional[str] = None,
+        ca_bundle: Optional[str] = None,
+        proxy: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
-        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``."""
+        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
+
+        ``client_certificate`` and ``client_key`` (PEM) are presented to the endpoint on the
+        TLS handshake (mTLS; the key is write-only); ``ca_bundle`` (PEM) replaces the web's
+        roots for it; ``proxy`` is its own forward proxy URL, or ``"none"``."""
         body = {
             k: v
             for k, v in dict(
@@ -83,6 +91,10 @@ class Webhooks(_Resource):
                 status=status,
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
+                client_certificate=client_certificate,
+                client_key=client_key,
+                ca_bundle=ca_bundle,
+                proxy=proxy,
             ).items()
             if v is not None
         }
@@ -107,9 +119,15 @@ class Webhooks(_Resource):
         status: Any = UNSET,
         signature: Any = UNSET,
         disable_after: Any = UNSET,
+        client_certificate: Any = UNSET,
+        client_key: Any = UNSET,
+        ca_bundle: Any = UNSET,
+        proxy: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
-        deployment's setting."""
+        deployment's setting. ``client_certificate`` without ``client_key`` keeps the stored
+        key (``None`` removes both); ``ca_bundle=None`` returns to the web's roots,
+        ``proxy=None`` to the deployment's proxy (a masked password keeps the stored one)."""
         body = fields(
             url=url,
             events=events,
@@ -118,6 +136,10 @@ class Webhooks(_Resource):
             status=status,
             signature=signature,
             disable_after=disable_after,
+            client_certificate=client_certificate,
+            client_key=client_key,
+            ca_bundle=ca_bundle,
+            proxy=proxy,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 
