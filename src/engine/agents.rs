@@ -64,13 +64,9 @@ impl Agents {
     pub fn choose(&self, d: &Claimed) -> Result<Chosen, String> {
         let reach = &d.reach;
         let own_tls = reach.client_cert.is_some() || reach.ca_bundle.is_some();
-        let own_proxy = match reach.proxy.as_deref() {
-            None => None,
-            Some(stored) => Some(EndpointProxy::from_stored(
-                stored.to_owned(),
-                reach.proxy_credentials.clone(),
-            )),
-        };
+        let own_proxy = reach.proxy.as_deref().map(|stored| {
+            EndpointProxy::from_stored(stored.to_owned(), reach.proxy_credentials.clone())
+        });
         // The deployment's proxy, unless `no_proxy` names the endpoint's host.
         let default_proxy = || {
             let host = d
