@@ -23,6 +23,23 @@ export type TimeInput = string | number | Date;
 
 export type WebhookType = 'push' | 'poll';
 
+/**
+ * How Herald authenticates to an endpoint. The secret (password, token, client_secret) is
+ * write-only: answers show "********", and "********" sent back keeps the stored one.
+ */
+export type WebhookAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | {
+      /** Herald fetches a token with the client credentials grant, caches it, and replaces it once on a 401. */
+      type: 'oauth2_client_credentials';
+      token_url: string;
+      client_id: string;
+      client_secret: string;
+      scope?: string;
+      audience?: string;
+    };
+
 export interface Webhook {
   id: number;
   /** push: Herald POSTs to url; poll: no url, the consumer calls webhooks.poll. */
@@ -43,6 +60,8 @@ export interface Webhook {
   ca_bundle: string | null;
   /** Its own proxy (password masked "********") or "none"; null: the deployment's proxy. */
   proxy: string | null;
+  /** Its auth with the secret shown as "********"; null: none. */
+  auth: WebhookAuth | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -87,6 +106,8 @@ export interface WebhookCreateParams {
   ca_bundle?: string;
   /** A forward proxy URL such as "http://user:pass@proxy:3128", or "none". */
   proxy?: string;
+  /** How Herald authenticates to the endpoint (not with an extra Authorization header). */
+  auth?: WebhookAuth;
 }
 
 export interface WebhookUpdateParams {
@@ -106,6 +127,8 @@ export interface WebhookUpdateParams {
   ca_bundle?: string | null;
   /** A URL, "none", or null for the deployment's; a masked password keeps the stored one. */
   proxy?: string | null;
+  /** null removes it; a secret sent as "********" keeps the stored one. */
+  auth?: WebhookAuth | null;
 }
 
 export interface ListParams {

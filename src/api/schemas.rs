@@ -153,6 +153,35 @@ pub struct Circuit {
     pub consecutive_failures: i64,
 }
 
+/// How Herald authenticates to an endpoint, by `type`: HTTP Basic, a static bearer token, or
+/// an OAuth2 access token fetched with the client credentials grant (cached until shortly
+/// before `expires_in`, replaced once when the endpoint answers 401). The secret
+/// (`password`, `token`, `client_secret`) is write-only: answers show `********`, and
+/// `********` sent back keeps the stored one. `token_url` passes the same address rules as
+/// an endpoint URL.
+#[derive(ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointAuthInput {
+    Basic {
+        /// No `:`.
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    #[serde(rename = "oauth2_client_credentials")]
+    Oauth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        /// Sent as the token request's `scope`.
+        scope: Option<String>,
+        /// Sent as the token request's `audience` (Auth0 and others ask for one).
+        audience: Option<String>,
+    },
+}
+
 /// An endpoint (the seeds call it a webhook).
 #[derive(ToSchema)]
 pub struct Webhook {
@@ -190,6 +219,8 @@ pub struct Webhook {
     pub ca_bundle: Option<String>,
     /// Its own proxy (the password masked `********`) or `none`; `null`: the deployment's.
     pub proxy: Option<String>,
+    /// How Herald authenticates to it, every secret `********`; `null`: no auth.
+    pub auth: Option<EndpointAuthInput>,
     pub tenant_id: String,
     #[schema(format = DateTime)]
     pub created_at: String,

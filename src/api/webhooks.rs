@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
+use crate::domain::auth::AuthInput;
 use crate::domain::{
-    parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointKind, EndpointProxy,
-    EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointAuth, EndpointKind,
+    EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -82,6 +83,9 @@ struct CreateWebhook {
     /// The endpoint's forward proxy (`http://user:pass@proxy:3128`; the password is sealed
     /// and answered masked), or `none` for no proxy; absent: the deployment's `proxy`.
     proxy: Option<String>,
+    /// How Herald authenticates to the endpoint; the secret is write-only.
+    #[schema(value_type = Option<schemas::EndpointAuthInput>)]
+    auth: Option<AuthInput>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -135,6 +139,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     proxy: Option<Option<String>>,
+    /// `null` removes the endpoint's auth; a secret sent as `********` keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<schemas::EndpointAuthInput>, nullable)]
+    auth: Option<Option<AuthInput>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -206,6 +214,11 @@ pub struct WithSecret<'a> {
 
 fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::bad("validation_error", format!("{field}: {e}"))
+}
+
+/// A message that names its field already (`auth.password: …`).
+fn validation(e: String) -> ApiError {
+    ApiError::bad("validation_error", e)
 }
 
 fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
@@ -323,6 +336,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         client_key,
         ca_bundle,
         proxy,
+        auth,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -381,7 +395,12 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             )),
             other => other,
         },
+        auth: auth
+            .map(|a| EndpointAuth::parse(a, allow_private))
+            .transpose()
+            .map_err(validation)?,
     };
+    settings.check_auth(kind).map_err(validation)?;
     Ok(NewEndpoint {
         kind,
         secret,
@@ -408,6 +427,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         client_key,
         ca_bundle,
         proxy,
+        auth,
     } = body;
     // A certificate without its key keeps the stored key (`Service::update_endpoint`).
     let client_cert = match (client_certificate, client_key) {
@@ -462,6 +482,9 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         client_cert,
         ca_bundle: nullable(ca_bundle, |v| parse_ca_bundle(&v))?,
         proxy: nullable(proxy, |v| parse_proxy(&v))?,
+        auth: nullable(auth, |a| {
+            EndpointAuth::parse(a, allow_private).map_err(validation)
+        })?,
     })
 }
 
@@ -485,6 +508,7 @@ fn nullable<T, U>(
     path = "/api/v1/webhooks",
     tag = "webhooks",
     description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. client_certificate + client_key (PEM; the key is write-only, sealed at rest): presented on the TLS handshake to this endpoint (mTLS); an expired certificate or a key that does not match it is refused (400); answered as {subject, issuer, fingerprint_sha256, not_before, not_after}. ca_bundle (PEM): the only roots trusted for this endpoint. proxy: a forward proxy URL (credentials sealed, the password answered masked) or \"none\"; absent: the deployment's proxy. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -578,6 +602,7 @@ async fn get(
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
     description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), client_certificate (+ client_key; without a key the stored key is kept; null removes both), ca_bundle (null: the web's roots), proxy (a URL, \"none\", or null for the deployment's; a masked password keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), or auth (null removes it; a secret sent as ******** keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))

@@ -8,6 +8,7 @@
 //! configuration lists), so the engine's connector and the create-time check share one copy.
 
 pub mod address;
+pub mod auth;
 pub mod reach;
 mod url;
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use auth::EndpointAuth;
 pub use reach::{CaBundle, CertInfo, ClientCert, EndpointProxy, NoProxy, ProxyUrl};
 pub use url::EndpointUrl;
 

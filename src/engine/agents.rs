@@ -59,6 +59,11 @@ impl Agents {
         }
     }
 
+    /// The shared direct agent: what OAuth2 token requests go through (`oauth.rs`).
+    pub fn shared(&self) -> &Agent {
+        &self.direct
+    }
+
     /// The agent for `d`; an error (a stored pair that no longer loads) fails the attempt
     /// with that sentence.
     pub fn choose(&self, d: &Claimed) -> Result<Chosen, String> {

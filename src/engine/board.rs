@@ -545,6 +545,7 @@ mod tests {
             operational: false,
             traceparent: None,
             reach: Default::default(),
+            auth: None,
         }
     }
 

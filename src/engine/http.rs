@@ -211,15 +211,17 @@ pub struct Response {
     pub duration: Duration,
 }
 
-/// A failed request that never reached the wire (`error` says why).
-pub fn not_sent(error: String) -> Response {
-    Response {
-        status: None,
-        error: Some(error),
-        headers: serde_json::Map::new(),
-        body: None,
-        retry_after: None,
-        duration: Duration::ZERO,
+impl Response {
+    /// An attempt that failed before a request was made (its OAuth2 token could not be had).
+    pub fn failed(error: String, duration: Duration) -> Response {
+        Response {
+            status: None,
+            error: Some(error),
+            headers: serde_json::Map::new(),
+            body: None,
+            retry_after: None,
+            duration,
+        }
     }
 }
 
@@ -290,7 +292,7 @@ pub fn post(
 
 /// Plain wording for the transport failures an endpoint's owner meets most, as the
 /// attempt history shows them; anything else keeps ureq's own message.
-fn describe(e: &ureq::Error) -> String {
+pub(super) fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => HOST_REFUSED.into(),

@@ -12,7 +12,8 @@
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
 //!    the SSRF guard in the resolver, applying `domain::address`'s rules; through the
 //!    shared agent, or the endpoint's own for a client certificate, a CA bundle or a proxy:
-//!    `agents.rs`, with Herald's TLS in `tls.rs`), decides the
+//!    `agents.rs`, with Herald's TLS in `tls.rs`; with the endpoint's auth, an OAuth2 token
+//!    from the shared cache in `oauth.rs`), decides the
 //!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
 //!    with its endpoint's next delivery.
 //! 4. The recorder (`recorder.rs`) writes outcomes in batches, one transaction for many
@@ -38,6 +39,7 @@ pub mod dispatcher;
 pub mod harness;
 pub mod health;
 pub mod http;
+pub mod oauth;
 pub mod plan;
 mod pruner;
 pub mod recorder;
@@ -176,6 +178,7 @@ impl Parts {
             outbox: outbox.clone(),
             board: board.clone(),
             agents: Arc::new(agents::Agents::new(config.clone())),
+            tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),
             clock: clock.clone(),

@@ -10,11 +10,15 @@
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
 use super::board::Board;
+use super::oauth::Tokens;
 use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::ExtraHeaders;
+use crate::domain::{EndpointAuth, ExtraHeaders};
 use crate::lifecycle::Tally;
 use crate::store::{AttemptRecord, Claimed, Outbox, Verdict};
 use crate::telemetry::{AttemptSpan, TRACEPARENT};
@@ -38,6 +42,8 @@ pub struct WorkerContext {
     /// Workers in a request (shutdown waits for them, within its bound).
     pub busy: Arc<Tally>,
     pub stats: Arc<EngineStats>,
+    /// OAuth2 tokens of the endpoints that use them, shared by the workers.
+    pub tokens: Arc<Tokens>,
 }
 
 impl WorkerContext {
@@ -195,15 +201,15 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         headers.push((TRACEPARENT.to_owned(), value.to_owned()));
     }
     let response = match ctx.agents.choose(d) {
+        Err(why) => http::Response::failed(why, std::time::Duration::ZERO),
         // Through a proxy the resolver sees only the proxy: the guard checks the target here.
-        Ok(chosen) => match chosen.proxied && !ctx.config.allow_private_targets {
-            true => match http::check_proxied_target(&d.url) {
-                Ok(()) => http::post(&chosen.agent, &d.url, &headers, &d.body, d.request_timeout),
-                Err(refused) => http::not_sent(refused),
-            },
-            false => http::post(&chosen.agent, &d.url, &headers, &d.body, d.request_timeout),
-        },
-        Err(why) => http::not_sent(why),
+        Ok(chosen) if chosen.proxied && !ctx.config.allow_private_targets => {
+            match http::check_proxied_target(&d.url) {
+                Ok(()) => post_with_auth(ctx, &chosen.agent, d, headers),
+                Err(refused) => http::Response::failed(refused, std::time::Duration::ZERO),
+            }
+        }
+        Ok(chosen) => post_with_auth(ctx, &chosen.agent, d, headers),
     };
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
@@ -254,6 +260,67 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         operational: d.operational,
     }
 }
+
+/// Posts the delivery with the endpoint's auth, if it has one. Basic and bearer are one
+/// header; OAuth2 takes a token from the cache (fetching one when it has none fresh) and,
+/// when the endpoint answers 401, a new token and one more request within this attempt: a
+/// token revoked early should not cost the delivery a retry round.
+fn post_with_auth(
+    ctx: &WorkerContext,
+    agent: &ureq::Agent,
+    d: &Claimed,
+    mut headers: Vec<(String, String)>,
+) -> http::Response {
+    let Some(auth) = &d.auth else {
+        return http::post(agent, &d.url, &headers, &d.body, d.request_timeout);
+    };
+    // The API refuses an extra Authorization header beside auth; one stored before that
+    // rule still must not travel with (or instead of) ours.
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(AUTHORIZATION));
+    let post = |value: String| {
+        let mut headers = headers.clone();
+        headers.push((AUTHORIZATION.to_owned(), value));
+        http::post(agent, &d.url, &headers, &d.body, d.request_timeout)
+    };
+    match auth {
+        EndpointAuth::Basic { username, password } => post(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{username}:{password}"))
+        )),
+        EndpointAuth::Bearer { token } => post(format!("Bearer {token}")),
+        EndpointAuth::OAuth2(o) => {
+            let started = std::time::Instant::now();
+            let tokens = &ctx.tokens;
+            let token = match tokens.token(ctx.agents.shared(), d.endpoint_id, o, d.request_timeout)
+            {
+                Ok(t) => t,
+                Err(e) => return http::Response::failed(e, started.elapsed()),
+            };
+            let first = post(format!("Bearer {token}"));
+            if first.status != Some(401) {
+                return first;
+            }
+            tracing::info!("the endpoint refused its OAuth2 token (401): fetching a new one");
+            let mut second = match tokens.refresh(
+                ctx.agents.shared(),
+                d.endpoint_id,
+                o,
+                &token,
+                d.request_timeout,
+            ) {
+                Ok(t) => post(format!("Bearer {t}")),
+                Err(e) => http::Response::failed(
+                    format!("the endpoint answered 401, and a new token failed: {e}"),
+                    started.elapsed(),
+                ),
+            };
+            second.duration = started.elapsed();
+            second
+        }
+    }
+}
+
+const AUTHORIZATION: &str = "authorization";
 
 /// An endpoint whose stored secret does not open for it (sealed for another endpoint, or
 /// with another key: `secrets::secret_key`) is sent nothing: signing with no secret, or the

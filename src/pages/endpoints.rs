@@ -8,6 +8,7 @@ use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
 
+pub use super::auth_form::AuthForm;
 use super::flash::Flash;
 use super::format::{header_lines, parse_header_lines, split_list};
 use super::guard::{PathId, Posted, Tenant};
@@ -74,6 +75,10 @@ pub struct EndpointForm {
     /// A URL (the password shown masked), `none`, or empty for the deployment's.
     #[serde(default)]
     pub proxy: String,
+    /// How Herald authenticates to the endpoint (`auth_form`); `None` (an older form) leaves
+    /// it as it is.
+    #[serde(flatten)]
+    pub auth: AuthForm,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -121,6 +126,7 @@ impl EndpointForm {
             client_cert,
             ca_bundle,
             proxy,
+            auth,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -150,6 +156,7 @@ impl EndpointForm {
                 .as_ref()
                 .map_or(String::new(), |b| b.pem().to_owned()),
             proxy: proxy.as_ref().map_or(String::new(), |p| p.shown()),
+            auth: AuthForm::from_auth(auth.as_ref()),
         }
     }
 
@@ -209,6 +216,7 @@ impl EndpointForm {
             client_key,
             ca_bundle,
             proxy,
+            auth,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -267,6 +275,7 @@ impl EndpointForm {
                 "" => None,
                 p => Some(EndpointProxy::parse(p).map_err(|e| format!("proxy: {e}"))?),
             },
+            auth: auth.parse(allow_private)?.flatten(),
         };
         Ok(NewEndpoint {
             kind,
@@ -281,6 +290,7 @@ impl EndpointForm {
         let parsed = self.parse(allow_private)?;
         Ok(EndpointPatch {
             signature: self.signature()?,
+            auth: self.auth.parse(allow_private)?,
             ..EndpointPatch::all(parsed.settings)
         })
     }
@@ -366,10 +376,11 @@ async fn new(t: Tenant) -> PageResult {
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
-    let new = match form
+    let parsed = form
         .parse(t.state().config.allow_private_targets)
         .and_then(nothing_to_keep)
-    {
+        .and_then(|new| new.settings.check_auth(new.kind).map(|()| new));
+    let new = match parsed {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
@@ -441,6 +452,11 @@ impl ShowPage {
         let info = self.endpoint.settings.client_cert.as_ref()?.info().clone();
         let soon = info.expires_within(self.page.now, crate::engine::CERT_WARNING_DAYS);
         Some((self.page.when(&info.not_after).to_string(), soon))
+    }
+
+    /// The endpoint's auth: its type and who it authenticates as, never a secret.
+    fn auth(&self) -> String {
+        super::auth_form::describe(self.endpoint.settings.auth.as_ref())
     }
 
     /// While a rotation's grace period lasts, the previous secret still signs.

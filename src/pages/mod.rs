@@ -12,6 +12,7 @@
 //! redirect (POST-redirect-GET); a one-time message rides along (`flash`). The actions
 //! themselves are the JSON API's shared functions and the store's, never a copy of them.
 
+mod auth_form;
 mod charts;
 mod deliveries;
 mod endpoint_actions;

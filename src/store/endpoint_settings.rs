@@ -17,8 +17,8 @@ use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
 use crate::domain::{
-    CaBundle, ClientCert, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders,
-    Ordering,
+    CaBundle, ClientCert, EndpointAuth, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl,
+    EventFilter, ExtraHeaders, Ordering,
 };
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
@@ -52,6 +52,9 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// How Herald authenticates to the endpoint; answered with its secret masked.
+    #[serde(serialize_with = "masked_auth")]
+    pub auth: Option<EndpointAuth>,
     /// The certificate Herald presents on the TLS handshake to this endpoint (mTLS), with
     /// its key. Answered as the certificate's subject, issuer, fingerprint and expiry: the
     /// key is sealed at rest and never shown.
@@ -83,10 +86,33 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            auth: None,
             client_cert: None,
             ca_bundle: None,
             proxy: None,
         }
+    }
+
+    /// What the front ends check of `auth` against the rest, before storing (create, PATCH
+    /// after the patch is applied, the forms): a poll endpoint is sent nothing to
+    /// authenticate to; auth and an extra `Authorization` header do not mix; a masked
+    /// secret must have been filled in from the stored one.
+    pub fn check_auth(&self, kind: EndpointKind) -> Result<(), String> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        if kind == EndpointKind::Poll {
+            return Err("auth: a poll endpoint is not sent requests; it has no auth".into());
+        }
+        if auth.has_masked() {
+            return Err(format!(
+                "auth: the {} secret is required (`{}`, or a blank form field, keeps a stored \
+                 one, and there is none)",
+                auth.kind(),
+                ExtraHeaders::MASKED
+            ));
+        }
+        crate::domain::auth::check_no_authorization_header(Some(auth), &self.headers)
     }
 
     /// The URL as stored and shown: empty for a poll endpoint.
@@ -110,6 +136,7 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub auth: Option<Option<EndpointAuth>>,
     pub client_cert: Option<Option<ClientCert>>,
     pub ca_bundle: Option<Option<CaBundle>>,
     pub proxy: Option<Option<EndpointProxy>>,
@@ -130,6 +157,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
             client_cert,
             ca_bundle,
             proxy,
@@ -146,6 +174,7 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            auth: Some(auth),
             client_cert: Some(client_cert),
             ca_bundle: Some(ca_bundle),
             proxy: Some(proxy),
@@ -167,6 +196,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
             client_cert,
             ca_bundle,
             proxy,
@@ -183,6 +213,7 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            auth: auth.unwrap_or(current.auth),
             client_cert: client_cert.unwrap_or(current.client_cert),
             ca_bundle: ca_bundle.unwrap_or(current.ca_bundle),
             proxy: proxy.unwrap_or(current.proxy),
@@ -209,7 +240,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 16] = [
+pub const COLUMNS: [(&str, ColumnType); 17] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -221,6 +252,8 @@ pub const COLUMNS: [(&str, ColumnType); 16] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    // JSON with the credentials inside: sealed whole (`SEALED`).
+    ("auth", ColumnType::Text),
     // The client certificate (PEM, in clear) and its key (PEM, sealed).
     ("client_cert", ColumnType::Text),
     ("client_key", ColumnType::Text),
@@ -232,12 +265,13 @@ pub const COLUMNS: [(&str, ColumnType); 16] = [
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
 /// Security), so a copied database or backup reveals no credential a setting carries: the
-/// extra header values (often a receiver's `Authorization`), a client certificate's private
-/// key and a proxy's credentials. A text column listed here is
+/// extra header values (often a receiver's `Authorization`), the auth setting (its
+/// password, token or client secret), a client certificate's private key and a proxy's
+/// credentials. A text column listed here is
 /// written through `EndpointSettings::sealed_columns` and read through
 /// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
 /// without the key) are sealed when the store opens (`reseal_value`).
-pub const SEALED: &[&str] = &["headers", "client_key", "proxy_credentials"];
+pub const SEALED: &[&str] = &["headers", "auth", "client_key", "proxy_credentials"];
 
 /// Whether entry `i` of `COLUMNS` is sealed.
 fn sealed_at(i: usize) -> bool {
@@ -285,6 +319,7 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
             client_cert,
             ca_bundle,
             proxy,
@@ -302,6 +337,7 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
             Value::Text(client_cert.as_ref().map(|c| c.cert_pem().to_owned())),
             Value::Text(client_cert.as_ref().map(|c| c.key_pem().to_owned())),
             Value::Text(ca_bundle.as_ref().map(|b| b.pem().to_owned())),
@@ -322,9 +358,9 @@ impl EndpointSettings {
         let url = text(at(0)?).filter(|u| !u.is_empty());
         let events = text(at(1)?).unwrap_or_default();
         let headers = text(at(3)?).unwrap_or_default();
-        let (cert, key) = (text(at(11)?), text(at(12)?));
-        let ca_bundle = text(at(13)?);
-        let (proxy, proxy_credentials) = (text(at(14)?), text(at(15)?));
+        let (cert, key) = (text(at(12)?), text(at(13)?));
+        let ca_bundle = text(at(14)?);
+        let (proxy, proxy_credentials) = (text(at(15)?), text(at(16)?));
         Ok(EndpointSettings {
             url: url.map(EndpointUrl::from_stored),
             filter: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
@@ -341,6 +377,7 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
+            auth: text(at(11)?).and_then(|a| EndpointAuth::from_stored(&a)),
             client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
             ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
             proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
@@ -434,6 +471,10 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+fn masked_auth<S: Serializer>(auth: &Option<EndpointAuth>, s: S) -> Result<S::Ok, S::Error> {
+    auth.as_ref().map(EndpointAuth::masked).serialize(s)
+}
+
 /// A client certificate as answered: what identifies it, never the key.
 fn cert_info<S: Serializer>(cert: &Option<ClientCert>, s: S) -> Result<S::Ok, S::Error> {
     cert.as_ref()
@@ -480,6 +521,9 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            auth: Some(EndpointAuth::Bearer {
+                token: "t0ken".into(),
+            }),
             client_cert: None,
             ca_bundle: None,
             proxy: Some(EndpointProxy::Via(

@@ -264,6 +264,8 @@ pub struct Claimed {
     /// The publish's W3C `traceparent`, stored with the event: the attempt's span is its
     /// child (`engine::telemetry`). `None` when tracing was off at the publish.
     pub traceparent: Option<String>,
+    /// How to authenticate to the endpoint, opened from its seal when claimed.
+    pub auth: Option<crate::domain::EndpointAuth>,
     /// The endpoint's client certificate, CA bundle and proxy, as stored (the key and the
     /// proxy's credentials opened from their seals).
     pub reach: Reach,

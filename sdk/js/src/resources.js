@@ -66,7 +66,7 @@ export class Webhooks extends Resource {
     return this.call('GET', `${V1}/webhooks/${enc(id)}`, { idempotent: true });
   }
 
-  /** Sets the given fields (url, events, description, headers, status, signature). */
+  /** Sets the given fields (url, events, description, headers, status, signature, auth, …). */
   update(id, params) {
     return this.call('PATCH', `${V1}/webhooks/${enc(id)}`, { body: webhookBody(params), idempotent: true });
   }

@@ -67,6 +67,23 @@ describe('webhooks', () => {
     await client.webhooks.delete(hook.id);
   });
 
+  test('auth: the secret is write-only; null removes it', async () => {
+    const created = await client.webhooks.create({
+      url: receiver.url('/auth'),
+      events: ['auth.js'],
+      auth: { type: 'basic', username: 'js', password: 'js-pa55word' },
+    });
+    assert.deepEqual(created.auth, { type: 'basic', username: 'js', password: '********' });
+    assert.ok(!JSON.stringify(await client.webhooks.get(created.id)).includes('js-pa55word'));
+    const kept = await client.webhooks.update(created.id, {
+      auth: { type: 'basic', username: 'js2', password: '********' },
+    });
+    assert.equal(kept.auth.username, 'js2');
+    const removed = await client.webhooks.update(created.id, { auth: null });
+    assert.equal(removed.auth, null);
+    await client.webhooks.delete(created.id);
+  });
+
   test('a poll endpoint: poll answers signed events oldest first; the cursor acknowledges', async () => {
     const hook = await client.webhooks.create({ type: 'poll', events: ['poll.js'] });
     assert.equal(hook.type, 'poll');

@@ -72,9 +72,14 @@ class Webhooks(_Resource):
         client_key: Optional[str] = None,
         ca_bundle: Optional[str] = None,
         proxy: Optional[str] = None,
+        auth: Optional[Mapping[str, Any]] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
         rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
+        ``auth``: ``{"type": "basic", "username", "password"}``, ``{"type": "bearer",
+        "token"}`` or ``{"type": "oauth2_client_credentials", "token_url", "client_id",
+        "client_secret", "scope"?, "audience"?}``; its secret is write-only (answered as
+        ``********``).
 
         ``client_certificate`` and ``client_key`` (PEM) are presented to the endpoint on the
         TLS handshake (mTLS; the key is write-only); ``ca_bundle`` (PEM) replaces the web's
@@ -95,6 +100,7 @@ class Webhooks(_Resource):
                 client_key=client_key,
                 ca_bundle=ca_bundle,
                 proxy=proxy,
+                auth=dict(auth) if auth is not None else None,
             ).items()
             if v is not None
         }
@@ -123,11 +129,14 @@ class Webhooks(_Resource):
         client_key: Any = UNSET,
         ca_bundle: Any = UNSET,
         proxy: Any = UNSET,
+        auth: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
-        deployment's setting. ``client_certificate`` without ``client_key`` keeps the stored
-        key (``None`` removes both); ``ca_bundle=None`` returns to the web's roots,
-        ``proxy=None`` to the deployment's proxy (a masked password keeps the stored one)."""
+        deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
+        as ``********`` keeps the stored one. ``client_certificate`` without ``client_key``
+        keeps the stored key (``None`` removes both); ``ca_bundle=None`` returns to the web's
+        roots, ``proxy=None`` to the deployment's proxy (a masked password keeps the stored
+        one)."""
         body = fields(
             url=url,
             events=events,
@@ -140,6 +149,7 @@ class Webhooks(_Resource):
             client_key=client_key,
             ca_bundle=ca_bundle,
             proxy=proxy,
+            auth=auth,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 

@@ -69,6 +69,20 @@ class ClientTest(HeraldTestCase):
         )
         client.webhooks.delete(hook.id)
 
+    def test_webhook_auth_is_write_only_and_none_removes_it(self) -> None:
+        client = self.client
+        created = client.webhooks.create(
+            url=self.receiver.url("/auth"),
+            events=["auth.py"],
+            auth={"type": "bearer", "token": "py-t0ken-secret"},
+        )
+        self.assertEqual(created.auth, {"type": "bearer", "token": "********"})
+        self.assertNotIn("py-t0ken-secret", str(client.webhooks.get(created.id)))
+        basic = client.webhooks.update(created.id, auth={"type": "basic", "username": "py", "password": "pw"})
+        self.assertEqual(basic.auth, {"type": "basic", "username": "py", "password": "********"})
+        self.assertIsNone(client.webhooks.update(created.id, auth=None).auth)
+        client.webhooks.delete(created.id)
+
     def test_a_poll_endpoint_answers_signed_events_and_the_cursor_acknowledges(self) -> None:
         client = self.client
         hook = client.webhooks.create(type="poll", events=["poll.py"])

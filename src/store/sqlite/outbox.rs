@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::claims::{Claims, Round};
 use super::{endpoints, operational};
-use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
@@ -188,7 +188,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
                 p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                substr(e.event_type, 1, 7) = 'herald.', e.traceparent,
+                substr(e.event_type, 1, 7) = 'herald.', e.traceparent, p.auth,
                 p.client_cert, p.client_key, p.ca_bundle, p.proxy, p.proxy_credentials
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
@@ -229,18 +229,20 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 created_at: r.get(14)?,
                 operational: r.get(18)?,
                 traceparent: r.get(19)?,
+                auth: settings::open_value("auth", r.get(20)?, &endpoint_owner(&tenant, endpoint))
+                    .and_then(|a| EndpointAuth::from_stored(&a)),
                 reach: Reach {
-                    client_cert: r.get(20)?,
+                    client_cert: r.get(21)?,
                     client_key: settings::open_value(
                         "client_key",
-                        r.get(21)?,
+                        r.get(22)?,
                         &endpoint_owner(&tenant, endpoint),
                     ),
-                    ca_bundle: r.get(22)?,
-                    proxy: r.get(23)?,
+                    ca_bundle: r.get(23)?,
+                    proxy: r.get(24)?,
                     proxy_credentials: settings::open_value(
                         "proxy_credentials",
-                        r.get(24)?,
+                        r.get(25)?,
                         &endpoint_owner(&tenant, endpoint),
                     ),
                 },
