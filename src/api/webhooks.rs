@@ -274,8 +274,8 @@ fn parse_ca_bundle(pem: &str) -> Result<CaBundle, ApiError> {
     CaBundle::parse("ca_bundle", pem).map_err(reach_error)
 }
 
-fn parse_proxy(proxy: &str) -> Result<EndpointProxy, ApiError> {
-    EndpointProxy::parse(proxy).map_err(|e| reach_error(format!("proxy: {e}")))
+fn parse_proxy(proxy: &str, allow_private: bool) -> Result<EndpointProxy, ApiError> {
+    EndpointProxy::parse(proxy, allow_private).map_err(|e| reach_error(format!("proxy: {e}")))
 }
 
 fn parse_description(d: String) -> Result<String, ApiError> {
@@ -389,7 +389,11 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         client_cert: parse_client_cert(client_certificate.as_deref(), client_key.as_deref())?,
         ca_bundle: ca_bundle.as_deref().map(parse_ca_bundle).transpose()?,
         // A masked password has nothing stored to keep on a create.
-        proxy: match proxy.as_deref().map(parse_proxy).transpose()? {
+        proxy: match proxy
+            .as_deref()
+            .map(|p| parse_proxy(p, allow_private))
+            .transpose()?
+        {
             Some(EndpointProxy::Via(p)) => Some(EndpointProxy::Via(
                 p.keep_masked(None).map_err(reach_error)?,
             )),
@@ -481,7 +485,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         })?,
         client_cert,
         ca_bundle: nullable(ca_bundle, |v| parse_ca_bundle(&v))?,
-        proxy: nullable(proxy, |v| parse_proxy(&v))?,
+        proxy: nullable(proxy, |v| parse_proxy(&v, allow_private))?,
         auth: nullable(auth, |a| {
             EndpointAuth::parse(a, allow_private).map_err(validation)
         })?,

@@ -379,10 +379,24 @@ pub enum EndpointProxy {
 }
 
 impl EndpointProxy {
-    pub fn parse(s: &str) -> Result<EndpointProxy, String> {
+    /// An endpoint's proxy is set by whoever owns the endpoint (a tenant, in the portal), so
+    /// unlike the deployment's it is held to the SSRF guard's rules: unless private targets
+    /// are allowed, its host may not be a loopback, private or metadata address.
+    pub fn parse(s: &str, allow_private_targets: bool) -> Result<EndpointProxy, String> {
         match s.trim() {
             "none" => Ok(EndpointProxy::Direct),
-            url => ProxyUrl::parse(url).map(EndpointProxy::Via),
+            url => {
+                let proxy = ProxyUrl::parse(url)?;
+                if !allow_private_targets {
+                    super::address::check_host(&proxy.host()).map_err(|e| {
+                        format!(
+                            "an endpoint's proxy is held to the SSRF guard: {e} (the \
+                             deployment's `proxy` is not; or set allow_private_targets)"
+                        )
+                    })?;
+                }
+                Ok(EndpointProxy::Via(proxy))
+            }
         }
     }
 
@@ -475,7 +489,13 @@ mod tests {
         assert!(other.keep_masked(Some(&p)).is_err());
         assert!(ProxyUrl::parse("ftp://proxy:21").is_err());
         assert!(ProxyUrl::parse("http://proxy:3128/path").is_err());
-        assert_eq!(EndpointProxy::parse("none").unwrap(), EndpointProxy::Direct);
+        assert_eq!(
+            EndpointProxy::parse("none", false).unwrap(),
+            EndpointProxy::Direct
+        );
+        assert!(EndpointProxy::parse("http://10.0.0.5:3128", false).is_err());
+        assert!(EndpointProxy::parse("http://10.0.0.5:3128", true).is_ok());
+        assert!(EndpointProxy::parse("http://proxy.example:3128", false).is_ok());
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Agents {
         let direct = http::agent(&config);
         let via_default = config.proxy.as_ref().map(|p| {
             let tls = shared_tls(&config);
-            http::build(&config, tls, Some(p), true)
+            http::build(&config, tls, Some(p), true, true)
         });
         Agents {
             config,
@@ -59,9 +59,24 @@ impl Agents {
         }
     }
 
-    /// The shared direct agent: what OAuth2 token requests go through (`oauth.rs`).
-    pub fn shared(&self) -> &Agent {
-        &self.direct
+    /// A shared agent for `url` with the deployment's settings alone: through its proxy
+    /// unless `no_proxy` names the host (OAuth2 token requests, `oauth.rs`).
+    pub fn for_url(&self, url: &str) -> Chosen {
+        let host = url
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned))
+            .unwrap_or_default();
+        match &self.via_default {
+            Some(via) if !self.config.no_proxy.matches(&host) => Chosen {
+                agent: via.clone(),
+                proxied: true,
+            },
+            _ => Chosen {
+                agent: self.direct.clone(),
+                proxied: false,
+            },
+        }
     }
 
     /// The agent for `d`; an error (a stored pair that no longer loads) fails the attempt
@@ -108,10 +123,12 @@ impl Agents {
                 Some(EndpointProxy::Via(_)) => {}
             }
         }
-        let proxy: Option<ProxyUrl> = match own_proxy {
-            Some(EndpointProxy::Direct) => None,
-            Some(EndpointProxy::Via(p)) => Some(p),
-            None => default_proxy().cloned(),
+        // (The proxy, and whether it is the deployment's: only that one's address is exempt
+        // from the guard.)
+        let (proxy, deployment_proxy): (Option<ProxyUrl>, bool) = match own_proxy {
+            Some(EndpointProxy::Direct) => (None, false),
+            Some(EndpointProxy::Via(p)) => (Some(p), false),
+            None => (default_proxy().cloned(), true),
         };
         let print = fingerprint(reach, proxy.as_ref());
         let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());
@@ -123,7 +140,7 @@ impl Agents {
                 });
             }
         }
-        let agent = self.build(reach, proxy.as_ref())?;
+        let agent = self.build(reach, proxy.as_ref(), deployment_proxy)?;
         if own.len() >= MAX_OWN {
             own.clear();
         }
@@ -132,7 +149,12 @@ impl Agents {
         Ok(Chosen { agent, proxied })
     }
 
-    fn build(&self, reach: &Reach, proxy: Option<&ProxyUrl>) -> Result<Agent, String> {
+    fn build(
+        &self,
+        reach: &Reach,
+        proxy: Option<&ProxyUrl>,
+        deployment_proxy: bool,
+    ) -> Result<Agent, String> {
         let client_cert = match (&reach.client_cert, &reach.client_key) {
             (Some(cert), Some(key)) => {
                 let pair = ClientCert::from_stored(cert.clone(), key.clone())
@@ -159,7 +181,13 @@ impl Agents {
             only_roots,
             client_cert,
         })?;
-        Ok(http::build(&self.config, tls, proxy, false))
+        Ok(http::build(
+            &self.config,
+            tls,
+            proxy,
+            false,
+            deployment_proxy,
+        ))
     }
 }
 

@@ -107,16 +107,19 @@ pub fn agent(config: &Config) -> Agent {
     };
     // Without a client key nothing here can fail.
     let tls = super::tls::client_config(setup).expect("a TLS client configuration");
-    build(config, tls, None, true)
+    build(config, tls, None, true, false)
 }
 
 /// An agent with this TLS configuration, through `proxy` if any; `shared` sizes its idle
-/// pool for every endpoint, otherwise for one.
+/// pool for every endpoint, otherwise for one. `proxy_exempt`: the proxy's address passes
+/// the guard whatever it is (the deployment's, chosen by the operator; an endpoint's own is
+/// vetted like any address).
 pub fn build(
     config: &Config,
     tls: Arc<rustls::ClientConfig>,
     proxy: Option<&crate::domain::ProxyUrl>,
     shared: bool,
+    proxy_exempt: bool,
 ) -> Agent {
     let per_host = config.max_endpoint_concurrency.max(1) * 2;
     let ureq_proxy = proxy.and_then(|p| match p.to_ureq() {
@@ -159,7 +162,7 @@ pub fn build(
         GuardedResolver {
             inner: DefaultResolver::default(),
             allow_private: config.allow_private_targets,
-            proxy_host: proxy.map(|p| p.host()),
+            proxy_host: proxy.filter(|_| proxy_exempt).map(|p| p.host()),
         },
     )
 }

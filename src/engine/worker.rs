@@ -291,8 +291,19 @@ fn post_with_auth(
         EndpointAuth::OAuth2(o) => {
             let started = std::time::Instant::now();
             let tokens = &ctx.tokens;
-            let token = match tokens.token(ctx.agents.shared(), d.endpoint_id, o, d.request_timeout)
-            {
+            // The token endpoint is reached like a target without settings of its own: the
+            // deployment's proxy (unless no_proxy names it), the guard checking it first.
+            let via = ctx.agents.for_url(o.token_url.as_str());
+            if via.proxied && !ctx.config.allow_private_targets {
+                if let Err(refused) = http::check_proxied_target(o.token_url.as_str()) {
+                    return http::Response::failed(
+                        format!("token endpoint: {refused}"),
+                        started.elapsed(),
+                    );
+                }
+            }
+            let token_agent = &via.agent;
+            let token = match tokens.token(token_agent, d.endpoint_id, o, d.request_timeout) {
                 Ok(t) => t,
                 Err(e) => return http::Response::failed(e, started.elapsed()),
             };
@@ -301,19 +312,14 @@ fn post_with_auth(
                 return first;
             }
             tracing::info!("the endpoint refused its OAuth2 token (401): fetching a new one");
-            let mut second = match tokens.refresh(
-                ctx.agents.shared(),
-                d.endpoint_id,
-                o,
-                &token,
-                d.request_timeout,
-            ) {
-                Ok(t) => post(format!("Bearer {t}")),
-                Err(e) => http::Response::failed(
-                    format!("the endpoint answered 401, and a new token failed: {e}"),
-                    started.elapsed(),
-                ),
-            };
+            let mut second =
+                match tokens.refresh(token_agent, d.endpoint_id, o, &token, d.request_timeout) {
+                    Ok(t) => post(format!("Bearer {t}")),
+                    Err(e) => http::Response::failed(
+                        format!("the endpoint answered 401, and a new token failed: {e}"),
+                        started.elapsed(),
+                    ),
+                };
             second.duration = started.elapsed();
             second
         }

@@ -273,7 +273,9 @@ impl EndpointForm {
             },
             proxy: match proxy.trim() {
                 "" => None,
-                p => Some(EndpointProxy::parse(p).map_err(|e| format!("proxy: {e}"))?),
+                p => Some(
+                    EndpointProxy::parse(p, allow_private).map_err(|e| format!("proxy: {e}"))?,
+                ),
             },
             auth: auth.parse(allow_private)?.flatten(),
         };

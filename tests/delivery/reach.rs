@@ -776,4 +776,18 @@ fn the_ssrf_guard_applies_through_the_proxy() {
         !proxy.saw(&format!("127.0.0.1:{port}")),
         "the proxy never heard of it"
     );
+
+    // An endpoint's own proxy is a tenant's choice: held to the guard, unlike the
+    // deployment's.
+    let body = json!({ "url": "https://example.com/hook", "events": ["*"],
+                       "proxy": proxy.url() });
+    let (status, answer) = app.admin("POST", "/api/v1/webhooks", Some(body));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SSRF guard"),
+        "{answer}"
+    );
 }
