@@ -21,6 +21,7 @@ use crate::wire::canonical_json::to_js_string;
 use crate::wire::signing::generate_secret;
 
 pub mod schemas;
+pub mod transformations;
 
 /// What every handler and page can reach.
 pub struct AppState {

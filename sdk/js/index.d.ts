@@ -62,6 +62,8 @@ export interface Webhook {
   proxy: string | null;
   /** Its auth with the secret shown as "********"; null: none. */
   auth: WebhookAuth | null;
+  /** Its transformation's JavaScript; null: deliveries go as published. */
+  transformation: string | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -108,6 +110,8 @@ export interface WebhookCreateParams {
   proxy?: string;
   /** How Herald authenticates to the endpoint (not with an extra Authorization header). */
   auth?: WebhookAuth;
+  /** JavaScript defining `function handler(webhook) { … return webhook; }` (push only). */
+  transformation?: string;
 }
 
 export interface WebhookUpdateParams {
@@ -129,6 +133,29 @@ export interface WebhookUpdateParams {
   proxy?: string | null;
   /** null removes it; a secret sent as "********" keeps the stored one. */
   auth?: WebhookAuth | null;
+  /** null removes it. */
+  transformation?: string | null;
+}
+
+export interface TransformationTrialParams {
+  /** A sample payload, as it would be published. */
+  payload: unknown;
+  /** `webhook.eventType`; absent: the payload's `event`, else "test.event". */
+  event?: string;
+  /** A transformation to try instead of the saved one (nothing is saved). */
+  transformation?: string;
+}
+
+/** What a transformation's trial came to. */
+export interface TransformationTrial {
+  outcome: 'send' | 'cancel' | 'error';
+  method?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  /** The body that would be signed and sent, byte for byte. */
+  body?: string;
+  error?: string;
+  duration_ms: number;
 }
 
 export interface ListParams {
@@ -243,6 +270,8 @@ export interface EventType {
   name: string;
   description: string;
   example: Record<string, unknown> | null;
+  /** A JSON Schema (draft 2020-12) every publish of this type must satisfy; null: none. */
+  schema: Record<string, unknown> | null;
   created_at: string;
 }
 
@@ -250,6 +279,8 @@ export interface EventTypeCreateParams {
   name: string;
   description?: string;
   example?: Record<string, unknown> | null;
+  /** Enforced at publish: a payload that fails it is refused with 400 `schema_violation`. */
+  schema?: Record<string, unknown> | null;
 }
 
 export interface Tenant {
@@ -302,6 +333,8 @@ export class Webhooks {
   delete(id: number): Promise<{ id: number }>;
   test(id: number): Promise<TestSent>;
   rotateSecret(id: number): Promise<WebhookWithSecret>;
+  /** Runs the transformation on a sample in the delivery sandbox; nothing is sent. */
+  testTransformation(id: number, params: TransformationTrialParams): Promise<TransformationTrial>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
   deliveries(id: number, params?: Omit<DeliveryListParams, 'endpointId'>): PagePromise<Delivery>;
   /** A poll endpoint's pending deliveries, oldest first; `cursor` acknowledges up to it. */

@@ -221,6 +221,8 @@ pub struct Webhook {
     pub proxy: Option<String>,
     /// How Herald authenticates to it, every secret `********`; `null`: no auth.
     pub auth: Option<EndpointAuthInput>,
+    /// Its transformation's JavaScript source; `null`: deliveries go as published.
+    pub transformation: Option<String>,
     pub tenant_id: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -240,6 +242,25 @@ pub struct ClientCertificate {
     pub not_before: String,
     #[schema(format = DateTime)]
     pub not_after: String,
+}
+
+/// What a transformation's trial came to (`POST /webhooks/{id}/transformation/test`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TransformationTrial {
+    /// `send`: the request below would go; `cancel`: nothing would be sent; `error`: the
+    /// delivery would fail with `error`.
+    #[schema(pattern = "^(send|cancel|error)$")]
+    pub outcome: String,
+    pub method: Option<String>,
+    pub url: Option<String>,
+    /// Headers the transformation adds (beside the signature and extra headers).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body that would be signed and sent, byte for byte.
+    pub body: Option<String>,
+    pub error: Option<String>,
+    #[schema(minimum = 0)]
+    pub duration_ms: i64,
 }
 
 /// An endpoint with its signing secret: answered on create and on rotate only.

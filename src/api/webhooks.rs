@@ -22,6 +22,7 @@ use crate::store::endpoint_settings::parse_disable_after;
 use crate::store::{Endpoint, EndpointPatch, EndpointSettings, NewEndpoint};
 use crate::units::parse_rate_limit;
 use crate::wire::signing::{generate_secret, short_key_warning, validate_secret, Scheme};
+use crate::wire::transform::Transformation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -35,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)));
+    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
+    .service(
+        web::resource("/webhooks/{id}/transformation/test")
+            .route(web::post().to(test_transformation)),
+    );
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -86,6 +91,10 @@ struct CreateWebhook {
     /// How Herald authenticates to the endpoint; the secret is write-only.
     #[schema(value_type = Option<schemas::EndpointAuthInput>)]
     auth: Option<AuthInput>,
+    /// JavaScript defining `function handler(webhook) { … return webhook; }`, run on each
+    /// delivery before it is signed (README: Transformations). Push endpoints only.
+    #[schema(max_length = 65536)]
+    transformation: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -143,6 +152,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<schemas::EndpointAuthInput>, nullable)]
     auth: Option<Option<AuthInput>>,
+    /// `null` removes it: deliveries go as published.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 65536)]
+    transformation: Option<Option<String>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -337,6 +350,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         ca_bundle,
         proxy,
         auth,
+        transformation,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -403,6 +417,16 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(|a| EndpointAuth::parse(a, allow_private))
             .transpose()
             .map_err(validation)?,
+        transformation: match (kind, transformation) {
+            (_, None) => None,
+            (EndpointKind::Poll, Some(_)) => {
+                return Err(ApiError::bad(
+                    "validation_error",
+                    "transformation: a poll endpoint has none; its consumer reads the events as published",
+                ))
+            }
+            (EndpointKind::Push, Some(source)) => Some(parse_transformation(&source)?),
+        },
     };
     settings.check_auth(kind).map_err(validation)?;
     Ok(NewEndpoint {
@@ -432,6 +456,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         ca_bundle,
         proxy,
         auth,
+        transformation,
     } = body;
     // A certificate without its key keeps the stored key (`Service::update_endpoint`).
     let client_cert = match (client_certificate, client_key) {
@@ -489,7 +514,14 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         auth: nullable(auth, |a| {
             EndpointAuth::parse(a, allow_private).map_err(validation)
         })?,
+        transformation: nullable(transformation, |v| parse_transformation(&v))?,
     })
+}
+
+/// Compiles a transformation in the sandbox (its top level runs under the same budget as a
+/// delivery's run, so this is bounded too): a syntax error comes back with its line.
+fn parse_transformation(source: &str) -> Result<Transformation, ApiError> {
+    Transformation::parse(source).map_err(invalid("transformation"))
 }
 
 /// A field PATCH may set to `null`: absent stays absent, `null` is kept, a value parsed.
@@ -619,9 +651,17 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let allow_private = state.config.allow_private_targets;
     let id = id.into_inner();
-    if body.url.is_some() {
+    if body.url.is_some() || matches!(body.transformation, Some(Some(_))) {
         let current = state.store.get_endpoint(&auth.tenant, id).await?;
-        parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
+        if body.url.is_some() {
+            parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
+        }
+        if current.kind == EndpointKind::Poll && matches!(body.transformation, Some(Some(_))) {
+            return Err(ApiError::bad(
+                "validation_error",
+                "transformation: a poll endpoint has none; its consumer reads the events as published",
+            ));
+        }
     }
     let patch = parse_patch(body, allow_private)?;
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
@@ -670,4 +710,61 @@ async fn rotate_secret(
         secret: &endpoint.secret,
         warning: None,
     }))
+}
+
+/// A sample for a transformation's trial.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TrialBody {
+    /// The event's payload, as it would be published.
+    #[schema(value_type = Object)]
+    payload: Box<serde_json::value::RawValue>,
+    /// `webhook.eventType` in the run; absent: the payload's `event`, else `test.event`.
+    event: Option<String>,
+    /// A transformation to try instead of the saved one (nothing is saved).
+    #[schema(max_length = 65536)]
+    transformation: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "testWebhookTransformation",
+    summary = "Try a webhook's transformation",
+    path = "/api/v1/webhooks/{id}/transformation/test",
+    tag = "webhooks",
+    description = "Runs the webhook's transformation (or `transformation`, unsaved) on a sample payload in the same sandbox a delivery uses, and answers the request that would be sent (method, url, added headers, the body to sign), a cancel, or the error. Nothing is sent or stored.",
+    params(("id" = i64, Path)),
+    request_body(content = TrialBody, content_type = "application/json"),
+    responses((status = 200, description = "what the run came to", body = schemas::Success<schemas::TransformationTrial>))
+)]
+async fn test_transformation(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    ApiJson(body): ApiJson<TrialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let TrialBody {
+        payload,
+        event,
+        transformation,
+    } = body;
+    let event_type = event
+        .or_else(|| {
+            serde_json::from_str::<serde_json::Value>(payload.get())
+                .ok()?
+                .get("event")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "test.event".to_owned());
+    let trial = state
+        .try_transformation(
+            &auth.tenant,
+            id.into_inner(),
+            transformation,
+            event_type,
+            payload,
+        )
+        .await?;
+    Ok(ok(trial))
 }

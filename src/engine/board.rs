@@ -546,6 +546,8 @@ mod tests {
             traceparent: None,
             reach: Default::default(),
             auth: None,
+            event_type: "a.b".into(),
+            transformation: None,
         }
     }
 

@@ -237,8 +237,25 @@ pub fn post(
     body: &str,
     timeout: Option<Duration>,
 ) -> Response {
+    send(agent, "POST", url, headers, body, timeout)
+}
+
+/// `post` with the method a transformation chose (`PUT` and `PATCH`; anything else POSTs).
+pub fn send(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &str,
+    timeout: Option<Duration>,
+) -> Response {
     let started = Instant::now();
-    let mut request = agent.post(url).header("content-type", "application/json");
+    let request = match method {
+        "PUT" => agent.put(url),
+        "PATCH" => agent.patch(url),
+        _ => agent.post(url),
+    };
+    let mut request = request.header("content-type", "application/json");
     if let Some(timeout) = timeout {
         request = request.config().timeout_global(Some(timeout)).build();
     }

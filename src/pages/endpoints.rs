@@ -24,6 +24,7 @@ use crate::store::{
     Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page,
 };
 use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/endpoints")).get(list).post(create))
@@ -79,6 +80,9 @@ pub struct EndpointForm {
     /// it as it is.
     #[serde(flatten)]
     pub auth: AuthForm,
+    /// JavaScript (`function handler(webhook) { … }`); empty: none.
+    #[serde(default)]
+    pub transformation: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -127,6 +131,7 @@ impl EndpointForm {
             ca_bundle,
             proxy,
             auth,
+            transformation,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -157,6 +162,10 @@ impl EndpointForm {
                 .map_or(String::new(), |b| b.pem().to_owned()),
             proxy: proxy.as_ref().map_or(String::new(), |p| p.shown()),
             auth: AuthForm::from_auth(auth.as_ref()),
+            transformation: transformation
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -217,6 +226,7 @@ impl EndpointForm {
             ca_bundle,
             proxy,
             auth,
+            transformation,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -278,6 +288,16 @@ impl EndpointForm {
                 ),
             },
             auth: auth.parse(allow_private)?.flatten(),
+            transformation: match (kind, transformation.trim()) {
+                (_, "") => None,
+                (EndpointKind::Poll, _) => {
+                    return Err("transformation: a poll endpoint has none; leave it empty".into())
+                }
+                (EndpointKind::Push, _) => Some(
+                    Transformation::parse(transformation)
+                        .map_err(|e| format!("transformation: {e}"))?,
+                ),
+            },
         };
         Ok(NewEndpoint {
             kind,
@@ -429,6 +449,8 @@ struct ShowPage {
     known_events: Vec<String>,
     default_rate_limit: Option<f64>,
     health: super::endpoint_health::EndpointHealth,
+    trial_id: i64,
+    trial_form: super::transformation::TrialForm,
 }
 
 impl ShowPage {
@@ -508,6 +530,8 @@ async fn show_page(
             known_events,
             default_rate_limit: t.state().config.rate_limit,
             health,
+            trial_id: id,
+            trial_form: super::transformation::TrialForm::sample(),
         },
     ))
 }

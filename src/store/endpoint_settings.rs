@@ -23,6 +23,7 @@ use crate::domain::{
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 /// The settings of an endpoint, validated (each field's type checked it when built).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +56,9 @@ pub struct EndpointSettings {
     /// How Herald authenticates to the endpoint; answered with its secret masked.
     #[serde(serialize_with = "masked_auth")]
     pub auth: Option<EndpointAuth>,
+    /// The endpoint's transformation (JavaScript, `wire::transform`); `None`: sent as published.
+    #[serde(serialize_with = "opt_source")]
+    pub transformation: Option<Transformation>,
     /// The certificate Herald presents on the TLS handshake to this endpoint (mTLS), with
     /// its key. Answered as the certificate's subject, issuer, fingerprint and expiry: the
     /// key is sealed at rest and never shown.
@@ -87,6 +91,7 @@ impl EndpointSettings {
             request_timeout: None,
             disable_after: None,
             auth: None,
+            transformation: None,
             client_cert: None,
             ca_bundle: None,
             proxy: None,
@@ -137,6 +142,7 @@ pub struct EndpointPatch {
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
     pub auth: Option<Option<EndpointAuth>>,
+    pub transformation: Option<Option<Transformation>>,
     pub client_cert: Option<Option<ClientCert>>,
     pub ca_bundle: Option<Option<CaBundle>>,
     pub proxy: Option<Option<EndpointProxy>>,
@@ -158,6 +164,7 @@ impl EndpointPatch {
             request_timeout,
             disable_after,
             auth,
+            transformation,
             client_cert,
             ca_bundle,
             proxy,
@@ -175,6 +182,7 @@ impl EndpointPatch {
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
             auth: Some(auth),
+            transformation: Some(transformation),
             client_cert: Some(client_cert),
             ca_bundle: Some(ca_bundle),
             proxy: Some(proxy),
@@ -197,6 +205,7 @@ impl EndpointPatch {
             request_timeout,
             disable_after,
             auth,
+            transformation,
             client_cert,
             ca_bundle,
             proxy,
@@ -214,6 +223,7 @@ impl EndpointPatch {
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
             auth: auth.unwrap_or(current.auth),
+            transformation: transformation.unwrap_or(current.transformation),
             client_cert: client_cert.unwrap_or(current.client_cert),
             ca_bundle: ca_bundle.unwrap_or(current.ca_bundle),
             proxy: proxy.unwrap_or(current.proxy),
@@ -240,7 +250,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 17] = [
+pub const COLUMNS: [(&str, ColumnType); 18] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -254,6 +264,7 @@ pub const COLUMNS: [(&str, ColumnType); 17] = [
     ("disable_after_ms", ColumnType::Bigint),
     // JSON with the credentials inside: sealed whole (`SEALED`).
     ("auth", ColumnType::Text),
+    ("transformation", ColumnType::Text),
     // The client certificate (PEM, in clear) and its key (PEM, sealed).
     ("client_cert", ColumnType::Text),
     ("client_key", ColumnType::Text),
@@ -320,6 +331,7 @@ impl EndpointSettings {
             request_timeout,
             disable_after,
             auth,
+            transformation,
             client_cert,
             ca_bundle,
             proxy,
@@ -338,6 +350,7 @@ impl EndpointSettings {
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
             Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
+            Value::Text(transformation.as_ref().map(|t| t.as_str().to_owned())),
             Value::Text(client_cert.as_ref().map(|c| c.cert_pem().to_owned())),
             Value::Text(client_cert.as_ref().map(|c| c.key_pem().to_owned())),
             Value::Text(ca_bundle.as_ref().map(|b| b.pem().to_owned())),
@@ -358,9 +371,9 @@ impl EndpointSettings {
         let url = text(at(0)?).filter(|u| !u.is_empty());
         let events = text(at(1)?).unwrap_or_default();
         let headers = text(at(3)?).unwrap_or_default();
-        let (cert, key) = (text(at(12)?), text(at(13)?));
-        let ca_bundle = text(at(14)?);
-        let (proxy, proxy_credentials) = (text(at(15)?), text(at(16)?));
+        let (cert, key) = (text(at(13)?), text(at(14)?));
+        let ca_bundle = text(at(15)?);
+        let (proxy, proxy_credentials) = (text(at(16)?), text(at(17)?));
         Ok(EndpointSettings {
             url: url.map(EndpointUrl::from_stored),
             filter: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
@@ -378,6 +391,9 @@ impl EndpointSettings {
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
             auth: text(at(11)?).and_then(|a| EndpointAuth::from_stored(&a)),
+            transformation: text(at(12)?)
+                .filter(|t| !t.is_empty())
+                .map(Transformation::from_stored),
             client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
             ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
             proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
@@ -475,6 +491,13 @@ fn masked_auth<S: Serializer>(auth: &Option<EndpointAuth>, s: S) -> Result<S::Ok
     auth.as_ref().map(EndpointAuth::masked).serialize(s)
 }
 
+fn opt_source<S: Serializer>(t: &Option<Transformation>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 /// A client certificate as answered: what identifies it, never the key.
 fn cert_info<S: Serializer>(cert: &Option<ClientCert>, s: S) -> Result<S::Ok, S::Error> {
     cert.as_ref()
@@ -524,6 +547,9 @@ mod tests {
             auth: Some(EndpointAuth::Bearer {
                 token: "t0ken".into(),
             }),
+            transformation: Some(Transformation::from_stored(
+                "function handler(w) { return w; }".into(),
+            )),
             client_cert: None,
             ca_bundle: None,
             proxy: Some(EndpointProxy::Via(

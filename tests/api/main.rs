@@ -20,3 +20,4 @@ mod sealed_settings;
 mod security;
 mod seeds;
 mod tenants;
+mod transformations;

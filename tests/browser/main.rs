@@ -19,6 +19,7 @@ mod pages_http;
 mod portal;
 mod security;
 mod tenant_pages;
+mod transformation;
 
 use std::path::PathBuf;
 use std::time::Duration;

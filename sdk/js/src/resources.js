@@ -85,6 +85,17 @@ export class Webhooks extends Resource {
     return this.call('POST', `${V1}/webhooks/${enc(id)}/rotate-secret`);
   }
 
+  /**
+   * Runs the endpoint's transformation (or `transformation`, unsaved) on a sample payload in
+   * the sandbox deliveries use: `{ outcome: 'send' | 'cancel' | 'error', body?, error?, … }`.
+   */
+  testTransformation(id, { payload, event, transformation }) {
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/transformation/test`, {
+      body: { payload, event, transformation },
+      idempotent: true,
+    });
+  }
+
   /** Re-queues this endpoint's failed deliveries created since a time. */
   recover(id, { since }) {
     return this.call('POST', `${V1}/webhooks/${enc(id)}/recover`, { body: { since: timeValue(since) } });

@@ -102,6 +102,25 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(hook.secret, "your-secret-key")
         self.client.webhooks.delete(hook.id)
 
+    def test_transformation_set_try_remove(self) -> None:
+        source = "function handler(w) { w.payload = { n: w.payload.n + 1 }; return w; }"
+        hook = self.client.webhooks.create(url=self.receiver.url("/shaped"), events=["*"], transformation=source)
+        self.assertEqual(hook.transformation, source)
+        trial = self.client.webhooks.test_transformation(hook.id, payload={"n": 41})
+        self.assertEqual(trial.outcome, "send")
+        self.assertEqual(trial.body, '{"n":42}')
+        failed = self.client.webhooks.test_transformation(
+            hook.id, payload={}, transformation='function handler(w) { throw new Error("nope"); }'
+        )
+        self.assertEqual(failed.outcome, "error")
+        self.assertIn("nope", failed.error)
+        with self.assertRaises(HeraldError) as refused:
+            self.client.webhooks.create(url=self.receiver.url("/x"), events=["*"], transformation="function handler(")
+        self.assertEqual(refused.exception.status, 400)
+        removed = self.client.webhooks.update(hook.id, transformation=None)
+        self.assertIsNone(removed.transformation)
+        self.client.webhooks.delete(hook.id)
+
     def test_webhooks_test_rotate_deliveries_recover(self) -> None:
         client = self.client
         hook = client.webhooks.create(url=self.receiver.url("/fails"), events=["order.paid"])
@@ -219,6 +238,18 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(client.event_types.delete(name), {"name": name})
         self.assertHeraldError(404, "not_found", lambda: client.event_types.get(name))
         self.assertHeraldError(400, "validation_error", lambda: client.event_types.create(name="bad name"))
+
+    def test_event_type_schema_is_enforced(self) -> None:
+        client = self.client
+        name = f"sdk.py.schema.{suffix()}"
+        schema = {"type": "object", "required": ["task_id"], "properties": {"task_id": {"type": "string"}}}
+        self.assertEqual(client.event_types.create(name=name, schema=schema).schema, schema)
+        self.assertHeraldError(400, "schema_violation", lambda: client.events.publish({"event": name, "amount": 1}))
+        client.events.publish({"event": name, "task_id": "t-1"})
+        self.assertHeraldError(
+            400, "validation_error", lambda: client.event_types.create(name=name, schema={"type": "nonsense"})
+        )
+        client.event_types.delete(name)
 
     # tenants and keys
 

@@ -17,8 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_type_schema.sql"),
     include_str!("migrations/0006_replicas.sql"),
     include_str!("migrations/0007_event_traceparent.sql"),
-    // 0008 is another branch's (issue 20); renumber on merge (0010 follows 0009 here).
-    include_str!("migrations/0009_endpoint_auth.sql"),
+    include_str!("migrations/0008_endpoint_auth.sql"),
+    include_str!("migrations/0009_endpoint_transformation.sql"),
     include_str!("migrations/0010_endpoint_reach.sql"),
 ];
 

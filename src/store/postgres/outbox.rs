@@ -34,6 +34,7 @@ use crate::store::{
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
+use crate::wire::transform::Transformation;
 
 /// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
 const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
@@ -292,7 +293,7 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
                 p.secret, CASE WHEN p.previous_secret_until > $2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts,
                 d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                starts_with(e.event_type, 'herald.'), e.traceparent, p.auth,
+                starts_with(e.event_type, 'herald.'), e.traceparent, p.auth, e.event_type, p.transformation,
                 p.client_cert, p.client_key, p.ca_bundle, p.proxy, p.proxy_credentials
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ANY($1)",
@@ -342,18 +343,23 @@ fn claimed(r: &Row) -> Result<Claimed> {
         traceparent: r.get(19),
         auth: settings::open_value("auth", r.get(20), &endpoint_owner(&tenant, endpoint))
             .and_then(|a| EndpointAuth::from_stored(&a)),
+        event_type: r.get(21),
+        transformation: r
+            .get::<_, Option<String>>(22)
+            .filter(|t| !t.is_empty())
+            .map(Transformation::from_stored),
         reach: Reach {
-            client_cert: r.get(21),
+            client_cert: r.get(23),
             client_key: settings::open_value(
                 "client_key",
-                r.get(22),
+                r.get(24),
                 &endpoint_owner(&tenant, endpoint),
             ),
-            ca_bundle: r.get(23),
-            proxy: r.get(24),
+            ca_bundle: r.get(25),
+            proxy: r.get(26),
             proxy_credentials: settings::open_value(
                 "proxy_credentials",
-                r.get(25),
+                r.get(27),
                 &endpoint_owner(&tenant, endpoint),
             ),
         },
@@ -426,6 +432,8 @@ fn write_attempt(
         Verdict::Succeeded => ("succeeded", None),
         Verdict::RetryAt(at) => ("pending", Some(at)),
         Verdict::Failed => ("failed", None),
+        Verdict::Cancelled => ("cancelled", None),
+        Verdict::Unsent => ("failed", None),
     };
     let code = r.status_code.map(i32::from);
     // A delivery deleted with its endpoint while in flight is gone with its history;

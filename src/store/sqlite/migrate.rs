@@ -23,8 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_endpoint_attempt_window.sql"),
     include_str!("migrations/0009_event_type_schema.sql"),
     include_str!("migrations/0010_event_traceparent.sql"),
-    // 0011 is another branch's (issue 20); renumber on merge (0013 follows 0012 here).
-    include_str!("migrations/0012_endpoint_auth.sql"),
+    include_str!("migrations/0011_endpoint_auth.sql"),
+    include_str!("migrations/0012_endpoint_transformation.sql"),
     include_str!("migrations/0013_endpoint_reach.sql"),
 ];
 
