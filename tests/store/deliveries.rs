@@ -3,7 +3,7 @@
 
 use herald::config::Config;
 use herald::domain::EndpointKind;
-use herald::store::{DeliveryQuery, StoreError};
+use herald::store::{Cursor, DeliveryQuery, StoreError};
 
 use crate::{assert_newest_first_once, endpoint_to, engine_config, pages, Db, T0, TENANT};
 
@@ -89,7 +89,42 @@ fn deliveries_page_newest_first_by_status_endpoint_and_event(db: &Db) {
         status: Some("failed".into()),
         ..Default::default()
     };
-    assert_newest_first_once(&list(failed), 12);
+    assert_newest_first_once(&list(failed.clone()), 12);
+    // Each filter alone and together, as the statement per combination writes them.
+    let window = |since, until| DeliveryQuery {
+        since,
+        until,
+        ..failed.clone()
+    };
+    assert_newest_first_once(&list(window(Some(T0), None)), 12);
+    assert_newest_first_once(&list(window(Some(T0 + 1), None)), 0);
+    assert_newest_first_once(&list(window(None, Some(T0 + 1))), 12);
+    assert_newest_first_once(&list(window(Some(T0), Some(T0))), 0);
+    let of_a_failed = DeliveryQuery {
+        endpoint_id: Some(a),
+        event_id: Some(events[1].id.clone()),
+        ..failed.clone()
+    };
+    assert_newest_first_once(&list(of_a_failed), 1);
+    let unknown = DeliveryQuery {
+        status: Some("lost".into()),
+        ..Default::default()
+    };
+    assert_newest_first_once(&list(unknown), 0);
+    let other_tenant = db
+        .on(s.list_deliveries(
+            "acme",
+            failed,
+            Cursor {
+                before: None,
+                limit: 100,
+            },
+        ))
+        .unwrap();
+    assert!(
+        other_tenant.items.is_empty(),
+        "another tenant's failures listed"
+    );
 }
 
 fn a_poll_acknowledges_up_to_its_cursor_and_reads_after_it(db: &Db) {

@@ -25,7 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_event_traceparent.sql"),
     include_str!("migrations/0011_endpoint_auth.sql"),
     include_str!("migrations/0012_endpoint_transformation.sql"),
-    include_str!("migrations/0013_endpoint_reach.sql"),
+    include_str!("migrations/0013_failed_deliveries_list.sql"),
+    include_str!("migrations/0014_endpoint_reach.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).

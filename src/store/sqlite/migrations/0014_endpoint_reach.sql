@@ -1,4 +1,4 @@
--- Version 13: how Herald reaches an endpoint beyond its URL (issue 20, items 1, 2, 4;
+-- Version 14: how Herald reaches an endpoint beyond its URL (issue 20, items 1, 2, 4;
 -- README: Reaching receivers). A client certificate (PEM) and its private key (sealed for
 -- the endpoint, like its signing secret), a CA bundle (PEM) that replaces the web's roots
 -- for it, and its own proxy (`none`, or a URL without credentials) with the proxy's
