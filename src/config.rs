@@ -148,6 +148,14 @@ pub struct Config {
     pub lease: Duration,
     /// Where traces go (an OTLP/HTTP collector's base URL); `None`: no tracing at all.
     pub otlp_endpoint: Option<String>,
+    /// A PEM bundle of CA certificates trusted beside the web's roots (README: Private CAs),
+    /// and its certificates, read when the key is set (a bad file stops the start).
+    pub extra_ca_file: Option<PathBuf>,
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The forward proxy deliveries go through (README: Egress proxy), unless an endpoint
+    /// has its own or `none`, or its host matches `no_proxy`.
+    pub proxy: Option<crate::domain::ProxyUrl>,
+    pub no_proxy: crate::domain::NoProxy,
 }
 
 impl Default for Config {
@@ -190,6 +198,10 @@ impl Default for Config {
             max_endpoint_concurrency: 32,
             lease: Duration::from_secs(15),
             otlp_endpoint: None,
+            extra_ca_file: None,
+            extra_roots: Vec::new(),
+            proxy: None,
+            no_proxy: crate::domain::NoProxy::default(),
         }
     }
 }
@@ -230,6 +242,9 @@ pub const KEYS: &[&str] = &[
     "max_endpoint_concurrency",
     "lease",
     "otlp_endpoint",
+    "extra_ca_file",
+    "proxy",
+    "no_proxy",
 ];
 
 impl Config {
@@ -378,6 +393,26 @@ impl Config {
                     }
                 }
             }
+            "extra_ca_file" => match v {
+                "" | "none" => {
+                    self.extra_ca_file = None;
+                    self.extra_roots = Vec::new();
+                }
+                path => {
+                    let pem = std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read the CA bundle {path}: {e}"))?;
+                    let bundle = crate::domain::CaBundle::parse(path, &pem)?;
+                    self.extra_roots = bundle.ders();
+                    self.extra_ca_file = Some(PathBuf::from(path));
+                }
+            },
+            "proxy" => {
+                self.proxy = match v {
+                    "" | "none" => None,
+                    url => Some(crate::domain::ProxyUrl::parse(url)?),
+                }
+            }
+            "no_proxy" => self.no_proxy = crate::domain::NoProxy::parse(v),
             "circuit_threshold" => self.circuit_threshold = parse_count(v, 0, 1000)? as u32,
             "circuit_failure_rate" => self.circuit_failure_rate = parse_share(v)?,
             "circuit_min_attempts" => {

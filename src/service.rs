@@ -274,6 +274,7 @@ impl AppState {
                 .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
             patch.headers = Some(kept);
         }
+        keep_stored_secrets(&self.store, tenant, id, &mut patch).await?;
         if patch.auth.is_some() || patch.headers.is_some() {
             // Auth is checked against the endpoint as it will be: a patch that adds auth
             // meets the headers it already has, and the other way round.
@@ -396,4 +397,45 @@ impl AppState {
         }
         Ok(())
     }
+}
+
+/// The endpoint's secrets a patch keeps without restating them (README: Reaching
+/// receivers): a client certificate sent without its key keeps the stored key (checked
+/// against the new certificate), and a proxy URL whose password is masked keeps the stored
+/// password.
+async fn keep_stored_secrets(
+    store: &crate::store::Store,
+    tenant: &str,
+    id: i64,
+    patch: &mut EndpointPatch,
+) -> Result<()> {
+    use crate::domain::EndpointProxy;
+    let needs_key = matches!(&patch.client_cert, Some(Some(c)) if c.needs_key());
+    let masked_proxy = matches!(&patch.proxy, Some(Some(EndpointProxy::Via(p)))
+        if p.credentials().is_some_and(|c| c.ends_with(crate::domain::reach::MASKED)));
+    if !needs_key && !masked_proxy {
+        return Ok(());
+    }
+    let current = store.get_endpoint(tenant, id).await?.settings;
+    if let Some(Some(cert)) = patch.client_cert.take_if(|_| needs_key) {
+        let key = current.client_cert.as_ref().map(|c| c.key_pem().to_owned());
+        let kept = match key.filter(|k| !k.is_empty()) {
+            Some(key) => cert.with_key(&key).map_err(ServiceError::invalid)?,
+            None => {
+                return Err(ServiceError::invalid(
+                    "client_key: required with client_certificate (no key is stored)",
+                ))
+            }
+        };
+        patch.client_cert = Some(Some(kept));
+    }
+    if let Some(Some(EndpointProxy::Via(proxy))) = patch.proxy.take_if(|_| masked_proxy) {
+        let stored = match &current.proxy {
+            Some(EndpointProxy::Via(p)) => Some(p),
+            _ => None,
+        };
+        let kept = proxy.keep_masked(stored).map_err(ServiceError::invalid)?;
+        patch.proxy = Some(Some(EndpointProxy::Via(kept)));
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@
 #[path = "delivery/auth.rs"]
 mod auth;
 mod common;
+#[path = "delivery/reach.rs"]
+mod reach;
 #[path = "delivery/traces.rs"]
 mod traces;
 

@@ -54,6 +54,12 @@ export interface Webhook {
   disabled_reason: string | null;
   /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
   disable_after: string | null;
+  /** The client certificate presented to this endpoint (mTLS); its key is never answered. */
+  client_certificate: ClientCertificate | null;
+  /** PEM: the only roots trusted for this endpoint; null: the web's and extra_ca_file. */
+  ca_bundle: string | null;
+  /** Its own proxy (password masked "********") or "none"; null: the deployment's proxy. */
+  proxy: string | null;
   /** Its auth with the secret shown as "********"; null: none. */
   auth: WebhookAuth | null;
   /** Its transformation's JavaScript; null: deliveries go as published. */
@@ -61,6 +67,17 @@ export interface Webhook {
   tenant_id: string;
   created_at: string;
   updated_at: string;
+}
+
+/** What is shown of an endpoint's client certificate. */
+export interface ClientCertificate {
+  /** RFC 4514, such as "CN=herald". */
+  subject: string;
+  issuer: string;
+  /** SHA-256 of the DER, "AB:CD:…" as openssl prints it. */
+  fingerprint_sha256: string;
+  not_before: string;
+  not_after: string;
 }
 
 /** Answered by create and rotateSecret only: the one time the secret is shown. */
@@ -83,6 +100,14 @@ export interface WebhookCreateParams {
   signature?: SignatureScheme[];
   /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
   disable_after?: string;
+  /** PEM, presented on the TLS handshake (mTLS); needs client_key. */
+  client_certificate?: string;
+  /** PEM; write-only (sealed at rest, never answered). */
+  client_key?: string;
+  /** PEM: the only CA certificates trusted for this endpoint. */
+  ca_bundle?: string;
+  /** A forward proxy URL such as "http://user:pass@proxy:3128", or "none". */
+  proxy?: string;
   /** How Herald authenticates to the endpoint (not with an extra Authorization header). */
   auth?: WebhookAuth;
   /** JavaScript defining `function handler(webhook) { … return webhook; }` (push only). */
@@ -99,6 +124,13 @@ export interface WebhookUpdateParams {
   signature?: SignatureScheme[] | null;
   /** null returns to the deployment's disable_after. */
   disable_after?: string | null;
+  /** Without client_key the stored key is kept; null removes both. */
+  client_certificate?: string | null;
+  client_key?: string;
+  /** null returns to the web's roots. */
+  ca_bundle?: string | null;
+  /** A URL, "none", or null for the deployment's; a masked password keeps the stored one. */
+  proxy?: string | null;
   /** null removes it; a secret sent as "********" keeps the stored one. */
   auth?: WebhookAuth | null;
   /** null removes it. */

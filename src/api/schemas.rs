@@ -213,6 +213,12 @@ pub struct Webhook {
     /// Disabled after failing this long without a success, such as `"12h"`; `null`: the
     /// deployment's `disable_after`.
     pub disable_after: Option<String>,
+    /// The client certificate presented to this endpoint (mTLS); its key is never answered.
+    pub client_certificate: Option<ClientCertificate>,
+    /// PEM: the only roots trusted for this endpoint; `null`: the web's and `extra_ca_file`.
+    pub ca_bundle: Option<String>,
+    /// Its own proxy (the password masked `********`) or `none`; `null`: the deployment's.
+    pub proxy: Option<String>,
     /// How Herald authenticates to it, every secret `********`; `null`: no auth.
     pub auth: Option<EndpointAuthInput>,
     /// Its transformation's JavaScript source; `null`: deliveries go as published.
@@ -222,6 +228,20 @@ pub struct Webhook {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// What is shown of an endpoint's client certificate.
+#[derive(ToSchema)]
+pub struct ClientCertificate {
+    /// RFC 4514 distinguished name.
+    pub subject: String,
+    pub issuer: String,
+    /// SHA-256 of the DER, `AB:CD:…` as `openssl x509 -fingerprint -sha256` prints it.
+    pub fingerprint_sha256: String,
+    #[schema(format = DateTime)]
+    pub not_before: String,
+    #[schema(format = DateTime)]
+    pub not_after: String,
 }
 
 /// What a transformation's trial came to (`POST /webhooks/{id}/transformation/test`).

@@ -13,8 +13,8 @@ use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::auth::AuthInput;
 use crate::domain::{
-    parse_request_timeout, parse_retry_schedule, EndpointAuth, EndpointKind, EndpointStatus,
-    EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointAuth, EndpointKind,
+    EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -77,6 +77,17 @@ struct CreateWebhook {
     /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
     /// absent: the deployment's `disable_after`.
     disable_after: Option<String>,
+    /// PEM: the client certificate Herald presents to this endpoint on the TLS handshake
+    /// (mTLS), with any intermediates after it; needs `client_key`.
+    client_certificate: Option<String>,
+    /// PEM: the certificate's private key (PKCS#8, PKCS#1 or SEC1). Write-only: sealed at
+    /// rest and never answered.
+    client_key: Option<String>,
+    /// PEM: the only CA certificates trusted for this endpoint's server certificate.
+    ca_bundle: Option<String>,
+    /// The endpoint's forward proxy (`http://user:pass@proxy:3128`; the password is sealed
+    /// and answered masked), or `none` for no proxy; absent: the deployment's `proxy`.
+    proxy: Option<String>,
     /// How Herald authenticates to the endpoint; the secret is write-only.
     #[schema(value_type = Option<schemas::EndpointAuthInput>)]
     auth: Option<AuthInput>,
@@ -121,6 +132,22 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     disable_after: Option<Option<String>>,
+    /// PEM; `null` removes the client certificate and its key. Sent without `client_key`,
+    /// the stored key is kept (a renewed certificate for the same key).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    client_certificate: Option<Option<String>>,
+    /// PEM; only with `client_certificate`. Write-only.
+    client_key: Option<String>,
+    /// PEM; `null` returns to the web's roots and `extra_ca_file`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    ca_bundle: Option<Option<String>>,
+    /// A proxy URL or `none`; `null` returns to the deployment's `proxy`. A masked password
+    /// (`********`, as answered) keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    proxy: Option<Option<String>>,
     /// `null` removes the endpoint's auth; a secret sent as `********` keeps the stored one.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<schemas::EndpointAuthInput>, nullable)]
@@ -233,6 +260,37 @@ fn parse_url_for(
     }
 }
 
+fn reach_error(e: String) -> ApiError {
+    ApiError::bad("validation_error", e)
+}
+
+/// A create's certificate and key: both or neither.
+fn parse_client_cert(
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> Result<Option<ClientCert>, ApiError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => ClientCert::parse(cert, Some(key), now_ms())
+            .map(Some)
+            .map_err(reach_error),
+        (Some(_), None) => Err(reach_error(
+            "client_key: required with client_certificate".into(),
+        )),
+        (None, Some(_)) => Err(reach_error(
+            "client_certificate: required with client_key".into(),
+        )),
+    }
+}
+
+fn parse_ca_bundle(pem: &str) -> Result<CaBundle, ApiError> {
+    CaBundle::parse("ca_bundle", pem).map_err(reach_error)
+}
+
+fn parse_proxy(proxy: &str, allow_private: bool) -> Result<EndpointProxy, ApiError> {
+    EndpointProxy::parse(proxy, allow_private).map_err(|e| reach_error(format!("proxy: {e}")))
+}
+
 fn parse_description(d: String) -> Result<String, ApiError> {
     Ok(check_description(d)?)
 }
@@ -287,6 +345,10 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         retry_schedule,
         request_timeout,
         disable_after,
+        client_certificate,
+        client_key,
+        ca_bundle,
+        proxy,
         auth,
         transformation,
     } = body;
@@ -338,6 +400,19 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(parse_disable_after)
             .transpose()
             .map_err(invalid("disable_after"))?,
+        client_cert: parse_client_cert(client_certificate.as_deref(), client_key.as_deref())?,
+        ca_bundle: ca_bundle.as_deref().map(parse_ca_bundle).transpose()?,
+        // A masked password has nothing stored to keep on a create.
+        proxy: match proxy
+            .as_deref()
+            .map(|p| parse_proxy(p, allow_private))
+            .transpose()?
+        {
+            Some(EndpointProxy::Via(p)) => Some(EndpointProxy::Via(
+                p.keep_masked(None).map_err(reach_error)?,
+            )),
+            other => other,
+        },
         auth: auth
             .map(|a| EndpointAuth::parse(a, allow_private))
             .transpose()
@@ -376,9 +451,26 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         retry_schedule,
         request_timeout,
         disable_after,
+        client_certificate,
+        client_key,
+        ca_bundle,
+        proxy,
         auth,
         transformation,
     } = body;
+    // A certificate without its key keeps the stored key (`Service::update_endpoint`).
+    let client_cert = match (client_certificate, client_key) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(reach_error(
+                "client_key: send it with client_certificate".into(),
+            ))
+        }
+        (Some(None), _) => Some(None),
+        (Some(Some(cert)), key) => Some(Some(
+            ClientCert::parse(&cert, key.as_deref(), now_ms()).map_err(reach_error)?,
+        )),
+    };
     Ok(EndpointPatch {
         url: url
             .map(|u| EndpointUrl::parse(&u, allow_private))
@@ -416,6 +508,9 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         disable_after: nullable(disable_after, |v| {
             parse_disable_after(&v).map_err(invalid("disable_after"))
         })?,
+        client_cert,
+        ca_bundle: nullable(ca_bundle, |v| parse_ca_bundle(&v))?,
+        proxy: nullable(proxy, |v| parse_proxy(&v, allow_private))?,
         auth: nullable(auth, |a| {
             EndpointAuth::parse(a, allow_private).map_err(validation)
         })?,
@@ -448,6 +543,7 @@ fn nullable<T, U>(
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. client_certificate + client_key (PEM; the key is write-only, sealed at rest): presented on the TLS handshake to this endpoint (mTLS); an expired certificate or a key that does not match it is refused (400); answered as {subject, issuer, fingerprint_sha256, not_before, not_after}. ca_bundle (PEM): the only roots trusted for this endpoint. proxy: a forward proxy URL (credentials sealed, the password answered masked) or \"none\"; absent: the deployment's proxy. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
     description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
@@ -541,6 +637,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), client_certificate (+ client_key; without a key the stored key is kept; null removes both), ca_bundle (null: the web's roots), proxy (a URL, \"none\", or null for the deployment's; a masked password keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), or auth (null removes it; a secret sent as ******** keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),

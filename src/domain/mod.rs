@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod reach;
 mod url;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use auth::EndpointAuth;
+pub use reach::{CaBundle, CertInfo, ClientCert, EndpointProxy, NoProxy, ProxyUrl};
 pub use url::EndpointUrl;
 
 /// A tenant id: lower-case letters, digits, `-` and `_`, up to 64 characters.

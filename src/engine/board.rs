@@ -544,6 +544,7 @@ mod tests {
             created_at: 0,
             operational: false,
             traceparent: None,
+            reach: Default::default(),
             auth: None,
             event_type: "a.b".into(),
             transformation: None,

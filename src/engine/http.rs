@@ -1,20 +1,30 @@
-//! Outbound HTTP: one ureq agent shared by all workers (keep-alive pool), with the SSRF
-//! guard in its resolver so the check applies to the address actually connected to. The
-//! guard applies `domain::address`'s rules, the same ones an endpoint URL passed at create.
+//! Outbound HTTP: ureq agents (one shared by all workers and its keep-alive pool, and the
+//! endpoints' own ones in `agents.rs`), with the SSRF guard in their resolver so the check
+//! applies to the address actually connected to. The guard applies `domain::address`'s
+//! rules, the same ones an endpoint URL passed at create.
 //!
 //! Redirects are not followed (a 3xx is a failed attempt: following it would let a
 //! receiver bounce us to an internal address), proxies from the environment are not used
-//! (the guard must see the address of the endpoint itself), any status is a response rather
-//! than an error, and the response body is read through a cap.
+//! (only the configured `proxy`, see below), any status is a response rather than an
+//! error, and the response body is read through a cap.
+//!
+//! Through a proxy (README: Egress proxy) the resolver only ever sees the proxy's name (the
+//! proxy resolves the target), so the proxy's own address is exempt from the guard (it is
+//! the operator's, often on loopback) and `post` checks the target itself first: an IP
+//! literal or a name resolving only to forbidden addresses is refused with `HOST_REFUSED`.
 
 use std::io::Read;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::config::Config as UreqConfig;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NextTimeout, TcpConnector};
 use ureq::Agent;
+
+use super::tls::{TlsConnector, TlsSetup};
 
 use crate::config::Config;
 use crate::domain::address;
@@ -37,6 +47,8 @@ pub const HOST_REFUSED: &str =
 struct GuardedResolver {
     inner: DefaultResolver,
     allow_private: bool,
+    /// The proxy's host, whose addresses are allowed whatever they are.
+    proxy_host: Option<String>,
 }
 
 impl Resolver for GuardedResolver {
@@ -55,7 +67,11 @@ impl Resolver for GuardedResolver {
                 return Err(ureq::Error::HostNotFound);
             }
         };
-        if self.allow_private {
+        let is_proxy = self
+            .proxy_host
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(host.trim_matches(['[', ']'])));
+        if self.allow_private || is_proxy {
             return Ok(resolved);
         }
         // Filter rather than refuse on the first bad address: a dual-stack name with one
@@ -79,35 +95,112 @@ impl Resolver for GuardedResolver {
     }
 }
 
-/// Builds the one agent the workers share. Its idle pool is sized from the worker count
-/// and the per-endpoint concurrency, so keep-alive connections are reused under load
-/// instead of being closed and reopened (a TLS handshake per delivery).
+/// Builds the agent the workers share: the web's roots and `extra_ca_file`, no client
+/// certificate, no proxy. Its idle pool is sized from the worker count and the per-endpoint
+/// concurrency, so keep-alive connections are reused under load instead of being closed and
+/// reopened (a TLS handshake per delivery).
 pub fn agent(config: &Config) -> Agent {
+    let setup = TlsSetup {
+        extra_roots: &config.extra_roots,
+        only_roots: None,
+        client_cert: None,
+    };
+    // Without a client key nothing here can fail.
+    let tls = super::tls::client_config(setup).expect("a TLS client configuration");
+    build(config, tls, None, true, false)
+}
+
+/// An agent with this TLS configuration, through `proxy` if any; `shared` sizes its idle
+/// pool for every endpoint, otherwise for one. `proxy_exempt`: the proxy's address passes
+/// the guard whatever it is (the deployment's, chosen by the operator; an endpoint's own is
+/// vetted like any address).
+pub fn build(
+    config: &Config,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: Option<&crate::domain::ProxyUrl>,
+    shared: bool,
+    proxy_exempt: bool,
+) -> Agent {
+    let per_host = config.max_endpoint_concurrency.max(1) * 2;
+    let ureq_proxy = proxy.and_then(|p| match p.to_ureq() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            // Validated when set; a proxy that no longer parses sends nothing unproxied.
+            tracing::warn!(error = %e, "a proxy URL does not parse");
+            None
+        }
+    });
     let ureq_config: UreqConfig = Agent::config_builder()
         .timeout_connect(Some(config.connect_timeout))
         .timeout_global(Some(config.request_timeout))
         .max_redirects(0)
-        // ureq would otherwise take a proxy from HTTP(S)_PROXY / ALL_PROXY: the guard would
-        // then vet the proxy's address while the proxy reaches the endpoint, and a loopback
-        // proxy would make every delivery fail as an SSRF refusal.
-        .proxy(None)
+        // Only the configured proxy, never one from HTTP(S)_PROXY / ALL_PROXY: the guard
+        // would then vet the proxy's address while the proxy reaches the endpoint.
+        .proxy(ureq_proxy)
         .http_status_as_error(false)
         .user_agent(concat!(
             "Herald/",
             env!("CARGO_PKG_VERSION"),
             " (+webhooks)"
         ))
-        .max_idle_connections(config.workers.max(16) * 2)
-        .max_idle_connections_per_host(config.max_endpoint_concurrency.max(1) * 2)
+        .max_idle_connections(if shared {
+            config.workers.max(16) * 2
+        } else {
+            per_host
+        })
+        .max_idle_connections_per_host(per_host)
         .build();
+    // ureq's default chain without SOCKS and with Herald's TLS (`tls.rs`): a CONNECT
+    // tunnel when proxied, else TCP; then TLS for https.
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(TlsConnector::new(tls));
     Agent::with_parts(
         ureq_config,
-        DefaultConnector::default(),
+        connector,
         GuardedResolver {
             inner: DefaultResolver::default(),
             allow_private: config.allow_private_targets,
+            proxy_host: proxy.filter(|_| proxy_exempt).map(|p| p.host()),
         },
     )
+}
+
+/// The SSRF guard for a target reached through a proxy, which resolves it itself: refused
+/// (`HOST_REFUSED`) when its host is a forbidden address or resolves only to such.
+pub fn check_proxied_target(url: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        tracing::warn!(%url, why, "a proxied endpoint's host is refused by the SSRF guard");
+        Err(HOST_REFUSED.to_owned())
+    };
+    let Ok(uri) = url.parse::<Uri>() else {
+        return refuse("not a URL");
+    };
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return match address::is_forbidden(ip) {
+            true => refuse("a forbidden address"),
+            false => Ok(()),
+        };
+    }
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            match addrs.iter().any(|a| !address::is_forbidden(a.ip())) {
+                true => Ok(()),
+                false => refuse("resolves only to forbidden addresses"),
+            }
+        }
+        Err(_) => refuse("does not resolve"),
+    }
 }
 
 /// What came back from one request.
@@ -224,8 +317,63 @@ pub(super) fn describe(e: &ureq::Error) -> String {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => HOST_REFUSED.into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Rustls(tls) => describe_tls(tls),
+        ureq::Error::Io(io) => match io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => describe_tls(tls),
+            None => e.to_string(),
+        },
+        ureq::Error::ConnectProxyFailed(why) => format!("the proxy refused the tunnel: {why}"),
         other => other.to_string(),
     }
+}
+
+/// A TLS failure in words that say which side to fix: the receiver's certificate (unknown
+/// issuer, expired, wrong name) or ours (the receiver refused or wanted a client
+/// certificate).
+fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let what = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "the server's certificate has an unknown issuer (not signed \
+                by a trusted CA; a private CA needs ca_bundle or extra_ca_file)"
+                .to_owned(),
+            C::Expired | C::ExpiredContext { .. } => {
+                "the server's certificate has expired".to_owned()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet".to_owned()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the server's certificate does not match the URL's host (name mismatch)".to_owned()
+            }
+            C::Revoked => "the server's certificate is revoked".to_owned(),
+            C::BadSignature => "the server's certificate has a bad signature".to_owned(),
+            other => format!("the server's certificate is invalid ({other:?})"),
+        },
+        rustls::Error::AlertReceived(alert) => match alert {
+            A::CertificateRequired => {
+                "the receiver requires a client certificate and none was sent".to_owned()
+            }
+            A::UnknownCA => {
+                "the receiver refused the client certificate: unknown issuer".to_owned()
+            }
+            A::CertificateExpired => {
+                "the receiver refused the client certificate: expired".to_owned()
+            }
+            A::BadCertificate | A::UnsupportedCertificate | A::CertificateUnknown => {
+                format!("the receiver refused the client certificate ({alert:?})")
+            }
+            A::HandshakeFailure => "the receiver refused the TLS handshake (handshake \
+                failure; a missing or refused client certificate?)"
+                .to_owned(),
+            other => format!("the receiver ended the TLS handshake ({other:?})"),
+        },
+        other => other.to_string(),
+    };
+    format!("TLS: {what}")
 }
 
 #[cfg(test)]
@@ -243,5 +391,60 @@ mod tests {
         let refused = post(&agent, "http://127.0.0.1:9/x", &[], "{}", None);
         assert_eq!(refused.error.as_deref(), Some(HOST_REFUSED));
         assert_eq!(describe(&ureq::Error::HostNotFound), HOST_REFUSED);
+    }
+
+    /// The proxy's own address passes the guard whatever it is; other names, and targets
+    /// named in a proxied request, do not.
+    #[test]
+    fn the_proxy_is_exempt_and_proxied_targets_are_checked() {
+        let resolver = GuardedResolver {
+            inner: DefaultResolver::default(),
+            allow_private: false,
+            proxy_host: Some("127.0.0.1".into()),
+        };
+        let config = UreqConfig::default();
+        let timeout = NextTimeout::default();
+        let proxy: Uri = "http://127.0.0.1:3128".parse().unwrap();
+        assert!(resolver.resolve(&proxy, &config, timeout).is_ok());
+        let other: Uri = "http://[::1]:3128".parse().unwrap();
+        assert!(resolver.resolve(&other, &config, timeout).is_err());
+        assert_eq!(
+            check_proxied_target("http://127.0.0.1:8080/x").unwrap_err(),
+            HOST_REFUSED
+        );
+        assert_eq!(
+            check_proxied_target("https://localhost/x").unwrap_err(),
+            HOST_REFUSED
+        );
+        assert!(check_proxied_target("https://93.184.215.14/x").is_ok());
+    }
+
+    /// TLS failures say which certificate is wrong and how.
+    #[test]
+    fn tls_failures_are_named() {
+        use rustls::{AlertDescription, CertificateError, Error};
+        let cases = [
+            (
+                Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "unknown issuer",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Expired),
+                "has expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::NotValidForName),
+                "name mismatch",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::CertificateRequired),
+                "requires a client certificate",
+            ),
+        ];
+        for (error, says) in cases {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, error);
+            let text = describe(&ureq::Error::Io(io));
+            assert!(text.starts_with("TLS: ") && text.contains(says), "{text}");
+        }
     }
 }

@@ -10,8 +10,10 @@
 //!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
 //!    hold every worker. It still wakes on its own for retries that come due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
-//!    the SSRF guard in the resolver, applying `domain::address`'s rules; with the
-//!    endpoint's auth, an OAuth2 token from the shared cache in `oauth.rs`), decides the
+//!    the SSRF guard in the resolver, applying `domain::address`'s rules; through the
+//!    shared agent, or the endpoint's own for a client certificate, a CA bundle or a proxy:
+//!    `agents.rs`, with Herald's TLS in `tls.rs`; with the endpoint's auth, an OAuth2 token
+//!    from the shared cache in `oauth.rs`), decides the
 //!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
 //!    with its endpoint's next delivery.
 //! 4. The recorder (`recorder.rs`) writes outcomes in batches, one transaction for many
@@ -31,6 +33,7 @@
 //! not recorded is still pending in the store; after a crash it is claimed and sent again
 //! with the same `webhook-id` (at-least-once).
 
+pub mod agents;
 pub mod board;
 pub mod dispatcher;
 pub mod harness;
@@ -41,6 +44,7 @@ pub mod plan;
 mod pruner;
 pub mod recorder;
 pub mod retry;
+mod tls;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -57,6 +61,10 @@ use dispatcher::Dispatcher;
 use health::HealthPolicy;
 use recorder::{Recorder, Stall};
 use worker::WorkerContext;
+
+/// Days before a client certificate's expiry that `herald.endpoint.certificate_expiring`
+/// is raised (and the endpoint page warns).
+pub const CERT_WARNING_DAYS: i64 = 14;
 
 /// Messages to the dispatcher.
 #[derive(Debug)]
@@ -169,7 +177,7 @@ impl Parts {
         let worker = WorkerContext {
             outbox: outbox.clone(),
             board: board.clone(),
-            agent: http::agent(&config),
+            agents: Arc::new(agents::Agents::new(config.clone())),
             tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),

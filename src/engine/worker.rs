@@ -35,7 +35,8 @@ const SUCCESS_EXCERPT: usize = 256;
 pub struct WorkerContext {
     pub outbox: Arc<dyn Outbox>,
     pub board: Arc<Board>,
-    pub agent: ureq::Agent,
+    /// The shared agent, and the endpoints' own (client certificates, CAs, proxies).
+    pub agents: Arc<super::agents::Agents>,
     pub config: Arc<Config>,
     pub names: HeaderNames,
     pub clock: Arc<dyn Clock>,
@@ -232,7 +233,18 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TRACEPARENT));
         headers.push((TRACEPARENT.to_owned(), value.to_owned()));
     }
-    let response = post_with_auth(ctx, d, method, url, body, headers);
+    let response = match ctx.agents.choose(d) {
+        Err(why) => http::Response::failed(why, std::time::Duration::ZERO),
+        // Through a proxy the resolver sees only the proxy: the guard checks the target (the
+        // URL as sent, after any transformation) here.
+        Ok(chosen) if chosen.proxied && !ctx.config.allow_private_targets => {
+            match http::check_proxied_target(url) {
+                Ok(()) => post_with_auth(ctx, &chosen.agent, d, method, url, body, headers),
+                Err(refused) => http::Response::failed(refused, std::time::Duration::ZERO),
+            }
+        }
+        Ok(chosen) => post_with_auth(ctx, &chosen.agent, d, method, url, body, headers),
+    };
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let gone = status == Some(410);
@@ -290,6 +302,7 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
 /// `method`, `url` and `body` are the delivery's own, or what its transformation returned.
 fn post_with_auth(
     ctx: &WorkerContext,
+    agent: &ureq::Agent,
     d: &Claimed,
     method: &str,
     url: &str,
@@ -297,7 +310,7 @@ fn post_with_auth(
     mut headers: Vec<(String, String)>,
 ) -> http::Response {
     let Some(auth) = &d.auth else {
-        return http::send(&ctx.agent, method, url, &headers, body, d.request_timeout);
+        return http::send(agent, method, url, &headers, body, d.request_timeout);
     };
     // The API refuses an extra Authorization header beside auth; one stored before that
     // rule still must not travel with (or instead of) ours.
@@ -305,7 +318,7 @@ fn post_with_auth(
     let post = |value: String| {
         let mut headers = headers.clone();
         headers.push((AUTHORIZATION.to_owned(), value));
-        http::send(&ctx.agent, method, url, &headers, body, d.request_timeout)
+        http::send(agent, method, url, &headers, body, d.request_timeout)
     };
     match auth {
         EndpointAuth::Basic { username, password } => post(format!(
@@ -316,7 +329,19 @@ fn post_with_auth(
         EndpointAuth::OAuth2(o) => {
             let started = std::time::Instant::now();
             let tokens = &ctx.tokens;
-            let token = match tokens.token(&ctx.agent, d.endpoint_id, o, d.request_timeout) {
+            // The token endpoint is reached like a target without settings of its own: the
+            // deployment's proxy (unless no_proxy names it), the guard checking it first.
+            let via = ctx.agents.for_url(o.token_url.as_str());
+            if via.proxied && !ctx.config.allow_private_targets {
+                if let Err(refused) = http::check_proxied_target(o.token_url.as_str()) {
+                    return http::Response::failed(
+                        format!("token endpoint: {refused}"),
+                        started.elapsed(),
+                    );
+                }
+            }
+            let token_agent = &via.agent;
+            let token = match tokens.token(token_agent, d.endpoint_id, o, d.request_timeout) {
                 Ok(t) => t,
                 Err(e) => return http::Response::failed(e, started.elapsed()),
             };
@@ -326,7 +351,7 @@ fn post_with_auth(
             }
             tracing::info!("the endpoint refused its OAuth2 token (401): fetching a new one");
             let mut second =
-                match tokens.refresh(&ctx.agent, d.endpoint_id, o, &token, d.request_timeout) {
+                match tokens.refresh(token_agent, d.endpoint_id, o, &token, d.request_timeout) {
                     Ok(t) => post(format!("Bearer {t}")),
                     Err(e) => http::Response::failed(
                         format!("the endpoint answered 401, and a new token failed: {e}"),

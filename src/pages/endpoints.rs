@@ -16,7 +16,8 @@ use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
 use crate::domain::{
-    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    CaBundle, ClientCert, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter,
+    ExtraHeaders, Ordering,
 };
 use crate::service::check_description;
 use crate::store::{
@@ -64,6 +65,17 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// PEM; empty: none. The key is write-only: empty keeps the stored one.
+    #[serde(default)]
+    pub client_certificate: String,
+    #[serde(default)]
+    pub client_key: String,
+    /// PEM; empty: the web's roots.
+    #[serde(default)]
+    pub ca_bundle: String,
+    /// A URL (the password shown masked), `none`, or empty for the deployment's.
+    #[serde(default)]
+    pub proxy: String,
     /// How Herald authenticates to the endpoint (`auth_form`); `None` (an older form) leaves
     /// it as it is.
     #[serde(flatten)]
@@ -115,6 +127,9 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_cert,
+            ca_bundle,
+            proxy,
             auth,
             transformation,
         } = &e.settings;
@@ -138,6 +153,14 @@ impl EndpointForm {
             disable_after: disable_after
                 .map(crate::units::format_duration)
                 .unwrap_or_default(),
+            client_certificate: client_cert
+                .as_ref()
+                .map_or(String::new(), |c| c.cert_pem().to_owned()),
+            client_key: String::new(),
+            ca_bundle: ca_bundle
+                .as_ref()
+                .map_or(String::new(), |b| b.pem().to_owned()),
+            proxy: proxy.as_ref().map_or(String::new(), |p| p.shown()),
             auth: AuthForm::from_auth(auth.as_ref()),
             transformation: transformation
                 .as_ref()
@@ -198,6 +221,10 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            client_certificate,
+            client_key,
+            ca_bundle,
+            proxy,
             auth,
             transformation,
         } = self;
@@ -242,6 +269,22 @@ impl EndpointForm {
                 text => Some(
                     crate::store::endpoint_settings::parse_disable_after(text)
                         .map_err(|e| format!("disable after: {e}"))?,
+                ),
+            },
+            // An empty key keeps the stored one (`Service::update_endpoint`).
+            client_cert: match (client_certificate.trim(), client_key.trim()) {
+                ("", _) => None,
+                (cert, "") => Some(ClientCert::parse(cert, None, now_ms())?),
+                (cert, key) => Some(ClientCert::parse(cert, Some(key), now_ms())?),
+            },
+            ca_bundle: match ca_bundle.trim() {
+                "" => None,
+                pem => Some(CaBundle::parse("ca_bundle", pem)?),
+            },
+            proxy: match proxy.trim() {
+                "" => None,
+                p => Some(
+                    EndpointProxy::parse(p, allow_private).map_err(|e| format!("proxy: {e}"))?,
                 ),
             },
             auth: auth.parse(allow_private)?.flatten(),
@@ -357,6 +400,7 @@ async fn new(t: Tenant) -> PageResult {
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
     let parsed = form
         .parse(t.state().config.allow_private_targets)
+        .and_then(nothing_to_keep)
         .and_then(|new| new.settings.check_auth(new.kind).map(|()| new));
     let new = match parsed {
         Ok(new) => new,
@@ -375,6 +419,22 @@ async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
     .reveal("Signing secret", endpoint.secret.clone());
     t.redirect(&format!("{}/endpoints/{}", t.base, endpoint.id), flash)
         .await
+}
+
+/// A new endpoint has no stored key or proxy password for an empty or masked field to keep.
+fn nothing_to_keep(mut new: NewEndpoint) -> Result<NewEndpoint, String> {
+    if new
+        .settings
+        .client_cert
+        .as_ref()
+        .is_some_and(|c| c.needs_key())
+    {
+        return Err("client key: required with a client certificate".into());
+    }
+    if let Some(EndpointProxy::Via(p)) = new.settings.proxy.take() {
+        new.settings.proxy = Some(EndpointProxy::Via(p.keep_masked(None)?));
+    }
+    Ok(new)
 }
 
 #[derive(Template)]
@@ -408,6 +468,14 @@ impl ShowPage {
             ),
             None => schedule,
         }
+    }
+
+    /// The client certificate's expiry, and whether it is close (14 days, when
+    /// `herald.endpoint.certificate_expiring` is raised).
+    fn certificate_expiry(&self) -> Option<(String, bool)> {
+        let info = self.endpoint.settings.client_cert.as_ref()?.info().clone();
+        let soon = info.expires_within(self.page.now, crate::engine::CERT_WARNING_DAYS);
+        Some((self.page.when(&info.not_after).to_string(), soon))
     }
 
     /// The endpoint's auth: its type and who it authenticates as, never a secret.

@@ -17,7 +17,8 @@ use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
 use crate::domain::{
-    EndpointAuth, EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    CaBundle, ClientCert, EndpointAuth, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl,
+    EventFilter, ExtraHeaders, Ordering,
 };
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
@@ -58,6 +59,19 @@ pub struct EndpointSettings {
     /// The endpoint's transformation (JavaScript, `wire::transform`); `None`: sent as published.
     #[serde(serialize_with = "opt_source")]
     pub transformation: Option<Transformation>,
+    /// The certificate Herald presents on the TLS handshake to this endpoint (mTLS), with
+    /// its key. Answered as the certificate's subject, issuer, fingerprint and expiry: the
+    /// key is sealed at rest and never shown.
+    #[serde(rename = "client_certificate", serialize_with = "cert_info")]
+    pub client_cert: Option<ClientCert>,
+    /// PEM: the only roots trusted for this endpoint's server certificate; `None`: the
+    /// web's roots and the deployment's `extra_ca_file`.
+    #[serde(serialize_with = "ca_pem")]
+    pub ca_bundle: Option<CaBundle>,
+    /// The endpoint's own forward proxy, or `Direct` (`"none"`); `None`: the deployment's
+    /// `proxy` and `no_proxy`. Answered with the proxy's password masked.
+    #[serde(serialize_with = "proxy_shown")]
+    pub proxy: Option<EndpointProxy>,
 }
 
 impl EndpointSettings {
@@ -78,6 +92,9 @@ impl EndpointSettings {
             disable_after: None,
             auth: None,
             transformation: None,
+            client_cert: None,
+            ca_bundle: None,
+            proxy: None,
         }
     }
 
@@ -126,6 +143,9 @@ pub struct EndpointPatch {
     pub disable_after: Option<Option<Duration>>,
     pub auth: Option<Option<EndpointAuth>>,
     pub transformation: Option<Option<Transformation>>,
+    pub client_cert: Option<Option<ClientCert>>,
+    pub ca_bundle: Option<Option<CaBundle>>,
+    pub proxy: Option<Option<EndpointProxy>>,
 }
 
 impl EndpointPatch {
@@ -145,6 +165,9 @@ impl EndpointPatch {
             disable_after,
             auth,
             transformation,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = settings;
         EndpointPatch {
             url,
@@ -160,6 +183,9 @@ impl EndpointPatch {
             disable_after: Some(disable_after),
             auth: Some(auth),
             transformation: Some(transformation),
+            client_cert: Some(client_cert),
+            ca_bundle: Some(ca_bundle),
+            proxy: Some(proxy),
         }
     }
 
@@ -180,6 +206,9 @@ impl EndpointPatch {
             disable_after,
             auth,
             transformation,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -195,6 +224,9 @@ impl EndpointPatch {
             disable_after: disable_after.unwrap_or(current.disable_after),
             auth: auth.unwrap_or(current.auth),
             transformation: transformation.unwrap_or(current.transformation),
+            client_cert: client_cert.unwrap_or(current.client_cert),
+            ca_bundle: ca_bundle.unwrap_or(current.ca_bundle),
+            proxy: proxy.unwrap_or(current.proxy),
         }
     }
 }
@@ -218,7 +250,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 13] = [
+pub const COLUMNS: [(&str, ColumnType); 18] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -233,16 +265,24 @@ pub const COLUMNS: [(&str, ColumnType); 13] = [
     // JSON with the credentials inside: sealed whole (`SEALED`).
     ("auth", ColumnType::Text),
     ("transformation", ColumnType::Text),
+    // The client certificate (PEM, in clear) and its key (PEM, sealed).
+    ("client_cert", ColumnType::Text),
+    ("client_key", ColumnType::Text),
+    ("ca_bundle", ColumnType::Text),
+    // `none`, or the proxy's URL without credentials; the credentials (sealed) beside it.
+    ("proxy", ColumnType::Text),
+    ("proxy_credentials", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
 /// Security), so a copied database or backup reveals no credential a setting carries: the
-/// extra header values (often a receiver's `Authorization`) and the auth setting (its
-/// password, token or client secret). A text column listed here is
+/// extra header values (often a receiver's `Authorization`), the auth setting (its
+/// password, token or client secret), a client certificate's private key and a proxy's
+/// credentials. A text column listed here is
 /// written through `EndpointSettings::sealed_columns` and read through
 /// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
 /// without the key) are sealed when the store opens (`resealed`).
-pub const SEALED: &[&str] = &["headers", "auth"];
+pub const SEALED: &[&str] = &["headers", "auth", "client_key", "proxy_credentials"];
 
 /// Whether entry `i` of `COLUMNS` is sealed.
 fn sealed_at(i: usize) -> bool {
@@ -314,6 +354,9 @@ impl EndpointSettings {
             disable_after,
             auth,
             transformation,
+            client_cert,
+            ca_bundle,
+            proxy,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -330,6 +373,14 @@ impl EndpointSettings {
             Value::Bigint(disable_after.map(millis)),
             Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
             Value::Text(transformation.as_ref().map(|t| t.as_str().to_owned())),
+            Value::Text(client_cert.as_ref().map(|c| c.cert_pem().to_owned())),
+            Value::Text(client_cert.as_ref().map(|c| c.key_pem().to_owned())),
+            Value::Text(ca_bundle.as_ref().map(|b| b.pem().to_owned())),
+            Value::Text(proxy.as_ref().map(|p| p.stored().to_owned())),
+            Value::Text(match proxy {
+                Some(EndpointProxy::Via(p)) => p.credentials().map(str::to_owned),
+                _ => None,
+            }),
         ]
     }
 
@@ -342,6 +393,9 @@ impl EndpointSettings {
         let url = text(at(0)?).filter(|u| !u.is_empty());
         let events = text(at(1)?).unwrap_or_default();
         let headers = text(at(3)?).unwrap_or_default();
+        let (cert, key) = (text(at(13)?), text(at(14)?));
+        let ca_bundle = text(at(15)?);
+        let (proxy, proxy_credentials) = (text(at(16)?), text(at(17)?));
         Ok(EndpointSettings {
             url: url.map(EndpointUrl::from_stored),
             filter: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
@@ -362,6 +416,9 @@ impl EndpointSettings {
             transformation: text(at(12)?)
                 .filter(|t| !t.is_empty())
                 .map(Transformation::from_stored),
+            client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
+            ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
+            proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
         })
     }
 }
@@ -463,6 +520,30 @@ fn opt_source<S: Serializer>(t: &Option<Transformation>, s: S) -> Result<S::Ok, 
     }
 }
 
+/// A client certificate as answered: what identifies it, never the key.
+fn cert_info<S: Serializer>(cert: &Option<ClientCert>, s: S) -> Result<S::Ok, S::Error> {
+    cert.as_ref()
+        .map(|c| {
+            let i = c.info();
+            serde_json::json!({
+                "subject": i.subject,
+                "issuer": i.issuer,
+                "fingerprint_sha256": i.fingerprint_sha256,
+                "not_before": crate::clock::rfc3339_seconds(i.not_before),
+                "not_after": crate::clock::rfc3339_seconds(i.not_after),
+            })
+        })
+        .serialize(s)
+}
+
+fn ca_pem<S: Serializer>(bundle: &Option<CaBundle>, s: S) -> Result<S::Ok, S::Error> {
+    bundle.as_ref().map(|b| b.pem()).serialize(s)
+}
+
+fn proxy_shown<S: Serializer>(proxy: &Option<EndpointProxy>, s: S) -> Result<S::Ok, S::Error> {
+    proxy.as_ref().map(|p| p.shown()).serialize(s)
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -490,6 +571,11 @@ mod tests {
             }),
             transformation: Some(Transformation::from_stored(
                 "function handler(w) { return w; }".into(),
+            )),
+            client_cert: None,
+            ca_bundle: None,
+            proxy: Some(EndpointProxy::Via(
+                crate::domain::ProxyUrl::parse("http://u:p@proxy.example:3128").unwrap(),
             )),
         }
     }

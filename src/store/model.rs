@@ -270,6 +270,32 @@ pub struct Claimed {
     pub event_type: String,
     /// The endpoint's transformation, run before the body is signed.
     pub transformation: Option<crate::wire::transform::Transformation>,
+    /// The endpoint's client certificate, CA bundle and proxy, as stored (the key and the
+    /// proxy's credentials opened from their seals).
+    pub reach: Reach,
+}
+
+/// How a worker reaches an endpoint beyond its URL (`domain::reach`, README: Reaching
+/// receivers), as stored. All `None` for most endpoints, which share one agent; the engine
+/// builds (and caches) a TLS and proxy setup from the others (`engine::agents`).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Reach {
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub ca_bundle: Option<String>,
+    pub proxy: Option<String>,
+    pub proxy_credentials: Option<String>,
+}
+
+impl std::fmt::Debug for Reach {
+    // The key and the proxy's credentials stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reach")
+            .field("client_cert", &self.client_cert.is_some())
+            .field("ca_bundle", &self.ca_bundle.is_some())
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`). A retry

@@ -210,6 +210,18 @@ pub trait Outbox: Send + Sync {
     fn next_due(&self, now: i64) -> Result<Option<i64>>;
     /// Deletes up to `batch` events older than `before` with their deliveries.
     fn prune(&self, before: i64, batch: usize) -> Result<usize>;
+    /// The endpoints with a client certificate: id, the certificate's PEM, and the
+    /// fingerprint of the one whose coming expiry was last announced.
+    fn client_certificates(&self) -> Result<Vec<(i64, String, Option<String>)>>;
+    /// Raises `herald.endpoint.certificate_expiring` (with `data`) for the endpoint's
+    /// certificate `fingerprint`, once: `false` (and nothing raised) when it was already.
+    fn announce_certificate(
+        &self,
+        endpoint: i64,
+        fingerprint: String,
+        data: serde_json::Value,
+        now: i64,
+    ) -> Result<bool>;
     /// Calls `wake` whenever another process makes work due (a publish, a retry), until
     /// `shutdown`. Only a shared outbox has anything to watch.
     fn watch_wakeups(&self, _wake: Box<dyn Fn() + Send>, _shutdown: Shutdown) -> Result<()> {

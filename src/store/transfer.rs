@@ -158,6 +158,7 @@ const TABLES: &[Table] = &[
             ("window_prev_succeeded", Int),
             ("window_prev_failed", Int),
             ("kind", Text),
+            ("client_cert_warned", Text),
         ],
         settings: &endpoint_settings::COLUMNS,
         order: "id",

@@ -22,6 +22,7 @@ mod masked_headers;
 mod methods;
 mod pages_http;
 mod poll_page;
+mod reach_pages;
 mod retention;
 mod schemathesis;
 mod sealed_secrets;

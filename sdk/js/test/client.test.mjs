@@ -50,6 +50,23 @@ describe('webhooks', () => {
     await rejects(client.webhooks.get(created.id), 404, 'not_found');
   });
 
+  test('an endpoint proxy is answered masked and kept', async () => {
+    const hook = await client.webhooks.create({
+      url: receiver.url('/proxied'),
+      events: ['*'],
+      proxy: 'http://u:pw@127.0.0.1:3128',
+    });
+    assert.equal(hook.proxy, 'http://u:********@127.0.0.1:3128');
+    assert.equal(hook.client_certificate, null);
+    assert.equal(hook.ca_bundle, null);
+    const kept = await client.webhooks.update(hook.id, { proxy: hook.proxy, description: 'kept' });
+    assert.equal(kept.proxy, hook.proxy);
+    assert.equal((await client.webhooks.update(hook.id, { proxy: 'none' })).proxy, 'none');
+    assert.equal((await client.webhooks.update(hook.id, { proxy: null })).proxy, null);
+    await rejects(client.webhooks.update(hook.id, { ca_bundle: 'not a PEM' }), 400, 'validation_error');
+    await client.webhooks.delete(hook.id);
+  });
+
   test('auth: the secret is write-only; null removes it', async () => {
     const created = await client.webhooks.create({
       url: receiver.url('/auth'),

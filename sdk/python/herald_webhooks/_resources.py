@@ -68,6 +68,10 @@ class Webhooks(_Resource):
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
+        client_certificate: Optional[str] = None,
+        client_key: Optional[str] = None,
+        ca_bundle: Optional[str] = None,
+        proxy: Optional[str] = None,
         auth: Optional[Mapping[str, Any]] = None,
         transformation: Optional[str] = None,
     ) -> HeraldObject:
@@ -76,7 +80,11 @@ class Webhooks(_Resource):
         ``auth``: ``{"type": "basic", "username", "password"}``, ``{"type": "bearer",
         "token"}`` or ``{"type": "oauth2_client_credentials", "token_url", "client_id",
         "client_secret", "scope"?, "audience"?}``; its secret is write-only (answered as
-        ``********``)."""
+        ``********``).
+
+        ``client_certificate`` and ``client_key`` (PEM) are presented to the endpoint on the
+        TLS handshake (mTLS; the key is write-only); ``ca_bundle`` (PEM) replaces the web's
+        roots for it; ``proxy`` is its own forward proxy URL, or ``"none"``."""
         body = {
             k: v
             for k, v in dict(
@@ -89,6 +97,10 @@ class Webhooks(_Resource):
                 status=status,
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
+                client_certificate=client_certificate,
+                client_key=client_key,
+                ca_bundle=ca_bundle,
+                proxy=proxy,
                 auth=dict(auth) if auth is not None else None,
                 transformation=transformation,
             ).items()
@@ -115,12 +127,19 @@ class Webhooks(_Resource):
         status: Any = UNSET,
         signature: Any = UNSET,
         disable_after: Any = UNSET,
+        client_certificate: Any = UNSET,
+        client_key: Any = UNSET,
+        ca_bundle: Any = UNSET,
+        proxy: Any = UNSET,
         auth: Any = UNSET,
         transformation: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
         deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
-        as ``********`` keeps the stored one; ``transformation=None`` removes it."""
+        as ``********`` keeps the stored one. ``client_certificate`` without ``client_key``
+        keeps the stored key (``None`` removes both); ``ca_bundle=None`` returns to the web's
+        roots, ``proxy=None`` to the deployment's proxy (a masked password keeps the stored
+        one). ``transformation=None`` removes it."""
         body = fields(
             url=url,
             events=events,
@@ -129,6 +148,10 @@ class Webhooks(_Resource):
             status=status,
             signature=signature,
             disable_after=disable_after,
+            client_certificate=client_certificate,
+            client_key=client_key,
+            ca_bundle=ca_bundle,
+            proxy=proxy,
             auth=auth,
             transformation=transformation,
         )

@@ -52,6 +52,23 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(client.webhooks.delete(created.id), {"id": created.id})
         self.assertHeraldError(404, "not_found", lambda: client.webhooks.get(created.id))
 
+    def test_an_endpoint_proxy_is_answered_masked_and_kept(self) -> None:
+        client = self.client
+        hook = client.webhooks.create(
+            url=self.receiver.url("/proxied"), events=["*"], proxy="http://u:pw@127.0.0.1:3128"
+        )
+        self.assertEqual(hook.proxy, "http://u:********@127.0.0.1:3128")
+        self.assertIsNone(hook.client_certificate)
+        self.assertIsNone(hook.ca_bundle)
+        kept = client.webhooks.update(hook.id, proxy=hook.proxy, description="kept")
+        self.assertEqual(kept.proxy, hook.proxy)
+        self.assertEqual(client.webhooks.update(hook.id, proxy="none").proxy, "none")
+        self.assertIsNone(client.webhooks.update(hook.id, proxy=None).proxy)
+        self.assertHeraldError(
+            400, "validation_error", lambda: client.webhooks.update(hook.id, ca_bundle="not a PEM")
+        )
+        client.webhooks.delete(hook.id)
+
     def test_webhook_auth_is_write_only_and_none_removes_it(self) -> None:
         client = self.client
         created = client.webhooks.create(

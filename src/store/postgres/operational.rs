@@ -61,3 +61,45 @@ fn subscribed(tx: &mut Transaction<'_>, tenant: &str, kind: &str) -> Result<bool
         crate::domain::EventFilter::from_stored(patterns).matches(kind)
     }))
 }
+
+/// Endpoints with a client certificate (`Outbox::client_certificates`).
+pub fn client_certificates(c: &mut postgres::Client) -> Result<Vec<(i64, String, Option<String>)>> {
+    let rows = c.query(
+        "SELECT id, client_cert, client_cert_warned FROM endpoints
+         WHERE client_cert IS NOT NULL AND tenant_id <> $1",
+        &[&OPERATOR_TENANT],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Marks the certificate announced and raises the event in one transaction; the
+/// conditional update makes it once across replicas, whichever sweeps first.
+pub fn announce_certificate(
+    c: &mut postgres::Client,
+    endpoint: i64,
+    fingerprint: &str,
+    data: Value,
+    now: i64,
+) -> Result<bool> {
+    let mut tx = c.transaction()?;
+    let changed = tx.execute(
+        "UPDATE endpoints SET client_cert_warned = $2
+         WHERE id = $1 AND client_cert_warned IS DISTINCT FROM $2",
+        &[&endpoint, &fingerprint],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    emit(
+        &mut tx,
+        endpoint,
+        "herald.endpoint.certificate_expiring",
+        data,
+        now,
+    )?;
+    tx.commit()?;
+    Ok(true)
+}

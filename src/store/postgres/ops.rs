@@ -481,6 +481,22 @@ impl Outbox for PgStore {
         self.run_blocking(|c| outbox::prune(c, before, batch))
     }
 
+    fn client_certificates(&self) -> Result<Vec<(i64, String, Option<String>)>> {
+        self.run_blocking(super::operational::client_certificates)
+    }
+
+    fn announce_certificate(
+        &self,
+        endpoint: i64,
+        fingerprint: String,
+        data: serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        self.run_blocking(|c| {
+            super::operational::announce_certificate(c, endpoint, &fingerprint, data, now)
+        })
+    }
+
     fn watch_wakeups(
         &self,
         wake: Box<dyn Fn() + Send>,

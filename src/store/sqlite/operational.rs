@@ -51,3 +51,42 @@ fn subscribed(conn: &Connection, tenant: &str, kind: &str) -> Result<bool> {
         .iter()
         .any(|(_, filter)| filter.matches(kind)))
 }
+
+/// Endpoints with a client certificate (`Outbox::client_certificates`).
+pub fn client_certificates(conn: &Connection) -> Result<Vec<(i64, String, Option<String>)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, client_cert, client_cert_warned FROM endpoints
+             WHERE client_cert IS NOT NULL AND tenant_id != ?1",
+        )?
+        .query_map([OPERATOR_TENANT], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Marks the certificate announced and raises the event, in one transaction: a crash
+/// between them cannot announce it twice or lose the announcement.
+pub fn announce_certificate(
+    conn: &Connection,
+    endpoint: i64,
+    fingerprint: &str,
+    data: Value,
+    now: i64,
+) -> Result<bool> {
+    let changed = conn.execute(
+        "UPDATE endpoints SET client_cert_warned = ?2
+         WHERE id = ?1 AND client_cert_warned IS NOT ?2",
+        rusqlite::params![endpoint, fingerprint],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    emit(
+        conn,
+        endpoint,
+        "herald.endpoint.certificate_expiring",
+        data,
+        now,
+    )?;
+    Ok(true)
+}

@@ -9,8 +9,8 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use super::{
-    activity, connection, deliveries, endpoints, event_types, events, outbox, poll, settings,
-    subscriptions, tenants, SqliteStore,
+    activity, connection, deliveries, endpoints, event_types, events, operational, outbox, poll,
+    settings, subscriptions, tenants, SqliteStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -473,5 +473,21 @@ impl Outbox for SqliteStore {
 
     fn prune(&self, before: i64, batch: usize) -> Result<usize> {
         self.write_blocking(move |c| outbox::prune(c, before, batch))
+    }
+
+    fn client_certificates(&self) -> Result<Vec<(i64, String, Option<String>)>> {
+        self.read_blocking(operational::client_certificates)
+    }
+
+    fn announce_certificate(
+        &self,
+        endpoint: i64,
+        fingerprint: String,
+        data: serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        self.write_blocking(move |c| {
+            operational::announce_certificate(c, endpoint, &fingerprint, data, now)
+        })
     }
 }

@@ -19,7 +19,7 @@ use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
@@ -189,7 +189,8 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
                 p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                substr(e.event_type, 1, 7) = 'herald.', e.traceparent, p.auth, e.event_type, p.transformation
+                substr(e.event_type, 1, 7) = 'herald.', e.traceparent, p.auth, e.event_type, p.transformation,
+                p.client_cert, p.client_key, p.ca_bundle, p.proxy, p.proxy_credentials
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -236,6 +237,21 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                     .get::<_, Option<String>>(22)?
                     .filter(|t| !t.is_empty())
                     .map(Transformation::from_stored),
+                reach: Reach {
+                    client_cert: r.get(23)?,
+                    client_key: settings::open_value(
+                        "client_key",
+                        r.get(24)?,
+                        &endpoint_owner(&tenant, endpoint),
+                    ),
+                    ca_bundle: r.get(25)?,
+                    proxy: r.get(26)?,
+                    proxy_credentials: settings::open_value(
+                        "proxy_credentials",
+                        r.get(27)?,
+                        &endpoint_owner(&tenant, endpoint),
+                    ),
+                },
             })
         });
         match found {
