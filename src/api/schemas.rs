@@ -184,6 +184,9 @@ pub struct Webhook {
     /// Disabled after failing this long without a success, such as `"12h"`; `null`: the
     /// deployment's `disable_after`.
     pub disable_after: Option<String>,
+    /// Its JSONPath filter expression over the payload; `null`: none (every event that
+    /// `events` matches).
+    pub filter: Option<String>,
     pub tenant_id: String,
     #[schema(format = DateTime)]
     pub created_at: String,

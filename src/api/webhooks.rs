@@ -13,7 +13,7 @@ use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
 use crate::domain::{
     parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus, EndpointUrl,
-    EventFilter, ExtraHeaders, Ordering,
+    EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -71,6 +71,14 @@ struct CreateWebhook {
     /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
     /// absent: the deployment's `disable_after`.
     disable_after: Option<String>,
+    /// An RFC 9535 JSONPath filter expression over the payload, such as
+    /// `$.data.amount > 1000 && $.status == "paid"`: only events it matches (beside
+    /// `events`) are delivered. Absent, null or empty: every event `events` matches.
+    #[schema(
+        max_length = 1024,
+        example = "$.data.amount > 1000 && $.status == \"paid\""
+    )]
+    filter: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -108,6 +116,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     disable_after: Option<Option<String>>,
+    /// A JSONPath filter expression over the payload; `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    filter: Option<Option<String>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -261,6 +273,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         retry_schedule,
         request_timeout,
         disable_after,
+        filter,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -310,6 +323,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(parse_disable_after)
             .transpose()
             .map_err(invalid("disable_after"))?,
+        payload_filter: parse_payload_filter(filter.as_deref())?,
     };
     Ok(NewEndpoint {
         kind,
@@ -333,6 +347,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         retry_schedule,
         request_timeout,
         disable_after,
+        filter,
     } = body;
     Ok(EndpointPatch {
         url: url
@@ -371,7 +386,22 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         disable_after: nullable(disable_after, |v| {
             parse_disable_after(&v).map_err(invalid("disable_after"))
         })?,
+        payload_filter: match filter {
+            None => None,
+            Some(f) => Some(parse_payload_filter(f.as_deref())?),
+        },
     })
+}
+
+/// The payload filter as written; blank means none. The error says where it goes wrong
+/// (`filter: at character 16 (near `…`): …`).
+fn parse_payload_filter(f: Option<&str>) -> Result<Option<PayloadFilter>, ApiError> {
+    match f.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(expr) => PayloadFilter::parse(expr)
+            .map(Some)
+            .map_err(invalid("filter")),
+    }
 }
 
 /// A field PATCH may set to `null`: absent stays absent, `null` is kept, a value parsed.
@@ -393,7 +423,7 @@ fn nullable<T, U>(
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. filter: an RFC 9535 JSONPath filter expression over the payload (e.g. `$.data.amount > 1000 && $.status == \"paid\"`); only matching events are delivered; a bad one is refused with the character where it goes wrong.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -486,7 +516,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default. filter: a JSONPath filter expression over the payload; null or \"\" removes it.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))

@@ -8,12 +8,14 @@
 //! configuration lists), so the engine's connector and the create-time check share one copy.
 
 pub mod address;
+mod payload_filter;
 mod url;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use payload_filter::PayloadFilter;
 pub use url::EndpointUrl;
 
 /// A tenant id: lower-case letters, digits, `-` and `_`, up to 64 characters.

@@ -15,7 +15,7 @@ use super::render::{ok, render, Layout, PageResult, Section};
 use super::tenants::Paging;
 use crate::clock::now_ms;
 use crate::domain::{
-    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::service::check_description;
 use crate::store::{
@@ -62,6 +62,9 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// The payload filter (JSONPath); empty: none.
+    #[serde(default)]
+    pub filter: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -106,6 +109,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            payload_filter,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -127,6 +131,9 @@ impl EndpointForm {
             disable_after: disable_after
                 .map(crate::units::format_duration)
                 .unwrap_or_default(),
+            filter: payload_filter
+                .as_ref()
+                .map_or(String::new(), |f| f.as_str().to_owned()),
         }
     }
 
@@ -182,6 +189,7 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            filter,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -225,6 +233,10 @@ impl EndpointForm {
                     crate::store::endpoint_settings::parse_disable_after(text)
                         .map_err(|e| format!("disable after: {e}"))?,
                 ),
+            },
+            payload_filter: match filter.trim() {
+                "" => None,
+                text => Some(PayloadFilter::parse(text).map_err(|e| format!("filter: {e}"))?),
             },
         };
         Ok(NewEndpoint {

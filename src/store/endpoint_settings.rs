@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
-use crate::domain::{EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering};
+use crate::domain::{
+    EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
+};
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
@@ -48,6 +50,11 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// A JSONPath filter over the payload (`domain::PayloadFilter`), answered as `filter`
+    /// (the Rust `filter` above is the `events` patterns); `None`: every event that the
+    /// patterns match.
+    #[serde(rename = "filter", serialize_with = "payload_filter")]
+    pub payload_filter: Option<PayloadFilter>,
 }
 
 impl EndpointSettings {
@@ -66,6 +73,7 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            payload_filter: None,
         }
     }
 
@@ -90,6 +98,7 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub payload_filter: Option<Option<PayloadFilter>>,
 }
 
 impl EndpointPatch {
@@ -107,6 +116,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            payload_filter,
         } = settings;
         EndpointPatch {
             url,
@@ -120,6 +130,7 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            payload_filter: Some(payload_filter),
         }
     }
 
@@ -138,6 +149,7 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            payload_filter,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -151,6 +163,7 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            payload_filter: payload_filter.unwrap_or(current.payload_filter),
         }
     }
 }
@@ -174,7 +187,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 11] = [
+pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -186,6 +199,7 @@ pub const COLUMNS: [(&str, ColumnType); 11] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    ("payload_filter", ColumnType::Text),
 ];
 
 /// The column names joined for a statement (`url, events, …`).
@@ -208,6 +222,7 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            payload_filter,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -222,6 +237,7 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(payload_filter.as_ref().map(|f| f.as_str().to_owned())),
         ]
     }
 
@@ -250,6 +266,7 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
+            payload_filter: text(at(11)?).map(|f| PayloadFilter::from_stored(&f)),
         })
     }
 }
@@ -312,6 +329,13 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+fn payload_filter<S: Serializer>(f: &Option<PayloadFilter>, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        Some(f) => s.serialize_str(f.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -334,6 +358,7 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            payload_filter: Some(PayloadFilter::parse("$.data.amount > 1000").unwrap()),
         }
     }
 

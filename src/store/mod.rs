@@ -18,6 +18,7 @@
 
 pub mod activity;
 pub mod endpoint_settings;
+pub mod fanout;
 pub mod flash;
 pub mod model;
 pub mod outbox;

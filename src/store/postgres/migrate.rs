@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_type_schema.sql"),
     include_str!("migrations/0006_replicas.sql"),
     include_str!("migrations/0007_event_traceparent.sql"),
+    include_str!("migrations/0011_endpoint_payload_filter.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).
