@@ -368,6 +368,7 @@ struct ShowPage {
     known_events: Vec<String>,
     default_rate_limit: Option<f64>,
     health: super::endpoint_health::EndpointHealth,
+    missed: super::endpoint_actions::Missed,
 }
 
 impl ShowPage {
@@ -413,6 +414,7 @@ async fn show_page(
     };
     let recent = store.list_deliveries(&t.tenant, q, latest).await?;
     let health = super::endpoint_health::load(store, &t.tenant, id).await?;
+    let missed = super::endpoint_actions::missed(t, id).await?;
     let known_events = known_events(t).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
@@ -434,6 +436,7 @@ async fn show_page(
             known_events,
             default_rate_limit: t.state().config.rate_limit,
             health,
+            missed,
         },
     ))
 }

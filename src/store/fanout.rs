@@ -24,6 +24,15 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// An endpoint as it is now (a replay matches the window against its current settings).
+    pub fn of(endpoint: &crate::store::Endpoint) -> Subscriber {
+        Subscriber {
+            endpoint_id: endpoint.id,
+            events: endpoint.settings.filter.clone(),
+            payload_filter: endpoint.settings.payload_filter.clone().map(Arc::new),
+        }
+    }
+
     /// Whether an event of `event_type` with this payload goes to the endpoint.
     pub fn matches(&self, event_type: &str, payload: &mut Payload<'_>) -> bool {
         if !self.events.matches(event_type) {

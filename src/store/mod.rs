@@ -24,6 +24,7 @@ pub mod model;
 pub mod outbox;
 pub mod page;
 pub mod postgres;
+pub mod replay;
 pub mod sqlite;
 pub mod throttle;
 pub mod traits;
