@@ -14,6 +14,7 @@ mod pages_http;
 mod poll;
 mod publish;
 mod reserved;
+mod routing;
 mod schemas;
 mod security;
 mod seeds;
