@@ -37,6 +37,8 @@ export interface Webhook {
   disabled_reason: string | null;
   /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
   disable_after: string | null;
+  /** An RFC 9535 JSONPath filter expression over the payload; null: none. */
+  filter: string | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -62,6 +64,8 @@ export interface WebhookCreateParams {
   signature?: SignatureScheme[];
   /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
   disable_after?: string;
+  /** A JSONPath filter expression over the payload, e.g. `$.data.amount > 1000 && $.status == "paid"`. */
+  filter?: string | null;
 }
 
 export interface WebhookUpdateParams {
@@ -74,6 +78,8 @@ export interface WebhookUpdateParams {
   signature?: SignatureScheme[] | null;
   /** null returns to the deployment's disable_after. */
   disable_after?: string | null;
+  /** null (or "") removes the payload filter. */
+  filter?: string | null;
 }
 
 export interface ListParams {
@@ -184,6 +190,37 @@ export interface Recovered {
   recovered: number;
 }
 
+export interface ReplayParams {
+  since: TimeInput;
+  /** Absent: now. */
+  until?: TimeInput;
+  /** The `next` of the previous answer. */
+  cursor?: string | null;
+  /** Events without a delivery examined in this call, 1 to 10000 (the default). */
+  limit?: number;
+  /** Count only; create nothing. */
+  dryRun?: boolean;
+}
+
+export interface Replayed {
+  id: number;
+  dry_run: boolean;
+  since: string;
+  until: string;
+  /** Deliveries created (a dry run: that would be), one per event. */
+  count: number;
+  /** The first ten of those events, oldest first. */
+  event_ids: string[];
+  /** Pass as `cursor` to go on; null once the window is done. */
+  next: string | null;
+  /** Present when `since` is before what retention keeps. */
+  retention?: {
+    kept_since: string;
+    oldest_event: { id: string; created_at: string } | null;
+    message: string;
+  };
+}
+
 export interface EventType {
   name: string;
   description: string;
@@ -248,6 +285,8 @@ export class Webhooks {
   test(id: number): Promise<TestSent>;
   rotateSecret(id: number): Promise<WebhookWithSecret>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
+  /** Creates the deliveries this endpoint missed in [since, until); `dryRun` only counts. */
+  replay(id: number, params: ReplayParams): Promise<Replayed>;
   deliveries(id: number, params?: Omit<DeliveryListParams, 'endpointId'>): PagePromise<Delivery>;
   /** A poll endpoint's pending deliveries, oldest first; `cursor` acknowledges up to it. */
   poll(id: number, params?: { cursor?: string; limit?: number }): Promise<PollResult>;

@@ -68,9 +68,12 @@ class Webhooks(_Resource):
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
+        filter: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
-        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``."""
+        rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
+        ``filter``: a JSONPath filter expression over the payload, such as
+        ``$.data.amount > 1000 && $.status == "paid"``."""
         body = {
             k: v
             for k, v in dict(
@@ -83,6 +86,7 @@ class Webhooks(_Resource):
                 status=status,
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
+                filter=filter,
             ).items()
             if v is not None
         }
@@ -107,9 +111,10 @@ class Webhooks(_Resource):
         status: Any = UNSET,
         signature: Any = UNSET,
         disable_after: Any = UNSET,
+        filter: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
-        deployment's setting."""
+        deployment's setting; ``filter=None`` removes the payload filter."""
         body = fields(
             url=url,
             events=events,
@@ -118,6 +123,7 @@ class Webhooks(_Resource):
             status=status,
             signature=signature,
             disable_after=disable_after,
+            filter=filter,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 
@@ -135,6 +141,33 @@ class Webhooks(_Resource):
     def recover(self, id: int, *, since: TimeInput) -> HeraldObject:
         """Re-queues this endpoint's failed deliveries created since a time."""
         return self._call("POST", f"{V1}/webhooks/{enc(id)}/recover", body={"since": time_value(since)})
+
+    def replay(
+        self,
+        id: int,
+        *,
+        since: TimeInput,
+        until: Optional[TimeInput] = None,
+        cursor: Optional[str] = None,
+        limit: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> HeraldObject:
+        """Creates a delivery for every event of [since, until) that this endpoint matches
+        and has no delivery for (published while it was disabled, or before it existed),
+        oldest first; at most ``limit`` (10000) events a call: pass the answer's ``next`` as
+        ``cursor``, with the same ``since`` and ``until``, to go on. ``dry_run=True`` counts
+        and creates nothing. Safe to repeat: an event never gets a second delivery."""
+        body: Dict[str, Any] = {"since": time_value(since)}
+        if until is not None:
+            body["until"] = time_value(until)
+        if cursor is not None:
+            body["cursor"] = cursor
+        if limit is not None:
+            body["limit"] = limit
+        query = {"dry_run": "true"} if dry_run else None
+        return self._call(
+            "POST", f"{V1}/webhooks/{enc(id)}/replay", body=body, query=query, idempotent=True
+        )
 
     def deliveries(
         self,
