@@ -6,6 +6,8 @@
 //! generous bounds: CI is a busy 2-core machine.
 
 mod common;
+#[path = "delivery/routing.rs"]
+mod routing;
 #[path = "delivery/traces.rs"]
 mod traces;
 

@@ -196,7 +196,7 @@ export interface ReplayParams {
   until?: TimeInput;
   /** The `next` of the previous answer. */
   cursor?: string | null;
-  /** Events without a delivery examined in this call, 1 to 10000 (the default). */
+  /** Deliveries created in this call at most, 1 to 10000 (the default). */
   limit?: number;
   /** Count only; create nothing. */
   dryRun?: boolean;

@@ -29,8 +29,7 @@ pub(crate) struct ReplayRequest {
     /// The `next` of the previous answer, to go on with the same window.
     #[schema(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
-    /// Examine at most this many events without a delivery for the endpoint in this call
-    /// (default and most: 10000).
+    /// Create at most this many deliveries in this call (default and most: 10000).
     #[schema(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
@@ -53,7 +52,7 @@ fn time(name: &str, v: &str) -> Result<i64, ApiError> {
     summary = "Replay what a webhook missed",
     path = "/api/v1/webhooks/{id}/replay",
     tag = "deliveries",
-    description = "Create a delivery to this webhook for every event published in [since, until) that it matches now (events patterns and payload filter) and has no delivery for yet: events published while it was disabled, or before it existed. Oldest first; an event never gets a second delivery, so a second replay of the same window creates nothing (failed or cancelled deliveries are retried with recover or retry instead). Each call examines at most `limit` (10000) events without a delivery and answers `next` to go on (pass it as `cursor` with the same since and until); its deliveries are committed together. `dry_run=true` answers the count and the first event ids and creates nothing. When since is before what `retention` keeps, `retention` says so and names the oldest event kept. A disabled webhook is refused (409) unless dry; a paused one keeps the deliveries waiting; a poll webhook's consumer reads them in its next polls, after what is already queued. `webhook.test` events are never replayed.",
+    description = "Create a delivery to this webhook for every event published in [since, until) that it matches now (events patterns and payload filter) and has no delivery for yet: events published while it was disabled, or before it existed. Oldest first; an event never gets a second delivery, so a second replay of the same window creates nothing (failed or cancelled deliveries are retried with recover or retry instead). Each call creates at most `limit` (10000) deliveries and reads at most 100000 stored events, and answers `next` to go on (pass it as `cursor` with the same since and until); its deliveries are committed together. `dry_run=true` answers the count and the first event ids and creates nothing. When since is before what `retention` keeps, `retention` says so and names the oldest event kept. A disabled webhook is refused (409) unless dry; a paused one keeps the deliveries waiting; a poll webhook's consumer reads them in its next polls, after what is already queued. `webhook.test` events are never replayed.",
     params(
         ("id" = i64, Path),
         ("dry_run" = Option<bool>, Query, description = "count only, create nothing"),

@@ -342,7 +342,7 @@ pub struct ReplayQuery {
     pub until: i64,
     /// Continue after this event (the previous answer's `next`).
     pub after: Option<i64>,
-    /// Examine at most this many events without a delivery (1 to `replay::MAX_LIMIT`).
+    /// Create at most this many deliveries (1 to `replay::MAX_LIMIT`).
     pub limit: usize,
     /// Read at most this many stored events, delivered ones included (1 to `replay::SCAN`;
     /// the endpoint page's count reads fewer than the API's replay).

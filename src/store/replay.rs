@@ -14,9 +14,9 @@
 //! creates commit together or not at all, and the check that an event has no delivery and
 //! the insert of its delivery cannot be split by a concurrent replay of the same endpoint.
 //!
-//! Bounded per call: at most `limit` events without a delivery (at most `MAX_LIMIT`) are
-//! examined, and at most `SCAN` stored events are read, so one call holds the writer (or a
-//! transaction) for a bounded time; `next` continues where it stopped. Events are walked by
+//! Bounded per call: at most `limit` deliveries (at most `MAX_LIMIT`) are created, and at
+//! most `SCAN` stored events are read, so one call holds the writer (or a transaction) for a
+//! bounded time; `next` continues where it stopped. Events are walked by
 //! `seq`, the order they were stored in; `created_at` follows it up to clock jitter between
 //! writers, so the walk starts `SLACK` before `since` and stops once it sees an event `SLACK`
 //! after `until`, and each event's own `created_at` decides whether it is in the window.
@@ -27,7 +27,7 @@
 use super::fanout::{Payload, Subscriber};
 use super::{ReplayQuery, Replayed, Result};
 
-/// The most events without a delivery one call examines (the default, too).
+/// The most deliveries one call creates (the default, too).
 pub const MAX_LIMIT: usize = 10_000;
 /// Event ids an answer lists, oldest first.
 pub const SAMPLE: usize = 10;
@@ -89,7 +89,7 @@ pub fn run(
     };
     // Bodies are read only when a payload filter needs them.
     let bodies = subscriber.payload_filter.is_some();
-    let (mut scanned, mut examined) = (0, 0);
+    let mut scanned = 0;
     let mut matched: Vec<(i64, String)> = Vec::new();
     let finished = 'walk: loop {
         let want = CHUNK.min(scan_max - scanned);
@@ -105,13 +105,12 @@ pub fn run(
             if row.delivered || !in_window || row.event_type == TEST_EVENT {
                 continue;
             }
-            examined += 1;
             let mut payload = Payload::new(row.body.as_deref().unwrap_or(""));
             if subscriber.matches(&row.event_type, &mut payload) {
                 matched.push((row.seq, row.id));
-            }
-            if examined == limit {
-                break 'walk false;
+                if matched.len() == limit {
+                    break 'walk false;
+                }
             }
         }
         if short {
@@ -245,7 +244,7 @@ mod tests {
             }
             all.push(got.count);
         }
-        // 30 events, 6 delivered already: 24 examined, 7 a call.
+        // 30 events, 6 delivered already: 24 to create, 7 a call.
         let expected: Vec<i64> = (1..=30).filter(|i| i % 5 != 0).collect();
         assert_eq!(m.inserted, expected);
         assert_eq!(all, [7, 7, 7]);

@@ -93,7 +93,7 @@ export class Webhooks extends Resource {
   /**
    * Creates a delivery for every event of [since, until) that this endpoint matches and has
    * no delivery for (published while it was disabled, or before it existed), oldest first;
-   * at most `limit` (10000) events a call: pass the answer's `next` as `cursor`, with the
+   * at most `limit` (10000) deliveries a call: pass the answer's `next` as `cursor`, with the
    * same `since` and `until`, to go on. `dryRun: true` counts and creates nothing. Safe to
    * repeat: an event never gets a second delivery.
    */

@@ -154,7 +154,7 @@ class Webhooks(_Resource):
     ) -> HeraldObject:
         """Creates a delivery for every event of [since, until) that this endpoint matches
         and has no delivery for (published while it was disabled, or before it existed),
-        oldest first; at most ``limit`` (10000) events a call: pass the answer's ``next`` as
+        oldest first; at most ``limit`` (10000) deliveries a call: pass the answer's ``next`` as
         ``cursor``, with the same ``since`` and ``until``, to go on. ``dry_run=True`` counts
         and creates nothing. Safe to repeat: an event never gets a second delivery."""
         body: Dict[str, Any] = {"since": time_value(since)}
