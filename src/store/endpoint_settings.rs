@@ -19,6 +19,7 @@ use crate::clock::ser;
 use crate::domain::{
     EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
+use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
 
@@ -202,6 +203,40 @@ pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("payload_filter", ColumnType::Text),
 ];
 
+/// The settings columns whose values are sealed at rest for their endpoint (README:
+/// Security), so a copied database or backup reveals no credential a setting carries: the
+/// extra header values (often a receiver's `Authorization`). A text column listed here is
+/// written through `EndpointSettings::sealed_columns` and read through
+/// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
+/// without the key) are sealed when the store opens (`reseal_value`).
+pub const SEALED: &[&str] = &["headers"];
+
+/// Whether entry `i` of `COLUMNS` is sealed.
+fn sealed_at(i: usize) -> bool {
+    SEALED.contains(&COLUMNS[i].0)
+}
+
+/// A sealed column's stored value in clear, for endpoint `owner`
+/// (`secret_key::endpoint_owner`). One that does not open (another key, a value copied
+/// from another row) reads as absent, so the setting falls back to its default, and is
+/// logged for the admin without its value.
+pub fn open_value(name: &str, stored: Option<String>, owner: &str) -> Option<String> {
+    let stored = stored?;
+    match secret_key::open_stored(&stored, owner) {
+        Ok(plain) => Some(plain),
+        Err(e) => {
+            tracing::warn!(column = name, owner, error = %e, "an endpoint setting cannot be opened; set it again");
+            None
+        }
+    }
+}
+
+/// For the store, on opening: the value to write instead of a sealed column's `stored`
+/// one when it is still in clear (`None`: it is sealed already, or no key is loaded).
+pub fn reseal_value(stored: &str, owner: &str) -> Option<String> {
+    secret_key::reseal_stored(stored, owner)
+}
+
 /// The column names joined for a statement (`url, events, …`).
 pub fn column_list() -> String {
     COLUMNS.map(|(name, _)| name).join(", ")
@@ -267,6 +302,34 @@ impl EndpointSettings {
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
             payload_filter: text(at(11)?).map(|f| PayloadFilter::from_stored(&f)),
+        })
+    }
+}
+
+impl EndpointSettings {
+    /// `columns()` with the `SEALED` ones sealed for endpoint `owner`: what both backends
+    /// write. (Without a loaded key, as in the CLI, they are written as given and sealed
+    /// when a server opens the store.)
+    pub fn sealed_columns(&self, owner: &str) -> [Value; COLUMNS.len()] {
+        let mut values = self.columns();
+        for (i, value) in values.iter_mut().enumerate() {
+            if let (true, Value::Text(Some(plain))) = (sealed_at(i), &*value) {
+                *value = Value::Text(Some(secret_key::seal_stored(plain, owner)));
+            }
+        }
+        values
+    }
+
+    /// `read` for a row of endpoint `owner`, opening the `SEALED` columns.
+    pub fn read_sealed<E>(
+        mut get: impl FnMut(usize, ColumnType) -> Result<Value, E>,
+        owner: &str,
+    ) -> Result<Self, E> {
+        Self::read(|i, ty| match get(i, ty)? {
+            Value::Text(stored) if sealed_at(i) => {
+                Ok(Value::Text(open_value(COLUMNS[i].0, stored, owner)))
+            }
+            other => Ok(other),
         })
     }
 }

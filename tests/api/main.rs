@@ -16,6 +16,7 @@ mod publish;
 mod reserved;
 mod routing;
 mod schemas;
+mod sealed_settings;
 mod security;
 mod seeds;
 mod tenants;

@@ -414,6 +414,34 @@ impl TestApp {
         }
     }
 
+    /// Whether `needle` is anywhere a copy of the database would hold it: every byte of the
+    /// SQLite file and its WAL (free pages and old frames included), or, on PostgreSQL,
+    /// any endpoint row's text (where endpoint settings live). For "a copied database
+    /// reveals no credential" checks.
+    pub fn stored_anywhere(&self, needle: &str) -> bool {
+        if let Some(mut client) = self.pg_client() {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM endpoints e WHERE strpos(e::text, $1) > 0",
+                    &[&needle],
+                )
+                .expect("query")
+                .get(0);
+            return n > 0;
+        }
+        let path = self.db_path();
+        let mut files = vec![path.clone()];
+        for suffix in ["-wal", "-journal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            files.push(p.into());
+        }
+        files.iter().any(|f| {
+            std::fs::read(f)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    }
+
     /// A read-only look into the database, for assertions the API cannot make.
     pub fn sql_count(&self, sql: &str) -> i64 {
         if let Some(mut client) = self.pg_client() {

@@ -56,7 +56,10 @@ fn row(r: &Row) -> Result<Endpoint> {
         ),
         fifo_head: None,
         concurrency: None,
-        settings: EndpointSettings::read(|i, ty| value_at(r, SETTINGS_AT + i, ty))?,
+        settings: EndpointSettings::read_sealed(
+            |i, ty| value_at(r, SETTINGS_AT + i, ty),
+            &endpoint_owner(&tenant, id),
+        )?,
     })
 }
 
@@ -71,9 +74,9 @@ fn value_at(r: &Row, idx: usize, ty: ColumnType) -> Result<Value> {
 
 type Param = Box<dyn ToSql + Sync>;
 
-/// The settings' values as PostgreSQL parameters.
-fn sql_values(s: &EndpointSettings) -> impl Iterator<Item = Param> {
-    s.columns().into_iter().map(|v| -> Param {
+/// The settings' values as PostgreSQL parameters, the `SEALED` ones sealed for `owner`.
+fn sql_values(s: &EndpointSettings, owner: &str) -> impl Iterator<Item = Param> {
+    s.sealed_columns(owner).into_iter().map(|v| -> Param {
         match v {
             Value::Text(t) => Box::new(t),
             Value::Bigint(n) => Box::new(n),
@@ -97,21 +100,25 @@ pub fn create(
         secret,
         settings: values,
     } = new;
-    // The id first: the secret is sealed for it.
+    // The id first: the secret and the sealed settings are sealed for it.
     let id: i64 = c
         .query_one(
             "SELECT nextval(pg_get_serial_sequence('endpoints', 'id'))",
             &[],
         )?
         .try_get(0)?;
+    let owner = endpoint_owner(tenant_id, id);
     let fixed: [Param; 5] = [
         Box::new(tenant_id.to_owned()),
         Box::new(kind.as_str().to_owned()),
-        Box::new(seal_stored(secret, &endpoint_owner(tenant_id, id))),
+        Box::new(seal_stored(secret, &owner)),
         Box::new(now),
         Box::new(id),
     ];
-    let params: Vec<Param> = fixed.into_iter().chain(sql_values(values)).collect();
+    let params: Vec<Param> = fixed
+        .into_iter()
+        .chain(sql_values(values, &owner))
+        .collect();
     let placeholders = (6..6 + settings::COLUMNS.len())
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -222,7 +229,10 @@ pub fn update(
         .join(", ");
     // The status column is written with the rest; its consequences are `set_status`'s.
     let fixed: [Param; 3] = [Box::new(tenant_id.to_owned()), Box::new(id), Box::new(now)];
-    let params: Vec<Param> = fixed.into_iter().chain(sql_values(&next)).collect();
+    let params: Vec<Param> = fixed
+        .into_iter()
+        .chain(sql_values(&next, &endpoint_owner(tenant_id, id)))
+        .collect();
     c.execute(
         &format!(
             "UPDATE endpoints SET updated_at = $3, {assignments} WHERE tenant_id = $1 AND id = $2"
@@ -303,40 +313,76 @@ pub fn delete(c: &mut impl GenericClient, tenant_id: &str, id: i64) -> Result<()
     Ok(())
 }
 
-/// Seals for their endpoint the secrets stored in clear or the legacy way (as SQLite's
-/// `reseal` does, on opening); returns how many endpoints it changed. Replicas starting at
-/// once may both do it: each write applies only if the row still holds what was read, so a
-/// rotation in between is never undone.
+/// Seals for their endpoint the secrets and `SEALED` settings stored in clear or the legacy
+/// way (as SQLite's `reseal` does, on opening); returns how many endpoints it changed.
+/// Replicas starting at once may both do it: each write applies only if the row still
+/// holds what was read, so a rotation or an edit in between is never undone. One statement
+/// per endpoint: a crash leaves the row as it was (the next start seals it) or sealed.
 pub fn reseal(c: &mut impl GenericClient) -> Result<usize> {
     if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
+    let sealed = settings::SEALED;
+    let names: Vec<&str> = ["secret", "previous_secret"]
+        .into_iter()
+        .chain(sealed.iter().copied())
+        .collect();
+    let pending = names
+        .iter()
+        .map(|c| format!("{c} NOT LIKE 'sealed2:%'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     let old = c.query(
-        "SELECT id, tenant_id, secret, previous_secret FROM endpoints
-         WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'",
+        &format!(
+            "SELECT id, tenant_id, {} FROM endpoints WHERE {pending}",
+            names.join(", ")
+        ),
         &[],
     )?;
+    let assignments = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} = ${}", 2 + names.len() + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unchanged = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} IS NOT DISTINCT FROM ${}", 2 + i))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let statement = format!("UPDATE endpoints SET {assignments} WHERE id = $1 AND {unchanged}");
     let mut changed = 0;
     for r in &old {
         let (id, tenant): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
-        let (secret, previous): (String, Option<String>) = (r.try_get(2)?, r.try_get(3)?);
+        let values: Vec<Option<String>> = (0..names.len())
+            .map(|i| r.try_get(2 + i))
+            .collect::<std::result::Result<_, _>>()?;
         let owner = endpoint_owner(&tenant, id);
-        let new_secret = reseal_stored(&secret, &owner);
-        let new_previous = previous.as_deref().and_then(|p| reseal_stored(p, &owner));
-        if new_secret.is_none() && new_previous.is_none() {
+        let new: Vec<Option<String>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.as_deref()?;
+                if i < 2 {
+                    reseal_stored(v, &owner)
+                } else {
+                    settings::reseal_value(v, &owner)
+                }
+            })
+            .collect();
+        if new.iter().all(Option::is_none) {
             continue;
         }
-        changed += c.execute(
-            "UPDATE endpoints SET secret = $3, previous_secret = $5
-             WHERE id = $1 AND secret = $2 AND previous_secret IS NOT DISTINCT FROM $4",
-            &[
-                &id,
-                &secret,
-                &new_secret.as_deref().unwrap_or(&secret),
-                &previous,
-                &new_previous.as_deref().or(previous.as_deref()),
-            ],
-        )? as usize;
+        let next: Vec<Option<String>> = new
+            .into_iter()
+            .zip(&values)
+            .map(|(new, old)| new.or_else(|| old.clone()))
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
+        params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+        params.extend(next.iter().map(|v| v as &(dyn ToSql + Sync)));
+        changed += c.execute(&statement, &params)? as usize;
     }
     Ok(changed)
 }

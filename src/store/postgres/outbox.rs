@@ -27,7 +27,8 @@ use postgres::{Client, Row, Statement, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointStatus, ExtraHeaders};
-use crate::secrets::secret_key::open_endpoint_secret;
+use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
+use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
@@ -305,9 +306,11 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
 }
 
 fn claimed(r: &Row) -> Result<Claimed> {
-    let headers: String = r.get(6);
     let schemes: Option<String> = r.get(7);
     let (endpoint, tenant): (i64, String) = (r.get(1), r.get(2));
+    // Sealed at rest for the endpoint (`endpoint_settings::SEALED`).
+    let headers = settings::open_value("headers", r.get(6), &endpoint_owner(&tenant, endpoint))
+        .unwrap_or_default();
     let open = |s: Option<String>| -> Result<Option<String>> {
         Ok(open_endpoint_secret(s, &tenant, endpoint))
     };

@@ -56,7 +56,10 @@ fn row(r: &Row) -> rusqlite::Result<Endpoint> {
         circuit: Circuit::new(r.get(11)?, r.get(12)?, r.get(10)?, crate::clock::now_ms()),
         fifo_head: None,
         concurrency: None,
-        settings: EndpointSettings::read(|i, ty| value_at(r, SETTINGS_AT + i, ty))?,
+        settings: EndpointSettings::read_sealed(
+            |i, ty| value_at(r, SETTINGS_AT + i, ty),
+            &endpoint_owner(&tenant, id),
+        )?,
     })
 }
 
@@ -69,9 +72,9 @@ fn value_at(r: &Row, idx: usize, ty: ColumnType) -> rusqlite::Result<Value> {
     })
 }
 
-/// The settings' values as SQLite parameters.
-fn sql_values(s: &EndpointSettings) -> impl Iterator<Item = SqlValue> {
-    s.columns().into_iter().map(|v| match v {
+/// The settings' values as SQLite parameters, the `SEALED` ones sealed for `owner`.
+fn sql_values(s: &EndpointSettings, owner: &str) -> impl Iterator<Item = SqlValue> {
+    s.sealed_columns(owner).into_iter().map(|v| match v {
         Value::Text(t) => t.map_or(SqlValue::Null, SqlValue::Text),
         Value::Bigint(n) => n.map_or(SqlValue::Null, SqlValue::Integer),
         Value::Real(x) => x.map_or(SqlValue::Null, SqlValue::Real),
@@ -92,26 +95,32 @@ pub fn create(conn: &Connection, tenant_id: &str, new: &NewEndpoint, now: i64) -
         secret,
         settings: values,
     } = new;
+    // The id first: the secret and the sealed settings are sealed for it, so nothing is
+    // ever written in clear, not even for a moment inside this transaction. AUTOINCREMENT
+    // hands out one more than the larger of the sequence and the largest id; the writer
+    // thread is the only one inserting, so the id is still free when the row goes in.
+    let id: i64 = conn
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'endpoints'), 0),
+                        coalesce((SELECT max(id) FROM endpoints), 0)) + 1",
+        )?
+        .query_row([], |r| r.get(0))?;
+    let owner = endpoint_owner(tenant_id, id);
     let fixed = [
         SqlValue::Text(tenant_id.to_owned()),
         SqlValue::Text(kind.as_str().to_owned()),
-        // Sealed for the row's id below, once there is one.
-        SqlValue::Text(String::new()),
+        SqlValue::Text(seal_stored(secret, &owner)),
         SqlValue::Integer(now),
+        SqlValue::Integer(id),
     ];
     conn.execute(
         &format!(
-            "INSERT INTO endpoints (tenant_id, kind, secret, created_at, updated_at, {})
-             VALUES (?1, ?2, ?3, ?4, ?4, {})",
+            "INSERT INTO endpoints (tenant_id, kind, secret, created_at, updated_at, id, {})
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, {})",
             settings::column_list(),
-            placeholders(5)
+            placeholders(6)
         ),
-        params_from_iter(fixed.into_iter().chain(sql_values(values))),
-    )?;
-    let id = conn.last_insert_rowid();
-    conn.execute(
-        "UPDATE endpoints SET secret = ?2 WHERE id = ?1",
-        params![id, seal_stored(secret, &endpoint_owner(tenant_id, id))],
+        params_from_iter(fixed.into_iter().chain(sql_values(values, &owner))),
     )?;
     get(conn, tenant_id, id)
 }
@@ -219,7 +228,11 @@ pub fn update(
         &format!(
             "UPDATE endpoints SET updated_at = ?3, {assignments} WHERE tenant_id = ?1 AND id = ?2"
         ),
-        params_from_iter(fixed.into_iter().chain(sql_values(&next))),
+        params_from_iter(
+            fixed
+                .into_iter()
+                .chain(sql_values(&next, &endpoint_owner(tenant_id, id))),
+        ),
     )?;
     if next.status != before {
         set_status(conn, id, next.status, None, now)?;
@@ -274,36 +287,72 @@ pub fn delete(conn: &Connection, tenant_id: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Seals for their endpoint the secrets still stored in clear (files written before
-/// secrets were sealed, or by a process without the key) or sealed the legacy way (before
-/// the seal named its endpoint); returns how many endpoints it changed. Runs on opening,
-/// after the migrations: the re-seal step that needs the key they do not have.
+/// Seals for their endpoint the secrets and `SEALED` settings still stored in clear (files
+/// written before they were sealed, or by a process without the key) or sealed the legacy
+/// way (before the seal named its endpoint); returns how many endpoints it changed. Runs
+/// on opening, after the migrations: the re-seal step that needs the key they do not have.
+/// Each endpoint's row is rewritten in one statement, so a crash leaves it either as it
+/// was (and the next open seals it) or sealed.
 pub fn reseal(conn: &Connection) -> Result<usize> {
     if crate::secrets::secret_key::installed().is_none() {
         return Ok(0);
     }
-    let old: Vec<(i64, String, String, Option<String>)> = conn
-        .prepare(
-            "SELECT id, tenant_id, secret, previous_secret FROM endpoints
-             WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+    let sealed = settings::SEALED;
+    let pending = sealed
+        .iter()
+        .map(|c| format!(" OR {c} NOT LIKE 'sealed2:%'"))
+        .collect::<String>();
+    let old: Vec<(i64, String, Vec<Option<String>>)> = conn
+        .prepare(&format!(
+            "SELECT id, tenant_id, secret, previous_secret, {} FROM endpoints
+             WHERE secret NOT LIKE 'sealed2:%' OR previous_secret NOT LIKE 'sealed2:%'{pending}",
+            sealed.join(", ")
+        ))?
+        .query_map([], |r| {
+            let values = (0..2 + sealed.len())
+                .map(|i| r.get(2 + i))
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((r.get(0)?, r.get(1)?, values))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let names: Vec<&str> = ["secret", "previous_secret"]
+        .into_iter()
+        .chain(sealed.iter().copied())
+        .collect();
     let mut changed = 0;
-    for (id, tenant, secret, previous) in &old {
+    for (id, tenant, values) in &old {
         let owner = endpoint_owner(tenant, *id);
-        let new_secret = reseal_stored(secret, &owner);
-        let new_previous = previous.as_deref().and_then(|p| reseal_stored(p, &owner));
-        if new_secret.is_none() && new_previous.is_none() {
+        let new: Vec<Option<String>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.as_deref()?;
+                if i < 2 {
+                    reseal_stored(v, &owner)
+                } else {
+                    settings::reseal_value(v, &owner)
+                }
+            })
+            .collect();
+        if new.iter().all(Option::is_none) {
             continue;
         }
+        let assignments = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{name} = ?{}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = std::iter::once(SqlValue::Integer(*id)).chain(new.iter().zip(values).map(
+            |(new, old)| {
+                new.clone()
+                    .or_else(|| old.clone())
+                    .map_or(SqlValue::Null, SqlValue::Text)
+            },
+        ));
         conn.execute(
-            "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
-            params![
-                id,
-                new_secret.as_deref().unwrap_or(secret),
-                new_previous.as_deref().or(previous.as_deref())
-            ],
+            &format!("UPDATE endpoints SET {assignments} WHERE id = ?1"),
+            params_from_iter(params),
         )?;
         changed += 1;
     }

@@ -15,6 +15,8 @@ use serde_json::json;
 use super::claims::{Claims, Round};
 use super::{endpoints, operational};
 use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::secrets::secret_key::endpoint_owner;
+use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
@@ -194,7 +196,10 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     for id in ids {
         let found = details.query_row(params![*id, now], |r| {
             let (endpoint, tenant): (i64, String) = (r.get(1)?, r.get(2)?);
-            let headers: String = r.get(6)?;
+            // Sealed at rest for the endpoint (`endpoint_settings::SEALED`).
+            let headers =
+                settings::open_value("headers", r.get(6)?, &endpoint_owner(&tenant, endpoint))
+                    .unwrap_or_default();
             let schemes: Option<String> = r.get(7)?;
             Ok(Claimed {
                 delivery_id: r.get(0)?,
