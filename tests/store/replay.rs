@@ -186,7 +186,7 @@ fn payload_filters_decide_at_publish_and_at_replay(db: &Db) {
     let q = window(T0 - SECOND, T0 + 3 * SECOND);
     assert_eq!(replay(db, big.id, dry(q.clone()), T0 + 3 * SECOND).count, 1);
     let done = replay(db, big.id, q, T0 + 3 * SECOND);
-    assert_eq!(done.event_ids, [missed[1].id.clone()]);
+    assert_eq!(done.event_ids, std::slice::from_ref(&missed[1].id));
     assert_eq!(
         delivered_to(db, &missed[0].id),
         [(plain, "pending".to_owned())]
@@ -265,7 +265,7 @@ fn a_disabled_endpoint_replays_only_dry_and_other_tenants_see_nothing(db: &Db) {
         "{refused:?}"
     );
     let counted = replay(db, a, dry(q.clone()), T0);
-    assert_eq!(counted.event_ids, [missed.id.clone()]);
+    assert_eq!(counted.event_ids, std::slice::from_ref(&missed.id));
     set_status(db, a, EndpointStatus::Paused, T0);
     assert_eq!(
         replay(db, a, q.clone(), T0).count,

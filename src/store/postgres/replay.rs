@@ -121,13 +121,12 @@ impl<C: GenericClient> ReplayRows for Rows<'_, C> {
     }
 
     fn oldest(&mut self) -> Result<Option<(String, i64)>> {
-        Ok(self
-            .c
+        self.c
             .query_opt(
                 "SELECT id, created_at FROM events WHERE tenant_id = $1 ORDER BY seq LIMIT 1",
                 &[&self.tenant],
             )?
             .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
-            .transpose()?)
+            .transpose()
     }
 }
