@@ -93,6 +93,9 @@ impl PayloadFilter {
     }
 }
 
+/// How deep parentheses and brackets may nest.
+const MAX_NESTING: usize = 16;
+
 /// Checks the selector is not closed early and rewrites each root `$` to `$[0]`, skipping
 /// string literals (either quote, with backslash escapes).
 fn scan(expr: &str) -> Result<String, String> {
@@ -100,6 +103,9 @@ fn scan(expr: &str) -> Result<String, String> {
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut depth = 0usize;
+    // Parentheses and brackets open, outside strings: the parser recurses on them, and a
+    // request must not be able to exhaust a server thread's stack.
+    let mut nesting = 0usize;
     for (i, c) in expr.chars().enumerate() {
         out.push(c);
         if let Some(q) = quote {
@@ -122,7 +128,15 @@ fn scan(expr: &str) -> Result<String, String> {
                 ))
             }
             ']' => depth -= 1,
+            '(' => nesting += 1,
+            ')' => nesting = nesting.saturating_sub(1),
             _ => {}
+        }
+        if depth + nesting > MAX_NESTING {
+            return Err(format!(
+                "at character {}: more than {MAX_NESTING} parentheses and brackets open",
+                i + 1
+            ));
         }
     }
     Ok(out)
@@ -295,7 +309,43 @@ mod tests {
             assert!(err.contains(at), "{expr}: {err}");
         }
         assert!(PayloadFilter::parse("  ").is_err());
+        let deep = format!("{}$.a{}", "(".repeat(17), ")".repeat(17));
+        assert!(PayloadFilter::parse(&deep)
+            .unwrap_err()
+            .contains("at character 17"));
+        assert!(PayloadFilter::parse(&format!("{}$.a{}", "(".repeat(16), ")".repeat(16))).is_ok());
         assert!(PayloadFilter::parse(&"$.a == 1 || ".repeat(200)).is_err());
+    }
+
+    /// Whatever a client sends, parsing neither panics nor runs out of a small stack.
+    #[test]
+    fn hostile_expressions_are_refused_on_a_small_stack() {
+        let cases: Vec<String> = vec![
+            "(".repeat(1000),
+            "!".repeat(1000) + "$.a",
+            "!(".repeat(500) + "$.a",
+            "$.a[?".repeat(300),
+            "$.a[?@.b[?@.c[?@.d[?@.e[?@.f[?@.g[?@.h[?@.i == 1]]]]]]]]".into(),
+            "'".repeat(1000),
+            "\\".repeat(500),
+            "$".repeat(1000),
+            "$.a == 1 && ".repeat(90) + "$.b",
+            "length(length(length(length(length(length($.a))))))".into(),
+            "\u{0}\u{ffff}é中😀".into(),
+            "$['\\uD800'] == 1".into(),
+            "$.a == 1e999999999 || $.b == -0".into(),
+        ];
+        let worker = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                for c in &cases {
+                    if let Ok(f) = PayloadFilter::parse(c) {
+                        f.matches(&PayloadFilter::wrap(r#"{"a":1}"#).unwrap());
+                    }
+                }
+            })
+            .unwrap();
+        worker.join().expect("no panic, no stack overflow");
     }
 
     #[test]
