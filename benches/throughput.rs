@@ -4,7 +4,8 @@
 //! allowed, a fixed admin token, `127.0.0.1:0`) and an in-process receiver, then prints:
 //! start-up to ready, idle RSS, single publishes/s from 64 keep-alive clients (p50/p99),
 //! events/s through the batch endpoint, deliveries/s end to end to 1 endpoint, to 10
-//! subscribed endpoints (fan-out) and spread over 100 endpoints, single publishes to 100
+//! subscribed endpoints (fan-out), spread over 100 endpoints and to 1 endpoint through a
+//! transformation (the JavaScript sandbox on every delivery), single publishes to 100
 //! endpoints with payload filters beside 100 without (`routed_publishes`), and publish → arrival
 //! latency at a steady 1,000 and 200 events/s on the instance that already carries the
 //! history of the throughput runs. Beside every rate it prints Herald's own CPU time (user +
@@ -109,6 +110,16 @@ fn main() {
         "deliveries spread over 100 endpoints",
     ));
     drop(spread);
+
+    let shaped = Herald::start(&bench);
+    startups.push(shaped.started);
+    rows.push(deliveries(
+        &bench,
+        &shaped,
+        Shape::Transformed,
+        "deliveries to 1 endpoint with a transformation",
+    ));
+    drop(shaped);
 
     // Payload filters (issue 21, item 2): the publish cost with 100 endpoints that carry
     // filters, beside 100 that do not, each publish matching exactly one of them.
@@ -485,7 +496,12 @@ enum Shape {
     FanOut(usize),
     /// Event `i` to endpoint `i % N` only (one event type per endpoint).
     Spread(usize),
+    /// Every event to one endpoint whose transformation reshapes it (README: Transformations).
+    Transformed,
 }
+
+/// The transformation of `Shape::Transformed`: a new body, a header, as a Slack relay would.
+const BENCH_TRANSFORMATION: &str = "function handler(w) { w.payload = { text: w.eventType + ' #' + w.payload.i }; w.headers['X-Bench'] = 'shaped'; return w; }";
 
 /// Registers endpoints on the receiver, then 64 clients publish single events as fast as
 /// Herald takes them; the clock stops when the last delivery arrives. CPU per event is
@@ -495,6 +511,7 @@ fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row
         Shape::One => (1, scale(30_000), 1),
         Shape::FanOut(k) => (k, scale(5_000), k),
         Shape::Spread(k) => (k, scale(30_000), 1),
+        Shape::Transformed => (1, scale(30_000), 1),
     };
     for e in 0..endpoints {
         let filter = match shape {
@@ -502,7 +519,18 @@ fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row
             _ => "*".to_string(),
         };
         let url = format!("http://{}/e{e}", bench.recv_addr);
-        bench.create_webhook(herald.addr, &url, &filter);
+        match shape {
+            Shape::Transformed => bench.create_webhook_with(
+                herald.addr,
+                &url,
+                &filter,
+                &format!(
+                    r#","transformation":{}"#,
+                    serde_json::json!(BENCH_TRANSFORMATION)
+                ),
+            ),
+            _ => bench.create_webhook(herald.addr, &url, &filter),
+        }
     }
     let expected_base = bench.arrivals.count.load(SeqCst);
     let before = bench.cpu(herald);
@@ -554,6 +582,7 @@ fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row
         Shape::One => "≥ 10,000/s; ≤ 100 µs CPU/event",
         Shape::FanOut(_) => "—",
         Shape::Spread(_) => "≥ 10,000/s",
+        Shape::Transformed => "— (beside the 1-endpoint row)",
     };
     Row::new(figure, measured, &usage, got as usize, target)
 }
@@ -797,7 +826,12 @@ impl Bench {
     }
 
     fn create_webhook(&self, addr: SocketAddr, url: &str, filter: &str) {
-        let body = format!(r#"{{"url":"{url}","events":["{filter}"]}}"#);
+        self.create_webhook_with(addr, url, filter, "");
+    }
+
+    /// `create_webhook` with more fields (`extra`: `,"name":value…`, already JSON).
+    fn create_webhook_with(&self, addr: SocketAddr, url: &str, filter: &str, extra: &str) {
+        let body = format!(r#"{{"url":"{url}","events":["{filter}"]{extra}}}"#);
         let (status, reply) = run_on(&self.gen[0], async move {
             let mut client = Client::connect(addr).await?;
             client

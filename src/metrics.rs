@@ -314,6 +314,8 @@ fn outcome(verdict: Verdict) -> &'static str {
         Verdict::Succeeded => "succeeded",
         Verdict::RetryAt(_) => "retried",
         Verdict::Failed => "failed",
+        Verdict::Cancelled => "cancelled",
+        Verdict::Unsent => "failed",
     }
 }
 

@@ -22,6 +22,7 @@ use crate::wire::signing::generate_secret;
 
 pub mod replay;
 pub mod schemas;
+pub mod transformations;
 
 /// What every handler and page can reach.
 pub struct AppState {
@@ -273,6 +274,22 @@ impl AppState {
                 .keep_masked(current.settings.headers.map())
                 .map_err(|e| ServiceError::invalid(format!("headers: {e}")))?;
             patch.headers = Some(kept);
+        }
+        if patch.auth.is_some() || patch.headers.is_some() {
+            // Auth is checked against the endpoint as it will be: a patch that adds auth
+            // meets the headers it already has, and the other way round.
+            let current = self.store.get_endpoint(tenant, id).await?;
+            if let Some(Some(auth)) = patch.auth.take_if(|a| a.is_some()) {
+                let kept = auth
+                    .keep_secret(current.settings.auth.as_ref())
+                    .map_err(ServiceError::invalid)?;
+                patch.auth = Some(Some(kept));
+            }
+            patch
+                .clone()
+                .apply(current.settings)
+                .check_auth(current.kind)
+                .map_err(ServiceError::invalid)?;
         }
         let endpoint = self
             .store

@@ -5,6 +5,8 @@
 //! and redirects). What survives trouble is in `delivery_resilience.rs`. Timing checks use
 //! generous bounds: CI is a busy 2-core machine.
 
+#[path = "delivery/auth.rs"]
+mod auth;
 mod common;
 #[path = "delivery/routing.rs"]
 mod routing;

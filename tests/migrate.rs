@@ -9,6 +9,8 @@
 mod common;
 
 use std::process::Command;
+
+use base64::Engine;
 use std::time::Duration;
 
 use common::{PgDatabase, Received, Receiver, TestApp, ADMIN_TOKEN};
@@ -71,7 +73,9 @@ fn a_sqlite_deployment_moves_to_postgres_and_keeps_signing_with_the_same_secret(
             .0,
         201
     );
-    let hook = json!({"url": receiver.url("/hook"), "events": ["order.*"]});
+    // With auth (issue 20): its sealed password must open on the other side too.
+    let hook = json!({"url": receiver.url("/hook"), "events": ["order.*"],
+        "auth": {"type": "basic", "username": "moved", "password": "migrated-pw"}});
     let (status, hook) = before.call(
         "POST",
         "/api/v1/webhooks",
@@ -178,6 +182,8 @@ fn a_sqlite_deployment_moves_to_postgres_and_keeps_signing_with_the_same_secret(
         .find(|r| r.headers["webhook-id"] == published["data"]["id"].as_str().unwrap())
         .expect("the new event was delivered");
     assert!(signed_with(last, &secret), "not signed with the old secret");
+    let basic = base64::engine::general_purpose::STANDARD.encode("moved:migrated-pw");
+    assert_eq!(last.headers["authorization"], format!("Basic {basic}"));
     let hook = json!({"url": receiver.url("/other"), "events": ["*"]});
     let (status, second) = after.call(
         "POST",

@@ -23,6 +23,23 @@ export type TimeInput = string | number | Date;
 
 export type WebhookType = 'push' | 'poll';
 
+/**
+ * How Herald authenticates to an endpoint. The secret (password, token, client_secret) is
+ * write-only: answers show "********", and "********" sent back keeps the stored one.
+ */
+export type WebhookAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | {
+      /** Herald fetches a token with the client credentials grant, caches it, and replaces it once on a 401. */
+      type: 'oauth2_client_credentials';
+      token_url: string;
+      client_id: string;
+      client_secret: string;
+      scope?: string;
+      audience?: string;
+    };
+
 export interface Webhook {
   id: number;
   /** push: Herald POSTs to url; poll: no url, the consumer calls webhooks.poll. */
@@ -37,6 +54,10 @@ export interface Webhook {
   disabled_reason: string | null;
   /** Disabled after failing this long without a success, such as "12h"; null: the deployment's disable_after. */
   disable_after: string | null;
+  /** Its auth with the secret shown as "********"; null: none. */
+  auth: WebhookAuth | null;
+  /** Its transformation's JavaScript; null: deliveries go as published. */
+  transformation: string | null;
   /** An RFC 9535 JSONPath filter expression over the payload; null: none. */
   filter: string | null;
   tenant_id: string;
@@ -64,6 +85,10 @@ export interface WebhookCreateParams {
   signature?: SignatureScheme[];
   /** Such as "12h" (1m to 365d); absent: the deployment's disable_after. */
   disable_after?: string;
+  /** How Herald authenticates to the endpoint (not with an extra Authorization header). */
+  auth?: WebhookAuth;
+  /** JavaScript defining `function handler(webhook) { … return webhook; }` (push only). */
+  transformation?: string;
   /** A JSONPath filter expression over the payload, e.g. `$.data.amount > 1000 && $.status == "paid"`. */
   filter?: string | null;
 }
@@ -80,6 +105,31 @@ export interface WebhookUpdateParams {
   disable_after?: string | null;
   /** null (or "") removes the payload filter. */
   filter?: string | null;
+  /** null removes it; a secret sent as "********" keeps the stored one. */
+  auth?: WebhookAuth | null;
+  /** null removes it. */
+  transformation?: string | null;
+}
+
+export interface TransformationTrialParams {
+  /** A sample payload, as it would be published. */
+  payload: unknown;
+  /** `webhook.eventType`; absent: the payload's `event`, else "test.event". */
+  event?: string;
+  /** A transformation to try instead of the saved one (nothing is saved). */
+  transformation?: string;
+}
+
+/** What a transformation's trial came to. */
+export interface TransformationTrial {
+  outcome: 'send' | 'cancel' | 'error';
+  method?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  /** The body that would be signed and sent, byte for byte. */
+  body?: string;
+  error?: string;
+  duration_ms: number;
 }
 
 export interface ListParams {
@@ -225,6 +275,8 @@ export interface EventType {
   name: string;
   description: string;
   example: Record<string, unknown> | null;
+  /** A JSON Schema (draft 2020-12) every publish of this type must satisfy; null: none. */
+  schema: Record<string, unknown> | null;
   created_at: string;
 }
 
@@ -232,6 +284,8 @@ export interface EventTypeCreateParams {
   name: string;
   description?: string;
   example?: Record<string, unknown> | null;
+  /** Enforced at publish: a payload that fails it is refused with 400 `schema_violation`. */
+  schema?: Record<string, unknown> | null;
 }
 
 export interface Tenant {
@@ -284,6 +338,8 @@ export class Webhooks {
   delete(id: number): Promise<{ id: number }>;
   test(id: number): Promise<TestSent>;
   rotateSecret(id: number): Promise<WebhookWithSecret>;
+  /** Runs the transformation on a sample in the delivery sandbox; nothing is sent. */
+  testTransformation(id: number, params: TransformationTrialParams): Promise<TransformationTrial>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
   /** Creates the deliveries this endpoint missed in [since, until); `dryRun` only counts. */
   replay(id: number, params: ReplayParams): Promise<Replayed>;

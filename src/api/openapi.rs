@@ -35,6 +35,7 @@ use super::{deliveries, event_types, events, health, poll, replay, schemas, tena
         webhooks::update,
         webhooks::delete,
         webhooks::rotate_secret,
+        webhooks::test_transformation,
         poll::poll,
         deliveries::list_for_webhook,
         deliveries::send_test,

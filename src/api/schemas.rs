@@ -153,6 +153,35 @@ pub struct Circuit {
     pub consecutive_failures: i64,
 }
 
+/// How Herald authenticates to an endpoint, by `type`: HTTP Basic, a static bearer token, or
+/// an OAuth2 access token fetched with the client credentials grant (cached until shortly
+/// before `expires_in`, replaced once when the endpoint answers 401). The secret
+/// (`password`, `token`, `client_secret`) is write-only: answers show `********`, and
+/// `********` sent back keeps the stored one. `token_url` passes the same address rules as
+/// an endpoint URL.
+#[derive(ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointAuthInput {
+    Basic {
+        /// No `:`.
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    #[serde(rename = "oauth2_client_credentials")]
+    Oauth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        /// Sent as the token request's `scope`.
+        scope: Option<String>,
+        /// Sent as the token request's `audience` (Auth0 and others ask for one).
+        audience: Option<String>,
+    },
+}
+
 /// An endpoint (the seeds call it a webhook).
 #[derive(ToSchema)]
 pub struct Webhook {
@@ -184,6 +213,10 @@ pub struct Webhook {
     /// Disabled after failing this long without a success, such as `"12h"`; `null`: the
     /// deployment's `disable_after`.
     pub disable_after: Option<String>,
+    /// How Herald authenticates to it, every secret `********`; `null`: no auth.
+    pub auth: Option<EndpointAuthInput>,
+    /// Its transformation's JavaScript source; `null`: deliveries go as published.
+    pub transformation: Option<String>,
     /// Its JSONPath filter expression over the payload; `null`: none (every event that
     /// `events` matches).
     pub filter: Option<String>,
@@ -192,6 +225,25 @@ pub struct Webhook {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// What a transformation's trial came to (`POST /webhooks/{id}/transformation/test`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TransformationTrial {
+    /// `send`: the request below would go; `cancel`: nothing would be sent; `error`: the
+    /// delivery would fail with `error`.
+    #[schema(pattern = "^(send|cancel|error)$")]
+    pub outcome: String,
+    pub method: Option<String>,
+    pub url: Option<String>,
+    /// Headers the transformation adds (beside the signature and extra headers).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body that would be signed and sent, byte for byte.
+    pub body: Option<String>,
+    pub error: Option<String>,
+    #[schema(minimum = 0)]
+    pub duration_ms: i64,
 }
 
 /// An endpoint with its signing secret: answered on create and on rotate only.

@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 use super::extract::ApiJson;
 use super::{auth::Auth, cursor, list, ok, respond, schemas, AppState};
 use crate::clock::now_ms;
+use crate::domain::auth::AuthInput;
 use crate::domain::{
-    parse_request_timeout, parse_retry_schedule, EndpointKind, EndpointStatus, EndpointUrl,
-    EventFilter, ExtraHeaders, Ordering, PayloadFilter,
+    parse_request_timeout, parse_retry_schedule, EndpointAuth, EndpointKind, EndpointStatus,
+    EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -21,6 +22,7 @@ use crate::store::endpoint_settings::parse_disable_after;
 use crate::store::{Endpoint, EndpointPatch, EndpointSettings, NewEndpoint};
 use crate::units::parse_rate_limit;
 use crate::wire::signing::{generate_secret, short_key_warning, validate_secret, Scheme};
+use crate::wire::transform::Transformation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -34,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)));
+    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
+    .service(
+        web::resource("/webhooks/{id}/transformation/test")
+            .route(web::post().to(test_transformation)),
+    );
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -71,6 +77,13 @@ struct CreateWebhook {
     /// Such as `"12h"` (1m to 365d): disabled after failing this long without a success;
     /// absent: the deployment's `disable_after`.
     disable_after: Option<String>,
+    /// How Herald authenticates to the endpoint; the secret is write-only.
+    #[schema(value_type = Option<schemas::EndpointAuthInput>)]
+    auth: Option<AuthInput>,
+    /// JavaScript defining `function handler(webhook) { … return webhook; }`, run on each
+    /// delivery before it is signed (README: Transformations). Push endpoints only.
+    #[schema(max_length = 65536)]
+    transformation: Option<String>,
     /// An RFC 9535 JSONPath filter expression over the payload, such as
     /// `$.data.amount > 1000 && $.status == "paid"`: only events it matches (beside
     /// `events`) are delivered. Absent, null or empty: every event `events` matches.
@@ -116,6 +129,14 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     disable_after: Option<Option<String>>,
+    /// `null` removes the endpoint's auth; a secret sent as `********` keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<schemas::EndpointAuthInput>, nullable)]
+    auth: Option<Option<AuthInput>>,
+    /// `null` removes it: deliveries go as published.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 65536)]
+    transformation: Option<Option<String>>,
     /// A JSONPath filter expression over the payload; `null` or `""` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 1024)]
@@ -191,6 +212,11 @@ pub struct WithSecret<'a> {
 
 fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::bad("validation_error", format!("{field}: {e}"))
+}
+
+/// A message that names its field already (`auth.password: …`).
+fn validation(e: String) -> ApiError {
+    ApiError::bad("validation_error", e)
 }
 
 fn parse_signature(schemes: &SchemeList) -> Result<Vec<Scheme>, ApiError> {
@@ -273,6 +299,8 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         retry_schedule,
         request_timeout,
         disable_after,
+        auth,
+        transformation,
         filter,
     } = body;
     let secret = match secret_key {
@@ -323,8 +351,23 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             .map(parse_disable_after)
             .transpose()
             .map_err(invalid("disable_after"))?,
+        auth: auth
+            .map(|a| EndpointAuth::parse(a, allow_private))
+            .transpose()
+            .map_err(validation)?,
+        transformation: match (kind, transformation) {
+            (_, None) => None,
+            (EndpointKind::Poll, Some(_)) => {
+                return Err(ApiError::bad(
+                    "validation_error",
+                    "transformation: a poll endpoint has none; its consumer reads the events as published",
+                ))
+            }
+            (EndpointKind::Push, Some(source)) => Some(parse_transformation(&source)?),
+        },
         payload_filter: parse_payload_filter(filter.as_deref())?,
     };
+    settings.check_auth(kind).map_err(validation)?;
     Ok(NewEndpoint {
         kind,
         secret,
@@ -347,6 +390,8 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         retry_schedule,
         request_timeout,
         disable_after,
+        auth,
+        transformation,
         filter,
     } = body;
     Ok(EndpointPatch {
@@ -386,11 +431,21 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         disable_after: nullable(disable_after, |v| {
             parse_disable_after(&v).map_err(invalid("disable_after"))
         })?,
+        auth: nullable(auth, |a| {
+            EndpointAuth::parse(a, allow_private).map_err(validation)
+        })?,
+        transformation: nullable(transformation, |v| parse_transformation(&v))?,
         payload_filter: match filter {
             None => None,
             Some(f) => Some(parse_payload_filter(f.as_deref())?),
         },
     })
+}
+
+/// Compiles a transformation in the sandbox (its top level runs under the same budget as a
+/// delivery's run, so this is bounded too): a syntax error comes back with its line.
+fn parse_transformation(source: &str) -> Result<Transformation, ApiError> {
+    Transformation::parse(source).map_err(invalid("transformation"))
 }
 
 /// The payload filter as written; blank means none. The error says where it goes wrong
@@ -423,7 +478,7 @@ fn nullable<T, U>(
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. filter: an RFC 9535 JSONPath filter expression over the payload (e.g. `$.data.amount > 1000 && $.status == \"paid\"`); only matching events are delivered; a bad one is refused with the character where it goes wrong.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused. filter: an RFC 9535 JSONPath filter expression over the payload (e.g. `$.data.amount > 1000 && $.status == \"paid\"`); only matching events are delivered; a bad one is refused with the character where it goes wrong.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -516,7 +571,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default. filter: a JSONPath filter expression over the payload; null or \"\" removes it.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), or auth (null removes it; a secret sent as ******** keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default. filter: a JSONPath filter expression over the payload; null or \"\" removes it.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))
@@ -529,9 +584,17 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let allow_private = state.config.allow_private_targets;
     let id = id.into_inner();
-    if body.url.is_some() {
+    if body.url.is_some() || matches!(body.transformation, Some(Some(_))) {
         let current = state.store.get_endpoint(&auth.tenant, id).await?;
-        parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
+        if body.url.is_some() {
+            parse_url_for(current.kind, body.url.as_deref(), allow_private)?;
+        }
+        if current.kind == EndpointKind::Poll && matches!(body.transformation, Some(Some(_))) {
+            return Err(ApiError::bad(
+                "validation_error",
+                "transformation: a poll endpoint has none; its consumer reads the events as published",
+            ));
+        }
     }
     let patch = parse_patch(body, allow_private)?;
     // A resumed endpoint may have deliveries waiting: the service wakes the dispatcher.
@@ -580,4 +643,61 @@ async fn rotate_secret(
         secret: &endpoint.secret,
         warning: None,
     }))
+}
+
+/// A sample for a transformation's trial.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TrialBody {
+    /// The event's payload, as it would be published.
+    #[schema(value_type = Object)]
+    payload: Box<serde_json::value::RawValue>,
+    /// `webhook.eventType` in the run; absent: the payload's `event`, else `test.event`.
+    event: Option<String>,
+    /// A transformation to try instead of the saved one (nothing is saved).
+    #[schema(max_length = 65536)]
+    transformation: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "testWebhookTransformation",
+    summary = "Try a webhook's transformation",
+    path = "/api/v1/webhooks/{id}/transformation/test",
+    tag = "webhooks",
+    description = "Runs the webhook's transformation (or `transformation`, unsaved) on a sample payload in the same sandbox a delivery uses, and answers the request that would be sent (method, url, added headers, the body to sign), a cancel, or the error. Nothing is sent or stored.",
+    params(("id" = i64, Path)),
+    request_body(content = TrialBody, content_type = "application/json"),
+    responses((status = 200, description = "what the run came to", body = schemas::Success<schemas::TransformationTrial>))
+)]
+async fn test_transformation(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    ApiJson(body): ApiJson<TrialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let TrialBody {
+        payload,
+        event,
+        transformation,
+    } = body;
+    let event_type = event
+        .or_else(|| {
+            serde_json::from_str::<serde_json::Value>(payload.get())
+                .ok()?
+                .get("event")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "test.event".to_owned());
+    let trial = state
+        .try_transformation(
+            &auth.tenant,
+            id.into_inner(),
+            transformation,
+            event_type,
+            payload,
+        )
+        .await?;
+    Ok(ok(trial))
 }

@@ -8,6 +8,7 @@
 //! configuration lists), so the engine's connector and the create-time check share one copy.
 
 pub mod address;
+pub mod auth;
 mod payload_filter;
 mod url;
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use auth::EndpointAuth;
 pub use payload_filter::PayloadFilter;
 pub use url::EndpointUrl;
 

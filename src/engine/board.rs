@@ -544,6 +544,9 @@ mod tests {
             created_at: 0,
             operational: false,
             traceparent: None,
+            auth: None,
+            event_type: "a.b".into(),
+            transformation: None,
         }
     }
 

@@ -89,13 +89,20 @@ impl Judge for HealthPolicy {
             last_attempt_at: health.rate_limited.then_some(r.started_at),
             ..HealthChange::default()
         };
-        if r.verdict == Verdict::Failed && !r.operational {
+        if matches!(r.verdict, Verdict::Failed | Verdict::Unsent) && !r.operational {
             let data = json!({
                 "delivery_id": r.delivery_id,
                 "status_code": r.status_code,
                 "error": r.error,
             });
             change.events.push(("herald.delivery.failed", data));
+        }
+        if matches!(r.verdict, Verdict::Cancelled | Verdict::Unsent) {
+            // Nothing was sent: nothing is learnt about the receiver.
+            return HealthChange {
+                last_attempt_at: None,
+                ..change
+            };
         }
         let before = health.failures;
         if r.verdict == Verdict::Succeeded {

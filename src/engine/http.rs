@@ -121,6 +121,20 @@ pub struct Response {
     pub duration: Duration,
 }
 
+impl Response {
+    /// An attempt that failed before a request was made (its OAuth2 token could not be had).
+    pub fn failed(error: String, duration: Duration) -> Response {
+        Response {
+            status: None,
+            error: Some(error),
+            headers: serde_json::Map::new(),
+            body: None,
+            retry_after: None,
+            duration,
+        }
+    }
+}
+
 /// Sends one POST and never panics or errors: every failure becomes `Response::error`.
 /// `timeout` replaces the agent's total timeout for this request (an endpoint's own).
 pub fn post(
@@ -130,8 +144,25 @@ pub fn post(
     body: &str,
     timeout: Option<Duration>,
 ) -> Response {
+    send(agent, "POST", url, headers, body, timeout)
+}
+
+/// `post` with the method a transformation chose (`PUT` and `PATCH`; anything else POSTs).
+pub fn send(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &str,
+    timeout: Option<Duration>,
+) -> Response {
     let started = Instant::now();
-    let mut request = agent.post(url).header("content-type", "application/json");
+    let request = match method {
+        "PUT" => agent.put(url),
+        "PATCH" => agent.patch(url),
+        _ => agent.post(url),
+    };
+    let mut request = request.header("content-type", "application/json");
     if let Some(timeout) = timeout {
         request = request.config().timeout_global(Some(timeout)).build();
     }
@@ -188,7 +219,7 @@ pub fn post(
 
 /// Plain wording for the transport failures an endpoint's owner meets most, as the
 /// attempt history shows them; anything else keeps ureq's own message.
-fn describe(e: &ureq::Error) -> String {
+pub(super) fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => HOST_REFUSED.into(),

@@ -10,7 +10,8 @@
 //!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
 //!    hold every worker. It still wakes on its own for retries that come due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
-//!    the SSRF guard in the resolver, applying `domain::address`'s rules), decides the
+//!    the SSRF guard in the resolver, applying `domain::address`'s rules; with the
+//!    endpoint's auth, an OAuth2 token from the shared cache in `oauth.rs`), decides the
 //!    next step (`retry.rs`), passes the outcome to the recorder, and goes straight on
 //!    with its endpoint's next delivery.
 //! 4. The recorder (`recorder.rs`) writes outcomes in batches, one transaction for many
@@ -35,6 +36,7 @@ pub mod dispatcher;
 pub mod harness;
 pub mod health;
 pub mod http;
+pub mod oauth;
 pub mod plan;
 mod pruner;
 pub mod recorder;
@@ -168,6 +170,7 @@ impl Parts {
             outbox: outbox.clone(),
             board: board.clone(),
             agent: http::agent(&config),
+            tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),
             clock: clock.clone(),

@@ -7,18 +7,25 @@
 //! claimed in the store until its record is committed, so it cannot be claimed twice in
 //! between; if the process dies first, it is sent again after the restart.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
 use super::board::Board;
+use super::oauth::Tokens;
 use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::ExtraHeaders;
+use crate::domain::{EndpointAuth, EndpointUrl, ExtraHeaders};
 use crate::lifecycle::Tally;
 use crate::store::{AttemptRecord, Claimed, Outbox, Verdict};
 use crate::telemetry::{AttemptSpan, TRACEPARENT};
 use crate::wire::signing::{self, HeaderNames, SignInput};
+use crate::wire::transform::{self, Outcome, Transformation};
+use serde_json::value::RawValue;
 
 /// How much of a successful response's body is kept: a success needs no diagnosis, and
 /// most of the attempt rows a busy deployment writes are successes.
@@ -37,6 +44,8 @@ pub struct WorkerContext {
     /// Workers in a request (shutdown waits for them, within its bound).
     pub busy: Arc<Tally>,
     pub stats: Arc<EngineStats>,
+    /// OAuth2 tokens of the endpoints that use them, shared by the workers.
+    pub tokens: Arc<Tokens>,
 }
 
 impl WorkerContext {
@@ -92,6 +101,10 @@ pub fn run(ctx: WorkerContext) {
 /// in-flight limit). No status means timeout or connection failure: as much a sign of a
 /// struggling receiver as a 5xx, so both shrink its limit.
 pub fn observe(board: &Board, record: &AttemptRecord) {
+    if matches!(record.verdict, Verdict::Cancelled | Verdict::Unsent) {
+        // Nothing was sent: the receiver's capacity is as it was.
+        return;
+    }
     let overloaded = match record.status_code {
         None => true,
         Some(code) => code == 429 || code >= 500,
@@ -119,11 +132,14 @@ fn excerpt(mut body: String, max: usize) -> String {
 
 fn count(stats: &EngineStats, record: &AttemptRecord) {
     stats.attempts.fetch_add(1, Ordering::Relaxed);
-    if record.verdict == Verdict::Succeeded {
-        stats.succeeded.fetch_add(1, Ordering::Relaxed);
-    } else {
-        stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-    }
+    match record.verdict {
+        Verdict::Succeeded => stats.succeeded.fetch_add(1, Ordering::Relaxed),
+        // Sent nothing: neither a success nor a failure of the receiver.
+        Verdict::Cancelled => 0,
+        Verdict::RetryAt(_) | Verdict::Failed | Verdict::Unsent => {
+            stats.failed_attempts.fetch_add(1, Ordering::Relaxed)
+        }
+    };
 }
 
 /// The headers a delivery carries: the signature headers, then the endpoint's extra headers.
@@ -170,6 +186,29 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
     if d.secret.is_empty() {
         return refused(ctx, d, started_at);
     }
+    // A transformation decides what is sent: the request it returns is the one signed.
+    let shaped;
+    let (method, url, body, added): (&str, &str, &str, Option<&BTreeMap<String, String>>) =
+        match &d.transformation {
+            None => ("POST", &d.url, &d.body, None),
+            Some(t) => match shape(ctx, d, t) {
+                Ok(Outcome::Send(request)) => {
+                    shaped = request;
+                    (
+                        &shaped.method,
+                        &shaped.url,
+                        &shaped.body,
+                        Some(&shaped.headers),
+                    )
+                }
+                Ok(Outcome::Cancel) => {
+                    return not_sent(ctx, d, started_at, Verdict::Cancelled, CANCELLED.into())
+                }
+                // The same input fails the same way: the delivery fails now, with the
+                // reason, instead of running the schedule (a retry by hand runs it again).
+                Err(e) => return not_sent(ctx, d, started_at, Verdict::Unsent, e),
+            },
+        };
     let schemes = d
         .schemes
         .as_deref()
@@ -182,18 +221,18 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
             // Seconds, as the signature schemes define their timestamp; taken when the
             // attempt starts so a retry is signed afresh and passes replay windows.
             timestamp: started_at / 1000,
-            body: d.body.as_bytes(),
+            body: body.as_bytes(),
             secret: &d.secret,
             previous_secret: d.previous_secret.as_deref(),
         },
-        &d.headers,
+        &with_shaped(&d.headers, added),
     );
     if let Some(value) = traceparent {
         // Ours, not an extra header of the same name: the receiver continues this trace.
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TRACEPARENT));
         headers.push((TRACEPARENT.to_owned(), value.to_owned()));
     }
-    let response = http::post(&ctx.agent, &d.url, &headers, &d.body, d.request_timeout);
+    let response = post_with_auth(ctx, d, method, url, body, headers);
     let status = response.status;
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let gone = status == Some(410);
@@ -243,6 +282,132 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         operational: d.operational,
     }
 }
+
+/// Posts the delivery with the endpoint's auth, if it has one. Basic and bearer are one
+/// header; OAuth2 takes a token from the cache (fetching one when it has none fresh) and,
+/// when the endpoint answers 401, a new token and one more request within this attempt: a
+/// token revoked early should not cost the delivery a retry round.
+/// `method`, `url` and `body` are the delivery's own, or what its transformation returned.
+fn post_with_auth(
+    ctx: &WorkerContext,
+    d: &Claimed,
+    method: &str,
+    url: &str,
+    body: &str,
+    mut headers: Vec<(String, String)>,
+) -> http::Response {
+    let Some(auth) = &d.auth else {
+        return http::send(&ctx.agent, method, url, &headers, body, d.request_timeout);
+    };
+    // The API refuses an extra Authorization header beside auth; one stored before that
+    // rule still must not travel with (or instead of) ours.
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(AUTHORIZATION));
+    let post = |value: String| {
+        let mut headers = headers.clone();
+        headers.push((AUTHORIZATION.to_owned(), value));
+        http::send(&ctx.agent, method, url, &headers, body, d.request_timeout)
+    };
+    match auth {
+        EndpointAuth::Basic { username, password } => post(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{username}:{password}"))
+        )),
+        EndpointAuth::Bearer { token } => post(format!("Bearer {token}")),
+        EndpointAuth::OAuth2(o) => {
+            let started = std::time::Instant::now();
+            let tokens = &ctx.tokens;
+            let token = match tokens.token(&ctx.agent, d.endpoint_id, o, d.request_timeout) {
+                Ok(t) => t,
+                Err(e) => return http::Response::failed(e, started.elapsed()),
+            };
+            let first = post(format!("Bearer {token}"));
+            if first.status != Some(401) {
+                return first;
+            }
+            tracing::info!("the endpoint refused its OAuth2 token (401): fetching a new one");
+            let mut second =
+                match tokens.refresh(&ctx.agent, d.endpoint_id, o, &token, d.request_timeout) {
+                    Ok(t) => post(format!("Bearer {t}")),
+                    Err(e) => http::Response::failed(
+                        format!("the endpoint answered 401, and a new token failed: {e}"),
+                        started.elapsed(),
+                    ),
+                };
+            second.duration = started.elapsed();
+            second
+        }
+    }
+}
+
+const AUTHORIZATION: &str = "authorization";
+/// Runs the endpoint's transformation on this delivery (`wire::transform`), and holds the
+/// URL it returns to the rules an endpoint URL is held to when it is saved; the SSRF guard
+/// in the resolver then vets the address it reaches, as for any endpoint.
+fn shape(ctx: &WorkerContext, d: &Claimed, t: &Transformation) -> Result<Outcome, String> {
+    let payload = RawValue::from_string(d.body.clone())
+        .map_err(|e| format!("the stored payload is not JSON: {e}"))?;
+    let outcome = transform::run(
+        t,
+        &transform::Input {
+            method: "POST",
+            url: &d.url,
+            event_type: &d.event_type,
+            payload: &payload,
+            headers: Default::default(),
+            cancel: false,
+        },
+    )?;
+    if let Outcome::Send(request) = &outcome {
+        if request.url != d.url {
+            EndpointUrl::parse(&request.url, ctx.config.allow_private_targets)
+                .map_err(|e| format!("the transformation's URL is refused: {e}"))?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The endpoint's extra headers with a transformation's added to them (each replacing an
+/// extra header of the same name; `delivery_headers` keeps Herald's own above both).
+fn with_shaped(extra: &ExtraHeaders, added: Option<&BTreeMap<String, String>>) -> ExtraHeaders {
+    let Some(added) = added.filter(|a| !a.is_empty()) else {
+        return extra.clone();
+    };
+    let mut merged = extra.map().clone();
+    for (name, value) in added {
+        merged.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        merged.insert(name.clone(), value.clone());
+    }
+    ExtraHeaders::from_stored(merged)
+}
+
+/// A delivery's attempt that sent nothing: cancelled by its transformation, or failed in
+/// it. The verdict is final either way (no schedule), and the reason is kept.
+fn not_sent(
+    ctx: &WorkerContext,
+    d: &Claimed,
+    started_at: i64,
+    verdict: Verdict,
+    error: String,
+) -> AttemptRecord {
+    tracing::info!(error = %error, "not sent");
+    AttemptRecord {
+        delivery_id: d.delivery_id,
+        endpoint_id: d.endpoint_id,
+        started_at,
+        duration_ms: (ctx.clock.now_ms() - started_at).max(0),
+        status_code: None,
+        error: Some(error),
+        response_headers: None,
+        response_body: None,
+        verdict,
+        gone: false,
+        backoff_until: None,
+        operational: d.operational,
+    }
+}
+
+/// What a delivery its transformation cancelled says.
+pub const CANCELLED: &str = "cancelled by the endpoint's transformation: nothing was sent";
 
 /// An endpoint whose stored secret does not open for it (sealed for another endpoint, or
 /// with another key: `secrets::secret_key`) is sent nothing: signing with no secret, or the

@@ -8,6 +8,7 @@ use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
 
+pub use super::auth_form::AuthForm;
 use super::flash::Flash;
 use super::format::{header_lines, parse_header_lines, split_list};
 use super::guard::{PathId, Posted, Tenant};
@@ -22,6 +23,7 @@ use crate::store::{
     Cursor, Delivery, DeliveryQuery, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page,
 };
 use crate::wire::signing::{generate_secret, parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(page(web::resource("/endpoints")).get(list).post(create))
@@ -62,6 +64,13 @@ pub struct EndpointForm {
     /// Empty: the deployment's `disable_after`.
     #[serde(default)]
     pub disable_after: String,
+    /// How Herald authenticates to the endpoint (`auth_form`); `None` (an older form) leaves
+    /// it as it is.
+    #[serde(flatten)]
+    pub auth: AuthForm,
+    /// JavaScript (`function handler(webhook) { … }`); empty: none.
+    #[serde(default)]
+    pub transformation: String,
     /// The payload filter (JSONPath); empty: none.
     #[serde(default)]
     pub filter: String,
@@ -109,6 +118,8 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
+            transformation,
             payload_filter,
         } = &e.settings;
         EndpointForm {
@@ -130,6 +141,11 @@ impl EndpointForm {
                 .unwrap_or_default(),
             disable_after: disable_after
                 .map(crate::units::format_duration)
+                .unwrap_or_default(),
+            auth: AuthForm::from_auth(auth.as_ref()),
+            transformation: transformation
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
                 .unwrap_or_default(),
             filter: payload_filter
                 .as_ref()
@@ -189,6 +205,8 @@ impl EndpointForm {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
+            transformation,
             filter,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
@@ -234,6 +252,17 @@ impl EndpointForm {
                         .map_err(|e| format!("disable after: {e}"))?,
                 ),
             },
+            auth: auth.parse(allow_private)?.flatten(),
+            transformation: match (kind, transformation.trim()) {
+                (_, "") => None,
+                (EndpointKind::Poll, _) => {
+                    return Err("transformation: a poll endpoint has none; leave it empty".into())
+                }
+                (EndpointKind::Push, _) => Some(
+                    Transformation::parse(transformation)
+                        .map_err(|e| format!("transformation: {e}"))?,
+                ),
+            },
             payload_filter: match filter.trim() {
                 "" => None,
                 text => Some(PayloadFilter::parse(text).map_err(|e| format!("filter: {e}"))?),
@@ -252,6 +281,7 @@ impl EndpointForm {
         let parsed = self.parse(allow_private)?;
         Ok(EndpointPatch {
             signature: self.signature()?,
+            auth: self.auth.parse(allow_private)?,
             ..EndpointPatch::all(parsed.settings)
         })
     }
@@ -337,7 +367,10 @@ async fn new(t: Tenant) -> PageResult {
 }
 
 async fn create(t: Tenant, Posted(form): Posted<EndpointForm>) -> PageResult {
-    let new = match form.parse(t.state().config.allow_private_targets) {
+    let parsed = form
+        .parse(t.state().config.allow_private_targets)
+        .and_then(|new| new.settings.check_auth(new.kind).map(|()| new));
+    let new = match parsed {
         Ok(new) => new,
         Err(problem) => return new_page(&t, form, Some(problem)).await,
     };
@@ -368,6 +401,8 @@ struct ShowPage {
     known_events: Vec<String>,
     default_rate_limit: Option<f64>,
     health: super::endpoint_health::EndpointHealth,
+    trial_id: i64,
+    trial_form: super::transformation::TrialForm,
     missed: super::endpoint_actions::Missed,
 }
 
@@ -386,6 +421,11 @@ impl ShowPage {
             ),
             None => schedule,
         }
+    }
+
+    /// The endpoint's auth: its type and who it authenticates as, never a secret.
+    fn auth(&self) -> String {
+        super::auth_form::describe(self.endpoint.settings.auth.as_ref())
     }
 
     /// While a rotation's grace period lasts, the previous secret still signs.
@@ -436,6 +476,8 @@ async fn show_page(
             known_events,
             default_rate_limit: t.state().config.rate_limit,
             health,
+            trial_id: id,
+            trial_form: super::transformation::TrialForm::sample(),
             missed,
         },
     ))

@@ -12,6 +12,7 @@
 //! redirect (POST-redirect-GET); a one-time message rides along (`flash`). The actions
 //! themselves are the JSON API's shared functions and the store's, never a copy of them.
 
+mod auth_form;
 mod charts;
 mod deliveries;
 mod endpoint_actions;
@@ -29,6 +30,7 @@ mod resource;
 mod session;
 mod tenant_actions;
 mod tenants;
+mod transformation;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -72,6 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The pages of one tenant, mounted under both areas.
 fn tenant_pages(cfg: &mut web::ServiceConfig) {
     cfg.configure(endpoints::configure)
+        .configure(transformation::configure)
         .configure(endpoint_actions::configure)
         .configure(events::configure)
         .configure(deliveries::configure);

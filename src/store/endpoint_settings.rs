@@ -17,11 +17,13 @@ use serde::{Serialize, Serializer};
 
 use crate::clock::ser;
 use crate::domain::{
-    EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
+    EndpointAuth, EndpointKind, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    PayloadFilter,
 };
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
 use crate::wire::signing::{parse_schemes, Scheme};
+use crate::wire::transform::Transformation;
 
 /// The settings of an endpoint, validated (each field's type checked it when built).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +53,12 @@ pub struct EndpointSettings {
     /// deployment's `disable_after`.
     #[serde(serialize_with = "ser::opt_duration")]
     pub disable_after: Option<Duration>,
+    /// How Herald authenticates to the endpoint; answered with its secret masked.
+    #[serde(serialize_with = "masked_auth")]
+    pub auth: Option<EndpointAuth>,
+    /// The endpoint's transformation (JavaScript, `wire::transform`); `None`: sent as published.
+    #[serde(serialize_with = "opt_source")]
+    pub transformation: Option<Transformation>,
     /// A JSONPath filter over the payload (`domain::PayloadFilter`), answered as `filter`
     /// (the Rust `filter` above is the `events` patterns); `None`: every event that the
     /// patterns match.
@@ -74,8 +82,32 @@ impl EndpointSettings {
             retry_schedule: None,
             request_timeout: None,
             disable_after: None,
+            auth: None,
+            transformation: None,
             payload_filter: None,
         }
+    }
+
+    /// What the front ends check of `auth` against the rest, before storing (create, PATCH
+    /// after the patch is applied, the forms): a poll endpoint is sent nothing to
+    /// authenticate to; auth and an extra `Authorization` header do not mix; a masked
+    /// secret must have been filled in from the stored one.
+    pub fn check_auth(&self, kind: EndpointKind) -> Result<(), String> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        if kind == EndpointKind::Poll {
+            return Err("auth: a poll endpoint is not sent requests; it has no auth".into());
+        }
+        if auth.has_masked() {
+            return Err(format!(
+                "auth: the {} secret is required (`{}`, or a blank form field, keeps a stored \
+                 one, and there is none)",
+                auth.kind(),
+                ExtraHeaders::MASKED
+            ));
+        }
+        crate::domain::auth::check_no_authorization_header(Some(auth), &self.headers)
     }
 
     /// The URL as stored and shown: empty for a poll endpoint.
@@ -99,6 +131,8 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<Duration>>>,
     pub request_timeout: Option<Option<Duration>>,
     pub disable_after: Option<Option<Duration>>,
+    pub auth: Option<Option<EndpointAuth>>,
+    pub transformation: Option<Option<Transformation>>,
     pub payload_filter: Option<Option<PayloadFilter>>,
 }
 
@@ -117,6 +151,8 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
+            transformation,
             payload_filter,
         } = settings;
         EndpointPatch {
@@ -131,6 +167,8 @@ impl EndpointPatch {
             retry_schedule: Some(retry_schedule),
             request_timeout: Some(request_timeout),
             disable_after: Some(disable_after),
+            auth: Some(auth),
+            transformation: Some(transformation),
             payload_filter: Some(payload_filter),
         }
     }
@@ -150,6 +188,8 @@ impl EndpointPatch {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
+            transformation,
             payload_filter,
         } = self;
         EndpointSettings {
@@ -164,6 +204,8 @@ impl EndpointPatch {
             retry_schedule: retry_schedule.unwrap_or(current.retry_schedule),
             request_timeout: request_timeout.unwrap_or(current.request_timeout),
             disable_after: disable_after.unwrap_or(current.disable_after),
+            auth: auth.unwrap_or(current.auth),
+            transformation: transformation.unwrap_or(current.transformation),
             payload_filter: payload_filter.unwrap_or(current.payload_filter),
         }
     }
@@ -188,7 +230,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 12] = [
+pub const COLUMNS: [(&str, ColumnType); 14] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -200,16 +242,20 @@ pub const COLUMNS: [(&str, ColumnType); 12] = [
     ("retry_schedule", ColumnType::Text),
     ("request_timeout_ms", ColumnType::Bigint),
     ("disable_after_ms", ColumnType::Bigint),
+    // JSON with the credentials inside: sealed whole (`SEALED`).
+    ("auth", ColumnType::Text),
+    ("transformation", ColumnType::Text),
     ("payload_filter", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
 /// Security), so a copied database or backup reveals no credential a setting carries: the
-/// extra header values (often a receiver's `Authorization`). A text column listed here is
+/// extra header values (often a receiver's `Authorization`) and the auth setting (its
+/// password, token or client secret). A text column listed here is
 /// written through `EndpointSettings::sealed_columns` and read through
 /// `EndpointSettings::read_sealed`; rows written before it was listed (or by a process
 /// without the key) are sealed when the store opens (`reseal_value`).
-pub const SEALED: &[&str] = &["headers"];
+pub const SEALED: &[&str] = &["headers", "auth"];
 
 /// Whether entry `i` of `COLUMNS` is sealed.
 fn sealed_at(i: usize) -> bool {
@@ -257,6 +303,8 @@ impl EndpointSettings {
             retry_schedule,
             request_timeout,
             disable_after,
+            auth,
+            transformation,
             payload_filter,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
@@ -272,6 +320,8 @@ impl EndpointSettings {
             Value::Text(retry_schedule.as_deref().map(format_schedule)),
             Value::Bigint(request_timeout.map(millis)),
             Value::Bigint(disable_after.map(millis)),
+            Value::Text(auth.as_ref().map(EndpointAuth::to_stored)),
+            Value::Text(transformation.as_ref().map(|t| t.as_str().to_owned())),
             Value::Text(payload_filter.as_ref().map(|f| f.as_str().to_owned())),
         ]
     }
@@ -301,7 +351,11 @@ impl EndpointSettings {
             retry_schedule: text(at(8)?).and_then(|s| parse_schedule(&s).ok()),
             request_timeout: bigint(at(9)?).map(from_millis),
             disable_after: bigint(at(10)?).map(from_millis),
-            payload_filter: text(at(11)?).map(|f| PayloadFilter::from_stored(&f)),
+            auth: text(at(11)?).and_then(|a| EndpointAuth::from_stored(&a)),
+            transformation: text(at(12)?)
+                .filter(|t| !t.is_empty())
+                .map(Transformation::from_stored),
+            payload_filter: text(at(13)?).map(|f| PayloadFilter::from_stored(&f)),
         })
     }
 }
@@ -392,6 +446,17 @@ fn patterns<S: Serializer>(filter: &EventFilter, s: S) -> Result<S::Ok, S::Error
     filter.patterns().serialize(s)
 }
 
+fn masked_auth<S: Serializer>(auth: &Option<EndpointAuth>, s: S) -> Result<S::Ok, S::Error> {
+    auth.as_ref().map(EndpointAuth::masked).serialize(s)
+}
+
+fn opt_source<S: Serializer>(t: &Option<Transformation>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 fn payload_filter<S: Serializer>(f: &Option<PayloadFilter>, s: S) -> Result<S::Ok, S::Error> {
     match f {
         Some(f) => s.serialize_str(f.as_str()),
@@ -421,6 +486,12 @@ mod tests {
             retry_schedule: Some(vec![Duration::from_secs(10), Duration::from_secs(60)]),
             request_timeout: Some(Duration::from_millis(1_500)),
             disable_after: Some(Duration::from_secs(3_600)),
+            auth: Some(EndpointAuth::Bearer {
+                token: "t0ken".into(),
+            }),
+            transformation: Some(Transformation::from_stored(
+                "function handler(w) { return w; }".into(),
+            )),
             payload_filter: Some(PayloadFilter::parse("$.data.amount > 1000").unwrap()),
         }
     }

@@ -264,6 +264,12 @@ pub struct Claimed {
     /// The publish's W3C `traceparent`, stored with the event: the attempt's span is its
     /// child (`engine::telemetry`). `None` when tracing was off at the publish.
     pub traceparent: Option<String>,
+    /// How to authenticate to the endpoint, opened from its seal when claimed.
+    pub auth: Option<crate::domain::EndpointAuth>,
+    /// The event's type (a transformation reads it as `webhook.eventType`).
+    pub event_type: String,
+    /// The endpoint's transformation, run before the body is signed.
+    pub transformation: Option<crate::wire::transform::Transformation>,
 }
 
 /// What became of a delivery after one attempt (decided by `engine::retry`). A retry
@@ -273,6 +279,13 @@ pub enum Verdict {
     Succeeded,
     RetryAt(i64),
     Failed,
+    /// Not sent, by the endpoint's own choice (its transformation set `cancel`): the
+    /// delivery ends `cancelled`, and the endpoint's health neither gains nor loses.
+    Cancelled,
+    /// Failed for good before anything was sent (the endpoint's transformation failed):
+    /// the delivery ends `failed`, but the receiver was not asked, so its endpoint's
+    /// health neither gains nor loses (a broken transformation opens no circuit).
+    Unsent,
 }
 
 /// One finished attempt, ready to be written.

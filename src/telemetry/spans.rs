@@ -149,9 +149,11 @@ impl AttemptSpan {
             Verdict::Succeeded => "succeeded",
             Verdict::RetryAt(_) => "retry",
             Verdict::Failed => "failed",
+            Verdict::Cancelled => "cancelled",
+            Verdict::Unsent => "failed",
         };
         span.set_attribute(KeyValue::new("herald.verdict", verdict));
-        if r.verdict != Verdict::Succeeded {
+        if !matches!(r.verdict, Verdict::Succeeded | Verdict::Cancelled) {
             // The status alone: an error text can quote the endpoint's URL.
             span.set_status(Status::error(match r.status_code {
                 Some(s) => format!("HTTP {s}"),

@@ -9,3 +9,4 @@
 pub mod canonical_json;
 pub mod payload;
 pub mod signing;
+pub mod transform;

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_inputs;
 mod disable_after;
+mod endpoint_auth;
 mod metrics;
 mod openapi_tools;
 mod operator;
@@ -20,3 +21,4 @@ mod sealed_settings;
 mod security;
 mod seeds;
 mod tenants;
+mod transformations;

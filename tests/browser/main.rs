@@ -20,6 +20,7 @@ mod portal;
 mod routing;
 mod security;
 mod tenant_pages;
+mod transformation;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -478,6 +478,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, check: &mut dyn FnMut() -> Opt
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
@@ -552,6 +553,7 @@ impl Receiver {
                                     *e - 1
                                 };
                                 seen.lock().unwrap().push(Received {
+                                    method: req.method().as_str().to_owned(),
                                     path: path.clone(),
                                     headers: req
                                         .headers()

@@ -66,7 +66,7 @@ export class Webhooks extends Resource {
     return this.call('GET', `${V1}/webhooks/${enc(id)}`, { idempotent: true });
   }
 
-  /** Sets the given fields (url, events, description, headers, status, signature). */
+  /** Sets the given fields (url, events, description, headers, status, signature, auth, …). */
   update(id, params) {
     return this.call('PATCH', `${V1}/webhooks/${enc(id)}`, { body: webhookBody(params), idempotent: true });
   }
@@ -83,6 +83,17 @@ export class Webhooks extends Resource {
   /** A new secret; the previous one keeps signing beside it for the rotation grace period. */
   rotateSecret(id) {
     return this.call('POST', `${V1}/webhooks/${enc(id)}/rotate-secret`);
+  }
+
+  /**
+   * Runs the endpoint's transformation (or `transformation`, unsaved) on a sample payload in
+   * the sandbox deliveries use: `{ outcome: 'send' | 'cancel' | 'error', body?, error?, … }`.
+   */
+  testTransformation(id, { payload, event, transformation }) {
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/transformation/test`, {
+      body: { payload, event, transformation },
+      idempotent: true,
+    });
   }
 
   /** Re-queues this endpoint's failed deliveries created since a time. */

@@ -50,6 +50,23 @@ describe('webhooks', () => {
     await rejects(client.webhooks.get(created.id), 404, 'not_found');
   });
 
+  test('auth: the secret is write-only; null removes it', async () => {
+    const created = await client.webhooks.create({
+      url: receiver.url('/auth'),
+      events: ['auth.js'],
+      auth: { type: 'basic', username: 'js', password: 'js-pa55word' },
+    });
+    assert.deepEqual(created.auth, { type: 'basic', username: 'js', password: '********' });
+    assert.ok(!JSON.stringify(await client.webhooks.get(created.id)).includes('js-pa55word'));
+    const kept = await client.webhooks.update(created.id, {
+      auth: { type: 'basic', username: 'js2', password: '********' },
+    });
+    assert.equal(kept.auth.username, 'js2');
+    const removed = await client.webhooks.update(created.id, { auth: null });
+    assert.equal(removed.auth, null);
+    await client.webhooks.delete(created.id);
+  });
+
   test('a poll endpoint: poll answers signed events oldest first; the cursor acknowledges', async () => {
     const hook = await client.webhooks.create({ type: 'poll', events: ['poll.js'] });
     assert.equal(hook.type, 'poll');
@@ -78,6 +95,28 @@ describe('webhooks', () => {
     assert.equal(b.secret, 'another-secret');
     await client.webhooks.delete(a.id);
     await client.webhooks.delete(b.id);
+  });
+
+  test('transformation: set, try, remove', async () => {
+    const transformation = 'function handler(w) { w.payload = { n: w.payload.n + 1 }; return w; }';
+    const hook = await client.webhooks.create({ url: receiver.url('/shaped'), events: ['*'], transformation });
+    assert.equal(hook.transformation, transformation);
+    const trial = await client.webhooks.testTransformation(hook.id, { payload: { n: 41 } });
+    assert.equal(trial.outcome, 'send');
+    assert.equal(trial.body, '{"n":42}');
+    const failed = await client.webhooks.testTransformation(hook.id, {
+      payload: {},
+      transformation: 'function handler(w) { throw new Error("nope"); }',
+    });
+    assert.equal(failed.outcome, 'error');
+    assert.match(failed.error, /nope/);
+    await assert.rejects(
+      client.webhooks.create({ url: receiver.url('/x'), events: ['*'], transformation: 'function handler(' }),
+      (e) => e instanceof HeraldError && e.status === 400 && /transformation/.test(e.message),
+    );
+    const removed = await client.webhooks.update(hook.id, { transformation: null });
+    assert.equal(removed.transformation, null);
+    await client.webhooks.delete(hook.id);
   });
 
   test('test, rotateSecret, deliveries, recover', async () => {
@@ -255,6 +294,18 @@ describe('event types', () => {
     assert.deepEqual(await client.eventTypes.delete(name), { name });
     await rejects(client.eventTypes.get(name), 404, 'not_found');
     await rejects(client.eventTypes.create({ name: 'bad name' }), 400, 'validation_error');
+  });
+
+  test('a schema is enforced at publish', async () => {
+    const name = `sdk.js.schema.${Math.random().toString(36).slice(2, 8)}`;
+    const schema = { type: 'object', required: ['task_id'], properties: { task_id: { type: 'string' } } };
+    const created = await client.eventTypes.create({ name, schema });
+    assert.deepEqual(created.schema, schema);
+    await rejects(client.events.publish({ event: name, amount: 1 }), 400, 'schema_violation');
+    const ok = await client.events.publish({ event: name, task_id: 't-1' });
+    assert.match(ok.id, /^evt_/);
+    await rejects(client.eventTypes.create({ name, schema: { type: 'nonsense' } }), 400, 'validation_error');
+    await client.eventTypes.delete(name);
   });
 });
 

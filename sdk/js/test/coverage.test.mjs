@@ -14,6 +14,7 @@ const METHODS = {
   'DELETE /api/v1/webhooks/{id}': 'webhooks.delete',
   'POST /api/v1/webhooks/{id}/test': 'webhooks.test',
   'POST /api/v1/webhooks/{id}/rotate-secret': 'webhooks.rotateSecret',
+  'POST /api/v1/webhooks/{id}/transformation/test': 'webhooks.testTransformation',
   'GET /api/v1/webhooks/{id}/poll': 'webhooks.poll',
   'POST /api/v1/webhooks/{id}/recover': 'webhooks.recover',
   'POST /api/v1/webhooks/{id}/replay': 'webhooks.replay',

@@ -68,11 +68,16 @@ class Webhooks(_Resource):
         status: Optional[str] = None,
         signature: Optional[Sequence[str]] = None,
         disable_after: Optional[str] = None,
+        auth: Optional[Mapping[str, Any]] = None,
+        transformation: Optional[str] = None,
         filter: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
         rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
-        ``filter``: a JSONPath filter expression over the payload, such as
+        ``auth``: ``{"type": "basic", "username", "password"}``, ``{"type": "bearer",
+        "token"}`` or ``{"type": "oauth2_client_credentials", "token_url", "client_id",
+        "client_secret", "scope"?, "audience"?}``; its secret is write-only (answered as
+        ``********``). ``filter``: a JSONPath filter expression over the payload, such as
         ``$.data.amount > 1000 && $.status == "paid"``."""
         body = {
             k: v
@@ -86,6 +91,8 @@ class Webhooks(_Resource):
                 status=status,
                 signature=list(signature) if signature is not None else None,
                 disable_after=disable_after,
+                auth=dict(auth) if auth is not None else None,
+                transformation=transformation,
                 filter=filter,
             ).items()
             if v is not None
@@ -111,10 +118,14 @@ class Webhooks(_Resource):
         status: Any = UNSET,
         signature: Any = UNSET,
         disable_after: Any = UNSET,
+        auth: Any = UNSET,
+        transformation: Any = UNSET,
         filter: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
-        deployment's setting; ``filter=None`` removes the payload filter."""
+        deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
+        as ``********`` keeps the stored one; ``transformation=None`` removes it;
+        ``filter=None`` removes the payload filter."""
         body = fields(
             url=url,
             events=events,
@@ -123,6 +134,8 @@ class Webhooks(_Resource):
             status=status,
             signature=signature,
             disable_after=disable_after,
+            auth=auth,
+            transformation=transformation,
             filter=filter,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
@@ -137,6 +150,26 @@ class Webhooks(_Resource):
     def rotate_secret(self, id: int) -> HeraldObject:
         """A new secret; the previous one keeps signing beside it for the grace period."""
         return self._call("POST", f"{V1}/webhooks/{enc(id)}/rotate-secret")
+
+    def test_transformation(
+        self,
+        id: int,
+        *,
+        payload: Any,
+        event: Optional[str] = None,
+        transformation: Optional[str] = None,
+    ) -> HeraldObject:
+        """Runs the endpoint's transformation (or ``transformation``, unsaved) on a sample
+        payload in the sandbox deliveries use; ``outcome`` is ``send``, ``cancel`` or
+        ``error``. Nothing is sent or saved."""
+        body = {
+            k: v
+            for k, v in dict(payload=payload, event=event, transformation=transformation).items()
+            if v is not None or k == "payload"
+        }
+        return self._call(
+            "POST", f"{V1}/webhooks/{enc(id)}/transformation/test", body=body, idempotent=True
+        )
 
     def recover(self, id: int, *, since: TimeInput) -> HeraldObject:
         """Re-queues this endpoint's failed deliveries created since a time."""
@@ -288,14 +321,23 @@ class EventTypes(_Resource):
         return self._list(f"{V1}/event-types", dict(limit=limit, cursor=cursor))
 
     def create(
-        self, *, name: str, description: Optional[str] = None, example: Optional[Mapping[str, Any]] = None
+        self,
+        *,
+        name: str,
+        description: Optional[str] = None,
+        example: Optional[Mapping[str, Any]] = None,
+        schema: Optional[Mapping[str, Any]] = None,
     ) -> HeraldObject:
-        """Creates or replaces a catalogue entry (admin), so it is safe to retry."""
+        """Creates or replaces a catalogue entry (admin), so it is safe to retry. A
+        ``schema`` (JSON Schema draft 2020-12) is enforced at publish: a payload that fails
+        it is refused with 400 ``schema_violation``."""
         body: Dict[str, Any] = {"name": name}
         if description is not None:
             body["description"] = description
         if example is not None:
             body["example"] = dict(example)
+        if schema is not None:
+            body["schema"] = dict(schema)
         return self._call("POST", f"{V1}/event-types", body=body, idempotent=True)
 
     def get(self, name: str) -> HeraldObject:

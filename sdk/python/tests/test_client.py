@@ -52,6 +52,20 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(client.webhooks.delete(created.id), {"id": created.id})
         self.assertHeraldError(404, "not_found", lambda: client.webhooks.get(created.id))
 
+    def test_webhook_auth_is_write_only_and_none_removes_it(self) -> None:
+        client = self.client
+        created = client.webhooks.create(
+            url=self.receiver.url("/auth"),
+            events=["auth.py"],
+            auth={"type": "bearer", "token": "py-t0ken-secret"},
+        )
+        self.assertEqual(created.auth, {"type": "bearer", "token": "********"})
+        self.assertNotIn("py-t0ken-secret", str(client.webhooks.get(created.id)))
+        basic = client.webhooks.update(created.id, auth={"type": "basic", "username": "py", "password": "pw"})
+        self.assertEqual(basic.auth, {"type": "basic", "username": "py", "password": "********"})
+        self.assertIsNone(client.webhooks.update(created.id, auth=None).auth)
+        client.webhooks.delete(created.id)
+
     def test_a_poll_endpoint_answers_signed_events_and_the_cursor_acknowledges(self) -> None:
         client = self.client
         hook = client.webhooks.create(type="poll", events=["poll.py"])
@@ -69,6 +83,25 @@ class ClientTest(HeraldTestCase):
     def test_a_chosen_secret_key_is_used_as_given(self) -> None:
         hook = self.client.webhooks.create(url=self.receiver.url("/a"), events=["*"], secret_key="your-secret-key")
         self.assertEqual(hook.secret, "your-secret-key")
+        self.client.webhooks.delete(hook.id)
+
+    def test_transformation_set_try_remove(self) -> None:
+        source = "function handler(w) { w.payload = { n: w.payload.n + 1 }; return w; }"
+        hook = self.client.webhooks.create(url=self.receiver.url("/shaped"), events=["*"], transformation=source)
+        self.assertEqual(hook.transformation, source)
+        trial = self.client.webhooks.test_transformation(hook.id, payload={"n": 41})
+        self.assertEqual(trial.outcome, "send")
+        self.assertEqual(trial.body, '{"n":42}')
+        failed = self.client.webhooks.test_transformation(
+            hook.id, payload={}, transformation='function handler(w) { throw new Error("nope"); }'
+        )
+        self.assertEqual(failed.outcome, "error")
+        self.assertIn("nope", failed.error)
+        with self.assertRaises(HeraldError) as refused:
+            self.client.webhooks.create(url=self.receiver.url("/x"), events=["*"], transformation="function handler(")
+        self.assertEqual(refused.exception.status, 400)
+        removed = self.client.webhooks.update(hook.id, transformation=None)
+        self.assertIsNone(removed.transformation)
         self.client.webhooks.delete(hook.id)
 
     def test_webhooks_test_rotate_deliveries_recover(self) -> None:
@@ -206,6 +239,18 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(client.event_types.delete(name), {"name": name})
         self.assertHeraldError(404, "not_found", lambda: client.event_types.get(name))
         self.assertHeraldError(400, "validation_error", lambda: client.event_types.create(name="bad name"))
+
+    def test_event_type_schema_is_enforced(self) -> None:
+        client = self.client
+        name = f"sdk.py.schema.{suffix()}"
+        schema = {"type": "object", "required": ["task_id"], "properties": {"task_id": {"type": "string"}}}
+        self.assertEqual(client.event_types.create(name=name, schema=schema).schema, schema)
+        self.assertHeraldError(400, "schema_violation", lambda: client.events.publish({"event": name, "amount": 1}))
+        client.events.publish({"event": name, "task_id": "t-1"})
+        self.assertHeraldError(
+            400, "validation_error", lambda: client.event_types.create(name=name, schema={"type": "nonsense"})
+        )
+        client.event_types.delete(name)
 
     # tenants and keys
 

@@ -16,6 +16,7 @@ METHODS = {
     "DELETE /api/v1/webhooks/{id}": "webhooks.delete",
     "POST /api/v1/webhooks/{id}/test": "webhooks.test",
     "POST /api/v1/webhooks/{id}/rotate-secret": "webhooks.rotate_secret",
+    "POST /api/v1/webhooks/{id}/transformation/test": "webhooks.test_transformation",
     "GET /api/v1/webhooks/{id}/poll": "webhooks.poll",
     "POST /api/v1/webhooks/{id}/recover": "webhooks.recover",
     "POST /api/v1/webhooks/{id}/replay": "webhooks.replay",

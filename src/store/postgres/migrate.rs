@@ -17,6 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_type_schema.sql"),
     include_str!("migrations/0006_replicas.sql"),
     include_str!("migrations/0007_event_traceparent.sql"),
+    include_str!("migrations/0008_endpoint_auth.sql"),
+    include_str!("migrations/0009_endpoint_transformation.sql"),
     include_str!("migrations/0011_endpoint_payload_filter.sql"),
 ];
 

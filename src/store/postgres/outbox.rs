@@ -26,7 +26,7 @@ use postgres::types::Type;
 use postgres::{Client, Row, Statement, Transaction};
 use serde_json::json;
 
-use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
 use crate::store::endpoint_settings as settings;
 use crate::store::{
@@ -34,6 +34,7 @@ use crate::store::{
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
+use crate::wire::transform::Transformation;
 
 /// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
 const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
@@ -292,7 +293,7 @@ fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claime
                 p.secret, CASE WHEN p.previous_secret_until > $2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts,
                 d.created_at, p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                starts_with(e.event_type, 'herald.'), e.traceparent
+                starts_with(e.event_type, 'herald.'), e.traceparent, p.auth, e.event_type, p.transformation
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ANY($1)",
         &[(&ids, Type::INT8_ARRAY), (&now, Type::INT8)],
@@ -339,6 +340,13 @@ fn claimed(r: &Row) -> Result<Claimed> {
             .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
         operational: r.get(18),
         traceparent: r.get(19),
+        auth: settings::open_value("auth", r.get(20), &endpoint_owner(&tenant, endpoint))
+            .and_then(|a| EndpointAuth::from_stored(&a)),
+        event_type: r.get(21),
+        transformation: r
+            .get::<_, Option<String>>(22)
+            .filter(|t| !t.is_empty())
+            .map(Transformation::from_stored),
     })
 }
 
@@ -408,6 +416,8 @@ fn write_attempt(
         Verdict::Succeeded => ("succeeded", None),
         Verdict::RetryAt(at) => ("pending", Some(at)),
         Verdict::Failed => ("failed", None),
+        Verdict::Cancelled => ("cancelled", None),
+        Verdict::Unsent => ("failed", None),
     };
     let code = r.status_code.map(i32::from);
     // A delivery deleted with its endpoint while in flight is gone with its history;

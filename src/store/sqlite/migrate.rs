@@ -23,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_endpoint_attempt_window.sql"),
     include_str!("migrations/0009_event_type_schema.sql"),
     include_str!("migrations/0010_event_traceparent.sql"),
+    include_str!("migrations/0011_endpoint_auth.sql"),
+    include_str!("migrations/0012_endpoint_transformation.sql"),
     include_str!("migrations/0014_endpoint_payload_filter.sql"),
 ];
 

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::claims::{Claims, Round};
 use super::{endpoints, operational};
-use crate::domain::{EndpointStatus, ExtraHeaders};
+use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
@@ -22,6 +22,7 @@ use crate::store::{
     EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Result, Take, Verdict,
 };
 use crate::wire::signing::parse_schemes;
+use crate::wire::transform::Transformation;
 
 /// One claim round (`Outbox::claim`): the due endpoints with what the planner must know,
 /// the planner's picks, the claims. A read: the claim is the entry in `claims`, not a row
@@ -188,7 +189,7 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
                 d.attempts - d.round_start, p.rate_limit, p.last_attempt_at, d.attempts, d.created_at,
                 p.ordering = 'fifo', p.retry_schedule, p.request_timeout_ms,
-                substr(e.event_type, 1, 7) = 'herald.', e.traceparent
+                substr(e.event_type, 1, 7) = 'herald.', e.traceparent, p.auth, e.event_type, p.transformation
          FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN endpoints p ON p.id = d.endpoint_id
          WHERE d.id = ?1",
     )?;
@@ -228,6 +229,13 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
                 created_at: r.get(14)?,
                 operational: r.get(18)?,
                 traceparent: r.get(19)?,
+                auth: settings::open_value("auth", r.get(20)?, &endpoint_owner(&tenant, endpoint))
+                    .and_then(|a| EndpointAuth::from_stored(&a)),
+                event_type: r.get(21)?,
+                transformation: r
+                    .get::<_, Option<String>>(22)?
+                    .filter(|t| !t.is_empty())
+                    .map(Transformation::from_stored),
             })
         });
         match found {
@@ -264,6 +272,8 @@ pub fn record(
             Verdict::Succeeded => ("succeeded", None),
             Verdict::RetryAt(at) => ("pending", Some(at)),
             Verdict::Failed => ("failed", None),
+            Verdict::Cancelled => ("cancelled", None),
+            Verdict::Unsent => ("failed", None),
         };
         // A delivery whose endpoint (or event) was deleted while it was in flight is gone
         // with its history; its attempt is dropped rather than failing the whole batch on

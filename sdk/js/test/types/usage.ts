@@ -11,6 +11,7 @@ import {
   type Page,
   type Webhook,
   type WebhookWithSecret,
+  type WebhookAuth,
 } from 'herald-webhooks';
 
 async function seedExample(): Promise<void> {
@@ -33,6 +34,21 @@ async function everythingElse(client: Herald): Promise<void> {
     const url: string | null = hook.url;
     console.log(hook.type, url);
   }
+  const authed = await client.webhooks.create({
+    url: 'https://partner.example/hook',
+    events: ['*'],
+    auth: {
+      type: 'oauth2_client_credentials',
+      token_url: 'https://auth.partner.example/oauth/token',
+      client_id: 'herald',
+      client_secret: 's3cret',
+      audience: 'https://partner.example',
+    },
+  });
+  const auth: WebhookAuth | null = authed.auth;
+  await client.webhooks.update(authed.id, { auth: { type: 'bearer', token: 't0ken' } });
+  await client.webhooks.update(authed.id, { auth: null });
+  console.log(auth?.type);
   const polled = await client.webhooks.poll(1, { limit: 10 });
   for (const d of polled.data) console.log(d.event_id, d.body, d.headers['webhook-signature']);
   await client.webhooks.poll(1, { cursor: polled.next_cursor ?? undefined });
