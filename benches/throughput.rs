@@ -5,7 +5,8 @@
 //! start-up to ready, idle RSS, single publishes/s from 64 keep-alive clients (p50/p99),
 //! events/s through the batch endpoint, deliveries/s end to end to 1 endpoint, to 10
 //! subscribed endpoints (fan-out), spread over 100 endpoints and to 1 endpoint through a
-//! transformation (the JavaScript sandbox on every delivery), and publish → arrival
+//! transformation (the JavaScript sandbox on every delivery), single publishes to 100
+//! endpoints with payload filters beside 100 without (`routed_publishes`), and publish → arrival
 //! latency at a steady 1,000 and 200 events/s on the instance that already carries the
 //! history of the throughput runs. Beside every rate it prints Herald's own CPU time (user +
 //! system from `/proc/<pid>/stat`) per event, the figure that holds from machine to machine,
@@ -119,6 +120,14 @@ fn main() {
         "deliveries to 1 endpoint with a transformation",
     ));
     drop(shaped);
+
+    // Payload filters (issue 21, item 2): the publish cost with 100 endpoints that carry
+    // filters, beside 100 that do not, each publish matching exactly one of them.
+    for filtered in [false, true] {
+        let routed = Herald::start(&bench);
+        startups.push(routed.started);
+        rows.push(routed_publishes(&bench, &routed, filtered));
+    }
 
     println!(
         "\nthe first instance again, idle after its delivery run: Herald CPU {:.3} cores",
@@ -361,6 +370,70 @@ fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
         &usage,
         result.ok,
         "≥ 20,000/s, p99 < 20 ms",
+    )
+}
+
+/// Single publishes to an instance with 100 paused endpoints, each publish matching exactly
+/// one of them (so both runs insert one delivery per event and send nothing): without
+/// filters each endpoint subscribes to its own event type (`bench.r{k}`); with filters all
+/// subscribe to `bench.r` and carry `$.data.k == {k} && $.data.amount > 10` (a parse of
+/// the payload and 100 evaluations per publish). The difference of the two CPU figures is
+/// what the filters cost.
+fn routed_publishes(bench: &Bench, herald: &Herald, filtered: bool) -> Row {
+    const ENDPOINTS: usize = 100;
+    for k in 0..ENDPOINTS {
+        let url = format!("http://{}/r{k}", bench.recv_addr);
+        let body = if filtered {
+            format!(
+                r#"{{"url":"{url}","events":["bench.r"],"status":"paused","filter":"$.data.k == {k} && $.data.amount > 10"}}"#
+            )
+        } else {
+            format!(r#"{{"url":"{url}","events":["bench.r{k}"],"status":"paused"}}"#)
+        };
+        bench.post_created(herald.addr, "/api/v1/webhooks", body);
+    }
+    let n = scale(30_000);
+    let before = bench.cpu(herald);
+    let result = bench.publish_singles(herald.addr, CLIENTS, n, move |i| {
+        let k = i % ENDPOINTS;
+        let kind = if filtered {
+            "bench.r".to_string()
+        } else {
+            format!("bench.r{k}")
+        };
+        format!(
+            r#"{{"event":"{kind}","i":{i},"data":{{"k":{k},"amount":{},"currency":"EUR","customer":{{"id":"c{i}","tier":"gold"}}}}}}"#,
+            100 + i % 900
+        )
+    });
+    let usage = bench.cpu(herald).since(&before);
+    let mut lat = result.latencies.clone();
+    lat.sort_unstable();
+    let rate = result.ok as f64 / usage.wall;
+    let measured = format!(
+        "{} events/s (p50 {}, p99 {})",
+        thousands(rate),
+        ms(pct(&lat, 0.50)),
+        ms(pct(&lat, 0.99))
+    );
+    let figure = if filtered {
+        "single publishes, 100 endpoints with payload filters (1 match each)"
+    } else {
+        "single publishes, 100 endpoints without filters (1 match each)"
+    };
+    println!(
+        "
+{figure}: {measured}  [n={}]",
+        result.ok
+    );
+    result.warn();
+    usage.print(result.ok, "published event");
+    Row::new(
+        figure,
+        measured,
+        &usage,
+        result.ok,
+        "flat: filters ≈ no filters",
     )
 }
 
@@ -735,6 +808,21 @@ impl Bench {
             }
         });
         Outcome::merge(results)
+    }
+
+    /// POSTs a JSON body that must answer 201.
+    fn post_created(&self, addr: SocketAddr, path: &'static str, body: String) {
+        let (status, reply) = run_on(&self.gen[0], async move {
+            let mut client = Client::connect(addr).await?;
+            client.send("POST", path, body.as_bytes()).await
+        })
+        .expect("a POST");
+        assert_eq!(
+            status,
+            201,
+            "POST {path}: {}",
+            String::from_utf8_lossy(&reply)
+        );
     }
 
     fn create_webhook(&self, addr: SocketAddr, url: &str, filter: &str) {

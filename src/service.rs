@@ -20,6 +20,7 @@ use crate::store::{
 use crate::wire::canonical_json::to_js_string;
 use crate::wire::signing::generate_secret;
 
+pub mod replay;
 pub mod schemas;
 pub mod transformations;
 

@@ -10,6 +10,8 @@ mod auth;
 mod common;
 #[path = "delivery/reach.rs"]
 mod reach;
+#[path = "delivery/routing.rs"]
+mod routing;
 #[path = "delivery/traces.rs"]
 mod traces;
 

@@ -11,6 +11,7 @@
 //! - `outbox.rs`: claims and records, driven through the engine's harness (the real
 //!   dispatcher and recorder) against a real loopback receiver;
 //! - `activity.rs`: the operator's reads; `retention.rs`: pruning;
+//! - `replay.rs`: payload filters at publish, and replay of what an endpoint missed;
 //!   `shared.rs`: settings, flash messages and throttles.
 //!
 //! The store's async operations run on a runtime of the `Db` (`db.on(..)`); the engine's
@@ -50,6 +51,8 @@ mod endpoints;
 mod events;
 #[path = "store/outbox.rs"]
 mod outbox;
+#[path = "store/replay.rs"]
+mod replay;
 #[path = "store/retention.rs"]
 mod retention;
 #[path = "store/shared.rs"]

@@ -64,6 +64,8 @@ export interface Webhook {
   auth: WebhookAuth | null;
   /** Its transformation's JavaScript; null: deliveries go as published. */
   transformation: string | null;
+  /** An RFC 9535 JSONPath filter expression over the payload; null: none. */
+  filter: string | null;
   tenant_id: string;
   created_at: string;
   updated_at: string;
@@ -112,6 +114,8 @@ export interface WebhookCreateParams {
   auth?: WebhookAuth;
   /** JavaScript defining `function handler(webhook) { … return webhook; }` (push only). */
   transformation?: string;
+  /** A JSONPath filter expression over the payload, e.g. `$.data.amount > 1000 && $.status == "paid"`. */
+  filter?: string | null;
 }
 
 export interface WebhookUpdateParams {
@@ -131,6 +135,8 @@ export interface WebhookUpdateParams {
   ca_bundle?: string | null;
   /** A URL, "none", or null for the deployment's; a masked password keeps the stored one. */
   proxy?: string | null;
+  /** null (or "") removes the payload filter. */
+  filter?: string | null;
   /** null removes it; a secret sent as "********" keeps the stored one. */
   auth?: WebhookAuth | null;
   /** null removes it. */
@@ -266,6 +272,37 @@ export interface Recovered {
   recovered: number;
 }
 
+export interface ReplayParams {
+  since: TimeInput;
+  /** Absent: now. */
+  until?: TimeInput;
+  /** The `next` of the previous answer. */
+  cursor?: string | null;
+  /** Deliveries created in this call at most, 1 to 10000 (the default). */
+  limit?: number;
+  /** Count only; create nothing. */
+  dryRun?: boolean;
+}
+
+export interface Replayed {
+  id: number;
+  dry_run: boolean;
+  since: string;
+  until: string;
+  /** Deliveries created (a dry run: that would be), one per event. */
+  count: number;
+  /** The first ten of those events, oldest first. */
+  event_ids: string[];
+  /** Pass as `cursor` to go on; null once the window is done. */
+  next: string | null;
+  /** Present when `since` is before what retention keeps. */
+  retention?: {
+    kept_since: string;
+    oldest_event: { id: string; created_at: string } | null;
+    message: string;
+  };
+}
+
 export interface EventType {
   name: string;
   description: string;
@@ -336,6 +373,8 @@ export class Webhooks {
   /** Runs the transformation on a sample in the delivery sandbox; nothing is sent. */
   testTransformation(id: number, params: TransformationTrialParams): Promise<TransformationTrial>;
   recover(id: number, params: { since: TimeInput }): Promise<Recovered>;
+  /** Creates the deliveries this endpoint missed in [since, until); `dryRun` only counts. */
+  replay(id: number, params: ReplayParams): Promise<Replayed>;
   deliveries(id: number, params?: Omit<DeliveryListParams, 'endpointId'>): PagePromise<Delivery>;
   /** A poll endpoint's pending deliveries, oldest first; `cursor` acknowledges up to it. */
   poll(id: number, params?: { cursor?: string; limit?: number }): Promise<PollResult>;

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod openapi;
 mod poll;
+mod replay;
 mod schemas;
 pub(crate) mod tenants;
 pub(crate) mod webhooks;
@@ -125,7 +126,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(events::configure)
             .configure(event_types::configure)
             .configure(tenants::configure)
-            .configure(deliveries::configure),
+            .configure(deliveries::configure)
+            .configure(replay::configure),
     )
     .service(web::scope("/api").configure(webhooks::configure));
 }

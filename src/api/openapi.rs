@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, event_types, events, health, poll, schemas, tenants, webhooks};
+use super::{deliveries, event_types, events, health, poll, replay, schemas, tenants, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,7 @@ use super::{deliveries, event_types, events, health, poll, schemas, tenants, web
         deliveries::list_for_webhook,
         deliveries::send_test,
         deliveries::recover,
+        replay::replay,
         deliveries::list_all,
         deliveries::get,
         deliveries::retry,

@@ -223,6 +223,9 @@ pub struct Webhook {
     pub auth: Option<EndpointAuthInput>,
     /// Its transformation's JavaScript source; `null`: deliveries go as published.
     pub transformation: Option<String>,
+    /// Its JSONPath filter expression over the payload; `null`: none (every event that
+    /// `events` matches).
+    pub filter: Option<String>,
     pub tenant_id: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -458,4 +461,45 @@ pub enum SchemeList {
 pub enum RetrySchedule {
     List(Vec<String>),
     Text(String),
+}
+
+/// What a replay created (`POST /webhooks/{id}/replay`), or would create (a dry run).
+#[derive(ToSchema)]
+pub struct Replay {
+    /// The webhook.
+    pub id: i64,
+    pub dry_run: bool,
+    #[schema(format = DateTime)]
+    pub since: String,
+    #[schema(format = DateTime)]
+    pub until: String,
+    /// Deliveries created (a dry run: that would be), one per event.
+    #[schema(minimum = 0)]
+    pub count: i64,
+    /// The first ten of those events, oldest first.
+    pub event_ids: Vec<String>,
+    /// Pass as `cursor` (with the same since and until) to go on; `null`: the window is done.
+    #[schema(pattern = "^[0-9]{1,18}$")]
+    pub next: Option<String>,
+    /// Present only when `since` is before what `retention` keeps.
+    #[schema(required = false)]
+    pub retention: Option<ReplayPruned>,
+}
+
+/// The part of a replay's window that retention has pruned already.
+#[derive(ToSchema)]
+pub struct ReplayPruned {
+    /// Events older than this are pruned.
+    #[schema(format = DateTime)]
+    pub kept_since: String,
+    /// The tenant's oldest event still kept.
+    pub oldest_event: Option<ReplayOldestEvent>,
+    pub message: String,
+}
+
+#[derive(ToSchema)]
+pub struct ReplayOldestEvent {
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
 }

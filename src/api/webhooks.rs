@@ -14,7 +14,7 @@ use crate::clock::now_ms;
 use crate::domain::auth::AuthInput;
 use crate::domain::{
     parse_request_timeout, parse_retry_schedule, CaBundle, ClientCert, EndpointAuth, EndpointKind,
-    EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering,
+    EndpointProxy, EndpointStatus, EndpointUrl, EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::error::ApiError;
 use crate::service::check_description;
@@ -95,6 +95,14 @@ struct CreateWebhook {
     /// delivery before it is signed (README: Transformations). Push endpoints only.
     #[schema(max_length = 65536)]
     transformation: Option<String>,
+    /// An RFC 9535 JSONPath filter expression over the payload, such as
+    /// `$.data.amount > 1000 && $.status == "paid"`: only events it matches (beside
+    /// `events`) are delivered. Absent, null or empty: every event `events` matches.
+    #[schema(
+        max_length = 1024,
+        example = "$.data.amount > 1000 && $.status == \"paid\""
+    )]
+    filter: Option<String>,
 }
 
 /// PATCH: absent fields stay; `signature: null` returns to the deployment default.
@@ -156,6 +164,10 @@ struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 65536)]
     transformation: Option<Option<String>>,
+    /// A JSONPath filter expression over the payload; `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    filter: Option<Option<String>>,
 }
 
 /// One subscription: an event name, `*`, or a prefix wildcard (`book.*`); for the document.
@@ -351,6 +363,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
         proxy,
         auth,
         transformation,
+        filter,
     } = body;
     let secret = match secret_key {
         Some(s) => {
@@ -427,6 +440,7 @@ fn parse_create(body: CreateWebhook, allow_private: bool) -> Result<NewEndpoint,
             }
             (EndpointKind::Push, Some(source)) => Some(parse_transformation(&source)?),
         },
+        payload_filter: parse_payload_filter(filter.as_deref())?,
     };
     settings.check_auth(kind).map_err(validation)?;
     Ok(NewEndpoint {
@@ -457,6 +471,7 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
         proxy,
         auth,
         transformation,
+        filter,
     } = body;
     // A certificate without its key keeps the stored key (`Service::update_endpoint`).
     let client_cert = match (client_certificate, client_key) {
@@ -515,6 +530,10 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
             EndpointAuth::parse(a, allow_private).map_err(validation)
         })?,
         transformation: nullable(transformation, |v| parse_transformation(&v))?,
+        payload_filter: match filter {
+            None => None,
+            Some(f) => Some(parse_payload_filter(f.as_deref())?),
+        },
     })
 }
 
@@ -522,6 +541,17 @@ fn parse_patch(body: UpdateWebhook, allow_private: bool) -> Result<EndpointPatch
 /// delivery's run, so this is bounded too): a syntax error comes back with its line.
 fn parse_transformation(source: &str) -> Result<Transformation, ApiError> {
     Transformation::parse(source).map_err(invalid("transformation"))
+}
+
+/// The payload filter as written; blank means none. The error says where it goes wrong
+/// (`filter: at character 16 (near `…`): …`).
+fn parse_payload_filter(f: Option<&str>) -> Result<Option<PayloadFilter>, ApiError> {
+    match f.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(expr) => PayloadFilter::parse(expr)
+            .map(Some)
+            .map_err(invalid("filter")),
+    }
 }
 
 /// A field PATCH may set to `null`: absent stays absent, `null` is kept, a value parsed.
@@ -543,8 +573,7 @@ fn nullable<T, U>(
     summary = "Create a webhook",
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. client_certificate + client_key (PEM; the key is write-only, sealed at rest): presented on the TLS handshake to this endpoint (mTLS); an expired certificate or a key that does not match it is refused (400); answered as {subject, issuer, fingerprint_sha256, not_before, not_after}. ca_bundle (PEM): the only roots trusted for this endpoint. proxy: a forward proxy URL (credentials sealed, the password answered masked) or \"none\"; absent: the deployment's proxy. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default.",
-    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused.",
+    description = "Create a webhook: {type?, url, events, secret_key?, description?, headers?, status?, signature?, rate_limit?, ordering?, retry_schedule?, request_timeout?, disable_after?, auth?}; answers the secret once. type: push (default; url required) or poll (no url; the consumer reads GET /api/v1/webhooks/{id}/poll). retry_schedule (\"10s,1m\" or a list), request_timeout (\"5s\") and disable_after (\"12h\", 1m to 365d: disabled after failing that long without a success) override the deployment settings. client_certificate + client_key (PEM; the key is write-only, sealed at rest): presented on the TLS handshake to this endpoint (mTLS); an expired certificate or a key that does not match it is refused (400); answered as {subject, issuer, fingerprint_sha256, not_before, not_after}. ca_bundle (PEM): the only roots trusted for this endpoint. proxy: a forward proxy URL (credentials sealed, the password answered masked) or \"none\"; absent: the deployment's proxy. rate_limit: requests per second. ordering: parallel (default) or fifo (one in flight, in publish order). `signature` picks the endpoint's signature schemes (standard, timestamped, body): a list such as [\"standard\", \"body\"] or a string with one scheme or a comma list such as \"standard,body\"; absent means the deployment default. `auth` authenticates Herald to the endpoint: {\"type\": \"basic\", username, password}, {\"type\": \"bearer\", token} or {\"type\": \"oauth2_client_credentials\", token_url, client_id, client_secret, scope?, audience?} (a token fetched with the client credentials grant, cached until shortly before expires_in, replaced once on a 401); its secret is write-only (answered as ********), token_url follows the url's address rules, and an extra Authorization header beside it is refused. filter: an RFC 9535 JSONPath filter expression over the payload (e.g. `$.data.amount > 1000 && $.status == \"paid\"`); only matching events are delivered; a bad one is refused with the character where it goes wrong.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses((status = 201, description = "created; `secret` is shown this once", body = schemas::Success<schemas::WebhookWithSecret>))
 )]
@@ -637,8 +666,7 @@ async fn get(
     summary = "Update a webhook",
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), client_certificate (+ client_key; without a key the stored key is kept; null removes both), ca_bundle (null: the web's roots), proxy (a URL, \"none\", or null for the deployment's; a masked password keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
-    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), or auth (null removes it; a secret sent as ******** keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default.",
+    description = "Change url, events, description, headers, status, signature, rate_limit (requests per second; null: the deployment default) ordering (parallel, fifo), retry_schedule, request_timeout or disable_after (null: the deployment setting), auth (null removes it; a secret sent as ******** keeps the stored one), client_certificate (+ client_key; without a key the stored key is kept; null removes both), ca_bundle (null: the web's roots), proxy (a URL, \"none\", or null for the deployment's; a masked password keeps the stored one). `signature` takes a list of schemes or a string (one scheme or a comma list such as \"standard,body\"); null returns to the deployment default. filter: a JSONPath filter expression over the payload; null or \"\" removes it.",
     params(("id" = i64, Path)),
     request_body(content = UpdateWebhook, content_type = "application/json"),
     responses((status = 200, description = "the changed webhook", body = schemas::Success<schemas::Webhook>))

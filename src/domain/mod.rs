@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod auth;
+mod payload_filter;
 pub mod reach;
 mod url;
 
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use auth::EndpointAuth;
+pub use payload_filter::PayloadFilter;
 pub use reach::{CaBundle, CertInfo, ClientCert, EndpointProxy, NoProxy, ProxyUrl};
 pub use url::EndpointUrl;
 

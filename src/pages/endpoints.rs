@@ -17,7 +17,7 @@ use super::tenants::Paging;
 use crate::clock::now_ms;
 use crate::domain::{
     CaBundle, ClientCert, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl, EventFilter,
-    ExtraHeaders, Ordering,
+    ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::service::check_description;
 use crate::store::{
@@ -83,6 +83,9 @@ pub struct EndpointForm {
     /// JavaScript (`function handler(webhook) { … }`); empty: none.
     #[serde(default)]
     pub transformation: String,
+    /// The payload filter (JSONPath); empty: none.
+    #[serde(default)]
+    pub filter: String,
 }
 
 /// The choices of the signature select: every combination of the three schemes.
@@ -132,6 +135,7 @@ impl EndpointForm {
             proxy,
             auth,
             transformation,
+            payload_filter,
         } = &e.settings;
         EndpointForm {
             kind: Some(e.kind.as_str().to_owned()),
@@ -166,6 +170,9 @@ impl EndpointForm {
                 .as_ref()
                 .map(|t| t.as_str().to_owned())
                 .unwrap_or_default(),
+            filter: payload_filter
+                .as_ref()
+                .map_or(String::new(), |f| f.as_str().to_owned()),
         }
     }
 
@@ -227,6 +234,7 @@ impl EndpointForm {
             proxy,
             auth,
             transformation,
+            filter,
         } = self;
         let kind = EndpointKind::parse(kind.as_deref().unwrap_or("push"))?;
         let settings = EndpointSettings {
@@ -297,6 +305,10 @@ impl EndpointForm {
                     Transformation::parse(transformation)
                         .map_err(|e| format!("transformation: {e}"))?,
                 ),
+            },
+            payload_filter: match filter.trim() {
+                "" => None,
+                text => Some(PayloadFilter::parse(text).map_err(|e| format!("filter: {e}"))?),
             },
         };
         Ok(NewEndpoint {
@@ -451,6 +463,7 @@ struct ShowPage {
     health: super::endpoint_health::EndpointHealth,
     trial_id: i64,
     trial_form: super::transformation::TrialForm,
+    missed: super::endpoint_actions::Missed,
 }
 
 impl ShowPage {
@@ -509,6 +522,7 @@ async fn show_page(
     };
     let recent = store.list_deliveries(&t.tenant, q, latest).await?;
     let health = super::endpoint_health::load(store, &t.tenant, id).await?;
+    let missed = super::endpoint_actions::missed(t, id).await?;
     let known_events = known_events(t).await?;
     let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
@@ -532,6 +546,7 @@ async fn show_page(
             health,
             trial_id: id,
             trial_form: super::transformation::TrialForm::sample(),
+            missed,
         },
     ))
 }

@@ -18,7 +18,7 @@ use serde::{Serialize, Serializer};
 use crate::clock::ser;
 use crate::domain::{
     CaBundle, ClientCert, EndpointAuth, EndpointKind, EndpointProxy, EndpointStatus, EndpointUrl,
-    EventFilter, ExtraHeaders, Ordering,
+    EventFilter, ExtraHeaders, Ordering, PayloadFilter,
 };
 use crate::secrets::secret_key;
 use crate::units::{format_schedule, parse_schedule};
@@ -72,6 +72,11 @@ pub struct EndpointSettings {
     /// `proxy` and `no_proxy`. Answered with the proxy's password masked.
     #[serde(serialize_with = "proxy_shown")]
     pub proxy: Option<EndpointProxy>,
+    /// A JSONPath filter over the payload (`domain::PayloadFilter`), answered as `filter`
+    /// (the Rust `filter` above is the `events` patterns); `None`: every event that the
+    /// patterns match.
+    #[serde(rename = "filter", serialize_with = "payload_filter")]
+    pub payload_filter: Option<PayloadFilter>,
 }
 
 impl EndpointSettings {
@@ -95,6 +100,7 @@ impl EndpointSettings {
             client_cert: None,
             ca_bundle: None,
             proxy: None,
+            payload_filter: None,
         }
     }
 
@@ -146,6 +152,7 @@ pub struct EndpointPatch {
     pub client_cert: Option<Option<ClientCert>>,
     pub ca_bundle: Option<Option<CaBundle>>,
     pub proxy: Option<Option<EndpointProxy>>,
+    pub payload_filter: Option<Option<PayloadFilter>>,
 }
 
 impl EndpointPatch {
@@ -168,6 +175,7 @@ impl EndpointPatch {
             client_cert,
             ca_bundle,
             proxy,
+            payload_filter,
         } = settings;
         EndpointPatch {
             url,
@@ -186,6 +194,7 @@ impl EndpointPatch {
             client_cert: Some(client_cert),
             ca_bundle: Some(ca_bundle),
             proxy: Some(proxy),
+            payload_filter: Some(payload_filter),
         }
     }
 
@@ -209,6 +218,7 @@ impl EndpointPatch {
             client_cert,
             ca_bundle,
             proxy,
+            payload_filter,
         } = self;
         EndpointSettings {
             url: url.or(current.url),
@@ -227,6 +237,7 @@ impl EndpointPatch {
             client_cert: client_cert.unwrap_or(current.client_cert),
             ca_bundle: ca_bundle.unwrap_or(current.ca_bundle),
             proxy: proxy.unwrap_or(current.proxy),
+            payload_filter: payload_filter.unwrap_or(current.payload_filter),
         }
     }
 }
@@ -250,7 +261,7 @@ pub enum Value {
 
 /// The columns of `endpoints` that hold the settings, in the order of
 /// `EndpointSettings::columns` and `EndpointSettings::read`.
-pub const COLUMNS: [(&str, ColumnType); 18] = [
+pub const COLUMNS: [(&str, ColumnType); 19] = [
     ("url", ColumnType::Text),
     ("events", ColumnType::Text),
     ("description", ColumnType::Text),
@@ -272,6 +283,7 @@ pub const COLUMNS: [(&str, ColumnType); 18] = [
     // `none`, or the proxy's URL without credentials; the credentials (sealed) beside it.
     ("proxy", ColumnType::Text),
     ("proxy_credentials", ColumnType::Text),
+    ("payload_filter", ColumnType::Text),
 ];
 
 /// The settings columns whose values are sealed at rest for their endpoint (README:
@@ -357,6 +369,7 @@ impl EndpointSettings {
             client_cert,
             ca_bundle,
             proxy,
+            payload_filter,
         } = self;
         let text = |s: &str| Value::Text(Some(s.to_owned()));
         [
@@ -381,6 +394,7 @@ impl EndpointSettings {
                 Some(EndpointProxy::Via(p)) => p.credentials().map(str::to_owned),
                 _ => None,
             }),
+            Value::Text(payload_filter.as_ref().map(|f| f.as_str().to_owned())),
         ]
     }
 
@@ -419,6 +433,7 @@ impl EndpointSettings {
             client_cert: cert.and_then(|c| ClientCert::from_stored(c, key.unwrap_or_default())),
             ca_bundle: ca_bundle.and_then(CaBundle::from_stored),
             proxy: proxy.map(|p| EndpointProxy::from_stored(p, proxy_credentials)),
+            payload_filter: text(at(18)?).map(|f| PayloadFilter::from_stored(&f)),
         })
     }
 }
@@ -544,6 +559,13 @@ fn proxy_shown<S: Serializer>(proxy: &Option<EndpointProxy>, s: S) -> Result<S::
     proxy.as_ref().map(|p| p.shown()).serialize(s)
 }
 
+fn payload_filter<S: Serializer>(f: &Option<PayloadFilter>, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        Some(f) => s.serialize_str(f.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 fn masked<S: Serializer>(headers: &ExtraHeaders, s: S) -> Result<S::Ok, S::Error> {
     ser::masked_headers(headers.map(), s)
 }
@@ -577,6 +599,7 @@ mod tests {
             proxy: Some(EndpointProxy::Via(
                 crate::domain::ProxyUrl::parse("http://u:p@proxy.example:3128").unwrap(),
             )),
+            payload_filter: Some(PayloadFilter::parse("$.data.amount > 1000").unwrap()),
         }
     }
 

@@ -18,11 +18,13 @@
 
 pub mod activity;
 pub mod endpoint_settings;
+pub mod fanout;
 pub mod flash;
 pub mod model;
 pub mod outbox;
 pub mod page;
 pub mod postgres;
+pub mod replay;
 pub mod sqlite;
 pub mod throttle;
 pub mod traits;

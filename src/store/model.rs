@@ -372,3 +372,33 @@ mod tests {
         assert!(Circuit::new(None, Some(5), 0, 0).next_probe.is_none());
     }
 }
+
+/// A replay's window and page (`Deliveries::replay`, `store::replay`).
+#[derive(Debug, Clone)]
+pub struct ReplayQuery {
+    /// Events created at or after `since` and before `until` (ms).
+    pub since: i64,
+    pub until: i64,
+    /// Continue after this event (the previous answer's `next`).
+    pub after: Option<i64>,
+    /// Create at most this many deliveries (1 to `replay::MAX_LIMIT`).
+    pub limit: usize,
+    /// Read at most this many stored events, delivered ones included (1 to `replay::SCAN`;
+    /// the endpoint page's count reads fewer than the API's replay).
+    pub scan: usize,
+    /// Count only; create nothing.
+    pub dry_run: bool,
+}
+
+/// What a replay created (a dry run: would create).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replayed {
+    /// Deliveries created, one per event.
+    pub count: usize,
+    /// The first few of those events' ids, oldest first.
+    pub event_ids: Vec<String>,
+    /// Where the next call continues; `None` once the window is done.
+    pub next: Option<i64>,
+    /// The tenant's oldest event still stored (id, created_at): retention pruned the older.
+    pub oldest: Option<(String, i64)>,
+}

@@ -157,6 +157,16 @@ pub trait Deliveries: Send + Sync {
     async fn retry_delivery(&self, tenant: &str, id: i64, now: i64) -> Result<Delivery>;
     /// Re-queues an endpoint's failed deliveries created since `since`; returns how many.
     async fn recover(&self, tenant: &str, endpoint: i64, since: i64, now: i64) -> Result<usize>;
+    /// Creates the deliveries the endpoint missed in a window (`store::replay`: every event
+    /// it matches now that has no delivery for it), all in one transaction; a dry run only
+    /// counts. `Conflict` for a disabled endpoint unless dry.
+    async fn replay(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        q: ReplayQuery,
+        now: i64,
+    ) -> Result<Replayed>;
 }
 
 #[async_trait]

@@ -15,6 +15,7 @@ mod pages_http;
 mod poll;
 mod publish;
 mod reserved;
+mod routing;
 mod schemas;
 mod sealed_settings;
 mod security;

@@ -156,6 +156,7 @@ fn openapi_document_describes_every_route() {
         "POST /api/v1/webhooks/{id}/test",
         "POST /api/v1/webhooks/{id}/recover",
         "POST /api/v1/webhooks/{id}/transformation/test",
+        "POST /api/v1/webhooks/{id}/replay",
         "GET /api/v1/deliveries",
         "GET /api/v1/deliveries/{id}",
         "POST /api/v1/deliveries/{id}/retry",

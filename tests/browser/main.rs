@@ -17,6 +17,7 @@ mod one_time_messages;
 #[path = "../hardening/pages_http.rs"]
 mod pages_http;
 mod portal;
+mod routing;
 mod security;
 mod tenant_pages;
 mod transformation;

@@ -101,6 +101,25 @@ export class Webhooks extends Resource {
     return this.call('POST', `${V1}/webhooks/${enc(id)}/recover`, { body: { since: timeValue(since) } });
   }
 
+  /**
+   * Creates a delivery for every event of [since, until) that this endpoint matches and has
+   * no delivery for (published while it was disabled, or before it existed), oldest first;
+   * at most `limit` (10000) deliveries a call: pass the answer's `next` as `cursor`, with the
+   * same `since` and `until`, to go on. `dryRun: true` counts and creates nothing. Safe to
+   * repeat: an event never gets a second delivery.
+   */
+  replay(id, { since, until, cursor, limit, dryRun } = {}) {
+    const body = { since: timeValue(since) };
+    if (until !== undefined && until !== null) body.until = timeValue(until);
+    if (cursor !== undefined && cursor !== null) body.cursor = cursor;
+    if (limit !== undefined) body.limit = limit;
+    return this.call('POST', `${V1}/webhooks/${enc(id)}/replay`, {
+      query: dryRun ? { dry_run: 'true' } : undefined,
+      body,
+      idempotent: true,
+    });
+  }
+
   /** This endpoint's deliveries. */
   deliveries(id, params) {
     return super.list(`${V1}/webhooks/${enc(id)}/deliveries`, params);

@@ -171,6 +171,30 @@ describe('webhooks', () => {
     assert.equal(again.id, hook.id);
     await client.webhooks.delete(hook.id);
   });
+
+  test('filter and replay', async () => {
+    const since = new Date(Date.now() - 1_000);
+    const missed = await client.events.publish({ event: 'refund.made', amount: 500 });
+    await client.events.publish({ event: 'refund.made', amount: 5 });
+    const hook = await client.webhooks.create({
+      url: receiver.url('/replayed'),
+      events: ['refund.*'],
+      filter: '$.amount > 100',
+      status: 'paused',
+    });
+    assert.equal(hook.filter, '$.amount > 100');
+    const dry = await client.webhooks.replay(hook.id, { since, dryRun: true });
+    assert.equal(dry.dry_run, true);
+    assert.equal(dry.count, 1);
+    assert.deepEqual(dry.event_ids, [missed.id]);
+    assert.equal(dry.next, null);
+    const done = await client.webhooks.replay(hook.id, { since, until: new Date(Date.now() + 1_000), limit: 10 });
+    assert.equal(done.count, 1);
+    assert.equal((await client.webhooks.replay(hook.id, { since })).count, 0);
+    await rejects(client.webhooks.update(hook.id, { filter: '$.amount >' }), 400, 'validation_error');
+    assert.equal((await client.webhooks.update(hook.id, { filter: null })).filter, null);
+    await client.webhooks.delete(hook.id);
+  });
 });
 
 describe('events', () => {

@@ -17,6 +17,7 @@ const METHODS = {
   'POST /api/v1/webhooks/{id}/transformation/test': 'webhooks.testTransformation',
   'GET /api/v1/webhooks/{id}/poll': 'webhooks.poll',
   'POST /api/v1/webhooks/{id}/recover': 'webhooks.recover',
+  'POST /api/v1/webhooks/{id}/replay': 'webhooks.replay',
   'GET /api/v1/webhooks/{id}/deliveries': 'webhooks.deliveries',
   'POST /api/v1/events': 'events.publish',
   'POST /api/v1/events/batch': 'events.publishBatch',

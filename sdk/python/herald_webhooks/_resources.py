@@ -74,6 +74,7 @@ class Webhooks(_Resource):
         proxy: Optional[str] = None,
         auth: Optional[Mapping[str, Any]] = None,
         transformation: Optional[str] = None,
+        filter: Optional[str] = None,
     ) -> HeraldObject:
         """Registers an endpoint; the answer carries its ``secret``, shown only here and on
         rotate_secret. ``type="poll"``: no url; the consumer reads it with ``poll``.
@@ -84,7 +85,9 @@ class Webhooks(_Resource):
 
         ``client_certificate`` and ``client_key`` (PEM) are presented to the endpoint on the
         TLS handshake (mTLS; the key is write-only); ``ca_bundle`` (PEM) replaces the web's
-        roots for it; ``proxy`` is its own forward proxy URL, or ``"none"``."""
+        roots for it; ``proxy`` is its own forward proxy URL, or ``"none"``. ``filter``: a
+        JSONPath filter expression over the payload, such as
+        ``$.data.amount > 1000 && $.status == "paid"``."""
         body = {
             k: v
             for k, v in dict(
@@ -103,6 +106,7 @@ class Webhooks(_Resource):
                 proxy=proxy,
                 auth=dict(auth) if auth is not None else None,
                 transformation=transformation,
+                filter=filter,
             ).items()
             if v is not None
         }
@@ -133,13 +137,14 @@ class Webhooks(_Resource):
         proxy: Any = UNSET,
         auth: Any = UNSET,
         transformation: Any = UNSET,
+        filter: Any = UNSET,
     ) -> HeraldObject:
         """Sets the given fields; ``signature=None`` or ``disable_after=None`` returns to the
         deployment's setting; ``auth=None`` removes the endpoint's auth, and a secret sent
         as ``********`` keeps the stored one. ``client_certificate`` without ``client_key``
         keeps the stored key (``None`` removes both); ``ca_bundle=None`` returns to the web's
         roots, ``proxy=None`` to the deployment's proxy (a masked password keeps the stored
-        one). ``transformation=None`` removes it."""
+        one). ``transformation=None`` removes it; ``filter=None`` removes the payload filter."""
         body = fields(
             url=url,
             events=events,
@@ -154,6 +159,7 @@ class Webhooks(_Resource):
             proxy=proxy,
             auth=auth,
             transformation=transformation,
+            filter=filter,
         )
         return self._call("PATCH", f"{V1}/webhooks/{enc(id)}", body=body, idempotent=True)
 
@@ -191,6 +197,33 @@ class Webhooks(_Resource):
     def recover(self, id: int, *, since: TimeInput) -> HeraldObject:
         """Re-queues this endpoint's failed deliveries created since a time."""
         return self._call("POST", f"{V1}/webhooks/{enc(id)}/recover", body={"since": time_value(since)})
+
+    def replay(
+        self,
+        id: int,
+        *,
+        since: TimeInput,
+        until: Optional[TimeInput] = None,
+        cursor: Optional[str] = None,
+        limit: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> HeraldObject:
+        """Creates a delivery for every event of [since, until) that this endpoint matches
+        and has no delivery for (published while it was disabled, or before it existed),
+        oldest first; at most ``limit`` (10000) deliveries a call: pass the answer's ``next`` as
+        ``cursor``, with the same ``since`` and ``until``, to go on. ``dry_run=True`` counts
+        and creates nothing. Safe to repeat: an event never gets a second delivery."""
+        body: Dict[str, Any] = {"since": time_value(since)}
+        if until is not None:
+            body["until"] = time_value(until)
+        if cursor is not None:
+            body["cursor"] = cursor
+        if limit is not None:
+            body["limit"] = limit
+        query = {"dry_run": "true"} if dry_run else None
+        return self._call(
+            "POST", f"{V1}/webhooks/{enc(id)}/replay", body=body, query=query, idempotent=True
+        )
 
     def deliveries(
         self,

@@ -151,6 +151,24 @@ class ClientTest(HeraldTestCase):
         self.assertEqual(client.webhooks.recover(hook.id, since=int(time.time()) - 60).id, hook.id)
         client.webhooks.delete(hook.id)
 
+    def test_webhooks_filter_and_replay(self) -> None:
+        client = self.client
+        since = datetime.now(timezone.utc) - timedelta(seconds=1)
+        missed = client.events.publish({"event": "refund.made", "amount": 500})
+        client.events.publish({"event": "refund.made", "amount": 5})
+        hook = client.webhooks.create(
+            url=self.receiver.url("/replayed"), events=["refund.*"], filter="$.amount > 100", status="paused"
+        )
+        self.assertEqual(hook.filter, "$.amount > 100")
+        dry = client.webhooks.replay(hook.id, since=since, dry_run=True)
+        self.assertEqual((dry.dry_run, dry.count, dry.event_ids, dry.next), (True, 1, [missed.id], None))
+        done = client.webhooks.replay(hook.id, since=since, until=int(time.time()) + 5, limit=10)
+        self.assertEqual(done.count, 1)
+        self.assertEqual(client.webhooks.replay(hook.id, since=since).count, 0)
+        self.assertHeraldError(400, "validation_error", lambda: client.webhooks.update(hook.id, filter="$.amount >"))
+        self.assertIsNone(client.webhooks.update(hook.id, filter=None).filter)
+        client.webhooks.delete(hook.id)
+
     # events
 
     def test_events_publish_get_list(self) -> None:

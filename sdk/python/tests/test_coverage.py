@@ -19,6 +19,7 @@ METHODS = {
     "POST /api/v1/webhooks/{id}/transformation/test": "webhooks.test_transformation",
     "GET /api/v1/webhooks/{id}/poll": "webhooks.poll",
     "POST /api/v1/webhooks/{id}/recover": "webhooks.recover",
+    "POST /api/v1/webhooks/{id}/replay": "webhooks.replay",
     "GET /api/v1/webhooks/{id}/deliveries": "webhooks.deliveries",
     "POST /api/v1/events": "events.publish",
     "POST /api/v1/events/batch": "events.publish_batch",

@@ -12,6 +12,7 @@ use postgres::{GenericClient, Row, Transaction};
 use serde_json::value::RawValue;
 
 use super::subscriptions;
+use crate::store::fanout::Payload;
 use crate::store::{Cursor, Event, EventQuery, NewEvent, Page, Published, Result, StoreError};
 
 /// How often a publish tries again for an idempotency key that another transaction held
@@ -59,13 +60,15 @@ fn fan_out(
             }
         };
         let mut deliveries = 0;
-        for (endpoint_id, filter) in subscribers.iter() {
-            if filter.matches(&event.event_type) {
+        // Parsed at most once for this event, and only if a payload filter asks.
+        let mut payload = Payload::new(&event.body);
+        for s in subscribers.iter() {
+            if s.matches(&event.event_type, &mut payload) {
                 c.execute_typed(
                     insert_delivery,
                     &[
                         (&seq, Type::INT8),
-                        (endpoint_id, Type::INT8),
+                        (&s.endpoint_id, Type::INT8),
                         (&tenant_id, Type::TEXT),
                         (&now, Type::INT8),
                     ],

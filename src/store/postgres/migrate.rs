@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_endpoint_transformation.sql"),
     include_str!("migrations/0010_failed_deliveries_list.sql"),
     include_str!("migrations/0011_endpoint_reach.sql"),
+    include_str!("migrations/0012_endpoint_payload_filter.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).

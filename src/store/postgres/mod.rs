@@ -30,6 +30,7 @@ mod operational;
 mod ops;
 mod outbox;
 mod poll;
+mod replay;
 mod settings;
 mod shared;
 mod subscriptions;

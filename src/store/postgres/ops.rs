@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 
 use super::{
-    activity, deliveries, endpoints, event_types, events, outbox, poll, settings, shared, tenants,
-    PgStore,
+    activity, deliveries, endpoints, event_types, events, outbox, poll, replay, settings, shared,
+    tenants, PgStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -325,6 +325,19 @@ impl Deliveries for PgStore {
             deliveries::recover(c, &tenant, endpoint, since, now)
         })
         .await
+    }
+
+    async fn replay(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        q: ReplayQuery,
+        now: i64,
+    ) -> Result<Replayed> {
+        let tenant = tenant.to_owned();
+        // One transaction: the deliveries of one call commit together.
+        self.write(move |c| replay::run(c, &tenant, endpoint, &q, now))
+            .await
     }
 }
 

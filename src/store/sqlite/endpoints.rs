@@ -1,13 +1,14 @@
 //! Endpoints (the seeds' "webhooks"): where a tenant's events go.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering};
+use crate::domain::{EndpointKind, EndpointStatus, EventFilter, Ordering, PayloadFilter};
 use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret, seal_stored};
 use crate::store::endpoint_settings::{self as settings, ColumnType, Value};
+use crate::store::fanout::Subscriber;
 use crate::store::{
     Circuit, Cursor, Endpoint, EndpointPatch, EndpointSettings, NewEndpoint, Page, Result,
     StoreError,
@@ -362,16 +363,20 @@ pub fn rotate_secret(
 
 /// The endpoints an event of this tenant fans out to: every endpoint that is not disabled.
 /// Paused endpoints get their deliveries too; they wait, pending, until the endpoint resumes.
-pub fn subscribers(conn: &Connection, tenant_id: &str) -> Result<Vec<(i64, EventFilter)>> {
+/// Payload filters are compiled here, once per fill of the writer's cache (`subscriptions`).
+pub fn subscribers(conn: &Connection, tenant_id: &str) -> Result<Vec<Subscriber>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, events FROM endpoints WHERE tenant_id = ?1 AND status != 'disabled' ORDER BY id",
+        "SELECT id, events, payload_filter FROM endpoints
+         WHERE tenant_id = ?1 AND status != 'disabled' ORDER BY id",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
         let events: String = r.get(1)?;
-        Ok((
-            r.get::<_, i64>(0)?,
-            EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
-        ))
+        let payload_filter: Option<String> = r.get(2)?;
+        Ok(Subscriber {
+            endpoint_id: r.get(0)?,
+            events: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
+            payload_filter: payload_filter.map(|f| Arc::new(PayloadFilter::from_stored(&f))),
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
 
 use super::subscriptions;
+use crate::store::fanout::Payload;
 use crate::store::{Cursor, Event, EventQuery, NewEvent, Page, Published, Result, StoreError};
 
 /// Stores events and one pending delivery per subscribed endpoint, all in the caller's
@@ -58,9 +59,11 @@ pub fn publish(
         // deliveries table and its indexes smaller.
         let seq = conn.last_insert_rowid();
         let mut deliveries = 0;
-        for (endpoint_id, filter) in subscribers.iter() {
-            if filter.matches(&event.event_type) {
-                insert_delivery.execute(params![seq, endpoint_id, tenant_id, now])?;
+        // Parsed at most once for this event, and only if a payload filter asks.
+        let mut payload = Payload::new(&event.body);
+        for s in subscribers.iter() {
+            if s.matches(&event.event_type, &mut payload) {
+                insert_delivery.execute(params![seq, s.endpoint_id, tenant_id, now])?;
                 deliveries += 1;
             }
         }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_endpoint_transformation.sql"),
     include_str!("migrations/0013_failed_deliveries_list.sql"),
     include_str!("migrations/0014_endpoint_reach.sql"),
+    include_str!("migrations/0015_endpoint_payload_filter.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).

@@ -24,6 +24,7 @@ mod operational;
 mod ops;
 mod outbox;
 mod poll;
+mod replay;
 mod settings;
 mod subscriptions;
 mod tenants;

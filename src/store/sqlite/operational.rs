@@ -49,7 +49,7 @@ pub fn emit(conn: &Connection, endpoint: i64, kind: &str, data: Value, now: i64)
 fn subscribed(conn: &Connection, tenant: &str, kind: &str) -> Result<bool> {
     Ok(subscriptions::of(conn, tenant)?
         .iter()
-        .any(|(_, filter)| filter.matches(kind)))
+        .any(|s| s.events.matches(kind)))
 }
 
 /// Endpoints with a client certificate (`Outbox::client_certificates`).

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{
     activity, connection, deliveries, endpoints, event_types, events, operational, outbox, poll,
-    settings, subscriptions, tenants, SqliteStore,
+    replay, settings, subscriptions, tenants, SqliteStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -349,6 +349,24 @@ impl Deliveries for SqliteStore {
             outbox::recover(c, &tenant, endpoint, since, now)
         })
         .await
+    }
+
+    async fn replay(
+        &self,
+        tenant: &str,
+        endpoint: i64,
+        q: ReplayQuery,
+        now: i64,
+    ) -> Result<Replayed> {
+        let tenant = tenant.to_owned();
+        if q.dry_run {
+            return self
+                .read(move |c| replay::run(c, &tenant, endpoint, &q, now))
+                .await;
+        }
+        // One writer job: its deliveries commit in the writer's one transaction.
+        self.write(move |c| replay::run(c, &tenant, endpoint, &q, now))
+            .await
     }
 }
 

@@ -1,7 +1,9 @@
-//! Each tenant's subscriptions (endpoint id and event filter), cached on the writer thread.
+//! Each tenant's subscriptions (endpoint id, event patterns and compiled payload filter),
+//! cached on the writer thread.
 //!
 //! A publish needs them for every event; reading and parsing the endpoints' filters for each
-//! one was most of a publish's cost on the single writer thread. Every change to an
+//! one was most of a publish's cost on the single writer thread (and a payload filter's
+//! JSONPath is compiled only here, when the cache is filled, never per publish). Every change to an
 //! endpoint or a tenant is a writer job too, and it calls `invalidate` from inside its
 //! transaction, so the next job on the thread (even in the same batch) reads afresh; a
 //! failed commit invalidates as well (`writer.rs`), so nothing uncommitted stays cached.
@@ -14,10 +16,10 @@ use std::rc::Rc;
 use rusqlite::Connection;
 
 use super::endpoints;
-use crate::domain::EventFilter;
+use crate::store::fanout::Subscriber;
 use crate::store::Result;
 
-pub type Subscriptions = Rc<Vec<(i64, EventFilter)>>;
+pub type Subscriptions = Rc<Vec<Subscriber>>;
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Subscriptions>> = RefCell::new(HashMap::new());

@@ -68,6 +68,10 @@ async function everythingElse(client: Herald): Promise<void> {
   await client.webhooks.update(1, { status: 'paused', signature: null });
   await client.webhooks.rotateSecret(1);
   const recovered: number = (await client.webhooks.recover(1, { since: '2026-01-01T00:00:00Z' })).recovered;
+  const replay = await client.webhooks.replay(1, { since: new Date(), dryRun: true, limit: 100 });
+  const more: string | null = replay.next;
+  const filter: string | null = (await client.webhooks.update(1, { filter: '$.amount > 1' })).filter;
+  console.log(replay.count, more, filter, replay.retention?.oldest_event?.id);
   await client.deliveries.retry(2);
   await client.eventTypes.create({ name: 'job.completed', example: { id: 1 } });
   await client.eventTypes.delete('job.completed');
