@@ -71,9 +71,14 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}; {missing}", chromedriver.display()));
+        // A fresh connection per command: a pooled one that chromedriver has closed while
+        // it sat idle fails the next command with "Peer disconnected" (seen once in CI, on a
+        // click), and a click cannot be retried blindly. Loopback connections cost nothing.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into();
         let profile = tempfile::tempdir().expect("profile dir");
