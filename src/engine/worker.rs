@@ -19,7 +19,7 @@ use super::oauth::Tokens;
 use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::{EndpointAuth, EndpointUrl, ExtraHeaders};
+use crate::domain::{EndpointAuth, ExtraHeaders};
 use crate::lifecycle::Tally;
 use crate::store::{AttemptRecord, Claimed, Outbox, Verdict};
 use crate::telemetry::{AttemptSpan, TRACEPARENT};
@@ -365,30 +365,17 @@ fn post_with_auth(
 }
 
 const AUTHORIZATION: &str = "authorization";
-/// Runs the endpoint's transformation on this delivery (`wire::transform`), and holds the
-/// URL it returns to the rules an endpoint URL is held to when it is saved; the SSRF guard
-/// in the resolver then vets the address it reaches, as for any endpoint.
+/// Runs the endpoint's transformation on this delivery (`wire::transform::run_for`).
 fn shape(ctx: &WorkerContext, d: &Claimed, t: &Transformation) -> Result<Outcome, String> {
     let payload = RawValue::from_string(d.body.clone())
         .map_err(|e| format!("the stored payload is not JSON: {e}"))?;
-    let outcome = transform::run(
+    transform::run_for(
         t,
-        &transform::Input {
-            method: "POST",
-            url: &d.url,
-            event_type: &d.event_type,
-            payload: &payload,
-            headers: Default::default(),
-            cancel: false,
-        },
-    )?;
-    if let Outcome::Send(request) = &outcome {
-        if request.url != d.url {
-            EndpointUrl::parse(&request.url, ctx.config.allow_private_targets)
-                .map_err(|e| format!("the transformation's URL is refused: {e}"))?;
-        }
-    }
-    Ok(outcome)
+        &d.url,
+        &d.event_type,
+        &payload,
+        ctx.config.allow_private_targets,
+    )
 }
 
 /// The endpoint's extra headers with a transformation's added to them (each replacing an

@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{AppState, Result, ServiceError};
-use crate::domain::EndpointUrl;
 use crate::wire::transform::{self, Outcome, Transformation};
 
 /// What a trial came to: the request that would be sent, a cancel, or the error.
@@ -64,24 +63,8 @@ impl AppState {
                 Some(s) => Transformation::parse(&s).map_err(|e| format!("transformation: {e}")),
                 None => saved.ok_or_else(|| "this endpoint has no transformation".to_owned()),
             };
-            let outcome = transformation.and_then(|t| {
-                let input = transform::Input {
-                    method: "POST",
-                    url: &url,
-                    event_type: &event_type,
-                    payload: &payload,
-                    headers: BTreeMap::new(),
-                    cancel: false,
-                };
-                let outcome = transform::run(&t, &input)?;
-                if let Outcome::Send(r) = &outcome {
-                    if r.url != url {
-                        EndpointUrl::parse(&r.url, allow_private)
-                            .map_err(|e| format!("the transformation's URL is refused: {e}"))?;
-                    }
-                }
-                Ok(outcome)
-            });
+            let outcome = transformation
+                .and_then(|t| transform::run_for(&t, &url, &event_type, &payload, allow_private));
             (outcome, started.elapsed())
         });
         let (outcome, took) = run

@@ -186,6 +186,34 @@ pub fn run(transformation: &Transformation, input: &Input) -> Result<Outcome, St
     check(returned, input)
 }
 
+/// Runs `transformation` on a delivery of `event_type` to `url` (the worker's run and the
+/// "try it" route's alike), and holds a URL it returns to the rules an endpoint URL is held
+/// to when it is saved; the SSRF guard in the resolver then vets the address it reaches.
+pub fn run_for(
+    transformation: &Transformation,
+    url: &str,
+    event_type: &str,
+    payload: &RawValue,
+    allow_private_targets: bool,
+) -> Result<Outcome, String> {
+    let input = Input {
+        method: "POST",
+        url,
+        event_type,
+        payload,
+        headers: BTreeMap::new(),
+        cancel: false,
+    };
+    let outcome = run(transformation, &input)?;
+    if let Outcome::Send(request) = &outcome {
+        if request.url != url {
+            crate::domain::EndpointUrl::parse(&request.url, allow_private_targets)
+                .map_err(|e| format!("the transformation's URL is refused: {e}"))?;
+        }
+    }
+    Ok(outcome)
+}
+
 /// Turns what came back into a request, refusing what Herald will not send.
 fn check(r: Returned, input: &Input) -> Result<Outcome, String> {
     match r.cancel {
