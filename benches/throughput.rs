@@ -193,16 +193,28 @@ fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
         server.rsplit('@').next().unwrap_or(server),
         ms0(one.started.ready)
     );
-    let mut row = single_publishes(bench, &one);
+    let pg = PgServer::find(server);
+    let pg_before = pg.ticks();
+    let (mut row, published) = single_publishes_counted(bench, &one);
+    let pg_us = pg.us_per(pg_before, published, bench.hz);
+    println!(
+        "  PostgreSQL CPU {} per published event",
+        pg_us.map_or("unknown (server process not found)".into(), |us| format!(
+            "{us:.0} µs"
+        ))
+    );
     row.figure = format!("PostgreSQL, 1 replica: {}", row.figure);
-    row.target = "≥ 3,000/s".into();
+    if let Some(us) = pg_us {
+        row.cpu = format!("{}; PostgreSQL {us:.0} µs", row.cpu);
+    }
+    row.target = "≥ 6,000/s; PostgreSQL ≤ 200 µs".into();
     rows.push(row);
     drop(one);
     drop(db);
 
     let mut rates = Vec::new();
     for replicas in [1, 3] {
-        let (row, rate) = slow_receiver_deliveries(bench, server, replicas);
+        let (row, rate) = slow_receiver_deliveries(bench, server, &pg, replicas);
         rows.push(row);
         rates.push(rate);
     }
@@ -219,7 +231,12 @@ fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
 /// `replicas` Herald processes on a fresh database, 40 endpoints on the 20 ms receiver,
 /// events published in batches spread over the replicas; the rate is deliveries over the
 /// time from the first arrival to the last.
-fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Row, f64) {
+fn slow_receiver_deliveries(
+    bench: &Bench,
+    server: &str,
+    pg: &PgServer,
+    replicas: usize,
+) -> (Row, f64) {
     const ENDPOINTS: usize = 40;
     let db = PgDatabase::create(server);
     let key = format!("{:064x}", now_ns() as u128 * 7919);
@@ -248,6 +265,7 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
     let base = bench.arrivals.count.load(SeqCst);
     let first_ns = now_ns();
     let before: Vec<Snapshot> = apps.iter().map(|h| bench.cpu(h)).collect();
+    let pg_before = pg.ticks();
     let addrs: Vec<SocketAddr> = apps.iter().map(|h| h.addr).collect();
     let batches = Arc::new(batches);
     let published: usize = bench
@@ -270,6 +288,8 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
         .min(events);
     let expected = published as u64;
     let got = bench.wait_arrivals(base + expected, DRAIN_TIMEOUT) - base;
+    // Publishes included: the figure is what PostgreSQL spends per delivered event.
+    let pg_us = pg.us_per(pg_before, got as usize, bench.hz);
     let last = bench.arrivals.last_ns.load(SeqCst);
     let wall = (last.saturating_sub(first_ns)) as f64 / 1e9;
     let rate = got as f64 / wall.max(1e-9);
@@ -286,8 +306,11 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
         if replicas == 1 { "" } else { "s" }
     );
     let measured = format!("{} deliveries/s", thousands(rate));
+    let pg_figure = pg_us.map_or(String::new(), |us| {
+        format!("; PostgreSQL {us:.0} µs per delivery (its publish included)")
+    });
     println!(
-        "\n{figure}: {measured}  [{got} of {expected} in {wall:.2} s; Herald {herald_cores:.2} cores in all]"
+        "\n{figure}: {measured}  [{got} of {expected} in {wall:.2} s; Herald {herald_cores:.2} cores in all{pg_figure}]"
     );
     if got < expected {
         println!("  INCOMPLETE: {} deliveries missing", expected - got);
@@ -295,7 +318,7 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
     let row = Row {
         figure,
         measured,
-        cpu: format!("{herald_cores:.2} cores (all replicas)"),
+        cpu: format!("{herald_cores:.2} cores (all replicas){pg_figure}"),
         bench: "—".into(),
         target: if replicas == 1 {
             "—"
@@ -341,8 +364,95 @@ impl Drop for PgDatabase {
     }
 }
 
+/// The PostgreSQL server the benchmark runs against, when it is on this machine: its
+/// CPU is the postmaster's own and its children's (the backends, the WAL writer, the
+/// checkpointer), read from /proc. A backend that exits (a connection closed) is counted
+/// in the postmaster's `cutime`/`cstime` once reaped, so nothing is lost between readings.
+/// The postmaster is found by `postmaster.pid` in `HERALD_BENCH_PG_DATA`, or in
+/// `$HERALD_TEST_PG_DIR/data` (what `.ci/postgres.sh start` exports), else by a
+/// `postgres` process whose command line names the URL's port.
+struct PgServer {
+    postmaster: Option<u32>,
+}
+
+impl PgServer {
+    fn find(url: &str) -> PgServer {
+        let data = std::env::var_os("HERALD_BENCH_PG_DATA")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HERALD_TEST_PG_DIR").map(|d| PathBuf::from(d).join("data"))
+            });
+        let from_pid_file = data
+            .and_then(|d| std::fs::read_to_string(d.join("postmaster.pid")).ok())
+            .and_then(|t| t.lines().next()?.trim().parse().ok());
+        let postmaster = from_pid_file.or_else(|| {
+            let port = url
+                .rsplit('@')
+                .next()?
+                .split('/')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .to_owned();
+            std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+                let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+                let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                let named =
+                    cmd.contains(&format!("port={port}")) || cmd.contains(&format!("-p {port}"));
+                (cmd.contains("postgres") && named).then_some(pid)
+            })
+        });
+        if postmaster.is_none() {
+            println!("(PostgreSQL's server process not found on this machine: no PostgreSQL CPU figures)");
+        }
+        PgServer { postmaster }
+    }
+
+    /// The server's user + system ticks so far.
+    fn ticks(&self) -> Option<u64> {
+        let pm = self.postmaster?;
+        let fields = |path: String| -> Option<(u64, Vec<u64>)> {
+            let text = std::fs::read_to_string(path).ok()?;
+            let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+            // rest[1] is the ppid (field 4); utime, stime, cutime, cstime are fields 14-17.
+            let ppid = rest.get(1)?.parse().ok()?;
+            let times = rest
+                .get(11..15)?
+                .iter()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            Some((ppid, times))
+        };
+        let (_, own) = fields(format!("/proc/{pm}/stat"))?;
+        let mut ticks: u64 = own.iter().sum();
+        for p in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some((ppid, times)) = fields(format!("/proc/{pid}/stat")) {
+                if ppid == pm {
+                    ticks += times.iter().take(2).sum::<u64>();
+                }
+            }
+        }
+        Some(ticks)
+    }
+
+    /// µs of the server's CPU per unit of work since `before`.
+    fn us_per(&self, before: Option<u64>, units: usize, hz: f64) -> Option<f64> {
+        let spent = self.ticks()?.saturating_sub(before?);
+        Some(spent as f64 / hz * 1e6 / units.max(1) as f64)
+    }
+}
+
 /// 64 keep-alive clients, one event per request, no endpoints: pure ingest.
 fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
+    single_publishes_counted(bench, herald).0
+}
+
+/// `single_publishes`, and how many publishes were accepted.
+fn single_publishes_counted(bench: &Bench, herald: &Herald) -> (Row, usize) {
     let n = scale(50_000);
     let before = bench.cpu(herald);
     let result = bench.publish_singles(herald.addr, CLIENTS, n, |i| {
@@ -364,13 +474,14 @@ fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
     );
     result.warn();
     usage.print(result.ok, "published event");
-    Row::new(
+    let row = Row::new(
         "single publishes, 64 keep-alive clients",
         measured,
         &usage,
         result.ok,
         "≥ 20,000/s, p99 < 20 ms",
-    )
+    );
+    (row, result.ok)
 }
 
 /// Single publishes to an instance with 100 paused endpoints, each publish matching exactly

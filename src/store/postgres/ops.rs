@@ -43,10 +43,9 @@ impl Admin for PgStore {
     }
 
     fn writer_stats(&self) -> WriterStats {
-        let commits = self.commits.load(Ordering::Relaxed);
         WriterStats {
-            commits,
-            jobs: commits,
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
             ..WriterStats::default()
         }
     }
@@ -213,10 +212,15 @@ impl Events for PgStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> Result<Vec<Published>> {
-        let tenant = tenant.to_owned();
-        // The 202 follows the commit: the events and their deliveries are durable (with
-        // `synchronous_commit = on`, in PostgreSQL's flushed WAL) before the API answers.
-        self.write(move |c| events::publish(c, &tenant, events, now))
+        // The 202 follows the commit of the batch this publish joins (`group.rs`): the
+        // events and their deliveries are durable (with `synchronous_commit = on`, in
+        // PostgreSQL's flushed WAL) before the API answers.
+        self.publisher
+            .publish(events::Publish {
+                tenant: tenant.to_owned(),
+                events,
+                now,
+            })
             .await
     }
 
