@@ -412,7 +412,7 @@ impl PgServer {
     /// The server's user + system ticks so far.
     fn ticks(&self) -> Option<u64> {
         let pm = self.postmaster?;
-        let fields = |path: String| -> Option<(u64, Vec<u64>)> {
+        let fields = |path: String| -> Option<(u32, Vec<u64>)> {
             let text = std::fs::read_to_string(path).ok()?;
             let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
             // rest[1] is the ppid (field 4); utime, stime, cutime, cstime are fields 14-17.
