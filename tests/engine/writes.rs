@@ -95,13 +95,19 @@ impl Gate {
     fn open(&mut self) {
         match self {
             Gate::Writer { release, .. } => release.send(()).expect("the gate is waiting"),
-            Gate::Committers { lock, .. } => {
-                lock.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))",
-                    &[&SUBSCRIPTIONS_LOCK, &GATE_TENANT],
-                )
-                .expect("unlock the gate");
-            }
+            // On a thread of its own: this runs inside the test's runtime, where the sync
+            // client cannot block.
+            Gate::Committers { lock, .. } => std::thread::scope(|s| {
+                s.spawn(|| {
+                    lock.execute(
+                        "SELECT pg_advisory_unlock($1, hashtext($2))",
+                        &[&SUBSCRIPTIONS_LOCK, &GATE_TENANT],
+                    )
+                    .expect("unlock the gate");
+                })
+                .join()
+                .expect("the unlock");
+            }),
         }
     }
 
@@ -353,20 +359,20 @@ fn publishes_of_several_tenants_share_a_commit_and_keep_to_their_own() {
             .collect();
         endpoints.insert(tenant, ids);
     }
-    let requests: Vec<(&str, NewEvent)> = (0..24)
-        .map(|i| {
-            let tenant = ["default", "acme", "beta", "nobody"][i % 4];
-            // Jobs 0-3 and 4-7 use the same key per tenant: the second of each is a replay.
-            let key = (i < 8).then(|| "shared-key".to_string());
-            (tenant, event("order.paid", i, key.as_deref()))
-        })
-        .collect();
+    // Jobs 0-3 and 4-7 use the same key per tenant: the second of each is a replay.
+    let request = |i: usize| -> (&str, NewEvent) {
+        let tenant = ["default", "acme", "beta", "nobody"][i % 4];
+        (tenant, event("order.paid", i, (i < 8).then_some("shared-key")))
+    };
+    let requests: Vec<(&str, NewEvent)> = (0..24).map(request).collect();
     let mut gate = Gate::close(&rig);
     let before = store.writer_stats();
     let answers: Vec<Answer> = rig.block_on(async {
-        let jobs: Vec<_> = requests
-            .iter()
-            .map(|(tenant, e)| store.publish(tenant, vec![e.clone()], T0))
+        let jobs: Vec<_> = (0..24)
+            .map(|i| {
+                let (tenant, e) = request(i);
+                store.publish(tenant, vec![e], T0)
+            })
             .collect();
         in_one_commit(&mut gate, jobs).await
     });
