@@ -116,7 +116,9 @@ impl Gate {
             Gate::Writer { job, .. } => job.join().expect("the gate's thread"),
             Gate::Committers { publishes, .. } => {
                 for p in publishes {
-                    p.join().expect("a gate publish").expect("the gate's publish");
+                    p.join()
+                        .expect("a gate publish")
+                        .expect("the gate's publish");
                 }
             }
         }
@@ -323,14 +325,17 @@ fn a_batch_that_fails_is_published_request_by_request() {
         limit: 100,
     };
     let events = rig.block_on(rig.store().list_events(TENANT, EventQuery::default(), all));
-    assert_eq!(events.unwrap().items.len(), 11, "the refused one wrote nothing");
+    assert_eq!(
+        events.unwrap().items.len(),
+        11,
+        "the refused one wrote nothing"
+    );
     // Its key is free: sent again with a body PostgreSQL takes, it is a new event.
     let again = rig
-        .block_on(rig.store().publish(
-            TENANT,
-            vec![event("job.completed", 5, Some("key-5"))],
-            T0,
-        ))
+        .block_on(
+            rig.store()
+                .publish(TENANT, vec![event("job.completed", 5, Some("key-5"))], T0),
+        )
         .expect("publish");
     assert!(!again[0].replayed);
 }
@@ -362,7 +367,10 @@ fn publishes_of_several_tenants_share_a_commit_and_keep_to_their_own() {
     // Jobs 0-3 and 4-7 use the same key per tenant: the second of each is a replay.
     let request = |i: usize| -> (&str, NewEvent) {
         let tenant = ["default", "acme", "beta", "nobody"][i % 4];
-        (tenant, event("order.paid", i, (i < 8).then_some("shared-key")))
+        (
+            tenant,
+            event("order.paid", i, (i < 8).then_some("shared-key")),
+        )
     };
     let requests: Vec<(&str, NewEvent)> = (0..24).map(request).collect();
     let mut gate = Gate::close(&rig);
@@ -379,7 +387,11 @@ fn publishes_of_several_tenants_share_a_commit_and_keep_to_their_own() {
     let gate_commits = gate.commits();
     gate.join();
     let after = store.writer_stats();
-    assert_eq!(after.commits - before.commits, gate_commits + 1, "one commit for all 24");
+    assert_eq!(
+        after.commits - before.commits,
+        gate_commits + 1,
+        "one commit for all 24"
+    );
 
     let mut first_of_key = std::collections::HashMap::new();
     for (i, ((tenant, _), answer)) in requests.iter().zip(&answers).enumerate() {
@@ -389,7 +401,11 @@ fn publishes_of_several_tenants_share_a_commit_and_keep_to_their_own() {
         }
         let p = &answer.as_ref().unwrap_or_else(|e| panic!("job {i}: {e}"))[0];
         let own = &endpoints[tenant];
-        assert_eq!(p.deliveries, own.len(), "job {i} fans out to {tenant}'s endpoints");
+        assert_eq!(
+            p.deliveries,
+            own.len(),
+            "job {i} fans out to {tenant}'s endpoints"
+        );
         if i < 8 {
             match first_of_key.get(tenant) {
                 None => {
@@ -406,7 +422,10 @@ fn publishes_of_several_tenants_share_a_commit_and_keep_to_their_own() {
                 .iter()
                 .map(|d| d.endpoint_id)
                 .collect();
-            assert_eq!(&to, own, "job {i}: one delivery per endpoint of {tenant}, in order");
+            assert_eq!(
+                &to, own,
+                "job {i}: one delivery per endpoint of {tenant}, in order"
+            );
             // Another tenant's event is not found in this one.
             let other = if *tenant == "acme" { "beta" } else { "acme" };
             assert!(rig.block_on(store.get_event(other, &p.id)).is_err());
