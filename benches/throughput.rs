@@ -195,16 +195,13 @@ fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
     );
     let pg = PgServer::find(server);
     let pg_before = pg.ticks();
-    let commits_before = bench.commits(one.addr);
     let (mut row, published) = single_publishes_counted(bench, &one);
     let pg_us = pg.us_per(pg_before, published, bench.hz);
-    let (commits, jobs) = bench.commits(one.addr);
     println!(
-        "  PostgreSQL CPU {} per published event; {:.1} operations per transaction (group commit)",
+        "  PostgreSQL CPU {} per published event",
         pg_us.map_or("unknown (server process not found)".into(), |us| format!(
             "{us:.0} µs"
-        )),
-        (jobs - commits_before.1) / (commits - commits_before.0).max(1.0)
+        ))
     );
     row.figure = format!("PostgreSQL, 1 replica: {}", row.figure);
     if let Some(us) = pg_us {
@@ -925,25 +922,6 @@ impl Bench {
     }
 
     /// POSTs a JSON body that must answer 201.
-    /// Herald's `store_commits` and `store_write_jobs` counters (/metrics).
-    fn commits(&self, addr: SocketAddr) -> (f64, f64) {
-        let text = run_on(&self.gen[0], async move {
-            let mut client = Client::connect(addr).await?;
-            client.send("GET", "/metrics", b"").await
-        })
-        .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
-        .unwrap_or_default();
-        let counter = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (
-            counter("herald_store_commits_total "),
-            counter("herald_store_write_jobs_total "),
-        )
-    }
-
     fn post_created(&self, addr: SocketAddr, path: &'static str, body: String) {
         let (status, reply) = run_on(&self.gen[0], async move {
             let mut client = Client::connect(addr).await?;
