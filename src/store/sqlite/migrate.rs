@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_failed_deliveries_list.sql"),
     include_str!("migrations/0014_endpoint_reach.sql"),
     include_str!("migrations/0015_endpoint_payload_filter.sql"),
+    include_str!("migrations/0016_first_success_inline_and_rollups.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).
