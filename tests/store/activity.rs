@@ -79,7 +79,10 @@ fn attempts_are_counted_per_bucket_answered_or_not(db: &Db) {
     // Publish → first attempt: three first attempts 5 s after their publish, in two hours.
     let latency = db.on(db.store.first_attempt_latency(T0)).unwrap();
     let five_s = latency_bucket(5_000);
-    let per_hour: Vec<(i64, i32, i64)> = latency.iter().map(|l| (l.hour, l.bucket, l.count)).collect();
+    let per_hour: Vec<(i64, i32, i64)> = latency
+        .iter()
+        .map(|l| (l.hour, l.bucket, l.count))
+        .collect();
     assert_eq!(
         per_hour,
         [

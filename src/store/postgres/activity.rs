@@ -5,9 +5,7 @@
 
 use postgres::GenericClient;
 
-use crate::store::{
-    newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS,
-};
+use crate::store::{newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS};
 
 /// Attempts in the hours since `since`, counted per `bucket_ms` (whole hours, aligned to
 /// the epoch, so hours and days are UTC); only buckets with attempts are returned, oldest
@@ -94,15 +92,16 @@ pub fn endpoint_recent_attempts(
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
     // Delivery order, then attempt order: the (endpoint_id, id) index drives both walks
-    // newest first, and each LIMIT stops its walk early (SQLite's twin says what the
-    // successes' walk may leave out).
+    // newest first, each over the endpoint's latest `limit` deliveries only (SQLite's twin
+    // says why, and what that may leave out).
     let params: [&(dyn postgres::types::ToSql + Sync); 3] =
         [&endpoint_id, &tenant_id, &(limit as i64)];
     let mut all = Vec::new();
     for sql in [
         "SELECT a.delivery_id, a.id, a.started_at, a.duration_ms, a.status_code::bigint, a.error
-         FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-         WHERE d.endpoint_id = $1 AND d.tenant_id = $2
+         FROM (SELECT id FROM deliveries WHERE endpoint_id = $1 AND tenant_id = $2
+               ORDER BY id DESC LIMIT $3) d
+         JOIN attempts a ON a.delivery_id = d.id
          ORDER BY d.id DESC, a.id DESC LIMIT $3",
         "SELECT id, 0::bigint, sent_at, sent_duration_ms, sent_status_code::bigint, NULL::text FROM (
              SELECT id, sent_at, sent_duration_ms, sent_status_code FROM deliveries

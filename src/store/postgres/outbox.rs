@@ -31,8 +31,8 @@ use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
 use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take, HOUR_MS,
-    Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
+    Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
@@ -707,7 +707,10 @@ pub fn prune(c: &mut Client, before: i64, batch: usize) -> Result<usize> {
     // The rollups' hours wholly past retention go too (the hour `before` falls in still
     // counts attempts kept): a few rows per hour, by primary key.
     let whole_hours = before.div_euclid(HOUR_MS) * HOUR_MS;
-    tx.execute("DELETE FROM activity_hours WHERE hour < $1", &[&whole_hours])?;
+    tx.execute(
+        "DELETE FROM activity_hours WHERE hour < $1",
+        &[&whole_hours],
+    )?;
     tx.execute("DELETE FROM latency_hours WHERE hour < $1", &[&whole_hours])?;
     let n = tx.execute(
         "DELETE FROM events WHERE seq IN

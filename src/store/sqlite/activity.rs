@@ -5,9 +5,7 @@
 
 use rusqlite::{params, Connection};
 
-use crate::store::{
-    newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS,
-};
+use crate::store::{newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS};
 
 /// Attempts since `since`, counted per `bucket_ms` (a whole number of hours; buckets
 /// aligned to the epoch, so hours and days are UTC); only buckets with attempts are
@@ -96,14 +94,16 @@ pub fn endpoint_recent_attempts(
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
     // Ordered by delivery, then attempt, rather than by started_at: the
-    // `deliveries_endpoint (endpoint_id, id)` index drives both walks newest first, so each
-    // LIMIT stops its walk early. The successes are looked for among the endpoint's latest
-    // `limit` deliveries; a success older than that can only be among the latest `limit`
-    // attempts when many of the deliveries after it have none yet, and is left out then.
+    // `deliveries_endpoint (endpoint_id, id)` index drives both walks newest first, each
+    // over the endpoint's latest `limit` deliveries only (most succeed at once and have no
+    // attempts row, so walking on until `limit` rows were found could read the whole
+    // history). An attempt older than those is left out, which can only happen when many
+    // of the newer deliveries have no attempt yet, or when retries fill the window.
     let mut rows_read = conn.prepare_cached(
         "SELECT a.delivery_id, a.id, a.started_at, a.duration_ms, a.status_code, a.error
-         FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-         WHERE d.endpoint_id = ?1 AND d.tenant_id = ?2
+         FROM (SELECT id FROM deliveries WHERE endpoint_id = ?1 AND tenant_id = ?2
+               ORDER BY id DESC LIMIT ?3) d
+         JOIN attempts a ON a.delivery_id = d.id
          ORDER BY d.id DESC, a.id DESC LIMIT ?3",
     )?;
     let mut inline_read = conn.prepare_cached(

@@ -19,8 +19,8 @@ use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take, HOUR_MS,
-    Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
+    Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
