@@ -299,6 +299,7 @@ pub fn record(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut rollup = Rollup::default();
+    let mut known: HashMap<i64, Option<EndpointHealth>> = HashMap::new();
     for r in records {
         let (status, next) = match r.verdict {
             Verdict::Succeeded => ("succeeded", None),
@@ -349,10 +350,23 @@ pub fn record(
                 first.then_some(r.started_at - created_at),
             );
         }
-        let Some(health) = health(conn, r.endpoint_id)? else {
+        // Read once per endpoint per batch while nothing changes it: a healthy endpoint's
+        // successes, nearly all records, change nothing (`engine::health`), so a batch to
+        // one endpoint reads its row once. Any change is written and read back.
+        let health = match known.remove(&r.endpoint_id) {
+            Some(h) => h,
+            None => health(conn, r.endpoint_id)?,
+        };
+        let Some(health) = health else {
+            known.insert(r.endpoint_id, None);
             continue; // deleted while the request was out
         };
-        apply(conn, r.endpoint_id, judge.judge(r, &health, now), now)?;
+        let change = judge.judge(r, &health, now);
+        if change == HealthChange::default() {
+            known.insert(r.endpoint_id, Some(health));
+        } else {
+            apply(conn, r.endpoint_id, change, now)?;
+        }
     }
     add_rollup(conn, &rollup)
 }
