@@ -18,7 +18,10 @@
 //! `HERALD_BENCH_GEN_THREADS` (default 1, at most 2 makes sense here) sets the load
 //! generator's threads. `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
 //! instead (`postgres_runs`): publishes on one replica, and 1 vs 3 replicas delivering
-//! through a 20 ms receiver; `eval "$(.ci/postgres.sh start)"` starts a private server. Other `HERALD_*` settings in the environment reach Herald as usual.
+//! through a 20 ms receiver, each with PostgreSQL's own CPU per event when its server runs
+//! on this machine (`PgServer`); `eval "$(HERALD_PG_DURABLE=1 .ci/postgres.sh start)"`
+//! starts a private server. Other `HERALD_*` settings in the environment reach Herald as
+//! usual.
 //!
 //! How it is built, and why:
 //! - The load generator and the receiver are async (tokio) and speak HTTP/1.1 over
