@@ -33,7 +33,7 @@ enum Gate {
         job: JoinHandle<()>,
     },
     Committers {
-        lock: postgres::Client,
+        lock: Box<postgres::Client>,
         publishes: Vec<JoinHandle<Answer>>,
     },
 }
@@ -89,7 +89,10 @@ impl Gate {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        Gate::Committers { lock, publishes }
+        Gate::Committers {
+            lock: Box::new(lock),
+            publishes,
+        }
     }
 
     fn open(&mut self) {
