@@ -33,8 +33,6 @@ use tokio::sync::oneshot;
 
 use super::events::{self, Answer, Publish};
 use super::{connection, liveness, on_connection};
-
-type Connection = r2d2::PooledConnection<connection::Manager>;
 use crate::store::{Result, StoreError};
 
 /// Batches committing at once per replica. Two, so one batch waiting on a lock (an
@@ -108,25 +106,13 @@ fn run(
     counters: &Counters,
     receiver: &Mutex<mpsc::Receiver<Job>>,
 ) {
-    // The connection is kept from one batch to the next while requests keep coming (a
-    // checkout costs a round trip to test it), and given back to the pool when idle.
-    let mut held = None;
-    while let Some(batch) = next_batch(receiver, &mut held) {
+    // A connection per batch, given back to the pool before the batch is answered: one
+    // held past its answers would leave the caller's next request (a `/readyz` just after
+    // the database came back) to meet the pool's stale connections, each of which marks
+    // the database down again.
+    while let Some(batch) = next_batch(receiver) {
         let publishes: Vec<&Publish> = batch.iter().map(|j| &j.publish).collect();
-        let outcome = match held.take().filter(|_| !live.is_down()) {
-            Some(c) => Ok(c),
-            None => super::checkout(pool, live),
-        }
-        .map_err(Failed::Before)
-        .and_then(|mut c| {
-            let out = commit(&mut c, &publishes);
-            if out.is_err() && c.is_closed() {
-                live.mark_down("the connection closed during a statement");
-            } else {
-                held = Some(c);
-            }
-            out
-        });
+        let outcome = on_connection(pool, live, |c| commit(c, &publishes));
         let answers = match outcome {
             Ok(answers) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -148,8 +134,10 @@ fn run(
                     .iter()
                     .map(|p| {
                         let alone = on_connection(pool, live, |c| commit(c, &[p]));
-                        counters.commits.fetch_add(1, Ordering::Relaxed);
-                        counters.jobs.fetch_add(1, Ordering::Relaxed);
+                        if alone.is_ok() {
+                            counters.commits.fetch_add(1, Ordering::Relaxed);
+                            counters.jobs.fetch_add(1, Ordering::Relaxed);
+                        }
                         match alone {
                             Ok(mut answers) => answers.remove(0),
                             Err(Failed::Before(e) | Failed::AtCommit(e)) => Err(e),
@@ -166,21 +154,11 @@ fn run(
 }
 
 /// The first waiting request and those queued behind it; `None` once the store is gone.
-/// `held` goes back to the pool if none is waiting.
-fn next_batch(
-    receiver: &Mutex<mpsc::Receiver<Job>>,
-    held: &mut Option<Connection>,
-) -> Option<Vec<Job>> {
+fn next_batch(receiver: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
     // Held while gathering only: the other committer gathers the next batch while this one
     // commits.
     let receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
-    let first = match receiver.try_recv() {
-        Ok(job) => job,
-        Err(_) => {
-            *held = None;
-            receiver.recv().ok()?
-        }
-    };
+    let first = receiver.recv().ok()?;
     let mut events = first.publish.events.len();
     let mut batch = vec![first];
     // try_recv, not a timed wait: the batch is whatever queued while the last commit was
