@@ -7,7 +7,7 @@
 //! table for the whole batch) and answer every request of the batch once `COMMIT` has
 //! returned. No delay is added to wait for company: while one batch's commit waits on
 //! PostgreSQL's WAL flush, new requests queue up and form the next batch by themselves, so
-//! under load dozens of publishes share one transaction, one advisory-lock statement, one
+//! under load a dozen or more publishes share one transaction, one advisory-lock statement, one
 //! insert per table and one WAL flush instead of paying each.
 //!
 //! Why an acknowledged publish survives `kill -9` (of Herald or of PostgreSQL): a request
@@ -195,8 +195,18 @@ impl From<postgres::Error> for Failed {
     }
 }
 
-/// One batch, one transaction.
+/// One batch, one transaction. A panic in it (a bug) is a failed batch, rolled back as the
+/// transaction unwinds, so the committer lives on and the requests are tried alone.
 fn commit(c: &mut Client, batch: &[&Publish]) -> std::result::Result<Vec<Answer>, Failed> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_transaction(c, batch)))
+        .unwrap_or_else(|_| {
+            Err(Failed::Before(StoreError::Commit(
+                "a publish batch panicked; it was rolled back".into(),
+            )))
+        })
+}
+
+fn in_transaction(c: &mut Client, batch: &[&Publish]) -> std::result::Result<Vec<Answer>, Failed> {
     let mut tx = c.transaction()?;
     let answers = events::publish(&mut tx, batch)?;
     match tx.commit() {
