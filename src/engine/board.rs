@@ -274,11 +274,14 @@ impl Board {
     /// `overloaded` a timeout, connection error, 5xx or 429. Other answers (4xx) say
     /// nothing about the receiver's capacity.
     pub fn observe(&self, endpoint: i64, ok: bool, overloaded: bool, ms: u64) {
+        self.observe_in(&mut self.lock(), endpoint, ok, overloaded, ms);
+    }
+
+    fn observe_in(&self, s: &mut State, endpoint: i64, ok: bool, overloaded: bool, ms: u64) {
         if !ok && !overloaded {
             return;
         }
         let (start, max) = (self.cap as f64, self.max_cap as f64);
-        let mut s = self.lock();
         let limit = s.limits.entry(endpoint).or_insert(Limit::new(start));
         limit.since_decrease += 1;
         if ok && limit.ramp {
@@ -390,7 +393,24 @@ impl Board {
         backoff_until: Option<i64>,
         now: i64,
     ) -> Finished {
+        self.done(endpoint, None, gone, backoff_until, now)
+    }
+
+    /// `finish`, with what the answer says about the endpoint's capacity (`observe`'s
+    /// `ok`, `overloaded`, `ms`) taken in the same lock: a worker's one visit to the
+    /// board per delivery.
+    pub fn done(
+        &self,
+        endpoint: i64,
+        answer: Option<(bool, bool, u64)>,
+        gone: bool,
+        backoff_until: Option<i64>,
+        now: i64,
+    ) -> Finished {
         let mut s = self.lock();
+        if let Some((ok, overloaded, ms)) = answer {
+            self.observe_in(&mut s, endpoint, ok, overloaded, ms);
+        }
         // A back-off without a rate limit still needs a Pace (interval 0) so `may_send`
         // and `next_release_at` see it.
         if let Some(until) = backoff_until {

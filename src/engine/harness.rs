@@ -56,9 +56,13 @@ impl Harness {
     }
 
     /// One turn of the dispatcher's loop: lets go what waited for its rate limit, then one
-    /// claim round; returns how many deliveries were claimed.
+    /// claim round; returns how many deliveries were claimed. The round scans the store
+    /// in full first: a test writes to the store (publishes, clock moves, endpoint changes)
+    /// without the signals the API and the threads send, and must see what a running
+    /// engine would see after them.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.board.release_due(self.clock.now_ms());
+        self.dispatcher.rescan();
         self.dispatcher.step()
     }
 

@@ -36,6 +36,7 @@
 pub mod agents;
 pub mod board;
 pub mod dispatcher;
+pub mod due;
 pub mod harness;
 pub mod health;
 pub mod http;
@@ -72,8 +73,11 @@ pub enum Signal {
     /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry),
     /// or shutdown began (the dispatcher looks at the token when it wakes).
     Wake,
-    /// A retry was scheduled for this time (ms): look no later than that.
+    /// A retry was scheduled for this time (ms); its endpoint is in the due-time index.
     DueAt(i64),
+    /// A claim round may find work, in the store as the index knows it: an endpoint's
+    /// queue on the board ran dry, or its next delivery waits for its rate limit.
+    Round,
 }
 
 /// Counters for /metrics.
@@ -92,6 +96,7 @@ pub struct EngineHandle {
     signals: mpsc::Sender<Signal>,
     heartbeat: Arc<AtomicI64>,
     board: Arc<Board>,
+    due: Arc<due::Due>,
     pub stats: Arc<EngineStats>,
 }
 
@@ -101,8 +106,17 @@ impl EngineHandle {
         self.board.limit_of(endpoint)
     }
 
+    /// New deliveries were written (a publish, a replay): the dispatcher reads them.
     pub fn wake(&self) {
         let _ = self.signals.send(Signal::Wake);
+    }
+
+    /// Existing deliveries or endpoints changed so that work may be due the dispatcher
+    /// cannot tell from new rows (a retry or recovery, an endpoint resumed): it scans the
+    /// store in full before its next round.
+    pub fn rescan(&self) {
+        self.due.rescan();
+        self.wake();
     }
 
     /// The dispatcher loop ran within the last few seconds.
@@ -156,14 +170,23 @@ impl Parts {
             clock.clone(),
         ));
         let stats = Arc::new(EngineStats::default());
+        let stall = Arc::new(Stall::default());
+        let dispatcher = Dispatcher::new(
+            outbox.clone(),
+            config.clone(),
+            board.clone(),
+            clock.clone(),
+            stall.clone(),
+            shutdown.clone(),
+        );
         let handle = EngineHandle {
             signals: signal_tx.clone(),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
             board: board.clone(),
+            due: dispatcher.due(),
             stats: stats.clone(),
         };
         stop_at(shutdown, &board, &outbox, &signal_tx);
-        let stall = Arc::new(Stall::default());
         let judge: Arc<dyn Judge> = Arc::new(HealthPolicy::from_config(&config));
         let recorder = Recorder::new(
             outbox.clone(),
@@ -172,7 +195,8 @@ impl Parts {
             judge.clone(),
             signal_tx.clone(),
             stats.clone(),
-            stall.clone(),
+            stall,
+            dispatcher.due(),
         );
         let worker = WorkerContext {
             outbox: outbox.clone(),
@@ -181,20 +205,13 @@ impl Parts {
             tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),
-            clock: clock.clone(),
+            clock,
             results: record_tx,
             signals: signal_tx,
             busy: Arc::new(Tally::default()),
             stats,
+            due: dispatcher.due(),
         };
-        let dispatcher = Dispatcher::new(
-            outbox.clone(),
-            config.clone(),
-            board.clone(),
-            clock,
-            stall,
-            shutdown.clone(),
-        );
         Ok(Parts {
             judge,
             outbox,

@@ -31,6 +31,7 @@ mod ops;
 mod outbox;
 mod poll;
 mod replay;
+mod round;
 mod settings;
 mod shared;
 mod subscriptions;

@@ -25,6 +25,7 @@ mod ops;
 mod outbox;
 mod poll;
 mod replay;
+mod round;
 mod settings;
 mod subscriptions;
 mod tenants;
