@@ -302,17 +302,28 @@ impl Dispatcher {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             for signal in first.into_iter().chain(signals.try_iter()) {
-                match signal {
-                    Signal::Wake => {
-                        self.fresh = true;
-                        self.needs_claim = true;
-                    }
-                    Signal::Round => self.needs_claim = true,
-                    // The recorder put the retry's endpoint in the index; the sleep above
-                    // is computed from it.
-                    Signal::DueAt(_) => {}
-                }
+                self.hear(signal);
             }
         }
+    }
+
+    /// Takes in one signal: a publish makes the next round scan what was written since
+    /// the last scan; any signal makes a round worth running.
+    pub fn hear(&mut self, signal: Signal) {
+        match signal {
+            Signal::Wake => {
+                self.fresh = true;
+                self.needs_claim = true;
+            }
+            Signal::Round => self.needs_claim = true,
+            // The recorder put the retry's endpoint in the index; the loop's sleep is
+            // computed from it.
+            Signal::DueAt(_) => {}
+        }
+    }
+
+    /// How many endpoints the due-time index lists (what a round could look at).
+    pub fn due_len(&self) -> usize {
+        self.due.lock().len()
     }
 }
