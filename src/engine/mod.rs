@@ -4,11 +4,13 @@
 //! 1. A publish commits an event and its pending delivery rows, then calls
 //!    `EngineHandle::wake`, so the dispatcher looks at the outbox at once — delivery latency
 //!    does not depend on a polling interval.
-//! 2. The dispatcher (`dispatcher.rs`) runs claim rounds (`Outbox::claim`; with SQLite a
-//!    read, the claim kept in memory): the outbox reads the due endpoints, the planner
-//!    (`plan.rs`) decides what each may take, and the claims are pinned to the board
+//! 2. The dispatcher (`dispatcher.rs`) runs claim rounds (`Outbox::claim_among`; with
+//!    SQLite a read, the claim kept in memory) over the endpoints its due-time index
+//!    (`due.rs`) lists as due, oldest first: the outbox reads them until the planner
+//!    (`plan.rs`) has filled the round, and the claims are pinned to the board
 //!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
-//!    hold every worker. It still wakes on its own for retries that come due.
+//!    hold every worker. Endpoints with nothing to do cost it nothing. It still wakes on
+//!    its own when the index's next endpoint (a retry, a probe) comes due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
 //!    the SSRF guard in the resolver, applying `domain::address`'s rules; through the
 //!    shared agent, or the endpoint's own for a client certificate, a CA bundle or a proxy:
