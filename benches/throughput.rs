@@ -1021,7 +1021,7 @@ impl Bench {
             me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
-            roles: herald_roles(herald.pid),
+            roles: herald_roles(herald.pid, self.hz),
         };
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
@@ -1209,30 +1209,37 @@ struct Snapshot {
     me: u64,
     gen: u64,
     recv: u64,
-    /// Herald's ticks per thread role (the thread name without its number).
+    /// Herald's CPU ns per thread role (the thread name without its number).
     roles: std::collections::BTreeMap<String, u64>,
 }
 
-/// Herald's CPU ticks per thread role: `herald-worker-12` counts as `herald-worker`, the
-/// HTTP server's threads as `actix-rt`. This is the profile README quotes for what limits
-/// a figure.
-fn herald_roles(pid: u32) -> std::collections::BTreeMap<String, u64> {
+/// Herald's CPU per thread role, in nanoseconds: `herald-worker-12` counts as
+/// `herald-worker`, the HTTP server's threads as `actix-rt`. This is the profile README
+/// quotes for what limits a figure. Read from `/proc/<pid>/task/*/schedstat` (time on CPU
+/// in ns): the clock ticks of `stat` would round each of 64 workers' share down to 10 ms.
+/// A thread's `stat` gives its name; where `schedstat` is missing its ticks stand in.
+fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
     let mut roles = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
     {
         let Ok(task) = task else { continue };
-        let Some((comm, user, sys)) = stat_ticks(&format!("{}/stat", task.path().display())) else {
+        let dir = task.path().display().to_string();
+        let Some((comm, user, sys)) = stat_ticks(&format!("{dir}/stat")) else {
             continue;
         };
+        let ns = std::fs::read_to_string(format!("{dir}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(((user + sys) as f64 * 1e9 / hz) as u64);
         let role = comm
             .split('|')
             .next()
             .unwrap_or(&comm)
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
             .to_string();
-        *roles.entry(role).or_default() += user + sys;
+        *roles.entry(role).or_default() += ns;
     }
     roles
 }
@@ -1252,7 +1259,7 @@ impl Snapshot {
                 .iter()
                 .map(|(role, t)| {
                     let was = before.roles.get(role).copied().unwrap_or(0);
-                    (role.clone(), secs(*t, was))
+                    (role.clone(), t.saturating_sub(was) as f64 / 1e9)
                 })
                 .filter(|(_, s)| *s > 0.0)
                 .collect(),
