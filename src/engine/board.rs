@@ -102,6 +102,8 @@ struct State {
     fifo: std::collections::HashSet<i64>,
     /// Adaptive in-flight limits of endpoints heard from.
     limits: HashMap<i64, Limit>,
+    /// Endpoints with a queue whose limit grew since `release_due` last looked.
+    grown: std::collections::HashSet<i64>,
     stopping: bool,
 }
 
@@ -270,6 +272,16 @@ impl Board {
             .collect()
     }
 
+    /// `limits`, for `endpoints` only: a claim round asks about the endpoints it may read,
+    /// not every endpoint ever heard from.
+    pub fn limits_of(&self, endpoints: impl Iterator<Item = i64>) -> HashMap<i64, usize> {
+        let s = self.lock();
+        endpoints
+            .map(|e| (e, Self::cap_in(&s, e, self.cap)))
+            .filter(|(_, cap)| *cap != self.cap)
+            .collect()
+    }
+
     /// Adapts `endpoint`'s in-flight limit to one answer: `ok` a success that took `ms`;
     /// `overloaded` a timeout, connection error, 5xx or 429. Other answers (4xx) say
     /// nothing about the receiver's capacity.
@@ -282,6 +294,15 @@ impl Board {
             return;
         }
         let (start, max) = (self.cap as f64, self.max_cap as f64);
+        let before = Self::cap_in(s, endpoint, self.cap);
+        self.adapt(s, endpoint, ok, ms, start, max);
+        if Self::cap_in(s, endpoint, self.cap) > before && s.waiting.contains_key(&endpoint) {
+            // A slot opened that no finish will fill: `release_due` lets its queue move.
+            s.grown.insert(endpoint);
+        }
+    }
+
+    fn adapt(&self, s: &mut State, endpoint: i64, ok: bool, ms: u64, start: f64, max: f64) {
         let limit = s.limits.entry(endpoint).or_insert(Limit::new(start));
         limit.since_decrease += 1;
         if ok && limit.ramp {
@@ -477,11 +498,13 @@ impl Board {
     /// When the earliest delivery held back by a rate limit or back-off may go (ms).
     pub fn next_release_at(&self) -> Option<i64> {
         let s = self.lock();
-        s.waiting
-            .keys()
-            .filter(|e| s.in_flight.get(e).copied().unwrap_or(0) < Self::cap_in(&s, **e, self.cap))
-            .filter_map(|e| s.pace.get(e))
-            .map(|p| p.next_at.ceil() as i64)
+        s.pace
+            .iter()
+            .filter(|(e, _)| s.waiting.contains_key(e))
+            .filter(|(e, _)| {
+                s.in_flight.get(e).copied().unwrap_or(0) < Self::cap_in(&s, **e, self.cap)
+            })
+            .map(|(_, p)| p.next_at.ceil() as i64)
             .min()
     }
 
@@ -489,7 +512,16 @@ impl Board {
     pub fn release_due(&self, now: i64) {
         let mut s = self.lock();
         let before = s.ready.len();
-        let endpoints: Vec<i64> = s.waiting.keys().copied().collect();
+        // Only a schedule or a grown limit lets a queue move outside `pin` and `finish`
+        // (which release what they can themselves), so only those queues are looked at:
+        // the dispatcher calls this on every turn of its loop, with thousands of queues.
+        let mut endpoints: Vec<i64> = s
+            .pace
+            .keys()
+            .copied()
+            .filter(|e| s.waiting.contains_key(e))
+            .collect();
+        endpoints.extend(s.grown.drain());
         for endpoint in endpoints {
             Self::release(&mut s, endpoint, self.cap, now);
         }

@@ -17,6 +17,7 @@
 //! by a worker whose endpoint ran dry (`Signal::Round`), by the recorder (a retry
 //! scheduled, a 410 written), and by the clock when the index's next endpoint comes due.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -156,35 +157,48 @@ impl Dispatcher {
         if room == 0 {
             return Ok(0);
         }
+        self.scan()?;
+        let held = self.board.held();
+        let now = self.clock.now_ms();
+        let (seen, due) = {
+            let index = self.due.lock();
+            (index.generation(), index.due(now).collect::<Vec<i64>>())
+        };
+        // The in-flight caps of the endpoints this round may read or skip (those whose
+        // limit adapted away from the start value).
+        let caps = self.board.limits_of(due.iter().chain(held.keys()).copied());
         let shares = Shares {
             limit: room,
             cap: self.config.endpoint_concurrency,
-            caps: self.board.limits(),
+            caps,
             // See `plan`: a shared outbox's claims count for every replica.
             depth: if self.outbox.shared() { 1 } else { 4 },
         };
-        self.scan()?;
         // An endpoint whose board holds more than its cap (its queue is not empty) waits
         // for a later round, so a busy endpoint costs one round per 3 x cap deliveries.
-        let skip: Vec<i64> = self
-            .board
-            .held()
-            .into_iter()
-            .filter(|(id, n)| *n > shares.caps.get(id).copied().unwrap_or(shares.cap))
-            .map(|(id, _)| id)
+        let skip: HashSet<i64> = held
+            .iter()
+            .filter(|(id, n)| **n > shares.caps.get(id).copied().unwrap_or(shares.cap))
+            .map(|(id, _)| *id)
             .collect();
-        let now = self.clock.now_ms();
-        let (seen, endpoints) = {
-            let index = self.due.lock();
-            let endpoints: Vec<i64> = index.due(now).filter(|e| !skip.contains(e)).collect();
-            (index.generation(), endpoints)
+        // The round reads endpoints in this order only until it is full; an endpoint it
+        // reads and cannot serve has deliveries on this board (its cap is out, its FIFO
+        // head or probe is in flight), so `room` plus those are enough to fill it. A
+        // shared outbox's endpoints may also be held by other replicas: it gets them all.
+        let bound = if self.outbox.shared() {
+            usize::MAX
+        } else {
+            room + held.len() + 64
         };
+        let mut endpoints: Vec<i64> = due.into_iter().filter(|e| !skip.contains(e)).collect();
+        let truncated = endpoints.len() > bound;
+        endpoints.truncate(bound);
         if endpoints.is_empty() {
             return Ok(0);
         }
         let round = ClaimRound {
             now,
-            skip,
+            skip: skip.into_iter().collect(),
             ready_limit: shares.ready_limit(),
             default_rate_limited: self.config.rate_limit.is_some(),
             lease_ms: self.config.lease.as_millis() as i64,
@@ -215,7 +229,7 @@ impl Dispatcher {
             self.board.probing(endpoint);
         }
         let count = claim.claimed.len();
-        let endpoint_of: std::collections::HashMap<i64, i64> = claim
+        let endpoint_of: HashMap<i64, i64> = claim
             .claimed
             .iter()
             .map(|c| (c.delivery_id, c.endpoint_id))
@@ -228,9 +242,9 @@ impl Dispatcher {
                 self.due.touch(*endpoint, now);
             }
         }
-        // Only a full round, or one that stopped reading once full, may have left more due
-        // work behind.
-        self.needs_claim = count == room || claim.looked.len() < among.endpoints.len();
+        // Only a full round, one that stopped reading once full, or one given only the
+        // first of the due endpoints may have left more due work behind.
+        self.needs_claim = count == room || claim.looked.len() < among.endpoints.len() || truncated;
         Ok(count)
     }
 

@@ -466,11 +466,11 @@ impl Outbox for SqliteStore {
         among: &Among,
         plan: &mut Planner<'_>,
     ) -> Result<Claim> {
-        self.read_blocking(|c| round::claim(c, &self.claims, round, among, plan))
+        self.engine_read(|c| round::claim(c, &self.claims, round, among, plan))
     }
 
     fn due_scan(&self, since: Option<i64>) -> Result<DueScan> {
-        self.read_blocking(|c| round::due_scan(c, since))
+        self.engine_read(|c| round::due_scan(c, since))
     }
 
     fn record(
