@@ -102,6 +102,8 @@ struct State {
     fifo: std::collections::HashSet<i64>,
     /// Adaptive in-flight limits of endpoints heard from.
     limits: HashMap<i64, Limit>,
+    /// A worker has asked the dispatcher for a round since the last began (`Finished::ask`).
+    asked: bool,
     /// Endpoints with a queue whose limit grew since `release_due` last looked.
     grown: std::collections::HashSet<i64>,
     stopping: bool,
@@ -117,6 +119,11 @@ pub struct Finished {
     pub dropped: Vec<i64>,
     /// The endpoint's next delivery waits for its rate limit or back-off.
     pub paced: bool,
+    /// `dry` or `paced`, and the dispatcher has not been asked for a round since its last
+    /// one began (`round_started`): the worker signals it. Later asks before that round
+    /// would only wake it again for nothing: one context switch per delivery, to one
+    /// endpoint whose queue keeps running dry, was most of the dispatcher's CPU.
+    pub ask: bool,
 }
 
 impl Board {
@@ -464,6 +471,7 @@ impl Board {
                 dry: false,
                 dropped,
                 paced: false,
+                ask: false,
             };
         }
         // The worker continues with the endpoint only inside its (possibly just halved)
@@ -487,12 +495,21 @@ impl Board {
             *s.in_flight.entry(endpoint).or_default() += 1;
         }
         let dry = !s.waiting.contains_key(&endpoint);
+        let ask = (dry || paced) && !s.asked;
+        s.asked |= ask;
         Finished {
             next,
             dry,
             dropped,
             paced,
+            ask,
         }
+    }
+
+    /// A claim round begins: it sees every queue as it is now, so the next dry or paced
+    /// queue asks for another.
+    pub fn round_started(&self) {
+        self.lock().asked = false;
     }
 
     /// When the earliest delivery held back by a rate limit or back-off may go (ms).

@@ -153,6 +153,8 @@ impl Dispatcher {
             return Ok(0);
         }
         self.needs_claim = false;
+        // Before anything is read: a queue that runs dry from here on asks again.
+        self.board.round_started();
         let room = self.capacity().saturating_sub(self.board.total());
         if room == 0 {
             return Ok(0);

@@ -91,9 +91,9 @@ pub fn run(ctx: WorkerContext) {
                 ctx.due.touch(delivery.endpoint_id, now);
                 let _ = ctx.signals.send(Signal::Round);
             }
-            if finished.dry || finished.paced {
+            if finished.ask {
                 // Its queue ran dry (top it up), or its next delivery waits for the rate
-                // limit (the dispatcher lets it go when its time comes).
+                // limit (the dispatcher lets it go when its time comes); once per round.
                 let _ = ctx.signals.send(Signal::Round);
             }
             match finished.next {
