@@ -190,7 +190,7 @@ impl Parts {
         };
         stop_at(shutdown, &board, &outbox, &signal_tx);
         let judge: Arc<dyn Judge> = Arc::new(HealthPolicy::from_config(&config));
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             outbox.clone(),
             board.clone(),
             clock.clone(),
@@ -198,8 +198,8 @@ impl Parts {
             signal_tx.clone(),
             stats.clone(),
             stall,
-            dispatcher.due(),
         );
+        recorder.due = dispatcher.due();
         let worker = WorkerContext {
             outbox: outbox.clone(),
             board: board.clone(),

@@ -83,10 +83,10 @@ impl Recorder {
         signals: mpsc::Sender<Signal>,
         stats: Arc<EngineStats>,
         stall: Arc<Stall>,
-        due: Arc<Due>,
     ) -> Recorder {
         Recorder {
-            due,
+            // Its own until `Parts::wire` gives it the dispatcher's.
+            due: Arc::default(),
             outbox,
             board,
             clock,
