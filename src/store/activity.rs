@@ -47,7 +47,7 @@ impl RecentAttempt {
 /// The latest `limit` of attempts keyed by (delivery id, attempt id; 0 for the first
 /// attempt kept in its delivery row), newest first.
 pub fn newest(mut all: Vec<((i64, i64), RecentAttempt)>, limit: usize) -> Vec<RecentAttempt> {
-    all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    all.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
     all.into_iter().take(limit).map(|(_, a)| a).collect()
 }
 
