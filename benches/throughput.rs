@@ -16,7 +16,9 @@
 //! Knobs: `HERALD_BENCH_SCALE` (default 1.0) scales every size; `HERALD_BENCH_BIN` benches
 //! another `herald` binary instead of the one cargo built for this run;
 //! `HERALD_BENCH_GEN_THREADS` (default 1, at most 2 makes sense here) sets the load
-//! generator's threads. `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
+//! generator's threads. `HERALD_BENCH_ONLY=scale` runs only the scale rows (`scale_rows`:
+//! deliveries/s and Herald CPU per delivery to 1, 100, 1,000 and 5,000 endpoints, a fresh
+//! Herald each). `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
 //! instead (`postgres_runs`): publishes on one replica, and 1 vs 3 replicas delivering
 //! through a 20 ms receiver, each with PostgreSQL's own CPU per event when its server runs
 //! on this machine (`PgServer`); `eval "$(HERALD_PG_DURABLE=1 .ci/postgres.sh start)"`
@@ -68,6 +70,10 @@ fn main() {
     bench.header();
     if let Ok(server) = std::env::var("HERALD_BENCH_PG_URL") {
         print_table(&postgres_runs(&bench, &server));
+        return;
+    }
+    if std::env::var("HERALD_BENCH_ONLY").as_deref() == Ok("scale") {
+        print_table(&scale_rows(&bench));
         return;
     }
     let mut rows = Vec::new();
@@ -131,6 +137,8 @@ fn main() {
         startups.push(routed.started);
         rows.push(routed_publishes(&bench, &routed, filtered));
     }
+
+    rows.extend(scale_rows(&bench));
 
     println!(
         "\nthe first instance again, idle after its delivery run: Herald CPU {:.3} cores",
@@ -602,6 +610,61 @@ fn batch_publishes(bench: &Bench, herald: &Herald) -> Row {
     )
 }
 
+/// How the cost grows with the number of endpoints (issue 22, item 5): for 1, 100, 1,000
+/// and 5,000 endpoints, all subscribed to every event, a fresh Herald takes batch publishes
+/// of about 40,000 deliveries in all (at scale 1.0: 40,000 events to one endpoint, 8 to
+/// each of 5,000), and the clock stops at the last arrival. Herald's CPU per delivery over
+/// that window, beside the 1-endpoint row's, is the figure: a dispatcher whose rounds walked
+/// every endpoint shows it growing with the count.
+fn scale_rows(bench: &Bench) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut base_us = None;
+    for endpoints in [1, 100, 1_000, 5_000] {
+        let herald = Herald::start(bench);
+        bench.create_webhooks(herald.addr, endpoints);
+        let events = (scale(40_000) / endpoints).max(1);
+        let expected = (events * endpoints) as u64;
+        let expected_base = bench.arrivals.count.load(SeqCst);
+        let before = bench.cpu(&herald);
+        let result = bench.publish_batches(herald.addr, events, "bench.scale");
+        let got = bench.wait_arrivals(expected_base + expected, DRAIN_TIMEOUT) - expected_base;
+        let last = bench.arrivals.last_ns.load(SeqCst);
+        let mut usage = bench.cpu(&herald).since(&before);
+        if got == expected {
+            usage.wall = (last.saturating_sub(before.ns)) as f64 / 1e9;
+        }
+        let rate = got as f64 / usage.wall;
+        let us = usage.per_event_us(got as usize);
+        let base = *base_us.get_or_insert(us);
+        let measured = format!(
+            "{} deliveries/s, {:.2}× the 1-endpoint CPU",
+            thousands(rate),
+            us / base.max(1e-9)
+        );
+        let figure = format!(
+            "scale: {} endpoints, all subscribed ({events} events)",
+            thousands(endpoints as f64)
+        );
+        println!("\n{figure}: {measured}  [{got} deliveries of {expected} expected]");
+        if got < expected {
+            println!(
+                "  INCOMPLETE: {} deliveries missing after {DRAIN_TIMEOUT:?}",
+                expected - got
+            );
+        }
+        result.warn();
+        usage.print(got as usize, "delivery");
+        let target = match endpoints {
+            1 => "≤ 100 µs",
+            100 => "≤ 110 µs",
+            1_000 => "flat",
+            _ => "≥ 10,000/s; ≤ 120 µs",
+        };
+        rows.push(Row::new(&figure, measured, &usage, got as usize, target));
+    }
+    rows
+}
+
 #[derive(Clone, Copy)]
 enum Shape {
     /// Every event to one endpoint.
@@ -924,6 +987,84 @@ impl Bench {
         Outcome::merge(results)
     }
 
+    /// Publishes `events` events of type `event` through the batch endpoint, at most `BATCH`
+    /// per request, from 8 keep-alive clients.
+    fn publish_batches(&self, addr: SocketAddr, events: usize, event: &str) -> Outcome {
+        let next = Arc::new(AtomicUsize::new(0));
+        let event: Arc<str> = event.into();
+        let results = self.on_clients(8, |_| {
+            let (next, event) = (next.clone(), event.clone());
+            async move {
+                let mut out = Outcome::default();
+                let Some(mut client) = out.connect(addr).await else {
+                    return out;
+                };
+                loop {
+                    let from = next.fetch_add(BATCH, SeqCst);
+                    if from >= events {
+                        break;
+                    }
+                    let n = BATCH.min(events - from);
+                    let items: Vec<String> = (from..from + n)
+                        .map(|i| format!(r#"{{"event":"{event}","i":{i}}}"#))
+                        .collect();
+                    let body = format!(r#"{{"events":[{}]}}"#, items.join(","));
+                    match client
+                        .send("POST", "/api/v1/events/batch", body.as_bytes())
+                        .await
+                    {
+                        Ok((202, _)) => out.ok += n,
+                        Ok((status, body)) => out.failed(status, &body),
+                        Err(e) => match out.reconnect(addr, e).await {
+                            Some(c) => client = c,
+                            None => break,
+                        },
+                    }
+                }
+                out
+            }
+        });
+        Outcome::merge(results)
+    }
+
+    /// Registers `n` endpoints on the receiver (`/e0`…), each subscribed to every event,
+    /// from 8 keep-alive clients so the creates share the writer's commits.
+    fn create_webhooks(&self, addr: SocketAddr, n: usize) {
+        let next = Arc::new(AtomicUsize::new(0));
+        let recv = self.recv_addr;
+        let results = self.on_clients(8, |_| {
+            let next = next.clone();
+            async move {
+                let mut out = Outcome::default();
+                let Some(mut client) = out.connect(addr).await else {
+                    return out;
+                };
+                loop {
+                    let e = next.fetch_add(1, SeqCst);
+                    if e >= n {
+                        break;
+                    }
+                    let body = format!(r#"{{"url":"http://{recv}/e{e}","events":["*"]}}"#);
+                    match client
+                        .send("POST", "/api/v1/webhooks", body.as_bytes())
+                        .await
+                    {
+                        Ok((201, _)) => out.ok += 1,
+                        Ok((status, body)) => out.failed(status, &body),
+                        Err(e) => match out.reconnect(addr, e).await {
+                            Some(c) => client = c,
+                            None => break,
+                        },
+                    }
+                }
+                out
+            }
+        });
+        let created = Outcome::merge(results);
+        created.warn();
+        assert_eq!(created.ok, n, "create {n} webhooks");
+    }
+
     /// POSTs a JSON body that must answer 201.
     fn post_created(&self, addr: SocketAddr, path: &'static str, body: String) {
         let (status, reply) = run_on(&self.gen[0], async move {
@@ -994,7 +1135,7 @@ impl Bench {
             me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
-            roles: herald_roles(herald.pid),
+            roles: herald_roles(herald.pid, self.hz),
         };
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
@@ -1182,30 +1323,37 @@ struct Snapshot {
     me: u64,
     gen: u64,
     recv: u64,
-    /// Herald's ticks per thread role (the thread name without its number).
+    /// Herald's CPU ns per thread role (the thread name without its number).
     roles: std::collections::BTreeMap<String, u64>,
 }
 
-/// Herald's CPU ticks per thread role: `herald-worker-12` counts as `herald-worker`, the
-/// HTTP server's threads as `actix-rt`. This is the profile README quotes for what limits
-/// a figure.
-fn herald_roles(pid: u32) -> std::collections::BTreeMap<String, u64> {
+/// Herald's CPU per thread role, in nanoseconds: `herald-worker-12` counts as
+/// `herald-worker`, the HTTP server's threads as `actix-rt`. This is the profile README
+/// quotes for what limits a figure. Read from `/proc/<pid>/task/*/schedstat` (time on CPU
+/// in ns): the clock ticks of `stat` would round each of 64 workers' share down to 10 ms.
+/// A thread's `stat` gives its name; where `schedstat` is missing its ticks stand in.
+fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
     let mut roles = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
     {
         let Ok(task) = task else { continue };
-        let Some((comm, user, sys)) = stat_ticks(&format!("{}/stat", task.path().display())) else {
+        let dir = task.path().display().to_string();
+        let Some((comm, user, sys)) = stat_ticks(&format!("{dir}/stat")) else {
             continue;
         };
+        let ns = std::fs::read_to_string(format!("{dir}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(((user + sys) as f64 * 1e9 / hz) as u64);
         let role = comm
             .split('|')
             .next()
             .unwrap_or(&comm)
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
             .to_string();
-        *roles.entry(role).or_default() += user + sys;
+        *roles.entry(role).or_default() += ns;
     }
     roles
 }
@@ -1225,7 +1373,7 @@ impl Snapshot {
                 .iter()
                 .map(|(role, t)| {
                     let was = before.roles.get(role).copied().unwrap_or(0);
-                    (role.clone(), secs(*t, was))
+                    (role.clone(), t.saturating_sub(was) as f64 / 1e9)
                 })
                 .filter(|(_, s)| *s > 0.0)
                 .collect(),

@@ -32,6 +32,7 @@ mod ops;
 mod outbox;
 mod poll;
 mod replay;
+mod round;
 mod settings;
 mod shared;
 mod subscriptions;

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 
 use super::{
-    activity, deliveries, endpoints, event_types, events, outbox, poll, replay, settings, shared,
-    tenants, PgStore,
+    activity, deliveries, endpoints, event_types, events, outbox, poll, replay, round, settings,
+    shared, tenants, PgStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -452,15 +452,24 @@ impl Outbox for PgStore {
         Ok(0)
     }
 
-    fn claim(&self, round: &ClaimRound, plan: &mut Planner<'_>) -> Result<Vec<Claimed>> {
+    fn claim_among(
+        &self,
+        round: &ClaimRound,
+        among: &Among,
+        plan: &mut Planner<'_>,
+    ) -> Result<Claim> {
         self.leases
             .lease_ms
             .store(round.lease_ms, Ordering::Relaxed);
-        let claimed = self.run_blocking(|c| outbox::claim(c, &self.replica, round, plan))?;
+        let claim = self.run_blocking(|c| round::claim(c, &self.replica, round, among, plan))?;
         self.leases
             .held()
-            .extend(claimed.iter().map(|c| c.delivery_id));
-        Ok(claimed)
+            .extend(claim.claimed.iter().map(|c| c.delivery_id));
+        Ok(claim)
+    }
+
+    fn due_scan(&self, _since: Option<i64>) -> Result<DueScan> {
+        self.run_blocking(round::due_scan)
     }
 
     fn record(

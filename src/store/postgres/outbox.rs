@@ -19,6 +19,9 @@
 //! at-least-once, never zero, and never two attempts at once while the holder is alive. A
 //! holder that is alive but stalled for longer than that (5 missed heartbeats, > 2.5 s)
 //! loses its leases too, and its attempt in flight may be sent a second time.
+//!
+//! The claim round itself, and the scans that feed the engine's due-time index, are in
+//! `round.rs`; this file holds the details of what was claimed, records and releases.
 
 use std::collections::HashMap;
 
@@ -30,262 +33,17 @@ use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
 use crate::store::endpoint_settings as settings;
 use crate::store::{
-    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
-    Verdict, HOUR_MS,
+    AttemptRecord, AttemptWindow, CircuitState, Claimed, Disable, EndpointHealth, FailureRecord,
+    HealthChange, Judge, Reach, Result, Rollup, Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
 
-/// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
-const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
 /// The advisory lock the pruner holds while it deletes, so one replica prunes at a time.
 const PRUNE_LOCK: i64 = 0x6865_7261_6c65; // "herale"
 
-/// One claim round (`Outbox::claim`) for this replica, in one transaction: the due
-/// endpoints, their locks, what the planner must know of each (its ready deliveries, its
-/// live leases: every replica's, and other replicas'), the planner's picks, the leases.
-/// See the module comment for why the counts are exact.
-///
-/// A round costs the same few statements however many endpoints are due: the due
-/// endpoints, their locks and counts (one statement), the claims (one `UPDATE` over a
-/// `LATERAL` pick per endpoint, one more for FIFO heads), and the details. The locks last
-/// until the commit, so the round is kept that short: a replica that finds an endpoint
-/// locked skips it for this round rather than wait.
-pub fn claim(
-    c: &mut Client,
-    replica: &str,
-    req: &ClaimRound,
-    plan: &mut Planner<'_>,
-) -> Result<Vec<Claimed>> {
-    let mut tx = c.transaction()?;
-    let live = live_replicas(&mut tx, replica, req.now)?;
-    let due = due_endpoints(&mut tx, &live, req)?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (mut picks, mut heads) = (Vec::new(), Vec::new());
-    for pick in plan(&due) {
-        match pick.take {
-            Take::Due(n) => picks.push((pick.endpoint, n as i64, req.now)),
-            // A probe takes the endpoint's next pending delivery, due or not.
-            Take::Next => picks.push((pick.endpoint, 1, i64::MAX)),
-            Take::Head => heads.push(pick.endpoint),
-        }
-    }
-    let lease_until = req.now + req.lease_ms;
-    let mut ids = claim_picks(&mut tx, (replica, &live), &picks, lease_until, req.now)?;
-    ids.extend(claim_heads(
-        &mut tx,
-        (replica, &live),
-        &heads,
-        lease_until,
-        req.now,
-    )?);
-    // Oldest due first across endpoints, as the workers should take them.
-    let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    let mut claimed = details(&mut tx, &ids, req.now)?;
-    claimed.sort_by_key(|c| (order.get(&c.endpoint_id).copied(), c.delivery_id));
-    // The leases are written once this commits; a failed commit leaves none behind.
-    tx.commit()?;
-    Ok(claimed)
-}
-
-/// The replicas whose leases are live this round: those whose heartbeat is younger than
-/// `STALE_MS`, and this one whatever its heartbeat (its own claims are never taken over
-/// by itself). Its own name comes first.
-fn live_replicas(tx: &mut Transaction<'_>, replica: &str, now: i64) -> Result<Vec<String>> {
-    let mut live = vec![replica.to_owned()];
-    let rows = tx.query_typed(
-        "SELECT id FROM replicas WHERE heartbeat_at > $1 AND id <> $2",
-        &[
-            (&(now - super::liveness::STALE_MS), Type::INT8),
-            (&replica, Type::TEXT),
-        ],
-    )?;
-    live.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-    Ok(live)
-}
-
-/// The active push endpoints with due work (or a due probe) whose claim lock this round
-/// got, oldest due first, with their counts (`lock_and_count`).
-fn due_endpoints(
-    tx: &mut Transaction<'_>,
-    live: &[String],
-    req: &ClaimRound,
-) -> Result<Vec<DueEndpoint>> {
-    // Every statement of a round is typed: one round trip each, no prepare.
-    let due: Vec<(i64, bool, bool, bool)> = tx
-        .query_typed(
-            "SELECT id, probe_due, fifo, limited FROM (
-                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
-                        p.ordering = 'fifo' AS fifo,
-                        p.rate_limit IS NOT NULL OR $3 AS limited,
-                        (SELECT d.next_attempt_at FROM deliveries d
-                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
-                           AND (d.next_attempt_at <= $1 OR p.circuit_opened_at IS NOT NULL)
-                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
-                 FROM endpoints p
-                 WHERE p.status = 'active' AND p.kind = 'push'
-                   AND p.id <> ALL($2)
-                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= $1)) due
-             WHERE oldest IS NOT NULL ORDER BY oldest",
-            &[
-                (&req.now, Type::INT8),
-                (&req.skip, Type::INT8_ARRAY),
-                (&req.default_rate_limited, Type::BOOL),
-            ],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let wanted: Vec<i64> = due.iter().map(|e| e.0).collect();
-    let counts = lock_and_count(tx, live, req, &wanted)?;
-    Ok(due
-        .into_iter()
-        .filter_map(|(id, probe_due, fifo, rate_limited)| {
-            let (ready, head_ready, out, out_elsewhere) = *counts.get(&id)?;
-            Some(DueEndpoint {
-                id,
-                probe_due,
-                fifo,
-                rate_limited,
-                ready,
-                head_ready,
-                out,
-                out_elsewhere,
-            })
-        })
-        .collect())
-}
-
-/// Takes the claim lock of each endpoint it can and reads, for those, what the planner
-/// must know: (ready, head ready, live leases, live leases of other replicas). `live` is
-/// `live_replicas`: this replica first.
-///
-/// Each endpoint's claims are serialised across replicas by a lock held to the commit; one
-/// another replica holds is skipped this round. Ready deliveries are due and unleased,
-/// counted up to the planner's most (`ready_limit`), so a backlog of a million costs no
-/// more than a full round.
-fn lock_and_count(
-    tx: &mut Transaction<'_>,
-    live: &[String],
-    req: &ClaimRound,
-    wanted: &[i64],
-) -> Result<HashMap<i64, (usize, bool, usize, usize)>> {
-    let rows = tx.query_typed(
-        &format!(
-            "SELECT e,
-                (SELECT count(*) FROM (SELECT 1 FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
-                       AND {FREE}
-                     LIMIT $4) r),
-                coalesce((SELECT d.next_attempt_at <= $3 AND {FREE}
-                          FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
-                          ORDER BY d.id LIMIT 1), false),
-                (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3
-                       AND d.lease_owner = ANY($5)),
-                (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3
-                       AND d.lease_owner = ANY(($5::text[])[2:]))
-             FROM unnest($1::bigint[]) AS e
-             WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)"
-        ),
-        &[
-            (&wanted, Type::INT8_ARRAY),
-            (&CLAIM_LOCK, Type::INT4),
-            (&req.now, Type::INT8),
-            (&(req.ready_limit as i64), Type::INT8),
-            (&live, Type::TEXT_ARRAY),
-        ],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let n = |i: usize| r.get::<_, i64>(i).max(0) as usize;
-            (r.get(0), (n(1), r.get(2), n(3), n(4)))
-        })
-        .collect())
-}
-
-/// A delivery no live lease holds, in a statement whose `$3` is the round's time and `$5`
-/// the live replicas (`live_replicas`): never leased, its lease ended, or its owner's
-/// heartbeat stale.
-const FREE: &str = "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
-
-/// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
-/// first, that no live lease holds: one statement for every endpoint of the round.
-fn claim_picks(
-    tx: &mut Transaction<'_>,
-    (replica, live): (&str, &[String]),
-    picks: &[(i64, i64, i64)],
-    lease_until: i64,
-    now: i64,
-) -> Result<Vec<i64>> {
-    if picks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let endpoints: Vec<i64> = picks.iter().map(|p| p.0).collect();
-    let takes: Vec<i64> = picks.iter().map(|p| p.1).collect();
-    let untils: Vec<i64> = picks.iter().map(|p| p.2).collect();
-    let rows = tx.query_typed(
-        "UPDATE deliveries SET lease_until = $5, lease_owner = $4
-         WHERE id IN (
-             SELECT pick.id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(endpoint, take, until)
-             CROSS JOIN LATERAL (
-                 SELECT d.id FROM deliveries d
-                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
-                   AND d.next_attempt_at <= t.until
-                   AND (d.lease_until IS NULL OR d.lease_until <= $6 OR d.lease_owner <> ALL($7))
-                 ORDER BY d.next_attempt_at, d.id LIMIT t.take
-                 FOR UPDATE SKIP LOCKED) pick)
-         RETURNING id",
-        &[
-            (&endpoints, Type::INT8_ARRAY),
-            (&takes, Type::INT8_ARRAY),
-            (&untils, Type::INT8_ARRAY),
-            (&replica, Type::TEXT),
-            (&lease_until, Type::INT8),
-            (&now, Type::INT8),
-            (&live, Type::TEXT_ARRAY),
-        ],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Leases each FIFO endpoint's head: its oldest pending delivery, if due and not leased.
-fn claim_heads(
-    tx: &mut Transaction<'_>,
-    (replica, live): (&str, &[String]),
-    endpoints: &[i64],
-    lease_until: i64,
-    now: i64,
-) -> Result<Vec<i64>> {
-    if endpoints.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = tx.query(
-        "UPDATE deliveries SET lease_until = $3, lease_owner = $2
-         WHERE id IN (
-             SELECT head.id FROM unnest($1::bigint[]) AS t(endpoint)
-             CROSS JOIN LATERAL (
-                 SELECT d.id FROM deliveries d
-                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
-                 ORDER BY d.id LIMIT 1) head)
-           AND next_attempt_at <= $4
-           AND (lease_until IS NULL OR lease_until <= $4 OR lease_owner <> ALL($5))
-         RETURNING id",
-        &[&endpoints, &replica, &lease_until, &now, &live],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// What the workers need to send the claimed deliveries, in claim order.
-fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
+pub(super) fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
