@@ -33,7 +33,12 @@ use sha2::Sha256;
 use crate::config::Config;
 
 #[derive(Clone)]
-pub struct SecretKey([u8; 32]);
+pub struct SecretKey {
+    secret: [u8; 32],
+    /// `derive("endpoint-secrets")`, computed once: the dispatcher opens an endpoint's
+    /// sealed settings for every delivery it claims, and the HMAC was most of that cost.
+    sealing: [u8; 32],
+}
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,7 +48,12 @@ impl std::fmt::Debug for SecretKey {
 
 impl SecretKey {
     pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
-        SecretKey(bytes)
+        let mut key = SecretKey {
+            secret: bytes,
+            sealing: [0; 32],
+        };
+        key.sealing = key.derive("endpoint-secrets");
+        key
     }
 
     fn parse(text: &str, from: &str) -> Result<SecretKey, String> {
@@ -51,14 +61,14 @@ impl SecretKey {
         hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
             format!("{from} must hold 64 hex digits (e.g. the output of `openssl rand -hex 32`)")
         })?;
-        Ok(SecretKey(key))
+        Ok(SecretKey::from_bytes(key))
     }
 
     /// The key for one purpose (`"session"`, …): HMAC-SHA256(secret, purpose), so keys for
     /// different uses never coincide and none reveals the secret.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .expect("HMAC takes any key length");
         mac.update(b"herald|");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
@@ -108,8 +118,7 @@ pub fn endpoint_owner(tenant: &str, id: i64) -> String {
 
 impl SecretKey {
     fn aead(&self) -> LessSafeKey {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &self.derive("endpoint-secrets"))
-            .expect("a 32-byte key");
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &self.sealing).expect("a 32-byte key");
         LessSafeKey::new(key)
     }
 
@@ -283,14 +292,14 @@ mod tests {
         let path = dir.path().join("herald.key");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(SecretKey::load(&config).unwrap().0, first.0);
+        assert_eq!(SecretKey::load(&config).unwrap().secret, first.secret);
         assert_ne!(first.derive("session"), first.derive("other"));
 
         let from_env = Config {
             secret_key: Some("ab".repeat(32)),
             ..config
         };
-        assert_eq!(SecretKey::load(&from_env).unwrap().0, [0xab; 32]);
+        assert_eq!(SecretKey::load(&from_env).unwrap().secret, [0xab; 32]);
         let bad = Config {
             secret_key: Some("short".into()),
             ..Config::default()
