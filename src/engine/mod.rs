@@ -45,6 +45,7 @@ mod pruner;
 pub mod recorder;
 pub mod retry;
 mod tls;
+mod transport;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
