@@ -8,7 +8,7 @@
 //! between; if the process dies first, it is sent again after the restart.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use base64::engine::general_purpose::STANDARD;
@@ -58,10 +58,70 @@ impl WorkerContext {
     }
 }
 
+/// Workers started when the engine starts; the rest (up to `workers`) as deliveries need
+/// them. An idle Herald thus runs a few worker threads, not 64: each thread's stack, its
+/// thread-local allocator cache and the arena it may pin are resident memory (README:
+/// Performance, idle RSS), and a worker that has never sent anything holds them for nothing.
+/// A started worker stays (a burst that needed it is likely to come again).
+pub const FIRST_WORKERS: usize = 4;
+
+/// The worker threads of one engine: how many there are and how many wait for work.
+pub struct Crew {
+    ctx: WorkerContext,
+    max: usize,
+    started: AtomicUsize,
+    /// Workers waiting in `Board::next`.
+    idle: AtomicUsize,
+}
+
+impl Crew {
+    /// Starts the first workers (all of them when `max` is that small).
+    pub fn start(ctx: WorkerContext, max: usize) -> Arc<Crew> {
+        let crew = Arc::new(Crew {
+            ctx,
+            max: max.max(1),
+            started: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+        });
+        for _ in 0..FIRST_WORKERS.min(crew.max) {
+            crew.clone().spawn_one();
+        }
+        crew
+    }
+
+    /// One more worker, unless all `max` run.
+    fn spawn_one(self: Arc<Crew>) {
+        let Ok(n) = self
+            .started
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+        else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("herald-worker-{n}"))
+            .spawn(move || run(self));
+        if let Err(e) = spawned {
+            // The running workers carry on; the next busy moment tries again.
+            tracing::warn!(error = %e, "a worker thread could not be started");
+        }
+    }
+}
+
 /// A worker's life: waits on the board for a ready delivery until the board stops (at
-/// shutdown), and sends its endpoint's deliveries one after another.
-pub fn run(ctx: WorkerContext) {
-    while let Some(mut delivery) = ctx.board.next() {
+/// shutdown), and sends its endpoint's deliveries one after another. The worker that takes
+/// the last idle place starts another (up to `workers`), so a burst finds one waiting.
+fn run(crew: Arc<Crew>) {
+    let ctx = &crew.ctx;
+    loop {
+        crew.idle.fetch_add(1, Ordering::AcqRel);
+        let next = ctx.board.next();
+        let idle_left = crew.idle.fetch_sub(1, Ordering::AcqRel) - 1;
+        let Some(mut delivery) = next else { break };
+        if idle_left == 0 {
+            crew.clone().spawn_one();
+        }
         // Counted while the worker owns a delivery, so shutdown can wait for requests
         // already on the wire instead of cutting them off mid-send.
         let _at_work = ctx.busy.enter();
