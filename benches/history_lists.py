@@ -5,7 +5,8 @@
 
 Starts Herald once on a fresh SQLite file so it writes its schema, fills it with EVENTS
 (default 1,000,000) delivered events to two endpoints, one delivery in 1,000 failed, with
-one attempt each (straight into the file with Python's sqlite3, which is how a history
+one attempt each (a success in its delivery row, a failure in an attempts row, as the
+recorder writes them, and the hourly rollups beside them) (straight into the file with Python's sqlite3, which is how a history
 this long is made in seconds), starts Herald on it again and times each request on a
 keep-alive connection, best of 7, client side (the request over loopback included). The history ends now, 100 ms apart, so the
 admin overview's 24-hour and 7-day charts span most of it.
@@ -94,14 +95,29 @@ def main():
                '{{"event":"order.paid","i":' || i || '}}', {t0} + i * 100 FROM n;
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
         INSERT INTO deliveries (id, event_seq, endpoint_id, tenant_id, status, attempts,
-                                created_at, updated_at, last_status_code)
+                                created_at, updated_at, last_status_code,
+                                sent_at, sent_duration_ms, sent_status_code)
         SELECT i, i, 1 + i % 2, 'default',
                CASE WHEN i % 1000 = 7 THEN 'failed' ELSE 'succeeded' END, 1,
                {t0} + i * 100, {t0} + i * 100 + 5,
-               CASE WHEN i % 1000 = 7 THEN 500 ELSE 200 END FROM n;
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+               CASE WHEN i % 1000 = 7 THEN 500 ELSE 200 END,
+               CASE WHEN i % 1000 = 7 THEN NULL ELSE {t0} + i * 100 + 2 END,
+               CASE WHEN i % 1000 = 7 THEN NULL ELSE 3 END,
+               CASE WHEN i % 1000 = 7 THEN NULL ELSE 200 END FROM n;
+        -- As the recorder writes them: a first attempt that succeeded lives in its
+        -- delivery row; the failures are attempts rows.
+        WITH RECURSIVE n(i) AS (SELECT 7 UNION ALL SELECT i + 1000 FROM n WHERE i + 1000 <= {n})
         INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code)
-        SELECT i, {t0} + i * 100 + 2, 3, CASE WHEN i % 1000 = 7 THEN 500 ELSE 200 END FROM n;
+        SELECT i, {t0} + i * 100 + 2, 3, 500 FROM n;
+        -- And the rollups the recorder keeps beside them: every first attempt 2 ms after
+        -- its publish (bucket 2).
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+        INSERT INTO activity_hours (hour, succeeded, failed)
+        SELECT ({t0} + i * 100 + 2) / 3600000 * 3600000 AS h,
+               sum(i % 1000 != 7), sum(i % 1000 = 7) FROM n GROUP BY h;
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+        INSERT INTO latency_hours (hour, bucket, count)
+        SELECT ({t0} + i * 100 + 2) / 3600000 * 3600000 AS h, 2, count(*) FROM n GROUP BY h;
     """)
     s.close()
     size = os.path.getsize(db) / 2**20

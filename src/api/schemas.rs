@@ -343,6 +343,8 @@ pub struct EventWithDeliveries {
 /// One HTTP request of a delivery.
 #[derive(ToSchema)]
 pub struct Attempt {
+    /// Grows with each attempt; 0 for a delivery's first attempt when it succeeded (that
+    /// one is kept with its delivery rather than as an attempt of its own).
     pub id: i64,
     #[schema(format = DateTime)]
     pub started_at: String,

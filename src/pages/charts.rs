@@ -6,7 +6,7 @@
 //! and carries a `<title>`, so a screen reader or a hover tells its exact figures.
 
 use crate::clock::rfc3339_seconds;
-use crate::store::AttemptBucket;
+use crate::store::{histogram_percentile, AttemptBucket, LatencyCount};
 
 pub const HOUR: i64 = 3_600_000;
 pub const DAY: i64 = 86_400_000;
@@ -158,6 +158,49 @@ pub fn latency_chart(
             })
         })
         .collect();
+    percentiles_chart(id, title, &per_slot, slots, size)
+}
+
+/// The same chart from per-hour histograms (`store::activity::latency_bucket`): each
+/// percentile is the middle of the bucket it falls in, exact below 16 ms and within 6.25 %
+/// above.
+pub fn latency_histogram_chart(
+    id: &'static str,
+    title: &str,
+    counts: &[LatencyCount],
+    slots: &[i64],
+    size: i64,
+) -> Chart {
+    let per_slot: Vec<Option<(i64, i64, usize)>> = slots
+        .iter()
+        .map(|start| {
+            let mut histogram: Vec<(i32, i64)> = counts
+                .iter()
+                .filter(|c| c.hour >= *start && c.hour < start + size && c.count > 0)
+                .map(|c| (c.bucket, c.count))
+                .collect();
+            histogram.sort_unstable();
+            let n: i64 = histogram.iter().map(|(_, n)| n).sum();
+            (n > 0).then(|| {
+                (
+                    histogram_percentile(&histogram, 50.0),
+                    histogram_percentile(&histogram, 99.0),
+                    n as usize,
+                )
+            })
+        })
+        .collect();
+    percentiles_chart(id, title, &per_slot, slots, size)
+}
+
+/// p50 and p99 bars, one per slot (`None`: nothing measured there).
+fn percentiles_chart(
+    id: &'static str,
+    title: &str,
+    per_slot: &[Option<(i64, i64, usize)>],
+    slots: &[i64],
+    size: i64,
+) -> Chart {
     let max = per_slot
         .iter()
         .flatten()
@@ -166,7 +209,7 @@ pub fn latency_chart(
         .unwrap_or(0);
     let scale = Scale::new(max as f64);
     let bars = layout(slots.len())
-        .zip(slots.iter().zip(&per_slot))
+        .zip(slots.iter().zip(per_slot))
         .map(|((x, width), (start, figures))| match figures {
             Some((p50, p99, n)) => Bar {
                 title: format!(

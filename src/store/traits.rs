@@ -172,8 +172,8 @@ pub trait Deliveries: Send + Sync {
 #[async_trait]
 /// The operator's view (every read bounded by an index or a limit): charts and gauges.
 pub trait Activity: Send + Sync {
-    /// Attempts of every tenant since `since`, counted per `bucket_ms` (UTC-aligned);
-    /// only buckets with attempts, oldest first.
+    /// Attempts of every tenant in the hours since `since`, counted per `bucket_ms` (whole
+    /// hours, UTC-aligned); only buckets with attempts, oldest first.
     async fn attempt_buckets(&self, since: i64, bucket_ms: i64) -> Result<Vec<AttemptBucket>>;
     /// Deliveries of every tenant that failed for good since `since`.
     async fn deliveries_failed_since(&self, since: i64) -> Result<i64>;
@@ -186,9 +186,10 @@ pub trait Activity: Send + Sync {
         endpoint: i64,
         limit: usize,
     ) -> Result<Vec<RecentAttempt>>;
-    /// First attempts of deliveries since `since` with their publish → attempt latency,
-    /// newest first, at most `limit`.
-    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>>;
+    /// Publish → first attempt latency of the deliveries first tried in the hours since
+    /// `since`, counted per hour and histogram bucket (`activity::latency_bucket`), oldest
+    /// first.
+    async fn first_attempt_latency(&self, since: i64) -> Result<Vec<LatencyCount>>;
 }
 
 #[async_trait]

@@ -18,22 +18,32 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Adds attempts to delivery 1 as if it had been tried at these times (ms, status).
+/// Adds attempts to delivery 1 as if it had been tried at these times (ms, status), and
+/// counts them in the overview's hourly rollup as the recorder would (SQL both backends
+/// take: PostgreSQL's rows also name a replica, which its default fills in).
 fn seed_attempts(app: &TestApp, attempts: &[(i64, u16)]) {
-    let statements: Vec<String> = attempts
-        .iter()
-        .map(|(started_at, status)| {
-            format!(
-                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
-                 VALUES (1, {started_at}, 120, {status}, {error})",
-                error = if *status >= 300 {
-                    format!("'HTTP {status}'")
-                } else {
-                    "NULL".into()
-                }
-            )
-        })
-        .collect();
+    let mut statements = Vec::new();
+    for (started_at, status) in attempts {
+        statements.push(format!(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
+             VALUES (1, {started_at}, 120, {status}, {error})",
+            error = if *status >= 300 {
+                format!("'HTTP {status}'")
+            } else {
+                "NULL".into()
+            }
+        ));
+        let hour = started_at.div_euclid(HOUR) * HOUR;
+        let (ok, bad) = if *status < 300 { (1, 0) } else { (0, 1) };
+        statements.push(format!(
+            "UPDATE activity_hours SET succeeded = succeeded + {ok}, failed = failed + {bad}
+             WHERE hour = {hour}"
+        ));
+        statements.push(format!(
+            "INSERT INTO activity_hours (hour, succeeded, failed) SELECT {hour}, {ok}, {bad}
+             WHERE NOT EXISTS (SELECT 1 FROM activity_hours WHERE hour = {hour})"
+        ));
+    }
     app.sql_exec(&statements);
 }
 
@@ -57,10 +67,12 @@ fn charts_show_one_bar_per_slot_with_the_seeded_attempts() {
     let hook = app.create_webhook(&receiver.url("/hook"), &["*"]);
     app.publish(serde_json::json!({"event": "order.created"}));
     receiver.wait_for("/hook", 1, WAIT);
+    // A first attempt that succeeds is kept in its delivery's row, not in attempts.
     let first = app.wait_for(WAIT, "the attempt to be recorded", || {
-        let n = app.sql_count("SELECT count(*) FROM attempts");
-        (n == 1).then(|| app.sql_count("SELECT started_at FROM attempts"))
+        let n = app.sql_count("SELECT count(*) FROM deliveries WHERE sent_at IS NOT NULL");
+        (n == 1).then(|| app.sql_count("SELECT sent_at FROM deliveries"))
     });
+    assert_eq!(app.sql_count("SELECT count(*) FROM attempts"), 0);
     let now = now_ms();
     // The failure and the success five hours ago share an hour whatever the minute now:
     // both sit 20 and 21 minutes into that hour.
@@ -186,6 +198,8 @@ fn readme_screenshots() {
     // incident three hours ago.
     let mut statements = Vec::new();
     let delivery = app.sql_last_id("deliveries");
+    let mut hours = std::collections::BTreeMap::new();
+    let mut latencies = std::collections::BTreeMap::new();
     let mut seed: u64 = 7;
     let mut rand = move |n: u64| {
         seed = seed
@@ -202,25 +216,49 @@ fn readme_screenshots() {
             let latency = 15 + rand(60) as i64 + if rand(40) == 0 { 1_500 } else { 0 };
             let incident = h == 3;
             let status = if incident || rand(30) == 0 { 500 } else { 200 };
+            let started = created + latency;
+            let duration = 40 + rand(90) as i64;
+            // As the recorder writes them: a success in its delivery row, a failure in an
+            // attempts row, both counted in the rollups.
+            let sent = if status == 200 {
+                format!("{started}, {duration}, 200")
+            } else {
+                "NULL, NULL, NULL".into()
+            };
             statements.push(format!(
                 "INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, status, attempts,
-                     created_at, updated_at)
-                 VALUES (1, {endpoint}, 'default', '{state}', 1, {created}, {created})",
+                     created_at, updated_at, sent_at, sent_duration_ms, sent_status_code)
+                 VALUES (1, {endpoint}, 'default', '{state}', 1, {created}, {created}, {sent})",
                 endpoint = hook["id"].as_i64().unwrap(),
                 state = if status == 200 { "succeeded" } else { "failed" },
             ));
-            statements.push(format!(
-                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
-                 VALUES ({delivery}, {started}, {duration}, {status}, {error})",
-                started = created + latency,
-                duration = 40 + rand(90) as i64,
-                error = if status >= 300 {
-                    format!("'HTTP {status}'")
-                } else {
-                    "NULL".into()
-                },
-            ));
+            if status != 200 {
+                statements.push(format!(
+                    "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error)
+                     VALUES ({delivery}, {started}, {duration}, {status}, 'HTTP {status}')"
+                ));
+            }
+            let hour_of = started.div_euclid(HOUR) * HOUR;
+            let counts = hours.entry(hour_of).or_insert((0, 0));
+            if status == 200 {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+            *latencies
+                .entry((hour_of, herald::store::latency_bucket(latency)))
+                .or_insert(0) += 1;
         }
+    }
+    for (hour, (ok, bad)) in hours {
+        statements.push(format!(
+            "INSERT INTO activity_hours (hour, succeeded, failed) VALUES ({hour}, {ok}, {bad})"
+        ));
+    }
+    for ((hour, bucket), n) in latencies {
+        statements.push(format!(
+            "INSERT INTO latency_hours (hour, bucket, count) VALUES ({hour}, {bucket}, {n})"
+        ));
     }
     app.sql_exec(&statements);
 

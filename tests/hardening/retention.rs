@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use crate::common::{Receiver, TestApp};
+use crate::common::{Receiver, Reply, TestApp};
 use serde_json::json;
 
 #[test]
 fn events_older_than_retention_are_pruned_with_their_history() {
-    let app = TestApp::spawn_with(&[("HERALD_RETENTION", "2s")]);
-    let receiver = Receiver::ok();
+    // No retries, and a receiver that fails: every delivery leaves one attempts row.
+    let app = TestApp::spawn_with(&[("HERALD_RETENTION", "2s"), ("HERALD_RETRY_SCHEDULE", "")]);
+    let receiver = Receiver::start(|_, _| Reply::status(500));
     app.create_webhook(&receiver.url("/r"), &["*"]);
     for i in 0..5 {
         app.publish(json!({"event": "old.event", "i": i}));
@@ -17,6 +18,7 @@ fn events_older_than_retention_are_pruned_with_their_history() {
     app.wait_for(Duration::from_secs(10), "attempts recorded", || {
         (app.sql_count("SELECT count(*) FROM attempts") == 5).then_some(())
     });
+    assert_eq!(app.sql_count("SELECT sum(failed) FROM activity_hours"), 5);
     // Wait past the retention; the pruner looks every second for this setting.
     app.wait_for(Duration::from_secs(15), "old events pruned", || {
         (app.sql_count("SELECT count(*) FROM events") == 0).then_some(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald::config::Config;
 use herald::domain::EndpointStatus;
-use herald::store::{AttemptBucket, EndpointPatch};
+use herald::store::{latency_bucket, AttemptBucket, EndpointPatch};
 
 use crate::common::Receiver;
 use crate::{engine_config, Db, T0, TENANT};
@@ -76,10 +76,24 @@ fn attempts_are_counted_per_bucket_answered_or_not(db: &Db) {
     assert!(recent
         .iter()
         .all(|a| a.status_code.is_none() && a.error.is_some() && !a.succeeded()));
-    let firsts = db.on(db.store.first_attempts(T0, 10)).unwrap();
-    assert_eq!(firsts.len(), 3);
-    assert!(firsts.iter().all(|f| f.latency_ms == 5_000), "{firsts:?}");
-    assert_eq!(firsts[0].started_at, T0 + 5_000 + HOUR, "newest first");
+    // Publish → first attempt: three first attempts 5 s after their publish, in two hours.
+    let latency = db.on(db.store.first_attempt_latency(T0)).unwrap();
+    let five_s = latency_bucket(5_000);
+    let per_hour: Vec<(i64, i32, i64)> = latency
+        .iter()
+        .map(|l| (l.hour, l.bucket, l.count))
+        .collect();
+    assert_eq!(
+        per_hour,
+        [
+            (bucket(T0 + 5_000), five_s, 2),
+            (bucket(T0 + 5_000 + HOUR), five_s, 1)
+        ]
+    );
+    assert!(db
+        .on(db.store.first_attempt_latency(T0 + 3 * HOUR))
+        .unwrap()
+        .is_empty());
     let troubled = db.on(db.store.troubled_endpoints(10)).unwrap();
     assert_eq!(troubled.iter().map(|e| e.id).collect::<Vec<_>>(), [down]);
 }

@@ -1,27 +1,26 @@
-//! The operator's reads (see `store::activity`). The attempt counts use the
-//! `attempts_started (started_at, status_code)` index; the failed-deliveries count the
+//! The operator's reads (see `store::activity`). The attempt counts and latencies read the
+//! hourly rollups of migration 13; the failed-deliveries count the
 //! partial `deliveries_failed` index; the pending count the partial
 //! `deliveries_endpoint_due` index: none of them reads rows outside its window.
 
 use postgres::GenericClient;
 
-use crate::store::{AttemptBucket, FirstAttempt, Gauges, RecentAttempt, Result};
+use crate::store::{newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS};
 
-/// Attempts since `since`, counted per `bucket_ms` (buckets aligned to the epoch, so hours
-/// and days are UTC); only buckets with attempts are returned, oldest first.
+/// Attempts in the hours since `since`, counted per `bucket_ms` (whole hours, aligned to
+/// the epoch, so hours and days are UTC); only buckets with attempts are returned, oldest
+/// first. Read from the hourly rollup (a row per hour and replica), never the attempts.
 pub fn attempt_buckets(
     c: &mut impl GenericClient,
     since: i64,
     bucket_ms: i64,
 ) -> Result<Vec<AttemptBucket>> {
     c.query(
-        "SELECT started_at / $2 AS b,
-                count(*) FILTER (WHERE status_code BETWEEN 200 AND 299),
-                count(*) FILTER (WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
-         FROM attempts WHERE started_at >= $1 GROUP BY b ORDER BY b",
+        "SELECT hour / $2 AS b, sum(succeeded)::bigint, sum(failed)::bigint FROM activity_hours
+         WHERE hour >= $1 GROUP BY b ORDER BY b",
         // A zero bucket would be a division by zero, which PostgreSQL raises as an error
         // (SQLite answers NULL instead).
-        &[&since, &bucket_ms.max(1)],
+        &[&hour_of(since), &bucket_ms.max(1)],
     )?
     .iter()
     .map(|r| {
@@ -32,6 +31,11 @@ pub fn attempt_buckets(
         })
     })
     .collect()
+}
+
+/// The hour `t` falls in: the rollups' rows are whole hours.
+fn hour_of(t: i64) -> i64 {
+    t.div_euclid(HOUR_MS) * HOUR_MS
 }
 
 /// Deliveries whose last retry failed, counted since `since`.
@@ -79,59 +83,61 @@ pub fn gauges(c: &mut impl GenericClient) -> Result<Gauges> {
     Ok(g)
 }
 
-/// An endpoint's latest `limit` attempts, newest first (through its deliveries, newest
-/// first, so the read stops after `limit` rows).
+/// An endpoint's latest `limit` attempts, newest first: its attempts rows, and the first
+/// attempts that succeeded, which live in their delivery rows (`outbox::record`).
 pub fn endpoint_recent_attempts(
     c: &mut impl GenericClient,
     tenant_id: &str,
     endpoint_id: i64,
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
-    // Delivery order, then attempt order: the (endpoint_id, id) index drives the walk
-    // newest first, and the LIMIT stops it early.
-    c.query(
-        "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code::bigint, a.error
-         FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-         WHERE d.endpoint_id = $1 AND d.tenant_id = $2
+    // Delivery order, then attempt order: the (endpoint_id, id) index drives both walks
+    // newest first, each over the endpoint's latest `limit` deliveries only (SQLite's twin
+    // says why, and what that may leave out).
+    let params: [&(dyn postgres::types::ToSql + Sync); 3] =
+        [&endpoint_id, &tenant_id, &(limit as i64)];
+    let mut all = Vec::new();
+    for sql in [
+        "SELECT a.delivery_id, a.id, a.started_at, a.duration_ms, a.status_code::bigint, a.error
+         FROM (SELECT id FROM deliveries WHERE endpoint_id = $1 AND tenant_id = $2
+               ORDER BY id DESC LIMIT $3) d
+         JOIN attempts a ON a.delivery_id = d.id
          ORDER BY d.id DESC, a.id DESC LIMIT $3",
-        &[&endpoint_id, &tenant_id, &(limit as i64)],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(RecentAttempt {
-            delivery_id: r.try_get(0)?,
-            started_at: r.try_get(1)?,
-            duration_ms: r.try_get(2)?,
-            status_code: r.try_get::<_, Option<i64>>(3)?.map(|s| s as u16),
-            error: r.try_get(4)?,
-        })
-    })
-    .collect()
+        "SELECT id, 0::bigint, sent_at, sent_duration_ms, sent_status_code::bigint, NULL::text FROM (
+             SELECT id, sent_at, sent_duration_ms, sent_status_code FROM deliveries
+             WHERE endpoint_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT $3) latest
+         WHERE sent_at IS NOT NULL",
+    ] {
+        for r in c.query(sql, &params)? {
+            all.push((
+                (r.try_get(0)?, r.try_get(1)?),
+                RecentAttempt {
+                    delivery_id: r.try_get(0)?,
+                    started_at: r.try_get(2)?,
+                    duration_ms: r.try_get(3)?,
+                    status_code: r.try_get::<_, Option<i64>>(4)?.map(|s| s as u16),
+                    error: r.try_get(5)?,
+                },
+            ));
+        }
+    }
+    Ok(newest(all, limit))
 }
 
-/// First attempts made since `since` (newest first, at most `limit`), each with the time
-/// from its delivery's creation (the publish) to the attempt's start.
-pub fn first_attempts(
-    c: &mut impl GenericClient,
-    since: i64,
-    limit: usize,
-) -> Result<Vec<FirstAttempt>> {
-    // NOT EXISTS rather than SQLite's min() subquery: PostgreSQL can plan it as an
-    // anti-join over `attempts_delivery`; ids only grow, so the lowest is the first.
+/// Publish → first attempt latencies of the hours since `since`, per hour and histogram
+/// bucket, oldest first, summed over the replicas' rollup rows.
+pub fn first_attempt_latency(c: &mut impl GenericClient, since: i64) -> Result<Vec<LatencyCount>> {
     c.query(
-        "SELECT a.started_at, a.started_at - d.created_at
-         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-         WHERE a.started_at >= $1
-           AND NOT EXISTS (SELECT 1 FROM attempts f WHERE f.delivery_id = a.delivery_id AND f.id < a.id)
-         ORDER BY a.started_at DESC LIMIT $2",
-        &[&since, &(limit as i64)],
+        "SELECT hour, bucket, sum(count)::bigint FROM latency_hours WHERE hour >= $1
+         GROUP BY hour, bucket ORDER BY hour, bucket",
+        &[&hour_of(since)],
     )?
     .iter()
     .map(|r| {
-        Ok(FirstAttempt {
-            started_at: r.try_get(0)?,
-            // Clamped: a clock step back would give a negative latency.
-            latency_ms: r.try_get::<_, i64>(1)?.max(0),
+        Ok(LatencyCount {
+            hour: r.try_get(0)?,
+            bucket: r.try_get(1)?,
+            count: r.try_get(2)?,
         })
     })
     .collect()

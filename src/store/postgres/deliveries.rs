@@ -87,12 +87,18 @@ pub fn for_event(
 }
 
 /// A delivery's attempts, oldest first. Not scoped by tenant: callers read the delivery
-/// with `get` first, which is the tenant check.
+/// with `get` first, which is the tenant check. A first attempt that succeeded lives in the
+/// delivery row (`sent_*`) with id 0, first of the log.
 pub fn attempts(c: &mut impl GenericClient, delivery_id: i64) -> Result<Vec<Attempt>> {
     c.query(
-        "SELECT id, started_at, duration_ms, status_code::bigint, error, response_headers,
+        "SELECT 0::bigint AS id, sent_at, sent_duration_ms, sent_status_code::bigint, NULL::text,
+                sent_response_headers, sent_response_body
+         FROM deliveries WHERE id = $1 AND sent_at IS NOT NULL
+         UNION ALL
+         SELECT id, started_at, duration_ms, status_code::bigint, error, response_headers,
              response_body
-         FROM attempts WHERE delivery_id = $1 ORDER BY id",
+         FROM attempts WHERE delivery_id = $1
+         ORDER BY id",
         &[&delivery_id],
     )?
     .iter()

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_failed_deliveries_list.sql"),
     include_str!("migrations/0011_endpoint_reach.sql"),
     include_str!("migrations/0012_endpoint_payload_filter.sql"),
+    include_str!("migrations/0013_first_success_inline_and_rollups.sql"),
 ];
 
 /// The advisory lock key migrations hold ("herald" as a number).

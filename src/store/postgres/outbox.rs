@@ -31,7 +31,8 @@ use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
 use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
+    Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
@@ -384,21 +385,30 @@ pub fn record(
     let mut records: Vec<&AttemptRecord> = records.iter().collect();
     records.sort_by_key(|r| (r.endpoint_id, r.delivery_id));
     let mut tx = c.transaction()?;
-    let insert = tx.prepare(
-        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = $1)",
-    )?;
+    // The delivery first: RETURNING tells whether it still exists and whether this was its
+    // first attempt (SET expressions read the row as it was), which is when a success is
+    // kept in the row (`sent_*`) and no attempts row is written (issue 22, item 1).
     let update = tx.prepare(
         "UPDATE deliveries SET attempts = attempts + 1,
              lease_until = CASE WHEN lease_owner = $7 THEN NULL ELSE lease_until END,
              lease_owner = CASE WHEN lease_owner = $7 THEN NULL ELSE lease_owner END,
              status = CASE WHEN status = 'pending' THEN $2 ELSE status END,
              next_attempt_at = CASE WHEN status = 'pending' THEN $3 ELSE next_attempt_at END,
-             last_status_code = $4, last_error = $5, updated_at = $6
-         WHERE id = $1",
+             last_status_code = $4, last_error = $5, updated_at = $6,
+             sent_at = CASE WHEN $8 AND attempts = 0 THEN $9 ELSE sent_at END,
+             sent_duration_ms = CASE WHEN $8 AND attempts = 0 THEN $10 ELSE sent_duration_ms END,
+             sent_status_code = CASE WHEN $8 AND attempts = 0 THEN $4 ELSE sent_status_code END,
+             sent_response_headers = CASE WHEN $8 AND attempts = 0 THEN $11 ELSE sent_response_headers END,
+             sent_response_body = CASE WHEN $8 AND attempts = 0 THEN $12 ELSE sent_response_body END
+         WHERE id = $1 RETURNING attempts, created_at",
     )?;
+    let insert = tx.prepare(
+        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )?;
+    let mut rollup = Rollup::default();
     for r in records {
-        write_attempt(&mut tx, (&insert, &update), r, replica, now)?;
+        write_attempt(&mut tx, (&update, &insert), r, replica, now, &mut rollup)?;
         let Some(seen) = health(&mut tx, r.endpoint_id, false)? else {
             continue; // deleted while the request was out
         };
@@ -416,17 +426,20 @@ pub fn record(
         }
         apply(&mut tx, r.endpoint_id, change, now)?;
     }
+    add_rollup(&mut tx, replica, &rollup)?;
     tx.commit()?;
     Ok(())
 }
 
-/// The attempt row and the delivery's new state.
+/// The delivery's new state and its attempt (a row, unless it is a first success, kept in
+/// the delivery row); what it adds to the rollups goes into `rollup`.
 fn write_attempt(
     tx: &mut Transaction<'_>,
-    (insert, update): (&Statement, &Statement),
+    (update, insert): (&Statement, &Statement),
     r: &AttemptRecord,
     replica: &str,
     now: i64,
+    rollup: &mut Rollup,
 ) -> Result<()> {
     let (status, next) = match r.verdict {
         Verdict::Succeeded => ("succeeded", None),
@@ -436,22 +449,10 @@ fn write_attempt(
         Verdict::Unsent => ("failed", None),
     };
     let code = r.status_code.map(i32::from);
-    // A delivery deleted with its endpoint while in flight is gone with its history;
-    // its attempt is dropped rather than failing the batch on the foreign key.
-    tx.execute(
-        insert,
-        &[
-            &r.delivery_id,
-            &r.started_at,
-            &r.duration_ms,
-            &code,
-            &r.error,
-            &r.response_headers.as_ref().map(|h| json!(h).to_string()),
-            &r.response_body,
-        ],
-    )?;
+    let succeeded = r.verdict == Verdict::Succeeded;
+    let headers = r.response_headers.as_ref().map(|h| json!(h).to_string());
     // A delivery cancelled meanwhile keeps its cancellation; its attempt still counts.
-    tx.execute(
+    let written = tx.query_opt(
         update,
         &[
             &r.delivery_id,
@@ -461,8 +462,62 @@ fn write_attempt(
             &r.error,
             &now,
             &replica,
+            &succeeded,
+            &r.started_at,
+            &r.duration_ms,
+            &headers,
+            &r.response_body,
         ],
     )?;
+    // A delivery deleted with its endpoint while in flight is gone with its history;
+    // its attempt is dropped rather than failing the batch on the foreign key.
+    let Some(row) = written else {
+        return Ok(());
+    };
+    let first = row.try_get::<_, i32>(0)? == 1;
+    let created_at: i64 = row.try_get(1)?;
+    if !(first && succeeded) {
+        tx.execute(
+            insert,
+            &[
+                &r.delivery_id,
+                &r.started_at,
+                &r.duration_ms,
+                &code,
+                &r.error,
+                &headers,
+                &r.response_body,
+            ],
+        )?;
+    }
+    rollup.add(
+        r.started_at,
+        r.status_code,
+        first.then_some(r.started_at - created_at),
+    );
+    Ok(())
+}
+
+/// Adds a batch's sums to this replica's rollup rows: one per hour, and per hour and bucket
+/// (in key order, the same on every run, so two batches of one recorder never deadlock).
+fn add_rollup(tx: &mut Transaction<'_>, replica: &str, rollup: &Rollup) -> Result<()> {
+    for (hour, (succeeded, failed)) in &rollup.hours {
+        tx.execute(
+            "INSERT INTO activity_hours (hour, replica, succeeded, failed) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (hour, replica) DO UPDATE
+             SET succeeded = activity_hours.succeeded + excluded.succeeded,
+                 failed = activity_hours.failed + excluded.failed",
+            &[hour, &replica, succeeded, failed],
+        )?;
+    }
+    for ((hour, bucket), count) in &rollup.latency {
+        tx.execute(
+            "INSERT INTO latency_hours (hour, bucket, replica, count) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (hour, bucket, replica) DO UPDATE
+             SET count = latency_hours.count + excluded.count",
+            &[hour, bucket, &replica, count],
+        )?;
+    }
     Ok(())
 }
 
@@ -649,6 +704,14 @@ pub fn prune(c: &mut Client, before: i64, batch: usize) -> Result<usize> {
     if !mine {
         return Ok(0);
     }
+    // The rollups' hours wholly past retention go too (the hour `before` falls in still
+    // counts attempts kept): a few rows per hour, by primary key.
+    let whole_hours = before.div_euclid(HOUR_MS) * HOUR_MS;
+    tx.execute(
+        "DELETE FROM activity_hours WHERE hour < $1",
+        &[&whole_hours],
+    )?;
+    tx.execute("DELETE FROM latency_hours WHERE hour < $1", &[&whole_hours])?;
     let n = tx.execute(
         "DELETE FROM events WHERE seq IN
              (SELECT seq FROM events WHERE created_at < $1 ORDER BY seq LIMIT $2)",

@@ -1,33 +1,27 @@
-//! The operator's reads (see `store::activity`). The attempt counts use the
-//! `attempts_started (started_at, status_code)` index of migration 3; the failed-deliveries
+//! The operator's reads (see `store::activity`). The attempt counts and latencies read the
+//! hourly rollups of migration 16 (one row per hour, per hour and bucket); the failed-deliveries
 //! count uses the partial `deliveries_failed` index; the pending count the partial
 //! `deliveries_endpoint_due` index — none of them reads rows outside its window.
 
 use rusqlite::{params, Connection};
 
-use crate::store::{AttemptBucket, FirstAttempt, Gauges, RecentAttempt, Result};
+use crate::store::{newest, AttemptBucket, Gauges, LatencyCount, RecentAttempt, Result, HOUR_MS};
 
-/// Attempts since `since`, counted per `bucket_ms` (buckets aligned to the epoch, so hours
-/// and days are UTC); only buckets with attempts are returned, oldest first.
+/// Attempts since `since`, counted per `bucket_ms` (a whole number of hours; buckets
+/// aligned to the epoch, so hours and days are UTC); only buckets with attempts are
+/// returned, oldest first. Read from the hourly rollup the recorder keeps: at most one row
+/// per hour, whatever the traffic.
 pub fn attempt_buckets(
     conn: &Connection,
     since: i64,
     bucket_ms: i64,
 ) -> Result<Vec<AttemptBucket>> {
-    // INDEXED BY: if the index were ever dropped or unusable the query fails loudly
-    // instead of silently scanning the whole history. Both columns are in the index, so
-    // the count reads no attempt rows.
     let mut stmt = conn.prepare_cached(
-        // `coalesce`: in a bucket where no attempt got an answer every `BETWEEN` is NULL,
-        // and so is their sum.
-        "SELECT started_at / ?2 AS b,
-                coalesce(sum(status_code BETWEEN 200 AND 299), 0),
-                sum(status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)
-         FROM attempts INDEXED BY attempts_started
-         WHERE started_at >= ?1 GROUP BY b ORDER BY b",
+        "SELECT hour / ?2 AS b, sum(succeeded), sum(failed) FROM activity_hours
+         WHERE hour >= ?1 GROUP BY b ORDER BY b",
     )?;
     // Sparse on purpose: only buckets with attempts come back, so an idle night adds no rows.
-    let rows = stmt.query_map(params![since, bucket_ms], |r| {
+    let rows = stmt.query_map(params![hour_of(since), bucket_ms.max(1)], |r| {
         Ok(AttemptBucket {
             start: r.get::<_, i64>(0)? * bucket_ms,
             succeeded: r.get(1)?,
@@ -35,6 +29,11 @@ pub fn attempt_buckets(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The hour `t` falls in: the rollups' rows are whole hours.
+fn hour_of(t: i64) -> i64 {
+    t.div_euclid(HOUR_MS) * HOUR_MS
 }
 
 /// Deliveries whose last retry failed, counted since `since`.
@@ -86,8 +85,8 @@ pub fn gauges(conn: &Connection) -> Result<Gauges> {
     Ok(g)
 }
 
-/// An endpoint's latest `limit` attempts, newest first (through its deliveries, newest
-/// first, so the read stops after `limit` rows).
+/// An endpoint's latest `limit` attempts, newest first: its attempts rows, and the first
+/// attempts that succeeded, which live in their delivery rows (`outbox::record`).
 pub fn endpoint_recent_attempts(
     conn: &Connection,
     tenant_id: &str,
@@ -95,44 +94,60 @@ pub fn endpoint_recent_attempts(
     limit: usize,
 ) -> Result<Vec<RecentAttempt>> {
     // Ordered by delivery, then attempt, rather than by started_at: the
-    // `deliveries_endpoint (endpoint_id, id)` index drives the walk newest first, so the
-    // LIMIT stops it early.
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.delivery_id, a.started_at, a.duration_ms, a.status_code, a.error
-         FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-         WHERE d.endpoint_id = ?1 AND d.tenant_id = ?2
+    // `deliveries_endpoint (endpoint_id, id)` index drives both walks newest first, each
+    // over the endpoint's latest `limit` deliveries only (most succeed at once and have no
+    // attempts row, so walking on until `limit` rows were found could read the whole
+    // history). An attempt older than those is left out, which can only happen when many
+    // of the newer deliveries have no attempt yet, or when retries fill the window.
+    let mut rows_read = conn.prepare_cached(
+        "SELECT a.delivery_id, a.id, a.started_at, a.duration_ms, a.status_code, a.error
+         FROM (SELECT id FROM deliveries WHERE endpoint_id = ?1 AND tenant_id = ?2
+               ORDER BY id DESC LIMIT ?3) d
+         JOIN attempts a ON a.delivery_id = d.id
          ORDER BY d.id DESC, a.id DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![endpoint_id, tenant_id, limit as i64], |r| {
-        Ok(RecentAttempt {
-            delivery_id: r.get(0)?,
-            started_at: r.get(1)?,
-            duration_ms: r.get(2)?,
-            status_code: r.get::<_, Option<i64>>(3)?.map(|s| s as u16),
-            error: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut inline_read = conn.prepare_cached(
+        "SELECT id, 0, sent_at, sent_duration_ms, sent_status_code, NULL FROM (
+             SELECT id, sent_at, sent_duration_ms, sent_status_code FROM deliveries
+             WHERE endpoint_id = ?1 AND tenant_id = ?2 ORDER BY id DESC LIMIT ?3)
+         WHERE sent_at IS NOT NULL",
+    )?;
+    let read = |r: &rusqlite::Row| {
+        Ok((
+            (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+            RecentAttempt {
+                delivery_id: r.get(0)?,
+                started_at: r.get(2)?,
+                duration_ms: r.get(3)?,
+                status_code: r.get::<_, Option<i64>>(4)?.map(|s| s as u16),
+                error: r.get(5)?,
+            },
+        ))
+    };
+    let params = params![endpoint_id, tenant_id, limit as i64];
+    let mut all = rows_read
+        .query_map(params, read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    all.extend(
+        inline_read
+            .query_map(params, read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    );
+    Ok(newest(all, limit))
 }
 
-/// First attempts made since `since` (newest first, at most `limit`), each with the time
-/// from its delivery's creation (the publish) to the attempt's start.
-pub fn first_attempts(conn: &Connection, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
-    // The first attempt is the one with the delivery's lowest id: attempt ids only grow
-    // (AUTOINCREMENT), so no timestamp tie can pick a retry instead.
+/// Publish → first attempt latencies of the hours since `since`, per hour and histogram
+/// bucket (`store::activity::latency_bucket`), oldest first, from the rollup the recorder
+/// keeps.
+pub fn first_attempt_latency(conn: &Connection, since: i64) -> Result<Vec<LatencyCount>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.started_at, a.started_at - d.created_at
-         FROM attempts a INDEXED BY attempts_started JOIN deliveries d ON d.id = a.delivery_id
-         WHERE a.started_at >= ?1
-           AND a.id = (SELECT min(f.id) FROM attempts f WHERE f.delivery_id = a.delivery_id)
-         ORDER BY a.started_at DESC LIMIT ?2",
+        "SELECT hour, bucket, count FROM latency_hours WHERE hour >= ?1 ORDER BY hour, bucket",
     )?;
-    let rows = stmt.query_map(params![since, limit as i64], |r| {
-        Ok(FirstAttempt {
-            started_at: r.get(0)?,
-            // Clamped: a clock step back between publish and attempt would give a
-            // negative latency, which a histogram cannot hold.
-            latency_ms: r.get::<_, i64>(1)?.max(0),
+    let rows = stmt.query_map([hour_of(since)], |r| {
+        Ok(LatencyCount {
+            hour: r.get(0)?,
+            bucket: r.get(1)?,
+            count: r.get(2)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -134,10 +134,17 @@ pub fn for_event(conn: &Connection, tenant_id: &str, event_id: &str) -> Result<V
 
 /// A delivery's attempts, oldest first. Not scoped by tenant: callers read the delivery
 /// with `get` first (same read connection), which is the tenant check.
+///
+/// A first attempt that succeeded lives in the delivery row (`sent_*`, see `outbox::record`)
+/// with id 0; it is the first of the log, before any attempts rows (a manual retry's).
 pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, started_at, duration_ms, status_code, error, response_headers, response_body
-         FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+        "SELECT 0, sent_at, sent_duration_ms, sent_status_code, NULL, sent_response_headers,
+                sent_response_body
+         FROM deliveries WHERE id = ?1 AND sent_at IS NOT NULL
+         UNION ALL
+         SELECT id, started_at, duration_ms, status_code, error, response_headers, response_body
+         FROM attempts WHERE delivery_id = ?1",
     )?;
     let rows = stmt.query_map([delivery_id], |r| {
         let headers: Option<String> = r.get(5)?;
@@ -153,5 +160,8 @@ pub fn attempts(conn: &Connection, delivery_id: i64) -> Result<Vec<Attempt>> {
             response_body: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let mut log = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    // Oldest first: ids only grow, and the one kept in the delivery row, 0, came first.
+    log.sort_by_key(|a: &Attempt| a.id);
+    Ok(log)
 }

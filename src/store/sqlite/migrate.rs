@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_failed_deliveries_list.sql"),
     include_str!("migrations/0014_endpoint_reach.sql"),
     include_str!("migrations/0015_endpoint_payload_filter.sql"),
+    include_str!("migrations/0016_first_success_inline_and_rollups.sql"),
 ];
 
 /// The version this binary writes (`herald migrate` copies a file at this version).
@@ -161,5 +162,79 @@ mod upgrade_tests {
         )
         .unwrap();
         assert_eq!(conn.last_insert_rowid(), 8, "id 7 is not handed out again");
+    }
+
+    /// Version 16 counts the attempts already there into the overview's rollups, bucketing
+    /// latencies exactly as `store::activity::latency_bucket` does.
+    #[test]
+    fn version_16_back_fills_the_rollups_from_the_attempts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for step in &MIGRATIONS[..15] {
+            tx.execute_batch(step).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 15).unwrap();
+        tx.commit().unwrap();
+        let hour = crate::store::HOUR_MS;
+        let now = crate::clock::now_ms();
+        let this_hour = now / hour * hour;
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, tenant_id, url, events, description, headers, status, secret, created_at, updated_at)
+                 VALUES (1, 'default', 'https://a.example/', '[\"*\"]', '', '{}', 'active', 'whsec_x', 0, 0);
+             INSERT INTO events (seq, id, tenant_id, event_type, body, created_at)
+                 VALUES (1, 'evt_1', 'default', 'a.b', '{}', 0);",
+        )
+        .unwrap();
+        let latencies = [0, 3, 15, 16, 18, 100, 5_000, 1_234_567];
+        for (i, latency) in latencies.iter().enumerate() {
+            let id = i as i64 + 1;
+            let started = this_hour + i as i64; // all in this hour
+            conn.execute(
+                "INSERT INTO deliveries (id, event_seq, endpoint_id, tenant_id, status, attempts, created_at, updated_at)
+                 VALUES (?1, 1, 1, 'default', 'failed', 2, ?2, ?2)",
+                rusqlite::params![id, started - latency],
+            )
+            .unwrap();
+            // The first attempt fails (no answer), a retry succeeds an hour later.
+            conn.execute(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code)
+                 VALUES (?1, ?2, 1, NULL), (?1, ?3, 1, 204)",
+                rusqlite::params![id, started, started + hour],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let hours: Vec<(i64, i64, i64)> = conn
+            .prepare("SELECT hour, succeeded, failed FROM activity_hours ORDER BY hour")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let n = latencies.len() as i64;
+        assert_eq!(hours, [(this_hour, 0, n), (this_hour + hour, n, 0)]);
+        let buckets: Vec<(i64, i32, i64)> = conn
+            .prepare("SELECT hour, bucket, count FROM latency_hours ORDER BY bucket")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(i64, i32, i64)> = latencies
+            .iter()
+            .map(|l| (this_hour, crate::store::latency_bucket(*l), 1))
+            .collect();
+        assert_eq!(
+            buckets, expected,
+            "only first attempts, bucketed as in Rust"
+        );
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'attempts_started'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
     }
 }

@@ -397,8 +397,8 @@ impl Activity for SqliteStore {
             .await
     }
 
-    async fn first_attempts(&self, since: i64, limit: usize) -> Result<Vec<FirstAttempt>> {
-        self.read(move |c| activity::first_attempts(c, since, limit))
+    async fn first_attempt_latency(&self, since: i64) -> Result<Vec<LatencyCount>> {
+        self.read(move |c| activity::first_attempt_latency(c, since))
             .await
     }
 }

@@ -19,7 +19,8 @@ use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
     AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Take, Verdict,
+    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
+    Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
@@ -263,26 +264,42 @@ fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     Ok(out)
 }
 
-/// Writes a batch of attempts and their consequences (`Outbox::record`): the attempt row,
-/// the delivery's new state, and what `judge` decides for its endpoint, read and written
-/// record by record so each judgement sees the ones before it.
+/// Writes a batch of attempts and their consequences (`Outbox::record`): the delivery's new
+/// state, the attempt (an attempts row, or for a first attempt that succeeded, the delivery
+/// row itself), what `judge` decides for its endpoint (read and written record by record so
+/// each judgement sees the ones before it), and the batch's sum in the overview's rollups.
+/// All of it in the caller's one transaction, so after a crash the history, the endpoint
+/// health and the rollups agree: all of the batch is there or none.
 pub fn record(
     conn: &Connection,
     records: &[AttemptRecord],
     judge: &dyn Judge,
     now: i64,
 ) -> Result<()> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
-    )?;
+    // The delivery first: RETURNING tells whether it still exists and whether this was its
+    // first attempt (`attempts` was 0; SET expressions read the row as it was), which is
+    // when a success is kept in the row (`sent_*`) and no attempts row is written (issue 22,
+    // item 1: a success costs one row write). A delivery cancelled meanwhile (its endpoint
+    // disabled, maybe by an earlier record of this batch) keeps its cancellation; its
+    // attempt still counts and shows.
     let mut update = conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + 1, lease_until = NULL,
              status = CASE WHEN status = 'pending' THEN ?2 ELSE status END,
              next_attempt_at = CASE WHEN status = 'pending' THEN ?3 ELSE next_attempt_at END,
-             last_status_code = ?4, last_error = ?5, updated_at = ?6
-         WHERE id = ?1",
+             last_status_code = ?4, last_error = ?5, updated_at = ?6,
+             sent_at = CASE WHEN ?7 AND attempts = 0 THEN ?8 ELSE sent_at END,
+             sent_duration_ms = CASE WHEN ?7 AND attempts = 0 THEN ?9 ELSE sent_duration_ms END,
+             sent_status_code = CASE WHEN ?7 AND attempts = 0 THEN ?4 ELSE sent_status_code END,
+             sent_response_headers = CASE WHEN ?7 AND attempts = 0 THEN ?10 ELSE sent_response_headers END,
+             sent_response_body = CASE WHEN ?7 AND attempts = 0 THEN ?11 ELSE sent_response_body END
+         WHERE id = ?1 RETURNING attempts, created_at",
     )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut rollup = Rollup::default();
+    let mut known: HashMap<i64, Option<EndpointHealth>> = HashMap::new();
     for r in records {
         let (status, next) = match r.verdict {
             Verdict::Succeeded => ("succeeded", None),
@@ -291,32 +308,85 @@ pub fn record(
             Verdict::Cancelled => ("cancelled", None),
             Verdict::Unsent => ("failed", None),
         };
+        let succeeded = r.verdict == Verdict::Succeeded;
+        let headers = r.response_headers.as_ref().map(|h| json!(h).to_string());
+        let written: Option<(i64, i64)> = update
+            .query_row(
+                params![
+                    r.delivery_id,
+                    status,
+                    next,
+                    r.status_code,
+                    r.error,
+                    now,
+                    succeeded,
+                    r.started_at,
+                    r.duration_ms,
+                    headers,
+                    r.response_body
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
         // A delivery whose endpoint (or event) was deleted while it was in flight is gone
-        // with its history; its attempt is dropped rather than failing the whole batch on
-        // the foreign key, which would lose the other endpoints' records with it.
-        insert.execute(params![
-            r.delivery_id,
-            r.started_at,
-            r.duration_ms,
-            r.status_code,
-            r.error,
-            r.response_headers.as_ref().map(|h| json!(h).to_string()),
-            r.response_body
-        ])?;
-        // A delivery cancelled meanwhile (its endpoint disabled, maybe by an earlier record
-        // of this batch) keeps its cancellation; its attempt still counts and shows.
-        update.execute(params![
-            r.delivery_id,
-            status,
-            next,
-            r.status_code,
-            r.error,
-            now
-        ])?;
-        let Some(health) = health(conn, r.endpoint_id)? else {
+        // with its history: its attempt is dropped (it would fail the whole batch on the
+        // foreign key, losing the other endpoints' records with it).
+        if let Some((attempts, created_at)) = written {
+            let first = attempts == 1;
+            if !(first && succeeded) {
+                insert.execute(params![
+                    r.delivery_id,
+                    r.started_at,
+                    r.duration_ms,
+                    r.status_code,
+                    r.error,
+                    headers,
+                    r.response_body
+                ])?;
+            }
+            rollup.add(
+                r.started_at,
+                r.status_code,
+                first.then_some(r.started_at - created_at),
+            );
+        }
+        // Read once per endpoint per batch while nothing changes it: a healthy endpoint's
+        // successes, nearly all records, change nothing (`engine::health`), so a batch to
+        // one endpoint reads its row once. Any change is written and read back.
+        let health = match known.remove(&r.endpoint_id) {
+            Some(h) => h,
+            None => health(conn, r.endpoint_id)?,
+        };
+        let Some(health) = health else {
+            known.insert(r.endpoint_id, None);
             continue; // deleted while the request was out
         };
-        apply(conn, r.endpoint_id, judge.judge(r, &health, now), now)?;
+        let change = judge.judge(r, &health, now);
+        if change == HealthChange::default() {
+            known.insert(r.endpoint_id, Some(health));
+        } else {
+            apply(conn, r.endpoint_id, change, now)?;
+        }
+    }
+    add_rollup(conn, &rollup)
+}
+
+/// Adds a batch's sums to the rollups: one row per hour, and per hour and bucket.
+fn add_rollup(conn: &Connection, rollup: &Rollup) -> Result<()> {
+    let mut hours = conn.prepare_cached(
+        "INSERT INTO activity_hours (hour, succeeded, failed) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hour) DO UPDATE SET succeeded = succeeded + excluded.succeeded,
+                                          failed = failed + excluded.failed",
+    )?;
+    for (hour, (succeeded, failed)) in &rollup.hours {
+        hours.execute(params![hour, succeeded, failed])?;
+    }
+    let mut latency = conn.prepare_cached(
+        "INSERT INTO latency_hours (hour, bucket, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hour, bucket) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((hour, bucket), count) in &rollup.latency {
+        latency.execute(params![hour, bucket, count])?;
     }
     Ok(())
 }
@@ -454,6 +524,11 @@ pub fn recover(
 /// Deletes up to `batch` events older than `before`, their deliveries and attempts by
 /// cascade. Small batches keep each write short so publishing never waits long behind it.
 pub fn prune(conn: &Connection, before: i64, batch: usize) -> Result<usize> {
+    // The rollups' hours wholly past retention go too (the hour `before` falls in still
+    // counts attempts kept): a few rows per hour, by primary key.
+    let whole_hours = before.div_euclid(HOUR_MS) * HOUR_MS;
+    conn.execute("DELETE FROM activity_hours WHERE hour < ?1", [whole_hours])?;
+    conn.execute("DELETE FROM latency_hours WHERE hour < ?1", [whole_hours])?;
     Ok(conn.execute(
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?1 ORDER BY seq LIMIT ?2)",
         params![before, batch as i64],
