@@ -194,8 +194,7 @@ fn execute_local(
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            limit_malloc_arenas();
-            release_relocations();
+            herald::memory::limit_malloc_arenas();
             actix_web::rt::System::new().block_on(herald::run(config))
         }
         Command::Tenant(TenantCommand::Create { id, name }) => {
@@ -227,100 +226,5 @@ fn execute_local(
             id.as_deref(),
             &body,
         ),
-    }
-}
-
-/// glibc gives threads that allocate at once their own malloc arena, up to 8 per core (16
-/// on 2 cores), and each arena keeps its own free memory: after a burst, memory freed in
-/// one arena serves no other, and an idle Herald holds the high-water mark of each. One
-/// arena per core is enough here: small allocations are served by each thread's lock-free
-/// cache (tcache) first, and the threads that allocate most (workers, the writer, the HTTP
-/// server) run at most one per core at a time. Before any thread starts; a
-/// `MALLOC_ARENA_MAX` in the environment still wins (glibc reads it at start-up, and this
-/// then leaves it alone). Other C libraries have no arenas: nothing to do.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        // SAFETY: mallopt only sets an allocator parameter; called before other threads.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, cores.clamp(2, 64) as libc::c_int);
-        }
-    }
-}
-
-/// Gives back the pages of the executable's relocation table (`.rela.dyn`, about 0.9 MiB
-/// of a 28 MiB binary, a third of the memory an idle Herald's own heap uses). The
-/// dynamic loader reads it once, before `main`, to fix up the position-independent
-/// binary's pointers, and nothing reads it again; its pages are clean file pages, so
-/// dropping them from this process (`MADV_DONTNEED`) loses nothing: were they touched
-/// again they would be read back from the file. Idle RSS was 16.0 MiB against a 15 MB
-/// target, and this is the largest block of it that serves nothing (README: Performance).
-/// Best effort: a binary without the table, or a libc without `dl_iterate_phdr`, skips it.
-fn release_relocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
-    {
-        /// An entry of the `.dynamic` section (`Elf64_Dyn`).
-        #[repr(C)]
-        struct Dyn {
-            tag: i64,
-            value: u64,
-        }
-        const DT_NULL: i64 = 0;
-        const DT_RELA: i64 = 7;
-        const DT_RELASZ: i64 = 8;
-
-        unsafe extern "C" fn each(
-            info: *mut libc::dl_phdr_info,
-            _size: libc::size_t,
-            _data: *mut libc::c_void,
-        ) -> libc::c_int {
-            // SAFETY: the loader hands a valid `dl_phdr_info` whose program headers and
-            // `.dynamic` section are mapped for as long as the object is loaded; the first
-            // object it reports is the executable itself.
-            unsafe {
-                let info = &*info;
-                let base = info.dlpi_addr as u64;
-                let headers = std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
-                let Some(dynamic) = headers.iter().find(|h| h.p_type == libc::PT_DYNAMIC) else {
-                    return 1;
-                };
-                let mut entry = (base + dynamic.p_vaddr) as *const Dyn;
-                let (mut rela, mut size) = (0u64, 0u64);
-                while (*entry).tag != DT_NULL {
-                    match (*entry).tag {
-                        DT_RELA => rela = (*entry).value,
-                        DT_RELASZ => size = (*entry).value,
-                        _ => {}
-                    }
-                    entry = entry.add(1);
-                }
-                if rela == 0 || size == 0 {
-                    return 1;
-                }
-                // glibc rewrites these addresses to absolute ones when `.dynamic` is
-                // writable; otherwise they are relative to the load address.
-                if rela < base {
-                    rela += base;
-                }
-                let page = match libc::sysconf(libc::_SC_PAGESIZE) {
-                    n if n > 0 => n as u64,
-                    _ => return 1,
-                };
-                let (start, end) = (rela.div_ceil(page) * page, (rela + size) / page * page);
-                if end > start {
-                    libc::madvise(
-                        start as *mut libc::c_void,
-                        (end - start) as usize,
-                        libc::MADV_DONTNEED,
-                    );
-                }
-                1 // the executable only
-            }
-        }
-        // SAFETY: `each` only reads what the loader passes and stops after the executable.
-        unsafe {
-            libc::dl_iterate_phdr(Some(each), std::ptr::null_mut());
-        }
     }
 }
