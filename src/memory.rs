@@ -43,6 +43,8 @@ pub fn limit_malloc_arenas() {
 pub fn trim_executable() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        // `as u64`: the ELF address types are 32 bits wide on 32-bit targets.
+        #[allow(clippy::unnecessary_cast)]
         unsafe extern "C" fn each(
             info: *mut libc::dl_phdr_info,
             _size: libc::size_t,

@@ -127,7 +127,7 @@ fn run(crew: Arc<Crew>) {
         let _at_work = ctx.busy.enter();
         loop {
             ctx.stats.metrics.attempt_started();
-            let record = attempt(&ctx, &delivery);
+            let record = attempt(ctx, &delivery);
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
