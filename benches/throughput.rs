@@ -16,9 +16,14 @@
 //! Knobs: `HERALD_BENCH_SCALE` (default 1.0) scales every size; `HERALD_BENCH_BIN` benches
 //! another `herald` binary instead of the one cargo built for this run;
 //! `HERALD_BENCH_GEN_THREADS` (default 1, at most 2 makes sense here) sets the load
-//! generator's threads. `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
+//! generator's threads. `HERALD_BENCH_ONLY=scale` runs only the scale rows (`scale_rows`:
+//! deliveries/s and Herald CPU per delivery to 1, 100, 1,000 and 5,000 endpoints, a fresh
+//! Herald each). `HERALD_BENCH_PG_URL=<superuser URL>` runs the PostgreSQL figures
 //! instead (`postgres_runs`): publishes on one replica, and 1 vs 3 replicas delivering
-//! through a 20 ms receiver; `eval "$(.ci/postgres.sh start)"` starts a private server. Other `HERALD_*` settings in the environment reach Herald as usual.
+//! through a 20 ms receiver, each with PostgreSQL's own CPU per event when its server runs
+//! on this machine (`PgServer`); `eval "$(HERALD_PG_DURABLE=1 .ci/postgres.sh start)"`
+//! starts a private server. Other `HERALD_*` settings in the environment reach Herald as
+//! usual.
 //!
 //! How it is built, and why:
 //! - The load generator and the receiver are async (tokio) and speak HTTP/1.1 over
@@ -65,6 +70,10 @@ fn main() {
     bench.header();
     if let Ok(server) = std::env::var("HERALD_BENCH_PG_URL") {
         print_table(&postgres_runs(&bench, &server));
+        return;
+    }
+    if std::env::var("HERALD_BENCH_ONLY").as_deref() == Ok("scale") {
+        print_table(&scale_rows(&bench));
         return;
     }
     let mut rows = Vec::new();
@@ -146,6 +155,8 @@ fn main() {
         rows.push(routed_publishes(&bench, &routed, filtered));
     }
 
+    rows.extend(scale_rows(&bench));
+
     println!(
         "\nthe first instance again, idle after its delivery run: Herald CPU {:.3} cores",
         bench.idle_cores(&main)
@@ -210,16 +221,28 @@ fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
         server.rsplit('@').next().unwrap_or(server),
         ms0(one.started.ready)
     );
-    let mut row = single_publishes(bench, &one);
+    let pg = PgServer::find(server);
+    let pg_before = pg.ticks();
+    let (mut row, published) = single_publishes_counted(bench, &one);
+    let pg_us = pg.us_per(pg_before, published, bench.hz);
+    println!(
+        "  PostgreSQL CPU {} per published event",
+        pg_us.map_or("unknown (server process not found)".into(), |us| format!(
+            "{us:.0} µs"
+        ))
+    );
     row.figure = format!("PostgreSQL, 1 replica: {}", row.figure);
-    row.target = "≥ 3,000/s".into();
+    if let Some(us) = pg_us {
+        row.cpu = format!("{}; PostgreSQL {us:.0} µs", row.cpu);
+    }
+    row.target = "≥ 6,000/s; PostgreSQL ≤ 200 µs".into();
     rows.push(row);
     drop(one);
     drop(db);
 
     let mut rates = Vec::new();
     for replicas in [1, 3] {
-        let (row, rate) = slow_receiver_deliveries(bench, server, replicas);
+        let (row, rate) = slow_receiver_deliveries(bench, server, &pg, replicas);
         rows.push(row);
         rates.push(rate);
     }
@@ -236,7 +259,12 @@ fn postgres_runs(bench: &Bench, server: &str) -> Vec<Row> {
 /// `replicas` Herald processes on a fresh database, 40 endpoints on the 20 ms receiver,
 /// events published in batches spread over the replicas; the rate is deliveries over the
 /// time from the first arrival to the last.
-fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Row, f64) {
+fn slow_receiver_deliveries(
+    bench: &Bench,
+    server: &str,
+    pg: &PgServer,
+    replicas: usize,
+) -> (Row, f64) {
     const ENDPOINTS: usize = 40;
     let db = PgDatabase::create(server);
     let key = format!("{:064x}", now_ns() as u128 * 7919);
@@ -265,6 +293,7 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
     let base = bench.arrivals.count.load(SeqCst);
     let first_ns = now_ns();
     let before: Vec<Snapshot> = apps.iter().map(|h| bench.cpu(h)).collect();
+    let pg_before = pg.ticks();
     let addrs: Vec<SocketAddr> = apps.iter().map(|h| h.addr).collect();
     let batches = Arc::new(batches);
     let published: usize = bench
@@ -287,6 +316,8 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
         .min(events);
     let expected = published as u64;
     let got = bench.wait_arrivals(base + expected, DRAIN_TIMEOUT) - base;
+    // Publishes included: the figure is what PostgreSQL spends per delivered event.
+    let pg_us = pg.us_per(pg_before, got as usize, bench.hz);
     let last = bench.arrivals.last_ns.load(SeqCst);
     let wall = (last.saturating_sub(first_ns)) as f64 / 1e9;
     let rate = got as f64 / wall.max(1e-9);
@@ -303,8 +334,11 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
         if replicas == 1 { "" } else { "s" }
     );
     let measured = format!("{} deliveries/s", thousands(rate));
+    let pg_figure = pg_us.map_or(String::new(), |us| {
+        format!("; PostgreSQL {us:.0} µs per delivery (its publish included)")
+    });
     println!(
-        "\n{figure}: {measured}  [{got} of {expected} in {wall:.2} s; Herald {herald_cores:.2} cores in all]"
+        "\n{figure}: {measured}  [{got} of {expected} in {wall:.2} s; Herald {herald_cores:.2} cores in all{pg_figure}]"
     );
     if got < expected {
         println!("  INCOMPLETE: {} deliveries missing", expected - got);
@@ -312,7 +346,7 @@ fn slow_receiver_deliveries(bench: &Bench, server: &str, replicas: usize) -> (Ro
     let row = Row {
         figure,
         measured,
-        cpu: format!("{herald_cores:.2} cores (all replicas)"),
+        cpu: format!("{herald_cores:.2} cores (all replicas){pg_figure}"),
         bench: "—".into(),
         target: if replicas == 1 {
             "—"
@@ -358,8 +392,95 @@ impl Drop for PgDatabase {
     }
 }
 
+/// The PostgreSQL server the benchmark runs against, when it is on this machine: its
+/// CPU is the postmaster's own and its children's (the backends, the WAL writer, the
+/// checkpointer), read from /proc. A backend that exits (a connection closed) is counted
+/// in the postmaster's `cutime`/`cstime` once reaped, so nothing is lost between readings.
+/// The postmaster is found by `postmaster.pid` in `HERALD_BENCH_PG_DATA`, or in
+/// `$HERALD_TEST_PG_DIR/data` (what `.ci/postgres.sh start` exports), else by a
+/// `postgres` process whose command line names the URL's port.
+struct PgServer {
+    postmaster: Option<u32>,
+}
+
+impl PgServer {
+    fn find(url: &str) -> PgServer {
+        let data = std::env::var_os("HERALD_BENCH_PG_DATA")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HERALD_TEST_PG_DIR").map(|d| PathBuf::from(d).join("data"))
+            });
+        let from_pid_file = data
+            .and_then(|d| std::fs::read_to_string(d.join("postmaster.pid")).ok())
+            .and_then(|t| t.lines().next()?.trim().parse().ok());
+        let postmaster = from_pid_file.or_else(|| {
+            let port = url
+                .rsplit('@')
+                .next()?
+                .split('/')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .to_owned();
+            std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+                let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+                let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                let named =
+                    cmd.contains(&format!("port={port}")) || cmd.contains(&format!("-p {port}"));
+                (cmd.contains("postgres") && named).then_some(pid)
+            })
+        });
+        if postmaster.is_none() {
+            println!("(PostgreSQL's server process not found on this machine: no PostgreSQL CPU figures)");
+        }
+        PgServer { postmaster }
+    }
+
+    /// The server's user + system ticks so far.
+    fn ticks(&self) -> Option<u64> {
+        let pm = self.postmaster?;
+        let fields = |path: String| -> Option<(u32, Vec<u64>)> {
+            let text = std::fs::read_to_string(path).ok()?;
+            let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+            // rest[1] is the ppid (field 4); utime, stime, cutime, cstime are fields 14-17.
+            let ppid = rest.get(1)?.parse().ok()?;
+            let times = rest
+                .get(11..15)?
+                .iter()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            Some((ppid, times))
+        };
+        let (_, own) = fields(format!("/proc/{pm}/stat"))?;
+        let mut ticks: u64 = own.iter().sum();
+        for p in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some((ppid, times)) = fields(format!("/proc/{pid}/stat")) {
+                if ppid == pm {
+                    ticks += times.iter().take(2).sum::<u64>();
+                }
+            }
+        }
+        Some(ticks)
+    }
+
+    /// µs of the server's CPU per unit of work since `before`.
+    fn us_per(&self, before: Option<u64>, units: usize, hz: f64) -> Option<f64> {
+        let spent = self.ticks()?.saturating_sub(before?);
+        Some(spent as f64 / hz * 1e6 / units.max(1) as f64)
+    }
+}
+
 /// 64 keep-alive clients, one event per request, no endpoints: pure ingest.
 fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
+    single_publishes_counted(bench, herald).0
+}
+
+/// `single_publishes`, and how many publishes were accepted.
+fn single_publishes_counted(bench: &Bench, herald: &Herald) -> (Row, usize) {
     let n = scale(50_000);
     let before = bench.cpu(herald);
     let result = bench.publish_singles(herald.addr, CLIENTS, n, |i| {
@@ -381,13 +502,14 @@ fn single_publishes(bench: &Bench, herald: &Herald) -> Row {
     );
     result.warn();
     usage.print(result.ok, "published event");
-    Row::new(
+    let row = Row::new(
         "single publishes, 64 keep-alive clients",
         measured,
         &usage,
         result.ok,
         "≥ 20,000/s, p99 < 20 ms",
-    )
+    );
+    (row, result.ok)
 }
 
 /// Single publishes to an instance with 100 paused endpoints, each publish matching exactly
@@ -503,6 +625,61 @@ fn batch_publishes(bench: &Bench, herald: &Herald) -> Row {
         result.ok,
         "≥ 50,000/s",
     )
+}
+
+/// How the cost grows with the number of endpoints (issue 22, item 5): for 1, 100, 1,000
+/// and 5,000 endpoints, all subscribed to every event, a fresh Herald takes batch publishes
+/// of about 40,000 deliveries in all (at scale 1.0: 40,000 events to one endpoint, 8 to
+/// each of 5,000), and the clock stops at the last arrival. Herald's CPU per delivery over
+/// that window, beside the 1-endpoint row's, is the figure: a dispatcher whose rounds walked
+/// every endpoint shows it growing with the count.
+fn scale_rows(bench: &Bench) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut base_us = None;
+    for endpoints in [1, 100, 1_000, 5_000] {
+        let herald = Herald::start(bench);
+        bench.create_webhooks(herald.addr, endpoints);
+        let events = (scale(40_000) / endpoints).max(1);
+        let expected = (events * endpoints) as u64;
+        let expected_base = bench.arrivals.count.load(SeqCst);
+        let before = bench.cpu(&herald);
+        let result = bench.publish_batches(herald.addr, events, "bench.scale");
+        let got = bench.wait_arrivals(expected_base + expected, DRAIN_TIMEOUT) - expected_base;
+        let last = bench.arrivals.last_ns.load(SeqCst);
+        let mut usage = bench.cpu(&herald).since(&before);
+        if got == expected {
+            usage.wall = (last.saturating_sub(before.ns)) as f64 / 1e9;
+        }
+        let rate = got as f64 / usage.wall;
+        let us = usage.per_event_us(got as usize);
+        let base = *base_us.get_or_insert(us);
+        let measured = format!(
+            "{} deliveries/s, {:.2}× the 1-endpoint CPU",
+            thousands(rate),
+            us / base.max(1e-9)
+        );
+        let figure = format!(
+            "scale: {} endpoints, all subscribed ({events} events)",
+            thousands(endpoints as f64)
+        );
+        println!("\n{figure}: {measured}  [{got} deliveries of {expected} expected]");
+        if got < expected {
+            println!(
+                "  INCOMPLETE: {} deliveries missing after {DRAIN_TIMEOUT:?}",
+                expected - got
+            );
+        }
+        result.warn();
+        usage.print(got as usize, "delivery");
+        let target = match endpoints {
+            1 => "≤ 100 µs",
+            100 => "≤ 110 µs",
+            1_000 => "flat",
+            _ => "≥ 10,000/s; ≤ 120 µs",
+        };
+        rows.push(Row::new(&figure, measured, &usage, got as usize, target));
+    }
+    rows
 }
 
 #[derive(Clone, Copy)]
@@ -910,6 +1087,84 @@ impl Bench {
         Outcome::merge(results)
     }
 
+    /// Publishes `events` events of type `event` through the batch endpoint, at most `BATCH`
+    /// per request, from 8 keep-alive clients.
+    fn publish_batches(&self, addr: SocketAddr, events: usize, event: &str) -> Outcome {
+        let next = Arc::new(AtomicUsize::new(0));
+        let event: Arc<str> = event.into();
+        let results = self.on_clients(8, |_| {
+            let (next, event) = (next.clone(), event.clone());
+            async move {
+                let mut out = Outcome::default();
+                let Some(mut client) = out.connect(addr).await else {
+                    return out;
+                };
+                loop {
+                    let from = next.fetch_add(BATCH, SeqCst);
+                    if from >= events {
+                        break;
+                    }
+                    let n = BATCH.min(events - from);
+                    let items: Vec<String> = (from..from + n)
+                        .map(|i| format!(r#"{{"event":"{event}","i":{i}}}"#))
+                        .collect();
+                    let body = format!(r#"{{"events":[{}]}}"#, items.join(","));
+                    match client
+                        .send("POST", "/api/v1/events/batch", body.as_bytes())
+                        .await
+                    {
+                        Ok((202, _)) => out.ok += n,
+                        Ok((status, body)) => out.failed(status, &body),
+                        Err(e) => match out.reconnect(addr, e).await {
+                            Some(c) => client = c,
+                            None => break,
+                        },
+                    }
+                }
+                out
+            }
+        });
+        Outcome::merge(results)
+    }
+
+    /// Registers `n` endpoints on the receiver (`/e0`…), each subscribed to every event,
+    /// from 8 keep-alive clients so the creates share the writer's commits.
+    fn create_webhooks(&self, addr: SocketAddr, n: usize) {
+        let next = Arc::new(AtomicUsize::new(0));
+        let recv = self.recv_addr;
+        let results = self.on_clients(8, |_| {
+            let next = next.clone();
+            async move {
+                let mut out = Outcome::default();
+                let Some(mut client) = out.connect(addr).await else {
+                    return out;
+                };
+                loop {
+                    let e = next.fetch_add(1, SeqCst);
+                    if e >= n {
+                        break;
+                    }
+                    let body = format!(r#"{{"url":"http://{recv}/e{e}","events":["*"]}}"#);
+                    match client
+                        .send("POST", "/api/v1/webhooks", body.as_bytes())
+                        .await
+                    {
+                        Ok((201, _)) => out.ok += 1,
+                        Ok((status, body)) => out.failed(status, &body),
+                        Err(e) => match out.reconnect(addr, e).await {
+                            Some(c) => client = c,
+                            None => break,
+                        },
+                    }
+                }
+                out
+            }
+        });
+        let created = Outcome::merge(results);
+        created.warn();
+        assert_eq!(created.ok, n, "create {n} webhooks");
+    }
+
     /// POSTs a JSON body that must answer 201.
     fn post_created(&self, addr: SocketAddr, path: &'static str, body: String) {
         let (status, reply) = run_on(&self.gen[0], async move {
@@ -980,7 +1235,7 @@ impl Bench {
             me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
-            roles: herald_roles(herald.pid),
+            roles: herald_roles(herald.pid, self.hz),
         };
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
@@ -1168,32 +1423,30 @@ struct Snapshot {
     me: u64,
     gen: u64,
     recv: u64,
-    /// Herald's run time in ns per thread role (the thread name without its number).
+    /// Herald's CPU ns per thread role (the thread name without its number).
     roles: std::collections::BTreeMap<String, u64>,
 }
 
-/// Herald's CPU per thread role, in ns: `herald-worker-12` counts as `herald-worker`, the
-/// HTTP server's threads as `actix-rt`. This is the profile README quotes for what limits
-/// a figure. From `/proc/<pid>/task/<tid>/schedstat` (the scheduler's own run time, to the
-/// ns) rather than the ticks in `stat`: ticks are sampled 100 times a second, and 64
-/// workers that each run a few µs at a time are mostly asleep at the tick, so `stat`
-/// showed them at a fraction of their time (6 µs per delivery where schedstat says 79).
-fn herald_roles(pid: u32) -> std::collections::BTreeMap<String, u64> {
+/// Herald's CPU per thread role, in nanoseconds: `herald-worker-12` counts as
+/// `herald-worker`, the HTTP server's threads as `actix-rt`. This is the profile README
+/// quotes for what limits a figure. Read from `/proc/<pid>/task/*/schedstat` (time on CPU
+/// in ns): the clock ticks of `stat` would round each of 64 workers' share down to 10 ms.
+/// A thread's `stat` gives its name; where `schedstat` is missing its ticks stand in.
+fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
     let mut roles = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
     {
         let Ok(task) = task else { continue };
-        let Some((comm, _, _)) = stat_ticks(&format!("{}/stat", task.path().display())) else {
+        let dir = task.path().display().to_string();
+        let Some((comm, user, sys)) = stat_ticks(&format!("{dir}/stat")) else {
             continue;
         };
-        let Some(ns) = std::fs::read_to_string(format!("{}/schedstat", task.path().display()))
+        let ns = std::fs::read_to_string(format!("{dir}/schedstat"))
             .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        else {
-            continue;
-        };
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(((user + sys) as f64 * 1e9 / hz) as u64);
         let role = comm
             .split('|')
             .next()

@@ -207,7 +207,7 @@ impl AppState {
     /// conflict while it is still pending.
     pub async fn retry_delivery(&self, tenant: &str, id: i64) -> Result<Delivery> {
         let delivery = self.store.retry_delivery(tenant, id, now_ms()).await?;
-        self.engine.wake();
+        self.engine.rescan();
         Ok(delivery)
     }
 
@@ -217,7 +217,7 @@ impl AppState {
             .store
             .recover(tenant, endpoint, since, now_ms())
             .await?;
-        self.engine.wake();
+        self.engine.rescan();
         Ok(n)
     }
 
@@ -296,7 +296,7 @@ impl AppState {
             .store
             .update_endpoint(tenant, id, patch, now_ms())
             .await?;
-        self.engine.wake();
+        self.engine.rescan();
         Ok(endpoint)
     }
 

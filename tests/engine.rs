@@ -10,6 +10,8 @@
 //!   per-endpoint cap;
 //! - `failures.rs`: retries on the fake clock, auto-disable at its boundary, a delivery
 //!   whose endpoint is deleted mid-flight;
+//! - `index.rs`: the dispatcher's due-time index among a thousand idle endpoints: a retry
+//!   after a long idle stretch, a publish to a cold endpoint, a FIFO head, a resume;
 //! - `writes.rs`: group commit isolation, one `Idempotency-Key` published concurrently,
 //!   ids never reused.
 //!
@@ -30,6 +32,8 @@ mod claiming;
 mod controls;
 #[path = "engine/failures.rs"]
 mod failures;
+#[path = "engine/index.rs"]
+mod index;
 #[path = "engine/writes.rs"]
 mod writes;
 

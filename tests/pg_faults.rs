@@ -167,7 +167,8 @@ fn postgres_cut_off_answers_503_at_once_and_resumes_within_a_second() {
         resumed < Duration::from_secs(1),
         "publishes resumed {resumed:?} after PostgreSQL came back"
     );
-    assert_eq!(app.call("GET", "/readyz", None, None).0, 200);
+    let ready = app.call("GET", "/readyz", None, None);
+    assert_eq!(ready.0, 200, "{}", ready.1);
     receiver.wait_for("/hook", 2, Duration::from_secs(10));
     eprintln!("cut off: slowest 503 {slowest:?}; publishing resumed {resumed:?} after return");
 }

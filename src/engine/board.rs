@@ -102,6 +102,10 @@ struct State {
     fifo: std::collections::HashSet<i64>,
     /// Adaptive in-flight limits of endpoints heard from.
     limits: HashMap<i64, Limit>,
+    /// A worker has asked the dispatcher for a round since the last began (`Finished::ask`).
+    asked: bool,
+    /// Endpoints with a queue whose limit grew since `release_due` last looked.
+    grown: std::collections::HashSet<i64>,
     stopping: bool,
 }
 
@@ -115,6 +119,11 @@ pub struct Finished {
     pub dropped: Vec<i64>,
     /// The endpoint's next delivery waits for its rate limit or back-off.
     pub paced: bool,
+    /// `dry` or `paced`, and the dispatcher has not been asked for a round since its last
+    /// one began (`round_started`): the worker signals it. Later asks before that round
+    /// would only wake it again for nothing: one context switch per delivery, to one
+    /// endpoint whose queue keeps running dry, was most of the dispatcher's CPU.
+    pub ask: bool,
 }
 
 impl Board {
@@ -270,15 +279,37 @@ impl Board {
             .collect()
     }
 
+    /// `limits`, for `endpoints` only: a claim round asks about the endpoints it may read,
+    /// not every endpoint ever heard from.
+    pub fn limits_of(&self, endpoints: impl Iterator<Item = i64>) -> HashMap<i64, usize> {
+        let s = self.lock();
+        endpoints
+            .map(|e| (e, Self::cap_in(&s, e, self.cap)))
+            .filter(|(_, cap)| *cap != self.cap)
+            .collect()
+    }
+
     /// Adapts `endpoint`'s in-flight limit to one answer: `ok` a success that took `ms`;
     /// `overloaded` a timeout, connection error, 5xx or 429. Other answers (4xx) say
     /// nothing about the receiver's capacity.
     pub fn observe(&self, endpoint: i64, ok: bool, overloaded: bool, ms: u64) {
+        self.observe_in(&mut self.lock(), endpoint, ok, overloaded, ms);
+    }
+
+    fn observe_in(&self, s: &mut State, endpoint: i64, ok: bool, overloaded: bool, ms: u64) {
         if !ok && !overloaded {
             return;
         }
         let (start, max) = (self.cap as f64, self.max_cap as f64);
-        let mut s = self.lock();
+        let before = Self::cap_in(s, endpoint, self.cap);
+        self.adapt(s, endpoint, ok, ms, start, max);
+        if Self::cap_in(s, endpoint, self.cap) > before && s.waiting.contains_key(&endpoint) {
+            // A slot opened that no finish will fill: `release_due` lets its queue move.
+            s.grown.insert(endpoint);
+        }
+    }
+
+    fn adapt(&self, s: &mut State, endpoint: i64, ok: bool, ms: u64, start: f64, max: f64) {
         let limit = s.limits.entry(endpoint).or_insert(Limit::new(start));
         limit.since_decrease += 1;
         if ok && limit.ramp {
@@ -390,7 +421,24 @@ impl Board {
         backoff_until: Option<i64>,
         now: i64,
     ) -> Finished {
+        self.done(endpoint, None, gone, backoff_until, now)
+    }
+
+    /// `finish`, with what the answer says about the endpoint's capacity (`observe`'s
+    /// `ok`, `overloaded`, `ms`) taken in the same lock: a worker's one visit to the
+    /// board per delivery.
+    pub fn done(
+        &self,
+        endpoint: i64,
+        answer: Option<(bool, bool, u64)>,
+        gone: bool,
+        backoff_until: Option<i64>,
+        now: i64,
+    ) -> Finished {
         let mut s = self.lock();
+        if let Some((ok, overloaded, ms)) = answer {
+            self.observe_in(&mut s, endpoint, ok, overloaded, ms);
+        }
         // A back-off without a rate limit still needs a Pace (interval 0) so `may_send`
         // and `next_release_at` see it.
         if let Some(until) = backoff_until {
@@ -423,6 +471,7 @@ impl Board {
                 dry: false,
                 dropped,
                 paced: false,
+                ask: false,
             };
         }
         // The worker continues with the endpoint only inside its (possibly just halved)
@@ -446,22 +495,33 @@ impl Board {
             *s.in_flight.entry(endpoint).or_default() += 1;
         }
         let dry = !s.waiting.contains_key(&endpoint);
+        let ask = (dry || paced) && !s.asked;
+        s.asked |= ask;
         Finished {
             next,
             dry,
             dropped,
             paced,
+            ask,
         }
+    }
+
+    /// A claim round begins: it sees every queue as it is now, so the next dry or paced
+    /// queue asks for another.
+    pub fn round_started(&self) {
+        self.lock().asked = false;
     }
 
     /// When the earliest delivery held back by a rate limit or back-off may go (ms).
     pub fn next_release_at(&self) -> Option<i64> {
         let s = self.lock();
-        s.waiting
-            .keys()
-            .filter(|e| s.in_flight.get(e).copied().unwrap_or(0) < Self::cap_in(&s, **e, self.cap))
-            .filter_map(|e| s.pace.get(e))
-            .map(|p| p.next_at.ceil() as i64)
+        s.pace
+            .iter()
+            .filter(|(e, _)| s.waiting.contains_key(e))
+            .filter(|(e, _)| {
+                s.in_flight.get(e).copied().unwrap_or(0) < Self::cap_in(&s, **e, self.cap)
+            })
+            .map(|(_, p)| p.next_at.ceil() as i64)
             .min()
     }
 
@@ -469,7 +529,16 @@ impl Board {
     pub fn release_due(&self, now: i64) {
         let mut s = self.lock();
         let before = s.ready.len();
-        let endpoints: Vec<i64> = s.waiting.keys().copied().collect();
+        // Only a schedule or a grown limit lets a queue move outside `pin` and `finish`
+        // (which release what they can themselves), so only those queues are looked at:
+        // the dispatcher calls this on every turn of its loop, with thousands of queues.
+        let mut endpoints: Vec<i64> = s
+            .pace
+            .keys()
+            .copied()
+            .filter(|e| s.waiting.contains_key(e))
+            .collect();
+        endpoints.extend(s.grown.drain());
         for endpoint in endpoints {
             Self::release(&mut s, endpoint, self.cap, now);
         }

@@ -56,10 +56,43 @@ impl Harness {
     }
 
     /// One turn of the dispatcher's loop: lets go what waited for its rate limit, then one
-    /// claim round; returns how many deliveries were claimed.
+    /// claim round; returns how many deliveries were claimed. The round scans the store
+    /// in full first: a test writes to the store (publishes, clock moves, endpoint changes)
+    /// without the signals the API and the threads send, and must see what a running
+    /// engine would see after them.
     pub fn step(&mut self) -> Result<usize, StoreError> {
         self.board.release_due(self.clock.now_ms());
+        self.dispatcher.rescan();
         self.dispatcher.step()
+    }
+
+    /// One turn as the running dispatcher takes it: it hears the signals the recorder and
+    /// the workers sent since the last turn, then runs one round from its due-time index,
+    /// with no full scan of the store beyond the ones it makes by itself (at its first
+    /// round, and after a second of the wall clock). A test that publishes says so with
+    /// `wake`, as the API does. Returns how many deliveries were claimed.
+    pub fn round(&mut self) -> Result<usize, StoreError> {
+        self.board.release_due(self.clock.now_ms());
+        for signal in self.signals.try_iter() {
+            self.dispatcher.hear(signal);
+        }
+        self.dispatcher.step()
+    }
+
+    /// What the API does after a publish (`EngineHandle::wake`), for `round`.
+    pub fn wake(&mut self) {
+        self.dispatcher.hear(Signal::Wake);
+    }
+
+    /// What the API does after a change the index cannot see in new rows (a retry, an
+    /// endpoint resumed: `EngineHandle::rescan`), for `round`.
+    pub fn rescan(&mut self) {
+        self.dispatcher.rescan();
+    }
+
+    /// How many endpoints the dispatcher's due-time index lists.
+    pub fn due_len(&self) -> usize {
+        self.dispatcher.due_len()
     }
 
     /// Sends everything the board lets go now, and each endpoint's next delivery after it
@@ -75,8 +108,13 @@ impl Harness {
                     record.backoff_until,
                     self.clock.now_ms(),
                 );
-                // As the worker does: claims dropped behind a 410 go back at once.
-                let _ = self.worker.outbox.release(&finished.dropped);
+                // As the worker does: claims dropped behind a 410 go back at once, due again.
+                if !finished.dropped.is_empty() {
+                    let _ = self.worker.outbox.release(&finished.dropped);
+                    self.worker
+                        .due
+                        .touch(delivery.endpoint_id, self.clock.now_ms());
+                }
                 records.push(record);
                 match finished.next {
                     Some(next) => delivery = next,

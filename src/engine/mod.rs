@@ -4,11 +4,13 @@
 //! 1. A publish commits an event and its pending delivery rows, then calls
 //!    `EngineHandle::wake`, so the dispatcher looks at the outbox at once — delivery latency
 //!    does not depend on a polling interval.
-//! 2. The dispatcher (`dispatcher.rs`) runs claim rounds (`Outbox::claim`; with SQLite a
-//!    read, the claim kept in memory): the outbox reads the due endpoints, the planner
-//!    (`plan.rs`) decides what each may take, and the claims are pinned to the board
+//! 2. The dispatcher (`dispatcher.rs`) runs claim rounds (`Outbox::claim_among`; with
+//!    SQLite a read, the claim kept in memory) over the endpoints its due-time index
+//!    (`due.rs`) lists as due, oldest first: the outbox reads them until the planner
+//!    (`plan.rs`) has filled the round, and the claims are pinned to the board
 //!    (`board.rs`), which keeps a per-endpoint in-flight cap so one slow endpoint cannot
-//!    hold every worker. It still wakes on its own for retries that come due.
+//!    hold every worker. Endpoints with nothing to do cost it nothing. It still wakes on
+//!    its own when the index's next endpoint (a retry, a probe) comes due.
 //! 3. A worker (`worker.rs`) takes a ready delivery, signs and sends it (`http.rs`, with
 //!    the SSRF guard in the resolver, applying `domain::address`'s rules; through the
 //!    shared agent, or the endpoint's own for a client certificate, a CA bundle or a proxy:
@@ -36,6 +38,7 @@
 pub mod agents;
 pub mod board;
 pub mod dispatcher;
+pub mod due;
 pub mod harness;
 pub mod health;
 pub mod http;
@@ -73,8 +76,11 @@ pub enum Signal {
     /// New work may be due (a publish, a retry, a resumed endpoint, a queue that ran dry),
     /// or shutdown began (the dispatcher looks at the token when it wakes).
     Wake,
-    /// A retry was scheduled for this time (ms): look no later than that.
+    /// A retry was scheduled for this time (ms); its endpoint is in the due-time index.
     DueAt(i64),
+    /// A claim round may find work, in the store as the index knows it: an endpoint's
+    /// queue on the board ran dry, or its next delivery waits for its rate limit.
+    Round,
 }
 
 /// Counters for /metrics.
@@ -93,6 +99,7 @@ pub struct EngineHandle {
     signals: mpsc::Sender<Signal>,
     heartbeat: Arc<AtomicI64>,
     board: Arc<Board>,
+    due: Arc<due::Due>,
     pub stats: Arc<EngineStats>,
 }
 
@@ -102,8 +109,17 @@ impl EngineHandle {
         self.board.limit_of(endpoint)
     }
 
+    /// New deliveries were written (a publish, a replay): the dispatcher reads them.
     pub fn wake(&self) {
         let _ = self.signals.send(Signal::Wake);
+    }
+
+    /// Existing deliveries or endpoints changed so that work may be due the dispatcher
+    /// cannot tell from new rows (a retry or recovery, an endpoint resumed): it scans the
+    /// store in full before its next round.
+    pub fn rescan(&self) {
+        self.due.rescan();
+        self.wake();
     }
 
     /// The dispatcher loop ran within the last few seconds.
@@ -157,24 +173,34 @@ impl Parts {
             clock.clone(),
         ));
         let stats = Arc::new(EngineStats::default());
+        let stall = Arc::new(Stall::default());
+        let dispatcher = Dispatcher::new(
+            outbox.clone(),
+            config.clone(),
+            board.clone(),
+            clock.clone(),
+            stall.clone(),
+            shutdown.clone(),
+        );
         let handle = EngineHandle {
             signals: signal_tx.clone(),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
             board: board.clone(),
+            due: dispatcher.due(),
             stats: stats.clone(),
         };
         stop_at(shutdown, &board, &outbox, &signal_tx);
-        let stall = Arc::new(Stall::default());
         let judge: Arc<dyn Judge> = Arc::new(HealthPolicy::from_config(&config));
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             outbox.clone(),
             board.clone(),
             clock.clone(),
             judge.clone(),
             signal_tx.clone(),
             stats.clone(),
-            stall.clone(),
+            stall,
         );
+        recorder.due = dispatcher.due();
         let worker = WorkerContext {
             outbox: outbox.clone(),
             board: board.clone(),
@@ -182,20 +208,13 @@ impl Parts {
             tokens: Arc::new(oauth::Tokens::default()),
             config: config.clone(),
             names: WorkerContext::header_names(&config),
-            clock: clock.clone(),
+            clock,
             results: record_tx,
             signals: signal_tx,
             busy: Arc::new(Tally::default()),
             stats,
+            due: dispatcher.due(),
         };
-        let dispatcher = Dispatcher::new(
-            outbox.clone(),
-            config.clone(),
-            board.clone(),
-            clock,
-            stall,
-            shutdown.clone(),
-        );
         Ok(Parts {
             judge,
             outbox,

@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::board::Board;
+use super::due::Due;
 use super::{EngineStats, Signal};
 use crate::clock::Clock;
 use crate::store::{AttemptRecord, Judge, Outbox, Verdict};
@@ -66,6 +67,8 @@ pub struct Recorder {
     pub signals: mpsc::Sender<Signal>,
     pub stats: Arc<EngineStats>,
     pub stall: Arc<Stall>,
+    /// The dispatcher's due-time index: a retry's endpoint goes in it once recorded.
+    pub due: Arc<Due>,
     /// Batches the store refused, oldest first, each written again as one transaction.
     unwritten: VecDeque<Arc<[AttemptRecord]>>,
     backoff: Duration,
@@ -82,6 +85,8 @@ impl Recorder {
         stall: Arc<Stall>,
     ) -> Recorder {
         Recorder {
+            // Its own until `Parts::wire` gives it the dispatcher's.
+            due: Arc::default(),
             outbox,
             board,
             clock,
@@ -207,13 +212,14 @@ impl Recorder {
         for r in batch.iter().filter(|r| r.gone) {
             self.board.gone_recorded(r.endpoint_id);
         }
-        let due = batch
-            .iter()
-            .filter_map(|r| match r.verdict {
-                Verdict::RetryAt(at) => Some(at),
-                _ => None,
-            })
-            .min();
+        // Committed: a round from now on sees the retry, and the index lists its endpoint.
+        let mut due = None;
+        for r in batch.iter() {
+            if let Verdict::RetryAt(at) = r.verdict {
+                self.due.touch(r.endpoint_id, at);
+                due = Some(due.map_or(at, |d: i64| d.min(at)));
+            }
+        }
         if let Some(at) = due {
             let _ = self.signals.send(Signal::DueAt(at));
         }
@@ -234,6 +240,8 @@ impl Recorder {
                 self.board.gone_recorded(r.endpoint_id);
             }
             let _ = self.outbox.release(&ids);
+            // Due again at once, at endpoints the index may have let go.
+            self.due.rescan();
             tracing::warn!(
                 outcomes = ids.len(),
                 "too many unwritten outcomes; their deliveries will be sent again"

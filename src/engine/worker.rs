@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::board::Board;
+use super::due::Due;
 use super::oauth::Tokens;
 use super::{http, retry, EngineStats, Signal};
 use crate::clock::Clock;
@@ -47,6 +48,8 @@ pub struct WorkerContext {
     pub stats: Arc<EngineStats>,
     /// OAuth2 tokens of the endpoints that use them, shared by the workers.
     pub tokens: Arc<Tokens>,
+    /// The dispatcher's due-time index: claims given back put their endpoint in it.
+    pub due: Arc<Due>,
 }
 
 impl WorkerContext {
@@ -131,24 +134,27 @@ fn run(crew: Arc<Crew>) {
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
-            observe(&ctx.board, &record);
+            let answer = answer(&record);
             let _ = ctx.results.send(record);
-            let finished = ctx.board.finish(
-                delivery.endpoint_id,
-                gone,
-                record_backoff,
-                ctx.clock.now_ms(),
-            );
+            // One visit to the board: the answer's news for the adaptive limit, and the
+            // endpoint's next delivery.
+            let now = ctx.clock.now_ms();
+            let finished = ctx
+                .board
+                .done(delivery.endpoint_id, answer, gone, record_backoff, now);
             // Deliveries the board dropped behind a 410 were claimed but never sent: give
-            // the claims back (the recorder's disable then cancels them). Only PostgreSQL's
-            // release can fail, and its leases lapse on their own.
+            // the claims back (the recorder's disable then cancels them; if it cannot yet,
+            // they are due again). Only PostgreSQL's release can fail, and its leases lapse
+            // on their own.
             if !finished.dropped.is_empty() {
                 let _ = ctx.outbox.release(&finished.dropped);
+                ctx.due.touch(delivery.endpoint_id, now);
+                let _ = ctx.signals.send(Signal::Round);
             }
-            if finished.dry || finished.paced {
+            if finished.ask {
                 // Its queue ran dry (top it up), or its next delivery waits for the rate
-                // limit (the dispatcher lets it go when its time comes).
-                let _ = ctx.signals.send(Signal::Wake);
+                // limit (the dispatcher lets it go when its time comes); once per round.
+                let _ = ctx.signals.send(Signal::Round);
             }
             match finished.next {
                 Some(next) => delivery = next,
@@ -162,20 +168,27 @@ fn run(crew: Arc<Crew>) {
 /// in-flight limit). No status means timeout or connection failure: as much a sign of a
 /// struggling receiver as a 5xx, so both shrink its limit.
 pub fn observe(board: &Board, record: &AttemptRecord) {
+    if let Some((ok, overloaded, ms)) = answer(record) {
+        board.observe(record.endpoint_id, ok, overloaded, ms);
+    }
+}
+
+/// What one answer says about its endpoint's capacity, as `Board::observe` takes it (ok,
+/// overloaded, ms); `None` when nothing was sent.
+fn answer(record: &AttemptRecord) -> Option<(bool, bool, u64)> {
     if matches!(record.verdict, Verdict::Cancelled | Verdict::Unsent) {
         // Nothing was sent: the receiver's capacity is as it was.
-        return;
+        return None;
     }
     let overloaded = match record.status_code {
         None => true,
         Some(code) => code == 429 || code >= 500,
     };
-    board.observe(
-        record.endpoint_id,
+    Some((
         record.verdict == Verdict::Succeeded,
         overloaded,
         record.duration_ms.max(0) as u64,
-    );
+    ))
 }
 
 /// Cuts at a char boundary at or below `max`: the body came through `from_utf8_lossy`,

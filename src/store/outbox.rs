@@ -17,6 +17,13 @@
 //!   transaction (earlier records of the batch included), asks the judge what follows
 //!   (`HealthChange`), and writes that.
 //!
+//! A claim round need not read every endpoint: the engine keeps a due-time index
+//! (`engine::due`) and names the endpoints to look at (`Among`), in due order; the round
+//! reads them until the planner's picks fill the round and says, for each it looked at,
+//! when it next may have work (`Claim::looked`). `Outbox::due_scan` fills that index: in
+//! full (every active push endpoint with pending work and when it is due, one statement),
+//! or, where the backend can, only the deliveries written since the last scan.
+//!
 //! Where the backends must differ, the difference is named here: `Outbox::shared` (other
 //! processes claim from the same outbox, so claims are durable leases, and what they hold
 //! counts in `DueEndpoint::out`), `DueEndpoint::out_elsewhere` (always 0 on a private
@@ -43,6 +50,40 @@ pub struct ClaimRound {
     pub default_rate_limited: bool,
     /// How long a lease lasts, on a shared outbox (a private one ignores it).
     pub lease_ms: i64,
+}
+
+/// The endpoints a claim round looks at, and how much it may take.
+#[derive(Debug, Clone, Default)]
+pub struct Among {
+    /// The endpoints that may have due work, oldest due first (the due-time index's order).
+    pub endpoints: Vec<i64>,
+    /// The round reads these until the planner's picks come to this many deliveries.
+    pub limit: usize,
+}
+
+/// What a claim round took, and what it learnt about the endpoints it looked at.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub claimed: Vec<Claimed>,
+    /// Each endpoint looked at, with the earliest time it may have work to claim again
+    /// (a pending delivery nobody here holds comes due, an open circuit's probe), or `None`:
+    /// nothing pending, or not an active push endpoint. A time at or before the round's
+    /// `now` means it still has due work (beyond this round's share, or blocked behind
+    /// what is in flight).
+    pub looked: Vec<(i64, Option<i64>)>,
+}
+
+/// What `Outbox::due_scan` found: endpoints and when their first pending work is due.
+#[derive(Debug, Default)]
+pub struct DueScan {
+    /// (endpoint, time): in a full scan, every active push endpoint with pending work; in
+    /// a partial one, the endpoints of the deliveries written since the cursor.
+    pub due: Vec<(i64, i64)>,
+    /// Pass this to the next scan to read only what was written since; `None`: this
+    /// outbox scans in full each time (PostgreSQL: ids are not allocated in commit order).
+    pub cursor: Option<i64>,
+    /// Whether this was a full scan (every endpoint with pending work is listed).
+    pub full: bool,
 }
 
 /// One endpoint with work to claim, as a claim round sees it. Rounds list them in the order
@@ -198,7 +239,33 @@ pub trait Outbox: Send + Sync {
     /// due, or a probe due), lets `plan` decide, and claims exactly the picks (fewer where
     /// deliveries went meanwhile). A claimed delivery is not claimed again until its
     /// attempt is recorded or it is released.
-    fn claim(&self, round: &ClaimRound, plan: &mut Planner<'_>) -> Result<Vec<Claimed>>;
+    fn claim(&self, round: &ClaimRound, plan: &mut Planner<'_>) -> Result<Vec<Claimed>> {
+        // Every endpoint with pending work, oldest due first: a round over all of them.
+        let mut due = self.due_scan(None)?.due;
+        due.sort_by_key(|&(endpoint, at)| (at, endpoint));
+        let among = Among {
+            endpoints: due
+                .into_iter()
+                .filter(|&(_, at)| at <= round.now)
+                .map(|(endpoint, _)| endpoint)
+                .collect(),
+            limit: usize::MAX,
+        };
+        Ok(self.claim_among(round, &among, plan)?.claimed)
+    }
+    /// A claim round over `among`'s endpoints only (the dispatcher's, fed by its due-time
+    /// index), read in their order until the picks come to `among.limit`: otherwise as
+    /// `claim`. Says when each endpoint it looked at may have work next.
+    fn claim_among(
+        &self,
+        round: &ClaimRound,
+        among: &Among,
+        plan: &mut Planner<'_>,
+    ) -> Result<Claim>;
+    /// The endpoints with pending work and when it comes due: `since: None` reads every
+    /// active push endpoint (one statement); a cursor from an earlier scan reads only the
+    /// deliveries written since, where the backend can (`DueScan::cursor`).
+    fn due_scan(&self, since: Option<i64>) -> Result<DueScan>;
     /// Writes attempts and their consequences in one transaction: the attempt, the
     /// delivery's new state, and for each what `judge` decides about its endpoint; then
     /// lets their claims go. On an error nothing was written and the claims stay held:

@@ -23,6 +23,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod events;
+mod group;
 pub mod listen;
 mod liveness;
 pub mod migrate;
@@ -31,12 +32,13 @@ mod ops;
 mod outbox;
 mod poll;
 mod replay;
+mod round;
 mod settings;
 mod shared;
 mod subscriptions;
 mod tenants;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +58,10 @@ pub struct PgStore {
     /// This process's name on the leases it takes: random per start, so a restarted
     /// replica never mistakes a dead run's leases for its own.
     replica: String,
-    /// Transactions committed, for /metrics (`writer_stats`).
-    commits: AtomicU64,
+    /// Transactions committed and operations in them, for /metrics (`writer_stats`).
+    counters: Arc<group::Counters>,
+    /// Publishes, committed in groups (`group.rs`).
+    publisher: group::Publisher,
     leases: Arc<Leases>,
     /// Whether the database is seen down: operations then answer 503 at once.
     live: Arc<liveness::Liveness>,
@@ -176,11 +180,14 @@ impl PgStore {
                 liveness::watch(target, replica, live, stop)
             })?;
         }
+        let counters = Arc::new(group::Counters::default());
+        let publisher = group::Publisher::start(pool.clone(), live.clone(), counters.clone())?;
         Ok(PgStore {
             pool: OffRuntime(Some(pool)),
             target,
             replica,
-            commits: AtomicU64::new(0),
+            counters,
+            publisher,
             leases,
             live,
         })
@@ -193,7 +200,7 @@ impl PgStore {
         T: Send + 'static,
     {
         let (pool, live) = (self.pool.clone(), self.live.clone());
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.counted();
         tokio::task::spawn_blocking(move || on_connection(&pool, &live, f))
             .await
             .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?
@@ -219,8 +226,16 @@ impl PgStore {
 
     /// Runs `f` on a pooled connection on the calling thread (the engine, the CLI).
     fn run_blocking<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.counted();
         on_connection(&self.pool, &self.live, f)
+    }
+}
+
+impl PgStore {
+    /// One operation, one transaction (publishes count theirs in `group.rs`).
+    fn counted(&self) {
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters.jobs.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -234,11 +249,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
 
 /// Runs `f` on a pooled connection; a connection that closed under it marks the database
 /// down (the liveness thread decides when it is back).
-fn on_connection<T>(
+fn on_connection<T, E: From<StoreError>>(
     pool: &connection::Pool,
     live: &liveness::Liveness,
-    f: impl FnOnce(&mut Client) -> Result<T>,
-) -> Result<T> {
+    f: impl FnOnce(&mut Client) -> Result<T, E>,
+) -> Result<T, E> {
     let mut c = checkout(pool, live)?;
     let out = f(&mut c);
     if out.is_err() && c.is_closed() {

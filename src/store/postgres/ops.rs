@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 
 use super::{
-    activity, deliveries, endpoints, event_types, events, outbox, poll, replay, settings, shared,
-    tenants, PgStore,
+    activity, deliveries, endpoints, event_types, events, outbox, poll, replay, round, settings,
+    shared, tenants, PgStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -43,10 +43,9 @@ impl Admin for PgStore {
     }
 
     fn writer_stats(&self) -> WriterStats {
-        let commits = self.commits.load(Ordering::Relaxed);
         WriterStats {
-            commits,
-            jobs: commits,
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
             ..WriterStats::default()
         }
     }
@@ -213,10 +212,15 @@ impl Events for PgStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> Result<Vec<Published>> {
-        let tenant = tenant.to_owned();
-        // The 202 follows the commit: the events and their deliveries are durable (with
-        // `synchronous_commit = on`, in PostgreSQL's flushed WAL) before the API answers.
-        self.write(move |c| events::publish(c, &tenant, events, now))
+        // The 202 follows the commit of the batch this publish joins (`group.rs`): the
+        // events and their deliveries are durable (with `synchronous_commit = on`, in
+        // PostgreSQL's flushed WAL) before the API answers.
+        self.publisher
+            .publish(events::Publish {
+                tenant: tenant.to_owned(),
+                events,
+                now,
+            })
             .await
     }
 
@@ -448,15 +452,24 @@ impl Outbox for PgStore {
         Ok(0)
     }
 
-    fn claim(&self, round: &ClaimRound, plan: &mut Planner<'_>) -> Result<Vec<Claimed>> {
+    fn claim_among(
+        &self,
+        round: &ClaimRound,
+        among: &Among,
+        plan: &mut Planner<'_>,
+    ) -> Result<Claim> {
         self.leases
             .lease_ms
             .store(round.lease_ms, Ordering::Relaxed);
-        let claimed = self.run_blocking(|c| outbox::claim(c, &self.replica, round, plan))?;
+        let claim = self.run_blocking(|c| round::claim(c, &self.replica, round, among, plan))?;
         self.leases
             .held()
-            .extend(claimed.iter().map(|c| c.delivery_id));
-        Ok(claimed)
+            .extend(claim.claimed.iter().map(|c| c.delivery_id));
+        Ok(claim)
+    }
+
+    fn due_scan(&self, _since: Option<i64>) -> Result<DueScan> {
+        self.run_blocking(round::due_scan)
     }
 
     fn record(

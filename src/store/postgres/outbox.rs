@@ -19,273 +19,31 @@
 //! at-least-once, never zero, and never two attempts at once while the holder is alive. A
 //! holder that is alive but stalled for longer than that (5 missed heartbeats, > 2.5 s)
 //! loses its leases too, and its attempt in flight may be sent a second time.
+//!
+//! The claim round itself, and the scans that feed the engine's due-time index, are in
+//! `round.rs`; this file holds the details of what was claimed, records and releases.
 
 use std::collections::HashMap;
 
 use postgres::types::Type;
-use postgres::{Client, Row, Statement, Transaction};
+use postgres::{Client, Row, Transaction};
 use serde_json::json;
 
 use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::{endpoint_owner, open_endpoint_secret};
 use crate::store::endpoint_settings as settings;
 use crate::store::{
-    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
-    Verdict, HOUR_MS,
+    AttemptRecord, AttemptWindow, CircuitState, Claimed, Disable, EndpointHealth, FailureRecord,
+    HealthChange, Judge, Reach, Result, Rollup, Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
 
-/// The advisory-lock class of per-endpoint claims (the second key is the endpoint id).
-const CLAIM_LOCK: i32 = 0x4845_5201; // "HER\x01"
 /// The advisory lock the pruner holds while it deletes, so one replica prunes at a time.
 const PRUNE_LOCK: i64 = 0x6865_7261_6c65; // "herale"
 
-/// One claim round (`Outbox::claim`) for this replica, in one transaction: the due
-/// endpoints, their locks, what the planner must know of each (its ready deliveries, its
-/// live leases: every replica's, and other replicas'), the planner's picks, the leases.
-/// See the module comment for why the counts are exact.
-///
-/// A round costs the same few statements however many endpoints are due: the due
-/// endpoints, their locks and counts (one statement), the claims (one `UPDATE` over a
-/// `LATERAL` pick per endpoint, one more for FIFO heads), and the details. The locks last
-/// until the commit, so the round is kept that short: a replica that finds an endpoint
-/// locked skips it for this round rather than wait.
-pub fn claim(
-    c: &mut Client,
-    replica: &str,
-    req: &ClaimRound,
-    plan: &mut Planner<'_>,
-) -> Result<Vec<Claimed>> {
-    let mut tx = c.transaction()?;
-    let live = live_replicas(&mut tx, replica, req.now)?;
-    let due = due_endpoints(&mut tx, &live, req)?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (mut picks, mut heads) = (Vec::new(), Vec::new());
-    for pick in plan(&due) {
-        match pick.take {
-            Take::Due(n) => picks.push((pick.endpoint, n as i64, req.now)),
-            // A probe takes the endpoint's next pending delivery, due or not.
-            Take::Next => picks.push((pick.endpoint, 1, i64::MAX)),
-            Take::Head => heads.push(pick.endpoint),
-        }
-    }
-    let lease_until = req.now + req.lease_ms;
-    let mut ids = claim_picks(&mut tx, (replica, &live), &picks, lease_until, req.now)?;
-    ids.extend(claim_heads(
-        &mut tx,
-        (replica, &live),
-        &heads,
-        lease_until,
-        req.now,
-    )?);
-    // Oldest due first across endpoints, as the workers should take them.
-    let order: HashMap<i64, usize> = due.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    let mut claimed = details(&mut tx, &ids, req.now)?;
-    claimed.sort_by_key(|c| (order.get(&c.endpoint_id).copied(), c.delivery_id));
-    // The leases are written once this commits; a failed commit leaves none behind.
-    tx.commit()?;
-    Ok(claimed)
-}
-
-/// The replicas whose leases are live this round: those whose heartbeat is younger than
-/// `STALE_MS`, and this one whatever its heartbeat (its own claims are never taken over
-/// by itself). Its own name comes first.
-fn live_replicas(tx: &mut Transaction<'_>, replica: &str, now: i64) -> Result<Vec<String>> {
-    let mut live = vec![replica.to_owned()];
-    let rows = tx.query_typed(
-        "SELECT id FROM replicas WHERE heartbeat_at > $1 AND id <> $2",
-        &[
-            (&(now - super::liveness::STALE_MS), Type::INT8),
-            (&replica, Type::TEXT),
-        ],
-    )?;
-    live.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-    Ok(live)
-}
-
-/// The active push endpoints with due work (or a due probe) whose claim lock this round
-/// got, oldest due first, with their counts (`lock_and_count`).
-fn due_endpoints(
-    tx: &mut Transaction<'_>,
-    live: &[String],
-    req: &ClaimRound,
-) -> Result<Vec<DueEndpoint>> {
-    // Every statement of a round is typed: one round trip each, no prepare.
-    let due: Vec<(i64, bool, bool, bool)> = tx
-        .query_typed(
-            "SELECT id, probe_due, fifo, limited FROM (
-                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
-                        p.ordering = 'fifo' AS fifo,
-                        p.rate_limit IS NOT NULL OR $3 AS limited,
-                        (SELECT d.next_attempt_at FROM deliveries d
-                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
-                           AND (d.next_attempt_at <= $1 OR p.circuit_opened_at IS NOT NULL)
-                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
-                 FROM endpoints p
-                 WHERE p.status = 'active' AND p.kind = 'push'
-                   AND p.id <> ALL($2)
-                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= $1)) due
-             WHERE oldest IS NOT NULL ORDER BY oldest",
-            &[
-                (&req.now, Type::INT8),
-                (&req.skip, Type::INT8_ARRAY),
-                (&req.default_rate_limited, Type::BOOL),
-            ],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let wanted: Vec<i64> = due.iter().map(|e| e.0).collect();
-    let counts = lock_and_count(tx, live, req, &wanted)?;
-    Ok(due
-        .into_iter()
-        .filter_map(|(id, probe_due, fifo, rate_limited)| {
-            let (ready, head_ready, out, out_elsewhere) = *counts.get(&id)?;
-            Some(DueEndpoint {
-                id,
-                probe_due,
-                fifo,
-                rate_limited,
-                ready,
-                head_ready,
-                out,
-                out_elsewhere,
-            })
-        })
-        .collect())
-}
-
-/// Takes the claim lock of each endpoint it can and reads, for those, what the planner
-/// must know: (ready, head ready, live leases, live leases of other replicas). `live` is
-/// `live_replicas`: this replica first.
-///
-/// Each endpoint's claims are serialised across replicas by a lock held to the commit; one
-/// another replica holds is skipped this round. Ready deliveries are due and unleased,
-/// counted up to the planner's most (`ready_limit`), so a backlog of a million costs no
-/// more than a full round.
-fn lock_and_count(
-    tx: &mut Transaction<'_>,
-    live: &[String],
-    req: &ClaimRound,
-    wanted: &[i64],
-) -> Result<HashMap<i64, (usize, bool, usize, usize)>> {
-    let rows = tx.query_typed(
-        &format!(
-            "SELECT e,
-                (SELECT count(*) FROM (SELECT 1 FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.status = 'pending' AND d.next_attempt_at <= $3
-                       AND {FREE}
-                     LIMIT $4) r),
-                coalesce((SELECT d.next_attempt_at <= $3 AND {FREE}
-                          FROM deliveries d WHERE d.endpoint_id = e AND d.status = 'pending'
-                          ORDER BY d.id LIMIT 1), false),
-                (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3
-                       AND d.lease_owner = ANY($5)),
-                (SELECT count(*) FROM deliveries d
-                     WHERE d.endpoint_id = e AND d.lease_until > $3
-                       AND d.lease_owner = ANY(($5::text[])[2:]))
-             FROM unnest($1::bigint[]) AS e
-             WHERE pg_try_advisory_xact_lock($2, (e % 2147483647)::int4)"
-        ),
-        &[
-            (&wanted, Type::INT8_ARRAY),
-            (&CLAIM_LOCK, Type::INT4),
-            (&req.now, Type::INT8),
-            (&(req.ready_limit as i64), Type::INT8),
-            (&live, Type::TEXT_ARRAY),
-        ],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let n = |i: usize| r.get::<_, i64>(i).max(0) as usize;
-            (r.get(0), (n(1), r.get(2), n(3), n(4)))
-        })
-        .collect())
-}
-
-/// A delivery no live lease holds, in a statement whose `$3` is the round's time and `$5`
-/// the live replicas (`live_replicas`): never leased, its lease ended, or its owner's
-/// heartbeat stale.
-const FREE: &str = "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
-
-/// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
-/// first, that no live lease holds: one statement for every endpoint of the round.
-fn claim_picks(
-    tx: &mut Transaction<'_>,
-    (replica, live): (&str, &[String]),
-    picks: &[(i64, i64, i64)],
-    lease_until: i64,
-    now: i64,
-) -> Result<Vec<i64>> {
-    if picks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let endpoints: Vec<i64> = picks.iter().map(|p| p.0).collect();
-    let takes: Vec<i64> = picks.iter().map(|p| p.1).collect();
-    let untils: Vec<i64> = picks.iter().map(|p| p.2).collect();
-    let rows = tx.query_typed(
-        "UPDATE deliveries SET lease_until = $5, lease_owner = $4
-         WHERE id IN (
-             SELECT pick.id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(endpoint, take, until)
-             CROSS JOIN LATERAL (
-                 SELECT d.id FROM deliveries d
-                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
-                   AND d.next_attempt_at <= t.until
-                   AND (d.lease_until IS NULL OR d.lease_until <= $6 OR d.lease_owner <> ALL($7))
-                 ORDER BY d.next_attempt_at, d.id LIMIT t.take
-                 FOR UPDATE SKIP LOCKED) pick)
-         RETURNING id",
-        &[
-            (&endpoints, Type::INT8_ARRAY),
-            (&takes, Type::INT8_ARRAY),
-            (&untils, Type::INT8_ARRAY),
-            (&replica, Type::TEXT),
-            (&lease_until, Type::INT8),
-            (&now, Type::INT8),
-            (&live, Type::TEXT_ARRAY),
-        ],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Leases each FIFO endpoint's head: its oldest pending delivery, if due and not leased.
-fn claim_heads(
-    tx: &mut Transaction<'_>,
-    (replica, live): (&str, &[String]),
-    endpoints: &[i64],
-    lease_until: i64,
-    now: i64,
-) -> Result<Vec<i64>> {
-    if endpoints.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = tx.query(
-        "UPDATE deliveries SET lease_until = $3, lease_owner = $2
-         WHERE id IN (
-             SELECT head.id FROM unnest($1::bigint[]) AS t(endpoint)
-             CROSS JOIN LATERAL (
-                 SELECT d.id FROM deliveries d
-                 WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
-                 ORDER BY d.id LIMIT 1) head)
-           AND next_attempt_at <= $4
-           AND (lease_until IS NULL OR lease_until <= $4 OR lease_owner <> ALL($5))
-         RETURNING id",
-        &[&endpoints, &replica, &lease_until, &now, &live],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// What the workers need to send the claimed deliveries, in claim order.
-fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
+pub(super) fn details(tx: &mut Transaction<'_>, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -368,10 +126,14 @@ fn claimed(r: &Row) -> Result<Claimed> {
 }
 
 /// Writes a batch of attempts and their consequences in one transaction (`Outbox::record`):
-/// the attempt row, the delivery's new state (its lease let go if it is still this
-/// replica's), and what `judge` decides for its endpoint, read and written record by
-/// record so each judgement sees the ones before it. Committed before it returns; if the
-/// commit fails, the leases stay and lapse, and the deliveries are sent again
+/// the deliveries' new state (each lease let go if it is still this replica's), the
+/// attempts rows, what `judge` decides for each endpoint, and the rollups. One statement
+/// per table for the whole batch, whatever its size: every delivery in one `UPDATE … FROM
+/// unnest(…)`, every attempts row in one `INSERT … SELECT FROM unnest(…)`, every
+/// endpoint's health in one read, each rollup table in one upsert. Only a judgement that
+/// changes an endpoint (a failure, a circuit, a disable: rare beside the successes) costs
+/// statements of its own. Committed before it returns; if the commit fails, nothing of the
+/// batch is written, the leases stay and lapse, and the deliveries are sent again
 /// (at-least-once).
 pub fn record(
     c: &mut Client,
@@ -380,167 +142,273 @@ pub fn record(
     judge: &dyn Judge,
     now: i64,
 ) -> Result<()> {
-    // Rows are locked in one order on every replica (endpoint, then delivery), so two
-    // recorders writing about the same endpoints cannot deadlock each other.
+    // Rows are locked in one order on every replica (endpoint, then delivery; the arrays
+    // below keep it), so two recorders writing about the same endpoints cannot deadlock
+    // each other.
     let mut records: Vec<&AttemptRecord> = records.iter().collect();
     records.sort_by_key(|r| (r.endpoint_id, r.delivery_id));
     let mut tx = c.transaction()?;
-    // The delivery first: RETURNING tells whether it still exists and whether this was its
-    // first attempt (SET expressions read the row as it was), which is when a success is
-    // kept in the row (`sent_*`) and no attempts row is written (issue 22, item 1).
-    let update = tx.prepare(
-        "UPDATE deliveries SET attempts = attempts + 1,
-             lease_until = CASE WHEN lease_owner = $7 THEN NULL ELSE lease_until END,
-             lease_owner = CASE WHEN lease_owner = $7 THEN NULL ELSE lease_owner END,
-             status = CASE WHEN status = 'pending' THEN $2 ELSE status END,
-             next_attempt_at = CASE WHEN status = 'pending' THEN $3 ELSE next_attempt_at END,
-             last_status_code = $4, last_error = $5, updated_at = $6,
-             sent_at = CASE WHEN $8 AND attempts = 0 THEN $9 ELSE sent_at END,
-             sent_duration_ms = CASE WHEN $8 AND attempts = 0 THEN $10 ELSE sent_duration_ms END,
-             sent_status_code = CASE WHEN $8 AND attempts = 0 THEN $4 ELSE sent_status_code END,
-             sent_response_headers = CASE WHEN $8 AND attempts = 0 THEN $11 ELSE sent_response_headers END,
-             sent_response_body = CASE WHEN $8 AND attempts = 0 THEN $12 ELSE sent_response_body END
-         WHERE id = $1 RETURNING attempts, created_at",
-    )?;
-    let insert = tx.prepare(
-        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_headers, response_body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )?;
     let mut rollup = Rollup::default();
+    for round in rounds(&records) {
+        write_attempts(&mut tx, &round, replica, now, &mut rollup)?;
+    }
+    let mut endpoints: Vec<i64> = records.iter().map(|r| r.endpoint_id).collect();
+    endpoints.dedup(); // sorted already
+                       // Read once per endpoint while nothing changes it: a healthy endpoint's successes,
+                       // nearly all records, change nothing (`engine::health`). A missing one was deleted
+                       // while its requests were out.
+    let mut known = healths(&mut tx, &endpoints)?;
     for r in records {
-        write_attempt(&mut tx, (&update, &insert), r, replica, now, &mut rollup)?;
-        let Some(seen) = health(&mut tx, r.endpoint_id, false)? else {
-            continue; // deleted while the request was out
+        let Some(seen) = known.get(&r.endpoint_id) else {
+            continue;
         };
-        let mut change = judge.judge(r, &seen, now);
+        let mut change = judge.judge(r, seen, now);
         if change == HealthChange::default() {
             continue; // the common case, a success of a healthy endpoint: no lock, no write
         }
         // Writes follow: judge again on the row locked, so the recorders of two replicas
         // never both decide from the same health.
         let Some(locked) = health(&mut tx, r.endpoint_id, true)? else {
+            known.remove(&r.endpoint_id);
             continue;
         };
-        if locked != seen {
+        if &locked != seen {
             change = judge.judge(r, &locked, now);
         }
         apply(&mut tx, r.endpoint_id, change, now)?;
+        // What was written is what the endpoint's next record is judged on.
+        match health(&mut tx, r.endpoint_id, false)? {
+            Some(h) => known.insert(r.endpoint_id, h),
+            None => known.remove(&r.endpoint_id),
+        };
     }
     add_rollup(&mut tx, replica, &rollup)?;
     tx.commit()?;
     Ok(())
 }
 
-/// The delivery's new state and its attempt (a row, unless it is a first success, kept in
-/// the delivery row); what it adds to the rollups goes into `rollup`.
-fn write_attempt(
+/// The batch (sorted) cut where a delivery comes back: the first record of each delivery,
+/// then the second of those recorded twice, and so on. One `UPDATE … FROM` changes a row
+/// once however often it is listed, so each round lists a delivery once; a delivery
+/// recorded twice in one batch (a lease lapsed and another replica sent it too, then this
+/// one took it back) is all but unheard of, and the rounds keep it counted twice.
+fn rounds<'a>(records: &[&'a AttemptRecord]) -> Vec<Vec<&'a AttemptRecord>> {
+    let mut rounds: Vec<Vec<&AttemptRecord>> = Vec::new();
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for r in records {
+        let n = seen.entry(r.delivery_id).or_default();
+        if rounds.len() <= *n {
+            rounds.push(Vec::new());
+        }
+        rounds[*n].push(r);
+        *n += 1;
+    }
+    rounds
+}
+
+/// The deliveries' new state and their attempts (a row each, except a first success,
+/// kept in its delivery row: issue 22, item 1), two statements for the whole round; what
+/// they add to the rollups goes into `rollup`.
+fn write_attempts(
     tx: &mut Transaction<'_>,
-    (update, insert): (&Statement, &Statement),
-    r: &AttemptRecord,
+    round: &[&AttemptRecord],
     replica: &str,
     now: i64,
     rollup: &mut Rollup,
 ) -> Result<()> {
-    let (status, next) = match r.verdict {
-        Verdict::Succeeded => ("succeeded", None),
-        Verdict::RetryAt(at) => ("pending", Some(at)),
-        Verdict::Failed => ("failed", None),
-        Verdict::Cancelled => ("cancelled", None),
-        Verdict::Unsent => ("failed", None),
-    };
-    let code = r.status_code.map(i32::from);
-    let succeeded = r.verdict == Verdict::Succeeded;
-    let headers = r.response_headers.as_ref().map(|h| json!(h).to_string());
-    // A delivery cancelled meanwhile keeps its cancellation; its attempt still counts.
-    let written = tx.query_opt(
-        update,
+    let n = round.len();
+    let (mut ids, mut statuses, mut nexts, mut codes, mut errors) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut succeeded, mut started, mut durations, mut headers, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for r in round {
+        let (status, next) = match r.verdict {
+            Verdict::Succeeded => ("succeeded", None),
+            Verdict::RetryAt(at) => ("pending", Some(at)),
+            Verdict::Failed => ("failed", None),
+            Verdict::Cancelled => ("cancelled", None),
+            Verdict::Unsent => ("failed", None),
+        };
+        ids.push(r.delivery_id);
+        statuses.push(status);
+        nexts.push(next);
+        codes.push(r.status_code.map(i32::from));
+        errors.push(r.error.as_deref());
+        succeeded.push(r.verdict == Verdict::Succeeded);
+        started.push(r.started_at);
+        durations.push(r.duration_ms);
+        headers.push(r.response_headers.as_ref().map(|h| json!(h).to_string()));
+        bodies.push(r.response_body.as_deref());
+    }
+    // RETURNING tells which deliveries still exist and whether this was their first attempt
+    // (SET expressions read the row as it was; RETURNING reads it as written), which is when
+    // a success is kept in the row (`sent_*`). A delivery cancelled meanwhile keeps its
+    // cancellation; its attempt still counts.
+    let written = tx.query_typed(
+        "UPDATE deliveries d SET attempts = d.attempts + 1,
+             lease_until = CASE WHEN d.lease_owner = $1 THEN NULL ELSE d.lease_until END,
+             lease_owner = CASE WHEN d.lease_owner = $1 THEN NULL ELSE d.lease_owner END,
+             status = CASE WHEN d.status = 'pending' THEN u.status ELSE d.status END,
+             next_attempt_at = CASE WHEN d.status = 'pending' THEN u.next ELSE d.next_attempt_at END,
+             last_status_code = u.code, last_error = u.error, updated_at = $2,
+             sent_at = CASE WHEN u.ok AND d.attempts = 0 THEN u.started ELSE d.sent_at END,
+             sent_duration_ms = CASE WHEN u.ok AND d.attempts = 0 THEN u.duration ELSE d.sent_duration_ms END,
+             sent_status_code = CASE WHEN u.ok AND d.attempts = 0 THEN u.code ELSE d.sent_status_code END,
+             sent_response_headers = CASE WHEN u.ok AND d.attempts = 0 THEN u.headers ELSE d.sent_response_headers END,
+             sent_response_body = CASE WHEN u.ok AND d.attempts = 0 THEN u.body ELSE d.sent_response_body END
+         FROM unnest($3::int8[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::bool[],
+                     $9::int8[], $10::int8[], $11::text[], $12::text[])
+              AS u(id, status, next, code, error, ok, started, duration, headers, body)
+         WHERE d.id = u.id
+         RETURNING d.id, d.attempts, d.created_at",
         &[
-            &r.delivery_id,
-            &status,
-            &next,
-            &code,
-            &r.error,
-            &now,
-            &replica,
-            &succeeded,
-            &r.started_at,
-            &r.duration_ms,
-            &headers,
-            &r.response_body,
+            (&replica, Type::TEXT),
+            (&now, Type::INT8),
+            (&ids, Type::INT8_ARRAY),
+            (&statuses, Type::TEXT_ARRAY),
+            (&nexts, Type::INT8_ARRAY),
+            (&codes, Type::INT4_ARRAY),
+            (&errors, Type::TEXT_ARRAY),
+            (&succeeded, Type::BOOL_ARRAY),
+            (&started, Type::INT8_ARRAY),
+            (&durations, Type::INT8_ARRAY),
+            (&headers, Type::TEXT_ARRAY),
+            (&bodies, Type::TEXT_ARRAY),
         ],
     )?;
-    // A delivery deleted with its endpoint while in flight is gone with its history;
-    // its attempt is dropped rather than failing the batch on the foreign key.
-    let Some(row) = written else {
-        return Ok(());
-    };
-    let first = row.try_get::<_, i32>(0)? == 1;
-    let created_at: i64 = row.try_get(1)?;
-    if !(first && succeeded) {
-        tx.execute(
-            insert,
-            &[
-                &r.delivery_id,
-                &r.started_at,
-                &r.duration_ms,
-                &code,
-                &r.error,
-                &headers,
-                &r.response_body,
-            ],
-        )?;
+    let mut written_at: HashMap<i64, (i32, i64)> = HashMap::with_capacity(written.len());
+    for row in &written {
+        written_at.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
     }
-    rollup.add(
-        r.started_at,
-        r.status_code,
-        first.then_some(r.started_at - created_at),
-    );
+    // In the batch's order; a delivery deleted with its endpoint while in flight is gone
+    // with its history, and its attempt is dropped rather than failing the batch on the
+    // foreign key.
+    let mut rows: Vec<usize> = Vec::with_capacity(n);
+    for (i, r) in round.iter().enumerate() {
+        let Some(&(attempts, created_at)) = written_at.get(&r.delivery_id) else {
+            continue;
+        };
+        let first = attempts == 1;
+        if !(first && succeeded[i]) {
+            rows.push(i);
+        }
+        rollup.add(
+            r.started_at,
+            r.status_code,
+            first.then_some(r.started_at - created_at),
+        );
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let pick = |v: &[i64]| -> Vec<i64> { rows.iter().map(|&i| v[i]).collect() };
+    let (a_ids, a_started, a_durations) = (pick(&ids), pick(&started), pick(&durations));
+    let a_codes: Vec<Option<i32>> = rows.iter().map(|&i| codes[i]).collect();
+    let a_errors: Vec<Option<&str>> = rows.iter().map(|&i| errors[i]).collect();
+    let a_headers: Vec<Option<&str>> = rows.iter().map(|&i| headers[i].as_deref()).collect();
+    let a_bodies: Vec<Option<&str>> = rows.iter().map(|&i| bodies[i]).collect();
+    tx.execute_typed(
+        "INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error,
+             response_headers, response_body)
+         SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int4[], $5::text[],
+                              $6::text[], $7::text[])",
+        &[
+            (&a_ids, Type::INT8_ARRAY),
+            (&a_started, Type::INT8_ARRAY),
+            (&a_durations, Type::INT8_ARRAY),
+            (&a_codes, Type::INT4_ARRAY),
+            (&a_errors, Type::TEXT_ARRAY),
+            (&a_headers, Type::TEXT_ARRAY),
+            (&a_bodies, Type::TEXT_ARRAY),
+        ],
+    )?;
     Ok(())
 }
 
-/// Adds a batch's sums to this replica's rollup rows: one per hour, and per hour and bucket
-/// (in key order, the same on every run, so two batches of one recorder never deadlock).
+/// Adds a batch's sums to this replica's rollup rows, one upsert per table: a row per hour,
+/// and per hour and bucket (in key order, the same on every run, so two batches of one
+/// recorder never deadlock; the keys are distinct, as one upsert needs).
 fn add_rollup(tx: &mut Transaction<'_>, replica: &str, rollup: &Rollup) -> Result<()> {
-    for (hour, (succeeded, failed)) in &rollup.hours {
-        tx.execute(
-            "INSERT INTO activity_hours (hour, replica, succeeded, failed) VALUES ($1, $2, $3, $4)
+    if !rollup.hours.is_empty() {
+        let hours: Vec<i64> = rollup.hours.keys().copied().collect();
+        let succeeded: Vec<i64> = rollup.hours.values().map(|c| c.0).collect();
+        let failed: Vec<i64> = rollup.hours.values().map(|c| c.1).collect();
+        tx.execute_typed(
+            "INSERT INTO activity_hours (hour, replica, succeeded, failed)
+             SELECT h, $1, s, f FROM unnest($2::int8[], $3::int8[], $4::int8[]) AS u(h, s, f)
              ON CONFLICT (hour, replica) DO UPDATE
              SET succeeded = activity_hours.succeeded + excluded.succeeded,
                  failed = activity_hours.failed + excluded.failed",
-            &[hour, &replica, succeeded, failed],
+            &[
+                (&replica, Type::TEXT),
+                (&hours, Type::INT8_ARRAY),
+                (&succeeded, Type::INT8_ARRAY),
+                (&failed, Type::INT8_ARRAY),
+            ],
         )?;
     }
-    for ((hour, bucket), count) in &rollup.latency {
-        tx.execute(
-            "INSERT INTO latency_hours (hour, bucket, replica, count) VALUES ($1, $2, $3, $4)
+    if !rollup.latency.is_empty() {
+        let hours: Vec<i64> = rollup.latency.keys().map(|k| k.0).collect();
+        let buckets: Vec<i32> = rollup.latency.keys().map(|k| k.1).collect();
+        let counts: Vec<i64> = rollup.latency.values().copied().collect();
+        tx.execute_typed(
+            "INSERT INTO latency_hours (hour, bucket, replica, count)
+             SELECT h, b, $1, n FROM unnest($2::int8[], $3::int4[], $4::int8[]) AS u(h, b, n)
              ON CONFLICT (hour, bucket, replica) DO UPDATE
              SET count = latency_hours.count + excluded.count",
-            &[hour, bucket, &replica, count],
+            &[
+                (&replica, Type::TEXT),
+                (&hours, Type::INT8_ARRAY),
+                (&buckets, Type::INT4_ARRAY),
+                (&counts, Type::INT8_ARRAY),
+            ],
         )?;
     }
     Ok(())
 }
+
+/// The health columns the recorder judges on.
+const HEALTH: &str = "status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
+                      circuit_opened_at, circuit_next_probe, circuit_backoff_ms,
+                      disable_after_ms, window_start, window_succeeded, window_failed,
+                      window_prev_succeeded, window_prev_failed";
 
 /// An endpoint's health as the recorder judges it; with `lock`, its row is locked to the
 /// end of the transaction.
 fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<EndpointHealth>> {
-    const READ: &str = "SELECT status, rate_limit IS NOT NULL, consecutive_failures, failing_since,
-                               circuit_opened_at, circuit_next_probe, circuit_backoff_ms,
-                               disable_after_ms, window_start, window_succeeded, window_failed,
-                               window_prev_succeeded, window_prev_failed
-                        FROM endpoints WHERE id = $1";
-    let locked;
-    let query = if lock {
-        locked = format!("{READ} FOR UPDATE");
-        locked.as_str()
-    } else {
-        READ
-    };
-    let Some(row) = tx.query_typed_opt(query, &[(&endpoint, Type::INT8)])? else {
+    let query = format!(
+        "SELECT {HEALTH} FROM endpoints WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some(row) = tx.query_typed_opt(&query, &[(&endpoint, Type::INT8)])? else {
         return Ok(None);
     };
-    let status: String = row.get(0);
-    let circuit = match (row.get(4), row.get(5), row.get(6)) {
+    Ok(Some(health_of(&row, 0)))
+}
+
+/// The health of each of `endpoints` that exists, in one read.
+fn healths(tx: &mut Transaction<'_>, endpoints: &[i64]) -> Result<HashMap<i64, EndpointHealth>> {
+    let rows = tx.query_typed(
+        &format!("SELECT id, {HEALTH} FROM endpoints WHERE id = ANY($1::int8[])"),
+        &[(&endpoints, Type::INT8_ARRAY)],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), health_of(r, 1))).collect())
+}
+
+/// The health in `row`'s columns from `at` on (`HEALTH`'s order).
+fn health_of(row: &Row, at: usize) -> EndpointHealth {
+    let status: String = row.get(at);
+    let circuit = match (row.get(at + 4), row.get(at + 5), row.get(at + 6)) {
         (Some(opened_at), Some(next_probe), Some(backoff_ms)) => Some(CircuitState {
             opened_at,
             next_probe,
@@ -548,23 +416,24 @@ fn health(tx: &mut Transaction<'_>, endpoint: i64, lock: bool) -> Result<Option<
         }),
         _ => None,
     };
-    Ok(Some(EndpointHealth {
+    let count = |i: usize| row.get::<_, i32>(at + i).max(0) as u32;
+    EndpointHealth {
         status: EndpointStatus::parse(&status).unwrap_or(EndpointStatus::Active),
-        rate_limited: row.get(1),
+        rate_limited: row.get(at + 1),
         failures: FailureRecord {
-            consecutive: row.get::<_, i32>(2).max(0) as u32,
-            failing_since: row.get(3),
+            consecutive: count(2),
+            failing_since: row.get(at + 3),
             circuit,
         },
-        disable_after_ms: row.get(7),
+        disable_after_ms: row.get(at + 7),
         window: AttemptWindow {
-            start: row.get(8),
-            succeeded: row.get::<_, i32>(9).max(0) as u32,
-            failed: row.get::<_, i32>(10).max(0) as u32,
-            prev_succeeded: row.get::<_, i32>(11).max(0) as u32,
-            prev_failed: row.get::<_, i32>(12).max(0) as u32,
+            start: row.get(at + 8),
+            succeeded: count(9),
+            failed: count(10),
+            prev_succeeded: count(11),
+            prev_failed: count(12),
         },
-    }))
+    }
 }
 
 /// Writes what the judge decided about an endpoint.
@@ -719,4 +588,37 @@ pub fn prune(c: &mut Client, before: i64, batch: usize) -> Result<usize> {
     )?;
     tx.commit()?;
     Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(delivery_id: i64) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id,
+            endpoint_id: 1,
+            started_at: 0,
+            duration_ms: 1,
+            status_code: Some(200),
+            error: None,
+            response_headers: None,
+            response_body: None,
+            verdict: Verdict::Succeeded,
+            gone: false,
+            backoff_until: None,
+            operational: false,
+        }
+    }
+
+    #[test]
+    fn a_delivery_recorded_twice_in_a_batch_is_written_in_a_second_round() {
+        let batch = [record(1), record(2), record(2), record(3), record(2)];
+        let sorted: Vec<&AttemptRecord> = batch.iter().collect();
+        let ids: Vec<Vec<i64>> = rounds(&sorted)
+            .iter()
+            .map(|round| round.iter().map(|r| r.delivery_id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 2, 3], vec![2], vec![2]]);
+    }
 }

@@ -1,5 +1,5 @@
 //! Each tenant's subscriptions (endpoint id, event patterns, payload filter), read inside
-//! the publish transaction.
+//! the publish transaction (one statement for every tenant of a publish batch).
 //!
 //! SQLite caches them on its one writer thread; here any replica may change an endpoint, so
 //! a cache in one process could serve another's stale filters. A publish reads the tenant's
@@ -80,23 +80,47 @@ pub fn try_lock_exclusive(c: &mut impl GenericClient, tenant: &str) -> Result<bo
     .get(0))
 }
 
-/// The endpoints an event of this tenant fans out to: every endpoint that is not disabled.
-/// Paused endpoints get their deliveries too; they wait, pending, until the endpoint resumes.
-pub fn of(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Subscriber>> {
+/// Taken by every publish batch for each of its `tenants` (sorted, so every batch takes
+/// them in one order), until its transaction ends; one statement whatever their number.
+pub fn lock_shared_all(c: &mut impl GenericClient, tenants: &[&str]) -> Result<()> {
     c.query_typed(
-        "SELECT id, events, payload_filter FROM endpoints
-         WHERE tenant_id = $1 AND status != 'disabled' ORDER BY id",
-        &[(&tenant, Type::TEXT)],
-    )?
-    .iter()
-    .map(|r| {
-        let events: String = r.try_get(1)?;
-        let payload_filter: Option<String> = r.try_get(2)?;
-        Ok(Subscriber {
-            endpoint_id: r.try_get(0)?,
+        "SELECT count(pg_advisory_xact_lock_shared($1, hashtext(t)))
+         FROM unnest($2::text[]) AS t",
+        &[(&LOCK_CLASS, Type::INT4), (&tenants, Type::TEXT_ARRAY)],
+    )?;
+    Ok(())
+}
+
+/// The endpoints an event of each of `tenants` fans out to: every endpoint that is not
+/// disabled, by tenant, in id order. Paused endpoints get their deliveries too; they wait,
+/// pending, until the endpoint resumes. A tenant that does not exist is missing from the
+/// map (one with no endpoints maps to none): read in the same statement, after the
+/// subscriptions lock, which a tenant's deletion takes exclusive, so a tenant found here
+/// stays until the publish commits.
+pub fn of_tenants(
+    c: &mut impl GenericClient,
+    tenants: &[&str],
+) -> Result<HashMap<String, Vec<Subscriber>>> {
+    let rows = c.query_typed(
+        "SELECT t.id, e.id, e.events, e.payload_filter
+         FROM tenants t
+         LEFT JOIN endpoints e ON e.tenant_id = t.id AND e.status != 'disabled'
+         WHERE t.id = ANY($1::text[]) ORDER BY t.id, e.id",
+        &[(&tenants, Type::TEXT_ARRAY)],
+    )?;
+    let mut by_tenant: HashMap<String, Vec<Subscriber>> = HashMap::with_capacity(tenants.len());
+    for r in rows {
+        let subscribers = by_tenant.entry(r.try_get(0)?).or_default();
+        let Some(endpoint_id) = r.try_get(1)? else {
+            continue; // a tenant without endpoints
+        };
+        let events: String = r.try_get(2)?;
+        let payload_filter: Option<String> = r.try_get(3)?;
+        subscribers.push(Subscriber {
+            endpoint_id,
             events: EventFilter::from_stored(serde_json::from_str(&events).unwrap_or_default()),
             payload_filter: payload_filter.as_deref().map(compiled),
-        })
-    })
-    .collect()
+        });
+    }
+    Ok(by_tenant)
 }

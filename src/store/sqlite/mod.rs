@@ -25,6 +25,7 @@ mod ops;
 mod outbox;
 mod poll;
 mod replay;
+mod round;
 mod settings;
 mod subscriptions;
 mod tenants;
@@ -60,6 +61,8 @@ impl From<r2d2::Error> for StoreError {
 
 pub struct SqliteStore {
     pool: Pool,
+    /// The dispatcher's own read connection (`engine_read`), taken from the pool once.
+    engine_reads: Mutex<Option<r2d2::PooledConnection<SqliteConnectionManager>>>,
     writer: writer::Writer,
     claims: claims::Claims,
     path: PathBuf,
@@ -85,6 +88,7 @@ impl SqliteStore {
         let pool = connection::read_pool(path)?;
         Ok(SqliteStore {
             pool,
+            engine_reads: Mutex::default(),
             writer: writer::Writer::start(conn, durability == Durability::Full),
             claims: claims::Claims::default(),
             path: path.to_owned(),
@@ -112,6 +116,20 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&*pool.get()?))
             .await
             .map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))?
+    }
+
+    /// Runs `f` on the dispatcher's read-only connection, on the calling thread. A claim
+    /// round runs a handful of statements, each many times a second; on a connection of its
+    /// own they stay prepared (a pooled one rotates, and the API's reads would push them
+    /// out of its cache), which spares each round their parse and plan.
+    fn engine_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.engine_reads.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.is_none() {
+            let c = self.pool.get()?;
+            c.set_prepared_statement_cache_capacity(32);
+            *conn = Some(c);
+        }
+        f(conn.as_ref().expect("set above"))
     }
 
     /// Runs `f` on a pooled read-only connection on the calling thread (engine, CLI).

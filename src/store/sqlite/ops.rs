@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{
     activity, connection, deliveries, endpoints, event_types, events, operational, outbox, poll,
-    replay, settings, subscriptions, tenants, SqliteStore,
+    replay, round, settings, subscriptions, tenants, SqliteStore,
 };
 use crate::domain::EndpointStatus;
 use crate::store::flash::Flash;
@@ -460,8 +460,17 @@ impl Outbox for SqliteStore {
         Ok(held)
     }
 
-    fn claim(&self, round: &ClaimRound, plan: &mut Planner<'_>) -> Result<Vec<Claimed>> {
-        self.read_blocking(|c| outbox::claim(c, &self.claims, round, plan))
+    fn claim_among(
+        &self,
+        round: &ClaimRound,
+        among: &Among,
+        plan: &mut Planner<'_>,
+    ) -> Result<Claim> {
+        self.engine_read(|c| round::claim(c, &self.claims, round, among, plan))
+    }
+
+    fn due_scan(&self, since: Option<i64>) -> Result<DueScan> {
+        self.engine_read(|c| round::due_scan(c, since))
     }
 
     fn record(

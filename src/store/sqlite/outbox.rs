@@ -1,6 +1,7 @@
-//! The engine's side of the outbox on SQLite: claim due deliveries, record attempts,
-//! re-queue on request, prune old history. Read and write primitives only: what to claim
-//! and what an attempt means for its endpoint are the engine's (`store/outbox.rs`).
+//! The engine's side of the outbox on SQLite: the details of claimed deliveries (the claim
+//! round itself is `round.rs`), record attempts, re-queue on request, prune old history.
+//! Read and write primitives only: what to claim and what an attempt means for its
+//! endpoint are the engine's (`store/outbox.rs`).
 //!
 //! A claim is an entry in memory (`claims.rs`), so a delivery is never handed to two
 //! workers of this process. If Herald dies mid-request, nothing records the attempt; the
@@ -12,179 +13,19 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::claims::{Claims, Round};
 use super::{endpoints, operational};
 use crate::domain::{EndpointAuth, EndpointStatus, ExtraHeaders};
 use crate::secrets::secret_key::endpoint_owner;
 use crate::store::endpoint_settings as settings;
 use crate::store::{
-    AttemptRecord, AttemptWindow, CircuitState, ClaimRound, Claimed, Disable, DueEndpoint,
-    EndpointHealth, FailureRecord, HealthChange, Judge, Planner, Reach, Result, Rollup, Take,
-    Verdict, HOUR_MS,
+    AttemptRecord, AttemptWindow, CircuitState, Claimed, Disable, EndpointHealth, FailureRecord,
+    HealthChange, Judge, Reach, Result, Rollup, Verdict, HOUR_MS,
 };
 use crate::wire::signing::parse_schemes;
 use crate::wire::transform::Transformation;
 
-/// One claim round (`Outbox::claim`): the due endpoints with what the planner must know,
-/// the planner's picks, the claims. A read: the claim is the entry in `claims`, not a row
-/// update, and the round reads the file under the claim set's lock (`Claims::round` says
-/// why that is safe).
-///
-/// It walks endpoints, not the global due queue: each active endpoint costs one probe of
-/// the `(endpoint_id, next_attempt_at)` index, so a backlog of a million deliveries to one
-/// slow endpoint neither costs a long scan nor hides the due work of the others behind it.
-pub fn claim(
-    conn: &Connection,
-    claims: &Claims,
-    req: &ClaimRound,
-    plan: &mut Planner<'_>,
-) -> Result<Vec<Claimed>> {
-    let mut round = claims.round();
-    let (due, mut ready) = due_endpoints(conn, &round, req)?;
-    let mut ids = Vec::new();
-    for pick in plan(&due) {
-        let candidates: Vec<i64> = match pick.take {
-            Take::Due(n) => {
-                let ready = ready.remove(&pick.endpoint).unwrap_or_default();
-                ready.into_iter().take(n).collect()
-            }
-            Take::Next => next_pending(conn, &round, pick.endpoint)?
-                .into_iter()
-                .collect(),
-            Take::Head => head(conn, &round, pick.endpoint, req.now)?
-                .into_iter()
-                .collect(),
-        };
-        let candidates: Vec<(i64, i64)> = candidates
-            .into_iter()
-            .map(|id| (id, pick.endpoint))
-            .collect();
-        ids.extend(round.take(&candidates, candidates.len()));
-    }
-    drop(round);
-    match details(conn, &ids, req.now) {
-        Ok(claimed) => {
-            // A delivery deleted between the two reads is simply not claimed.
-            let found: std::collections::HashSet<i64> =
-                claimed.iter().map(|c| c.delivery_id).collect();
-            let lost: Vec<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-            claims.release(&lost);
-            Ok(claimed)
-        }
-        Err(e) => {
-            claims.release(&ids);
-            Err(e)
-        }
-    }
-}
-
-/// Each due endpoint's ready deliveries, oldest due first.
-type ReadyIds = HashMap<i64, Vec<i64>>;
-
-/// The active push endpoints with due work (or a due probe), oldest due first, each with
-/// its ready deliveries' ids (due, not held, oldest due first, at most `ready_limit`).
-fn due_endpoints(
-    conn: &Connection,
-    round: &Round<'_>,
-    req: &ClaimRound,
-) -> Result<(Vec<DueEndpoint>, ReadyIds)> {
-    let rows = due_rows(conn, req)?;
-    let mut due_ids = conn.prepare_cached(
-        "SELECT id FROM deliveries
-         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
-         ORDER BY next_attempt_at, id LIMIT ?3",
-    )?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut ready_ids = HashMap::new();
-    for (id, probe_due, fifo, rate_limited) in rows {
-        let held = round.held_for(id);
-        let (mut ready, mut head_ready) = (0, false);
-        if fifo && !probe_due {
-            head_ready = head(conn, round, id, req.now)?.is_some();
-        } else if !probe_due {
-            // Held deliveries are still pending in the file and come first in due order,
-            // so read past them.
-            let fetch = (req.ready_limit + held) as i64;
-            let ids: Vec<i64> = due_ids
-                .query_map(params![id, req.now, fetch], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?
-                .into_iter()
-                .filter(|d| !round.holds(*d))
-                .take(req.ready_limit)
-                .collect();
-            ready = ids.len();
-            ready_ids.insert(id, ids);
-        }
-        out.push(DueEndpoint {
-            id,
-            probe_due,
-            fifo,
-            rate_limited,
-            ready,
-            head_ready,
-            out: held,
-            // One process owns the file: nobody else holds anything.
-            out_elsewhere: 0,
-        });
-    }
-    Ok((out, ready_ids))
-}
-
-/// The due endpoints in the order of their oldest due delivery: (id, probe due, FIFO,
-/// rate-limited).
-fn due_rows(conn: &Connection, req: &ClaimRound) -> Result<Vec<(i64, bool, bool, bool)>> {
-    let skip = serde_json::to_string(&req.skip).unwrap_or_else(|_| "[]".into());
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, probe_due, fifo, limited FROM (
-                 SELECT p.id, p.circuit_opened_at IS NOT NULL AS probe_due,
-                        p.ordering = 'fifo' AS fifo, p.rate_limit IS NOT NULL OR ?3 AS limited,
-                        (SELECT d.next_attempt_at FROM deliveries d
-                         WHERE d.endpoint_id = p.id AND d.status = 'pending'
-                           AND (d.next_attempt_at <= ?1 OR p.circuit_opened_at IS NOT NULL)
-                         ORDER BY d.next_attempt_at LIMIT 1) AS oldest
-                 FROM endpoints p
-                 WHERE p.status = 'active' AND p.kind = 'push'
-                   AND p.id NOT IN (SELECT value FROM json_each(?2))
-                   AND (p.circuit_opened_at IS NULL OR p.circuit_next_probe <= ?1))
-             WHERE oldest IS NOT NULL ORDER BY oldest",
-        )?
-        .query_map(params![req.now, skip, req.default_rate_limited], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?)
-}
-
-/// An endpoint's next pending delivery that nobody holds, due or not (a probe).
-fn next_pending(conn: &Connection, round: &Round<'_>, endpoint: i64) -> Result<Option<i64>> {
-    let fetch = (round.held_for(endpoint) + 1) as i64;
-    let ids = conn
-        .prepare_cached(
-            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 'pending'
-             ORDER BY next_attempt_at, id LIMIT ?2",
-        )?
-        .query_map(params![endpoint, fetch], |r| r.get::<_, i64>(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(ids.into_iter().find(|d| !round.holds(*d)))
-}
-
-/// An endpoint's oldest pending delivery, if it is due and nobody holds it (a FIFO head).
-fn head(conn: &Connection, round: &Round<'_>, endpoint: i64, now: i64) -> Result<Option<i64>> {
-    let first: Option<(i64, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT id, next_attempt_at FROM deliveries
-             WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY id LIMIT 1",
-        )?
-        .query_row([endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(match first {
-        Some((id, Some(at))) if at <= now && !round.holds(id) => Some(id),
-        _ => None,
-    })
-}
-
 /// What the workers need to send claimed deliveries.
-fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
+pub(super) fn details(conn: &Connection, ids: &[i64], now: i64) -> Result<Vec<Claimed>> {
     let mut details = conn.prepare_cached(
         "SELECT d.id, d.endpoint_id, d.tenant_id, e.id, e.body, p.url, p.headers, p.signature,
                 p.secret, CASE WHEN p.previous_secret_until > ?2 THEN p.previous_secret END,
