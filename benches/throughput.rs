@@ -93,41 +93,58 @@ fn main() {
     );
     rows.push(single_publishes(&bench, &main));
     rows.push(batch_publishes(&bench, &main));
-    rows.push(deliveries(
+    let one = deliveries(
         &bench,
         &main,
         Shape::One,
         "deliveries to 1 endpoint (fed by single publishes)",
+    );
+    let workers_us = one.1;
+    rows.push(one.0);
+    rows.push(Row::plain(
+        "of which worker threads (sign, HTTP request and answer, verdict)",
+        format!("{workers_us:.0} µs per delivery"),
+        "—",
     ));
+    rows.push(client_requests(&bench));
 
     let fan = Herald::start(&bench);
     startups.push(fan.started);
-    rows.push(deliveries(
-        &bench,
-        &fan,
-        Shape::FanOut(10),
-        "fan-out: 10 endpoints per publish",
-    ));
+    rows.push(
+        deliveries(
+            &bench,
+            &fan,
+            Shape::FanOut(10),
+            "fan-out: 10 endpoints per publish",
+        )
+        .0,
+    );
     drop(fan);
 
     let spread = Herald::start(&bench);
     startups.push(spread.started);
-    rows.push(deliveries(
-        &bench,
-        &spread,
-        Shape::Spread(100),
-        "deliveries spread over 100 endpoints",
-    ));
+    rows.push(
+        deliveries(
+            &bench,
+            &spread,
+            Shape::Spread(100),
+            "deliveries spread over 100 endpoints",
+        )
+        .0,
+    );
     drop(spread);
 
     let shaped = Herald::start(&bench);
     startups.push(shaped.started);
-    rows.push(deliveries(
-        &bench,
-        &shaped,
-        Shape::Transformed,
-        "deliveries to 1 endpoint with a transformation",
-    ));
+    rows.push(
+        deliveries(
+            &bench,
+            &shaped,
+            Shape::Transformed,
+            "deliveries to 1 endpoint with a transformation",
+        )
+        .0,
+    );
     drop(shaped);
 
     // Payload filters (issue 21, item 2): the publish cost with 100 endpoints that carry
@@ -683,7 +700,7 @@ const BENCH_TRANSFORMATION: &str = "function handler(w) { w.payload = { text: w.
 /// Registers endpoints on the receiver, then 64 clients publish single events as fast as
 /// Herald takes them; the clock stops when the last delivery arrives. CPU per event is
 /// Herald's CPU over that whole window (publish and delivery) divided by deliveries.
-fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row {
+fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> (Row, f64) {
     let (endpoints, publishes, per_publish) = match shape {
         Shape::One => (1, scale(30_000), 1),
         Shape::FanOut(k) => (k, scale(5_000), k),
@@ -710,6 +727,7 @@ fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row
         }
     }
     let expected_base = bench.arrivals.count.load(SeqCst);
+    let connections_base = bench.arrivals.connections.load(SeqCst);
     let before = bench.cpu(herald);
     let result = bench.publish_singles(herald.addr, CLIENTS, publishes, move |i| match shape {
         Shape::Spread(k) => format!(r#"{{"event":"bench.s{}","i":{i}}}"#, i % k),
@@ -755,13 +773,95 @@ fn deliveries(bench: &Bench, herald: &Herald, shape: Shape, figure: &str) -> Row
             usage.herald * 1e6 / result.ok.max(1) as f64
         );
     }
+    let workers_us = usage.role("herald-worker") * 1e6 / got.max(1) as f64;
+    println!(
+        "  worker threads (sign, HTTP request and answer, verdict): {workers_us:.0} µs per \
+         delivery; the receiver accepted {} connections",
+        bench.arrivals.connections.load(SeqCst) - connections_base
+    );
     let target = match shape {
         Shape::One => "≥ 10,000/s; ≤ 100 µs CPU/event",
         Shape::FanOut(_) => "—",
         Shape::Spread(_) => "≥ 10,000/s",
         Shape::Transformed => "— (beside the 1-endpoint row)",
     };
-    Row::new(figure, measured, &usage, got as usize, target)
+    (
+        Row::new(figure, measured, &usage, got as usize, target),
+        workers_us,
+    )
+}
+
+/// ureq's cost per request on its own, through Herald's client path (`engine::http`: its
+/// agent, TCP transport and response handling) from this thread to the in-process
+/// receiver, one request after another on one keep-alive connection, with a delivery's
+/// body and headers; and the signing of one delivery beside it. CPU is this thread's
+/// (schedstat), so the receiver's share is not in it; the workers' figure in the delivery
+/// rows adds their hand-offs to the board and the recorder.
+fn client_requests(bench: &Bench) -> Row {
+    use herald::wire::signing::{self, HeaderNames, Scheme, SignInput};
+    let n = scale(20_000).max(1_000);
+    let config = herald::config::Config {
+        allow_private_targets: true,
+        ..Default::default()
+    };
+    let agent = herald::engine::http::agent(&config);
+    let url = format!("http://{}/client", bench.recv_addr);
+    let body = format!(
+        r#"{{"event":"bench.deliver","timestamp":"2026-12-03T12:00:00Z","data":{{"i":1,"s":"{}"}}}}"#,
+        "x".repeat(200)
+    );
+    let secret = signing::generate_secret();
+    let names = HeaderNames::default();
+    let sign = |i: usize| {
+        signing::sign(
+            &[Scheme::Standard],
+            &names,
+            &SignInput {
+                event_id: "evt_01J9Z6Q4N3XK8R2V5T7W0YB1CD",
+                timestamp: 1_764_763_200 + i as i64,
+                body: body.as_bytes(),
+                secret: &secret,
+                previous_secret: None,
+            },
+        )
+    };
+    let thread_ns = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let warm = herald::engine::http::post(&agent, &url, &sign(0), &body, None);
+    assert_eq!(warm.status, Some(200), "{:?}", warm.error);
+    let connections = bench.arrivals.connections.load(SeqCst);
+    let (cpu0, t0) = (thread_ns(), Instant::now());
+    for i in 0..n {
+        let r = herald::engine::http::post(&agent, &url, &sign(i), &body, None);
+        assert_eq!(r.status, Some(200), "{:?}", r.error);
+    }
+    let (cpu, wall) = (thread_ns() - cpu0, t0.elapsed());
+    let sign0 = thread_ns();
+    for i in 0..n {
+        std::hint::black_box(sign(i));
+    }
+    let signing = thread_ns() - sign0;
+    let per = |ns: u64| ns as f64 / 1e3 / n as f64;
+    let measured = format!(
+        "{:.1} µs CPU ({:.1} µs wall) per request, of which signing {:.1} µs; {} new connections",
+        per(cpu),
+        per(wall.as_nanos() as u64),
+        per(signing),
+        bench.arrivals.connections.load(SeqCst) - connections
+    );
+    println!(
+        "
+one request through Herald's HTTP client, sequential, keep-alive: {measured}  [n={n}]"
+    );
+    Row::plain(
+        "one request through Herald's HTTP client (ureq), sequential",
+        measured,
+        "—",
+    )
 }
 
 /// Publishes `n` events at a steady `rate` from 16 keep-alive connections and measures
@@ -1371,9 +1471,9 @@ impl Snapshot {
             roles: self
                 .roles
                 .iter()
-                .map(|(role, t)| {
+                .map(|(role, ns)| {
                     let was = before.roles.get(role).copied().unwrap_or(0);
-                    (role.clone(), t.saturating_sub(was) as f64 / 1e9)
+                    (role.clone(), ns.saturating_sub(was) as f64 / 1e9)
                 })
                 .filter(|(_, s)| *s > 0.0)
                 .collect(),
@@ -1392,6 +1492,16 @@ struct Usage {
     gen: f64,
     recv: f64,
     roles: Vec<(String, f64)>,
+}
+
+impl Usage {
+    /// One role's CPU seconds (0 when it did not run).
+    fn role(&self, name: &str) -> f64 {
+        self.roles
+            .iter()
+            .find(|(r, _)| r == name)
+            .map_or(0.0, |(_, s)| *s)
+    }
 }
 
 impl Usage {
@@ -1415,7 +1525,13 @@ impl Usage {
             .iter()
             .map(|(role, s)| format!("{role} {:.0}", s * 1e6 / events.max(1) as f64))
             .collect();
-        println!("  Herald µs per {unit} by thread: {}", roles.join(", "));
+        let threads: f64 = self.roles.iter().map(|(_, s)| s).sum();
+        println!(
+            "  Herald µs per {unit} by thread (schedstat; the threads' sum is {:.0} % of the \
+             process's CPU): {}",
+            100.0 * threads / self.herald.max(1e-9),
+            roles.join(", ")
+        );
         println!(
             "  bench CPU {:.2} cores (generator {:.2}, receiver {:.2}; a thread near 1.00 is saturated)",
             cores(self.me),
@@ -1662,6 +1778,9 @@ impl Client {
 #[derive(Default)]
 struct Arrivals {
     count: AtomicU64,
+    /// Connections accepted (Herald's keep-alive reuse: a handful for thousands of
+    /// deliveries).
+    connections: AtomicU64,
     /// `now_ns()` of the latest arrival.
     last_ns: AtomicU64,
     /// (seq, `now_ns()` at arrival) for payloads that carry a `"seq"`.
@@ -1678,6 +1797,7 @@ async fn receive(listener: TcpListener, arrivals: Arc<Arrivals>, delay: Duration
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        arrivals.connections.fetch_add(1, SeqCst);
         let arrivals = arrivals.clone();
         tokio::spawn(async move {
             let mut wire = Wire::new(stream);

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod lifecycle;
 pub mod listen;
+pub mod memory;
 pub mod metrics;
 pub mod pages;
 pub mod secrets;
@@ -156,6 +157,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     tracing::info!(db = %config.db, ms = started.elapsed().as_millis() as u64, "ready");
     let server = server.run();
+    // Start-up's code need not stay resident (`memory::trim_executable`): once the HTTP
+    // workers have built their routes (milliseconds after `run`), half a second on.
+    actix_web::rt::spawn(async {
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        memory::trim_executable();
+    });
     let handle = server.handle();
     let stop = tokio::spawn(async move {
         shutdown_signal().await;

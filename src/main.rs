@@ -194,6 +194,7 @@ fn execute_local(
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            herald::memory::limit_malloc_arenas();
             actix_web::rt::System::new().block_on(herald::run(config))
         }
         Command::Tenant(TenantCommand::Create { id, name }) => {

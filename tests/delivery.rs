@@ -1056,3 +1056,97 @@ fn the_operator_hears_of_open_recovered_and_disabled_endpoints() {
         assert_eq!(r["standard"], true, "{results}");
     }
 }
+
+/// A keep-alive HTTP/1.1 receiver on a plain socket that counts the connections it
+/// accepts and the requests it answers (200, a short body), so a test can see whether
+/// Herald opens a connection per delivery or reuses its pool's.
+struct CountingReceiver {
+    addr: std::net::SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingReceiver {
+    fn start() -> CountingReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::AtomicUsize;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (c, r) = (connections.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        // The request line, then headers up to the blank line.
+                        let mut first = true;
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if line == "\r\n" && !first {
+                                break;
+                            }
+                            first = false;
+                            if let Some((k, v)) = line.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if out.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        CountingReceiver {
+            addr,
+            connections,
+            requests,
+        }
+    }
+}
+
+/// Deliveries reuse connections (issue 22, item 3): many deliveries to an endpoint travel
+/// over no more connections than it may have requests in flight, each endpoint its own.
+#[test]
+fn connections_are_reused_per_endpoint() {
+    const IN_FLIGHT: usize = 4;
+    const EVENTS: usize = 300;
+    let app = TestApp::spawn_with(&[
+        ("HERALD_ENDPOINT_CONCURRENCY", "4"),
+        ("HERALD_MAX_ENDPOINT_CONCURRENCY", "4"),
+    ]);
+    let receivers = [CountingReceiver::start(), CountingReceiver::start()];
+    for (i, r) in receivers.iter().enumerate() {
+        app.create_webhook(&format!("http://{}/e{i}", r.addr), &["reuse.*"]);
+    }
+    app.publish_numbered("reuse.tick", 0, EVENTS as i64);
+    for r in &receivers {
+        common::wait_for(WAIT, "every delivery to arrive", &mut || {
+            (r.requests.load(Ordering::SeqCst) >= EVENTS).then_some(())
+        });
+        let connections = r.connections.load(Ordering::SeqCst);
+        assert!(
+            (1..=IN_FLIGHT).contains(&connections),
+            "{EVENTS} deliveries over {connections} connections (at most {IN_FLIGHT} in flight)"
+        );
+    }
+}

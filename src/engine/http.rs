@@ -19,12 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::config::Config as UreqConfig;
-use ureq::http::Uri;
+use ureq::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use ureq::http::{HeaderValue, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NextTimeout, TcpConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NextTimeout};
 use ureq::Agent;
 
 use super::tls::{TlsConnector, TlsSetup};
+use super::transport::{self, Guard, GuardedTcp};
 
 use crate::config::Config;
 use crate::domain::address;
@@ -40,15 +42,19 @@ pub const RESPONSE_BODY_CAP: usize = 4096;
 pub const HOST_REFUSED: &str =
     "host not found, or it resolves only to addresses Herald does not deliver to";
 
-/// Resolves names, then drops every address the SSRF guard forbids. A name that only
-/// resolves to forbidden addresses fails the attempt instead of reaching inside; so does
-/// a name that does not resolve, with the same error (`HOST_REFUSED`).
+/// The agent's resolver. ureq asks it for the URL's host on every request, before it
+/// looks in its pool; a direct agent (no proxy) answers with no addresses, and
+/// `transport::GuardedTcp` resolves through the guard when it opens a connection (a
+/// reused one goes to the address vetted when it was opened). Through a proxy ureq asks
+/// only for the proxy's host, once per connection, and that is resolved here at once.
+/// Either way a name that resolves only to forbidden addresses, or not at all, fails the
+/// attempt with the same error (`HOST_REFUSED`).
 #[derive(Debug)]
 struct GuardedResolver {
     inner: DefaultResolver,
-    allow_private: bool,
-    /// The proxy's host, whose addresses are allowed whatever they are.
-    proxy_host: Option<String>,
+    guard: Arc<Guard>,
+    /// No proxy: leave resolution to the connector.
+    defer: bool,
 }
 
 impl Resolver for GuardedResolver {
@@ -58,40 +64,11 @@ impl Resolver for GuardedResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().unwrap_or("?");
-        let resolved = match self.inner.resolve(uri, config, timeout) {
-            Ok(resolved) => resolved,
-            Err(ureq::Error::Timeout(t)) => return Err(ureq::Error::Timeout(t)),
-            Err(e) => {
-                tracing::info!(%host, error = %e, "an endpoint's host does not resolve");
-                return Err(ureq::Error::HostNotFound);
-            }
-        };
-        let is_proxy = self
-            .proxy_host
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case(host.trim_matches(['[', ']'])));
-        if self.allow_private || is_proxy {
-            return Ok(resolved);
+        if self.defer {
+            return Ok(self.empty());
         }
-        // Filter rather than refuse on the first bad address: a dual-stack name with one
-        // private and one public address still delivers, to the public one only.
-        let mut allowed = self.empty();
-        for addr in resolved.iter() {
-            if !address::is_forbidden(addr.ip()) {
-                allowed.push(*addr);
-            }
-        }
-        if allowed.is_empty() {
-            tracing::warn!(
-                %host,
-                "an endpoint's host resolves only to loopback, private or reserved addresses: \
-                 blocked by the SSRF guard (allow_private_targets / \
-                 HERALD_ALLOW_PRIVATE_TARGETS=true allows them)"
-            );
-            return Err(ureq::Error::HostNotFound);
-        }
-        Ok(allowed)
+        self.guard
+            .resolve(uri, || self.inner.resolve(uri, config, timeout))
     }
 }
 
@@ -130,6 +107,8 @@ pub fn build(
             None
         }
     });
+    // Without a proxy ureq resolves only the target, which the connector does instead.
+    let direct = ureq_proxy.is_none();
     let ureq_config: UreqConfig = Agent::config_builder()
         .timeout_connect(Some(config.connect_timeout))
         .timeout_global(Some(config.request_timeout))
@@ -149,20 +128,29 @@ pub fn build(
             per_host
         })
         .max_idle_connections_per_host(per_host)
+        // The TLS layer's buffers (`tls.rs`), sized like the socket's (`transport.rs`).
+        .input_buffer_size(transport::INPUT)
+        .output_buffer_size(transport::OUTPUT)
         .build();
-    // ureq's default chain without SOCKS and with Herald's TLS (`tls.rs`): a CONNECT
-    // tunnel when proxied, else TCP; then TLS for https.
-    let connector =
-        ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
-            .chain(TlsConnector::new(tls));
+    let guard = Arc::new(Guard {
+        allow_private: config.allow_private_targets,
+        proxy_host: proxy.filter(|_| proxy_exempt).map(|p| p.host()),
+    });
+    // ureq's default chain without SOCKS, with Herald's TCP (`transport.rs`) and TLS
+    // (`tls.rs`): a CONNECT tunnel when proxied, else TCP; then TLS for https.
+    let connector = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(GuardedTcp {
+            guard: guard.clone(),
+        })
+        .chain(TlsConnector::new(tls));
     Agent::with_parts(
         ureq_config,
         connector,
         GuardedResolver {
             inner: DefaultResolver::default(),
-            allow_private: config.allow_private_targets,
-            proxy_host: proxy.filter(|_| proxy_exempt).map(|p| p.host()),
+            guard,
+            defer: direct,
         },
     )
 }
@@ -241,6 +229,12 @@ pub fn post(
 }
 
 /// `post` with the method a transformation chose (`PUT` and `PATCH`; anything else POSTs).
+///
+/// What a request costs beyond ureq's own work is kept small: the content type is a static
+/// header value, the body is handed to ureq as the borrowed `&str` (ureq writes it straight
+/// into the connection's buffer: `transport.rs`), the answer's headers are copied only when
+/// the attempt failed (a success's are not kept), and its body is read into one buffer
+/// sized from its `Content-Length` and used as the `String` when it is UTF-8.
 pub fn send(
     agent: &Agent,
     method: &str,
@@ -255,7 +249,7 @@ pub fn send(
         "PATCH" => agent.patch(url),
         _ => agent.post(url),
     };
-    let mut request = request.header("content-type", "application/json");
+    let mut request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(timeout) = timeout {
         request = request.config().timeout_global(Some(timeout)).build();
     }
@@ -268,11 +262,14 @@ pub fn send(
         Ok(mut response) => {
             let status = response.status().as_u16();
             // Header values that are not visible ASCII are dropped, not lossily converted:
-            // the history shows what the receiver sent or nothing.
+            // the history shows what the receiver sent or nothing. Only a failure keeps
+            // them (`worker::send`), so a success copies none.
             let mut kept = serde_json::Map::new();
-            for (name, value) in response.headers() {
-                if let Ok(v) = value.to_str() {
-                    kept.insert(name.as_str().to_owned(), v.into());
+            if !(200..300).contains(&status) {
+                for (name, value) in response.headers() {
+                    if let Ok(v) = value.to_str() {
+                        kept.insert(name.as_str().to_owned(), v.into());
+                    }
                 }
             }
             let retry_after = response
@@ -280,21 +277,19 @@ pub fn send(
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(super::retry::parse_retry_after);
-            // A read error after the status still counts as a response (the status is what
-            // decides success); the error is kept beside it for the attempt page.
-            let mut buf = Vec::new();
-            let read = response
-                .body_mut()
-                .as_reader()
-                .take(RESPONSE_BODY_CAP as u64)
-                .read_to_end(&mut buf);
+            let length = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            let (body, read) = read_capped(response.body_mut().as_reader(), length);
             Response {
                 status: Some(status),
                 error: read
                     .err()
                     .map(|e| format!("reading the response failed: {e}")),
                 headers: kept,
-                body: Some(String::from_utf8_lossy(&buf).into_owned()),
+                body: Some(body),
                 retry_after,
                 duration: started.elapsed(),
             }
@@ -308,6 +303,30 @@ pub fn send(
             duration: started.elapsed(),
         },
     }
+}
+
+/// How much of an answer beyond `RESPONSE_BODY_CAP` is read and dropped so its connection
+/// can be used again (ureq pools a connection only once its body has been read to the
+/// end); past this the connection is closed instead.
+const DRAIN_CAP: u64 = 64 * 1024;
+
+/// The first `RESPONSE_BODY_CAP` bytes of a body, as text, and how reading went. A read
+/// error after the status still counts as a response (the status is what decides success);
+/// the error is kept beside it for the attempt page.
+fn read_capped(mut reader: impl Read, length: Option<usize>) -> (String, std::io::Result<()>) {
+    let mut buf = Vec::with_capacity(length.unwrap_or(512).min(RESPONSE_BODY_CAP));
+    let read = (&mut reader)
+        .take(RESPONSE_BODY_CAP as u64)
+        .read_to_end(&mut buf)
+        .map(drop);
+    if read.is_ok() && buf.len() == RESPONSE_BODY_CAP {
+        // More than is kept: read (up to a bound) to the end, so the connection is reused.
+        // What is dropped cannot fail the attempt: an error here only closes the connection.
+        let _ = std::io::copy(&mut reader.take(DRAIN_CAP), &mut std::io::sink());
+    }
+    let text = String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (text, read)
 }
 
 /// Plain wording for the transport failures an endpoint's owner meets most, as the
@@ -399,8 +418,11 @@ mod tests {
     fn the_proxy_is_exempt_and_proxied_targets_are_checked() {
         let resolver = GuardedResolver {
             inner: DefaultResolver::default(),
-            allow_private: false,
-            proxy_host: Some("127.0.0.1".into()),
+            guard: Arc::new(Guard {
+                allow_private: false,
+                proxy_host: Some("127.0.0.1".into()),
+            }),
+            defer: false,
         };
         let config = UreqConfig::default();
         let timeout = NextTimeout::default();

@@ -48,6 +48,7 @@ mod pruner;
 pub mod recorder;
 pub mod retry;
 mod tls;
+mod transport;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -286,13 +287,9 @@ impl Engine {
         }
         let mut threads = Vec::new();
         let busy = worker.busy.clone();
-        for n in 0..config.workers {
-            let ctx = worker.clone();
-            threads.push(spawn(&format!("herald-worker-{n}"), move || {
-                worker::run(ctx)
-            }));
-        }
-        drop(worker); // the recorder ends once every worker's sender is gone
+        // A few workers now, the rest as deliveries need them (`worker::Crew`). The crew
+        // holds the workers' context, so the recorder ends once every worker has gone.
+        drop(worker::Crew::start(worker, config.workers));
         let (recorder_done, recorded) = mpsc::channel();
         threads.push(spawn("herald-recorder", move || {
             let _critical = Critical::new("recorder");

@@ -8,7 +8,7 @@
 //! between; if the process dies first, it is sent again after the restart.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use base64::engine::general_purpose::STANDARD;
@@ -61,16 +61,76 @@ impl WorkerContext {
     }
 }
 
+/// Workers started when the engine starts; the rest (up to `workers`) as deliveries need
+/// them. An idle Herald thus runs a few worker threads, not 64: each thread's stack, its
+/// thread-local allocator cache and the arena it may pin are resident memory (README:
+/// Performance, idle RSS), and a worker that has never sent anything holds them for nothing.
+/// A started worker stays (a burst that needed it is likely to come again).
+pub const FIRST_WORKERS: usize = 4;
+
+/// The worker threads of one engine: how many there are and how many wait for work.
+pub struct Crew {
+    ctx: WorkerContext,
+    max: usize,
+    started: AtomicUsize,
+    /// Workers waiting in `Board::next`.
+    idle: AtomicUsize,
+}
+
+impl Crew {
+    /// Starts the first workers (all of them when `max` is that small).
+    pub fn start(ctx: WorkerContext, max: usize) -> Arc<Crew> {
+        let crew = Arc::new(Crew {
+            ctx,
+            max: max.max(1),
+            started: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+        });
+        for _ in 0..FIRST_WORKERS.min(crew.max) {
+            crew.clone().spawn_one();
+        }
+        crew
+    }
+
+    /// One more worker, unless all `max` run.
+    fn spawn_one(self: Arc<Crew>) {
+        let Ok(n) = self
+            .started
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+        else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("herald-worker-{n}"))
+            .spawn(move || run(self));
+        if let Err(e) = spawned {
+            // The running workers carry on; the next busy moment tries again.
+            tracing::warn!(error = %e, "a worker thread could not be started");
+        }
+    }
+}
+
 /// A worker's life: waits on the board for a ready delivery until the board stops (at
-/// shutdown), and sends its endpoint's deliveries one after another.
-pub fn run(ctx: WorkerContext) {
-    while let Some(mut delivery) = ctx.board.next() {
+/// shutdown), and sends its endpoint's deliveries one after another. The worker that takes
+/// the last idle place starts another (up to `workers`), so a burst finds one waiting.
+fn run(crew: Arc<Crew>) {
+    let ctx = &crew.ctx;
+    loop {
+        crew.idle.fetch_add(1, Ordering::AcqRel);
+        let next = ctx.board.next();
+        let idle_left = crew.idle.fetch_sub(1, Ordering::AcqRel) - 1;
+        let Some(mut delivery) = next else { break };
+        if idle_left == 0 {
+            crew.clone().spawn_one();
+        }
         // Counted while the worker owns a delivery, so shutdown can wait for requests
         // already on the wire instead of cutting them off mid-send.
         let _at_work = ctx.busy.enter();
         loop {
             ctx.stats.metrics.attempt_started();
-            let record = attempt(&ctx, &delivery);
+            let record = attempt(ctx, &delivery);
             count(&ctx.stats, &record);
             ctx.stats.metrics.attempt(&delivery, &record);
             let (gone, record_backoff) = (record.gone, record.backoff_until);
@@ -287,7 +347,10 @@ fn send(ctx: &WorkerContext, d: &Claimed, traceparent: Option<&str>) -> AttemptR
         delivery_id: d.delivery_id,
         endpoint_id: d.endpoint_id,
         started_at,
-        duration_ms: response.duration.as_millis() as i64,
+        // Rounded up: an answer over loopback comes in well under a millisecond now, and
+        // an attempt that was made took some time (the duration histogram and the attempt
+        // page would show 0 otherwise); one never sent stays at 0.
+        duration_ms: response.duration.as_micros().div_ceil(1000) as i64,
         status_code: status,
         error,
         // A success keeps a short excerpt of the answer; a failure keeps what a person needs
