@@ -50,8 +50,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The handlers: the JSON API and the admin and portal pages, side by side.
     ("handlers", &["api", "pages"]),
     // What wires it all: `run` (lib.rs), the CLI's commands (`herald listen`, a client of
-    // the API over HTTP, among them) and the binary.
-    ("binary", &["lib", "cli", "listen", "main"]),
+    // the API over HTTP, among them), the binary and its process settings (`memory`).
+    ("binary", &["lib", "cli", "listen", "main", "memory"]),
 ];
 
 /// Modules of one layer that must not import each other.
