@@ -124,9 +124,23 @@ fn a_dead_receiver_gets_only_probes_once_the_circuit_is_open() {
         "{} requests in 6 s of an open circuit",
         probes.len()
     );
+    let first = got.first().map(|r| r.at);
+    let seen: Vec<String> = got
+        .iter()
+        .map(|r| {
+            format!(
+                "{} at {:?}",
+                r.headers.get("webhook-id").cloned().unwrap_or_default(),
+                r.at.duration_since(first.unwrap())
+            )
+        })
+        .collect();
     for pair in probes.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(gap >= Duration::from_millis(1_500), "probes {gap:?} apart");
+        assert!(
+            gap >= Duration::from_millis(1_500),
+            "probes {gap:?} apart; all: {seen:#?}"
+        );
     }
     // It opened once (what the half-failing test counts), and said so.
     let ops = receiver.on_path("/ops");

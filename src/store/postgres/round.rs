@@ -71,7 +71,7 @@ pub fn claim(
         match pick.take {
             Take::Due(n) => picks.push((pick.endpoint, n as i64, req.now)),
             // A probe takes the endpoint's next pending delivery, due or not.
-            Take::Next => picks.push((pick.endpoint, 1, i64::MAX)),
+            Take::Next => picks.push((pick.endpoint, 1, PROBE)),
             Take::Head => heads.push(pick.endpoint),
         }
     }
@@ -228,8 +228,17 @@ fn lock_and_count(
 /// heartbeat stale.
 const FREE: &str = "(d.lease_until IS NULL OR d.lease_until <= $3 OR d.lease_owner <> ALL($5))";
 
+/// The `until` of a probe's pick: the endpoint's next pending delivery, due or not.
+const PROBE: i64 = i64::MAX;
+
 /// Leases up to `take` of each endpoint's pending deliveries due by `until`, oldest due
 /// first, that no live lease holds: one statement for every endpoint of the round.
+///
+/// A probe's pick (`PROBE`) is checked again here: the round's statements each see what
+/// was committed when they began (READ COMMITTED), so `due_endpoints` may have read the
+/// circuit's probe as due just before the last probe's record committed (pushing the next
+/// probe back) and `lock_and_count` that probe's lease as gone just after: a second probe
+/// at once. This statement begins after both, so it sees that record's new probe time.
 fn claim_picks(
     tx: &mut Transaction<'_>,
     (replica, live): (&str, &[String]),
@@ -252,6 +261,9 @@ fn claim_picks(
                  WHERE d.endpoint_id = t.endpoint AND d.status = 'pending'
                    AND d.next_attempt_at <= t.until
                    AND (d.lease_until IS NULL OR d.lease_until <= $6 OR d.lease_owner <> ALL($7))
+                   AND (t.until <> $8 OR NOT EXISTS (
+                       SELECT 1 FROM endpoints p WHERE p.id = t.endpoint
+                          AND p.circuit_opened_at IS NOT NULL AND p.circuit_next_probe > $6))
                  ORDER BY d.next_attempt_at, d.id LIMIT t.take
                  FOR UPDATE SKIP LOCKED) pick)
          RETURNING id",
@@ -263,6 +275,7 @@ fn claim_picks(
             (&lease_until, Type::INT8),
             (&now, Type::INT8),
             (&live, Type::TEXT_ARRAY),
+            (&PROBE, Type::INT8),
         ],
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
