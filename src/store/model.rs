@@ -314,6 +314,19 @@ pub enum Verdict {
     Unsent,
 }
 
+impl Verdict {
+    /// The delivery's status after this verdict, and when it is next due (a retry only):
+    /// what both backends' recorders write.
+    pub fn outcome(self) -> (&'static str, Option<i64>) {
+        match self {
+            Verdict::Succeeded => ("succeeded", None),
+            Verdict::RetryAt(at) => ("pending", Some(at)),
+            Verdict::Failed | Verdict::Unsent => ("failed", None),
+            Verdict::Cancelled => ("cancelled", None),
+        }
+    }
+}
+
 /// One finished attempt, ready to be written.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {

@@ -232,13 +232,7 @@ fn write_attempts(
         Vec::with_capacity(n),
     );
     for r in round {
-        let (status, next) = match r.verdict {
-            Verdict::Succeeded => ("succeeded", None),
-            Verdict::RetryAt(at) => ("pending", Some(at)),
-            Verdict::Failed => ("failed", None),
-            Verdict::Cancelled => ("cancelled", None),
-            Verdict::Unsent => ("failed", None),
-        };
+        let (status, next) = r.verdict.outcome();
         ids.push(r.delivery_id);
         statuses.push(status);
         nexts.push(next);

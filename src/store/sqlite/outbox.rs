@@ -142,13 +142,7 @@ pub fn record(
     let mut rollup = Rollup::default();
     let mut known: HashMap<i64, Option<EndpointHealth>> = HashMap::new();
     for r in records {
-        let (status, next) = match r.verdict {
-            Verdict::Succeeded => ("succeeded", None),
-            Verdict::RetryAt(at) => ("pending", Some(at)),
-            Verdict::Failed => ("failed", None),
-            Verdict::Cancelled => ("cancelled", None),
-            Verdict::Unsent => ("failed", None),
-        };
+        let (status, next) = r.verdict.outcome();
         let succeeded = r.verdict == Verdict::Succeeded;
         let headers = r.response_headers.as_ref().map(|h| json!(h).to_string());
         let written: Option<(i64, i64)> = update
