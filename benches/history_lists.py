@@ -10,11 +10,20 @@ recorder writes them, and the hourly rollups beside them) (straight into the fil
 this long is made in seconds), starts Herald on it again and times each request on a
 keep-alive connection, best of 7, client side (the request over loopback included). The history ends now, 100 ms apart, so the
 admin overview's 24-hour and 7-day charts span most of it.
-Only loopback is used; the endpoints' URLs are never called (nothing is pending).
+
+Then publish -> arrival over that history: a third endpoint on a receiver this script
+runs (Python's threading HTTP server, keep-alive), single publishes at 200 and at 1,000
+events/s from one keep-alive client, each event's latency from just before its publish
+request to its arrival at the receiver (p50, p99, max; the receiver's own parsing
+included).
+Only loopback is used; the two history endpoints' URLs are never called (they subscribe
+to `order.*`, and nothing of theirs is pending).
 """
 
 import http.client
+import http.server
 import json
+import threading
 import os
 import re
 import sqlite3
@@ -79,7 +88,7 @@ def main():
     p = start(binary, db)
     c = http.client.HTTPConnection("127.0.0.1", PORT)
     for _ in range(2):
-        status, _ = call(c, "POST", "/api/v1/webhooks", {"url": "https://example.com/h", "events": ["*"]})
+        status, _ = call(c, "POST", "/api/v1/webhooks", {"url": "https://example.com/h", "events": ["order.*"]})
         assert status == 201, status
     p.terminate()
     p.wait()
@@ -158,8 +167,62 @@ def main():
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         print(f"{label:<42} {times[0]:>8.2f} ms {times[3]:>7.2f} ms  {status}")
+    arrivals(c)
     p.terminate()
     p.wait()
+
+
+def arrivals(c):
+    """Publish -> arrival at 200 and 1,000 events/s on the history (module comment)."""
+    arrived = {}
+    lock = threading.Lock()
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            at = time.perf_counter()
+            k = int(re.search(rb'"k":\s*(\d+)', body).group(1))
+            with lock:
+                arrived[k] = at
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/arrive"
+    status, _ = call(c, "POST", "/api/v1/webhooks", {"url": url, "events": ["probe.*"]})
+    assert status == 201, status
+    k = 0
+    for rate, count in ((200, 600), (1000, 1500)):
+        sent = {}
+        start = time.perf_counter()
+        for j in range(count):
+            due = start + j / rate
+            while time.perf_counter() < due:
+                time.sleep(max(0.0, min(0.0005, due - time.perf_counter())))
+            k += 1
+            sent[k] = time.perf_counter()
+            status, _ = call(c, "POST", "/api/v1/events", {"event": "probe.tick", "k": k})
+            assert status == 202, status
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            with lock:
+                if all(i in arrived for i in sent):
+                    break
+            time.sleep(0.05)
+        with lock:
+            lat = sorted((arrived[i] - sent[i]) * 1000 for i in sent if i in arrived)
+        missing = len(sent) - len(lat)
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"publish -> arrival at {rate:,} events/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+              f"max {lat[-1]:.2f} ms  [n={len(sent)}, {missing} not arrived]")
+    server.shutdown()
 
 
 if __name__ == "__main__":
