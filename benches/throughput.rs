@@ -1245,8 +1245,10 @@ impl Bench {
             me: stat_ticks("/proc/self/stat").map_or(0, |(_, u, s)| u + s),
             gen: 0,
             recv: 0,
-            roles: herald_roles(herald.pid, self.hz),
+            roles: Default::default(),
+            waited: 0,
         };
+        (s.roles, s.waited) = herald_roles(herald.pid, self.hz);
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
             let Ok(task) = task else { continue };
             let Some((comm, user, sys)) = stat_ticks(&format!("{}/stat", task.path().display()))
@@ -1435,6 +1437,9 @@ struct Snapshot {
     recv: u64,
     /// Herald's CPU ns per thread role (the thread name without its number).
     roles: std::collections::BTreeMap<String, u64>,
+    /// The ns Herald's threads spent runnable but waiting for a CPU (schedstat's second
+    /// field: the run queue).
+    waited: u64,
 }
 
 /// Herald's CPU per thread role, in nanoseconds: `herald-worker-12` counts as
@@ -1442,8 +1447,10 @@ struct Snapshot {
 /// quotes for what limits a figure. Read from `/proc/<pid>/task/*/schedstat` (time on CPU
 /// in ns): the clock ticks of `stat` would round each of 64 workers' share down to 10 ms.
 /// A thread's `stat` gives its name; where `schedstat` is missing its ticks stand in.
-fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
+/// Also returns the ns all of them waited in the run queue.
+fn herald_roles(pid: u32, hz: f64) -> (std::collections::BTreeMap<String, u64>, u64) {
     let mut roles = std::collections::BTreeMap::new();
+    let mut waited = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
@@ -1453,10 +1460,13 @@ fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
         let Some((comm, user, sys)) = stat_ticks(&format!("{dir}/stat")) else {
             continue;
         };
-        let ns = std::fs::read_to_string(format!("{dir}/schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        let schedstat = std::fs::read_to_string(format!("{dir}/schedstat")).unwrap_or_default();
+        let mut fields = schedstat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let ns = fields
+            .next()
+            .flatten()
             .unwrap_or(((user + sys) as f64 * 1e9 / hz) as u64);
+        waited += fields.next().flatten().unwrap_or(0);
         let role = comm
             .split('|')
             .next()
@@ -1465,7 +1475,7 @@ fn herald_roles(pid: u32, hz: f64) -> std::collections::BTreeMap<String, u64> {
             .to_string();
         *roles.entry(role).or_default() += ns;
     }
-    roles
+    (roles, waited)
 }
 
 impl Snapshot {
@@ -1487,6 +1497,7 @@ impl Snapshot {
                 })
                 .filter(|(_, s)| *s > 0.0)
                 .collect(),
+            waited: self.waited.saturating_sub(before.waited) as f64 / 1e9,
         }
     }
 }
@@ -1502,6 +1513,8 @@ struct Usage {
     gen: f64,
     recv: f64,
     roles: Vec<(String, f64)>,
+    /// Seconds Herald's threads spent runnable, waiting for a CPU.
+    waited: f64,
 }
 
 impl Usage {
@@ -1541,6 +1554,12 @@ impl Usage {
              process's CPU): {}",
             100.0 * threads / self.herald.max(1e-9),
             roles.join(", ")
+        );
+        println!(
+            "  Herald's threads waited for a CPU (run queue, schedstat) {:.0} µs per {unit}, \
+             {:.2} threads on average",
+            self.waited * 1e6 / events.max(1) as f64,
+            self.waited / self.wall.max(1e-9)
         );
         println!(
             "  bench CPU {:.2} cores (generator {:.2}, receiver {:.2}; a thread near 1.00 is saturated)",
